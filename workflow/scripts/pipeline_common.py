@@ -1,0 +1,92 @@
+"""Helpers shared by every rule script: input errors, logging, atomic outputs.
+
+Scripts are run by Snakemake's ``script:`` directive; ``workflow/rules/common.smk``
+puts this folder on PYTHONPATH so they can import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+class InputError(Exception):
+    """Bad input detected before any model is fitted.
+
+    The message must name the file, the place (sample, gene, column, line)
+    and what was expected; it is shown to the user as is.
+    """
+
+
+def format_list(items, limit: int = 10) -> str:
+    """'a, b, c' for short lists, 'a, b, ... (and 12 more)' for long ones."""
+    items = [str(i) for i in items]
+    shown = ", ".join(items[:limit])
+    if len(items) > limit:
+        shown += f", ... (and {len(items) - limit} more)"
+    return shown
+
+
+def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
+    """Log to the rule's log file (and stderr), with timestamps."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    return logging.getLogger("trd")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
+
+    A failed or interrupted step therefore never leaves a file that looks finished.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_table(df, path, **kwargs) -> None:
+    """Write a tab-separated table atomically (no index unless asked)."""
+    kwargs.setdefault("index", False)
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, sep="\t", **kwargs)
+
+
+def save_figure(fig, path, **kwargs) -> None:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    fmt = Path(path).suffix.lstrip(".")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=kwargs.pop("dpi", 110), bbox_inches="tight", **kwargs)
+    plt.close(fig)
+
+
+def run_script(main: Callable, smk) -> None:
+    """Run a rule's ``main(snakemake)``; turn an InputError into one clear message and exit 1."""
+    log = setup_logging(smk.log[0] if smk.log else None)
+    try:
+        main(smk)
+    except InputError as err:
+        log.error("%s", err)
+        sys.exit(1)
