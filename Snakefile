@@ -1,0 +1,29 @@
+# TRD-vs-responder differential expression of blood transcriptomes.
+# Data flow and choices: ../shared/DESIGN.md (summarised in README.md).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/qc.smk"
+include: "workflow/rules/diffexp.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/qc/qc_metrics.tsv",
+        "results/filter/cohort.h5ad",
+        "results/vst/vst.h5ad",
+        expand("results/de/{contrast}/deseq2_results.tsv", contrast=CONTRASTS),
+        expand("results/de/{contrast}/volcano.png", contrast=CONTRASTS),
+        expand("results/de/{contrast}/ma.png", contrast=CONTRASTS),
+        "results/report/report.html",
+    default_target: True

@@ -1,0 +1,61 @@
+import gzip
+import os
+from functools import lru_cache
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+CONTRASTS = list(config["contrasts"])
+SCRIPTS_DIR = os.path.join(workflow.basedir, "workflow", "scripts")
+
+# Rule scripts import their shared helpers (pipeline_common, ...) from workflow/scripts;
+# Snakemake runs a copy of each script from .snakemake/, so the folder goes on PYTHONPATH.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SCRIPTS_DIR, os.environ.get("PYTHONPATH")) if p
+)
+
+
+wildcard_constraints:
+    contrast="|".join(CONTRASTS),
+
+
+def _count_lines(path):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", errors="replace") as handle:
+        return sum(1 for _ in handle)
+
+
+@lru_cache
+def cohort_size():
+    """(samples, genes) of the configured cohort, for the resources a job asks for.
+
+    Read cheaply from the sample sheet and the count matrix; when they cannot be
+    read the ingest rule reports why, so here we fall back to an everyday cohort.
+    """
+    try:
+        n_samples = _count_lines(config["samples"]) - 1
+        n_genes = _count_lines(config["counts"]) - 1
+    except OSError:
+        return 300, 20000
+    return max(n_samples, 1), max(n_genes, 1)
+
+
+def cells_millions():
+    n_samples, n_genes = cohort_size()
+    return n_samples * n_genes / 1e6
+
+
+def mem_mb(base, per_million_cells):
+    """Memory request: base + per-million-cells slope (counts are samples x genes), doubled on each retry."""
+
+    def request(wildcards, attempt):
+        return int((base + per_million_cells * cells_millions()) * attempt)
+
+    return request
+
+
+def runtime_min(base, per_million_cells):
+    """Runtime request in minutes: base + slope per million matrix cells."""
+    return int(base + per_million_cells * cells_millions())

@@ -1,0 +1,53 @@
+rule deseq2:
+    input:
+        h5ad="results/filter/cohort.h5ad",
+    output:
+        table=report(
+            "results/de/{contrast}/deseq2_results.tsv",
+            caption="../report/deseq2_results.rst",
+            category="Differential expression",
+            subcategory="{contrast}",
+        ),
+        model="results/de/{contrast}/model.tsv",
+        volcano=report(
+            "results/de/{contrast}/volcano.png",
+            caption="../report/volcano.rst",
+            category="Differential expression",
+            subcategory="{contrast}",
+        ),
+        ma=report(
+            "results/de/{contrast}/ma.png",
+            caption="../report/ma.rst",
+            category="Differential expression",
+            subcategory="{contrast}",
+        ),
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        deseq2=config["deseq2"],
+    threads: 2
+    resources:
+        # PyDESeq2 keeps ~10 float64 samples x genes matrices (counts, mu, Cook's, hat values, ...)
+        mem_mb=mem_mb(1500, 100),
+        runtime=runtime_min(10, 4),
+    log:
+        "logs/deseq2/{contrast}.log",
+    script:
+        "../scripts/deseq2.py"
+
+
+rule vst:
+    input:
+        h5ad="results/filter/cohort.h5ad",
+    output:
+        h5ad="results/vst/vst.h5ad",
+    params:
+        deseq2=config["deseq2"],
+    threads: 2
+    resources:
+        mem_mb=mem_mb(1000, 80),
+        runtime=runtime_min(5, 2),
+    log:
+        "logs/vst/vst.log",
+    script:
+        "../scripts/vst.py"

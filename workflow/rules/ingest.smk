@@ -1,0 +1,20 @@
+rule ingest:
+    input:
+        counts=config["counts"],
+        samples=config["samples"],
+        annotation=config["annotation"],
+    output:
+        h5ad="results/ingest/cohort.h5ad",
+    params:
+        design=config["design"],
+        contrasts=config["contrasts"],
+        counts_format=config["counts_format"],
+    threads: 1
+    resources:
+        # parsing text holds a few copies of the samples x genes matrix (~40 bytes a cell)
+        mem_mb=mem_mb(1000, 40),
+        runtime=runtime_min(5, 0.5),
+    log:
+        "logs/ingest/ingest.log",
+    script:
+        "../scripts/ingest.py"

@@ -1,0 +1,44 @@
+# Simulated cohorts with a known answer (the toy cohort is one; see resources/toy/README.md).
+# `snakemake --cores 2 simulate --config sim_samples=300 sim_genes=20000 sim_seed=1`
+# writes results/simulated/n300_g20000_seed1/.
+
+SIM_DIR = "results/simulated/n{n_samples}_g{n_genes}_seed{seed}"
+
+
+rule simulate:
+    input:
+        expand(
+            SIM_DIR + "/counts.tsv.gz",
+            n_samples=config["sim_samples"],
+            n_genes=config["sim_genes"],
+            seed=config["sim_seed"],
+        ),
+
+
+rule simulate_cohort:
+    input:
+        annotation=config["annotation"],
+        gene_sets=["resources/genesets/go_bp.gmt.gz", "resources/genesets/curated_trd.gmt"],
+    output:
+        counts=SIM_DIR + "/counts.tsv.gz",
+        samples=SIM_DIR + "/samples.tsv",
+        truth_genes=SIM_DIR + "/truth_genes.tsv",
+        truth_pathways=SIM_DIR + "/truth_pathways.tsv",
+        truth_hazards=SIM_DIR + "/truth_hazards.tsv",
+    params:
+        n_samples=lambda wc: int(wc.n_samples),
+        n_genes=lambda wc: int(wc.n_genes),
+        seed=lambda wc: int(wc.seed),
+        collections={
+            "GO_BP": "resources/genesets/go_bp.gmt.gz",
+            "curated_TRD": "resources/genesets/curated_trd.gmt",
+        },
+    threads: 1
+    resources:
+        # counts are drawn as float64 matrices of samples x genes (a few copies at once)
+        mem_mb=lambda wc, attempt: int((1000 + 60 * int(wc.n_samples) * int(wc.n_genes) / 1e6) * attempt),
+        runtime=lambda wc: int(5 + 2 * int(wc.n_samples) * int(wc.n_genes) / 1e6),
+    log:
+        "logs/simulate/n{n_samples}_g{n_genes}_seed{seed}.log",
+    script:
+        "../scripts/simulate_cohort.py"

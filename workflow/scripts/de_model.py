@@ -1,0 +1,72 @@
+"""The DESeq2 model as the pipeline fits it: metadata preparation, the dataset, VST.
+
+Shared by the deseq2, vst and qc scripts so that every step fits the same way.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from pydeseq2.dds import DeseqDataSet
+from pydeseq2.default_inference import DefaultInference
+
+from input_checks import design_variables
+
+
+def make_inference(n_cpus: int):
+    """The inference backend PyDESeq2 uses; threads come from the rule."""
+    return DefaultInference(n_cpus=n_cpus)
+
+
+def prepare_metadata(obs: pd.DataFrame, design: str, contrast: dict | None = None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Design columns ready to fit, and a table saying how each was coded.
+
+    Continuous covariates are centred and scaled (so the optimiser sees
+    comparable columns); categorical ones become categories with the contrast's
+    reference level first, so model coefficients read 'test vs reference'.
+    """
+    metadata = pd.DataFrame(index=obs.index)
+    rows = []
+    for variable in design_variables(design):
+        column = obs[variable]
+        if pd.api.types.is_numeric_dtype(column):
+            centre, scale = float(column.mean()), float(column.std(ddof=1))
+            scale = scale if scale > 0 else 1.0
+            metadata[variable] = (column - centre) / scale
+            rows.append((variable, "continuous", "", "", centre, scale))
+        else:
+            levels = sorted(column.astype(str).unique())
+            if contrast and variable == contrast["variable"]:
+                levels.remove(contrast["reference"])
+                levels.insert(0, contrast["reference"])
+            metadata[variable] = pd.Categorical(column.astype(str), categories=levels)
+            rows.append((variable, "categorical", ",".join(levels), levels[0], np.nan, np.nan))
+    coding = pd.DataFrame(rows, columns=["variable", "type", "levels", "reference", "centre", "scale"])
+    return metadata, coding
+
+
+def make_dataset(adata: ad.AnnData, design: str, settings: dict, n_cpus: int,
+                 contrast: dict | None = None) -> DeseqDataSet:
+    """A PyDESeq2 dataset of raw counts with the prepared design metadata."""
+    metadata, _ = prepare_metadata(adata.obs, design, contrast)
+    counts = pd.DataFrame(np.asarray(adata.X), index=adata.obs_names, columns=adata.var_names)
+    return DeseqDataSet(
+        counts=counts,
+        metadata=metadata,
+        design=design,
+        fit_type=settings.get("fit_type", "parametric"),
+        size_factors_fit_type=settings.get("size_factors_fit_type", "ratio"),
+        refit_cooks=settings.get("refit_cooks", True),
+        min_replicates=settings.get("min_replicates", 7),
+        inference=make_inference(n_cpus),
+        quiet=True,
+    )
+
+
+def variance_stabilise(adata: ad.AnnData, settings: dict, n_cpus: int) -> np.ndarray:
+    """Blind VST (design ~ 1, as DESeq2's vst(blind=TRUE)): samples x genes."""
+    dds = make_dataset(adata, "~ 1", settings, n_cpus)
+    dds.vst(use_design=False)
+    return np.asarray(dds.layers["vst_counts"])

@@ -1,0 +1,136 @@
+"""Differential expression of one contrast with PyDESeq2 (Wald test, BH-adjusted)."""
+
+from __future__ import annotations
+
+import logging
+
+import anndata as ad
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from pydeseq2.ds import DeseqStats  # noqa: E402
+
+from de_model import make_dataset, make_inference, prepare_metadata  # noqa: E402
+from pipeline_common import save_figure, write_table  # noqa: E402
+
+log = logging.getLogger("trd")
+
+RESULT_COLUMNS = ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj"]
+
+
+def shrink_coefficient(contrast: dict) -> str:
+    """Name of the design-matrix column of the contrast (formulaic treatment coding)."""
+    return f"{contrast['variable']}[T.{contrast['test']}]"
+
+
+def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int
+               ) -> pd.DataFrame:
+    """Fit the model and test the contrast; one row per gene, sorted by p-value."""
+    dds = make_dataset(adata, design, settings, n_cpus, contrast)
+    dds.deseq2()
+    stats = DeseqStats(
+        dds,
+        contrast=[contrast["variable"], contrast["test"], contrast["reference"]],
+        alpha=settings["alpha"],
+        cooks_filter=settings.get("cooks_filter", True),
+        independent_filter=settings.get("independent_filter", True),
+        inference=make_inference(n_cpus),
+        quiet=True,
+    )
+    stats.summary()
+    table = stats.results_df.copy()
+    if settings.get("lfc_shrink", False):
+        unshrunk = table["log2FoldChange"].copy()
+        stats.lfc_shrink(coeff=shrink_coefficient(contrast))
+        table["log2FoldChange_shrunk"] = stats.results_df["log2FoldChange"]
+        table["log2FoldChange"] = unshrunk
+    return results_table(table, adata.var)
+
+
+def results_table(table: pd.DataFrame, var: pd.DataFrame) -> pd.DataFrame:
+    """Add gene IDs and symbols first, sort by p-value (genes without one last, stable)."""
+    table = table.copy()
+    table.insert(0, "gene_id", table.index.astype(str))
+    table.insert(1, "gene_symbol", var.loc[table.index, "gene_symbol"].fillna("").to_numpy())
+    extra = [c for c in table.columns if c not in RESULT_COLUMNS]
+    table = table[RESULT_COLUMNS + extra]
+    return table.sort_values(["pvalue", "gene_id"], na_position="last", kind="mergesort").reset_index(drop=True)
+
+
+def count_calls(table: pd.DataFrame, alpha: float, thresholds: list[float]) -> pd.DataFrame:
+    """Genes up and down at padj < alpha, overall and beyond each |log2FC| threshold."""
+    significant = table["padj"] < alpha
+    rows = []
+    for threshold in [0.0, *thresholds]:
+        big = table["log2FoldChange"].abs() >= threshold
+        rows.append({
+            "alpha": alpha,
+            "min_abs_log2FC": threshold,
+            "up": int((significant & big & (table["log2FoldChange"] > 0)).sum()),
+            "down": int((significant & big & (table["log2FoldChange"] < 0)).sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def volcano_plot(table: pd.DataFrame, alpha: float, title: str, n_labels: int = 12):
+    fig, ax = plt.subplots(figsize=(6, 5))
+    tested = table.dropna(subset=["pvalue"])
+    significant = tested["padj"] < alpha
+    y = -np.log10(tested["pvalue"].clip(lower=1e-300))
+    ax.scatter(tested["log2FoldChange"][~significant], y[~significant], s=4, c="0.7", lw=0,
+               label="not significant")
+    colours = np.where(tested["log2FoldChange"][significant] > 0, "#c0392b", "#2471a3")
+    ax.scatter(tested["log2FoldChange"][significant], y[significant], s=6, c=colours, lw=0,
+               label=f"padj < {alpha}")
+    for _, row in tested.head(n_labels).iterrows():
+        ax.annotate(row["gene_symbol"] or row["gene_id"], (row["log2FoldChange"], -np.log10(max(row["pvalue"], 1e-300))),
+                    fontsize=7, xytext=(2, 2), textcoords="offset points")
+    ax.axvline(0, c="0.5", lw=0.5)
+    ax.set_xlabel("log2 fold change (positive = higher in test group)")
+    ax.set_ylabel("-log10 p-value")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return fig
+
+
+def ma_plot(table: pd.DataFrame, alpha: float, title: str):
+    fig, ax = plt.subplots(figsize=(6, 5))
+    tested = table[table["baseMean"] > 0]
+    significant = tested["padj"] < alpha
+    x = np.log10(tested["baseMean"])
+    ax.scatter(x[~significant], tested["log2FoldChange"][~significant], s=4, c="0.7", lw=0)
+    ax.scatter(x[significant], tested["log2FoldChange"][significant], s=6, c="#c0392b", lw=0,
+               label=f"padj < {alpha}")
+    ax.axhline(0, c="0.3", lw=0.6)
+    ax.set_xlabel("log10 mean of normalised counts")
+    ax.set_ylabel("log2 fold change")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    return fig
+
+
+def main(smk) -> None:
+    adata = ad.read_h5ad(smk.input.h5ad)
+    contrast, settings = dict(smk.params.contrast), dict(smk.params.deseq2)
+    name = smk.wildcards.contrast
+    log.info("contrast %s: %s = %s vs %s, design %s, alpha %s", name, contrast["variable"],
+             contrast["test"], contrast["reference"], smk.params.design, settings["alpha"])
+    log.info("samples used (%d): %s", adata.n_obs, ", ".join(adata.obs_names))
+    table = run_deseq2(adata, smk.params.design, contrast, settings, smk.threads)
+    calls = count_calls(table, settings["alpha"], settings.get("lfc_thresholds", []))
+    log.info("calls at padj < %s:\n%s", settings["alpha"], calls.to_string(index=False))
+    _, coding = prepare_metadata(adata.obs, smk.params.design, contrast)
+    title = f"{contrast['test']} vs {contrast['reference']}"
+    write_table(table, smk.output.table, float_format="%.8g")
+    write_table(coding, smk.output.model)
+    save_figure(volcano_plot(table, settings["alpha"], title), smk.output.volcano)
+    save_figure(ma_plot(table, settings["alpha"], title), smk.output.ma)
+
+
+if "snakemake" in globals():
+    from pipeline_common import run_script
+
+    run_script(main, snakemake)  # noqa: F821

@@ -1,0 +1,83 @@
+"""Filter: drop samples excluded by QC, then genes with too few counts (edgeR filterByExpr rule)."""
+
+from __future__ import annotations
+
+import logging
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from input_checks import check_full_rank, check_group_sizes
+from pipeline_common import atomic_output, write_table
+
+log = logging.getLogger("trd")
+
+
+def min_group_size(obs: pd.DataFrame, contrasts: dict) -> int:
+    """Size of the smallest group compared by any contrast (edgeR uses the smallest group)."""
+    sizes = []
+    for contrast in contrasts.values():
+        levels = obs[contrast["variable"]].astype(str).value_counts()
+        sizes += [int(levels.get(contrast["test"], 0)), int(levels.get(contrast["reference"], 0))]
+    return min(sizes)
+
+
+def expressed_genes(counts: np.ndarray, group_size: int, min_count: float = 10,
+                    min_total_count: float = 15, large_n: int = 10, min_prop: float = 0.7
+                    ) -> np.ndarray:
+    """Boolean mask of genes kept, as edgeR::filterByExpr computes it.
+
+    A gene is kept when its CPM reaches min_count / median library size (in
+    millions) in at least `n` samples, n being the smallest group size (for
+    large groups: large_n + (size - large_n) * min_prop), and its total count
+    reaches min_total_count. `counts` is samples x genes.
+    """
+    library_sizes = counts.sum(axis=1)
+    n = group_size if group_size <= large_n else large_n + (group_size - large_n) * min_prop
+    cpm_cutoff = min_count / np.median(library_sizes) * 1e6
+    cpm = counts / library_sizes[:, None] * 1e6
+    tolerance = 1e-14
+    enough_samples = (cpm >= cpm_cutoff).sum(axis=0) >= n - tolerance
+    return enough_samples & (counts.sum(axis=0) >= min_total_count - tolerance)
+
+
+def samples_to_keep(metrics: pd.DataFrame) -> pd.Index:
+    """Samples QC did not exclude (the `excluded` column of qc_metrics.tsv)."""
+    excluded = metrics["excluded"].astype(str).str.lower() == "true"
+    return metrics.index[~excluded]
+
+
+def filter_cohort(adata: ad.AnnData, metrics: pd.DataFrame, settings: dict, contrasts: dict,
+                  design: str, source: str) -> tuple[ad.AnnData, pd.DataFrame]:
+    keep_samples = samples_to_keep(metrics)
+    adata = adata[adata.obs_names.isin(keep_samples)].copy()
+    # Exclusions can leave a group too small or the design singular: stop before fitting.
+    check_group_sizes(adata.obs, contrasts, where=f"{source} after QC exclusion")
+    check_full_rank(adata.obs, design, f"{source} after QC exclusion")
+    counts = np.asarray(adata.X)
+    keep_genes = expressed_genes(counts, min_group_size(adata.obs, contrasts), **settings)
+    summary = pd.DataFrame({
+        "step": ["samples in", "samples excluded by QC", "samples kept",
+                 "genes in", "genes removed (low counts)", "genes kept"],
+        "n": [len(metrics), len(metrics) - adata.n_obs, adata.n_obs,
+              adata.n_vars, int((~keep_genes).sum()), int(keep_genes.sum())],
+    })
+    return adata[:, keep_genes].copy(), summary
+
+
+def main(smk) -> None:
+    adata = ad.read_h5ad(smk.input.h5ad)
+    metrics = pd.read_csv(smk.input.metrics, sep="\t", index_col="sample_id", dtype={"sample_id": str})
+    filtered, summary = filter_cohort(adata, metrics, dict(smk.params.filter), dict(smk.params.contrasts),
+                                      smk.params.design, smk.input.metrics)
+    log.info("filter summary:\n%s", summary.to_string(index=False))
+    with atomic_output(smk.output.h5ad) as tmp:
+        filtered.write_h5ad(tmp)
+    write_table(summary, smk.output.summary)
+
+
+if "snakemake" in globals():
+    from pipeline_common import run_script
+
+    run_script(main, snakemake)  # noqa: F821

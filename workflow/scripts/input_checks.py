@@ -1,0 +1,160 @@
+"""Checks of the sample sheet, the counts and the design, run before any model is fitted.
+
+Each failure raises InputError with one message naming the file, the place
+(sample, gene, column) and what was expected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+
+from pipeline_common import InputError, format_list
+
+
+def check_counts(counts: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Counts must be unique genes x unique samples of non-negative whole numbers; returns int64."""
+    _check_unique(counts.index, "gene ID", source)
+    _check_unique(counts.columns, "sample ID", source)
+    numeric = counts.apply(pd.to_numeric, errors="coerce")
+    _check_cells(numeric.isna() & counts.notna(), counts, source, "is not a number")
+    _check_cells(counts.isna(), counts, source, "is missing; expected a count")
+    values = numeric.to_numpy(dtype=float)
+    _check_cells(pd.DataFrame(values < 0, counts.index, counts.columns), counts, source,
+                 "is negative; expected a count >= 0")
+    _check_cells(pd.DataFrame(values != np.round(values), counts.index, counts.columns), counts,
+                 source, "is not a whole number; expected raw counts (not normalised values)")
+    return numeric.astype(np.int64)
+
+
+def _check_unique(labels: pd.Index, what: str, source: str) -> None:
+    duplicated = labels[labels.duplicated()].unique()
+    if len(duplicated):
+        raise InputError(f"{source}: duplicated {what}s: {format_list(duplicated)}; each must appear once.")
+
+
+def _check_cells(bad: pd.DataFrame, counts: pd.DataFrame, source: str, problem: str) -> None:
+    """Raise naming the first offending cell and how many there are."""
+    mask = bad.to_numpy()
+    if not mask.any():
+        return
+    gene_pos, sample_pos = np.argwhere(mask)[0]
+    value = counts.iat[gene_pos, sample_pos]
+    total = int(mask.sum())
+    more = f" ({total} such values in all)" if total > 1 else ""
+    raise InputError(
+        f"{source}: the count of gene {counts.index[gene_pos]} in sample "
+        f"{counts.columns[sample_pos]} ({value!r}) {problem}{more}."
+    )
+
+
+def match_samples(counts: pd.DataFrame, sheet: pd.DataFrame, counts_source: str,
+                  sheet_source: str) -> pd.DataFrame:
+    """Counts with columns in sample-sheet order; every sample must be in both files."""
+    missing = [s for s in sheet.index if s not in counts.columns]
+    extra = [s for s in counts.columns if s not in sheet.index]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} sample(s) of the sample sheet {sheet_source} are not "
+                        f"in the counts {counts_source}: {format_list(missing)}")
+    if extra:
+        problems.append(f"{len(extra)} sample(s) of the counts {counts_source} are not in the "
+                        f"sample sheet {sheet_source}: {format_list(extra)}")
+    if problems:
+        raise InputError("; ".join(problems) + ".")
+    return counts.loc[:, sheet.index]
+
+
+def design_variables(design: str) -> list[str]:
+    """Variables named in a formula such as '~ site + sex + age + group'."""
+    rhs = design.split("~", 1)[1]
+    names = []
+    for term in rhs.replace("*", "+").replace(":", "+").split("+"):
+        term = term.strip()
+        if term and term not in ("1", "0"):
+            names.append(term)
+    return list(dict.fromkeys(names))
+
+
+def check_design(sheet: pd.DataFrame, design: str, contrasts: dict, sheet_source: str) -> None:
+    """The design's variables exist without missing values, contrasts name real levels, full rank."""
+    variables = design_variables(design)
+    absent = [v for v in variables if v not in sheet.columns]
+    if absent:
+        raise InputError(
+            f"{sheet_source}: design '{design}' uses column(s) {format_list(absent)} that the sample "
+            f"sheet does not have; its columns are {format_list(sheet.columns, 30)}."
+        )
+    for variable in variables:
+        empty = sheet.index[sheet[variable].isna()]
+        if len(empty):
+            raise InputError(
+                f"{sheet_source}: column '{variable}' of the design has no value for sample(s) "
+                f"{format_list(empty)}; every sample needs one."
+            )
+    for name, contrast in contrasts.items():
+        check_contrast(sheet, name, contrast, variables, sheet_source)
+    check_full_rank(sheet, design, sheet_source)
+
+
+def check_contrast(sheet: pd.DataFrame, name: str, contrast: dict, variables: list[str],
+                   sheet_source: str) -> None:
+    variable, test, reference = contrast["variable"], contrast["test"], contrast["reference"]
+    if variable not in variables:
+        raise InputError(f"contrast '{name}': variable '{variable}' is not in the design "
+                         f"({format_list(variables)}).")
+    if test == reference:
+        raise InputError(f"contrast '{name}': the test level and the reference level are both "
+                         f"'{test}'; they must differ.")
+    levels = sorted(sheet[variable].astype(str).unique())
+    for role, level in (("test", test), ("reference", reference)):
+        if level not in levels:
+            raise InputError(
+                f"{sheet_source}: contrast '{name}': {role} level '{level}' does not occur in column "
+                f"'{variable}'; its levels are {format_list(levels)}."
+            )
+
+
+def check_full_rank(sheet: pd.DataFrame, design: str, sheet_source: str) -> None:
+    """The model matrix must have full column rank; name the columns that are linear combinations."""
+    matrix = model_matrix(design, sheet)
+    values = np.asarray(matrix, dtype=float)
+    rank = np.linalg.matrix_rank(values)
+    if rank == values.shape[1]:
+        return
+    dependent = _dependent_columns(values)
+    names = [matrix.columns[i] for i in dependent]
+    raise InputError(
+        f"{sheet_source}: the design '{design}' is not full rank (rank {rank} < {values.shape[1]} "
+        f"columns): {format_list(names)} can be written as combinations of the other columns, "
+        f"e.g. a covariate completely confounded with another. Remove or merge one of them."
+    )
+
+
+def _dependent_columns(values: np.ndarray) -> list[int]:
+    """Columns that add no rank when added left to right, plus the columns they depend on."""
+    kept, dependent = [], []
+    for j in range(values.shape[1]):
+        if np.linalg.matrix_rank(values[:, kept + [j]]) > len(kept):
+            kept.append(j)
+        else:
+            dependent.append(j)
+    involved = set(dependent)
+    for j in dependent:
+        coef, *_ = np.linalg.lstsq(values[:, kept], values[:, j], rcond=None)
+        involved.update(k for k, c in zip(kept, coef) if abs(c) > 1e-8)
+    return sorted(involved)
+
+
+def check_group_sizes(sheet: pd.DataFrame, contrasts: dict, where: str, minimum: int = 2) -> None:
+    """Each level compared by a contrast needs at least `minimum` samples."""
+    for name, contrast in contrasts.items():
+        sizes = sheet[contrast["variable"]].astype(str).value_counts()
+        for level in (contrast["test"], contrast["reference"]):
+            n = int(sizes.get(level, 0))
+            if n < minimum:
+                raise InputError(
+                    f"{where}: contrast '{name}' has {n} sample(s) with {contrast['variable']} = "
+                    f"'{level}'; at least {minimum} are needed."
+                )
