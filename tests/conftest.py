@@ -1,0 +1,50 @@
+"""Shared fixtures: a copy of the workflow in a temporary directory, and one toy run per session."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ("Snakefile", "config", "workflow", "resources", "profiles")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The workflow's files (no results) copied to dest, as a user's fresh checkout would be."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, dest / part)
+    return dest
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900
+                  ) -> subprocess.CompletedProcess:
+    """Run `snakemake` with this interpreter in workdir; on failure show its output."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir),
+           "--snakefile", str(workdir / "Snakefile"), *args]
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory) -> Path:
+    """The whole workflow run once on the bundled toy cohort; returns its directory."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("toy_run"))
+    run_snakemake(workdir)
+    return workdir
+
+
+@pytest.fixture
+def workflow_copy(tmp_path) -> Path:
+    """A fresh copy of the workflow for a test that changes config or inputs."""
+    return copy_workflow(tmp_path / "wf")

@@ -1,0 +1,170 @@
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from count_readers import read_count_matrix, read_sample_sheet
+from input_checks import (
+    check_counts,
+    check_design,
+    check_group_sizes,
+    design_variables,
+    match_samples,
+)
+from pipeline_common import InputError
+
+
+def sheet(n_per_group=4):
+    n = 2 * n_per_group
+    return pd.DataFrame(
+        {
+            "group": ["TRD", "responder"] * n_per_group,
+            "site": ["A", "A", "B", "B"] * (n // 4),
+            "age": np.arange(30, 30 + n, dtype=float),
+        },
+        index=pd.Index([f"S{i}" for i in range(n)], name="sample_id"),
+    )
+
+
+CONTRAST = {"c": {"variable": "group", "test": "TRD", "reference": "responder"}}
+
+
+def test_design_variables_parses_terms():
+    assert design_variables("~ site + sex + age + group") == ["site", "sex", "age", "group"]
+    assert design_variables("~1") == []
+
+
+def test_counts_become_int64():
+    counts = pd.DataFrame({"S1": ["1", "2"], "S2": ["0", "5.0"]}, index=["g1", "g2"])
+    checked = check_counts(counts, "c.tsv")
+    assert checked.dtypes.unique().tolist() == [np.dtype("int64")]
+    assert checked.loc["g2", "S2"] == 5
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("-1", "c.tsv: the count of gene g2 in sample S2 ('-1') is negative; expected a count >= 0."),
+        ("2.5", "c.tsv: the count of gene g2 in sample S2 ('2.5') is not a whole number; expected raw counts (not normalised values)."),
+        ("abc", "c.tsv: the count of gene g2 in sample S2 ('abc') is not a number."),
+        (None, "c.tsv: the count of gene g2 in sample S2 (None) is missing; expected a count."),
+    ],
+)
+def test_bad_count_is_named(value, message):
+    counts = pd.DataFrame({"S1": ["1", "2"], "S2": ["0", value]}, index=["g1", "g2"])
+    with pytest.raises(InputError) as err:
+        check_counts(counts, "c.tsv")
+    assert str(err.value) == message
+
+
+def test_duplicated_gene_ids():
+    counts = pd.DataFrame({"S1": [1, 2, 3]}, index=["g1", "g2", "g1"])
+    with pytest.raises(InputError, match=r"^c.tsv: duplicated gene IDs: g1; each must appear once.$"):
+        check_counts(counts, "c.tsv")
+
+
+def test_samples_matched_whatever_the_order():
+    counts = pd.DataFrame(np.arange(16).reshape(2, 8), columns=[f"S{i}" for i in range(8)][::-1])
+    matched = match_samples(counts, sheet(), "c.tsv", "s.tsv")
+    assert list(matched.columns) == list(sheet().index)
+    assert matched.loc[0, "S0"] == 7
+
+
+def test_missing_and_extra_samples_listed_with_count():
+    extra = [f"X{i}" for i in range(12)]
+    counts = pd.DataFrame(0, index=["g"], columns=[f"S{i}" for i in range(7)] + extra)
+    with pytest.raises(InputError) as err:
+        match_samples(counts, sheet(), "c.tsv", "s.tsv")
+    assert str(err.value) == (
+        "1 sample(s) of the sample sheet s.tsv are not in the counts c.tsv: S7; "
+        "12 sample(s) of the counts c.tsv are not in the sample sheet s.tsv: "
+        "X0, X1, X2, X3, X4, X5, X6, X7, X8, X9, ... (and 2 more)."
+    )
+
+
+def test_design_variable_missing_from_sheet():
+    with pytest.raises(InputError, match=r"design '~ sex \+ group' uses column\(s\) sex that the sample sheet does not have"):
+        check_design(sheet(), "~ sex + group", CONTRAST, "s.tsv")
+
+
+def test_missing_value_in_design_variable():
+    s = sheet()
+    s.loc["S3", "age"] = np.nan
+    with pytest.raises(InputError, match=r"^s.tsv: column 'age' of the design has no value for sample\(s\) S3"):
+        check_design(s, "~ age + group", CONTRAST, "s.tsv")
+
+
+def test_contrast_level_absent():
+    bad = {"c": {"variable": "group", "test": "TRD", "reference": "placebo"}}
+    with pytest.raises(InputError) as err:
+        check_design(sheet(), "~ group", bad, "s.tsv")
+    assert str(err.value) == ("s.tsv: contrast 'c': reference level 'placebo' does not occur in column "
+                              "'group'; its levels are TRD, responder.")
+
+
+def test_reference_equal_to_test():
+    bad = {"c": {"variable": "group", "test": "TRD", "reference": "TRD"}}
+    with pytest.raises(InputError, match="the test level and the reference level are both 'TRD'"):
+        check_design(sheet(), "~ group", bad, "s.tsv")
+
+
+def test_design_not_full_rank_names_columns():
+    s = sheet()
+    s["site"] = np.where(s["group"] == "TRD", "A", "B")  # site completely confounded with group
+    with pytest.raises(InputError) as err:
+        check_design(s, "~ site + group", CONTRAST, "s.tsv")
+    assert "is not full rank (rank 2 < 3 columns): site[T.B], group[T.responder] can be written" in str(err.value)
+
+
+def test_group_too_small():
+    s = sheet().iloc[[0, 1, 3, 5]]  # one TRD sample left
+    with pytest.raises(InputError, match=r"^after QC: contrast 'c' has 1 sample\(s\) with group = 'TRD'; at least 2 are needed.$"):
+        check_group_sizes(s, CONTRAST, "after QC")
+
+
+def test_sample_sheet_csv_and_numeric_columns(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("sample_id,group,age\n001,TRD,40\n002,responder,51\n")
+    table = read_sample_sheet(path)
+    assert list(table.index) == ["001", "002"]  # IDs that look like numbers stay text
+    assert table["age"].tolist() == [40, 51]
+
+
+def test_duplicated_sample_ids_in_sheet(tmp_path):
+    path = tmp_path / "s.tsv"
+    path.write_text("sample_id\tgroup\nA\tTRD\nA\tresponder\n")
+    with pytest.raises(InputError, match=r"s.tsv: duplicated sample IDs: A; each must appear once.$"):
+        read_sample_sheet(path)
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "the count matrix is empty."),
+        (b"gene_id\tS1\tS2\n", "the count matrix has a header but no rows."),
+        (b"gene_id;S1;S2\ng1;1;2\n", "the count matrix's header has a single column; expected columns separated by tabs (TSV) or commas (CSV)."),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "is a binary file, not a text table."),
+        (gzip.compress(b"gene_id\tS1\ng1\t1\n" * 50)[:40], "the gzip file is truncated or corrupt."),
+        (b"gene_id\tS1\tS2\ng1\t1\n", "line 2 of the count matrix has 2 fields but the header has 3; is the delimiter consistent?"),
+    ],
+)
+def test_unreadable_count_files(tmp_path, payload, message):
+    path = tmp_path / "counts.tsv"
+    path.write_bytes(payload)
+    with pytest.raises(InputError) as err:
+        read_count_matrix(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"nope.tsv: cannot be read \(No such file or directory\)"):
+        read_count_matrix(tmp_path / "nope.tsv")
+
+
+def test_symbol_column_is_split_off(tmp_path):
+    path = tmp_path / "c.tsv.gz"
+    path.write_bytes(gzip.compress(b"gene_id\tgene_name\tS1\nENSG1.2\tTP53\t4\n"))
+    data = read_count_matrix(path)
+    assert data.gene_symbols.tolist() == ["TP53"]
+    assert data.counts.columns.tolist() == ["S1"]
