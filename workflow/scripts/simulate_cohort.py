@@ -42,13 +42,13 @@ LITERATURE_EFFECTS = {
 # Planted pathway shifts: (collection, term, mean log2 shift of every member gene).
 DEFAULT_PATHWAYS = (
     ("curated_TRD", "TRD_INFLAMMATION_INNATE_IMMUNITY", 0.45),
-    ("curated_TRD", "TRD_NK_CYTOTOXICITY", -0.45),
-    ("GO_BP", "GO:0002250", -0.35),  # adaptive immune response
+    ("curated_TRD", "TRD_NK_CYTOTOXIC", -0.45),
+    ("GO_BP", "GO:0002495", -0.4),  # antigen presentation via MHC class II (immune response down)
 )
 # Themes planted to have no effect: none of their genes is DE except literature genes.
 DEFAULT_NULL_THEMES = (
     ("curated_TRD", "TRD_SEROTONIN_SIGNALLING"),
-    ("curated_TRD", "TRD_INTERFERON_RESPONSE"),
+    ("curated_TRD", "TRD_CIRCADIAN_CLOCK"),
 )
 
 
