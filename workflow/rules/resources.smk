@@ -1,0 +1,46 @@
+# Rebuild the shipped annotation and gene sets from Bioconductor's SQLite files (not part of `all`).
+# How to get the two files (Debian packages, no R needed) and what the rules are:
+# resources/annotation/README.md and resources/genesets/README.md.
+#
+#   snakemake --cores 1 -f build_resources --config \
+#       orgdb_sqlite=/path/to/org.Hs.eg.db/extdata/org.Hs.eg.sqlite \
+#       godb_sqlite=/path/to/GO.db/extdata/GO.sqlite
+#
+# The outputs are committed files that other rules read. Without the two config keys the
+# rule has no inputs it could run on, so it is only defined when both are given; an
+# ordinary run therefore never tries to rebuild the resources.
+
+RESOURCE_FILES = {
+    "genes": "resources/annotation/genes.tsv.gz",
+    "go_bp": "resources/genesets/go_bp.gmt.gz",
+    "curated": "resources/genesets/curated_trd.gmt",
+}
+
+if config.get("orgdb_sqlite") and config.get("godb_sqlite"):
+
+    rule build_resources:
+        input:
+            orgdb=config["orgdb_sqlite"],
+            godb=config["godb_sqlite"],
+        output:
+            **RESOURCE_FILES,
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        log:
+            "logs/build_resources/build_resources.log",
+        script:
+            "../scripts/build_resources.py"
+
+else:
+
+    rule build_resources:
+        log:
+            "logs/build_resources/build_resources.log",
+        run:
+            raise ValueError(
+                "build_resources needs the two Bioconductor SQLite files: "
+                "snakemake --cores 1 -f build_resources --config orgdb_sqlite=.../org.Hs.eg.sqlite "
+                "godb_sqlite=.../GO.sqlite (see resources/annotation/README.md)"
+            )
