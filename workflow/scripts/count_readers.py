@@ -1,7 +1,5 @@
 """Read count matrices and sample sheets into pandas, with clear errors for unreadable files."""
 
-from __future__ import annotations
-
 import csv
 import gzip
 import zlib

@@ -3,8 +3,6 @@
 Shared by the deseq2, vst and qc scripts so that every step fits the same way.
 """
 
-from __future__ import annotations
-
 import anndata as ad
 import numpy as np
 import pandas as pd

@@ -1,7 +1,5 @@
 """Differential expression of one contrast with PyDESeq2 (Wald test, BH-adjusted)."""
 
-from __future__ import annotations
-
 import logging
 
 import anndata as ad
@@ -52,7 +50,7 @@ def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n
 
 def results_table(table: pd.DataFrame, var: pd.DataFrame) -> pd.DataFrame:
     """Add gene IDs and symbols first, sort by p-value (genes without one last, stable)."""
-    table = table.copy()
+    table = table.rename_axis(None).copy()
     table.insert(0, "gene_id", table.index.astype(str))
     table.insert(1, "gene_symbol", var.loc[table.index, "gene_symbol"].fillna("").to_numpy())
     extra = [c for c in table.columns if c not in RESULT_COLUMNS]

@@ -1,7 +1,5 @@
 """Filter: drop samples excluded by QC, then genes with too few counts (edgeR filterByExpr rule)."""
 
-from __future__ import annotations
-
 import logging
 
 import anndata as ad

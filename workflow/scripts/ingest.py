@@ -4,8 +4,6 @@ Every input check runs here, the first rule that sees the data, so that a bad
 input stops the run within seconds and before any model is fitted.
 """
 
-from __future__ import annotations
-
 import hashlib
 import logging
 from pathlib import Path

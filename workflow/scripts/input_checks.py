@@ -4,8 +4,6 @@ Each failure raises InputError with one message naming the file, the place
 (sample, gene, column) and what was expected.
 """
 
-from __future__ import annotations
-
 import numpy as np
 import pandas as pd
 from formulaic import model_matrix

@@ -4,8 +4,6 @@ Scripts are run by Snakemake's ``script:`` directive; ``workflow/rules/common.sm
 puts this folder on PYTHONPATH so they can import it.
 """
 
-from __future__ import annotations
-
 import contextlib
 import logging
 import os

@@ -1,7 +1,5 @@
 """Per-sample quality control before any model is fitted: library metrics and PCA of VST data."""
 
-from __future__ import annotations
-
 import logging
 
 import anndata as ad

@@ -1,7 +1,5 @@
 """A self-contained HTML report built from the result tables and figures (no analysis is re-run)."""
 
-from __future__ import annotations
-
 import base64
 import html
 from datetime import datetime, timezone

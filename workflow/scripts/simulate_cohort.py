@@ -10,8 +10,6 @@ Counts are negative binomial with a DESeq2-like mean-dispersion trend
 effects of group, site, sex (X/Y genes), age and neutrophil fraction.
 """
 
-from __future__ import annotations
-
 import gzip
 import io
 from dataclasses import dataclass, field
@@ -26,10 +24,6 @@ from pipeline_common import atomic_output
 SEX_GENES_FEMALE = ["XIST"]
 SEX_GENES_MALE = ["RPS4Y1", "DDX3Y", "KDM5D", "UTY", "EIF1AY"]
 GLOBIN_GENES = ["HBA1", "HBA2", "HBB", "HBD", "HBM", "HBQ1"]
-MITO_GENES = [
-    "MT-ND1", "MT-ND2", "MT-CO1", "MT-CO2", "MT-ATP8", "MT-ATP6", "MT-CO3",
-    "MT-ND3", "MT-ND4L", "MT-ND4", "MT-ND5", "MT-ND6", "MT-CYB",
-]
 # Effects reported in the depression literature (log2 fold change TRD vs responder).
 LITERATURE_EFFECTS = {
     "IL1B": 0.8, "TNF": 0.6, "IL6": 0.7, "MIF": 0.5, "P2RX7": 0.6,
@@ -130,7 +124,8 @@ def choose_genes(annotation: pd.DataFrame, gene_sets: dict, params: SimulationPa
     """Real protein-coding genes: the required marker genes, the planted pathways, then random ones."""
     annotation = annotation.dropna(subset=["gene_symbol", "chromosome"])
     annotation = annotation.drop_duplicates("gene_symbol").set_index("gene_symbol", drop=False)
-    required = SEX_GENES_FEMALE + SEX_GENES_MALE + GLOBIN_GENES + MITO_GENES + list(LITERATURE_EFFECTS)
+    mito = list(annotation.index[annotation["chromosome"] == "MT"])
+    required = SEX_GENES_FEMALE + SEX_GENES_MALE + GLOBIN_GENES + mito + list(LITERATURE_EFFECTS)
     for collection, term, _ in params.pathways:
         required += list(gene_sets[collection][term])
     for collection, term in params.null_themes:
@@ -149,7 +144,8 @@ def true_group_effects(genes: pd.DataFrame, gene_sets: dict, params: SimulationP
     symbols = genes["gene_symbol"].to_numpy()
     lfc = np.zeros(len(genes))
     source = np.full(len(genes), "none", dtype=object)
-    protected = np.isin(symbols, SEX_GENES_FEMALE + SEX_GENES_MALE + GLOBIN_GENES + MITO_GENES)
+    protected = np.isin(symbols, SEX_GENES_FEMALE + SEX_GENES_MALE + GLOBIN_GENES)
+    protected |= (genes["chromosome"] == "MT").to_numpy()
     for collection, term in params.null_themes:
         protected |= np.isin(symbols, list(gene_sets[collection][term]))
 
@@ -187,7 +183,8 @@ def baseline_log_means(genes: pd.DataFrame, rng: np.random.Generator) -> np.ndar
     symbols = genes["gene_symbol"].to_numpy()
     log_mu = rng.normal(np.log(150), 1.6, len(genes))
     log_mu[np.isin(symbols, ["HBA1", "HBA2", "HBB"])] = np.log(rng.uniform(2e4, 5e4, 3))
-    log_mu[np.isin(symbols, MITO_GENES)] = np.log(rng.uniform(2e3, 1e4, np.isin(symbols, MITO_GENES).sum()))
+    mito = (genes["chromosome"] == "MT").to_numpy()
+    log_mu[mito] = np.log(rng.uniform(2e3, 1e4, mito.sum()))
     log_mu[np.isin(symbols, SEX_GENES_FEMALE + SEX_GENES_MALE)] = np.log(600)
     return np.clip(log_mu, np.log(0.5), np.log(1e5))
 

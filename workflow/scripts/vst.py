@@ -1,7 +1,5 @@
 """Variance-stabilised expression of the filtered cohort, for heat maps, PCA and prediction."""
 
-from __future__ import annotations
-
 import anndata as ad
 
 from de_model import variance_stabilise

@@ -1,0 +1,165 @@
+"""Map a count matrix's gene identifiers to the shipped gene annotation.
+
+Rules (stated in config/README.md as well):
+
+* Ensembl IDs (``ENSG…``, any species prefix ``ENS…G``) lose their version:
+  ``ENSG00000141510.17`` -> ``ENSG00000141510``.  Other identifiers are never cut at a
+  dot (``AC008770.3`` is a symbol, not a versioned ID).
+* GENCODE's pseudo-autosomal Y copies (``ENSG00000182378.14_PAR_Y``) keep the suffix
+  after the version is stripped (``ENSG00000182378_PAR_Y``): they are separate rows of
+  the matrix (usually all zeros, because reads go to the X copy), so they stay separate
+  genes; they get the X gene's symbol, Entrez ID and type, and chromosome ``Y``.
+* Two input IDs that are the same gene once versions are stripped (``ENSG…1.16`` and
+  ``ENSG…1.17``) are a duplicated gene: InputError naming both.
+* An identifier that is not an Ensembl ID is taken as a gene symbol and mapped to the
+  Ensembl ID of the annotation row with that symbol (exact, case-sensitive match).  A
+  symbol on several Ensembl IDs is resolved by taking, in order, a protein-coding gene,
+  a gene placed on a chromosome, then the smallest Ensembl ID; the number of such cases
+  is logged.  A symbol not in the annotation keeps the symbol as its ID.
+* The annotation's symbol wins over a symbol column of the matrix; a gene not in the
+  annotation keeps the matrix's symbol, or has an empty symbol (it is still tested, but
+  cannot enter a symbol-based gene set).
+"""
+
+import re
+
+import pandas as pd
+
+from pipeline_common import InputError, format_list
+
+ANNOTATION_COLUMNS = ["gene_id", "entrez_id", "gene_symbol", "description", "chromosome", "gene_type"]
+VAR_COLUMNS = ["gene_symbol", "entrez_id", "chromosome", "gene_type"]
+ENSEMBL_ID = re.compile(r"^(ENS[A-Z]*G\d{6,})(\.\d+)?(_PAR_Y)?$")
+PAR_Y = "_PAR_Y"
+
+
+def clean_ensembl_id(identifier: str) -> str | None:
+    """Ensembl ID without version (keeping a _PAR_Y suffix), or None if not an Ensembl ID."""
+    match = ENSEMBL_ID.match(identifier)
+    if match is None:
+        return None
+    return match.group(1) + (match.group(3) or "")
+
+
+def has_version(identifier: str) -> bool:
+    match = ENSEMBL_ID.match(identifier)
+    return bool(match and match.group(2))
+
+
+def load_annotation(path) -> pd.DataFrame:
+    """The annotation table (all columns as text, missing values as ''), IDs without versions."""
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, EOFError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{path}: cannot read the gene annotation ({err}); expected a tab-separated "
+                         f"table with columns {', '.join(ANNOTATION_COLUMNS)}.") from err
+    missing = [c for c in ANNOTATION_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: gene annotation lacks column(s) {', '.join(missing)}; expected "
+                         f"{', '.join(ANNOTATION_COLUMNS)} (found: {format_list(table.columns)}).")
+    table["gene_id"] = [clean_ensembl_id(g) or g for g in table["gene_id"].str.strip()]
+    duplicated = table["gene_id"][table["gene_id"].duplicated()].unique()
+    if len(duplicated):
+        raise InputError(f"{path}: gene annotation has duplicated gene_id(s) {format_list(duplicated)}; "
+                         "expected one row per gene.")
+    return table
+
+
+def symbol_to_id(annotation: pd.DataFrame) -> tuple[dict[str, str], set[str]]:
+    """{symbol: chosen Ensembl ID} and the set of symbols that had several IDs (rule in the module doc)."""
+    rows = annotation.loc[annotation["gene_symbol"] != "", ["gene_id", "gene_symbol", "gene_type", "chromosome"]]
+    rows = rows.assign(
+        not_coding=rows["gene_type"] != "protein-coding",
+        unplaced=rows["chromosome"] == "",
+    ).sort_values(["gene_symbol", "not_coding", "unplaced", "gene_id"])
+    ambiguous = set(rows.loc[rows["gene_symbol"].duplicated(), "gene_symbol"])
+    first = rows.drop_duplicates("gene_symbol")
+    return dict(zip(first["gene_symbol"], first["gene_id"])), ambiguous
+
+
+def annotate_genes(gene_ids: pd.Index, annotation: pd.DataFrame, symbols: pd.Series | None = None,
+                   *, source: str = "count matrix") -> tuple[pd.DataFrame, dict]:
+    """Var table for the matrix's genes, in input order, and counts for the log.
+
+    gene_ids: the matrix's identifiers (unique); symbols: an optional symbol column of the
+    matrix, aligned with gene_ids by position; source: file name used in error messages.
+    Returns (var indexed by the cleaned gene_id with columns gene_symbol, entrez_id,
+    chromosome, gene_type; counts).
+    """
+    raw = pd.Index(gene_ids).astype(str).str.strip()
+    given_symbols = (
+        pd.Series([""] * len(raw)) if symbols is None
+        else pd.Series(symbols).reset_index(drop=True).fillna("").astype(str).str.strip()
+    )
+    if len(given_symbols) != len(raw):
+        raise InputError(f"{source}: {len(given_symbols)} gene symbols for {len(raw)} gene IDs.")
+
+    ann = annotation.set_index("gene_id") if "gene_id" in annotation.columns else annotation
+    by_symbol, ambiguous_symbols = symbol_to_id(ann.reset_index())
+
+    cleaned, kinds = [], []
+    n_versioned = n_symbol_ambiguous = 0
+    for identifier in raw:
+        ensembl = clean_ensembl_id(identifier)
+        if ensembl is not None:
+            n_versioned += has_version(identifier)
+            cleaned.append(ensembl)
+            kinds.append("par_y" if ensembl.endswith(PAR_Y) else "ensembl")
+        elif identifier in by_symbol:
+            cleaned.append(by_symbol[identifier])
+            kinds.append("symbol")
+            n_symbol_ambiguous += identifier in ambiguous_symbols
+        else:
+            cleaned.append(identifier)
+            kinds.append("unknown_symbol")
+    cleaned = pd.Index(cleaned, name="gene_id")
+    _check_no_collisions(raw, cleaned, source)
+
+    lookup = pd.Index([g.removesuffix(PAR_Y) for g in cleaned])
+    found = lookup.isin(ann.index)
+    var = pd.DataFrame("", index=cleaned, columns=VAR_COLUMNS)
+    hits = ann.reindex(lookup[found])
+    for column in VAR_COLUMNS:
+        var.loc[found, column] = hits[column].to_numpy()
+    kinds = pd.Series(kinds, index=cleaned)
+    var.loc[(kinds == "par_y").to_numpy() & found, "chromosome"] = "Y"
+
+    matrix_symbol = given_symbols.to_numpy()
+    from_matrix = ~found & (matrix_symbol != "")
+    var.loc[from_matrix, "gene_symbol"] = matrix_symbol[from_matrix]
+    unknown_symbol = (kinds == "unknown_symbol").to_numpy()
+    var.loc[unknown_symbol & ~from_matrix, "gene_symbol"] = raw[unknown_symbol & ~from_matrix]
+
+    counts = {
+        "genes": len(raw),
+        "ensembl_ids": int((kinds != "symbol").sum() - (kinds == "unknown_symbol").sum()),
+        "versions_stripped": int(n_versioned),
+        "par_y_genes": int((kinds == "par_y").sum()),
+        "symbols_as_ids": int(kinds.isin(["symbol", "unknown_symbol"]).sum()),
+        "symbols_mapped_to_ensembl": int((kinds == "symbol").sum()),
+        "symbols_on_several_ensembl_ids_resolved": int(n_symbol_ambiguous),
+        "symbols_not_in_annotation": int(unknown_symbol.sum()),
+        "in_annotation": int(found.sum()),
+        "not_in_annotation": int((~found).sum()),
+        "matrix_symbol_differs_from_annotation": int(
+            (found & (matrix_symbol != "") & (matrix_symbol != var["gene_symbol"].to_numpy())).sum()
+        ),
+        "without_symbol": int((var["gene_symbol"] == "").sum()),
+    }
+    return var, counts
+
+
+def _check_no_collisions(raw: pd.Index, cleaned: pd.Index, source: str) -> None:
+    """Two input rows that became one gene are a duplicated gene."""
+    duplicated = cleaned[cleaned.duplicated(keep=False)]
+    if not len(duplicated):
+        return
+    groups = (
+        pd.Series(raw, index=cleaned).loc[duplicated.unique()].groupby(level=0, sort=False)
+        .agg(lambda ids: " and ".join(ids))
+    )
+    described = [f"{ids} (-> {gene})" for gene, ids in groups.items()]
+    raise InputError(
+        f"{source}: gene identifiers that are the same gene once Ensembl versions are stripped or "
+        f"symbols are mapped: {format_list(described, limit=5)}; each gene must appear once."
+    )
