@@ -1,3 +1,9 @@
+# On a cluster the report runs on the submit host: it only reads small tables and
+# figures, so a SLURM job would spend longer queueing than working.
+localrules:
+    report,
+
+
 rule report:
     input:
         metrics="results/qc/qc_metrics.tsv",
