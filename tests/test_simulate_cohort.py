@@ -1,0 +1,117 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import simulate_cohort as sim
+from conftest import ROOT
+
+COLLECTIONS = {
+    "GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
+    "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt",
+}
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    annotation = pd.read_csv(ROOT / "resources/annotation/genes.tsv.gz", sep="\t", dtype=str)
+    return annotation, sim.load_gene_sets(COLLECTIONS)
+
+
+@pytest.fixture(scope="module")
+def toy(inputs):
+    return sim.simulate_cohort(*inputs)
+
+
+def test_bundled_toy_cohort_is_regenerated_byte_for_byte(toy):
+    for name, payload in sim.cohort_files(toy).items():
+        assert (ROOT / "resources/toy" / name).read_bytes() == payload, name
+    assert (ROOT / "config/samples.tsv").read_bytes() == (ROOT / "resources/toy/samples.tsv").read_bytes()
+
+
+def test_sample_sheet_design(toy):
+    s = toy.samples
+    assert len(s) == 48 and s["sample_id"].is_unique
+    assert (s["group"].value_counts() == 24).all()
+    sites = s["site"].value_counts()
+    assert len(sites) == 3 and sites.nunique() == 3  # three sites of unequal size
+    trd_share = s.groupby("site")["group"].apply(lambda g: (g == "TRD").mean())
+    assert trd_share.max() - trd_share.min() > 0.2  # site partly confounded with group
+    assert 0.5 <= (s["sex"] == "female").mean() <= 0.8
+    assert s["age"].between(18, 70).all()
+    means = s.groupby("group")[["age", "neutrophil_fraction"]].mean()
+    assert means.loc["TRD", "age"] > means.loc["responder", "age"] + 2
+    assert means.loc["TRD", "neutrophil_fraction"] > means.loc["responder", "neutrophil_fraction"]
+
+
+def test_genes_are_real_annotated_genes_with_markers(toy, inputs):
+    annotation, _ = inputs
+    genes = toy.truth_genes
+    assert len(genes) == 6000
+    assert set(genes["gene_id"]) <= set(annotation["gene_id"])
+    required = sim.SEX_GENES_FEMALE + sim.SEX_GENES_MALE + ["HBA1", "HBA2", "HBB"] + list(sim.LITERATURE_EFFECTS)
+    assert set(required) <= set(genes["gene_symbol"])
+    assert toy.counts.index.equals(pd.Index(genes["gene_id"]))
+
+
+def test_truth_effects(toy):
+    truth = toy.truth_genes.set_index("gene_symbol")
+    assert truth["is_de"].mean() == pytest.approx(0.10, abs=0.01)
+    for symbol, effect in sim.LITERATURE_EFFECTS.items():
+        assert truth.loc[symbol, "true_log2FC"] == effect
+    random_de = toy.truth_genes[toy.truth_genes["source"] == "random"]["true_log2FC"].abs()
+    assert random_de.between(0.25, 1.0).all() and random_de.median() < 0.55  # mostly small
+
+
+def test_planted_pathways_shift_their_members(toy, inputs):
+    _, gene_sets = inputs
+    truth = toy.truth_genes.set_index("gene_symbol")
+    for collection, term, shift in sim.DEFAULT_PATHWAYS:
+        members = truth.index.intersection(gene_sets[collection][term])
+        planted = truth.loc[members]
+        planted = planted[planted["source"].str.startswith("pathway")]
+        assert len(planted) >= 10
+        assert np.sign(planted["true_log2FC"]).eq(np.sign(shift)).all()
+    for collection, term in sim.DEFAULT_NULL_THEMES:
+        members = truth.loc[truth.index.intersection(gene_sets[collection][term])]
+        assert (members["source"].isin(["none", "literature"])).all()
+
+
+def test_counts_follow_sex_and_hazards(toy):
+    counts = toy.counts.set_axis(toy.truth_genes["gene_symbol"].to_numpy(), axis=0)
+    hazards = toy.truth_hazards.set_index("hazard")["sample_id"]
+    recorded = toy.samples.set_index("sample_id")["sex"]
+    expressed_female = counts.loc["XIST"] > counts.loc["RPS4Y1"]
+    mismatched = expressed_female.index[expressed_female != (recorded == "female")]
+    assert list(mismatched) == [hazards["sex_mismatch"]]
+    library = counts.sum()
+    assert library.idxmin() == hazards["low_library_size"] and library.min() < 0.2 * library.median()
+    globin = counts.loc[["HBA1", "HBA2", "HBB"]].sum() / library
+    assert globin.idxmax() == hazards["high_globin"] and globin.max() > 5 * globin.median()
+
+
+def test_negative_binomial_variance_matches_dispersion_trend(inputs):
+    """Without group, site or hazards, variance over mean^2 approaches a1/mean + a0."""
+    params = sim.SimulationParameters(n_samples=400, n_genes=300, hazards=False, frac_de=0.0,
+                                      dispersion_scatter_sd=0.0)
+    rng = np.random.default_rng(0)
+    mu = np.full(400, 200.0)
+    alpha = sim.gene_dispersions(mu, params, rng)
+    assert alpha == pytest.approx(params.dispersion_a1 / 200 + params.dispersion_a0)
+    shape = 1 / alpha[:, None]
+    draws = rng.poisson(rng.gamma(shape, np.full((400, 2000), 200.0) / shape))
+    observed = (draws.var(axis=1, ddof=1) - draws.mean(axis=1)) / draws.mean(axis=1) ** 2
+    assert np.median(observed) == pytest.approx(alpha[0], rel=0.05)
+
+
+def test_split_counts_is_exact():
+    assert sim._split_counts(48, (0.5, 0.3, 0.2)).tolist() == [24, 14, 10]  # 14.4 and 9.6: the spare sample goes to the larger remainder
+    assert sim._split_counts(7, (1, 1)).sum() == 7
+
+
+def test_same_seed_same_cohort_other_seed_differs(inputs):
+    small = sim.SimulationParameters(n_samples=12, n_genes=300)
+    a = sim.simulate_cohort(*inputs, small)
+    b = sim.simulate_cohort(*inputs, small)
+    c = sim.simulate_cohort(*inputs, sim.SimulationParameters(n_samples=12, n_genes=300, seed=7))
+    assert a.counts.equals(b.counts)
+    assert not a.counts.equals(c.counts)
