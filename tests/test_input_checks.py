@@ -46,7 +46,7 @@ def test_counts_become_int64():
     "value, message",
     [
         ("-1", "c.tsv: the count of gene g2 in sample S2 ('-1') is negative; expected a count >= 0."),
-        ("2.5", "c.tsv: the count of gene g2 in sample S2 ('2.5') is not a whole number; expected raw counts (not normalised values)."),
+        ("2.5", "c.tsv: the count of gene g2 in sample S2 ('2.5') is not a whole number; expected raw counts (not normalised values); estimated counts (nf-core's salmon.merged.gene_counts.tsv) are rounded with counts_format: salmon."),
         ("abc", "c.tsv: the count of gene g2 in sample S2 ('abc') is not a number."),
         (None, "c.tsv: the count of gene g2 in sample S2 (None) is missing; expected a count."),
     ],

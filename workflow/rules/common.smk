@@ -1,14 +1,21 @@
 import gzip
 import os
+import sys
 from functools import lru_cache
 
 from snakemake.utils import validate
 
 
+SCRIPTS_DIR = os.path.join(workflow.basedir, "workflow", "scripts")
+sys.path.insert(0, SCRIPTS_DIR)  # the Snakefile reuses the scripts' config check and sheet reader
+from config_check import check_config
+from count_readers import read_sample_sheet
+from pipeline_common import InputError
+
+check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
 CONTRASTS = list(config["contrasts"])
-SCRIPTS_DIR = os.path.join(workflow.basedir, "workflow", "scripts")
 
 # Rule scripts import their shared helpers (pipeline_common, ...) from workflow/scripts;
 # Snakemake runs a copy of each script from .snakemake/, so the folder goes on PYTHONPATH.
@@ -59,3 +66,19 @@ def mem_mb(base, per_million_cells):
 def runtime_min(base, per_million_cells):
     """Runtime request in minutes: base + slope per million matrix cells."""
     return int(base + per_million_cells * cells_millions())
+
+
+def existing_count_files(wildcards):
+    """Count files that exist (config counts, the sheet's counts_file column, tx2gene).
+
+    They are inputs so that a changed file reruns ingest; a missing one is left to ingest,
+    whose message names the sample and the sheet (Snakemake's missing-input error does not).
+    """
+    paths = [config["counts"], config["tx2gene"]]
+    try:
+        sheet = read_sample_sheet(config["samples"])
+    except InputError:
+        sheet = None  # ingest reports why the sheet cannot be read
+    if sheet is not None and "counts_file" in sheet.columns:
+        paths += list(sheet["counts_file"].dropna())
+    return [p for p in paths if p and os.path.isfile(p)]

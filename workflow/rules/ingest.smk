@@ -1,14 +1,18 @@
 rule ingest:
     input:
-        counts=config["counts"],
+        counts=existing_count_files,
         samples=config["samples"],
         annotation=config["annotation"],
     output:
         h5ad="results/ingest/cohort.h5ad",
     params:
+        counts=config["counts"],
         design=config["design"],
         contrasts=config["contrasts"],
         counts_format=config["counts_format"],
+        strandedness=config["strandedness"],
+        counts_layer=config["counts_layer"],
+        tx2gene=config["tx2gene"],
     threads: 1
     resources:
         # parsing text holds a few copies of the samples x genes matrix (~40 bytes a cell)

@@ -1,16 +1,53 @@
-"""Read count matrices and sample sheets into pandas, with clear errors for unreadable files."""
+"""Read counts in the layouts upstream tools write, and sample sheets, with clear errors.
+
+Formats (config `counts_format`; `auto` detects them from the file's content):
+
+* matrix        genes x samples TSV/CSV (gzipped or not), first column gene IDs, optional
+                gene_name/gene_symbol column.
+* featurecounts featureCounts table: a '#' comment line, Geneid Chr Start End Strand Length,
+                then one column per BAM; see `sample_name_from_bam` for the naming rule.
+* salmon        nf-core/rnaseq's salmon.merged.gene_counts*.tsv (estimated counts, rounded),
+                or one quant.sf per sample (column `counts_file` of the sample sheet).
+* star, htseq   one ReadsPerGene.out.tab / htseq-count file per sample (`counts_file`).
+* kallisto      one abundance.tsv per sample (`counts_file`).
+* h5ad          AnnData, samples x genes, raw counts in X or in the layer `counts_layer`.
+
+Salmon and kallisto transcript quantifications are summarised to genes with pytximport
+in length-scaled-TPM mode, which gives counts DESeq2 can use without length offsets.
+"""
 
 import csv
 import gzip
+import logging
+import re
+import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline_common import InputError, format_list
 
+log = logging.getLogger("trd")
+
 SYMBOL_COLUMNS = ("gene_name", "gene_symbol", "symbol")
+FORMATS = ("auto", "matrix", "featurecounts", "star", "htseq", "salmon", "kallisto", "h5ad")
+PER_SAMPLE_FORMATS = ("star", "htseq", "salmon", "kallisto")
+FEATURECOUNTS_COLUMNS = ["Geneid", "Chr", "Start", "End", "Strand", "Length"]
+SALMON_COLUMNS = ["Name", "Length", "EffectiveLength", "TPM", "NumReads"]
+KALLISTO_COLUMNS = ["target_id", "length", "eff_length", "est_counts", "tpm"]
+# STAR ReadsPerGene.out.tab: gene, unstranded, 1st read strand (htseq -s yes), 2nd (htseq -s reverse)
+STAR_STRAND_COLUMN = {"unstranded": 1, "forward": 2, "reverse": 3}
+STAR_SUMMARY_ROWS = ("N_unmapped", "N_multimapping", "N_noFeature", "N_ambiguous")
+# Aligner and post-processing suffixes removed from BAM file names (after '.bam')
+BAM_SUFFIXES = ("Aligned.sortedByCoord.out", "Aligned.toTranscriptome.out", "Aligned.out",
+                ".markdup", ".sorted", ".dedup")
+# Sample-sheet columns that name files or count columns: never converted to numbers ('001')
+SHEET_TEXT_COLUMNS = ("counts_file", "counts_column")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+NFCORE_MERGED = re.compile(r"\.merged\.gene_counts")
 
 
 @dataclass
@@ -19,7 +56,15 @@ class CountData:
     gene_symbols: pd.Series | None
     format: str
     notes: list[str] = field(default_factory=list)
+    estimated: bool = False  # fractional estimated counts (salmon, kallisto) are rounded, not an error
 
+
+def clean_sample_id(value: str) -> str:
+    """Sample IDs compare after stripping spaces and Unicode NFC normalisation (macOS writes NFD)."""
+    return unicodedata.normalize("NFC", str(value).strip())
+
+
+# --- text tables -------------------------------------------------------------------------------
 
 def read_text(path: str | Path) -> str:
     """The text of a (possibly gzipped) file; unreadable, binary or truncated files raise InputError."""
@@ -41,12 +86,32 @@ def read_text(path: str | Path) -> str:
         raise InputError(f"{path}: is not UTF-8 text (byte {err.start}).") from None
 
 
-def read_delimited(path: str | Path, what: str) -> pd.DataFrame:
-    """A TSV or CSV table with a header, all cells as strings; the delimiter is detected."""
-    text = read_text(path)
-    lines = [line for line in text.splitlines() if line.strip()]
+def read_lines(path: str | Path, what: str, comments: bool = False) -> list[str]:
+    """Non-blank lines of a text table (without '#' lines when `comments`); empty files raise."""
+    lines = [line for line in read_text(path).splitlines() if line.strip()]
+    if comments:
+        lines = [line for line in lines if not line.startswith("#")]
     if not lines:
         raise InputError(f"{path}: the {what} is empty.")
+    return lines
+
+
+def split_rows(lines: list[str], path, what: str, delimiter: str = "\t", first: str = "line 1"
+               ) -> list[list[str]]:
+    """Rows of equal length (the first row sets it); a ragged row names its line."""
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(rows[0]):
+            raise InputError(
+                f"{path}: line {number} of the {what} has {len(row)} fields but {first} has "
+                f"{len(rows[0])}; is the delimiter consistent?"
+            )
+    return rows
+
+
+def read_delimited(path: str | Path, what: str, comments: bool = False) -> pd.DataFrame:
+    """A TSV or CSV table with a header, all cells as strings; the delimiter is detected."""
+    lines = read_lines(path, what, comments)
     if len(lines) == 1:
         raise InputError(f"{path}: the {what} has a header but no rows.")
     delimiter = _detect_delimiter(lines[0])
@@ -55,14 +120,7 @@ def read_delimited(path: str | Path, what: str) -> pd.DataFrame:
             f"{path}: the {what}'s header has a single column; expected columns separated by "
             f"tabs (TSV) or commas (CSV)."
         )
-    rows = list(csv.reader(lines, delimiter=delimiter))
-    header, body = rows[0], rows[1:]
-    for number, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise InputError(
-                f"{path}: line {number} of the {what} has {len(row)} fields but the header has "
-                f"{len(header)}; is the delimiter consistent?"
-            )
+    header, *body = split_rows(lines, path, what, delimiter, first="the header")
     return pd.DataFrame(body, columns=header, dtype=object)
 
 
@@ -73,18 +131,28 @@ def _detect_delimiter(header: str) -> str | None:
     return None
 
 
+def require_columns(table: pd.DataFrame, expected: list[str], path, what: str) -> None:
+    if list(table.columns[: len(expected)]) != expected:
+        raise InputError(f"{path}: the {what}'s columns are {format_list(table.columns, 8)}; "
+                         f"expected {', '.join(expected)}.")
+
+
+# --- sample sheet ------------------------------------------------------------------------------
+
 def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     """Sample sheet indexed by sample ID (column `sample_id`, else the first column)."""
     table = read_delimited(path, "sample sheet")
     id_column = "sample_id" if "sample_id" in table.columns else table.columns[0]
     table = table.rename(columns={id_column: "sample_id"})
-    table["sample_id"] = table["sample_id"].str.strip()
+    table["sample_id"] = table["sample_id"].map(clean_sample_id)
     duplicated = table["sample_id"][table["sample_id"].duplicated()].unique()
     if len(duplicated):
         raise InputError(f"{path}: duplicated sample IDs: {format_list(duplicated)}; each must appear once.")
     table = table.set_index("sample_id")
     table = table.replace("", pd.NA)
-    return table.apply(_numeric_if_possible)
+    covariates = [c for c in table.columns if c not in SHEET_TEXT_COLUMNS]
+    table[covariates] = table[covariates].apply(_numeric_if_possible)
+    return table
 
 
 def _numeric_if_possible(column: pd.Series) -> pd.Series:
@@ -95,7 +163,55 @@ def _numeric_if_possible(column: pd.Series) -> pd.Series:
     return column
 
 
-def read_count_matrix(path: str | Path) -> CountData:
+# --- format detection --------------------------------------------------------------------------
+
+def _head(path: str | Path, size: int = 65536) -> bytes:
+    """The first bytes of a file, decompressed when gzipped (errors are left to the readers)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(size)
+        if raw[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read(size)
+    except (OSError, EOFError, zlib.error):
+        return b""
+    return raw
+
+
+def detect_format(path: str | Path) -> tuple[str, str]:
+    """(format, why) of a count file, from its name and first lines; 'matrix' when nothing else fits."""
+    head = _head(path)
+    if head.startswith(HDF5_MAGIC) or str(path).endswith(".h5ad"):
+        return "h5ad", "HDF5 file (AnnData)"
+    lines = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
+    first = lines[0] if lines else ""
+    fields = first.split("\t")
+    if first.startswith("# Program:featureCounts") or fields[:6] == FEATURECOUNTS_COLUMNS:
+        return "featurecounts", "featureCounts header"
+    if fields[0] in STAR_SUMMARY_ROWS:
+        return "star", f"first row '{fields[0]}' (STAR ReadsPerGene.out.tab)"
+    if fields[:5] == SALMON_COLUMNS:
+        return "salmon", "Salmon quant.sf header"
+    if fields[:5] == KALLISTO_COLUMNS:
+        return "kallisto", "kallisto abundance.tsv header"
+    if len(fields) == 2 and _is_number(fields[1]):
+        return "htseq", "two columns without header (htseq-count)"
+    if NFCORE_MERGED.search(Path(path).name):
+        return "salmon", "nf-core/rnaseq merged estimated gene counts (file name *.merged.gene_counts*)"
+    return "matrix", "gene x sample table"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- one file for all samples ------------------------------------------------------------------
+
+def read_count_matrix(path: str | Path, fmt: str = "matrix") -> CountData:
     """Genes x samples matrix: first column gene IDs, optional gene-symbol column, then samples."""
     table = read_delimited(path, "count matrix")
     table = table.set_index(table.columns[0])
@@ -106,11 +222,220 @@ def read_count_matrix(path: str | Path) -> CountData:
         if column in table.columns:
             symbols = table.pop(column)
             break
-    return CountData(counts=table, gene_symbols=symbols, format="matrix")
+    table.columns = [clean_sample_id(c) for c in table.columns]
+    return CountData(counts=table, gene_symbols=symbols, format=fmt)
 
 
-def read_counts(path: str | Path, fmt: str = "auto") -> CountData:
-    """Read counts in the configured format ('auto' detects it)."""
-    if fmt not in ("auto", "matrix"):
-        raise InputError(f"counts format '{fmt}' is not supported; choose one of: auto, matrix.")
-    return read_count_matrix(path)
+def read_estimated_matrix(path: str | Path) -> CountData:
+    """nf-core/rnaseq salmon.merged.gene_counts.tsv: a matrix of fractional estimated counts."""
+    data = read_count_matrix(path, fmt="salmon")
+    data.estimated = True
+    return data
+
+
+def sample_name_from_bam(bam_path: str) -> str:
+    """featureCounts column -> sample: file name without folders, minus '.bam' and, repeatedly,
+    the suffixes in BAM_SUFFIXES, then a trailing '.' or '_'.
+
+    '/data/S01.Aligned.sortedByCoord.out.bam' -> 'S01'; 'S01.markdup.sorted.bam' -> 'S01'.
+    """
+    name = re.split(r"[\\/]", bam_path.strip())[-1].removesuffix(".bam")
+    stripped = None
+    while stripped != name:
+        stripped = name
+        for suffix in BAM_SUFFIXES:
+            name = name.removesuffix(suffix)
+    return clean_sample_id(name.rstrip("._"))
+
+
+def read_featurecounts(path: str | Path, column_to_sample: dict | None = None) -> CountData:
+    """featureCounts table; samples named by `column_to_sample` (sample sheet) or by BAM file name."""
+    table = read_delimited(path, "featureCounts table", comments=True)
+    require_columns(table, FEATURECOUNTS_COLUMNS, path, "featureCounts table")
+    counts = table.set_index("Geneid").iloc[:, len(FEATURECOUNTS_COLUMNS) - 1:]
+    counts.index = counts.index.str.strip()
+    counts.index.name = "gene_id"
+    bams = list(counts.columns)
+    if column_to_sample is None:
+        counts.columns = [sample_name_from_bam(b) for b in bams]
+        note = "featureCounts columns named by BAM file name: " + format_list(
+            f"{b} -> {s}" for b, s in zip(bams, counts.columns))
+    else:
+        counts.columns = [clean_sample_id(b) for b in bams]
+        note = "featureCounts columns named by the sample sheet's counts_column"
+    return CountData(counts=counts, gene_symbols=None, format="featurecounts", notes=[note])
+
+
+def read_h5ad_counts(path: str | Path, layer: str = "") -> CountData:
+    """AnnData (samples x genes) -> genes x samples counts from X or from `layer`."""
+    import anndata as ad
+
+    try:
+        adata = ad.read_h5ad(path)
+    except Exception as err:  # h5py/anndata raise many types for a damaged file
+        raise InputError(f"{path}: cannot be read as an AnnData .h5ad file ({err}).") from None
+    if layer and layer not in adata.layers:
+        raise InputError(f"{path}: has no layer '{layer}' (config counts_layer); its layers are "
+                         f"{format_list(adata.layers) or 'none'}, or leave counts_layer empty for X.")
+    matrix = adata.layers[layer] if layer else adata.X
+    if matrix is None:
+        raise InputError(f"{path}: X is empty; set counts_layer to the layer holding raw counts.")
+    matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+    counts = pd.DataFrame(matrix.T, index=pd.Index(adata.var_names.astype(str), name="gene_id"),
+                          columns=[clean_sample_id(s) for s in adata.obs_names])
+    symbols = next((adata.var[c].astype(str).reset_index(drop=True)
+                    for c in SYMBOL_COLUMNS if c in adata.var.columns), None)
+    where = f"layer '{layer}'" if layer else "X"
+    return CountData(counts=counts, gene_symbols=symbols, format="h5ad",
+                     notes=[f"counts taken from {where} of the AnnData file"])
+
+
+# --- one file per sample -----------------------------------------------------------------------
+
+def read_star(path: str | Path, strandedness: str) -> tuple[pd.Series, pd.Series]:
+    """(counts of the configured strand column, summary rows) of one ReadsPerGene.out.tab."""
+    rows = split_rows(read_lines(path, "STAR ReadsPerGene file"), path, "STAR ReadsPerGene file")
+    if len(rows[0]) != 4 or rows[0][0] != STAR_SUMMARY_ROWS[0]:
+        raise InputError(f"{path}: is not a STAR ReadsPerGene.out.tab file; expected 4 tab-separated "
+                         f"columns starting with the rows {', '.join(STAR_SUMMARY_ROWS)}.")
+    table = pd.DataFrame(rows).set_index(0)
+    column = table[STAR_STRAND_COLUMN[strandedness]]
+    summary = column.index.isin(STAR_SUMMARY_ROWS)
+    return column[~summary], column[summary]
+
+
+def read_htseq(path: str | Path) -> tuple[pd.Series, pd.Series]:
+    """(counts, summary rows '__no_feature' ...) of one htseq-count file."""
+    rows = split_rows(read_lines(path, "htseq-count file"), path, "htseq-count file")
+    if len(rows[0]) != 2:
+        raise InputError(f"{path}: is not an htseq-count file; expected 2 tab-separated columns "
+                         f"(gene ID, count), found {len(rows[0])}.")
+    column = pd.DataFrame(rows).set_index(0)[1]
+    summary = column.index.str.startswith("__")
+    return column[~summary], column[summary]
+
+
+def read_gene_count_files(files: dict[str, str], fmt: str, strandedness: str) -> CountData:
+    """STAR or htseq-count files (sample -> path) into one matrix; summary rows reported."""
+    columns, summaries = {}, {}
+    for sample, path in files.items():
+        counts, summary = read_star(path, strandedness) if fmt == "star" else read_htseq(path)
+        columns[sample], summaries[sample] = counts, summary
+    _check_same_genes({s: c.index for s, c in columns.items()}, files)
+    counts = pd.DataFrame(columns)
+    counts.index = counts.index.str.strip()
+    counts.index.name = "gene_id"
+    summary = pd.DataFrame(summaries).T
+    summary.columns.name = None
+    notes = [f"summary rows removed from the {fmt} files ({', '.join(summary.columns)}), per sample:\n"
+             + summary.to_string()]
+    if fmt == "star":
+        notes.append(f"STAR column used: '{strandedness}' (config strandedness)")
+    return CountData(counts=counts, gene_symbols=None, format=fmt, notes=notes)
+
+
+def _check_same_genes(genes: dict[str, pd.Index], files: dict[str, str]) -> None:
+    """Per-sample files must list the same genes (they come from one annotation)."""
+    first_sample, first = next(iter(genes.items()))
+    for sample, index in genes.items():
+        missing, extra = first.difference(index), index.difference(first)
+        if len(missing) or len(extra):
+            raise InputError(
+                f"{files[sample]}: the genes differ from those of {files[first_sample]}: "
+                f"{len(missing)} missing ({format_list(missing, 5)}), {len(extra)} extra "
+                f"({format_list(extra, 5)}); all samples must be counted against one annotation."
+            )
+
+
+def read_tx2gene(path: str | Path) -> pd.DataFrame:
+    """Transcript-to-gene table: columns transcript_id, gene_id (optional gene_name), or the
+    header-less 2-3 column TSV that nf-core/rnaseq writes (tx2gene.tsv)."""
+    lines = read_lines(path, "transcript-to-gene table")
+    delimiter = _detect_delimiter(lines[0])
+    if delimiter is None:
+        raise InputError(f"{path}: the transcript-to-gene table has a single column; expected "
+                         "transcript_id and gene_id separated by a tab or comma.")
+    rows = split_rows(lines, path, "transcript-to-gene table", delimiter)
+    names = ["transcript_id", "gene_id", "gene_name"][: len(rows[0])]
+    has_header = {"transcript_id", "gene_id"} <= set(rows[0])
+    table = pd.DataFrame(rows[1:], columns=rows[0]) if has_header else pd.DataFrame(rows).iloc[:, :3]
+    if not has_header:
+        table.columns = names
+    return table
+
+
+def read_transcript_files(files: dict[str, str], fmt: str, tx2gene_path: str) -> CountData:
+    """Salmon quant.sf or kallisto abundance.tsv files summarised to genes (length-scaled TPM)."""
+    from pytximport import tximport
+
+    if not tx2gene_path:
+        raise InputError(f"config tx2gene is empty: {fmt} files are transcript-level and need a "
+                         "transcript-to-gene table (columns transcript_id, gene_id) to be summarised to genes.")
+    expected = SALMON_COLUMNS if fmt == "salmon" else KALLISTO_COLUMNS
+    for path in files.values():
+        require_columns(read_delimited(path, f"{fmt} quantification"), expected, path, f"{fmt} quantification")
+    tx2gene = read_tx2gene(tx2gene_path)
+    summed = tximport(list(files.values()), data_type=fmt, transcript_gene_map=tx2gene[["transcript_id", "gene_id"]],
+                      counts_from_abundance="length_scaled_tpm", output_type="anndata")
+    counts = pd.DataFrame(np.asarray(summed.X).T, index=pd.Index(summed.var_names, name="gene_id"),
+                          columns=list(files))
+    symbols = None
+    if "gene_name" in tx2gene.columns:
+        names = tx2gene.drop_duplicates("gene_id").set_index("gene_id")["gene_name"]
+        symbols = names.reindex(counts.index).fillna("").reset_index(drop=True)
+    note = (f"{fmt} transcript quantifications of {len(files)} samples summarised to "
+            f"{counts.shape[0]} genes with pytximport, counts_from_abundance='length_scaled_tpm' "
+            f"(counts for DESeq2 without length offsets); transcript-to-gene table {tx2gene_path}")
+    return CountData(counts=counts, gene_symbols=symbols, format=fmt, notes=[note], estimated=True)
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+def read_counts(path: str | Path, fmt: str = "auto", *, layer: str = "",
+                column_to_sample: dict | None = None) -> CountData:
+    """One count file holding every sample, in the configured format ('auto' detects it)."""
+    if fmt not in FORMATS:
+        raise InputError(f"counts format '{fmt}' is not supported; choose one of: {', '.join(FORMATS)}.")
+    detected = fmt
+    if fmt == "auto":
+        detected, why = detect_format(path)
+        log.info("counts format detected for %s: %s (%s)", path, detected, why)
+    if detected in ("star", "htseq", "kallisto") or detected == "salmon" and _is_quant_sf(path):
+        raise InputError(
+            f"{path}: is a {detected} file of a single sample; list one such file per sample in a "
+            "'counts_file' column of the sample sheet and leave config counts empty."
+        )
+    if detected == "featurecounts":
+        data = read_featurecounts(path, column_to_sample)
+    elif detected == "h5ad":
+        data = read_h5ad_counts(path, layer)
+    elif detected == "salmon":
+        data = read_estimated_matrix(path)
+    else:
+        data = read_count_matrix(path)
+    if column_to_sample is not None:
+        data.counts.columns = [column_to_sample.get(c, c) for c in data.counts.columns]
+    return data
+
+
+def _is_quant_sf(path) -> bool:
+    first_line = _head(path, 4096).decode("utf-8", errors="replace").split("\n", 1)[0]
+    return first_line.rstrip("\r").split("\t")[:5] == SALMON_COLUMNS
+
+
+def read_per_sample_counts(files: dict[str, str], fmt: str = "auto", *, strandedness: str = "unstranded",
+                           tx2gene: str = "") -> CountData:
+    """One count file per sample (sample -> path), all in one per-sample format."""
+    formats = {sample: detect_format(path)[0] for sample, path in files.items()}
+    if fmt == "auto":
+        fmt = formats[next(iter(files))]
+        log.info("counts format detected from %s: %s", next(iter(files.values())), fmt)
+    if fmt not in PER_SAMPLE_FORMATS:
+        raise InputError(f"counts_file column of the sample sheet: {fmt} is not a per-sample format; "
+                         f"expected one of {', '.join(PER_SAMPLE_FORMATS)}.")
+    differing = [f"{files[s]} ({f})" for s, f in formats.items() if f != fmt]
+    if differing:
+        raise InputError(f"counts files are not all {fmt} files: {format_list(differing)}.")
+    if fmt in ("salmon", "kallisto"):
+        return read_transcript_files(files, fmt, tx2gene)
+    return read_gene_count_files(files, fmt, strandedness)

@@ -12,10 +12,16 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from count_readers import read_counts, read_sample_sheet
+from count_readers import (
+    CountData,
+    clean_sample_id,
+    read_counts,
+    read_per_sample_counts,
+    read_sample_sheet,
+)
 from gene_ids import annotate_genes, load_annotation
 from input_checks import check_counts, check_design, check_group_sizes, match_samples
-from pipeline_common import atomic_output
+from pipeline_common import InputError, atomic_output, format_list
 
 log = logging.getLogger("trd")
 
@@ -45,42 +51,97 @@ def build_cohort(counts: pd.DataFrame, sheet: pd.DataFrame, var: pd.DataFrame) -
     return adata
 
 
+def counts_files_from_sheet(sheet: pd.DataFrame, samples_path: str) -> dict[str, str] | None:
+    """sample -> count file from the sheet's `counts_file` column (None without that column).
+
+    Relative paths are taken from the working directory, like every path of the config.
+    """
+    if "counts_file" not in sheet.columns:
+        return None
+    files = sheet["counts_file"]
+    empty = files.index[files.isna()]
+    if len(empty):
+        raise InputError(f"{samples_path}: column 'counts_file' is empty for sample(s) "
+                         f"{format_list(empty)}; every sample needs its count file.")
+    missing = [f"{sample} ({path})" for sample, path in files.items() if not Path(path).is_file()]
+    if missing:
+        raise InputError(f"{samples_path}: column 'counts_file' names {len(missing)} file(s) that do "
+                         f"not exist: {format_list(missing)}.")
+    return {sample: str(path) for sample, path in files.items()}
+
+
+def columns_from_sheet(sheet: pd.DataFrame, samples_path: str) -> dict[str, str] | None:
+    """counts column -> sample from the sheet's optional `counts_column` column."""
+    if "counts_column" not in sheet.columns:
+        return None
+    columns = sheet["counts_column"].dropna().map(clean_sample_id)
+    duplicated = columns[columns.duplicated()].unique()
+    if len(duplicated):
+        raise InputError(f"{samples_path}: column 'counts_column' names {format_list(duplicated)} for "
+                         "several samples; each counts column belongs to one sample.")
+    return dict(zip(columns, columns.index))
+
+
+def load_counts(counts_path: str, sheet: pd.DataFrame, samples_path: str, counts_format: str = "auto",
+                strandedness: str = "unstranded", counts_layer: str = "", tx2gene: str = "") -> CountData:
+    """Counts from config `counts` (one file) or from the sheet's `counts_file` column (one per sample)."""
+    files = counts_files_from_sheet(sheet, samples_path)
+    if files is not None and counts_path:
+        raise InputError(f"counts are given twice: config counts is {counts_path} and the sample sheet "
+                         f"{samples_path} has a counts_file column; set counts to '' to use the per-sample files.")
+    if files is not None:
+        return read_per_sample_counts(files, counts_format, strandedness=strandedness, tx2gene=tx2gene)
+    if not counts_path:
+        raise InputError(f"no counts: config counts is empty and the sample sheet {samples_path} has no "
+                         "counts_file column; give one of them.")
+    return read_counts(counts_path, counts_format, layer=counts_layer,
+                       column_to_sample=columns_from_sheet(sheet, samples_path))
+
+
 def ingest(counts_path: str, samples_path: str, annotation_path: str, design: str,
-           contrasts: dict, counts_format: str = "auto") -> ad.AnnData:
-    """Read and check every input; return the cohort or raise InputError."""
+           contrasts: dict, counts_format: str = "auto", **count_options) -> ad.AnnData:
+    """Read and check every input; return the cohort or raise InputError.
+
+    count_options: strandedness, counts_layer, tx2gene (see load_counts).
+    """
     sheet = read_sample_sheet(samples_path)
     check_design(sheet, design, contrasts, samples_path)
     check_group_sizes(sheet, contrasts, where=str(samples_path))
     annotation = load_annotation(annotation_path)
-    data = read_counts(counts_path, counts_format)
+    data = load_counts(counts_path, sheet, samples_path, counts_format, **count_options)
+    counts_source = counts_path or f"counts_file of {samples_path}"
     log.info("counts %s read as format '%s': %d genes x %d samples",
-             counts_path, data.format, *data.counts.shape)
+             counts_source, data.format, *data.counts.shape)
     for note in data.notes:
         log.info("%s", note)
-    counts = check_counts(data.counts, str(counts_path))
-    counts = match_samples(counts, sheet, str(counts_path), str(samples_path))
-    var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols)
+    counts = check_counts(data.counts, str(counts_source), estimated=data.estimated)
+    counts = match_samples(counts, sheet, str(counts_source), str(samples_path))
+    var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)
     counts.index = var.index
     adata = build_cohort(counts, sheet, var)
+    inputs = [counts_path] if counts_path else list(sheet.get("counts_file", []))
     adata.uns["ingest"] = {
-        "counts_file": str(counts_path),
+        "counts_file": str(counts_source),
         "counts_format": data.format,
         "samples_file": str(samples_path),
-        "md5": {str(p): file_md5(p) for p in (counts_path, samples_path, annotation_path)},
+        "md5": {str(p): file_md5(p) for p in (*inputs, samples_path, annotation_path)},
     }
     return adata
 
 
 def main(smk) -> None:
     adata = ingest(
-        smk.input.counts,
+        smk.params.counts,
         smk.input.samples,
         smk.input.annotation,
         smk.params.design,
         dict(smk.params.contrasts),
         smk.params.counts_format,
+        strandedness=smk.params.strandedness,
+        counts_layer=smk.params.counts_layer,
+        tx2gene=smk.params.tx2gene,
     )
     log.info("cohort: %d samples x %d genes", adata.n_obs, adata.n_vars)
     with atomic_output(smk.output.h5ad) as tmp:

@@ -4,15 +4,23 @@ Each failure raises InputError with one message naming the file, the place
 (sample, gene, column) and what was expected.
 """
 
+import logging
+
 import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
 from pipeline_common import InputError, format_list
 
+log = logging.getLogger("trd")
 
-def check_counts(counts: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Counts must be unique genes x unique samples of non-negative whole numbers; returns int64."""
+
+def check_counts(counts: pd.DataFrame, source: str, estimated: bool = False) -> pd.DataFrame:
+    """Counts must be unique genes x unique samples of non-negative whole numbers; returns int64.
+
+    `estimated` counts (salmon, kallisto, RSEM) are fractional by nature: they are rounded to
+    the nearest integer (as DESeq2's tximport import does) and the rounding is logged.
+    """
     _check_unique(counts.index, "gene ID", source)
     _check_unique(counts.columns, "sample ID", source)
     numeric = counts.apply(pd.to_numeric, errors="coerce")
@@ -21,8 +29,14 @@ def check_counts(counts: pd.DataFrame, source: str) -> pd.DataFrame:
     values = numeric.to_numpy(dtype=float)
     _check_cells(pd.DataFrame(values < 0, counts.index, counts.columns), counts, source,
                  "is negative; expected a count >= 0")
-    _check_cells(pd.DataFrame(values != np.round(values), counts.index, counts.columns), counts,
-                 source, "is not a whole number; expected raw counts (not normalised values)")
+    fractional = values != np.round(values)
+    if estimated:
+        log.info("%s: %d of %d estimated counts were fractional and are rounded to integers.",
+                 source, int(fractional.sum()), fractional.size)
+        return numeric.round().astype(np.int64)
+    _check_cells(pd.DataFrame(fractional, counts.index, counts.columns), counts,
+                 source, "is not a whole number; expected raw counts (not normalised values); estimated "
+                 "counts (nf-core's salmon.merged.gene_counts.tsv) are rounded with counts_format: salmon")
     return numeric.astype(np.int64)
 
 

@@ -1,0 +1,41 @@
+"""Config validation with one readable line per problem.
+
+Snakemake's own schema validation prints the whole schema; this names the key, the value
+and the valid choices (keys of that section, or the allowed values), then Snakemake's
+`validate` fills in the defaults.
+"""
+
+import jsonschema
+import yaml
+
+
+def _describe(error: jsonschema.ValidationError) -> list[str]:
+    key = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        section = f" of '{key}'" if key else ""
+        return [f"config key '{key + '.' if key else ''}{name}' does not exist; valid keys{section}: "
+                f"{', '.join(allowed)}." for name in error.instance if name not in allowed]
+    if error.validator == "enum":
+        return [f"config key '{key}' is {error.instance!r}; valid choices: "
+                f"{', '.join(map(str, error.validator_value))}."]
+    if error.validator == "type":
+        return [f"config key '{key}' is {error.instance!r} ({type(error.instance).__name__}); "
+                f"expected {error.validator_value}."]
+    return [f"config key '{key}': {error.message}."]
+
+
+def config_problems(config: dict, schema: dict) -> list[str]:
+    """Every violation of the schema, one sentence each, in key order."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    return [line for error in errors for line in _describe(error)]
+
+
+def check_config(config: dict, schema_path: str) -> None:
+    """Raise ValueError listing every problem of the config (Snakemake shows the message)."""
+    with open(schema_path, encoding="utf-8") as handle:
+        schema = yaml.safe_load(handle)
+    problems = config_problems(config, schema)
+    if problems:
+        raise ValueError("invalid configuration:\n  " + "\n  ".join(problems))
