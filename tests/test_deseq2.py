@@ -1,0 +1,97 @@
+"""DESeq2 step: helpers on small tables, and the toy run against the planted truth and PyDESeq2 itself."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from pydeseq2.dds import DeseqDataSet
+from pydeseq2.ds import DeseqStats
+
+from conftest import ROOT
+from de_model import make_inference, prepare_metadata
+from deseq2 import count_calls, results_table, shrink_coefficient
+
+CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
+
+
+def test_metadata_scales_continuous_and_puts_reference_first():
+    obs = pd.DataFrame({"age": [20.0, 30.0, 40.0], "group": ["TRD", "responder", "TRD"],
+                        "site": ["b", "a", "b"]})
+    metadata, coding = prepare_metadata(obs, "~ site + age + group", CONTRAST)
+    assert metadata["age"].tolist() == pytest.approx([-1.0, 0.0, 1.0])
+    assert list(metadata["group"].cat.categories) == ["responder", "TRD"]
+    assert list(metadata["site"].cat.categories) == ["a", "b"]
+    coding = coding.set_index("variable")
+    assert coding.loc["age", ["centre", "scale"]].tolist() == pytest.approx([30.0, 10.0])
+    assert coding.loc["group", "reference"] == "responder"
+
+
+def test_shrink_coefficient_name():
+    assert shrink_coefficient(CONTRAST) == "group[T.TRD]"
+
+
+def test_results_table_orders_columns_and_sorts_by_pvalue():
+    raw = pd.DataFrame(
+        {"baseMean": [10.0, 20, 30], "log2FoldChange": [1.0, -2, 0.5], "lfcSE": [0.1] * 3,
+         "stat": [10.0, -20, 5], "pvalue": [0.01, np.nan, 0.001], "padj": [0.02, np.nan, 0.002]},
+        index=pd.Index(["g1", "g2", "g3"], name="gene_id"),
+    )
+    var = pd.DataFrame({"gene_symbol": ["A", None, "C"]}, index=["g1", "g2", "g3"])
+    table = results_table(raw, var)
+    assert list(table.columns[:8]) == ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "lfcSE",
+                                       "stat", "pvalue", "padj"]
+    assert table["gene_id"].tolist() == ["g3", "g1", "g2"]
+    assert table["gene_symbol"].tolist() == ["C", "A", ""]
+
+
+def test_count_calls_by_threshold():
+    table = pd.DataFrame({"log2FoldChange": [2.0, 0.7, -0.3, -1.5, 3.0],
+                          "padj": [0.001, 0.01, 0.04, 0.2, np.nan]})
+    calls = count_calls(table, 0.05, [0.5, 1.0]).set_index("min_abs_log2FC")
+    assert calls.loc[0.0, ["up", "down"]].tolist() == [2, 1]
+    assert calls.loc[0.5, ["up", "down"]].tolist() == [2, 0]
+    assert calls.loc[1.0, ["up", "down"]].tolist() == [1, 0]
+
+
+@pytest.fixture(scope="module")
+def toy_results(toy_run):
+    table = pd.read_csv(toy_run / "results/de/TRD_vs_responder/deseq2_results.tsv", sep="\t")
+    truth = pd.read_csv(ROOT / "resources/toy/truth_genes.tsv", sep="\t")
+    return table.merge(truth.drop(columns="gene_symbol"), on="gene_id", how="left")
+
+
+def test_toy_calls_match_the_planted_truth(toy_results):
+    called = toy_results[toy_results["padj"] < 0.05]
+    false_discoveries = (~called["is_de"]).mean()
+    assert len(called) > 200
+    assert false_discoveries <= 0.10
+    strong = toy_results[toy_results["true_log2FC"].abs() >= 0.8]
+    assert (strong["padj"] < 0.05).mean() >= 0.8
+    # estimates track the truth and positive means higher in TRD
+    de = toy_results[toy_results["is_de"]]
+    assert np.corrcoef(de["log2FoldChange"], de["true_log2FC"])[0, 1] > 0.9
+    assert (np.sign(called["log2FoldChange"]) == np.sign(called["true_log2FC"]))[called["is_de"]].all()
+
+
+def test_toy_serotonin_genes_present_without_effect(toy_results):
+    genes = toy_results.set_index("gene_symbol")
+    assert not (genes.loc[["HTR1A", "HTR2B"], "padj"] < 0.05).any()
+
+
+def test_table_equals_a_direct_pydeseq2_call(toy_run, toy_results):
+    """The pipeline adds no drift: the same counts, design and contrast straight into PyDESeq2."""
+    cohort = ad.read_h5ad(toy_run / "results/filter/cohort.h5ad")
+    metadata = cohort.obs[["site", "sex", "age", "group"]].copy()
+    metadata["age"] = (metadata["age"] - metadata["age"].mean()) / metadata["age"].std()
+    metadata["group"] = pd.Categorical(metadata["group"], categories=["responder", "TRD"])
+    counts = pd.DataFrame(cohort.X, index=cohort.obs_names, columns=cohort.var_names)
+    dds = DeseqDataSet(counts=counts, metadata=metadata, design="~ site + sex + age + group",
+                       inference=make_inference(2), quiet=True)
+    dds.deseq2()
+    stats = DeseqStats(dds, contrast=["group", "TRD", "responder"], alpha=0.05,
+                       inference=make_inference(2), quiet=True)
+    stats.summary()
+    direct = stats.results_df
+    table = toy_results.set_index("gene_id").loc[direct.index]
+    for column in ["baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj"]:
+        np.testing.assert_allclose(table[column], direct[column], rtol=1e-6, err_msg=column)

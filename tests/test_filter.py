@@ -1,0 +1,72 @@
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from filter import expressed_genes, filter_cohort, min_group_size, samples_to_keep
+from pipeline_common import InputError
+
+CONTRASTS = {"c": {"variable": "group", "test": "TRD", "reference": "responder"}}
+
+
+def test_expressed_genes_follows_filterbyexpr_by_hand():
+    # samples x genes; gene 1 makes library sizes ~1e6 (median 1e6), so the CPM cutoff is 10
+    # and gene 0's CPMs are about 12, 5, 30, 0: two samples reach the cutoff.
+    counts = np.array([[12, 999_988], [5, 999_995], [30, 999_970], [0, 2_000_000]])
+    assert np.median(counts.sum(axis=1)) == 1e6
+    assert expressed_genes(counts, group_size=2).tolist() == [True, True]
+    assert expressed_genes(counts, group_size=3).tolist() == [False, True]
+    # min_total_count applies on top: gene 0 totals 47
+    assert expressed_genes(counts, group_size=2, min_total_count=48).tolist() == [False, True]
+
+
+def test_large_groups_need_only_a_proportion():
+    # 30 samples, gene passes the CPM cutoff in 24 of them.
+    # n = 10 + (30 - 10) * 0.7 = 24 -> kept; with min_prop 0.8, n = 26 -> removed.
+    counts = np.zeros((30, 2))
+    counts[:, 1] = 1_000_000
+    counts[:24, 0] = 50
+    assert expressed_genes(counts, group_size=30).tolist() == [True, True]
+    assert expressed_genes(counts, group_size=30, min_prop=0.8).tolist() == [False, True]
+
+
+def small_cohort():
+    obs = pd.DataFrame({"group": ["TRD", "TRD", "TRD", "responder", "responder", "responder"],
+                        "age": [30, 40, 50, 35, 45, 55]},
+                       index=[f"S{i}" for i in range(6)])
+    rng = np.random.default_rng(1)
+    X = rng.poisson(100, (6, 5))
+    X[:, 4] = 0  # never expressed
+    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(5)]))
+
+
+def metrics(excluded):
+    return pd.DataFrame({"excluded": excluded}, index=pd.Index([f"S{i}" for i in range(6)], name="sample_id"))
+
+
+def test_min_group_size():
+    assert min_group_size(small_cohort().obs.iloc[:5], CONTRASTS) == 2
+
+
+def test_samples_to_keep_reads_excluded_column_as_text_or_bool():
+    m = pd.DataFrame({"excluded": ["False", "True", False, True]}, index=list("abcd"))
+    assert list(samples_to_keep(m)) == ["a", "c"]
+
+
+def test_filter_cohort_drops_excluded_samples_and_silent_genes():
+    kept, summary = filter_cohort(small_cohort(), metrics([False, True, False, False, False, False]),
+                                  {}, CONTRASTS, "~ age + group", "qc_metrics.tsv")
+    assert list(kept.obs_names) == ["S0", "S2", "S3", "S4", "S5"]
+    assert list(kept.var_names) == ["g0", "g1", "g2", "g3"]
+    assert summary.set_index("step")["n"].to_dict() == {
+        "samples in": 6, "samples excluded by QC": 1, "samples kept": 5,
+        "genes in": 5, "genes removed (low counts)": 1, "genes kept": 4,
+    }
+
+
+def test_group_too_small_after_exclusion_stops_before_fitting():
+    with pytest.raises(InputError) as err:
+        filter_cohort(small_cohort(), metrics([True, True, False, False, False, False]), {}, CONTRASTS,
+                      "~ group", "qc_metrics.tsv")
+    assert str(err.value) == ("qc_metrics.tsv after QC exclusion: contrast 'c' has 1 sample(s) with "
+                              "group = 'TRD'; at least 2 are needed.")
