@@ -1,0 +1,146 @@
+"""The toy workflow through a real one-node SLURM (tests/cluster/start_slurm.sh).
+
+One run with `--profile profiles/slurm --profile tests/cluster/profile`; the
+overlay makes deseq2's first attempt ask for too little memory, so the run
+also shows SLURM killing a job and Snakemake resubmitting it with more.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, copy_workflow, run_snakemake
+
+pytestmark = pytest.mark.slurm
+
+START_SLURM = ROOT / "tests" / "cluster" / "start_slurm.sh"
+TEST_PROFILE = ROOT / "tests" / "cluster" / "profile"
+SLURMD_LOG = Path("/var/log/slurm/slurmd.log")
+# Rules the workflow runs on the submit host (README, "Running on a cluster").
+LOCAL_RULES = {"all", "report"}
+FORCED_FAILURE_RULE = "deseq2"
+
+
+@dataclass
+class SlurmJob:
+    job_id: str
+    state: str
+    min_memory: str
+    comment: str  # the plugin records "rule_<rule or group job>[_wildcards_<values>]" here
+
+    @property
+    def job_name(self) -> str:
+        """The rule, or for a group job the group and its rules: "prepare_filter_ingest_qc"."""
+        return self.comment.removeprefix("rule_").split("_wildcards_")[0]
+
+
+@dataclass
+class ClusterRun:
+    workdir: Path
+    snakemake_log: str
+    jobs: list[SlurmJob]  # this run's SLURM jobs in submission order
+
+
+def _cluster(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(START_SLURM), command], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A running single-node SLURM; started here (and stopped after) unless already up."""
+    if os.geteuid() != 0:
+        pytest.skip("SLURM test needs root to install and start slurmctld/slurmd (tests/cluster/start_slurm.sh)")
+    if _cluster("status").returncode == 0:
+        yield
+        return
+    started = _cluster("start")
+    if started.returncode != 0:
+        pytest.skip(f"SLURM could not be started: {(started.stderr or started.stdout).strip()[-500:]}")
+    yield
+    _cluster("stop")
+
+
+def squeue_jobs(job_name: str) -> list[SlurmJob]:
+    """All jobs of one Snakemake run, finished ones included (they stay for MinJobAge)."""
+    out = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "--name", job_name, "--format=%i|%T|%m|%k"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    jobs = [SlurmJob(*line.split("|")) for line in out.splitlines()]
+    return sorted(jobs, key=lambda job: int(job.job_id))
+
+
+@pytest.fixture(scope="module")
+def cluster_run(slurm_cluster, tmp_path_factory) -> ClusterRun:
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"))
+    run_snakemake(workdir, "--profile", "profiles/slurm", "--profile", str(TEST_PROFILE))
+    (log_file,) = (workdir / ".snakemake" / "log").glob("*.snakemake.log")
+    log = log_file.read_text()
+    run_id = re.search(r"^SLURM run ID: (\S+)$", log, re.MULTILINE).group(1)
+    return ClusterRun(workdir, log, squeue_jobs(run_id))
+
+
+def submitted_job_ids(snakemake_log: str) -> list[str]:
+    return re.findall(r"has been submitted with SLURM jobid (\d+)", snakemake_log)
+
+
+def executed_rules(snakemake_log: str, local: bool) -> set[str]:
+    """Rules of the jobs Snakemake started, on the submit host (local) or submitted."""
+    prefix = "localrule" if local else "rule"
+    return set(re.findall(rf"^\s*{prefix} (\w+):$", snakemake_log, re.MULTILINE))
+
+
+def expected_job_names(remote_rules: set[str]) -> set[str]:
+    """Ungrouped rules by their own name; a group as its name and its rules in alphabetical order."""
+    groups = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["groups"]
+    members: dict[str, list[str]] = {}
+    for rule in sorted(remote_rules):
+        members.setdefault(groups.get(rule, ""), []).append(rule)
+    ungrouped = set(members.pop("", []))
+    return ungrouped | {f"{group}_{'_'.join(rules)}" for group, rules in members.items()}
+
+
+def test_every_job_but_the_local_rules_ran_as_a_slurm_job(cluster_run):
+    log = cluster_run.snakemake_log
+    assert executed_rules(log, local=True) == LOCAL_RULES
+    remote_rules = executed_rules(log, local=False)
+    completed = {job.job_name for job in cluster_run.jobs if job.state == "COMPLETED"}
+    assert completed == expected_job_names(remote_rules)
+
+
+def test_job_ids_agree_between_snakemake_squeue_and_slurmd(cluster_run):
+    ids = submitted_job_ids(cluster_run.snakemake_log)
+    assert ids == [job.job_id for job in cluster_run.jobs]
+    launched = set(re.findall(r"Launching batch job (\d+)", SLURMD_LOG.read_text()))
+    assert set(ids) <= launched
+    for job_id in ids:
+        assert list((cluster_run.workdir / "logs" / "slurm").rglob(f"{job_id}.log")), job_id
+
+
+def test_memory_killed_job_is_retried_with_more_memory(cluster_run):
+    attempts = [job for job in cluster_run.jobs if job.job_name == FORCED_FAILURE_RULE]
+    assert [(job.state, job.min_memory) for job in attempts] == [("FAILED", "50M"), ("COMPLETED", "4000M")]
+    (first_log,) = (cluster_run.workdir / "logs" / "slurm").rglob(f"{attempts[0].job_id}.log")
+    assert "exceeded memory limit" in first_log.read_text()
+    assert "Trying to restart job" in cluster_run.snakemake_log
+
+
+def result_tables(workdir: Path) -> dict[str, bytes]:
+    results = workdir / "results"
+    return {str(path.relative_to(results)): path.read_bytes() for path in sorted(results.rglob("*.tsv"))}
+
+
+def test_result_tables_equal_a_local_run(cluster_run, toy_run):
+    cluster_tables = result_tables(cluster_run.workdir)
+    local_tables = result_tables(toy_run)
+    assert "de/TRD_vs_responder/deseq2_results.tsv" in local_tables
+    assert cluster_tables.keys() == local_tables.keys()
+    differing = [name for name in local_tables if cluster_tables[name] != local_tables[name]]
+    assert differing == []
