@@ -43,7 +43,8 @@ def cohort_size():
     """
     try:
         n_samples = _count_lines(config["samples"]) - 1
-        n_genes = _count_lines(config["counts"]) - 1
+        # per-sample count files (no `counts`): a whole GENCODE annotation has ~60,000 genes
+        n_genes = _count_lines(config["counts"]) - 1 if config["counts"] else 60000
     except OSError:
         return 300, 20000
     return max(n_samples, 1), max(n_genes, 1)

@@ -6,6 +6,7 @@ input stops the run within seconds and before any model is fitted.
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import anndata as ad
@@ -126,22 +127,24 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
         "counts_file": str(counts_source),
         "counts_format": data.format,
         "samples_file": str(samples_path),
-        "md5": {str(p): file_md5(p) for p in (*inputs, samples_path, annotation_path)},
+        # keys relative to the working directory: h5ad stores 'a/b' as nested groups and cannot
+        # store an absolute path's empty first part
+        "md5": {os.path.relpath(p): file_md5(p) for p in (*inputs, samples_path, annotation_path)},
     }
     return adata
 
 
 def main(smk) -> None:
     adata = ingest(
-        smk.params.counts,
+        smk.params.counts or "",  # empty or null in the config: counts come from counts_file
         smk.input.samples,
         smk.input.annotation,
         smk.params.design,
         dict(smk.params.contrasts),
         smk.params.counts_format,
         strandedness=smk.params.strandedness,
-        counts_layer=smk.params.counts_layer,
-        tx2gene=smk.params.tx2gene,
+        counts_layer=smk.params.counts_layer or "",
+        tx2gene=smk.params.tx2gene or "",
     )
     log.info("cohort: %d samples x %d genes", adata.n_obs, adata.n_vars)
     with atomic_output(smk.output.h5ad) as tmp:
