@@ -1,15 +1,43 @@
+def qc_figure(name):
+    """A QC figure in results/qc/ with its caption workflow/report/{name}.rst."""
+    return report(
+        f"results/qc/{name}.png",
+        caption=f"../report/{name}.rst",
+        category="Quality control",
+    )
+
+
 rule qc:
     input:
         h5ad="results/ingest/cohort.h5ad",
     output:
-        metrics="results/qc/qc_metrics.tsv",
-        pca=report(
-            "results/qc/pca.png",
-            caption="../report/pca.rst",
+        metrics=report(
+            "results/qc/qc_metrics.tsv",
+            caption="../report/qc_metrics.rst",
             category="Quality control",
         ),
+        excluded="results/qc/excluded_samples.tsv",
+        limits="results/qc/qc_limits.tsv",
+        pcs="results/qc/pca_scores.tsv",
+        association="results/qc/pc_covariate_association.tsv",
+        balance=report(
+            "results/qc/covariate_balance.tsv",
+            caption="../report/covariate_balance.rst",
+            category="Quality control",
+        ),
+        mqc_metrics="results/qc/trd_qc_metrics_mqc.tsv",
+        mqc_flags="results/qc/trd_qc_flags_mqc.yaml",
+        pca=qc_figure("pca"),
+        scree=qc_figure("scree"),
+        pc_heatmap=qc_figure("pc_covariate_association"),
+        distances=qc_figure("sample_distances"),
+        library_size=qc_figure("library_size"),
+        detected_genes=qc_figure("detected_genes"),
+        sex_check=qc_figure("sex_check"),
     params:
-        n_top_genes=config["qc"]["n_top_genes"],
+        qc=config["qc"],
+        deseq2=config["deseq2"],
+        contrasts=config["contrasts"],
     threads: 2
     resources:
         # VST needs dispersions of every gene: a few float64 samples x genes matrices

@@ -1,4 +1,11 @@
-"""Per-sample quality control before any model is fitted: library metrics and PCA of VST data."""
+"""Per-sample quality control before any model is fitted.
+
+Library metrics (scanpy), a sex check (XIST against Y-chromosome genes), robust
+(median/MAD) outlier limits, PCA of the VST data and its association with every
+covariate, the covariate balance between clinical groups ("Table 1"), figures,
+and MultiQC custom content. A flagged sample is kept (`qc.action: flag`) or
+marked `excluded` for the filter rule (`qc.action: exclude`).
+"""
 
 import logging
 
@@ -9,27 +16,157 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import scanpy as sc  # noqa: E402
+import yaml  # noqa: E402
 from pydeseq2.preprocessing import deseq2_norm  # noqa: E402
+from scipy import stats  # noqa: E402
+from scipy.cluster import hierarchy  # noqa: E402
+from scipy.spatial.distance import pdist, squareform  # noqa: E402
 
 from de_model import variance_stabilise  # noqa: E402
-from pipeline_common import save_figure, write_table  # noqa: E402
+from pipeline_common import atomic_output, format_list, save_figure, write_table  # noqa: E402
 
 log = logging.getLogger("trd")
 
+# Robust SD of a normal sample = 1.4826 x MAD.
+MAD_TO_SD = 1.4826
+RECORDED_SEX = {"female": "female", "f": "female", "woman": "female", "w": "female",
+                "male": "male", "m": "male", "man": "male"}
 
-def library_metrics(adata: ad.AnnData) -> pd.DataFrame:
-    """Library size, detected genes and DESeq2 median-of-ratios size factor per sample."""
+
+# --- per-sample metrics -----------------------------------------------------------------
+
+def library_metrics(adata: ad.AnnData, globin_genes: list[str], n_top: int = 50) -> pd.DataFrame:
+    """Library size, detected genes, size factor and % of counts in MT, globin and top genes."""
     counts = np.asarray(adata.X)
+    masks = pd.DataFrame({
+        "mito": (adata.var["chromosome"].astype(str) == "MT").to_numpy(),
+        "globin": adata.var["gene_symbol"].isin(globin_genes).to_numpy(),
+    }, index=adata.var_names)
+    qc, _ = sc.pp.calculate_qc_metrics(
+        ad.AnnData(counts.astype(np.float64), var=masks), qc_vars=["mito", "globin"],
+        percent_top=(n_top,), log1p=False, inplace=False)
     _, size_factors = deseq2_norm(counts)
-    return pd.DataFrame(
-        {
-            "library_size": counts.sum(axis=1),
-            "detected_genes": (counts > 0).sum(axis=1),
-            "size_factor": size_factors,
-        },
-        index=pd.Index(adata.obs_names, name="sample_id"),
-    )
+    return pd.DataFrame({
+        "library_size": counts.sum(axis=1),
+        "detected_genes": (counts > 0).sum(axis=1),
+        "size_factor": size_factors,
+        "pct_counts_mito": qc["pct_counts_mito"].to_numpy(),
+        "pct_counts_globin": qc["pct_counts_globin"].to_numpy(),
+        f"pct_counts_top{n_top}": qc[f"pct_counts_in_top_{n_top}_genes"].to_numpy(),
+    }, index=pd.Index(adata.obs_names, name="sample_id"))
 
+
+# --- sex check ----------------------------------------------------------------------------
+
+def mean_log_cpm(counts: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Mean log2(CPM + 1) of the given gene columns per sample (NaN when there are none)."""
+    if not columns.any():
+        return np.full(counts.shape[0], np.nan)
+    cpm = counts[:, columns] / counts.sum(axis=1, keepdims=True) * 1e6
+    return np.log2(cpm + 1).mean(axis=1)
+
+
+def sex_scores(adata: ad.AnnData, female_genes: list[str], male_genes: list[str]) -> pd.DataFrame:
+    """XIST-like score, Y-gene score and their difference (positive = male) per sample.
+
+    Log CPM makes the scores independent of library size, so a small library
+    still gets a clear call when its sex genes are there.
+    """
+    counts = np.asarray(adata.X, dtype=np.float64)
+    symbols = adata.var["gene_symbol"]
+    for label, genes in (("female", female_genes), ("male", male_genes)):
+        present = sorted(set(genes) & set(symbols))
+        log.info("sex check, %s genes present: %s", label, format_list(present) or "none")
+    female = mean_log_cpm(counts, symbols.isin(female_genes).to_numpy())
+    male = mean_log_cpm(counts, symbols.isin(male_genes).to_numpy())
+    return pd.DataFrame({"xist_score": female, "y_score": male, "sex_score": male - female},
+                        index=pd.Index(adata.obs_names, name="sample_id"))
+
+
+def infer_sex(sex_score: pd.Series, margin: float) -> pd.Series:
+    """'male' above +margin, 'female' below -margin, 'ambiguous' between, 'unknown' without genes."""
+    inferred = np.select([sex_score > margin, sex_score < -margin, sex_score.notna()],
+                         ["male", "female", "ambiguous"], default="unknown")
+    return pd.Series(inferred, index=sex_score.index, name="inferred_sex")
+
+
+def normalise_sex_labels(recorded: pd.Series) -> pd.Series:
+    """Recorded sex as 'female'/'male' (F/M, Female, woman, ...); anything else NaN."""
+    return recorded.astype("string").str.strip().str.lower().map(RECORDED_SEX)
+
+
+def recorded_sex(obs: pd.DataFrame, column: str) -> pd.Series:
+    """The sample sheet's sex column; all missing (nothing to check against) when there is none."""
+    if column in obs:
+        return obs[column]
+    log.warning("no column %r in the sample sheet: sex is inferred but not checked", column)
+    return pd.Series(pd.NA, index=obs.index, dtype="string")
+
+
+def sex_flags(recorded: pd.Series, inferred: pd.Series, score: pd.Series, margin: float) -> pd.Series:
+    """One reason per sample whose inferred sex is ambiguous or disagrees with the record."""
+    recorded = normalise_sex_labels(recorded)
+    reasons = pd.Series("", index=inferred.index)
+    ambiguous = inferred == "ambiguous"
+    reasons[ambiguous] = [f"sex_ambiguous: XIST and Y genes do not separate (score {s:.2f}, "
+                          f"needs |score| > {margin:g})" for s in score[ambiguous]]
+    mismatch = inferred.isin(["female", "male"]) & recorded.notna() & (recorded != inferred)
+    reasons[mismatch] = [f"sex_mismatch: recorded {r}, inferred {i} (score {s:.2f})"
+                         for r, i, s in zip(recorded[mismatch], inferred[mismatch], score[mismatch])]
+    return reasons
+
+
+# --- robust outlier limits ------------------------------------------------------------------
+
+def mad_limits(values: np.ndarray, threshold: float) -> tuple[float, float, float]:
+    """(lower, upper, robust SD): median -/+ threshold x 1.4826 x MAD, ignoring NaN."""
+    median = np.nanmedian(values)
+    robust_sd = MAD_TO_SD * np.nanmedian(np.abs(values - median))
+    return median - threshold * robust_sd, median + threshold * robust_sd, robust_sd
+
+
+# (flag, metric column, log10 scale?, harmful side, what it is) for each outlier check.
+# Sizes and fractions vary multiplicatively between samples, so their limits are set on log10.
+OUTLIER_CHECKS = [
+    ("low_library_size", "library_size", True, "low", "library size"),
+    ("low_detected_genes", "detected_genes", True, "low", "detected genes"),
+    ("high_globin", "pct_counts_globin", True, "high", "% counts in globin genes"),
+    ("high_mito", "pct_counts_mito", True, "high", "% counts in mitochondrial genes"),
+    ("pca_outlier", "pca_distance", False, "high", "distance from the median in VST PCA space"),
+]
+
+
+def outlier_flags(metrics: pd.DataFrame, threshold: float) -> tuple[pd.Series, pd.DataFrame]:
+    """A reason per sample for every metric beyond its MAD limit, and the table of limits."""
+    reasons = pd.Series([[] for _ in metrics.index], index=metrics.index, dtype=object)
+    rows = []
+    for flag, column, on_log, side, label in OUTLIER_CHECKS:
+        values = metrics[column].to_numpy(dtype=np.float64)
+        # A zero fraction (no globin gene in the matrix) has no logarithm; it is never 'high'.
+        scaled = np.log10(np.where(values > 0, values, np.nan)) if on_log else values
+        lower, upper, robust_sd = mad_limits(scaled, threshold)
+        limit = lower if side == "low" else upper
+        hit = scaled < limit if side == "low" else scaled > limit
+        limit_value = 10**limit if on_log else limit
+        relation, sign = ("<", "-") if side == "low" else (">", "+")
+        for sample in metrics.index[hit]:
+            reasons[sample].append(
+                f"{flag}: {label} {metrics.at[sample, column]:.4g} {relation} limit {limit_value:.4g} "
+                f"(median {sign} {threshold:g} MAD{' on log10 scale' if on_log else ''})")
+        rows.append({"flag": flag, "metric": column, "scale": "log10" if on_log else "linear",
+                     "side": side, "median": 10 ** np.nanmedian(scaled) if on_log else np.nanmedian(scaled),
+                     "limit": limit_value, "robust_sd": robust_sd, "n_flagged": int(hit.sum())})
+    return reasons.map("; ".join), pd.DataFrame(rows)
+
+
+def combine_flags(*reasons: pd.Series) -> pd.Series:
+    """All non-empty reasons of a sample joined by '; '."""
+    table = pd.concat(reasons, axis=1)
+    return table.apply(lambda row: "; ".join(r for r in row if r), axis=1)
+
+
+# --- PCA and confounding ---------------------------------------------------------------------
 
 def top_variable_pca(vst: np.ndarray, n_top_genes: int, n_components: int = 10
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -44,27 +181,293 @@ def top_variable_pca(vst: np.ndarray, n_top_genes: int, n_components: int = 10
     return scores * signs, (s**2 / (s**2).sum())[:k]
 
 
-def pca_plot(scores: np.ndarray, explained: np.ndarray, labels: pd.Series, title: str):
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for level in sorted(labels.unique()):
-        hit = (labels == level).to_numpy()
-        ax.scatter(scores[hit, 0], scores[hit, 1], s=18, label=str(level))
-    ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
-    ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
-    ax.set_title(title)
+def pca_distance(scores: np.ndarray, n_pcs: int) -> np.ndarray:
+    """Euclidean distance of each sample from the coordinate-wise median of the first PCs."""
+    top = scores[:, :n_pcs]
+    return np.sqrt(((top - np.median(top, axis=0)) ** 2).sum(axis=1))
+
+
+def is_continuous(column: pd.Series) -> bool:
+    """Numeric sample-sheet columns are continuous, all others categorical (config/README.md)."""
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def association_test(values: np.ndarray, covariate: pd.Series) -> dict:
+    """Association of a numeric vector with one covariate: Pearson (continuous) or one-way ANOVA."""
+    present = covariate.notna().to_numpy()
+    x, cov = values[present], covariate[present]
+    if is_continuous(cov):
+        r, p = stats.pearsonr(x, cov.to_numpy(dtype=np.float64))
+        return {"test": "pearson", "statistic": r, "r_squared": r**2, "pvalue": p}
+    groups = [x[(cov.astype(str) == level).to_numpy()] for level in sorted(cov.astype(str).unique())]
+    f, p = stats.f_oneway(*groups)
+    # eta squared: share of the PC's variance explained by the covariate's levels.
+    between = sum(len(g) * (g.mean() - x.mean()) ** 2 for g in groups)
+    return {"test": "anova", "statistic": f, "r_squared": between / ((x - x.mean()) ** 2).sum(), "pvalue": p}
+
+
+def pc_covariate_association(scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (PC, covariate) with test, statistic, R squared and p-value."""
+    rows = []
+    for pc in range(scores.shape[1]):
+        for covariate in obs.columns:
+            if obs[covariate].nunique() < 2:
+                continue
+            rows.append({"pc": f"PC{pc + 1}", "variance_explained": explained[pc], "covariate": covariate,
+                         **association_test(scores[:, pc], obs[covariate])})
+    return pd.DataFrame(rows)
+
+
+def categorical_test(table: pd.DataFrame) -> tuple[str, float, float]:
+    """Fisher's exact test for a 2x2 table with an expected count below 5, else chi-square."""
+    chi2, p, _, expected = stats.chi2_contingency(table)
+    if table.shape == (2, 2) and (expected < 5).any():
+        odds, p = stats.fisher_exact(table)
+        return "fisher", odds, p
+    return "chi2", chi2, p
+
+
+def continuous_test(groups: list[np.ndarray]) -> tuple[str, float, float]:
+    """Welch's t-test for two groups, one-way ANOVA for more."""
+    if len(groups) == 2:
+        t, p = stats.ttest_ind(*groups, equal_var=False)
+        return "welch_t", t, p
+    f, p = stats.f_oneway(*groups)
+    return "anova", f, p
+
+
+def covariate_balance(obs: pd.DataFrame, group: str) -> pd.DataFrame:
+    """'Table 1': per level of `group`, n and every other column (mean/SD or counts) with a test.
+
+    Columns: grouping, covariate, level, statistic, one per group level, all, test,
+    test_statistic, pvalue (the covariate's p-value repeated on each of its rows).
+    """
+    labels = obs[group].astype(str)
+    levels = sorted(labels.unique())
+    rows = [{"covariate": "n", "level": "", "statistic": "count",
+             **{lv: int((labels == lv).sum()) for lv in levels}, "all": len(obs)}]
+    for covariate in obs.columns.drop(group):
+        column = obs[covariate]
+        present = column.notna()
+        if is_continuous(column):
+            by_group = [column[present & (labels == lv)].to_numpy(dtype=np.float64) for lv in levels]
+            test = continuous_test(by_group)
+            for statistic, fn in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1))):
+                rows.append({"covariate": covariate, "level": "", "statistic": statistic,
+                             **{lv: fn(v) for lv, v in zip(levels, by_group)},
+                             "all": fn(column[present].to_numpy(dtype=np.float64)),
+                             "test": test[0], "test_statistic": test[1], "pvalue": test[2]})
+        else:
+            table = pd.crosstab(column[present].astype(str), labels[present]).reindex(columns=levels, fill_value=0)
+            test = categorical_test(table) if table.shape[0] > 1 else ("", np.nan, np.nan)
+            for level, counts in table.iterrows():
+                rows.append({"covariate": covariate, "level": level, "statistic": "count",
+                             **counts.to_dict(), "all": int(counts.sum()),
+                             "test": test[0], "test_statistic": test[1], "pvalue": test[2]})
+    table = pd.DataFrame(rows)
+    table.insert(0, "grouping", group)
+    return table
+
+
+def balance_tables(obs: pd.DataFrame, contrasts: dict) -> pd.DataFrame:
+    """Covariate balance for each variable that a contrast compares (usually one: group)."""
+    variables = list(dict.fromkeys(c["variable"] for c in contrasts.values()))
+    return pd.concat([covariate_balance(obs, v) for v in variables], ignore_index=True)
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def colour_covariates(obs: pd.DataFrame, max_levels: int = 12) -> list[str]:
+    """Categorical columns worth colouring a PCA by (2 to max_levels levels)."""
+    return [c for c in obs.columns if not is_continuous(obs[c]) and 2 <= obs[c].nunique() <= max_levels]
+
+
+def pca_plot(scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame, covariates: list[str]):
+    """PC1 vs PC2, one panel per covariate."""
+    fig, axes = plt.subplots(1, len(covariates), figsize=(4.6 * len(covariates), 4.2), squeeze=False)
+    for ax, covariate in zip(axes[0], covariates):
+        labels = obs[covariate].astype(str)
+        for level in sorted(labels.unique()):
+            hit = (labels == level).to_numpy()
+            ax.scatter(scores[hit, 0], scores[hit, 1], s=18, label=level)
+        ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
+        ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
+        ax.set_title(f"VST PCA by {covariate}")
+        ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def scree_plot(explained: np.ndarray):
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    pcs = np.arange(1, len(explained) + 1)
+    ax.bar(pcs, explained * 100, color="#5d6d7e")
+    ax.plot(pcs, np.cumsum(explained) * 100, "o-", c="#c0392b", ms=3, label="cumulative")
+    ax.set_xticks(pcs)
+    ax.set_xlabel("principal component")
+    ax.set_ylabel("% variance (top variable genes)")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def association_heatmap(association: pd.DataFrame, alpha: float = 0.05):
+    """R squared of each (covariate, PC) pair; '*' marks p < alpha."""
+    r2 = association.pivot(index="covariate", columns="pc", values="r_squared")
+    pvalues = association.pivot(index="covariate", columns="pc", values="pvalue")
+    order = sorted(r2.columns, key=lambda pc: int(pc[2:]))
+    r2, pvalues = r2[order], pvalues[order]
+    fig, ax = plt.subplots(figsize=(0.55 * len(order) + 2.5, 0.45 * len(r2) + 1.5))
+    image = ax.imshow(r2.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for (i, j), p in np.ndenumerate(pvalues.to_numpy()):
+        if p < alpha:
+            ax.text(j, i, "*", ha="center", va="center", color="w" if r2.iat[i, j] < 0.6 else "k")
+    ax.set_xticks(range(len(order)), order, rotation=90)
+    ax.set_yticks(range(len(r2)), r2.index)
+    fig.colorbar(image, ax=ax, label="R² (* p < %g)" % alpha)
+    ax.set_title("PC-covariate association")
+    return fig
+
+
+def distance_heatmap(vst: np.ndarray, names: pd.Index, max_labels: int = 100):
+    """Euclidean sample distances of the VST data, ordered by average-linkage clustering."""
+    distances = pdist(vst)
+    order = hierarchy.leaves_list(hierarchy.linkage(distances, method="average"))
+    matrix = squareform(distances)[np.ix_(order, order)]
+    size = min(4 + 0.12 * len(names), 16)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    image = ax.imshow(matrix, cmap="magma_r")
+    if len(names) <= max_labels:
+        ax.set_xticks(range(len(names)), names[order], rotation=90, fontsize=6)
+        ax.set_yticks(range(len(names)), names[order], fontsize=6)
+    fig.colorbar(image, ax=ax, label="Euclidean distance (VST)")
+    ax.set_title("Sample distances (hierarchical clustering)")
+    return fig
+
+
+def metric_bar_chart(values: pd.Series, flagged: pd.Series, limit: float | None, ylabel: str):
+    """One bar per sample; flagged samples in red, the MAD limit as a dashed line."""
+    fig, ax = plt.subplots(figsize=(min(3 + 0.18 * len(values), 24), 3.8))
+    ax.bar(range(len(values)), values.to_numpy(), color=["#c0392b" if f else "#85929e" for f in flagged])
+    if limit is not None:
+        ax.axhline(limit, ls="--", c="k", lw=0.8, label="QC limit")
+        ax.legend(frameon=False, fontsize=8)
+    if len(values) <= 100:
+        ax.set_xticks(range(len(values)), values.index, rotation=90, fontsize=6)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} (red: flagged by any check)")
+    return fig
+
+
+def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series):
+    """XIST score against Y-gene score, coloured by recorded sex; sex flags labelled."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    recorded = normalise_sex_labels(recorded).fillna("not recorded")
+    for level in sorted(recorded.unique()):
+        hit = recorded == level
+        ax.scatter(scores.loc[hit, "xist_score"], scores.loc[hit, "y_score"], s=20, label=f"recorded {level}")
+    for sample in flags.index[flags.str.contains("sex_", regex=False)]:
+        ax.scatter(scores.at[sample, "xist_score"], scores.at[sample, "y_score"], s=90, facecolors="none",
+                   edgecolors="#c0392b", lw=1.2)
+        ax.annotate(sample, (scores.at[sample, "xist_score"], scores.at[sample, "y_score"]),
+                    fontsize=7, xytext=(3, 3), textcoords="offset points", color="#c0392b")
+    ax.set_xlabel("female score: mean log2(CPM+1) of XIST")
+    ax.set_ylabel("male score: mean log2(CPM+1) of Y genes")
+    ax.set_title("Sex check")
     ax.legend(fontsize=8, frameon=False)
     return fig
 
 
+# --- MultiQC custom content ---------------------------------------------------------------------
+
+def write_multiqc_table(table: pd.DataFrame, path, section_id: str, section_name: str, description: str) -> None:
+    """A MultiQC custom-content table (`*_mqc.tsv`): YAML header in '#' lines, then the TSV."""
+    header = {"id": section_id, "section_name": section_name, "description": description,
+              "plot_type": "table", "pconfig": {"id": f"{section_id}_table", "title": section_name}}
+    lines = "".join(f"# {line}\n" for line in yaml.safe_dump(header, sort_keys=False).splitlines())
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(lines)
+            table.to_csv(handle, sep="\t", float_format="%.6g")
+
+
+def write_multiqc_flags(metrics: pd.DataFrame, path, action: str) -> None:
+    """The flags of each sample as a MultiQC custom-content table (`*_mqc.yaml`)."""
+    content = {
+        "id": "trd_qc_flags",
+        "section_name": "TRD QC flags",
+        "description": f"Reasons each sample was flagged by the TRD pipeline's QC (action: {action}).",
+        "plot_type": "table",
+        "pconfig": {"id": "trd_qc_flags_table", "title": "TRD QC flags"},
+        "data": {sample: {"n_flags": len([f for f in row["flags"].split("; ") if f]),
+                          "flags": row["flags"] or "none", "excluded": str(bool(row["excluded"]))}
+                 for sample, row in metrics.iterrows()},
+    }
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+
+
+# --- the rule ----------------------------------------------------------------------------------
+
+def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict) -> dict:
+    """Every table the rule writes, from counts, their VST and the qc settings."""
+    metrics = library_metrics(adata, settings["globin_genes"])
+    scores, explained = top_variable_pca(vst, settings["n_top_genes"], settings["n_pcs"])
+    metrics["pca_distance"] = pca_distance(scores, settings["outlier_pcs"])
+    sex = sex_scores(adata, settings["female_genes"], settings["male_genes"])
+    sex["inferred_sex"] = infer_sex(sex["sex_score"], settings["sex_margin"])
+    recorded = recorded_sex(adata.obs, settings["sex_column"])
+    metrics = metrics.join(sex)
+    sex_reasons = sex_flags(recorded, sex["inferred_sex"], sex["sex_score"], settings["sex_margin"])
+    outlier_reasons, limits = outlier_flags(metrics, settings["mad_threshold"])
+    metrics["flags"] = combine_flags(sex_reasons, outlier_reasons)
+    metrics["excluded"] = (metrics["flags"] != "") & (settings["action"] == "exclude")
+    pcs = pd.DataFrame(scores, index=metrics.index, columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
+    return {"metrics": metrics, "limits": limits, "pcs": pcs, "explained": explained, "recorded_sex": recorded,
+            "association": pc_covariate_association(scores, explained, adata.obs)}
+
+
+def log_findings(results: dict, balance: pd.DataFrame, alpha: float = 0.05) -> None:
+    metrics = results["metrics"]
+    flagged = metrics[metrics["flags"] != ""]
+    log.info("QC limits:\n%s", results["limits"].to_string(index=False))
+    log.info("%d of %d samples flagged%s", len(flagged), len(metrics),
+             "".join(f"\n  {s}: {f}" for s, f in flagged["flags"].items()))
+    log.info("samples excluded: %s", format_list(metrics.index[metrics["excluded"]]) or "none")
+    imbalanced = balance[(balance["pvalue"] < alpha)].drop_duplicates(["grouping", "covariate"])
+    for _, row in imbalanced.iterrows():
+        log.warning("%s is associated with %s (%s p = %.3g): adjust for it or interpret with care",
+                    row["grouping"], row["covariate"], row["test"], row["pvalue"])
+
+
 def main(smk) -> None:
     adata = ad.read_h5ad(smk.input.h5ad)
-    metrics = library_metrics(adata)
-    metrics["flags"] = ""
-    metrics["excluded"] = False
-    vst = variance_stabilise(adata, {}, smk.threads)
-    scores, explained = top_variable_pca(vst, smk.params.n_top_genes)
-    write_table(metrics, smk.output.metrics, index=True)
-    save_figure(pca_plot(scores, explained, adata.obs["group"], "PCA of VST data by group"), smk.output.pca)
+    settings = dict(smk.params.qc)
+    vst = variance_stabilise(adata, dict(smk.params.deseq2), smk.threads)
+    results = run_qc(adata, vst, settings)
+    balance = balance_tables(adata.obs, dict(smk.params.contrasts))
+    log_findings(results, balance)
+    metrics, pcs, explained = results["metrics"], results["pcs"], results["explained"]
+
+    write_table(metrics, smk.output.metrics, index=True, float_format="%.6g")
+    write_table(metrics.loc[metrics["excluded"], ["flags"]], smk.output.excluded, index=True)
+    write_table(results["limits"], smk.output.limits, float_format="%.6g")
+    write_table(pcs, smk.output.pcs, index=True, float_format="%.6g")
+    write_table(results["association"], smk.output.association, float_format="%.6g")
+    write_table(balance, smk.output.balance, float_format="%.6g")
+    write_multiqc_table(metrics.drop(columns=["flags"]), smk.output.mqc_metrics, "trd_qc_metrics",
+                        "TRD QC metrics", "Per-sample library, globin, mitochondrial and sex-check metrics.")
+    write_multiqc_flags(metrics, smk.output.mqc_flags, settings["action"])
+
+    flagged = metrics["flags"] != ""
+    limits = results["limits"].set_index("flag")["limit"]
+    save_figure(pca_plot(pcs.to_numpy(), explained, adata.obs, colour_covariates(adata.obs)), smk.output.pca)
+    save_figure(scree_plot(explained), smk.output.scree)
+    save_figure(association_heatmap(results["association"]), smk.output.pc_heatmap)
+    save_figure(distance_heatmap(vst, adata.obs_names), smk.output.distances)
+    save_figure(metric_bar_chart(metrics["library_size"], flagged, limits["low_library_size"], "library size"),
+                smk.output.library_size)
+    save_figure(metric_bar_chart(metrics["detected_genes"], flagged, limits["low_detected_genes"],
+                                 "detected genes"), smk.output.detected_genes)
+    save_figure(sex_check_plot(metrics, results["recorded_sex"], metrics["flags"]), smk.output.sex_check)
 
 
 if "snakemake" in globals():
