@@ -9,6 +9,7 @@ rule deseq2:
             subcategory="{contrast}",
         ),
         model="results/de/{contrast}/model.tsv",
+        samples="results/de/{contrast}/samples_used.tsv",
         volcano=report(
             "results/de/{contrast}/volcano.png",
             caption="../report/volcano.rst",

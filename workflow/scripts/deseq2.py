@@ -124,6 +124,8 @@ def main(smk) -> None:
     title = f"{contrast['test']} vs {contrast['reference']}"
     write_table(table, smk.output.table, float_format="%.8g")
     write_table(coding, smk.output.model)
+    # The samples the model saw (after any QC exclusion), with the covariates it used.
+    write_table(adata.obs, smk.output.samples, index=True)
     save_figure(volcano_plot(table, settings["alpha"], title), smk.output.volcano)
     save_figure(ma_plot(table, settings["alpha"], title), smk.output.ma)
 
