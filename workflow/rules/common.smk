@@ -1,6 +1,7 @@
 import gzip
 import os
 import sys
+import zlib
 from functools import lru_cache
 
 from snakemake.utils import validate
@@ -16,12 +17,6 @@ check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "conf
 validate(config, schema="../schemas/config.schema.yaml")
 
 CONTRASTS = list(config["contrasts"])
-
-# Rule scripts import their shared helpers (pipeline_common, ...) from workflow/scripts;
-# Snakemake runs a copy of each script from .snakemake/, so the folder goes on PYTHONPATH.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SCRIPTS_DIR, os.environ.get("PYTHONPATH")) if p
-)
 
 
 wildcard_constraints:
@@ -45,7 +40,7 @@ def cohort_size():
         n_samples = _count_lines(config["samples"]) - 1
         # per-sample count files (no `counts`): a whole GENCODE annotation has ~60,000 genes
         n_genes = _count_lines(config["counts"]) - 1 if config["counts"] else 60000
-    except OSError:
+    except (OSError, EOFError, zlib.error):
         return 300, 20000
     return max(n_samples, 1), max(n_genes, 1)
 

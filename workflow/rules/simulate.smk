@@ -2,13 +2,10 @@
 # `snakemake --cores 2 simulate --config sim_samples=300 sim_genes=20000 sim_seed=1`
 # writes results/simulated/n300_g20000_seed1/.
 
-SIM_DIR = "results/simulated/n{n_samples}_g{n_genes}_seed{seed}"
-
-
 rule simulate:
     input:
         expand(
-            SIM_DIR + "/counts.tsv.gz",
+            "results/simulated/n{n_samples}_g{n_genes}_seed{seed}/counts.tsv.gz",
             n_samples=config["sim_samples"],
             n_genes=config["sim_genes"],
             seed=config["sim_seed"],
@@ -20,11 +17,11 @@ rule simulate_cohort:
         annotation=config["annotation"],
         gene_sets=["resources/genesets/go_bp.gmt.gz", "resources/genesets/curated_trd.gmt"],
     output:
-        counts=SIM_DIR + "/counts.tsv.gz",
-        samples=SIM_DIR + "/samples.tsv",
-        truth_genes=SIM_DIR + "/truth_genes.tsv",
-        truth_pathways=SIM_DIR + "/truth_pathways.tsv",
-        truth_hazards=SIM_DIR + "/truth_hazards.tsv",
+        counts="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/counts.tsv.gz",
+        samples="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/samples.tsv",
+        truth_genes="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_genes.tsv",
+        truth_pathways="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_pathways.tsv",
+        truth_hazards="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_hazards.tsv",
     params:
         n_samples=lambda wc: int(wc.n_samples),
         n_genes=lambda wc: int(wc.n_genes),
