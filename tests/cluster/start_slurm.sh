@@ -80,9 +80,10 @@ JobCompType=jobcomp/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 SchedulerType=sched/backfill
-# Finished jobs stay visible to squeue for 10 minutes: without slurmdbd,
-# squeue is how the executor plugin learns a job's final state.
-MinJobAge=600
+# Finished jobs stay visible to squeue for an hour: without slurmdbd,
+# squeue is how the executor plugin (and the test, after a long run) learns
+# a job's final state.
+MinJobAge=3600
 ReturnToService=2
 KillWait=5
 InactiveLimit=0
