@@ -78,3 +78,12 @@ def existing_count_files(wildcards):
     if sheet is not None and "counts_file" in sheet.columns:
         paths += list(sheet["counts_file"].dropna())
     return [p for p in paths if p and os.path.isfile(p)]
+
+
+def qc_figure(name):
+    """A QC figure in results/qc/ with its caption workflow/report/{name}.rst."""
+    return report(
+        f"results/qc/{name}.png",
+        caption=f"../report/{name}.rst",
+        category="Quality control",
+    )

@@ -1,12 +1,3 @@
-def qc_figure(name):
-    """A QC figure in results/qc/ with its caption workflow/report/{name}.rst."""
-    return report(
-        f"results/qc/{name}.png",
-        caption=f"../report/{name}.rst",
-        category="Quality control",
-    )
-
-
 rule qc:
     input:
         h5ad="results/ingest/cohort.h5ad",
