@@ -1,7 +1,9 @@
 """The HTML report: its functions on small tables, the toy run's page against the result tables,
 the page in a real headless browser, `snakemake --report`, and a run with two contrasts."""
 
+import base64
 import hashlib
+import html
 import importlib.metadata
 import io
 import math
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 import report
 import report_figures
@@ -260,3 +263,185 @@ def test_top_gene_heatmap_orders_genes_and_samples():
     assert labels == ["IL1B", "g5", "TNF", "BDNF"]
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["group"]
     assert fig.axes[2].images[0].get_array().shape == (4, 4)
+
+
+def test_caption_text_renders_the_snakemake_caption():
+    rst = 'Top {{ snakemake.config["qc"]["n_top_genes"] }} genes, design ``{{ snakemake.config["design"] }}``.\n'
+    assert report.caption_text(rst, {"qc": {"n_top_genes": 500}, "design": "~ group"}) == \
+        "Top 500 genes, design ~ group."
+
+
+def test_significant_associations():
+    association = pd.DataFrame({"pc": ["PC1", "PC1", "PC2"], "variance_explained": [0.3, 0.3, 0.1],
+                                "covariate": ["site", "age", "group"], "test": ["anova", "pearson", "anova"],
+                                "statistic": [9.0, 0.1, 5.0], "r_squared": [0.4, 0.01, 0.2],
+                                "pvalue": [1e-4, 0.6, 0.03]})
+    hits = report.significant_associations(association)
+    assert hits["covariate"].tolist() == ["site", "group"]
+    assert "statistic" not in hits
+
+
+# ---------------------------------------------------------------- the toy run's report
+
+def contrast_checks(workdir: Path, parser: ReportParser, contrast: str, config: dict) -> None:
+    """The contrast's numbers in the page equal those computed here from its result table."""
+    table = read_de(workdir, contrast)
+    alpha = config["deseq2"]["alpha"]
+    anchor = f"de-{contrast}"
+    assert anchor in parser.sections
+    significant = table["padj"] < alpha
+    calls = as_frame(parser.tables[f"{anchor}-calls"])
+    for row, threshold in zip(calls.itertuples(), [0.0, *config["deseq2"]["lfc_thresholds"]]):
+        big = table["log2FoldChange"].abs() >= threshold
+        assert int(row.up) == (significant & big & (table["log2FoldChange"] > 0)).sum()
+        assert int(row.down) == (significant & big & (table["log2FoldChange"] < 0)).sum()
+    assert len(calls) == 1 + len(config["deseq2"]["lfc_thresholds"])
+
+    top = as_frame(parser.tables[f"{anchor}-top"])
+    expected = table.dropna(subset=["pvalue"]).sort_values("pvalue", kind="mergesort").head(200)
+    assert top["gene_id"].tolist() == expected["gene_id"].tolist()
+    assert top["padj"].tolist() == [f"{p:.3g}" for p in expected["padj"]]
+
+    candidates = as_frame(parser.tables[f"{anchor}-candidates"]).set_index("gene")
+    assert candidates.index.tolist() == report.CANDIDATE_GENES
+    by_symbol = table.set_index("gene_symbol")
+    for gene, row in candidates.iterrows():
+        if gene not in by_symbol.index:
+            assert row["call"] == "not measured/filtered"
+            continue
+        hit = by_symbol.loc[gene]
+        assert row["padj"] == f"{hit['padj']:.3g}"
+        assert row["CI95_low"] == f"{hit['log2FoldChange'] - 1.959964 * hit['lfcSE']:.3g}"
+        assert row["call"].startswith("significant") == bool(hit["padj"] < alpha)
+
+
+def test_toy_report_sections_and_numbers(toy_run):
+    text, parser = parse_report(toy_run / "results/report/report.html")
+    config = yaml.safe_load((toy_run / "config/config.yaml").read_text())
+    for section in ("summary", "cohort", "qc", "methods"):
+        assert section in parser.sections
+    contrast_checks(toy_run, parser, CONTRAST, config)
+
+    # the candidates the toy cohort plants as strongly changed are called in the page
+    candidates = as_frame(parser.tables[f"de-{CONTRAST}-candidates"]).set_index("gene")
+    assert candidates.loc["IL1B", "call"] == "significant, up"
+    assert candidates.loc["HTR1A", "call"] == "not significant"
+
+    # run summary: versions, checksums of the inputs, the config as run
+    software = dict(parser.tables["software"])
+    assert software["pydeseq2"] == importlib.metadata.version("pydeseq2")
+    assert software["snakemake"] == importlib.metadata.version("snakemake")
+    checksums = dict(parser.tables["checksums"][1:])
+    counts = "resources/toy/counts.tsv.gz"
+    assert checksums[counts] == hashlib.md5((toy_run / counts).read_bytes()).hexdigest()
+    assert set(checksums) == {counts, "config/samples.tsv", "resources/annotation/genes.tsv.gz"}
+    shown_config = yaml.safe_load(html.unescape(re.search(r'<pre id="config">(.*?)</pre>', text, re.S).group(1)))
+    assert shown_config["design"] == config["design"]
+    assert shown_config["deseq2"]["alpha"] == config["deseq2"]["alpha"]
+
+    # cohort and QC tables equal the sample sheet and the filter summary
+    samples = pd.read_csv(toy_run / "config/samples.tsv", sep="\t")
+    cohort = as_frame(parser.tables["cohort-table"]).set_index("group")
+    assert int(cohort.loc["TRD", "n"]) == (samples["group"] == "TRD").sum()
+    assert int(cohort.loc["responder", "site: siteA"]) == ((samples["group"] == "responder")
+                                                           & (samples["site"] == "siteA")).sum()
+    summary = pd.read_csv(toy_run / "results/filter/filter_summary.tsv", sep="\t")
+    assert as_frame(parser.tables["filter-summary"])["n"].astype(int).tolist() == summary["n"].tolist()
+    metrics = pd.read_csv(toy_run / "results/qc/qc_metrics.tsv", sep="\t", index_col=0)
+    flagged = as_frame(parser.tables["flagged-samples"])
+    flagged_or_excluded = (metrics["flags"].fillna("") != "") | metrics["excluded"].astype(bool)
+    assert sorted(flagged["sample_id"]) == sorted(metrics.index[flagged_or_excluded])
+    assert "covariate-balance" in parser.tables
+
+    methods = re.search(r'<p id="methods-text">(.*?)</p>', text, re.S).group(1)
+    assert f"{summary.set_index('step').loc['genes kept', 'n']} of 6000 genes" in methods
+    assert f"PyDESeq2 {importlib.metadata.version('pydeseq2')}" in methods
+    assert "org.Hs.eg.db 3.16.0" in methods
+
+
+def test_toy_report_is_self_contained_with_every_figure(toy_run):
+    text, parser = parse_report(toy_run / "results/report/report.html")
+    qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
+    # every QC figure, then volcano, MA and heat map per contrast
+    assert len(parser.images) == qc_figures + 3
+    for src in parser.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64_png(src).size[0] > 100
+    # nothing is fetched: no external scripts, styles, images or links
+    assert all(link.startswith(("data:", "#")) for link in parser.links), parser.links
+    assert "<script src" not in text and 'rel="stylesheet"' not in text
+
+
+def base64_png(src: str):
+    return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(chromium_path() is None,
+                    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+def test_toy_report_in_headless_chromium(toy_run):
+    page = toy_run / "results/report/report.html"
+    table = read_de(toy_run, CONTRAST).dropna(subset=["pvalue"]).head(200)
+    top = f"de-{CONTRAST}-top"
+    column = 3  # log2FoldChange
+    load = open_page(page.as_uri(), evaluate={
+        "images": "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length",
+        "all_images": "document.images.length",
+        "sorted_first": f"""(() => {{ const t = document.getElementById('{top}');
+            t.tHead.rows[0].cells[{column}].click();
+            return t.tBodies[0].rows[0].cells[{column}].textContent; }})()""",
+        "sorted_first_descending": f"""(() => {{ const t = document.getElementById('{top}');
+            t.tHead.rows[0].cells[{column}].click();
+            return t.tBodies[0].rows[0].cells[{column}].textContent; }})()""",
+        "search_hits": f"""(() => {{ const box = document.querySelector('input[data-table="{top}"]');
+            box.value = '{table['gene_id'].iloc[4]}'; box.dispatchEvent(new Event('input'));
+            return Array.from(document.getElementById('{top}').tBodies[0].rows).filter(r => !r.hidden).length; }})()""",
+    })
+    assert load.failed_requests == []
+    assert load.console_errors == []
+    assert all(url.startswith(("file://", "data:")) for url in load.requests)
+    assert load.evaluations["images"] == load.evaluations["all_images"] > 0
+    assert load.evaluations["sorted_first"] == f"{table['log2FoldChange'].min():.3g}"
+    assert load.evaluations["sorted_first_descending"] == f"{table['log2FoldChange'].max():.3g}"
+    assert load.evaluations["search_hits"] == 1
+    pixels = np.asarray(Image.open(io.BytesIO(load.screenshot)).convert("L"), dtype=float)
+    assert pixels.shape[1] >= 1000
+    assert pixels.std() > 20  # text, tables and figures, not a blank page
+
+
+def test_snakemake_native_report(toy_run):
+    run_snakemake(toy_run, "--report", "report.zip")
+    with zipfile.ZipFile(toy_run / "report.zip") as archive:
+        names = archive.namelist()
+        main_page = archive.read("report/report.html").decode()
+    expected = ["report.html", "deseq2_results.tsv", "volcano.png", "ma.png", "pca.png",
+                "qc_metrics.tsv", "covariate_balance.tsv", "sex_check.png"]
+    for name in expected:
+        assert any(n.startswith("report/data/raw/") and n.endswith("/" + name) for n in names), name
+    assert "Differential expression" in main_page and "Quality control" in main_page
+
+
+def test_report_of_two_contrasts(toy_run, tmp_path):
+    """A second contrast (site B vs A) on the toy run's results: only its DE job and the report run."""
+    workdir = copy_workflow(tmp_path / "two")
+    shutil.copytree(toy_run / "results", workdir / "results")
+    config_path = workdir / "config/config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["contrasts"]["siteB_vs_siteA"] = {"variable": "site", "test": "siteB", "reference": "siteA"}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(workdir, "--rerun-triggers", "mtime", "results/report/report.html")
+    text, parser = parse_report(workdir / "results/report/report.html")
+    for contrast in (CONTRAST, "siteB_vs_siteA"):
+        contrast_checks(workdir, parser, contrast, config)
+    assert "siteB vs siteA, adjusted for sex, age and group" in text
+    assert "TRD vs responder, adjusted for site, sex and age" in text
+    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * 3
+
+
+def test_enrichment_methods_states_the_settings():
+    settings = {"collections": {"GO_BP": "go.gmt", "curated_TRD": "c.gmt"}, "permutations": 1000,
+                "seed": 42, "min_size": 10, "max_size": 500}
+    text = report.enrichment_methods(settings, {"gseapy": "1.3.1"})
+    for fragment in ["(GO_BP, curated_TRD)", "gseapy 1.3.1", "1000 permutations, seed 42",
+                     "10 to 500 genes", "Wald statistic", "hypergeometric"]:
+        assert fragment in text, fragment

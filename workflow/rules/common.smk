@@ -87,3 +87,21 @@ def qc_figure(name):
         caption=f"../report/{name}.rst",
         category="Quality control",
     )
+
+
+# The HTML report's template, style and script, beside the captions of `snakemake --report`.
+REPORT_TEMPLATE_DIR = os.path.join(workflow.basedir, "workflow", "report")
+
+
+def resource_readmes():
+    """README.md beside the annotation and the gene-set collections: provenance for the report's Methods."""
+    files = [config["annotation"], *config.get("enrichment", {}).get("collections", {}).values()]
+    readmes = dict.fromkeys(os.path.join(os.path.dirname(f), "README.md") for f in files)
+    return [readme for readme in readmes if os.path.exists(readme)]
+
+
+def enrichment_outputs(name):
+    """One output of the enrichment rule per contrast, or none while the workflow has no such rule."""
+    if not rules.has("enrichment"):
+        return []
+    return expand(getattr(rules.enrichment.output, name), contrast=CONTRASTS)

@@ -49,6 +49,12 @@ REFERENCES = [
     "F1000Research 5:1438 (filterByExpr)",
     "Mölder F, Jablonski KP, Letcher B, et al. (2021) Sustainable data analysis with Snakemake. "
     "F1000Research 10:33. doi:10.12688/f1000research.29032.2",
+    "Fang Z, Liu X, Peltz G (2023) GSEApy: a comprehensive package for performing gene set "
+    "enrichment analysis in Python. Bioinformatics 39:btac757. doi:10.1093/bioinformatics/btac757",
+    "Korotkevich G, Sukhov V, Budin N, et al. (2021) Fast gene set enrichment analysis. "
+    "bioRxiv 060012. doi:10.1101/060012",
+    "The Gene Ontology Consortium, Aleksander SA, Balhoff J, et al. (2023) The Gene Ontology "
+    "knowledgebase in 2023. Genetics 224:iyad031 (GO is CC BY 4.0)",
     "Sirés et al. (2025) Brain, Behavior, and Immunity. doi:10.1016/j.bbi.2025.106103",
 ]
 
@@ -95,7 +101,20 @@ def figure_data_uri(fig) -> str:
     return png_data_uri(buffer.getvalue())
 
 
-def figure(path, caption: str) -> dict:
+def caption_text(rst: str, config: dict) -> str:
+    """A `snakemake --report` caption (workflow/report/<name>.rst) as plain text for the HTML report.
+
+    The captions are Jinja templates over `snakemake.config`; rendering them here keeps
+    one caption per figure for both reports.
+    """
+    text = jinja2.Template(rst).render(snakemake={"config": config})
+    return " ".join(text.replace("``", "").split())
+
+
+def figure(path, caption_dir, config: dict) -> dict:
+    """A PNG inline, captioned by workflow/report/<file name>.rst (or its name when there is none)."""
+    rst = Path(caption_dir) / f"{Path(path).stem}.rst"
+    caption = caption_text(rst.read_text(encoding="utf-8"), config) if rst.exists() else Path(path).stem
     return {"src": png_data_uri(Path(path).read_bytes()), "caption": caption}
 
 
@@ -167,6 +186,13 @@ def cohort_table(obs: pd.DataFrame, variable: str, categorical: list[str]) -> pd
             table = table.join(counts)
     table.loc["total"] = table.sum()
     return table.reset_index()
+
+
+def significant_associations(association: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """PC-covariate associations with p < alpha, in PC order (what the model may need to adjust for)."""
+    hits = association[association["pvalue"] < alpha]
+    columns = ["pc", "variance_explained", "covariate", "test", "r_squared", "pvalue"]
+    return hits[[c for c in columns if c in hits]].reset_index(drop=True)
 
 
 def flagged_samples(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -259,6 +285,31 @@ def top_terms(gsea: pd.DataFrame, n: int) -> dict[str, pd.DataFrame]:
     return out
 
 
+def enrichment_section(name: str, files: dict, config: dict, caption_dir) -> dict:
+    """Dot plots and, per collection, the top GSEA terms with their leading-edge genes."""
+    gsea = pd.read_csv(files["gsea"], sep="\t", keep_default_na=False, na_values=[""])
+    anchor = "enrichment-" + re.sub(r"[^A-Za-z0-9_-]", "-", name)
+    blocks = [{"title": f"GSEA, {collection}: top {len(terms)} terms", "figures": [],
+               "id": f"{anchor}-{re.sub(r'[^A-Za-z0-9_-]', '-', collection)}", "table": table_rows(terms)}
+              for collection, terms in top_terms(gsea, N_TOP_TERMS).items()]
+    dotplots = {"title": "Dot plots", "id": "", "table": None,
+                "figures": [figure(files[key], caption_dir, config) for key in ("gsea_dotplot", "ora_dotplot")]}
+    return {"name": name, "anchor": anchor, "collections": [dotplots, *blocks]}
+
+
+def enrichment_methods(settings: dict, versions: dict) -> str:
+    collections = ", ".join(settings["collections"])
+    return (
+        f"Pathway enrichment was tested per contrast and gene-set collection ({collections}): "
+        f"preranked GSEA of the genes ranked by the Wald statistic with gseapy {versions['gseapy']} "
+        f"(Fang et al. 2023; multilevel method of fgsea, Korotkevich et al. 2021; "
+        f"{settings['permutations']} permutations, seed {settings['seed']}), on gene sets with "
+        f"{settings['min_size']} to {settings['max_size']} genes in the data, and over-representation "
+        "of the up- and of the down-regulated genes (one-sided hypergeometric test, universe the "
+        "tested genes), each adjusted by the Benjamini-Hochberg method within collection."
+    )
+
+
 # ---------------------------------------------------------------- methods
 
 def methods_paragraph(run: dict) -> str:
@@ -314,8 +365,9 @@ def render_page(context: dict, template_dir) -> str:
     )
 
 
-def contrast_section(name: str, contrast: dict, files: dict, alpha: float, thresholds: list[float],
-                     vst: ad.AnnData) -> dict:
+def contrast_section(name: str, contrast: dict, files: dict, config: dict, vst: ad.AnnData,
+                     caption_dir) -> dict:
+    alpha, thresholds = config["deseq2"]["alpha"], config["deseq2"].get("lfc_thresholds", [])
     table = pd.read_csv(files["table"], sep="\t", keep_default_na=False, na_values=[""])
     model = pd.read_csv(files["model"], sep="\t")
     annotations = [contrast["variable"]] + [v for v in categorical_covariates(model)
@@ -333,8 +385,8 @@ def contrast_section(name: str, contrast: dict, files: dict, alpha: float, thres
         "calls": table_rows(calls_table(table, alpha, thresholds)),
         "model": table_rows(model),
         "figures": [
-            figure(files["volcano"], "Volcano plot: log2 fold change against -log10 p-value."),
-            figure(files["ma"], "MA plot: log2 fold change against mean normalised expression."),
+            figure(files["volcano"], caption_dir, config),
+            figure(files["ma"], caption_dir, config),
             {"src": figure_data_uri(heatmap),
              "caption": f"The {N_HEATMAP_GENES} genes with the smallest p-values: blind-VST "
                         f"expression z-scored per gene; samples ordered by {join_words(annotations)}."},
@@ -347,21 +399,26 @@ def contrast_section(name: str, contrast: dict, files: dict, alpha: float, thres
 def main(smk) -> None:
     params = smk.params
     config = plain_config(params.config)
-    contrasts, alpha = config["contrasts"], config["deseq2"]["alpha"]
+    contrasts = config["contrasts"]
     cohort = ad.read_h5ad(smk.input.cohort, backed="r")
     vst = ad.read_h5ad(smk.input.vst)
     metrics = pd.read_csv(smk.input.metrics, sep="\t", index_col=0)
     filter_summary = pd.read_csv(smk.input.filter_summary, sep="\t").set_index("step")["n"]
     versions = software_versions(SOFTWARE)
-    version = pipeline_version(params.pipeline_dir)
+    # The template lives in the workflow's checkout: its folder gives the captions and the git commit.
+    template_dir = Path(smk.input.template).parent
+    version = pipeline_version(template_dir)
 
     sections = []
     for name, table, model, volcano, ma in zip(contrasts, smk.input.tables, smk.input.models,
                                                smk.input.volcanos, smk.input.mas):
         files = {"table": table, "model": model, "volcano": volcano, "ma": ma}
         log.info("contrast %s", name)
-        sections.append(contrast_section(name, contrasts[name], files, alpha,
-                                         config["deseq2"].get("lfc_thresholds", []), vst))
+        sections.append(contrast_section(name, contrasts[name], files, config, vst, template_dir))
+    enrichment = []
+    for name, *paths in zip(contrasts, smk.input.gsea, smk.input.gsea_dotplots, smk.input.ora_dotplots):
+        files = dict(zip(("gsea", "gsea_dotplot", "ora_dotplot"), paths))
+        enrichment.append(enrichment_section(name, files, config, template_dir))
     first_model = pd.read_csv(smk.input.models[0], sep="\t")
     first_variable = next(iter(contrasts.values()))["variable"]
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in smk.input.readmes]
@@ -376,6 +433,7 @@ def main(smk) -> None:
         "coding": describe_coding(first_model),
         "contrasts": "; ".join(s["description"] for s in sections),
         "provenance": [p for p in provenance if p],
+        "enrichment": enrichment_methods(config["enrichment"], versions) if enrichment else "",
     }
     context = {
         "title": "TRD blood-transcriptome differential expression",
@@ -389,15 +447,18 @@ def main(smk) -> None:
         "n_samples": cohort.n_obs,
         "filter_summary": table_rows(filter_summary.reset_index()),
         "flagged": table_rows(flagged_samples(metrics)),
-        "balance": None,
-        "qc_tables": [],
-        "enrichment": [],
-        "qc_figures": [figure(smk.input.pca, "PCA of the blind-VST expression by group, before filtering.")],
+        "balance": table_rows(pd.read_csv(smk.input.balance, sep="\t")),
+        "qc_tables": [{"title": "Principal components associated with a covariate (p < 0.05)",
+                       "id": "pc-covariate-association",
+                       "table": table_rows(significant_associations(
+                           pd.read_csv(smk.input.association, sep="\t")))}],
+        "enrichment": enrichment,
+        "qc_figures": [figure(path, template_dir, config) for path in smk.input.qc_figures],
         "contrasts": sections,
         "methods": methods_paragraph(run),
         "references": REFERENCES,
     }
-    page = render_page(context, params.template_dir)
+    page = render_page(context, template_dir)
     with atomic_output(smk.output.html) as tmp:
         tmp.write_text(page, encoding="utf-8")
     log.info("report written: %s (%.1f MB)", smk.output.html, len(page) / 1e6)
