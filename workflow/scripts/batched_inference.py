@@ -41,14 +41,14 @@ MATRIX_ARRAYS_PER_GENE = 8
 # IRLS ridge, as in pydeseq2.utils.irls_solver.
 IRLS_RIDGE = 1e-6
 # Newton on log(dispersion): stop when the step is below this (relative change of alpha).
-DISP_STEP_TOL = 1e-10
-DISP_MAX_STEP = 1.0
+DISP_STEP_TOL = 1e-7
+DISP_MAX_STEP = 5.0
 # scipy's L-BFGS-B: default projected-gradient tolerance, line-search decrease constant.
 LBFGSB_PGTOL = 1e-5
 LBFGSB_LINESEARCH_FTOL = 1e-3
 MAX_NEWTON_ITER = 100
 # apeGLM MAP (LFC shrinkage): stop when the largest coefficient step is below this.
-SHRINK_STEP_TOL = 1e-10
+SHRINK_STEP_TOL = 1e-8
 ARMIJO_C = 1e-4
 MAX_HALVINGS = 40
 
@@ -379,33 +379,26 @@ def irls_block(counts, size_factors, design_matrix, disp, min_mu, beta_tol, max_
 
 # -- dispersion MLE / MAP -----------------------------------------------------
 
-@numba.njit(cache=True, nogil=True)
-def _digamma(x: float) -> float:
-    """Digamma for x > 0: recurrence up to 10, then the asymptotic series."""
-    result = 0.0
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _digamma_trigamma(x: float) -> tuple[float, float]:
+    """Digamma and trigamma for x > 0: recurrence up to 10, then asymptotic series."""
+    psi = 0.0
+    psi1 = 0.0
     while x < 10.0:
-        result -= 1.0 / x
+        inv = 1.0 / x
+        psi -= inv
+        psi1 += inv * inv
         x += 1.0
-    f = 1.0 / (x * x)
-    series = f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (
-        1 / 132 - f * 691 / 32760)))))
-    return result + np.log(x) - 0.5 / x - series
+    inv = 1.0 / x
+    f = inv * inv
+    psi += np.log(x) - 0.5 * inv - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (
+        1 / 240 - f * (1 / 132 - f * 691 / 32760)))))
+    psi1 += inv + 0.5 * f + f * inv * (1 / 6 - f * (1 / 30 - f * (1 / 42 - f * (
+        1 / 30 - f * (5 / 66 - f * (691 / 2730 - f * 7 / 6))))))
+    return psi, psi1
 
 
-@numba.njit(cache=True, nogil=True)
-def _trigamma(x: float) -> float:
-    """Trigamma for x > 0: recurrence up to 10, then the asymptotic series."""
-    result = 0.0
-    while x < 10.0:
-        result += 1.0 / (x * x)
-        x += 1.0
-    f = 1.0 / (x * x)
-    series = 1 / 6 - f * (1 / 30 - f * (1 / 42 - f * (1 / 30 - f * (
-        5 / 66 - f * (691 / 2730 - f * 7 / 6)))))
-    return result + 1.0 / x + 0.5 * f + series * f / x
-
-
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def nb_dispersion_sums(counts: np.ndarray, mu: np.ndarray, inv_disp: np.ndarray):
     """First and second derivatives of the NB negative log-likelihood in r = 1/alpha.
 
@@ -419,19 +412,20 @@ def nb_dispersion_sums(counts: np.ndarray, mu: np.ndarray, inv_disp: np.ndarray)
     psi = np.empty(n_genes)
     psi1 = np.empty(n_genes)
     for g in range(n_genes):
-        psi[g] = _digamma(inv_disp[g])
-        psi1[g] = _trigamma(inv_disp[g])
+        psi[g], psi1[g] = _digamma_trigamma(inv_disp[g])
     for i in range(n_samples):
         for g in range(n_genes):
             r = inv_disp[g]
             y = counts[i, g]
             m = mu[i, g]
-            rm = r + m
-            d1[g] += np.log1p(m / r) + (y - m) / rm
-            d2[g] += -m / (r * rm) - (y - m) / (rm * rm)
+            inv_rm = 1.0 / (r + m)
+            resid = (y - m) * inv_rm
+            d1[g] += np.log1p(m / r) + resid
+            d2[g] -= (m / r + resid) * inv_rm
             if y > 0:
-                d1[g] += psi[g] - _digamma(y + r)
-                d2[g] += psi1[g] - _trigamma(y + r)
+                psi_y, psi1_y = _digamma_trigamma(y + r)
+                d1[g] += psi[g] - psi_y
+                d2[g] += psi1[g] - psi1_y
     return d1, d2
 
 
@@ -492,7 +486,7 @@ class DispersionProblem:
         return grad, hess
 
 
-def lbfgsb_first_step(problem: DispersionProblem, log_alpha: np.ndarray,
+def lbfgsb_first_step(problem: DispersionProblem, log_alpha: np.ndarray, grad: np.ndarray,
                       lower_bound: float, upper_bound: float) -> tuple:
     """Genes whose L-BFGS-B run (as scipy does it) stops at, or leaves for, another point.
 
@@ -502,10 +496,10 @@ def lbfgsb_first_step(problem: DispersionProblem, log_alpha: np.ndarray,
     line search's sufficient-decrease test accepts it, PyDESeq2's answer
     follows from the bound (often stopping there on a flat likelihood),
     not from the local minimum nearest to x0 that Newton finds.
-    Returns (stops_at_start, accepts_bound) masks.
+    ``grad``: the loss gradient at ``log_alpha``. Returns (stops_at_start,
+    accepts_bound) masks.
     """
     genes = np.arange(log_alpha.size)
-    grad, _ = problem.derivatives(genes, log_alpha)
     projected = np.where(grad > 0, np.minimum(log_alpha - lower_bound, grad),
                          np.maximum(log_alpha - upper_bound, grad))
     stops_at_start = np.abs(projected) <= LBFGSB_PGTOL
@@ -533,19 +527,22 @@ def fit_log_dispersion_block(problem: DispersionProblem, lower_bound: float,
     """
     n_genes = problem.counts.shape[1]
     log_alpha = np.clip(problem.log_alpha_hat, lower_bound, upper_bound)
+    grad, hess = problem.derivatives(np.arange(n_genes), log_alpha)
     with np.errstate(all="ignore"):
         stops_at_start, accepts_bound = lbfgsb_first_step(
-            problem, log_alpha, lower_bound, upper_bound)
+            problem, log_alpha, grad, lower_bound, upper_bound)
     converged = stops_at_start.copy()
     failed = [np.flatnonzero(accepts_bound & ~stops_at_start)]
     active = np.flatnonzero(~stops_at_start & ~accepts_bound)
     below = np.full(n_genes, lower_bound)   # gradient < 0 seen at this point
     above = np.full(n_genes, upper_bound)   # gradient > 0 seen at this point
-    for _ in range(MAX_NEWTON_ITER):
+    grad, hess = grad[active], hess[active]
+    for iteration in range(MAX_NEWTON_ITER):
         if not active.size:
             break
         x = log_alpha[active]
-        grad, hess = problem.derivatives(active, x)
+        if iteration:
+            grad, hess = problem.derivatives(active, x)
         finite = np.isfinite(grad) & np.isfinite(hess)
         failed.append(active[~finite])
         active, x, grad, hess = active[finite], x[finite], grad[finite], hess[finite]
