@@ -321,6 +321,8 @@ def test_toy_report_sections_and_numbers(toy_run):
     for section in ("summary", "cohort", "qc", "methods"):
         assert section in parser.sections
     contrast_checks(toy_run, parser, CONTRAST, config)
+    if (toy_run / "results/enrichment").exists():
+        assert f"enrichment-{CONTRAST}" in parser.sections
 
     # the candidates the toy cohort plants as strongly changed are called in the page
     candidates = as_frame(parser.tables[f"de-{CONTRAST}-candidates"]).set_index("gene")
@@ -362,8 +364,9 @@ def test_toy_report_sections_and_numbers(toy_run):
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
-    # every QC figure, then volcano, MA and heat map per contrast
-    assert len(parser.images) == qc_figures + 3
+    # every QC figure, then volcano, MA and heat map per contrast (+ 2 dot plots with enrichment)
+    enrichment_figures = 2 if (toy_run / "results/enrichment").exists() else 0
+    assert len(parser.images) == qc_figures + 3 + enrichment_figures
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64_png(src).size[0] > 100
@@ -437,7 +440,8 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
         contrast_checks(workdir, parser, contrast, config)
     assert "siteB vs siteA, adjusted for sex, age and group" in text
     assert "TRD vs responder, adjusted for site, sex and age" in text
-    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * 3
+    enrichment_figures = 2 if (workdir / "results/enrichment").exists() else 0
+    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + enrichment_figures)
 
 
 def test_enrichment_methods_states_the_settings():
@@ -447,3 +451,24 @@ def test_enrichment_methods_states_the_settings():
     for fragment in ["(GO_BP, curated_TRD)", "gseapy 1.3.1", "1000 permutations, seed 42",
                      "10 to 500 genes", "Wald statistic", "hypergeometric"]:
         assert fragment in text, fragment
+
+
+def test_enrichment_section(tmp_path):
+    gsea = pd.DataFrame({
+        "collection": ["GO_BP", "GO_BP", "curated_TRD"], "term": ["GO:1", "GO:2", "TRD_NK_CYTOTOXIC"],
+        "name": ["a", "b", "NK"], "size": [10, 20, 29], "ES": [0.5, -0.4, -0.7], "NES": [1.5, -1.2, -2.1],
+        "pvalue": [0.2, 0.01, 1e-5], "padj": [0.3, 0.02, 8e-5], "leading_edge": ["A;B", "C", "GZMB;PRF1"],
+    })
+    gsea.to_csv(tmp_path / "gsea.tsv", sep="\t", index=False)
+    files = {"gsea": tmp_path / "gsea.tsv"}
+    for key in ("gsea_dotplot", "ora_dotplot"):
+        files[key] = tmp_path / f"{key}.png"
+        Image.new("RGB", (120, 80), "white").save(files[key])
+    (tmp_path / "gsea_dotplot.rst").write_text("GSEA of {{ snakemake.config['design'] }}.")
+    section = report.enrichment_section("TRD vs responder", files, {"design": "~ group"}, tmp_path)
+    assert section["anchor"] == "enrichment-TRD-vs-responder"
+    dotplots, go, curated = section["collections"]  # collections sorted by name
+    assert [f["caption"] for f in dotplots["figures"]] == ["GSEA of ~ group.", "ora_dotplot"]
+    assert curated["title"] == "GSEA, curated_TRD: top 1 terms"
+    assert curated["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "-2.1", "1e-05", "8e-05", "GZMB, PRF1"]]
+    assert [row[0] for row in go["table"]["rows"]] == ["GO:2", "GO:1"]
