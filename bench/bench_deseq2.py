@@ -1,0 +1,158 @@
+"""Benchmark the DESeq2 step: PyDESeq2 DefaultInference vs BatchedInference (and R DESeq2).
+
+For each cohort size it simulates one negative-binomial cohort (design
+~ site + sex + age + group), fits it with each backend in a fresh child
+process (so peak memory is that fit's own ru_maxrss), and prints wall time,
+peak memory, the ratio default/batched and the concordance of the results.
+
+    .venv/bin/python bench/bench_deseq2.py --sizes 100 300 1000 3000 --genes 20000 \\
+        --threads 2 --skip-default-above 1000
+"""
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "workflow" / "scripts"), str(ROOT / "tests")]
+
+from nb_cohort import DESIGNS, simulate_nb_cohort  # noqa: E402
+
+CONTRAST = ["group", "TRD", "responder"]
+ALPHA = 0.05
+R_SCRIPT = """
+suppressMessages(library(DESeq2))
+args <- commandArgs(trailingOnly = TRUE)
+counts <- as.matrix(read.delim(args[1], row.names = 1, check.names = FALSE))
+meta <- read.delim(args[2], row.names = 1, stringsAsFactors = TRUE)
+meta$group <- relevel(meta$group, ref = "responder")
+start <- Sys.time()
+dds <- DESeqDataSetFromMatrix(t(counts), meta, ~ site + sex + age + group)
+dds <- DESeq(dds, quiet = TRUE, parallel = FALSE)
+res <- results(dds, contrast = c("group", "TRD", "responder"), alpha = 0.05)
+elapsed <- as.numeric(difftime(Sys.time(), start, units = "secs"))
+write.table(data.frame(gene = rownames(res), padj = res$padj), args[3], sep = "\\t",
+            quote = FALSE, row.names = FALSE)
+cat(elapsed, "\\n", file = args[4])
+"""
+
+
+def fit_in_this_process(backend: str, n_samples: int, n_genes: int, seed: int, threads: int,
+                        out: Path) -> None:
+    """Child process: fit one backend, save results and {seconds, peak_mib}."""
+    from pydeseq2.dds import DeseqDataSet
+    from pydeseq2.default_inference import DefaultInference
+    from pydeseq2.ds import DeseqStats
+
+    from batched_inference import BatchedInference
+
+    counts, metadata = simulate_nb_cohort(n_samples, n_genes, seed=seed, n_outliers=n_genes // 200)
+    inference = (BatchedInference if backend == "batched" else DefaultInference)(n_cpus=threads)
+    warnings.simplefilter("ignore")
+    start = time.perf_counter()
+    dds = DeseqDataSet(counts=counts, metadata=metadata, design=DESIGNS["full"],
+                       inference=inference, quiet=True)
+    dds.deseq2()
+    stats = DeseqStats(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference, quiet=True)
+    stats.summary()
+    seconds = time.perf_counter() - start
+    stats.results_df[["log2FoldChange", "pvalue", "padj"]].to_parquet(out.with_suffix(".parquet"))
+    # children's maxrss covers joblib workers of the default backend
+    peak_kib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    out.with_suffix(".json").write_text(json.dumps({"seconds": seconds, "peak_mib": peak_kib / 1024}))
+
+
+def run_child(backend: str, n_samples: int, args, workdir: Path) -> tuple[dict, pd.DataFrame]:
+    out = workdir / f"{backend}_{n_samples}"
+    subprocess.run([sys.executable, __file__, "--child", backend, "--sizes", str(n_samples),
+                    "--genes", str(args.genes), "--seed", str(args.seed),
+                    "--threads", str(args.threads), "--out", str(out)], check=True)
+    return json.loads(out.with_suffix(".json").read_text()), pd.read_parquet(out.with_suffix(".parquet"))
+
+
+def r_deseq2_available() -> bool:
+    if shutil.which("Rscript") is None:
+        return False
+    return subprocess.run(["Rscript", "-e", "library(DESeq2)"], capture_output=True).returncode == 0
+
+
+def run_r(n_samples: int, args, workdir: Path) -> tuple[float, pd.Series]:
+    counts, metadata = simulate_nb_cohort(n_samples, args.genes, seed=args.seed,
+                                          n_outliers=args.genes // 200)
+    paths = [workdir / name for name in ("counts.tsv", "meta.tsv", "res.tsv", "time.txt", "de.R")]
+    counts.to_csv(paths[0], sep="\t")
+    metadata.to_csv(paths[1], sep="\t")
+    paths[4].write_text(R_SCRIPT)
+    subprocess.run(["Rscript", str(paths[4]), *map(str, paths[:4])], check=True)
+    padj = pd.read_csv(paths[2], sep="\t", index_col=0)["padj"]
+    return float(paths[3].read_text()), padj
+
+
+def concordance(new: pd.DataFrame, reference: pd.DataFrame) -> dict:
+    """Largest relative differences and DE calls that differ (padj < ALPHA)."""
+    tested = reference["pvalue"].notna() & new["pvalue"].notna()
+    def max_rel(column):
+        a, b = new.loc[tested, column], reference.loc[tested, column]
+        return float(((a - b).abs() / b.abs().clip(lower=1e-12)).max())
+    return {
+        "lfc_max_rel": max_rel("log2FoldChange"),
+        "pvalue_max_rel": max_rel("pvalue"),
+        "calls_ref": int((reference["padj"] < ALPHA).sum()),
+        "calls_differ": call_difference(new["padj"], reference["padj"]),
+    }
+
+
+def call_difference(padj: pd.Series, reference: pd.Series) -> int:
+    return int(((padj < ALPHA) != (reference.reindex(padj.index) < ALPHA)).sum())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000, 3000])
+    parser.add_argument("--genes", type=int, default=20000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-default-above", type=int, default=10**9,
+                        help="do not run DefaultInference for cohorts larger than this")
+    parser.add_argument("--child", choices=["default", "batched"], help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        fit_in_this_process(args.child, args.sizes[0], args.genes, args.seed, args.threads, args.out)
+        return
+
+    with_r = r_deseq2_available()
+    print(f"genes={args.genes} threads={args.threads} R DESeq2: {'yes' if with_r else 'not installed'}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for n_samples in args.sizes:
+            row = {"samples": n_samples}
+            new, new_res = run_child("batched", n_samples, args, workdir)
+            row.update(batched_s=new["seconds"], batched_mib=new["peak_mib"])
+            if n_samples <= args.skip_default_above:
+                old, old_res = run_child("default", n_samples, args, workdir)
+                row.update(default_s=old["seconds"], default_mib=old["peak_mib"],
+                           speedup=old["seconds"] / new["seconds"], **concordance(new_res, old_res))
+            if with_r:
+                r_seconds, r_padj = run_r(n_samples, args, workdir)
+                row.update(r_s=r_seconds, r_calls_differ=call_difference(new_res["padj"], r_padj))
+            rows.append(row)
+            print(pd.DataFrame([row]).to_string(index=False, float_format="%.4g"), flush=True)
+    print("\nSummary")
+    print(pd.DataFrame(rows).to_string(index=False, float_format="%.4g"))
+
+
+if __name__ == "__main__":
+    main()
