@@ -1,0 +1,34 @@
+import os
+
+import pandas as pd
+import pytest
+
+from pipeline_common import atomic_output, format_list, write_table
+
+
+def test_atomic_output_renames_only_on_success(tmp_path):
+    target = tmp_path / "sub" / "table.tsv"
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert not target.exists()
+    assert list((tmp_path / "sub").iterdir()) == []  # no temporary file left behind
+    with atomic_output(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.tsv")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "t.tsv").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "t.tsv").read_text() == "a\n1\n"
+
+
+def test_format_list_truncates_after_limit():
+    assert format_list(["a", "b"]) == "a, b"
+    assert format_list(range(12), limit=3) == "0, 1, 2, ... (and 9 more)"
