@@ -91,10 +91,20 @@ def submitted_job_ids(snakemake_log: str) -> list[str]:
     return re.findall(r"has been submitted with SLURM jobid (\d+)", snakemake_log)
 
 
+def without_quoted_logs(snakemake_log: str) -> str:
+    """The log minus the job logs Snakemake quotes after a failure (framed by lines of "=").
+
+    A failed SLURM job's log holds the Snakemake run inside the job, whose rules
+    are "localrule" there; they must not count as run on the submit host.
+    """
+    return re.sub(r"^Logfile .*:\n=+\n.*?^=+\n", "", snakemake_log, flags=re.MULTILINE | re.DOTALL)
+
+
 def executed_rules(snakemake_log: str, local: bool) -> set[str]:
     """Rules of the jobs Snakemake started, on the submit host (local) or submitted."""
     prefix = "localrule" if local else "rule"
-    return set(re.findall(rf"^\s*{prefix} (\w+):$", snakemake_log, re.MULTILINE))
+    own_log = without_quoted_logs(snakemake_log)
+    return set(re.findall(rf"^\s*{prefix} (\w+):$", own_log, re.MULTILINE))
 
 
 def expected_job_names(remote_rules: set[str]) -> set[str]:
