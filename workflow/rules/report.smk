@@ -1,5 +1,6 @@
-# On a cluster the report runs on the submit host: it only reads small tables and
-# figures, so a SLURM job would spend longer queueing than working.
+# On a cluster the report runs on the submit host: it only reads what the other rules
+# wrote (tables, figures, the VST matrix for a heat map; under 300 MB on the toy
+# cohort) and takes seconds, so a SLURM job would spend longer queueing than working.
 localrules:
     report,
 
