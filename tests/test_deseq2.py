@@ -86,10 +86,10 @@ def test_table_equals_a_direct_pydeseq2_call(toy_run, toy_results):
     metadata["group"] = pd.Categorical(metadata["group"], categories=["responder", "TRD"])
     counts = pd.DataFrame(cohort.X, index=cohort.obs_names, columns=cohort.var_names)
     dds = DeseqDataSet(counts=counts, metadata=metadata, design="~ site + sex + age + group",
-                       inference=make_inference(2), quiet=True)
+                       inference=make_inference(2, "batched"), quiet=True)
     dds.deseq2()
     stats = DeseqStats(dds, contrast=["group", "TRD", "responder"], alpha=0.05,
-                       inference=make_inference(2), quiet=True)
+                       inference=make_inference(2, "batched"), quiet=True)
     stats.summary()
     direct = stats.results_df
     table = toy_results.set_index("gene_id").loc[direct.index]

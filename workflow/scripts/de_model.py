@@ -9,12 +9,19 @@ import pandas as pd
 from pydeseq2.dds import DeseqDataSet
 from pydeseq2.default_inference import DefaultInference
 
+from batched_inference import BatchedInference
 from input_checks import design_variables
 
+INFERENCE_BACKENDS = {"batched": BatchedInference, "default": DefaultInference}
 
-def make_inference(n_cpus: int):
-    """The inference backend PyDESeq2 uses; threads come from the rule."""
-    return DefaultInference(n_cpus=n_cpus)
+
+def make_inference(n_cpus: int, backend: str = "batched"):
+    """The PyDESeq2 inference backend named in the config; threads come from the rule.
+
+    `batched` fits many genes at once (same results as PyDESeq2's `default`, which fits
+    one gene at a time; see tests/test_batched_inference.py and bench/).
+    """
+    return INFERENCE_BACKENDS[backend](n_cpus=n_cpus)
 
 
 def prepare_metadata(obs: pd.DataFrame, design: str, contrast: dict | None = None
@@ -58,7 +65,7 @@ def make_dataset(adata: ad.AnnData, design: str, settings: dict, n_cpus: int,
         size_factors_fit_type=settings.get("size_factors_fit_type", "ratio"),
         refit_cooks=settings.get("refit_cooks", True),
         min_replicates=settings.get("min_replicates", 7),
-        inference=make_inference(n_cpus),
+        inference=make_inference(n_cpus, settings.get("inference", "batched")),
         quiet=True,
     )
 

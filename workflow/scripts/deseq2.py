@@ -35,7 +35,7 @@ def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n
         alpha=settings["alpha"],
         cooks_filter=settings.get("cooks_filter", True),
         independent_filter=settings.get("independent_filter", True),
-        inference=make_inference(n_cpus),
+        inference=make_inference(n_cpus, settings.get("inference", "batched")),
         quiet=True,
     )
     stats.summary()
