@@ -15,6 +15,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/diffexp.smk"
+include: "workflow/rules/enrichment.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -26,5 +27,10 @@ rule all:
         expand("results/de/{contrast}/deseq2_results.tsv", contrast=CONTRASTS),
         expand("results/de/{contrast}/volcano.png", contrast=CONTRASTS),
         expand("results/de/{contrast}/ma.png", contrast=CONTRASTS),
+        expand(
+            "results/enrichment/{contrast}/{name}",
+            contrast=CONTRASTS,
+            name=["gsea.tsv", "ora.tsv", "gsea_dotplot.png", "ora_dotplot.png", "running_scores"],
+        ),
         "results/report/report.html",
     default_target: True

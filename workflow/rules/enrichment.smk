@@ -1,0 +1,63 @@
+# Pathway enrichment per contrast: preranked GSEA on the DESeq2 Wald statistic and ORA of the
+# up- and down-regulated genes, for every collection under `enrichment: collections:`.
+# Choices and rules: workflow/scripts/enrichment.py; library choice: bench/bench_enrichment.py.
+
+ENRICHMENT = config["enrichment"]
+
+
+rule enrichment:
+    input:
+        de="results/de/{contrast}/deseq2_results.tsv",
+        annotation=config["annotation"],
+        collections=list(ENRICHMENT["collections"].values()),
+    output:
+        gsea=report(
+            "results/enrichment/{contrast}/gsea.tsv",
+            caption="../report/gsea.rst",
+            category="Pathway enrichment",
+            subcategory="{contrast}",
+        ),
+        ora=report(
+            "results/enrichment/{contrast}/ora.tsv",
+            caption="../report/ora.rst",
+            category="Pathway enrichment",
+            subcategory="{contrast}",
+        ),
+        gsea_dotplot=report(
+            "results/enrichment/{contrast}/gsea_dotplot.png",
+            caption="../report/gsea_dotplot.rst",
+            category="Pathway enrichment",
+            subcategory="{contrast}",
+        ),
+        ora_dotplot=report(
+            "results/enrichment/{contrast}/ora_dotplot.png",
+            caption="../report/ora_dotplot.rst",
+            category="Pathway enrichment",
+            subcategory="{contrast}",
+        ),
+        running_scores=report(
+            directory("results/enrichment/{contrast}/running_scores"),
+            patterns=["{name}.png"],
+            caption="../report/running_scores.rst",
+            category="Pathway enrichment",
+            subcategory="{contrast}",
+        ),
+    params:
+        collections=ENRICHMENT["collections"],
+        min_size=ENRICHMENT["min_size"],
+        max_size=ENRICHMENT["max_size"],
+        permutations=ENRICHMENT["permutations"],
+        seed=ENRICHMENT["seed"],
+        ora_padj=ENRICHMENT["ora_padj"],
+        top_terms=ENRICHMENT["top_terms"],
+        running_score_terms=ENRICHMENT["running_score_terms"],
+        alpha=config["deseq2"]["alpha"],
+    threads: 2
+    resources:
+        # gene sets x genes membership plus gseapy's per-thread null samples; ~0.5 GB for GO BP
+        mem_mb=lambda wc, attempt: 1500 * attempt,
+        runtime=15,
+    log:
+        "logs/enrichment/{contrast}.log",
+    script:
+        "../scripts/enrichment.py"

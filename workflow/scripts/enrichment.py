@@ -1,0 +1,345 @@
+"""Pathway enrichment of one DESeq2 contrast: preranked GSEA on the Wald statistic, and ORA of
+up- and down-regulated genes, for every configured gene-set collection separately.
+
+Genes used (the "tested" genes): rows of the DESeq2 table with a Wald statistic and a p-value
+(genes removed by independent filtering have padj NaN but were tested, so they stay; genes
+without a p-value -- all-zero counts or Cook's outliers -- are left out) and a gene symbol.
+A symbol on several rows (e.g. a GENCODE _PAR_Y copy) is counted once, through its row with
+the largest baseMean.
+
+GSEA: gseapy's fgsea multilevel algorithm (adaptive multilevel p-values, not limited to
+1/permutations; chosen in bench/bench_enrichment.py), genes ranked by the Wald statistic
+(weight 1), seed and number of permutations (for the NES normalisation) from the config;
+padj = BH over the collection's sets; leading edge = the set's genes from the top of the
+ranking to the running-score peak (ES > 0), or from the trough to the bottom (ES < 0).
+
+ORA: genes with padj < the contrast's alpha and log2FoldChange > 0 (up) or < 0 (down) against
+the universe of tested genes; one-sided hypergeometric p = P(X >= overlap); padj = BH within
+collection and direction; odds ratio of the 2x2 table (0.5 added to every cell when one is 0).
+"""
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import false_discovery_control, hypergeom
+
+from genesets import Collection, load_collection
+from pipeline_common import InputError, save_figure, write_table
+
+log = logging.getLogger("trd")
+
+DE_COLUMNS = ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "stat", "pvalue", "padj"]
+GSEA_COLUMNS = ["collection", "term", "name", "size", "ES", "NES", "pvalue", "padj", "leading_edge"]
+ORA_COLUMNS = ["collection", "direction", "term", "name", "size", "overlap", "universe", "n_de",
+               "pvalue", "padj", "odds_ratio", "overlap_genes"]
+
+
+# ----------------------------------------------------------------------------- inputs
+def load_de_results(path) -> pd.DataFrame:
+    try:
+        de = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "gene_symbol": str}, keep_default_na=True)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{path}: cannot read the DESeq2 results ({err}).") from err
+    missing = [c for c in DE_COLUMNS if c not in de.columns]
+    if missing:
+        raise InputError(f"{path}: DESeq2 results lack column(s) {', '.join(missing)}; "
+                         f"expected {', '.join(DE_COLUMNS)}.")
+    return de
+
+
+def tested_genes(de: pd.DataFrame) -> pd.DataFrame:
+    """One row per symbol among tested genes (rule in the module docstring), sorted by stat."""
+    tested = de[de["stat"].notna() & de["pvalue"].notna()].copy()
+    tested["gene_symbol"] = tested["gene_symbol"].fillna("").astype(str).str.strip()
+    tested = tested[tested["gene_symbol"] != ""]
+    tested = tested.sort_values("baseMean", ascending=False, kind="mergesort")
+    tested = tested.drop_duplicates("gene_symbol", keep="first")
+    return tested.sort_values("stat", ascending=False, kind="mergesort").set_index("gene_symbol")
+
+
+# ----------------------------------------------------------------------------- GSEA
+def running_score(ranking: pd.Series, genes) -> np.ndarray:
+    """GSEA running enrichment score (weight 1) along the ranking sorted by decreasing statistic."""
+    ranking = ranking.sort_values(ascending=False, kind="mergesort")
+    hit = ranking.index.isin(list(genes))
+    weights = np.abs(ranking.to_numpy()) * hit
+    n_hit = hit.sum()
+    step_hit = weights / weights.sum() if weights.sum() > 0 else hit / max(n_hit, 1)
+    step_miss = (~hit) / (len(ranking) - n_hit)
+    return np.cumsum(step_hit - step_miss)
+
+
+def leading_edge(values: np.ndarray, hits: np.ndarray, es: float) -> np.ndarray:
+    """Positions (in the ranking) of the leading-edge genes, from the running score at the hits.
+
+    values: the statistic sorted decreasingly; hits: sorted positions of the set's genes.
+    ES > 0: the hits up to the peak; ES < 0: the hits from the trough to the end.
+    """
+    n, n_hit = len(values), len(hits)
+    weights = np.abs(values[hits])
+    total = weights.sum()
+    cum = np.cumsum(weights) / total if total > 0 else np.arange(1, n_hit + 1) / n_hit
+    after_hit = cum - (hits - np.arange(n_hit)) / (n - n_hit)
+    if es >= 0:
+        return hits[: int(np.argmax(after_hit)) + 1]
+    before_hit = after_hit - (weights / total if total > 0 else 1 / n_hit)
+    return hits[int(np.argmin(before_hit)):]
+
+
+GSEA_CHUNK = 500  # gene sets per call of the fgsea core: bounds memory (it keeps a running score per set)
+
+
+def run_gsea(ranking: pd.Series, sets: dict[str, list[str]], permutations: int, seed: int,
+             threads: int) -> pd.DataFrame:
+    """Columns term, ES, NES, pvalue, leading_edge.
+
+    gseapy's fgsea-multilevel core (gseapy.gse.fgsea_rs, what gseapy.prerank(method='multilevel')
+    runs) is called directly, GSEA_CHUNK sets at a time: prerank itself converts every set's
+    running score to Python floats, ~6 GB for GO BP on 18,000 genes (bench/bench_enrichment.py).
+    Sets are independent in fgsea (own null per set size), so chunking changes nothing but memory.
+    """
+    from gseapy.gse import fgsea_rs
+
+    ranking = ranking.sort_values(ascending=False, kind="mergesort")
+    genes, values = list(ranking.index), ranking.to_numpy(dtype=float)
+    sizes = [len(g) for g in sets.values()]
+    terms = list(sets)
+    rows = []
+    for start in range(0, len(terms), GSEA_CHUNK):
+        chunk = {t: sets[t] for t in terms[start:start + GSEA_CHUNK]}
+        result = fgsea_rs(genes, values.tolist(), chunk, 1.0, min(sizes), max(sizes), 101,
+                          permutations, 1e-50, max(int(threads), 1), seed)
+        for summary in result.summaries:
+            hits = np.sort(np.asarray(summary.hits, dtype=int))
+            edge = leading_edge(values, hits, summary.es)
+            rows.append((summary.term, summary.es, summary.nes, summary.pval,
+                         ";".join(genes[i] for i in edge)))
+    return pd.DataFrame(rows, columns=["term", "ES", "NES", "pvalue", "leading_edge"])
+
+
+def gsea_collection(ranking: pd.Series, collection: Collection, permutations: int, seed: int,
+                    threads: int) -> pd.DataFrame:
+    sets = {term: genes for term, (_, genes) in collection.sets.items()}
+    if not sets:
+        return pd.DataFrame(columns=GSEA_COLUMNS)
+    res = run_gsea(ranking, sets, permutations, seed, threads)
+    res["collection"] = collection.name
+    res["name"] = res["term"].map({t: d for t, (d, _) in collection.sets.items()})
+    res["size"] = res["term"].map({t: len(g) for t, g in sets.items()})
+    res["padj"] = bh(res["pvalue"].to_numpy())
+    return res[GSEA_COLUMNS].sort_values(["pvalue", "term"], kind="mergesort")
+
+
+# ----------------------------------------------------------------------------- ORA
+def bh(pvalues: np.ndarray) -> np.ndarray:
+    if len(pvalues) == 0:
+        return np.array([], dtype=float)
+    return false_discovery_control(np.clip(pvalues, 0.0, 1.0), method="bh")
+
+
+def odds_ratio(overlap: np.ndarray, size: np.ndarray, n_de: int, universe: int) -> np.ndarray:
+    a = overlap.astype(float)
+    b = (size - overlap).astype(float)         # in set, not DE
+    c = (n_de - overlap).astype(float)         # DE, not in set
+    d = (universe - size - n_de + overlap).astype(float)
+    zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
+    a, b, c, d = (x + 0.5 * zero for x in (a, b, c, d))
+    return (a * d) / (b * c)
+
+
+def ora_collection(collection: Collection, universe: list[str], de_genes: list[str],
+                   direction: str) -> pd.DataFrame:
+    """Hypergeometric test of every set of the collection (already restricted to the universe)."""
+    if not collection.sets or not de_genes:
+        return pd.DataFrame(columns=ORA_COLUMNS)
+    de_set = set(de_genes)
+    rank = {g: i for i, g in enumerate(de_genes)}  # overlap genes listed in DE order
+    terms = list(collection.sets)
+    sizes = np.array([len(collection.sets[t][1]) for t in terms])
+    overlaps = [sorted(de_set.intersection(collection.sets[t][1]), key=rank.get) for t in terms]
+    k = np.array([len(o) for o in overlaps])
+    n_universe, n_de = len(universe), len(de_genes)
+    pvalues = hypergeom.sf(k - 1, n_universe, sizes, n_de)
+    res = pd.DataFrame({
+        "collection": collection.name, "direction": direction, "term": terms,
+        "name": [collection.sets[t][0] for t in terms], "size": sizes, "overlap": k,
+        "universe": n_universe, "n_de": n_de, "pvalue": pvalues, "padj": bh(pvalues),
+        "odds_ratio": odds_ratio(k, sizes, n_de, n_universe),
+        "overlap_genes": [";".join(o) for o in overlaps],
+    })
+    return res.sort_values(["pvalue", "term"], kind="mergesort")
+
+
+def de_gene_lists(tested: pd.DataFrame, alpha: float) -> dict[str, list[str]]:
+    """Up and down genes at padj < alpha, strongest first."""
+    significant = tested[tested["padj"] < alpha]
+    up = significant[significant["log2FoldChange"] > 0].sort_values("stat", ascending=False)
+    down = significant[significant["log2FoldChange"] < 0].sort_values("stat")
+    return {"up": list(up.index), "down": list(down.index)}
+
+
+# ----------------------------------------------------------------------------- figures
+def _short(text: str, width: int = 55) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, by: list[str]):
+    """One panel per group (collection, or collection x direction): top terms by p-value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [(key, g.nsmallest(top, "pvalue")) for key, g in table.groupby(by, sort=True)] if len(table) else []
+    if not groups:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "no gene sets tested", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    heights = [max(len(g), 1) * 0.28 + 1.0 for _, g in groups]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, sum(heights)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    vmax = max(-np.log10(table["padj"].clip(lower=1e-300)).max(), 1.0)
+    for ax, (key, g) in zip(axes[:, 0], groups):
+        g = g.iloc[::-1]
+        labels = [f"{_short(str(n))} ({t})" if str(n) != str(t) else str(t) for t, n in zip(g["term"], g["name"])]
+        y = np.arange(len(g))
+        sig = (g["padj"] < padj_cut).to_numpy()
+        colour = -np.log10(g["padj"].clip(lower=1e-300))
+        sc = ax.scatter(g[x], y, s=20 + 180 * g["size"] / max(table["size"].max(), 1), c=colour,
+                        cmap="viridis", vmin=0, vmax=vmax, edgecolors=np.where(sig, "black", "none"))
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.set_title(" / ".join(np.atleast_1d(key).astype(str)), fontsize=9)
+        ax.set_xlabel(x)
+        if x == "odds_ratio":
+            ax.set_xscale("log")
+        else:
+            ax.axvline(0, color="grey", lw=0.5)
+        fig.colorbar(sc, ax=ax, label="-log10 padj", pad=0.01)
+    fig.suptitle(f"{title} (dot size = set size; black edge = padj < {padj_cut:g})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranking = ranking.sort_values(ascending=False, kind="mergesort")
+    scores = running_score(ranking, genes)
+    hits = np.flatnonzero(ranking.index.isin(list(genes)))
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(6.5, 4.5), sharex=True,
+                                        gridspec_kw={"height_ratios": [3, 0.6, 1.4]})
+    ax1.plot(scores, color="tab:green", lw=1.5)
+    ax1.axhline(0, color="grey", lw=0.5)
+    peak = int(np.argmax(np.abs(scores)))
+    ax1.axvline(peak, color="tab:red", ls="--", lw=0.8)
+    ax1.set_ylabel("running ES")
+    ax1.set_title(f"{row['collection']} {row['term']}: {_short(str(row['name']), 60)}\n"
+                  f"NES {row['NES']:.2f}, p {row['pvalue']:.2g}, padj {row['padj']:.2g}, {row['size']} genes",
+                  fontsize=9)
+    ax2.vlines(hits, 0, 1, color="black", lw=0.5)
+    ax2.set_yticks([])
+    ax3.fill_between(np.arange(len(ranking)), ranking.to_numpy(), color="grey", lw=0)
+    ax3.set_ylabel("Wald stat")
+    ax3.set_xlabel("gene rank")
+    fig.tight_layout()
+    return fig
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Like pipeline_common.atomic_output, for a directory of figures."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+# ----------------------------------------------------------------------------- driver
+def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.DataFrame | None, *,
+               alpha: float, min_size: int, max_size: int, permutations: int, seed: int,
+               threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, dict[str, Collection]]:
+    """(gsea, ora, ranking, collections restricted to the data) for one contrast."""
+    tested = tested_genes(de)
+    ranking = tested["stat"].astype(float)
+    universe = list(tested.index)
+    log.info("%d genes tested with a symbol (%d DESeq2 rows; %d without p-value, %d without symbol "
+             "or duplicated symbol left out)", len(universe), len(de),
+             int(de["pvalue"].isna().sum()), int(de["pvalue"].notna().sum() - len(universe)))
+    de_lists = de_gene_lists(tested, alpha)
+    log.info("ORA gene lists at padj < %g: %d up, %d down", alpha, len(de_lists["up"]), len(de_lists["down"]))
+
+    gsea_tables, ora_tables, loaded = [], [], {}
+    for name, path in collections.items():
+        collection = load_collection(name, path, universe, min_size, max_size, annotation)
+        loaded[name] = collection
+        log.info("%s", collection.summary())
+        gsea_tables.append(gsea_collection(ranking, collection, permutations, seed, threads))
+        for direction, genes in de_lists.items():
+            ora_tables.append(ora_collection(collection, universe, genes, direction))
+    gsea = pd.concat(gsea_tables, ignore_index=True) if gsea_tables else pd.DataFrame(columns=GSEA_COLUMNS)
+    ora = pd.concat(ora_tables, ignore_index=True) if ora_tables else pd.DataFrame(columns=ORA_COLUMNS)
+    return gsea[GSEA_COLUMNS], ora[ORA_COLUMNS], ranking, loaded
+
+
+def log_top(gsea: pd.DataFrame, ora: pd.DataFrame, padj_cut: float) -> None:
+    for name, g in gsea.groupby("collection", sort=False):
+        sig = g[g["padj"] < padj_cut]
+        log.info("GSEA %s: %d of %d sets at padj < %g (%d up, %d down)", name, len(sig), len(g), padj_cut,
+                 int((sig["NES"] > 0).sum()), int((sig["NES"] < 0).sum()))
+        for _, row in g.head(5).iterrows():
+            log.info("  %s %s NES %.2f padj %.3g", row["term"], _short(str(row["name"]), 60), row["NES"], row["padj"])
+    for (name, direction), g in ora.groupby(["collection", "direction"], sort=False):
+        log.info("ORA %s %s: %d of %d sets at padj < %g", name, direction, int((g["padj"] < padj_cut).sum()),
+                 len(g), padj_cut)
+
+
+def main(smk) -> None:
+    from gene_ids import load_annotation
+
+    p = smk.params
+    de = load_de_results(smk.input.de)
+    annotation = load_annotation(smk.input.annotation)
+    gsea, ora, ranking, collections = enrichment(
+        de, dict(p.collections), annotation, alpha=float(p.alpha), min_size=int(p.min_size),
+        max_size=int(p.max_size), permutations=int(p.permutations), seed=int(p.seed), threads=smk.threads,
+    )
+    log_top(gsea, ora, float(p.ora_padj))
+    top = int(p.top_terms)
+    save_figure(dotplot(gsea, "NES", top, float(p.ora_padj), f"GSEA {smk.wildcards.contrast}", ["collection"]),
+                smk.output.gsea_dotplot)
+    save_figure(dotplot(ora, "odds_ratio", top, float(p.ora_padj), f"ORA {smk.wildcards.contrast}",
+                        ["collection", "direction"]), smk.output.ora_dotplot)
+    with atomic_directory(smk.output.running_scores) as tmp:
+        for name, g in gsea.groupby("collection", sort=False):
+            for rank, (_, row) in enumerate(g.head(int(p.running_score_terms)).iterrows(), start=1):
+                genes = collections[name].sets[row["term"]][1]
+                save_figure(running_score_figure(ranking, genes, row),
+                            tmp / f"{safe_name(name)}_{rank:02d}_{safe_name(row['term'])}.png")
+    write_table(ora, smk.output.ora)
+    write_table(gsea, smk.output.gsea)
+
+
+if "snakemake" in globals():
+    from pipeline_common import run_script
+
+    run_script(main, snakemake)  # noqa: F821
