@@ -1,0 +1,143 @@
+"""Enrichment: ORA p-values against scipy's hypergeometric, GSEA on planted rankings, toy cohort truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import hypergeom
+
+import enrichment as enr
+from enrichment import de_gene_lists, enrichment, leading_edge, ora_collection, run_gsea, running_score
+from genesets import restrict_to_universe
+
+
+def synthetic_de(n_genes=2000, seed=0, shifts=None):
+    """DESeq2-like table of n_genes symbols G0..; shifts: {gene: added Wald statistic}."""
+    rng = np.random.default_rng(seed)
+    genes = [f"G{i}" for i in range(n_genes)]
+    stat = pd.Series(rng.standard_normal(n_genes), index=genes)
+    for gene, shift in (shifts or {}).items():
+        stat[gene] += shift
+    pvalue = 2 * (1 - __import__("scipy").stats.norm.cdf(np.abs(stat)))
+    return pd.DataFrame({
+        "gene_id": [f"ENSG{i:011d}" for i in range(n_genes)], "gene_symbol": genes,
+        "baseMean": 100.0, "log2FoldChange": stat.to_numpy() / 4, "lfcSE": 0.25,
+        "stat": stat.to_numpy(), "pvalue": pvalue, "padj": np.minimum(pvalue * 10, 1.0),
+    })
+
+
+def test_tested_genes_rule():
+    de = pd.DataFrame({
+        "gene_id": ["E1", "E2", "E3", "E4", "E5", "E5_PAR_Y"],
+        "gene_symbol": ["A", "B", None, "D", "E", "E"],
+        "baseMean": [10.0, 5.0, 7.0, 3.0, 50.0, 0.5],
+        "log2FoldChange": [1.0, -1.0, 0.5, 0.1, 2.0, 0.0],
+        "stat": [3.0, -2.0, 1.0, np.nan, 5.0, 0.1],
+        "pvalue": [0.003, 0.04, 0.3, np.nan, 1e-6, 0.9],
+        "padj": [0.01, np.nan, 0.5, np.nan, 1e-5, 0.9],  # B: removed by independent filtering, still tested
+    })
+    tested = enr.tested_genes(de)
+    assert list(tested.index) == ["E", "A", "B"]          # sorted by stat; no symbol / no p-value out
+    assert tested.loc["E", "gene_id"] == "E5"             # duplicated symbol: largest baseMean kept
+    assert de_gene_lists(tested, 0.05) == {"up": ["E", "A"], "down": []}
+
+
+def test_ora_pvalues_equal_an_independent_hypergeometric_test():
+    universe = [f"G{i}" for i in range(500)]
+    sets = {"S1": ("first", universe[:40]), "S2": ("second", universe[30:130]), "S3": ("third", universe[400:420])}
+    collection = restrict_to_universe("c", sets, universe, 10, 500)
+    de_genes = universe[:25] + universe[100:110] + universe[450:455]   # 40 DE genes
+    res = ora_collection(collection, universe, de_genes, "up").set_index("term")
+    for term, (_, members) in sets.items():
+        overlap = len(set(members) & set(de_genes))
+        # P(X >= overlap), X ~ hypergeometric(population 500, successes |set|, draws 40)
+        expected = sum(hypergeom.pmf(k, 500, len(members), 40) for k in range(overlap, min(len(members), 40) + 1))
+        assert res.loc[term, "overlap"] == overlap
+        assert res.loc[term, "pvalue"] == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    assert res.loc["S1", "overlap"] == 25 and res.loc["S3", "overlap"] == 0
+    assert res.loc["S3", "pvalue"] == pytest.approx(1.0)
+    assert res.loc["S1", "overlap_genes"].split(";")[:3] == ["G0", "G1", "G2"]
+    # BH within the collection and direction
+    p = res["pvalue"].sort_values()
+    bh = np.minimum.accumulate((p * len(p) / np.arange(1, len(p) + 1))[::-1])[::-1]
+    assert np.allclose(res.loc[p.index, "padj"], np.minimum(bh, 1))
+    # odds ratio of S1: a=25, b=15, c=15, d=445
+    assert res.loc["S1", "odds_ratio"] == pytest.approx(25 * 445 / (15 * 15))
+
+
+def test_gsea_finds_planted_sets_with_the_right_sign():
+    rng = np.random.default_rng(3)
+    genes = [f"G{i}" for i in range(2000)]
+    up = list(rng.choice(genes[:1000], 40, replace=False))
+    down = list(rng.choice(genes[1000:], 30, replace=False))
+    de = synthetic_de(shifts={**{g: 2.0 for g in up}, **{g: -2.0 for g in down}})
+    tested = enr.tested_genes(de)
+    sets = {"UP": up, "DOWN": down}
+    unshifted = sorted(set(genes) - set(up) - set(down))
+    sets.update({f"NULL{i}": list(rng.choice(unshifted, 30, replace=False)) for i in range(40)})
+    res = run_gsea(tested["stat"], sets, permutations=1000, seed=1, threads=1).set_index("term")
+    top2 = res.sort_values("pvalue").index[:2]
+    assert set(top2) == {"UP", "DOWN"}
+    assert res.loc["UP", "NES"] > 1.5 and res.loc["DOWN", "NES"] < -1.5
+    assert res.loc["UP", "pvalue"] < 1e-6 and res.loc["DOWN", "pvalue"] < 1e-6
+    assert (res.drop(["UP", "DOWN"])["pvalue"] > 1e-3).all()
+    # ES equals the extreme of the running score computed here independently
+    for term in ("UP", "DOWN", "NULL0"):
+        scores = running_score(tested["stat"], sets[term])
+        assert res.loc[term, "ES"] == pytest.approx(scores[np.argmax(np.abs(scores))], abs=1e-9)
+    # same seed, same table
+    again = run_gsea(tested["stat"], sets, permutations=1000, seed=1, threads=1).set_index("term")
+    pd.testing.assert_frame_equal(res, again)
+
+
+def test_leading_edge_matches_the_running_score_peak():
+    values = np.array([5.0, 4.0, 3.0, 1.0, 0.5, -0.5, -1.0, -2.0, -3.0, -4.0])
+    ranking = pd.Series(values, index=[f"G{i}" for i in range(10)])
+    for hits in ([0, 2, 5], [3, 8, 9], [1, 4, 6, 9]):
+        scores = running_score(ranking, [f"G{i}" for i in hits])
+        es = scores[np.argmax(np.abs(scores))]
+        peak = int(np.argmax(np.abs(scores)))
+        edge = leading_edge(values, np.array(hits), es)
+        expected = [h for h in hits if h <= peak] if es > 0 else [h for h in hits if h > peak]
+        assert list(edge) == expected
+
+
+def test_enrichment_reports_each_collection_separately(tmp_path):
+    rng = np.random.default_rng(5)
+    genes = [f"G{i}" for i in range(1500)]
+    planted = list(rng.choice(genes, 25, replace=False))
+    unshifted = sorted(set(genes) - set(planted))
+    de = synthetic_de(n_genes=1500, seed=5, shifts={g: 3.0 for g in planted})
+    (tmp_path / "a.gmt").write_text("P\tplanted\t" + "\t".join(planted) + "\n"
+                                    + "".join(f"N{i}\tnull\t" + "\t".join(rng.choice(unshifted, 20, replace=False)) + "\n"
+                                              for i in range(5)))
+    (tmp_path / "b.gmt").write_text("TINY\tx\tG1\tG2\nOTHER\ty\t" + "\t".join(genes[:15]) + "\n")
+    gsea, ora, _, collections = enrichment(
+        de, {"A": tmp_path / "a.gmt", "B": tmp_path / "b.gmt"}, None, alpha=0.05,
+        min_size=10, max_size=500, permutations=500, seed=1)
+    assert set(gsea["collection"]) == {"A", "B"}
+    assert collections["B"].dropped_small == ["TINY"]
+    a = gsea[gsea["collection"] == "A"].set_index("term")
+    assert a["pvalue"].idxmin() == "P" and a.loc["P", "NES"] > 0
+    # padj is BH within each collection: B's single set keeps its p-value
+    b = gsea[gsea["collection"] == "B"]
+    assert b["padj"].tolist() == pytest.approx(b["pvalue"].tolist())
+    up = ora[(ora["collection"] == "A") & (ora["direction"] == "up")].set_index("term")
+    assert up["pvalue"].idxmin() == "P"
+    assert (ora["universe"] == 1500).all()
+
+
+@pytest.mark.e2e
+def test_toy_cohort_planted_pathways_are_top_hits(toy_run):
+    truth = pd.read_csv(toy_run / "resources/toy/truth_pathways.tsv", sep="\t")
+    gsea = pd.read_csv(toy_run / "results/enrichment/TRD_vs_responder/gsea.tsv", sep="\t")
+    for _, row in truth.iterrows():
+        hits = gsea[gsea["collection"] == row["collection"]].sort_values("pvalue").reset_index(drop=True)
+        found = hits[hits["term"] == row["term"]]
+        if row["direction"] == "none":
+            # a planted-null theme is either not testable in the data or not significant
+            assert found.empty or found["padj"].iloc[0] >= 0.05, row["term"]
+            continue
+        assert not found.empty, row["term"]
+        assert found["padj"].iloc[0] < 0.05, row["term"]
+        assert np.sign(found["NES"].iloc[0]) == (1 if row["direction"] == "up" else -1), row["term"]
+        assert found.index[0] < 5, f"{row['term']} ranks {found.index[0] + 1} in {row['collection']}"
