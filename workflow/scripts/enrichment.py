@@ -206,7 +206,7 @@ def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, 
     heights = [max(len(g), 1) * 0.28 + 1.0 for _, g in groups]
     fig, axes = plt.subplots(len(groups), 1, figsize=(9, sum(heights)),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
-    vmax = max(-np.log10(table["padj"].clip(lower=1e-300)).max(), 1.0)
+    vmax = max(float((-np.log10(table["padj"].clip(lower=1e-300))).max()), 1.0)
     for ax, (key, g) in zip(axes[:, 0], groups):
         g = g.iloc[::-1]
         labels = [f"{_short(str(n))} ({t})" if str(n) != str(t) else str(t) for t, n in zip(g["term"], g["name"])]
