@@ -16,6 +16,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/diffexp.smk"
 include: "workflow/rules/enrichment.smk"
+include: "workflow/rules/predict.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -32,5 +33,6 @@ rule all:
             contrast=CONTRASTS,
             name=["gsea.tsv", "ora.tsv", "gsea_dotplot.png", "ora_dotplot.png", "running_scores"],
         ),
+        expand("results/predict/{contrast}/cv_metrics.tsv", contrast=CONTRASTS),
         "results/report/report.html",
     default_target: True
