@@ -80,7 +80,9 @@ def squeue_jobs(job_name: str) -> list[SlurmJob]:
 @pytest.fixture(scope="module")
 def cluster_run(slurm_cluster, tmp_path_factory) -> ClusterRun:
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"))
-    run_snakemake(workdir, "--profile", "profiles/slurm", "--profile", str(TEST_PROFILE))
+    # Jobs queue one after another and are polled with growing pauses: allow twice
+    # the local run's limit.
+    run_snakemake(workdir, "--profile", "profiles/slurm", "--profile", str(TEST_PROFILE), timeout=1800)
     (log_file,) = (workdir / ".snakemake" / "log").glob("*.snakemake.log")
     log = log_file.read_text()
     run_id = re.search(r"^SLURM run ID: (\S+)$", log, re.MULTILINE).group(1)
