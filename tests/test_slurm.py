@@ -149,9 +149,12 @@ def result_tables(workdir: Path) -> dict[str, bytes]:
     return {str(path.relative_to(results)): path.read_bytes() for path in sorted(results.rglob("*.tsv"))}
 
 
-def test_result_tables_equal_a_local_run(cluster_run, toy_run):
+def test_result_tables_equal_a_local_run(cluster_run, request):
+    # Asked for here, not as an argument: pytest would set up the session-scoped
+    # local run first, even when there is no SLURM and the test is skipped.
+    local_run = request.getfixturevalue("toy_run")
     cluster_tables = result_tables(cluster_run.workdir)
-    local_tables = result_tables(toy_run)
+    local_tables = result_tables(local_run)
     assert "de/TRD_vs_responder/deseq2_results.tsv" in local_tables
     assert cluster_tables.keys() == local_tables.keys()
     differing = [name for name in local_tables if cluster_tables[name] != local_tables[name]]
