@@ -364,9 +364,8 @@ def test_toy_report_sections_and_numbers(toy_run):
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
-    # every QC figure, then volcano, MA and heat map per contrast (+ 2 dot plots with enrichment)
-    enrichment_figures = 2 if (toy_run / "results/enrichment").exists() else 0
-    assert len(parser.images) == qc_figures + 3 + enrichment_figures
+    # every QC figure, then per contrast volcano, MA and heat map, 2 enrichment dot plots, the ROC curve
+    assert len(parser.images) == qc_figures + 3 + 2 + 1
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64_png(src).size[0] > 100
@@ -425,7 +424,7 @@ def test_snakemake_native_report(toy_run):
 
 
 def test_report_of_two_contrasts(toy_run, tmp_path):
-    """A second contrast (site B vs A) on the toy run's results: only its DE job and the report run."""
+    """A second contrast (site B vs A) on the toy run's results: only its jobs and the report run."""
     workdir = copy_workflow(tmp_path / "two")
     shutil.copytree(toy_run / "results", workdir / "results")
     config_path = workdir / "config/config.yaml"
@@ -440,8 +439,8 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
         contrast_checks(workdir, parser, contrast, config)
     assert "siteB vs siteA, adjusted for sex, age and group" in text
     assert "TRD vs responder, adjusted for site, sex and age" in text
-    enrichment_figures = 2 if (workdir / "results/enrichment").exists() else 0
-    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + enrichment_figures)
+    # per contrast: volcano, MA, heat map, 2 enrichment dot plots, ROC curve
+    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 1)
 
 
 def test_enrichment_methods_states_the_settings():
@@ -460,15 +459,47 @@ def test_enrichment_section(tmp_path):
         "pvalue": [0.2, 0.01, 1e-5], "padj": [0.3, 0.02, 8e-5], "leading_edge": ["A;B", "C", "GZMB;PRF1"],
     })
     gsea.to_csv(tmp_path / "gsea.tsv", sep="\t", index=False)
-    files = {"gsea": tmp_path / "gsea.tsv"}
+    ora = pd.DataFrame({
+        "collection": ["curated_TRD", "curated_TRD"], "direction": ["down", "up"],
+        "term": ["TRD_NK_CYTOTOXIC", "TRD_INFLAMMATION_INNATE_IMMUNITY"], "name": ["NK", "inflammation"],
+        "size": [29, 29], "overlap": [6, 7], "universe": [5000, 5000], "n_de": [180, 190],
+        "pvalue": [1e-6, 2e-7], "padj": [8e-6, 1e-6], "odds_ratio": [9.5, 11.25],
+        "overlap_genes": ["GZMB;PRF1", "IL1B;TNF"],
+    })
+    ora.to_csv(tmp_path / "ora.tsv", sep="\t", index=False)
+    files = {"gsea": tmp_path / "gsea.tsv", "ora": tmp_path / "ora.tsv"}
     for key in ("gsea_dotplot", "ora_dotplot"):
         files[key] = tmp_path / f"{key}.png"
         Image.new("RGB", (120, 80), "white").save(files[key])
     (tmp_path / "gsea_dotplot.rst").write_text("GSEA of {{ snakemake.config['design'] }}.")
     section = report.enrichment_section("TRD vs responder", files, {"design": "~ group"}, tmp_path)
     assert section["anchor"] == "enrichment-TRD-vs-responder"
-    dotplots, go, curated = section["collections"]  # collections sorted by name
+    dotplots, go, curated, ora_down, ora_up = section["collections"]  # collections sorted by name
     assert [f["caption"] for f in dotplots["figures"]] == ["GSEA of ~ group.", "ora_dotplot"]
     assert curated["title"] == "GSEA, curated_TRD: top 1 terms"
     assert curated["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "-2.1", "1e-05", "8e-05", "GZMB, PRF1"]]
     assert [row[0] for row in go["table"]["rows"]] == ["GO:2", "GO:1"]
+    assert ora_down["title"] == "ORA of down-regulated genes, curated_TRD: top 1 terms"
+    assert ora_down["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "6", "9.5", "1e-06", "8e-06",
+                                          "GZMB, PRF1"]]
+    assert ora_up["table"]["rows"][0][0] == "TRD_INFLAMMATION_INNATE_IMMUNITY"
+
+
+def test_prediction_section(tmp_path):
+    metrics = pd.DataFrame({
+        "fold": [1, 2, None, None, None], "n_test": [5, 5, None, None, None],
+        "value": [0.8, 0.9, 0.85, 0.0707, 0.84], "best_C": [0.1, 1.0, None, None, None],
+        "metric": ["auc", "auc", "auc_mean_of_folds", "auc_sd_of_folds", "auc_pooled_out_of_fold"],
+    })
+    metrics.to_csv(tmp_path / "cv_metrics.tsv", sep="\t", index=False)
+    pd.DataFrame({"gene_id": ["g1", "g2"], "gene_symbol": ["IL1B", ""], "coefficient": [0.3, -0.2]}).to_csv(
+        tmp_path / "model_genes.tsv", sep="\t", index=False)
+    Image.new("RGB", (60, 60), "white").save(tmp_path / "roc.png")
+    files = {"metrics": tmp_path / "cv_metrics.tsv", "genes": tmp_path / "model_genes.tsv",
+             "roc": tmp_path / "roc.png"}
+    section = report.prediction_section("TRD_vs_responder", files, {}, tmp_path)
+    assert section["auc"] == 0.84
+    assert section["summary"]["rows"] == [["auc_mean_of_folds", "0.85"], ["auc_sd_of_folds", "0.0707"],
+                                          ["auc_pooled_out_of_fold", "0.84"]]
+    assert [row[0] for row in section["folds"]["rows"]] == ["1", "2"]
+    assert section["genes"]["rows"][0] == ["g1", "IL1B", "0.3"]

@@ -104,10 +104,3 @@ def resource_readmes():
     files = [config["annotation"], *config.get("enrichment", {}).get("collections", {}).values()]
     readmes = dict.fromkeys(os.path.join(os.path.dirname(f), "README.md") for f in files)
     return [readme for readme in readmes if os.path.exists(readme)]
-
-
-def enrichment_outputs(name):
-    """One output of the enrichment rule per contrast, or none while the workflow has no such rule."""
-    if not rules.has("enrichment"):
-        return []
-    return expand(getattr(rules.enrichment.output, name), contrast=CONTRASTS)

@@ -32,10 +32,11 @@ log = logging.getLogger("trd")
 # The mission's candidate genes, always shown with their estimate whether significant or not.
 CANDIDATE_GENES = ["HTR1A", "HTR2B", "SLC6A4", "IL1B", "TNF", "IL6", "MIF", "P2RX7", "NR3C1",
                    "FKBP5", "BDNF"]
-SOFTWARE = ["snakemake", "pydeseq2", "pandas", "numpy", "scipy", "scanpy", "anndata", "gseapy"]
+SOFTWARE = ["snakemake", "pydeseq2", "pandas", "numpy", "scipy", "scanpy", "anndata", "gseapy",
+            "scikit-learn"]
 N_TOP_GENES_TABLE = 200
 N_HEATMAP_GENES = 40
-N_TOP_TERMS = 15
+N_MODEL_GENES = 20
 Z_95 = 1.959964  # two-sided 95% normal quantile, for log2FC +- z * lfcSE
 
 REFERENCES = [
@@ -55,6 +56,8 @@ REFERENCES = [
     "bioRxiv 060012. doi:10.1101/060012",
     "The Gene Ontology Consortium, Aleksander SA, Balhoff J, et al. (2023) The Gene Ontology "
     "knowledgebase in 2023. Genetics 224:iyad031 (GO is CC BY 4.0)",
+    "Pedregosa F, Varoquaux G, Gramfort A, et al. (2011) Scikit-learn: machine learning in "
+    "Python. Journal of Machine Learning Research 12:2825-2830",
     "Sirés et al. (2025) Brain, Behavior, and Immunity. doi:10.1016/j.bbi.2025.106103",
 ]
 
@@ -273,28 +276,64 @@ def candidate_panel(table: pd.DataFrame, alpha: float, genes: list[str] = CANDID
 
 # ---------------------------------------------------------------- enrichment
 
+def shorten_genes(genes: pd.Series, limit: int = 12) -> pd.Series:
+    """';'-separated gene lists shortened for reading."""
+    return genes.fillna("").astype(str).map(
+        lambda text: format_list([g for g in re.split(r"[;,\s]+", text) if g], limit=limit))
+
+
 def top_terms(gsea: pd.DataFrame, n: int) -> dict[str, pd.DataFrame]:
     """Per collection, the n terms with the smallest p-values, leading edge shortened for reading."""
     out = {}
     for collection, terms in gsea.groupby("collection", sort=True):
         best = terms.sort_values(["pvalue", "term"], kind="mergesort").head(n)
-        leading = best["leading_edge"].fillna("").astype(str).map(
-            lambda genes: format_list([g for g in re.split(r"[;,\s]+", genes) if g], limit=12))
         out[collection] = best[["term", "name", "size", "NES", "pvalue", "padj"]].assign(
-            leading_edge=leading.to_numpy())
+            leading_edge=shorten_genes(best["leading_edge"]).to_numpy())
     return out
 
 
+def top_ora_terms(ora: pd.DataFrame, n: int) -> dict[tuple[str, str], pd.DataFrame]:
+    """Per collection and direction (up, down), the n most over-represented terms."""
+    out = {}
+    for (collection, direction), terms in ora.groupby(["collection", "direction"], sort=True):
+        best = terms.sort_values(["pvalue", "term"], kind="mergesort").head(n)
+        out[(collection, direction)] = best[["term", "name", "size", "overlap", "odds_ratio", "pvalue",
+                                             "padj"]].assign(overlap_genes=shorten_genes(best["overlap_genes"]).to_numpy())
+    return out
+
+
+def anchor_of(*parts: str) -> str:
+    return "-".join(re.sub(r"[^A-Za-z0-9_-]", "-", part) for part in parts)
+
+
 def enrichment_section(name: str, files: dict, config: dict, caption_dir) -> dict:
-    """Dot plots and, per collection, the top GSEA terms with their leading-edge genes."""
+    """Dot plots and, per collection, the top GSEA terms (leading edge) and ORA terms (overlap)."""
+    n_terms = config.get("enrichment", {}).get("top_terms", 20)
     gsea = pd.read_csv(files["gsea"], sep="\t", keep_default_na=False, na_values=[""])
-    anchor = "enrichment-" + re.sub(r"[^A-Za-z0-9_-]", "-", name)
+    ora = pd.read_csv(files["ora"], sep="\t", keep_default_na=False, na_values=[""])
+    anchor = anchor_of("enrichment", name)
     blocks = [{"title": f"GSEA, {collection}: top {len(terms)} terms", "figures": [],
-               "id": f"{anchor}-{re.sub(r'[^A-Za-z0-9_-]', '-', collection)}", "table": table_rows(terms)}
-              for collection, terms in top_terms(gsea, N_TOP_TERMS).items()]
+               "id": anchor_of(anchor, collection), "table": table_rows(terms)}
+              for collection, terms in top_terms(gsea, n_terms).items()]
+    blocks += [{"title": f"ORA of {direction}-regulated genes, {collection}: top {len(terms)} terms",
+                "figures": [], "id": anchor_of(anchor, "ora", collection, direction),
+                "table": table_rows(terms)}
+               for (collection, direction), terms in top_ora_terms(ora, n_terms).items()]
     dotplots = {"title": "Dot plots", "id": "", "table": None,
                 "figures": [figure(files[key], caption_dir, config) for key in ("gsea_dotplot", "ora_dotplot")]}
     return {"name": name, "anchor": anchor, "collections": [dotplots, *blocks]}
+
+
+def prediction_section(name: str, files: dict, config: dict, caption_dir) -> dict:
+    """Nested cross-validated AUC, the ROC curve and the leading genes of the refitted model."""
+    metrics = pd.read_csv(files["metrics"], sep="\t")
+    summary = metrics[metrics["metric"] != "auc"][["metric", "value"]]
+    folds = metrics[metrics["metric"] == "auc"][["fold", "n_test", "value", "best_C"]]
+    genes = pd.read_csv(files["genes"], sep="\t", keep_default_na=False).head(N_MODEL_GENES)
+    pooled = summary.set_index("metric").loc["auc_pooled_out_of_fold", "value"]
+    return {"name": name, "anchor": anchor_of("predict", name), "auc": float(pooled),
+            "summary": table_rows(summary), "folds": table_rows(folds.rename(columns={"value": "auc"})),
+            "genes": table_rows(genes), "figures": [figure(files["roc"], caption_dir, config)]}
 
 
 def enrichment_methods(settings: dict, versions: dict) -> str:
@@ -311,6 +350,18 @@ def enrichment_methods(settings: dict, versions: dict) -> str:
 
 
 # ---------------------------------------------------------------- methods
+
+def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
+    return (
+        f"The test group was predicted from blind-VST expression and {join_words(settings['covariates'])} "
+        f"by ridge (L2) logistic regression in scikit-learn {versions['scikit-learn']} (Pedregosa et al. "
+        f"2011), with the {settings['n_genes']} genes most associated with the group (ANOVA F) and the "
+        f"regularisation strength (C in {', '.join(f'{c:g}' for c in settings['c_grid'])}) chosen inside "
+        f"each training fold of a nested cross-validation ({settings['outer_folds']} outer and "
+        f"{settings['inner_folds']} inner stratified folds, seed {seed}); performance is the "
+        "out-of-fold area under the ROC curve."
+    )
+
 
 def methods_paragraph(run: dict) -> str:
     """A paragraph for a paper's methods, with every parameter and version that shaped the result."""
@@ -346,6 +397,8 @@ def methods_paragraph(run: dict) -> str:
         text.append("Log2 fold changes were also shrunk with PyDESeq2's apeGLM-like prior for display.")
     if run.get("enrichment"):
         text.append(run["enrichment"])
+    if run.get("prediction"):
+        text.append(run["prediction"])
     if run.get("provenance"):
         text.append("Gene annotation and gene sets: " + "; ".join(run["provenance"]) + ".")
     text.append("The analysis follows the design of Sirés et al. (2025).")
@@ -416,9 +469,15 @@ def main(smk) -> None:
         log.info("contrast %s", name)
         sections.append(contrast_section(name, contrasts[name], files, config, vst, template_dir))
     enrichment = []
-    for name, *paths in zip(contrasts, smk.input.gsea, smk.input.gsea_dotplots, smk.input.ora_dotplots):
-        files = dict(zip(("gsea", "gsea_dotplot", "ora_dotplot"), paths))
+    for name, *paths in zip(contrasts, smk.input.gsea, smk.input.ora, smk.input.gsea_dotplots,
+                            smk.input.ora_dotplots):
+        files = dict(zip(("gsea", "ora", "gsea_dotplot", "ora_dotplot"), paths))
         enrichment.append(enrichment_section(name, files, config, template_dir))
+    predictions = []
+    for name, *paths in zip(contrasts, smk.input.predict_metrics, smk.input.predict_genes,
+                            smk.input.predict_roc):
+        files = dict(zip(("metrics", "genes", "roc"), paths))
+        predictions.append(prediction_section(name, files, config, template_dir))
     first_model = pd.read_csv(smk.input.models[0], sep="\t")
     first_variable = next(iter(contrasts.values()))["variable"]
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in smk.input.readmes]
@@ -433,7 +492,8 @@ def main(smk) -> None:
         "coding": describe_coding(first_model),
         "contrasts": "; ".join(s["description"] for s in sections),
         "provenance": [p for p in provenance if p],
-        "enrichment": enrichment_methods(config["enrichment"], versions) if enrichment else "",
+        "enrichment": enrichment_methods(config["enrichment"], versions),
+        "prediction": prediction_methods(config["predict"], config["seed"], versions),
     }
     context = {
         "title": "TRD blood-transcriptome differential expression",
@@ -453,6 +513,7 @@ def main(smk) -> None:
                        "table": table_rows(significant_associations(
                            pd.read_csv(smk.input.association, sep="\t")))}],
         "enrichment": enrichment,
+        "predictions": predictions,
         "qc_figures": [figure(path, template_dir, config) for path in smk.input.qc_figures],
         "contrasts": sections,
         "methods": methods_paragraph(run),
