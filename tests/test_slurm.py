@@ -45,7 +45,7 @@ class SlurmJob:
 class ClusterRun:
     workdir: Path
     snakemake_log: str
-    jobs: list[SlurmJob]  # this run's SLURM jobs in submission order
+    jobs: list[SlurmJob]  # this run's SLURM jobs by job id
 
 
 def _cluster(command: str) -> subprocess.CompletedProcess:
@@ -128,7 +128,8 @@ def test_every_job_but_the_local_rules_ran_as_a_slurm_job(cluster_run):
 
 
 def test_job_ids_agree_between_snakemake_squeue_and_slurmd(cluster_run):
-    ids = submitted_job_ids(cluster_run.snakemake_log)
+    # Jobs ready together are submitted in parallel, so the log's order may differ.
+    ids = sorted(submitted_job_ids(cluster_run.snakemake_log), key=int)
     assert ids == [job.job_id for job in cluster_run.jobs]
     launched = set(re.findall(r"Launching batch job (\d+)", SLURMD_LOG.read_text()))
     assert set(ids) <= launched
