@@ -33,6 +33,8 @@ rule deseq2:
         runtime=runtime_min(10, 4),
     log:
         "logs/deseq2/{contrast}.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/deseq2.py"
 
@@ -50,5 +52,7 @@ rule vst:
         runtime=runtime_min(5, 2),
     log:
         "logs/vst/vst.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/vst.py"

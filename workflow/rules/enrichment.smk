@@ -59,5 +59,7 @@ rule enrichment:
         runtime=15,
     log:
         "logs/enrichment/{contrast}.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/enrichment.py"

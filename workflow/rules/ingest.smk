@@ -20,5 +20,7 @@ rule ingest:
         runtime=runtime_min(5, 0.5),
     log:
         "logs/ingest/ingest.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/ingest.py"

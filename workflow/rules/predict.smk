@@ -27,5 +27,7 @@ rule predict:
         runtime=runtime_min(10, 5),
     log:
         "logs/predict/{contrast}.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/predict.py"

@@ -36,6 +36,8 @@ rule qc:
         runtime=runtime_min(5, 1),
     log:
         "logs/qc/qc.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/qc.py"
 
@@ -57,5 +59,7 @@ rule filter:
         runtime=runtime_min(5, 0.5),
     log:
         "logs/filter/filter.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/filter.py"

@@ -44,5 +44,7 @@ rule report:
         runtime=5,
     log:
         "logs/report/report.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/report.py"

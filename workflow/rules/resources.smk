@@ -30,6 +30,8 @@ if config.get("orgdb_sqlite") and config.get("godb_sqlite"):
             runtime=10,
         log:
             "logs/build_resources/build_resources.log",
+        conda:
+            "../../environment.yml"
         script:
             "../scripts/build_resources.py"
 

@@ -37,5 +37,7 @@ rule simulate_cohort:
         runtime=lambda wc: int(5 + 2 * int(wc.n_samples) * int(wc.n_genes) / 1e6),
     log:
         "logs/simulate/n{n_samples}_g{n_genes}_seed{seed}.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/simulate_cohort.py"
