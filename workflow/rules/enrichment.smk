@@ -54,9 +54,10 @@ rule enrichment:
         alpha=config["deseq2"]["alpha"],
     threads: 2
     resources:
-        # gene sets x genes membership plus gseapy's per-thread null samples; ~0.5 GB for GO BP
-        mem_mb=lambda wc, attempt: 1500 * attempt,
-        runtime=15,
+        # gene sets x genes membership plus gseapy's per-thread null samples: grows with genes and
+        # sets, not samples (~0.6 GB measured for 18,000 genes x GO BP), so no per-cell slope
+        mem_mb=mem_mb(1100, 0),
+        runtime=runtime_min(15, 0),
     log:
         "logs/enrichment/{contrast}.log",
     conda:

@@ -33,7 +33,9 @@ rule simulate_cohort:
     threads: 1
     resources:
         # counts are drawn as float64 matrices of samples x genes (a few copies at once)
-        mem_mb=lambda wc, attempt: int((1000 + 60 * int(wc.n_samples) * int(wc.n_genes) / 1e6) * attempt),
+        mem_mb=lambda wc, attempt: int(
+            (JOB_RUNNER_MB + 1000 + 60 * int(wc.n_samples) * int(wc.n_genes) / 1e6) * attempt
+        ),
         runtime=lambda wc: int(5 + 2 * int(wc.n_samples) * int(wc.n_genes) / 1e6),
     log:
         "logs/simulate/n{n_samples}_g{n_genes}_seed{seed}.log",
