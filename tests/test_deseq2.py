@@ -9,7 +9,7 @@ from pydeseq2.ds import DeseqStats
 
 from conftest import ROOT
 from de_model import make_inference, prepare_metadata
-from deseq2 import count_calls, results_table, shrink_coefficient
+from deseq2 import count_calls, ma_plot, results_table, shrink_coefficient, volcano_plot
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 
@@ -95,3 +95,26 @@ def test_table_equals_a_direct_pydeseq2_call(toy_run, toy_results):
     table = toy_results.set_index("gene_id").loc[direct.index]
     for column in ["baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj"]:
         np.testing.assert_allclose(table[column], direct[column], rtol=1e-6, err_msg=column)
+
+
+def plotted_table():
+    return pd.DataFrame({"gene_id": ["g1", "g2", "g3", "g4"], "gene_symbol": ["A", "", "C", "D"],
+                         "baseMean": [100.0, 10.0, 0.0, 50.0], "log2FoldChange": [1.5, -2.0, 0.0, 0.1],
+                         "pvalue": [1e-6, 1e-4, np.nan, 0.5], "padj": [1e-5, 1e-3, np.nan, 0.6]})
+
+
+def test_volcano_marks_significant_genes_and_labels_top_ones():
+    fig = volcano_plot(plotted_table(), 0.05, "TRD vs responder", n_labels=2)
+    ax = fig.axes[0]
+    not_significant, significant = (c.get_offsets() for c in ax.collections)
+    np.testing.assert_allclose(significant, [[1.5, 6.0], [-2.0, 4.0]])
+    np.testing.assert_allclose(not_significant, [[0.1, -np.log10(0.5)]])
+    assert [t.get_text() for t in ax.texts] == ["A", "g2"]  # no symbol: the gene ID
+    assert ax.get_title() == "TRD vs responder"
+
+
+def test_ma_plot_leaves_out_unexpressed_genes():
+    ax = ma_plot(plotted_table(), 0.05, "x").axes[0]
+    not_significant, significant = (c.get_offsets() for c in ax.collections)
+    np.testing.assert_allclose(significant, [[2.0, 1.5], [1.0, -2.0]])
+    np.testing.assert_allclose(not_significant, [[np.log10(50), 0.1]])

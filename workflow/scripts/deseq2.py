@@ -73,6 +73,13 @@ def count_calls(table: pd.DataFrame, alpha: float, thresholds: list[float]) -> p
     return pd.DataFrame(rows)
 
 
+def label_axes(ax, xlabel: str, ylabel: str, title: str, legend_loc: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc=legend_loc, fontsize=8, frameon=False)
+
+
 def volcano_plot(table: pd.DataFrame, alpha: float, title: str, n_labels: int = 12):
     fig, ax = plt.subplots(figsize=(6, 5))
     tested = table.dropna(subset=["pvalue"])
@@ -87,10 +94,8 @@ def volcano_plot(table: pd.DataFrame, alpha: float, title: str, n_labels: int = 
         ax.annotate(row["gene_symbol"] or row["gene_id"], (row["log2FoldChange"], -np.log10(max(row["pvalue"], 1e-300))),
                     fontsize=7, xytext=(2, 2), textcoords="offset points")
     ax.axvline(0, c="0.5", lw=0.5)
-    ax.set_xlabel("log2 fold change (positive = higher in test group)")
-    ax.set_ylabel("-log10 p-value")
-    ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    label_axes(ax, "log2 fold change (positive = higher in test group)", "-log10 p-value", title,
+               "upper left")
     return fig
 
 
@@ -103,10 +108,7 @@ def ma_plot(table: pd.DataFrame, alpha: float, title: str):
     ax.scatter(x[significant], tested["log2FoldChange"][significant], s=6, c="#c0392b", lw=0,
                label=f"padj < {alpha}")
     ax.axhline(0, c="0.3", lw=0.6)
-    ax.set_xlabel("log10 mean of normalised counts")
-    ax.set_ylabel("log2 fold change")
-    ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    label_axes(ax, "log10 mean of normalised counts", "log2 fold change", title, "upper right")
     return fig
 
 
