@@ -4,6 +4,7 @@ Fixtures: tests/data/formats/ (README.md there says how each was derived from co
 """
 
 import gzip
+import hashlib
 import logging
 from pathlib import Path
 
@@ -173,6 +174,11 @@ def test_ingest_matches_per_sample_files_to_a_csv_sheet_in_any_order(plain, tmp_
     assert adata.uns["ingest"]["counts_format"] == "htseq"
     np.testing.assert_array_equal(adata.X, plain[["S4", "S2", "S1", "S3"]].T.to_numpy())
     assert adata.var["gene_symbol"].tolist() == ["TSPAN6", "DPM1", "SCYL3", "C1orf112", "FGR"]
+    # every input file with its md5, for the report's run summary
+    files = [*sheet["counts_file"], str(tmp_path / "samples.csv"), str(ANNOTATION)]
+    assert list(adata.uns["ingest"]["input_files"]) == files
+    assert list(adata.uns["ingest"]["input_md5"]) == [hashlib.md5(Path(f).read_bytes()).hexdigest()
+                                                      for f in files]
 
 
 def test_workflow_ingests_star_files_named_in_the_sample_sheet(plain, tmp_path):

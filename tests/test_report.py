@@ -170,10 +170,11 @@ def test_table_rows_formats_cells():
                     "rows": [["IL1B", "1e-09", "1e-08"], ["BDNF", "1e-09", "1e-08"]]}
 
 
-def test_input_checksums_rejoins_nested_paths():
-    nested = {"config": {"samples.tsv": "a"}, "resources": {"toy": {"counts.tsv.gz": "b"}}}
-    assert report.input_checksums(nested) == {"config/samples.tsv": "a",
-                                              "resources/toy/counts.tsv.gz": "b"}
+def test_input_checksums_sorted_by_file():
+    ingest = {"input_files": np.array(["resources/toy/counts.tsv.gz", "config/samples.tsv"]),
+              "input_md5": np.array(["b", "a"])}
+    assert report.input_checksums(ingest).to_dict("list") == {
+        "file": ["config/samples.tsv", "resources/toy/counts.tsv.gz"], "md5": ["a", "b"]}
 
 
 def test_cohort_table():

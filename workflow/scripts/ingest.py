@@ -6,7 +6,6 @@ input stops the run within seconds and before any model is fitted.
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import anndata as ad
@@ -127,9 +126,9 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
         "counts_file": str(counts_source),
         "counts_format": data.format,
         "samples_file": str(samples_path),
-        # keys relative to the working directory: h5ad stores 'a/b' as nested groups and cannot
-        # store an absolute path's empty first part
-        "md5": {os.path.relpath(p): file_md5(p) for p in (*inputs, samples_path, annotation_path)},
+        # two parallel arrays, not a dict keyed by path: h5ad would store 'a/b' keys as groups
+        "input_files": [str(p) for p in (*inputs, samples_path, annotation_path)],
+        "input_md5": [file_md5(p) for p in (*inputs, samples_path, annotation_path)],
     }
     return adata
 

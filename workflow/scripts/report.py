@@ -164,17 +164,10 @@ def resource_provenance(readme_text: str) -> str:
     return " ".join(text.replace("**", "").replace("`", "").split())
 
 
-def input_checksums(md5: dict, prefix: str = "") -> dict[str, str]:
-    """File -> md5 from cohort.h5ad's uns["ingest"]["md5"].
-
-    HDF5 stores a key with slashes ('resources/toy/counts.tsv.gz') as nested groups, so
-    the paths come back as nested dicts; join them again.
-    """
-    flat = {}
-    for key, value in md5.items():
-        path = f"{prefix}/{key}" if prefix else str(key)
-        flat.update(input_checksums(value, path) if isinstance(value, dict) else {path: str(value)})
-    return flat
+def input_checksums(ingest: dict) -> pd.DataFrame:
+    """File and md5 of every input, from cohort.h5ad's uns["ingest"]."""
+    return pd.DataFrame({"file": list(ingest["input_files"]), "md5": list(ingest["input_md5"])}
+                        ).sort_values("file", kind="stable")
 
 
 # ---------------------------------------------------------------- cohort and QC
@@ -501,8 +494,7 @@ def main(smk) -> None:
         "pipeline_version": version,
         "versions": versions,
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
-        "checksums": table_rows(pd.DataFrame(
-            sorted(input_checksums(cohort.uns["ingest"]["md5"]).items()), columns=["file", "md5"])),
+        "checksums": table_rows(input_checksums(cohort.uns["ingest"])),
         "cohort": table_rows(cohort_table(cohort.obs, first_variable, categorical_covariates(first_model))),
         "n_samples": cohort.n_obs,
         "filter_summary": table_rows(filter_summary.reset_index()),
