@@ -23,9 +23,7 @@ def check_counts(counts: pd.DataFrame, source: str, estimated: bool = False) -> 
     """
     _check_unique(counts.index, "gene ID", source)
     _check_unique(counts.columns, "sample ID", source)
-    numeric = counts.apply(pd.to_numeric, errors="coerce")
-    _check_cells(numeric.isna() & counts.notna(), counts, source, "is not a number")
-    _check_cells(counts.isna(), counts, source, "is missing; expected a count")
+    numeric = _as_numbers(counts, source)
     values = numeric.to_numpy(dtype=float)
     _check_cells(pd.DataFrame(values < 0, counts.index, counts.columns), counts, source,
                  "is negative; expected a count >= 0")
@@ -38,6 +36,24 @@ def check_counts(counts: pd.DataFrame, source: str, estimated: bool = False) -> 
                  source, "is not a whole number; expected raw counts (not normalised values); estimated "
                  "counts (nf-core's salmon.merged.gene_counts.tsv) are rounded with counts_format: salmon")
     return numeric.astype(np.int64)
+
+
+def _as_numbers(counts: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The counts as floats; a missing or non-numeric cell raises, naming it.
+
+    Converting the whole matrix at once is fast; only when that fails is it done per
+    column (about ten times slower on a large cohort) to find the offending cell.
+    """
+    try:
+        values = counts.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        values = None
+    if values is not None and not np.isnan(values).any():
+        return pd.DataFrame(values, index=counts.index, columns=counts.columns)
+    numeric = counts.apply(pd.to_numeric, errors="coerce")
+    _check_cells(numeric.isna() & counts.notna(), counts, source, "is not a number")
+    _check_cells(counts.isna(), counts, source, "is missing; expected a count")
+    return numeric
 
 
 def _check_unique(labels: pd.Index, what: str, source: str) -> None:
