@@ -277,3 +277,19 @@ def test_exclude_removes_the_flagged_samples_before_de(workflow_copy):
     assert "samples used (45)" in log
     summary = pd.read_csv(workflow_copy / "results/filter/filter_summary.tsv", sep="\t", index_col="step")
     assert summary.at["samples excluded by QC", "n"] == 3
+
+
+def test_distance_heatmap_shows_euclidean_distances_in_cluster_order():
+    from scipy.spatial.distance import pdist, squareform
+
+    rng = np.random.default_rng(4)
+    vst = np.vstack([rng.normal(0, 1, (4, 30)), rng.normal(6, 1, (3, 30))])
+    names = pd.Index([f"s{i}" for i in range(7)])
+    fig = qc.distance_heatmap(vst, names)
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    order = [int(label[1:]) for label in labels]
+    expected = squareform(pdist(vst))[np.ix_(order, order)]
+    np.testing.assert_allclose(shown, expected, atol=1e-9)
+    # the two planted clusters are contiguous in the order
+    assert sorted(order[:4]) == [0, 1, 2, 3] or sorted(order[:3]) == [4, 5, 6]
