@@ -373,6 +373,10 @@ def test_toy_report_is_self_contained_with_every_figure(toy_run):
     # nothing is fetched: no external scripts, styles, images or links
     assert all(link.startswith(("data:", "#")) for link in parser.links), parser.links
     assert "<script src" not in text and 'rel="stylesheet"' not in text
+    # every in-page link (the contents, one entry per section) leads to a section of the page
+    anchors = [link[1:] for link in parser.links if link.startswith("#")]
+    assert {"summary", "cohort", "qc", "predict-TRD_vs_responder", "methods"} <= set(anchors)
+    assert all(f'id="{anchor}"' in text for anchor in anchors)
 
 
 def base64_png(src: str):
