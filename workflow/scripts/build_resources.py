@@ -40,21 +40,15 @@ data; made to the root term) are dropped.
 """
 
 
-import gzip
 import io
 import logging
 import sqlite3
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
 
-try:
-    from pipeline_common import InputError, atomic_output, run_script
-except ImportError:  # run as a plain script from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from pipeline_common import InputError, atomic_output, run_script
+from pipeline_common import InputError, atomic_output, deterministic_gzip
 
 log = logging.getLogger("trd")
 
@@ -143,11 +137,9 @@ def metadata(con: sqlite3.Connection) -> dict[str, str]:
 
 
 def write_gzip_text(text: str, path: str | Path) -> None:
-    """gzip with mtime=0 and no file name in the header, so rebuilds are byte-identical."""
+    """Gzipped deterministically, so rebuilds are byte-identical."""
     with atomic_output(path) as tmp:
-        with open(tmp, "wb") as raw:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
-                gz.write(text.encode("utf-8"))
+        Path(tmp).write_bytes(deterministic_gzip(text))
 
 
 def write_text(text: str, path: str | Path) -> None:
@@ -353,22 +345,7 @@ def main(smk) -> None:
     )
 
 
-if __name__ == "__main__":
-    if "snakemake" in globals():
-        run_script(main, snakemake)  # noqa: F821
-    else:
-        import argparse
+if "snakemake" in globals():
+    from pipeline_common import run_script
 
-        ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-        ap.add_argument("orgdb_sqlite")
-        ap.add_argument("godb_sqlite")
-        ap.add_argument("--genes", default="resources/annotation/genes.tsv.gz")
-        ap.add_argument("--go-bp", default="resources/genesets/go_bp.gmt.gz")
-        ap.add_argument("--curated", default="resources/genesets/curated_trd.gmt")
-        args = ap.parse_args()
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-        try:
-            build(args.orgdb_sqlite, args.godb_sqlite, args.genes, args.go_bp, args.curated)
-        except InputError as err:
-            log.error("%s", err)
-            sys.exit(1)
+    run_script(main, snakemake)  # noqa: F821

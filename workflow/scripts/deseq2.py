@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from pydeseq2.ds import DeseqStats  # noqa: E402
 
-from de_model import make_dataset, make_inference, prepare_metadata  # noqa: E402
+from de_model import make_dataset, prepare_metadata  # noqa: E402
 from pipeline_common import save_figure, write_table  # noqa: E402
 
 log = logging.getLogger("trd")
@@ -35,7 +35,7 @@ def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n
         alpha=settings["alpha"],
         cooks_filter=settings.get("cooks_filter", True),
         independent_filter=settings.get("independent_filter", True),
-        inference=make_inference(n_cpus, settings.get("inference", "batched")),
+        inference=dds.inference,  # the backend make_dataset chose from the config
         quiet=True,
     )
     stats.summary()

@@ -5,6 +5,8 @@ puts this folder on PYTHONPATH so they can import it.
 """
 
 import contextlib
+import gzip
+import io
 import logging
 import os
 import sys
@@ -69,6 +71,14 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def deterministic_gzip(text: str) -> bytes:
+    """Gzip with no timestamp and no file name in the header: the same text gives the same bytes."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as handle:
+        handle.write(text.encode("utf-8"))
+    return buffer.getvalue()
 
 
 def write_table(df, path, **kwargs) -> None:

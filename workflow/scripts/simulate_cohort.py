@@ -10,8 +10,6 @@ Counts are negative binomial with a DESeq2-like mean-dispersion trend
 effects of group, site, sex (X/Y genes), age and neutrophil fraction.
 """
 
-import gzip
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from genesets import read_gmt
-from pipeline_common import atomic_output
+from pipeline_common import atomic_output, deterministic_gzip
 
 SEX_GENES_FEMALE = ["XIST"]
 SEX_GENES_MALE = ["RPS4Y1", "DDX3Y", "KDM5D", "UTY", "EIF1AY"]
@@ -276,19 +274,11 @@ def simulate_cohort(annotation: pd.DataFrame, gene_sets: dict,
     return Cohort(counts, samples, truth, truth_pathways, hazards)
 
 
-def _gzip_bytes(text: str) -> bytes:
-    """Gzip with a zero timestamp so that the same table always gives the same bytes."""
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as handle:
-        handle.write(text.encode())
-    return buffer.getvalue()
-
-
 def cohort_files(cohort: Cohort) -> dict[str, bytes]:
     """The files of a cohort, by name, as the bytes written to disk."""
     tsv = dict(sep="\t", lineterminator="\n")
     return {
-        "counts.tsv.gz": _gzip_bytes(cohort.counts.to_csv(**tsv)),
+        "counts.tsv.gz": deterministic_gzip(cohort.counts.to_csv(**tsv)),
         "samples.tsv": cohort.samples.to_csv(index=False, **tsv).encode(),
         "truth_genes.tsv": cohort.truth_genes.to_csv(index=False, **tsv).encode(),
         "truth_pathways.tsv": cohort.truth_pathways.to_csv(index=False, **tsv).encode(),
