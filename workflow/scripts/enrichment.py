@@ -106,7 +106,8 @@ def run_gsea(ranking: pd.Series, sets: dict[str, list[str]], permutations: int, 
     running score to Python floats, ~6 GB for GO BP on 18,000 genes (bench/bench_enrichment.py).
     Sets are independent in fgsea (own null per set size), so chunks change nothing but memory
     and the random draws. Chunks hold sets of similar size, because the core samples a null
-    for every distinct size in its call (time roughly halves against chunks of mixed sizes).
+    for every distinct size in its call (27% less time than chunks of mixed sizes), largest
+    sets first so that the slowest chunks do not end the run on one thread.
     The core's own thread count gives no speed-up (measured), but it runs outside the GIL, so
     chunks go to `threads` Python threads; each chunk has the same seed, so the result does
     not depend on their scheduling.
@@ -116,7 +117,7 @@ def run_gsea(ranking: pd.Series, sets: dict[str, list[str]], permutations: int, 
     ranking = ranking.sort_values(ascending=False, kind="mergesort")
     genes, values = list(ranking.index), ranking.to_numpy(dtype=float)
     value_list = values.tolist()
-    terms = sorted(sets, key=lambda term: (len(sets[term]), term))
+    terms = sorted(sets, key=lambda term: (-len(sets[term]), term))
 
     def run_chunk(chunk_terms: list[str]) -> list[tuple]:
         chunk = {t: sets[t] for t in chunk_terms}
