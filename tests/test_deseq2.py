@@ -9,7 +9,8 @@ from pydeseq2.ds import DeseqStats
 
 from conftest import ROOT
 from de_model import make_inference, prepare_metadata
-from deseq2 import count_calls, ma_plot, results_table, shrink_coefficient, volcano_plot
+from de_tables import count_calls
+from deseq2 import ma_plot, results_table, shrink_coefficient, volcano_plot
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 

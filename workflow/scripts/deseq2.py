@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 from pydeseq2.ds import DeseqStats  # noqa: E402
 
 from de_model import make_dataset, prepare_metadata  # noqa: E402
+from de_tables import count_calls  # noqa: E402
 from pipeline_common import save_figure, write_table  # noqa: E402
 
 log = logging.getLogger("trd")
@@ -56,21 +57,6 @@ def results_table(table: pd.DataFrame, var: pd.DataFrame) -> pd.DataFrame:
     extra = [c for c in table.columns if c not in RESULT_COLUMNS]
     table = table[RESULT_COLUMNS + extra]
     return table.sort_values(["pvalue", "gene_id"], na_position="last", kind="mergesort").reset_index(drop=True)
-
-
-def count_calls(table: pd.DataFrame, alpha: float, thresholds: list[float]) -> pd.DataFrame:
-    """Genes up and down at padj < alpha, overall and beyond each |log2FC| threshold."""
-    significant = table["padj"] < alpha
-    rows = []
-    for threshold in [0.0, *thresholds]:
-        big = table["log2FoldChange"].abs() >= threshold
-        rows.append({
-            "alpha": alpha,
-            "min_abs_log2FC": threshold,
-            "up": int((significant & big & (table["log2FoldChange"] > 0)).sum()),
-            "down": int((significant & big & (table["log2FoldChange"] < 0)).sum()),
-        })
-    return pd.DataFrame(rows)
 
 
 def label_axes(ax, xlabel: str, ylabel: str, title: str, legend_loc: str) -> None:

@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
-from deseq2 import count_calls
+from de_tables import count_calls
 from pipeline_common import atomic_output, format_list
 from report_figures import top_gene_heatmap, top_tested_genes
 
