@@ -48,6 +48,8 @@ def test_counts_become_int64():
         ("-1", "c.tsv: the count of gene g2 in sample S2 ('-1') is negative; expected a count >= 0."),
         ("2.5", "c.tsv: the count of gene g2 in sample S2 ('2.5') is not a whole number; expected raw counts (not normalised values); estimated counts (nf-core's salmon.merged.gene_counts.tsv) are rounded with counts_format: salmon."),
         ("abc", "c.tsv: the count of gene g2 in sample S2 ('abc') is not a number."),
+        ("inf", "c.tsv: the count of gene g2 in sample S2 ('inf') is infinite or too large; expected a count below 2^53."),
+        ("1e400", "c.tsv: the count of gene g2 in sample S2 ('1e400') is infinite or too large; expected a count below 2^53."),
         (None, "c.tsv: the count of gene g2 in sample S2 (None) is missing; expected a count."),
     ],
 )

@@ -14,6 +14,8 @@ from pipeline_common import InputError, format_list
 
 log = logging.getLogger("trd")
 
+MAX_COUNT = 2.0**53
+
 
 def check_counts(counts: pd.DataFrame, source: str, estimated: bool = False) -> pd.DataFrame:
     """Counts must be unique genes x unique samples of non-negative whole numbers; returns int64.
@@ -27,6 +29,9 @@ def check_counts(counts: pd.DataFrame, source: str, estimated: bool = False) -> 
     values = numeric.to_numpy(dtype=float)
     _check_cells(pd.DataFrame(values < 0, counts.index, counts.columns), counts, source,
                  "is negative; expected a count >= 0")
+    # beyond 2^53 floats no longer hold every whole number, and int64 cannot hold inf
+    _check_cells(pd.DataFrame(values >= MAX_COUNT, counts.index, counts.columns), counts, source,
+                 "is infinite or too large; expected a count below 2^53")
     fractional = values != np.round(values)
     if estimated:
         log.info("%s: %d of %d estimated counts were fractional and are rounded to integers.",
