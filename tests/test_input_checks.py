@@ -60,6 +60,15 @@ def test_bad_count_is_named(value, message):
     assert str(err.value) == message
 
 
+@pytest.mark.parametrize("gene_id", ["", "   "])
+def test_empty_gene_id_is_named(tmp_path, gene_id):
+    path = tmp_path / "c.tsv"
+    path.write_text(f"gene_id\tS1\ng1\t1\n{gene_id}\t2\ng3\t3\n")
+    counts = read_count_matrix(path).counts
+    with pytest.raises(InputError, match=r"^c.tsv: gene row 2 has an empty gene ID; every row needs one.$"):
+        check_counts(counts, "c.tsv")
+
+
 def test_duplicated_gene_ids():
     counts = pd.DataFrame({"S1": [1, 2, 3]}, index=["g1", "g2", "g1"])
     with pytest.raises(InputError, match=r"^c.tsv: duplicated gene IDs: g1; each must appear once.$"):
@@ -131,6 +140,40 @@ def test_sample_sheet_csv_and_numeric_columns(tmp_path):
     table = read_sample_sheet(path)
     assert list(table.index) == ["001", "002"]  # IDs that look like numbers stay text
     assert table["age"].tolist() == [40, 51]
+
+
+@pytest.mark.parametrize("marker", ["", "NA", "N/A", "NaN", "nan"])
+def test_missing_value_markers_in_sheet_are_missing(tmp_path, marker):
+    path = tmp_path / "s.tsv"
+    path.write_text(f"sample_id\tgroup\tage\nS1\tTRD\t{marker}\nS2\tresponder\t51\n")
+    table = read_sample_sheet(path)
+    assert table["age"].isna().tolist() == [True, False]
+    assert table["age"].dtype == float  # the other values stay numbers
+    with pytest.raises(InputError, match=r"^s.tsv: column 'age' of the design has no value for "
+                                         r"sample\(s\) S1; every sample needs one.$"):
+        check_design(table, "~ age + group", {}, "s.tsv")
+
+
+def test_design_column_mixing_numbers_and_text(tmp_path):
+    path = tmp_path / "s.tsv"
+    path.write_text("sample_id\tgroup\tage\tnote\nS1\tTRD\t4O\tx\nS2\tresponder\t51\t2\n"
+                    "S3\tTRD\t60\t3\n")
+    table = read_sample_sheet(path)
+    with pytest.raises(InputError) as err:
+        check_design(table, "~ age + group", {}, "s.tsv")
+    assert str(err.value) == (
+        "s.tsv: column 'age' of the design has numbers but also 4O (sample(s) S1); use numbers "
+        "throughout for a continuous covariate, or text throughout (e.g. 'batch1') for a factor.")
+    check_design(table.drop(columns="age"), "~ group", {}, "s.tsv")  # 'note' is not in the design
+
+
+@pytest.mark.parametrize("column, value", [("site", "A"), ("age", 40.0)])
+def test_design_column_with_one_value(column, value):
+    s = sheet().assign(**{column: value})
+    with pytest.raises(InputError) as err:
+        check_design(s, "~ site + age + group", CONTRAST, "s.tsv")
+    assert str(err.value) == (f"s.tsv: column '{column}' of the design has the same value ({value}) "
+                              "for every sample, so it explains nothing; remove it from the design.")
 
 
 def test_duplicated_sample_ids_in_sheet(tmp_path):

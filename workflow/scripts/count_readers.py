@@ -139,6 +139,10 @@ def require_columns(table: pd.DataFrame, expected: list[str], path, what: str) -
 
 # --- sample sheet ------------------------------------------------------------------------------
 
+# Cells that mean "no value" (R writes NA, pandas NaN).
+MISSING_VALUES = ("", "NA", "N/A", "NaN", "nan")
+
+
 def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     """Sample sheet indexed by sample ID (column `sample_id`, else the first column)."""
     table = read_delimited(path, "sample sheet")
@@ -149,7 +153,7 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     if len(duplicated):
         raise InputError(f"{path}: duplicated sample IDs: {format_list(duplicated)}; each must appear once.")
     table = table.set_index("sample_id")
-    table = table.replace("", pd.NA)
+    table = table.replace(list(MISSING_VALUES), pd.NA)
     covariates = [c for c in table.columns if c not in SHEET_TEXT_COLUMNS]
     table[covariates] = table[covariates].apply(_numeric_if_possible)
     return table

@@ -23,6 +23,7 @@ def check_counts(counts: pd.DataFrame, source: str, estimated: bool = False) -> 
     `estimated` counts (salmon, kallisto, RSEM) are fractional by nature: they are rounded to
     the nearest integer (as DESeq2's tximport import does) and the rounding is logged.
     """
+    _check_not_empty(counts.index, source)
     _check_unique(counts.index, "gene ID", source)
     _check_unique(counts.columns, "sample ID", source)
     numeric = _as_numbers(counts, source)
@@ -59,6 +60,13 @@ def _as_numbers(counts: pd.DataFrame, source: str) -> pd.DataFrame:
     _check_cells(numeric.isna() & counts.notna(), counts, source, "is not a number")
     _check_cells(counts.isna(), counts, source, "is missing; expected a count")
     return numeric
+
+
+def _check_not_empty(gene_ids: pd.Index, source: str) -> None:
+    empty = np.flatnonzero(gene_ids.astype(str).str.strip() == "")
+    if len(empty):
+        more = f" ({len(empty)} such rows in all)" if len(empty) > 1 else ""
+        raise InputError(f"{source}: gene row {empty[0] + 1} has an empty gene ID{more}; every row needs one.")
 
 
 def _check_unique(labels: pd.Index, what: str, source: str) -> None:
@@ -111,7 +119,8 @@ def design_variables(design: str) -> list[str]:
 
 
 def check_design(sheet: pd.DataFrame, design: str, contrasts: dict, sheet_source: str) -> None:
-    """The design's variables exist without missing values, contrasts name real levels, full rank."""
+    """The design's variables exist, have no missing values, vary, and do not mix numbers with
+    text; contrasts name real levels; the model matrix has full rank."""
     variables = design_variables(design)
     absent = [v for v in variables if v not in sheet.columns]
     if absent:
@@ -126,9 +135,30 @@ def check_design(sheet: pd.DataFrame, design: str, contrasts: dict, sheet_source
                 f"{sheet_source}: column '{variable}' of the design has no value for sample(s) "
                 f"{format_list(empty)}; every sample needs one."
             )
+        _check_not_mixed(sheet[variable], sheet_source)
+        values = sheet[variable].unique()
+        if len(values) == 1:
+            raise InputError(
+                f"{sheet_source}: column '{variable}' of the design has the same value "
+                f"({values[0]}) for every sample, so it explains nothing; remove it from the design."
+            )
     for name, contrast in contrasts.items():
         check_contrast(sheet, name, contrast, variables, sheet_source)
     check_full_rank(sheet, design, sheet_source)
+
+
+def _check_not_mixed(column: pd.Series, sheet_source: str) -> None:
+    """A design column of numbers with a few text values is a typo, not a factor of many levels."""
+    if pd.api.types.is_numeric_dtype(column):
+        return
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.notna().any():
+        text = column[numeric.isna()]
+        raise InputError(
+            f"{sheet_source}: column '{column.name}' of the design has numbers but also "
+            f"{format_list(text.unique())} (sample(s) {format_list(text.index)}); use numbers "
+            f"throughout for a continuous covariate, or text throughout (e.g. 'batch1') for a factor."
+        )
 
 
 def check_contrast(sheet: pd.DataFrame, name: str, contrast: dict, variables: list[str],
