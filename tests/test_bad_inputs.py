@@ -224,6 +224,17 @@ def test_workflow_stops_on_a_truncated_gzip(small_workflow):
                            "counts=config/counts.tsv.gz")
 
 
+def test_workflow_stops_on_an_empty_library(small_workflow):
+    """A failed library used to reach QC, whose VST then ground for minutes in PyDESeq2's
+    iterative size factors (no gene without a zero)."""
+    path = small_workflow / "config" / "counts.tsv"
+    counts = pd.read_csv(path, sep="\t", index_col=0)
+    counts["P3"] = 0
+    counts.to_csv(path, sep="\t")
+    assert_fails_in_ingest(small_workflow, "config/counts.tsv: sample(s) P3 have no counts (every gene is 0); "
+                                           "remove the failed libraries from the sample sheet.")
+
+
 def test_workflow_stops_on_a_missing_counts_file(small_workflow):
     sheet = pd.read_csv(small_workflow / "config" / "samples.tsv", sep="\t")
     sheet["counts_file"] = [f"star/{s}.ReadsPerGene.out.tab" for s in sheet["sample_id"]]

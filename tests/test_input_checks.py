@@ -9,6 +9,7 @@ from input_checks import (
     check_counts,
     check_design,
     check_group_sizes,
+    check_libraries,
     design_variables,
     match_samples,
 )
@@ -67,6 +68,15 @@ def test_empty_gene_id_is_named(tmp_path, gene_id):
     counts = read_count_matrix(path).counts
     with pytest.raises(InputError, match=r"^c.tsv: gene row 2 has an empty gene ID; every row needs one.$"):
         check_counts(counts, "c.tsv")
+
+
+def test_empty_libraries_are_named():
+    counts = pd.DataFrame({"S1": [1, 0], "S2": [0, 0], "S3": [0, 0]}, index=["g1", "g2"])
+    with pytest.raises(InputError) as err:
+        check_libraries(counts, "c.tsv")
+    assert str(err.value) == ("c.tsv: sample(s) S2, S3 have no counts (every gene is 0); remove the "
+                              "failed libraries from the sample sheet.")
+    check_libraries(counts[["S1"]], "c.tsv")
 
 
 def test_duplicated_gene_ids():

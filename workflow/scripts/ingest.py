@@ -20,7 +20,7 @@ from count_readers import (
     read_sample_sheet,
 )
 from gene_ids import annotate_genes, load_annotation
-from input_checks import check_counts, check_design, check_group_sizes, match_samples
+from input_checks import check_counts, check_design, check_group_sizes, check_libraries, match_samples
 from pipeline_common import InputError, atomic_output, format_list
 
 log = logging.getLogger("trd")
@@ -116,6 +116,7 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
         log.info("%s", note)
     counts = check_counts(data.counts, str(counts_source), estimated=data.estimated)
     counts = match_samples(counts, sheet, str(counts_source), str(samples_path))
+    check_libraries(counts, str(counts_source))
     var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)

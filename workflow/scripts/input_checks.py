@@ -90,6 +90,14 @@ def _check_cells(bad: pd.DataFrame, counts: pd.DataFrame, source: str, problem: 
     )
 
 
+def check_libraries(counts: pd.DataFrame, source: str) -> None:
+    """Every sample needs some counts: an empty library has no size factor (DESeq2 stops too)."""
+    empty = counts.columns[counts.sum(axis=0).to_numpy() == 0]
+    if len(empty):
+        raise InputError(f"{source}: sample(s) {format_list(empty)} have no counts (every gene is 0); "
+                         f"remove the failed libraries from the sample sheet.")
+
+
 def match_samples(counts: pd.DataFrame, sheet: pd.DataFrame, counts_source: str,
                   sheet_source: str) -> pd.DataFrame:
     """Counts with columns in sample-sheet order; every sample must be in both files."""
