@@ -152,6 +152,14 @@ def test_sample_sheet_csv_and_numeric_columns(tmp_path):
     assert table["age"].tolist() == [40, 51]
 
 
+def test_sheet_values_are_stripped(tmp_path):
+    path = tmp_path / "s.tsv"
+    path.write_text("sample_id\tgroup\tsite\nS1\tTRD \t A\nS2\t responder\t  \n")
+    table = read_sample_sheet(path)
+    assert table["group"].tolist() == ["TRD", "responder"]
+    assert table["site"].iloc[0] == "A" and pd.isna(table["site"].iloc[1])
+
+
 @pytest.mark.parametrize("marker", ["", "NA", "N/A", "NaN", "nan"])
 def test_missing_value_markers_in_sheet_are_missing(tmp_path, marker):
     path = tmp_path / "s.tsv"

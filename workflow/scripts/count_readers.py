@@ -153,7 +153,8 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     if len(duplicated):
         raise InputError(f"{path}: duplicated sample IDs: {format_list(duplicated)}; each must appear once.")
     table = table.set_index("sample_id")
-    table = table.replace(list(MISSING_VALUES), pd.NA)
+    # 'TRD ' would otherwise be a level of its own; '  ' is an empty cell
+    table = table.apply(lambda column: column.str.strip()).replace(list(MISSING_VALUES), pd.NA)
     covariates = [c for c in table.columns if c not in SHEET_TEXT_COLUMNS]
     table[covariates] = table[covariates].apply(_numeric_if_possible)
     return table
