@@ -1,4 +1,5 @@
 import gzip
+import re
 
 import numpy as np
 import pandas as pd
@@ -192,6 +193,15 @@ def test_design_column_with_one_value(column, value):
         check_design(s, "~ site + age + group", CONTRAST, "s.tsv")
     assert str(err.value) == (f"s.tsv: column '{column}' of the design has the same value ({value}) "
                               "for every sample, so it explains nothing; remove it from the design.")
+
+
+@pytest.mark.parametrize("design", ["~ site + group + ", "~ site + (group"])
+def test_design_that_is_not_a_formula(design):
+    with pytest.raises(InputError) as err:
+        check_design(sheet(), design, CONTRAST, "s.tsv")
+    # the reason in brackets is formulaic's own first line (its wording is formulaic's)
+    assert re.fullmatch(rf"config 'design': '{re.escape(design)}' is not a valid formula \([^\n]+\)\.",
+                        str(err.value))
 
 
 def test_duplicated_sample_ids_in_sheet(tmp_path):

@@ -8,7 +8,8 @@ import logging
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
+from formulaic import Formula, model_matrix
+from formulaic.errors import FormulaParsingError
 
 from pipeline_common import InputError, format_list
 
@@ -129,6 +130,11 @@ def design_variables(design: str) -> list[str]:
 def check_design(sheet: pd.DataFrame, design: str, contrasts: dict, sheet_source: str) -> None:
     """The design's variables exist, have no missing values, vary, and do not mix numbers with
     text; contrasts name real levels; the model matrix has full rank."""
+    try:
+        Formula(design)
+    except FormulaParsingError as err:
+        reason = str(err).splitlines()[0].rstrip(".")
+        raise InputError(f"config 'design': '{design}' is not a valid formula ({reason}).") from None
     variables = design_variables(design)
     absent = [v for v in variables if v not in sheet.columns]
     if absent:
