@@ -204,6 +204,16 @@ def test_design_that_is_not_a_formula(design):
                         str(err.value))
 
 
+def test_contrast_of_a_continuous_column():
+    contrast = {"c": {"variable": "age", "test": "30.0", "reference": "31.0"}}
+    with pytest.raises(InputError) as err:
+        check_design(sheet(), "~ site + age + group", contrast, "s.tsv")
+    assert str(err.value) == (
+        "s.tsv: contrast 'c': column 'age' holds numbers, so the model treats it as continuous and "
+        "it has no levels to compare; write its values as text (e.g. 'TRD', 'responder') to make "
+        "it categorical.")
+
+
 def test_duplicated_sample_ids_in_sheet(tmp_path):
     path = tmp_path / "s.tsv"
     path.write_text("sample_id\tgroup\nA\tTRD\nA\tresponder\n")

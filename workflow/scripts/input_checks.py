@@ -181,6 +181,12 @@ def check_contrast(sheet: pd.DataFrame, name: str, contrast: dict, variables: li
     if variable not in variables:
         raise InputError(f"contrast '{name}': variable '{variable}' is not in the design "
                          f"({format_list(variables)}).")
+    if pd.api.types.is_numeric_dtype(sheet[variable]):
+        raise InputError(
+            f"{sheet_source}: contrast '{name}': column '{variable}' holds numbers, so the model "
+            f"treats it as continuous and it has no levels to compare; write its values as text "
+            f"(e.g. 'TRD', 'responder') to make it categorical."
+        )
     if test == reference:
         raise InputError(f"contrast '{name}': the test level and the reference level are both "
                          f"'{test}'; they must differ.")
