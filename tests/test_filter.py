@@ -70,3 +70,11 @@ def test_group_too_small_after_exclusion_stops_before_fitting():
                       "~ group", "qc_metrics.tsv")
     assert str(err.value) == ("qc_metrics.tsv after QC exclusion: contrast 'c' has 1 sample(s) with "
                               "group = 'TRD'; at least 2 are needed.")
+
+
+def test_filter_that_keeps_no_gene_stops_before_fitting():
+    with pytest.raises(InputError) as err:
+        filter_cohort(small_cohort(), metrics([False] * 6), {"min_total_count": 10**9}, CONTRASTS,
+                      "~ group", "qc_metrics.tsv")
+    assert str(err.value) == ("config 'filter': none of the 5 genes has enough counts to pass the "
+                              "expression filter; lower filter.min_count or filter.min_total_count.")

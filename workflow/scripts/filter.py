@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from input_checks import check_full_rank, check_group_sizes
-from pipeline_common import atomic_output, write_table
+from pipeline_common import InputError, atomic_output, write_table
 
 log = logging.getLogger("trd")
 
@@ -55,6 +55,11 @@ def filter_cohort(adata: ad.AnnData, metrics: pd.DataFrame, settings: dict, cont
     check_full_rank(adata.obs, design, f"{source} after QC exclusion")
     counts = np.asarray(adata.X)
     keep_genes = expressed_genes(counts, min_group_size(adata.obs, contrasts), **settings)
+    if not keep_genes.any():
+        raise InputError(
+            f"config 'filter': none of the {adata.n_vars} genes has enough counts to pass the "
+            f"expression filter; lower filter.min_count or filter.min_total_count."
+        )
     summary = pd.DataFrame({
         "step": ["samples in", "samples excluded by QC", "samples kept",
                  "genes in", "genes removed (low counts)", "genes kept"],
