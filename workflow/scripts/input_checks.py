@@ -143,36 +143,32 @@ def check_design(sheet: pd.DataFrame, design: str, contrasts: dict, sheet_source
             f"sheet does not have; its columns are {format_list(sheet.columns, 30)}."
         )
     for variable in variables:
-        empty = sheet.index[sheet[variable].isna()]
-        if len(empty):
-            raise InputError(
-                f"{sheet_source}: column '{variable}' of the design has no value for sample(s) "
-                f"{format_list(empty)}; every sample needs one."
-            )
-        _check_not_mixed(sheet[variable], sheet_source)
-        values = sheet[variable].unique()
-        if len(values) == 1:
-            raise InputError(
-                f"{sheet_source}: column '{variable}' of the design has the same value "
-                f"({values[0]}) for every sample, so it explains nothing; remove it from the design."
-            )
+        _check_design_column(sheet[variable], sheet_source)
     for name, contrast in contrasts.items():
         check_contrast(sheet, name, contrast, variables, sheet_source)
     check_full_rank(sheet, design, sheet_source)
 
 
-def _check_not_mixed(column: pd.Series, sheet_source: str) -> None:
-    """A design column of numbers with a few text values is a typo, not a factor of many levels."""
-    if pd.api.types.is_numeric_dtype(column):
-        return
-    numeric = pd.to_numeric(column, errors="coerce")
-    if numeric.notna().any():
-        text = column[numeric.isna()]
-        raise InputError(
-            f"{sheet_source}: column '{column.name}' of the design has numbers but also "
-            f"{format_list(text.unique())} (sample(s) {format_list(text.index)}); use numbers "
-            f"throughout for a continuous covariate, or text throughout (e.g. 'batch1') for a factor."
-        )
+def _check_design_column(column: pd.Series, sheet_source: str) -> None:
+    """A value for every sample, not one value for all, and numbers or text but not both
+    (numbers with a few text values are a typo, not a factor of many levels)."""
+    where = f"{sheet_source}: column '{column.name}' of the design"
+    empty = column.index[column.isna()]
+    if len(empty):
+        raise InputError(f"{where} has no value for sample(s) {format_list(empty)}; every sample needs one.")
+    if not pd.api.types.is_numeric_dtype(column):
+        numeric = pd.to_numeric(column, errors="coerce")
+        if numeric.notna().any():
+            text = column[numeric.isna()]
+            raise InputError(
+                f"{where} has numbers but also {format_list(text.unique())} (sample(s) "
+                f"{format_list(text.index)}); use numbers throughout for a continuous covariate, "
+                f"or text throughout (e.g. 'batch1') for a factor."
+            )
+    values = column.unique()
+    if len(values) == 1:
+        raise InputError(f"{where} has the same value ({values[0]}) for every sample, so it explains "
+                         f"nothing; remove it from the design.")
 
 
 def check_contrast(sheet: pd.DataFrame, name: str, contrast: dict, variables: list[str],
