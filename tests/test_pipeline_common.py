@@ -3,7 +3,7 @@ import os
 import pandas as pd
 import pytest
 
-from pipeline_common import atomic_output, format_list, write_table
+from pipeline_common import atomic_output, format_list, save_figure, write_table
 
 
 def test_atomic_output_renames_only_on_success(tmp_path):
@@ -32,3 +32,31 @@ def test_outputs_get_ordinary_file_permissions(tmp_path):
 def test_format_list_truncates_after_limit():
     assert format_list(["a", "b"]) == "a, b"
     assert format_list(range(12), limit=3) == "0, 1, 2, ... (and 9 more)"
+
+
+@pytest.mark.parametrize("layout", ["constrained", "tight"])
+def test_laid_out_figure_keeps_its_canvas(tmp_path, layout):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(4, 3), layout=layout)
+    ax.set_ylabel("a long label " * 3)
+    save_figure(fig, tmp_path / "f.png", dpi=100)
+    assert Image.open(tmp_path / "f.png").size == (400, 300)
+
+
+def test_figure_without_layout_is_cropped_to_its_content(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig = plt.figure(figsize=(4, 3))
+    fig.text(0.5, 0.5, "x")
+    save_figure(fig, tmp_path / "f.png", dpi=100)
+    width, height = Image.open(tmp_path / "f.png").size
+    assert width < 100 and height < 100

@@ -218,7 +218,7 @@ def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, 
         ax.axis("off")
         return fig
     heights = [max(len(g), 1) * 0.28 + 1.0 for _, g in groups]
-    fig, axes = plt.subplots(len(groups), 1, figsize=(9, sum(heights)),
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, sum(heights)), layout="constrained",
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     vmax = max(float((-np.log10(table["padj"].clip(lower=1e-300))).max()), 1.0)
     for ax, (key, g) in zip(axes[:, 0], groups):
@@ -234,11 +234,12 @@ def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, 
         ax.set_xlabel(x)
         if x == "odds_ratio":
             ax.set_xscale("log")
+            # a range within one decade gets labelled minor ticks, which overlap
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         else:
             ax.axvline(0, color="grey", lw=0.5)
         fig.colorbar(sc, ax=ax, label="-log10 padj", pad=0.01)
     fig.suptitle(f"{title} (dot size = set size; black edge = padj < {padj_cut:g})", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -251,7 +252,7 @@ def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
     ranking = ranking.sort_values(ascending=False, kind="mergesort")
     scores = running_score(ranking, genes)
     hits = np.flatnonzero(ranking.index.isin(list(genes)))
-    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(6.5, 4.5), sharex=True,
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(6.5, 4.5), sharex=True, layout="tight",
                                         gridspec_kw={"height_ratios": [3, 0.6, 1.4]})
     ax1.plot(scores, color="tab:green", lw=1.5)
     ax1.axhline(0, color="grey", lw=0.5)
@@ -266,7 +267,6 @@ def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
     ax3.fill_between(np.arange(len(ranking)), ranking.to_numpy(), color="grey", lw=0)
     ax3.set_ylabel("Wald stat")
     ax3.set_xlabel("gene rank")
-    fig.tight_layout()
     return fig
 
 

@@ -89,12 +89,19 @@ def write_table(df, path, **kwargs) -> None:
 
 
 def save_figure(fig, path, **kwargs) -> None:
-    """Save a matplotlib figure atomically and close it."""
+    """Save a matplotlib figure atomically and close it.
+
+    A figure made with layout="tight" or "constrained" already fits its canvas; cropping it
+    to its bounding box as well (the default for the others) would lay it out twice.
+    """
     import matplotlib.pyplot as plt
+    from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
     fmt = Path(path).suffix.lstrip(".")
+    laid_out = isinstance(fig.get_layout_engine(), (TightLayoutEngine, ConstrainedLayoutEngine))
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=kwargs.pop("dpi", 110), bbox_inches="tight", **kwargs)
+        fig.savefig(tmp, format=fmt, dpi=kwargs.pop("dpi", 110), bbox_inches=None if laid_out else "tight",
+                    **kwargs)
     plt.close(fig)
 
 
