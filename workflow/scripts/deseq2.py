@@ -67,7 +67,7 @@ def label_axes(ax, xlabel: str, ylabel: str, title: str, legend_loc: str) -> Non
 
 
 def volcano_plot(table: pd.DataFrame, alpha: float, title: str, n_labels: int = 12):
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
     tested = table.dropna(subset=["pvalue"])
     significant = tested["padj"] < alpha
     y = -np.log10(tested["pvalue"].clip(lower=1e-300))
@@ -86,7 +86,7 @@ def volcano_plot(table: pd.DataFrame, alpha: float, title: str, n_labels: int = 
 
 
 def ma_plot(table: pd.DataFrame, alpha: float, title: str):
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
     tested = table[table["baseMean"] > 0]
     significant = tested["padj"] < alpha
     x = np.log10(tested["baseMean"])

@@ -101,7 +101,7 @@ def final_model_genes(features: pd.DataFrame, n_gene_columns: int, labels: np.nd
 
 
 def roc_plot(predictions: pd.DataFrame, auc: float):
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
     fpr, tpr, _ = roc_curve(predictions["label"], predictions["probability"])
     ax.plot(fpr, tpr, lw=1.5, label=f"out-of-fold AUC {auc:.2f}")
     ax.plot([0, 1], [0, 1], c="0.6", lw=0.8, ls="--")

@@ -285,7 +285,7 @@ def colour_covariates(obs: pd.DataFrame, max_levels: int = 12) -> list[str]:
 
 def pca_plot(scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame, covariates: list[str]):
     """PC1 vs PC2, one panel per covariate."""
-    fig, axes = plt.subplots(1, len(covariates), figsize=(4.6 * len(covariates), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(covariates), figsize=(4.6 * len(covariates), 4.2), squeeze=False, layout="constrained")
     for ax, covariate in zip(axes[0], covariates):
         labels = obs[covariate].astype(str)
         for level in sorted(labels.unique()):
@@ -299,7 +299,7 @@ def pca_plot(scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame, covar
 
 
 def scree_plot(explained: np.ndarray):
-    fig, ax = plt.subplots(figsize=(5, 3.8))
+    fig, ax = plt.subplots(figsize=(5, 3.8), layout="constrained")
     pcs = np.arange(1, len(explained) + 1)
     ax.bar(pcs, explained * 100, color="#5d6d7e")
     ax.plot(pcs, np.cumsum(explained) * 100, "o-", c="#c0392b", ms=3, label="cumulative")
@@ -316,7 +316,7 @@ def association_heatmap(association: pd.DataFrame, alpha: float = 0.05):
     pvalues = association.pivot(index="covariate", columns="pc", values="pvalue")
     order = sorted(r2.columns, key=lambda pc: int(pc[2:]))
     r2, pvalues = r2[order], pvalues[order]
-    fig, ax = plt.subplots(figsize=(0.55 * len(order) + 2.5, 0.45 * len(r2) + 1.5))
+    fig, ax = plt.subplots(figsize=(0.55 * len(order) + 2.5, 0.45 * len(r2) + 1.5), layout="constrained")
     image = ax.imshow(r2.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     for (i, j), p in np.ndenumerate(pvalues.to_numpy()):
         if p < alpha:
@@ -348,7 +348,7 @@ def distance_heatmap(vst: np.ndarray, names: pd.Index, max_labels: int = 100):
 
 def metric_bar_chart(values: pd.Series, flagged: pd.Series, limit: float | None, ylabel: str):
     """One bar per sample; flagged samples in red, the MAD limit as a dashed line."""
-    fig, ax = plt.subplots(figsize=(min(3 + 0.18 * len(values), 24), 3.8))
+    fig, ax = plt.subplots(figsize=(min(3 + 0.18 * len(values), 24), 3.8), layout="constrained")
     ax.bar(range(len(values)), values.to_numpy(), color=["#c0392b" if f else "#85929e" for f in flagged])
     if limit is not None:
         ax.axhline(limit, ls="--", c="k", lw=0.8, label="QC limit")
@@ -362,7 +362,7 @@ def metric_bar_chart(values: pd.Series, flagged: pd.Series, limit: float | None,
 
 def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series):
     """XIST score against Y-gene score, coloured by recorded sex; sex flags labelled."""
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
     recorded = normalise_sex_labels(recorded).fillna("not recorded")
     for level in sorted(recorded.unique()):
         hit = recorded == level
