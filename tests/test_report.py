@@ -316,6 +316,21 @@ def contrast_checks(workdir: Path, parser: ReportParser, contrast: str, config: 
         assert row["call"].startswith("significant") == bool(hit["padj"] < alpha)
 
 
+def test_compute_resources_tables_every_job_and_their_sum(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    paths = []
+    for rule, name, seconds, rss, cpu in [("qc", "qc", 12.5, 640.2, 15.0), ("deseq2", "TRD_vs_responder", 8.25, 1049.0, 14.5)]:
+        path = tmp_path / rule / f"{name}.tsv"
+        path.parent.mkdir()
+        path.write_text(header + f"{seconds}\t0:00:12\t{rss}\t1\t1\t1\t0\t0\t100\t{cpu}\n")
+        paths.append(str(path))
+    table = report.compute_resources(paths)
+    assert table["job"].tolist() == ["qc", "deseq2 TRD_vs_responder", "all jobs"]
+    assert table["wall time (s)"].tolist() == [12.5, 8.25, 20.75]
+    assert table["CPU time (s)"].tolist() == [15.0, 14.5, 29.5]
+    assert table["peak memory (MB)"].tolist() == [640.2, 1049.0, 1049.0]
+
+
 def test_toy_report_sections_and_numbers(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     config = yaml.safe_load((toy_run / "config/config.yaml").read_text())
@@ -338,6 +353,11 @@ def test_toy_report_sections_and_numbers(toy_run):
     counts = "resources/toy/counts.tsv.gz"
     assert checksums[counts] == hashlib.md5((toy_run / counts).read_bytes()).hexdigest()
     assert set(checksums) == {counts, "config/samples.tsv", "resources/annotation/genes.tsv.gz"}
+    resources = as_frame(parser.tables["resources"]).set_index("job")
+    jobs = ["ingest", "qc", "filter", "vst", f"deseq2 {CONTRAST}", f"enrichment {CONTRAST}", f"predict {CONTRAST}"]
+    assert resources.index.tolist() == [*jobs, "all jobs"]
+    deseq2_run = pd.read_csv(toy_run / f"results/benchmarks/deseq2/{CONTRAST}.tsv", sep="\t").iloc[0]
+    assert resources.loc[f"deseq2 {CONTRAST}", "wall time (s)"] == report.format_value(float(deseq2_run["s"]))
     shown_config = yaml.safe_load(html.unescape(re.search(r'<pre id="config">(.*?)</pre>', text, re.S).group(1)))
     assert shown_config["design"] == config["design"]
     assert shown_config["deseq2"]["alpha"] == config["deseq2"]["alpha"]

@@ -33,6 +33,8 @@ rule deseq2:
         runtime=runtime_min(10, 4),
     log:
         "logs/deseq2/{contrast}.log",
+    benchmark:
+        "results/benchmarks/deseq2/{contrast}.tsv",
     conda:
         "../../environment.yml"
     script:
@@ -52,6 +54,8 @@ rule vst:
         runtime=runtime_min(5, 2),
     log:
         "logs/vst/vst.log",
+    benchmark:
+        "results/benchmarks/vst/vst.tsv",
     conda:
         "../../environment.yml"
     script:

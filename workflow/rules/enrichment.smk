@@ -60,6 +60,8 @@ rule enrichment:
         runtime=runtime_min(15, 0),
     log:
         "logs/enrichment/{contrast}.log",
+    benchmark:
+        "results/benchmarks/enrichment/{contrast}.tsv",
     conda:
         "../../environment.yml"
     script:

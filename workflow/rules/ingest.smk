@@ -20,6 +20,8 @@ rule ingest:
         runtime=runtime_min(5, 0.5),
     log:
         "logs/ingest/ingest.log",
+    benchmark:
+        "results/benchmarks/ingest/ingest.tsv",
     conda:
         "../../environment.yml"
     script:

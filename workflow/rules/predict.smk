@@ -27,6 +27,8 @@ rule predict:
         runtime=runtime_min(10, 5),
     log:
         "logs/predict/{contrast}.log",
+    benchmark:
+        "results/benchmarks/predict/{contrast}.tsv",
     conda:
         "../../environment.yml"
     script:

@@ -36,6 +36,8 @@ rule qc:
         runtime=runtime_min(5, 1),
     log:
         "logs/qc/qc.log",
+    benchmark:
+        "results/benchmarks/qc/qc.tsv",
     conda:
         "../../environment.yml"
     script:
@@ -59,6 +61,8 @@ rule filter:
         runtime=runtime_min(5, 0.5),
     log:
         "logs/filter/filter.log",
+    benchmark:
+        "results/benchmarks/filter/filter.tsv",
     conda:
         "../../environment.yml"
     script:

@@ -27,6 +27,11 @@ rule report:
         predict_genes=expand(rules.predict.output.genes, contrast=CONTRASTS),
         predict_roc=expand(rules.predict.output.roc, contrast=CONTRASTS),
         readmes=resource_readmes(),
+        # what every job used (Snakemake's benchmark files), tabled in the run summary
+        benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]
+        + expand(rules.deseq2.benchmark, contrast=CONTRASTS)
+        + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
+        + expand(rules.predict.benchmark, contrast=CONTRASTS),
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         css=os.path.join(REPORT_TEMPLATE_DIR, "report.css"),
         js=os.path.join(REPORT_TEMPLATE_DIR, "report.js"),
@@ -44,6 +49,8 @@ rule report:
         runtime=5,
     log:
         "logs/report/report.log",
+    benchmark:
+        "results/benchmarks/report/report.tsv",
     conda:
         "../../environment.yml"
     script:

@@ -170,6 +170,21 @@ def input_checksums(ingest: dict) -> pd.DataFrame:
                         ).sort_values("file", kind="stable")
 
 
+def compute_resources(paths: list[str]) -> pd.DataFrame:
+    """Wall time, CPU time and peak memory of every job, from Snakemake's benchmark files
+    (results/benchmarks/<rule>/<name>.tsv), and their sum (the peak: the largest job's)."""
+    rows = []
+    for path in map(Path, paths):
+        rule, name = path.parent.name, path.stem
+        measured = pd.read_csv(path, sep="\t").iloc[-1]
+        rows.append({"job": rule if name == rule else f"{rule} {name}", "wall time (s)": measured["s"],
+                     "CPU time (s)": measured["cpu_time"], "peak memory (MB)": measured["max_rss"]})
+    table = pd.DataFrame(rows, columns=["job", "wall time (s)", "CPU time (s)", "peak memory (MB)"])
+    total = {"job": "all jobs", "wall time (s)": table["wall time (s)"].sum(),
+             "CPU time (s)": table["CPU time (s)"].sum(), "peak memory (MB)": table["peak memory (MB)"].max()}
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+
+
 # ---------------------------------------------------------------- cohort and QC
 
 def cohort_table(obs: pd.DataFrame, variable: str, categorical: list[str]) -> pd.DataFrame:
@@ -495,6 +510,7 @@ def main(smk) -> None:
         "versions": versions,
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
         "checksums": table_rows(input_checksums(cohort.uns["ingest"])),
+        "resources": table_rows(compute_resources(smk.input.benchmarks)),
         "cohort": table_rows(cohort_table(cohort.obs, first_variable, categorical_covariates(first_model))),
         "n_samples": cohort.n_obs,
         "filter_summary": table_rows(filter_summary.reset_index()),
