@@ -36,6 +36,13 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
     return result
 
 
+def result_tables(workdir: Path) -> dict[str, bytes]:
+    """Every TSV table under results/ by relative path, except the benchmark files (timings)."""
+    results = workdir / "results"
+    return {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("*.tsv"))
+            if p.relative_to(results).parts[0] != "benchmarks"}
+
+
 @pytest.fixture(scope="session")
 def toy_run(tmp_path_factory) -> Path:
     """The whole workflow run once on the bundled toy cohort; returns its directory."""

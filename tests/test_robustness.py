@@ -12,15 +12,9 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from conftest import copy_workflow, run_snakemake
+from conftest import copy_workflow, result_tables, run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def result_tables(workdir: Path) -> dict[str, bytes]:
-    """Every TSV table under results/, by relative path."""
-    results = workdir / "results"
-    return {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("*.tsv"))}
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 600) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, copy_workflow, run_snakemake
+from conftest import ROOT, copy_workflow, result_tables, run_snakemake
 
 pytestmark = pytest.mark.slurm
 
@@ -143,11 +143,6 @@ def test_memory_killed_job_is_retried_with_more_memory(cluster_run):
     (first_log,) = (cluster_run.workdir / "logs" / "slurm").rglob(f"{attempts[0].job_id}.log")
     assert "exceeded memory limit" in first_log.read_text()
     assert "Trying to restart job" in cluster_run.snakemake_log
-
-
-def result_tables(workdir: Path) -> dict[str, bytes]:
-    results = workdir / "results"
-    return {str(path.relative_to(results)): path.read_bytes() for path in sorted(results.rglob("*.tsv"))}
 
 
 def test_result_tables_equal_a_local_run(cluster_run, request):
