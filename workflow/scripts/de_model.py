@@ -70,8 +70,38 @@ def make_dataset(adata: ad.AnnData, design: str, settings: dict, n_cpus: int,
     )
 
 
+def trend_genes(normed_means: np.ndarray, nsub: int) -> np.ndarray | None:
+    """The genes R DESeq2's vst() fits its dispersion trend on: `nsub` of the genes with mean
+    normalised count > 5, evenly spaced in the order of their means (R: o[round(seq(1,
+    length(o), length = nsub))]). None when fewer genes qualify, or nsub is 0: then all are used.
+    """
+    eligible = np.flatnonzero(normed_means > 5)
+    if nsub <= 0 or len(eligible) < nsub:
+        return None
+    ordered = eligible[np.argsort(normed_means[eligible], kind="stable")]
+    return ordered[np.round(np.linspace(1, len(ordered), nsub)).astype(int) - 1]
+
+
 def variance_stabilise(adata: ad.AnnData, settings: dict, n_cpus: int) -> np.ndarray:
-    """Blind VST (design ~ 1, as DESeq2's vst(blind=TRUE)): samples x genes."""
+    """Blind VST (design ~ 1): samples x genes, as R DESeq2's vst(blind=TRUE, nsub=vst_nsub).
+
+    The parametric dispersion trend is fitted on `vst_nsub` genes (trend_genes) with the size
+    factors of all genes, then applied to every gene; that fit is most of the VST's time. With
+    fewer qualifying genes, vst_nsub 0 or fit_type mean, all genes are used (R's
+    varianceStabilizingTransformation), which is PyDESeq2's vst().
+    """
     dds = make_dataset(adata, "~ 1", settings, n_cpus)
-    dds.vst(use_design=False)
-    return np.asarray(dds.layers["vst_counts"])
+    dds.fit_size_factors()
+    subset = trend_genes(dds.var["_normed_means"].to_numpy(), settings.get("vst_nsub", 1000))
+    if subset is None or dds.fit_type != "parametric":
+        dds.vst(use_design=False)
+        return np.asarray(dds.layers["vst_counts"])
+    trend = make_dataset(adata[:, subset], "~ 1", settings, n_cpus)
+    # the state fit_size_factors() leaves, taken from all genes (R: sizeFactors of the full object)
+    trend.obs["size_factors"] = dds.obs["size_factors"].to_numpy()
+    trend.layers["normed_counts"] = dds.layers["normed_counts"][:, subset]
+    trend.var["_normed_means"] = dds.var["_normed_means"].to_numpy()[subset]
+    trend.fit_dispersion_trend()  # its design is ~ 1 already: the VST's fit
+    dds.uns["vst_trend_coeffs"] = trend.uns["trend_coeffs"]
+    dds.vst_fit_type = "parametric"  # what vst_fit() would set
+    return np.asarray(dds.vst_transform())
