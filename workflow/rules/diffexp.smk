@@ -26,7 +26,7 @@ rule deseq2:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
         deseq2=config["deseq2"],
-    threads: 2
+    threads: threads_beside_vst_branch(2)
     resources:
         # PyDESeq2 keeps ~10 float64 samples x genes matrices (counts, mu, Cook's, hat values, ...)
         mem_mb=mem_mb(1500, 100),
@@ -48,7 +48,9 @@ rule vst:
         h5ad="results/vst/vst.h5ad",
     params:
         deseq2=config["deseq2"],
-    threads: 2
+    # the VST is numpy on whole matrices; its one threaded part, a dispersion fit of
+    # 1000 genes (deseq2.vst_nsub), takes well under a second
+    threads: 1
     resources:
         mem_mb=mem_mb(1000, 80),
         runtime=runtime_min(5, 2),

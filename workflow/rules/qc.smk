@@ -29,9 +29,9 @@ rule qc:
         qc=config["qc"],
         deseq2=config["deseq2"],
         contrasts=config["contrasts"],
-    threads: 2
+    threads: 1  # as vst: the blind VST's threaded part is short
     resources:
-        # VST needs dispersions of every gene: a few float64 samples x genes matrices
+        # the blind VST: a few float64 samples x genes matrices
         mem_mb=mem_mb(1000, 60),
         runtime=runtime_min(5, 1),
     log:
