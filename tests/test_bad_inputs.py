@@ -57,7 +57,7 @@ def test_unicode_sample_ids_are_matched(tmp_path):
     counts = read_counts(tmp_path / "c.tsv").counts
     matched = match_samples(counts, read_sample_sheet(tmp_path / "s.tsv"), "c.tsv", "s.tsv")
     assert matched.columns.tolist() == ["Åsa 2", "Zoë-1"]
-    assert matched.iloc[0].tolist() == ["2", "1"]
+    assert matched.iloc[0].tolist() == [2, 1]
 
 
 # --- per-sample files and formats ----------------------------------------------------------------

@@ -16,8 +16,11 @@ import pytest
 from conftest import copy_workflow, run_snakemake
 from count_readers import (
     detect_format,
+    read_count_matrix,
     read_counts,
+    read_delimited,
     read_per_sample_counts,
+    read_whole_number_matrix,
     sample_name_from_bam,
 )
 from ingest import ingest
@@ -193,3 +196,35 @@ def test_workflow_ingests_star_files_named_in_the_sample_sheet(plain, tmp_path):
     np.testing.assert_array_equal(adata[SAMPLES].X, plain.T.to_numpy())
     log = (workdir / "logs" / "ingest" / "ingest.log").read_text()
     assert "counts format detected from" in log and "STAR column used: 'reverse'" in log
+
+
+PLAIN_MATRIX = "gene_id\tgene_name\tS1\tS2\nG1\tA\t5\t0\n007\tB\t12\t3\n"
+
+
+@pytest.mark.parametrize("text", [
+    PLAIN_MATRIX.replace("\t0\n", "\t-1\n"),          # negative
+    PLAIN_MATRIX.replace("\t0\n", "\t0.5\n"),         # fractional
+    PLAIN_MATRIX.replace("\t0\n", "\tNA\n"),          # missing
+    PLAIN_MATRIX.replace("\t0\n", "\t\n"),            # empty cell
+    PLAIN_MATRIX.replace("\t0\n", "\n"),              # short row
+    PLAIN_MATRIX.replace("\t0\n", "\t0\t9\n"),        # long row
+    PLAIN_MATRIX.replace("S2", "S1"),                  # duplicated sample
+    PLAIN_MATRIX.replace("\t0\n", "\t1e400\n"),       # beyond int64
+    PLAIN_MATRIX.split("\n")[0] + "\n",               # header only
+])
+def test_only_a_plainly_valid_matrix_takes_the_fast_reader(tmp_path, text):
+    path = tmp_path / "counts.tsv"
+    path.write_text(text)
+    assert read_whole_number_matrix(path) is None  # read_delimited's checks then name the problem
+
+
+def test_fast_and_careful_readers_give_the_same_matrix(tmp_path):
+    path = tmp_path / "counts.tsv"
+    path.write_text(PLAIN_MATRIX)
+    fast = read_whole_number_matrix(path)
+    assert fast["gene_id"].tolist() == ["G1", "007"]  # IDs stay text, leading zeros included
+    careful = read_delimited(path, "count matrix")
+    pd.testing.assert_frame_equal(fast.astype(str), careful, check_dtype=False)
+    data = read_count_matrix(path)
+    assert data.counts.to_dict("list") == {"S1": [5, 12], "S2": [0, 3]}
+    assert data.gene_symbols.tolist() == ["A", "B"]

@@ -18,6 +18,7 @@ in length-scaled-TPM mode, which gives counts DESeq2 can use without length offs
 
 import csv
 import gzip
+import io
 import logging
 import re
 import unicodedata
@@ -216,9 +217,36 @@ def _is_number(text: str) -> bool:
 
 # --- one file for all samples ------------------------------------------------------------------
 
+def read_whole_number_matrix(path: str | Path) -> pd.DataFrame | None:
+    """A count matrix read by pandas' C parser, when it is plainly valid: a unique header, and
+    every cell outside the ID and symbol columns a whole number >= 0. Otherwise None, and the
+    caller reads the file with read_delimited, whose checks name the offending line or cell.
+
+    Parsing text into numbers is most of ingest's time in Python (about 3 s at 300 x 20,000
+    counts); the C parser takes a sixth of that.
+    """
+    text = read_text(path)
+    delimiter = _detect_delimiter(text.partition("\n")[0])
+    if delimiter is None:
+        return None
+    labels = {name: str for name in SYMBOL_COLUMNS}
+    try:
+        header = next(csv.reader([text.partition("\n")[0].rstrip("\r")], delimiter=delimiter))
+        table = pd.read_csv(io.StringIO(text), sep=delimiter, na_filter=False,
+                            dtype={header[0]: str, **labels})
+    except (pd.errors.ParserError, ValueError, StopIteration):
+        return None
+    counts = table.drop(columns=[header[0], *(c for c in SYMBOL_COLUMNS if c in table.columns)])
+    plain = (list(table.columns) == header and len(set(header)) == len(header) and len(table) > 0
+             and all(dtype == np.int64 for dtype in counts.dtypes) and bool((counts.to_numpy() >= 0).all()))
+    return table if plain else None
+
+
 def read_count_matrix(path: str | Path, fmt: str = "matrix") -> CountData:
     """Genes x samples matrix: first column gene IDs, optional gene-symbol column, then samples."""
-    table = read_delimited(path, "count matrix")
+    table = read_whole_number_matrix(path)
+    if table is None:
+        table = read_delimited(path, "count matrix")
     table = table.set_index(table.columns[0])
     table.index = table.index.str.strip()
     table.index.name = "gene_id"
