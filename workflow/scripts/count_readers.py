@@ -226,15 +226,15 @@ def read_whole_number_matrix(path: str | Path) -> pd.DataFrame | None:
     counts); the C parser takes a sixth of that.
     """
     text = read_text(path)
-    delimiter = _detect_delimiter(text.partition("\n")[0])
+    first_line = text.partition("\n")[0].rstrip("\r")
+    delimiter = _detect_delimiter(first_line)
     if delimiter is None:
         return None
-    labels = {name: str for name in SYMBOL_COLUMNS}
-    try:
-        header = next(csv.reader([text.partition("\n")[0].rstrip("\r")], delimiter=delimiter))
+    header = next(csv.reader([first_line], delimiter=delimiter))
+    try:  # IDs and symbols stay text; no cell becomes NaN, so an empty or 'NA' one is not plain
         table = pd.read_csv(io.StringIO(text), sep=delimiter, na_filter=False,
-                            dtype={header[0]: str, **labels})
-    except (pd.errors.ParserError, ValueError, StopIteration):
+                            dtype={header[0]: str, **{name: str for name in SYMBOL_COLUMNS}})
+    except (pd.errors.ParserError, ValueError):
         return None
     counts = table.drop(columns=[header[0], *(c for c in SYMBOL_COLUMNS if c in table.columns)])
     plain = (list(table.columns) == header and len(set(header)) == len(header) and len(table) > 0
