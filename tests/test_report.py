@@ -234,7 +234,7 @@ def test_methods_paragraph_states_every_parameter():
                                                "min_prop": 0.7},
         "deseq2": {"alpha": 0.05, "cooks_filter": True, "independent_filter": False, "refit_cooks": True,
                    "min_replicates": 7, "fit_type": "parametric", "size_factors_fit_type": "ratio",
-                   "lfc_shrink": True},
+                   "lfc_shrink": True, "vst_nsub": 1000},
         "n_samples_in": 48, "n_samples_excluded": 3, "n_samples_kept": 45, "n_genes_in": 6000,
         "n_genes_kept": 5724, "coding": "site (categorical, reference siteA)",
         "contrasts": "TRD vs responder, adjusted for site", "provenance": ["org.Hs.eg.db 3.16.0"],
@@ -244,7 +244,7 @@ def test_methods_paragraph_states_every_parameter():
                      "larger than 10, 10 plus 0.7", "total count reached 15", "5724 of 6000 genes",
                      "PyDESeq2 0.5.4", "'~ site + group'", "'ratio'", "'parametric'",
                      "at least 7 samples", "without independent filtering", "Cook's-distance outliers",
-                     "below 0.05", "apeGLM", "org.Hs.eg.db 3.16.0", "Sirés et al. (2025)", "version abc"]:
+                     "below 0.05", "apeGLM", "fitted on 1000 genes", "org.Hs.eg.db 3.16.0", "Sirés et al. (2025)", "version abc"]:
         assert fragment in text, fragment
 
 

@@ -379,6 +379,10 @@ def methods_paragraph(run: dict) -> str:
         f"differential-expression workflow (version {run['pipeline_version']}) in Python "
         f"{v['python']} and Snakemake {v['snakemake']} (Mölder et al. 2021).",
         f"Quality control excluded {run['n_samples_excluded']} samples, leaving {run['n_samples_kept']}.",
+        "QC's principal components and the prediction used a blind variance-stabilising "
+        "transformation (DESeq2's vst) whose dispersion trend was fitted "
+        + (f"on {d.get('vst_nsub', 1000)} genes evenly spaced by mean, as vst(nsub) does."
+           if d.get("vst_nsub", 1000) else "on all genes."),
         f"Genes were filtered with the rule of edgeR's filterByExpr (Chen et al. 2016): a gene was "
         f"kept when its count per million reached {f['min_count']:g} counts at the median library "
         f"size in at least as many samples as the smallest compared group (for groups larger than "
