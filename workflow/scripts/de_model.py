@@ -3,6 +3,8 @@
 Shared by the deseq2, vst and qc scripts so that every step fits the same way.
 """
 
+import logging
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -11,6 +13,8 @@ from pydeseq2.default_inference import DefaultInference
 
 from batched_inference import BatchedInference
 from input_checks import design_variables
+
+log = logging.getLogger("trd")
 
 INFERENCE_BACKENDS = {"batched": BatchedInference, "default": DefaultInference}
 
@@ -94,8 +98,10 @@ def variance_stabilise(adata: ad.AnnData, settings: dict, n_cpus: int) -> np.nda
     dds.fit_size_factors()
     subset = trend_genes(dds.var["_normed_means"].to_numpy(), settings.get("vst_nsub", 1000))
     if subset is None or dds.fit_type != "parametric":
+        log.info("VST: dispersion trend fitted on all %d genes", dds.n_vars)
         dds.vst(use_design=False)
         return np.asarray(dds.layers["vst_counts"])
+    log.info("VST: dispersion trend fitted on %d of %d genes (vst_nsub)", len(subset), dds.n_vars)
     trend = make_dataset(adata[:, subset], "~ 1", settings, n_cpus)
     # the state fit_size_factors() leaves, taken from all genes (R: sizeFactors of the full object)
     trend.obs["size_factors"] = dds.obs["size_factors"].to_numpy()
