@@ -381,7 +381,8 @@ def methods_paragraph(run: dict) -> str:
         f"Quality control excluded {run['n_samples_excluded']} samples, leaving {run['n_samples_kept']}.",
         "QC's principal components and the prediction used a blind variance-stabilising "
         "transformation (DESeq2's vst) whose dispersion trend was fitted "
-        + (f"on {d.get('vst_nsub', 1000)} genes evenly spaced by mean, as vst(nsub) does."
+        + (f"on {d.get('vst_nsub', 1000)} genes evenly spaced by mean, as vst(nsub) does (on all "
+           "genes when fewer have a mean normalised count above 5)."
            if d.get("vst_nsub", 1000) else "on all genes."),
         f"Genes were filtered with the rule of edgeR's filterByExpr (Chen et al. 2016): a gene was "
         f"kept when its count per million reached {f['min_count']:g} counts at the median library "
