@@ -120,6 +120,13 @@ def call_difference(padj: pd.Series, reference: pd.Series) -> int:
     return int(((padj < ALPHA) != (reference.reindex(padj.index) < ALPHA)).sum())
 
 
+def summarise_runs(runs: list[tuple[dict, pd.DataFrame]]) -> tuple[float, float, pd.DataFrame]:
+    """Median seconds and largest peak MiB of repeated fits of one backend, and the first
+    fit's results (the fits are deterministic)."""
+    seconds = float(np.median([timing["seconds"] for timing, _ in runs]))
+    return seconds, max(timing["peak_mib"] for timing, _ in runs), runs[0][1]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000, 3000])
@@ -149,14 +156,12 @@ def main(argv=None) -> None:
             for _ in range(args.repeats):
                 for backend in backends:
                     runs[backend].append(run_child(backend, n_samples, args, workdir))
-            new_res = runs["batched"][0][1]
-            new_s = float(np.median([timing["seconds"] for timing, _ in runs["batched"]]))
-            row.update(batched_s=new_s, batched_mib=max(timing["peak_mib"] for timing, _ in runs["batched"]))
+            new_s, new_mib, new_res = summarise_runs(runs["batched"])
+            row.update(batched_s=new_s, batched_mib=new_mib)
             if "default" in runs:
-                old_res = runs["default"][0][1]
-                old_s = float(np.median([timing["seconds"] for timing, _ in runs["default"]]))
-                row.update(default_s=old_s, default_mib=max(timing["peak_mib"] for timing, _ in runs["default"]),
-                           speedup=old_s / new_s, **concordance(new_res, old_res))
+                old_s, old_mib, old_res = summarise_runs(runs["default"])
+                row.update(default_s=old_s, default_mib=old_mib, speedup=old_s / new_s,
+                           **concordance(new_res, old_res))
                 if args.repeats > 1:
                     paired = [default["seconds"] / batched["seconds"]
                               for (batched, _), (default, _) in zip(runs["batched"], runs["default"])]

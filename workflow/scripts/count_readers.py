@@ -237,8 +237,9 @@ def read_whole_number_matrix(path: str | Path) -> pd.DataFrame | None:
     except (pd.errors.ParserError, ValueError):
         return None
     counts = table.drop(columns=[header[0], *(c for c in SYMBOL_COLUMNS if c in table.columns)])
-    plain = (list(table.columns) == header and len(set(header)) == len(header) and len(table) > 0
-             and all(dtype == np.int64 for dtype in counts.dtypes) and bool((counts.to_numpy() >= 0).all()))
+    # pandas renames a duplicated column ('S1.1') and types the columns of an empty body object
+    plain = (list(table.columns) == header and all(dtype == np.int64 for dtype in counts.dtypes)
+             and bool((counts.to_numpy() >= 0).all()))
     return table if plain else None
 
 

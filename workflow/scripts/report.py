@@ -374,6 +374,7 @@ def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
 def methods_paragraph(run: dict) -> str:
     """A paragraph for a paper's methods, with every parameter and version that shaped the result."""
     f, d, v = run["filter"], run["deseq2"], run["versions"]
+    nsub = d.get("vst_nsub", 1000)
     text = [
         f"Raw gene-level counts of {run['n_samples_in']} samples were analysed with the TRD "
         f"differential-expression workflow (version {run['pipeline_version']}) in Python "
@@ -381,9 +382,8 @@ def methods_paragraph(run: dict) -> str:
         f"Quality control excluded {run['n_samples_excluded']} samples, leaving {run['n_samples_kept']}.",
         "QC's principal components and the prediction used a blind variance-stabilising "
         "transformation (DESeq2's vst) whose dispersion trend was fitted "
-        + (f"on {d.get('vst_nsub', 1000)} genes evenly spaced by mean, as vst(nsub) does (on all "
-           "genes when fewer have a mean normalised count above 5)."
-           if d.get("vst_nsub", 1000) else "on all genes."),
+        + (f"on {nsub} genes evenly spaced by mean, as vst(nsub) does (on all genes when fewer "
+           "have a mean normalised count above 5)." if nsub else "on all genes."),
         f"Genes were filtered with the rule of edgeR's filterByExpr (Chen et al. 2016): a gene was "
         f"kept when its count per million reached {f['min_count']:g} counts at the median library "
         f"size in at least as many samples as the smallest compared group (for groups larger than "
