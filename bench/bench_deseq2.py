@@ -3,7 +3,9 @@
 For each cohort size it simulates one negative-binomial cohort (design
 ~ site + sex + age + group), fits it with each backend in a fresh child
 process (so peak memory is that fit's own ru_maxrss), and prints wall time,
-peak memory, the ratio default/batched and the concordance of the results.
+CPU time (the process and its workers), the wall time spent in the Inference methods (the
+rest is PyDESeq2's own code, common to both backends), peak memory, the ratio
+default/batched of wall times and of CPU times, and the concordance of the results.
 With --repeats N the two Python backends are fitted N times, alternately, so that a
 slow spell of a shared machine hits both: times are medians, the ratio is that of the
 medians, and speedup_min/speedup_max are the extremes of the N paired ratios.
@@ -61,7 +63,9 @@ def fit_in_this_process(backend: str, n_samples: int, n_genes: int, seed: int, t
 
     counts, metadata = simulate_nb_cohort(n_samples, n_genes, seed=seed, n_outliers=n_genes // 200)
     inference = (BatchedInference if backend == "batched" else DefaultInference)(n_cpus=threads)
+    in_inference = time_inference_calls(inference)
     warnings.simplefilter("ignore")
+    cpu_start = cpu_seconds()
     start = time.perf_counter()
     dds = DeseqDataSet(counts=counts, metadata=metadata, design=DESIGNS["full"],
                        inference=inference, quiet=True)
@@ -69,11 +73,48 @@ def fit_in_this_process(backend: str, n_samples: int, n_genes: int, seed: int, t
     stats = DeseqStats(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference, quiet=True)
     stats.summary()
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_start
     stats.results_df[["log2FoldChange", "pvalue", "padj"]].to_parquet(out.with_suffix(".parquet"))
     # children's maxrss covers joblib workers of the default backend
     peak_kib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    out.with_suffix(".json").write_text(json.dumps({"seconds": seconds, "peak_mib": peak_kib / 1024}))
+    out.with_suffix(".json").write_text(json.dumps({
+        "seconds": seconds, "cpu_seconds": cpu, "inference_seconds": in_inference["seconds"],
+        "peak_mib": peak_kib / 1024}))
+
+
+def time_inference_calls(inference) -> dict:
+    """Wrap the Inference methods of `inference` so that the wall time spent in them adds up
+    in the returned dict: the rest of the DE step is PyDESeq2's own code, the same for every
+    backend."""
+    from pydeseq2.inference import Inference
+
+    spent = {"seconds": 0.0}
+
+    def timed(method):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent["seconds"] += time.perf_counter() - start
+        return call
+
+    for name in Inference.__abstractmethods__:
+        setattr(inference, name, timed(getattr(inference, name)))
+    return spent
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its children, ended or alive (the default
+    backend's joblib workers stay alive between calls, so ru_*time of children misses them)."""
+    import psutil
+
+    me = psutil.Process()
+    alive = sum(child.cpu_times().user + child.cpu_times().system
+                for child in me.children(recursive=True))
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.cpu_times().user + me.cpu_times().system + alive + ended.ru_utime + ended.ru_stime
 
 
 def run_child(backend: str, n_samples: int, args, workdir: Path) -> tuple[dict, pd.DataFrame]:
@@ -120,11 +161,13 @@ def call_difference(padj: pd.Series, reference: pd.Series) -> int:
     return int(((padj < ALPHA) != (reference.reindex(padj.index) < ALPHA)).sum())
 
 
-def summarise_runs(runs: list[tuple[dict, pd.DataFrame]]) -> tuple[float, float, pd.DataFrame]:
-    """Median seconds and largest peak MiB of repeated fits of one backend, and the first
-    fit's results (the fits are deterministic)."""
-    seconds = float(np.median([timing["seconds"] for timing, _ in runs]))
-    return seconds, max(timing["peak_mib"] for timing, _ in runs), runs[0][1]
+def summarise_runs(runs: list[tuple[dict, pd.DataFrame]]) -> tuple[dict, float, pd.DataFrame]:
+    """Medians of the timings (seconds, cpu_seconds, inference_seconds) of repeated fits of
+    one backend, their largest peak MiB, and the first fit's results (fits are deterministic)."""
+    timings = [timing for timing, _ in runs]
+    medians = {key: float(np.median([t[key] for t in timings]))
+               for key in ("seconds", "cpu_seconds", "inference_seconds")}
+    return medians, max(t["peak_mib"] for t in timings), runs[0][1]
 
 
 def main(argv=None) -> None:
@@ -156,11 +199,15 @@ def main(argv=None) -> None:
             for _ in range(args.repeats):
                 for backend in backends:
                     runs[backend].append(run_child(backend, n_samples, args, workdir))
-            new_s, new_mib, new_res = summarise_runs(runs["batched"])
-            row.update(batched_s=new_s, batched_mib=new_mib)
+            new, new_mib, new_res = summarise_runs(runs["batched"])
+            row.update(batched_s=new["seconds"], batched_cpu_s=new["cpu_seconds"],
+                       batched_inference_s=new["inference_seconds"], batched_mib=new_mib)
             if "default" in runs:
-                old_s, old_mib, old_res = summarise_runs(runs["default"])
-                row.update(default_s=old_s, default_mib=old_mib, speedup=old_s / new_s,
+                old, old_mib, old_res = summarise_runs(runs["default"])
+                row.update(default_s=old["seconds"], default_cpu_s=old["cpu_seconds"],
+                           default_inference_s=old["inference_seconds"], default_mib=old_mib,
+                           speedup=old["seconds"] / new["seconds"],
+                           cpu_ratio=old["cpu_seconds"] / new["cpu_seconds"],
                            **concordance(new_res, old_res))
                 if args.repeats > 1:
                     paired = [default["seconds"] / batched["seconds"]
