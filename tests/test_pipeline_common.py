@@ -3,7 +3,7 @@ import os
 import pandas as pd
 import pytest
 
-from pipeline_common import atomic_output, format_list, save_figure, write_table
+from pipeline_common import atomic_directory, atomic_output, format_list, save_figure, write_table
 
 
 def test_atomic_output_renames_only_on_success(tmp_path):
@@ -17,6 +17,35 @@ def test_atomic_output_renames_only_on_success(tmp_path):
     with atomic_output(target) as tmp:
         tmp.write_text("whole")
     assert target.read_text() == "whole"
+
+
+def test_a_killed_attempts_temporaries_are_removed_by_the_next(tmp_path):
+    """SIGKILL skips the context manager's clean-up; the rerun of the job removes what is left."""
+    (tmp_path / ".volcano.png.k1ll3d.tmp").write_bytes(b"half a png")
+    (tmp_path / ".running_scores.k1ll3d.tmp").mkdir()
+    (tmp_path / ".running_scores.k1ll3d.tmp" / "a.png").write_bytes(b"half")
+    unrelated = [tmp_path / ".volcano.png.notes", tmp_path / ".other.png.k1ll3d.tmp"]
+    for path in unrelated:
+        path.write_text("keep")
+    with atomic_output(tmp_path / "volcano.png") as tmp:
+        tmp.write_bytes(b"png")
+    with atomic_directory(tmp_path / "running_scores") as tmp:
+        (tmp / "b.png").write_bytes(b"png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".other.png.k1ll3d.tmp", ".volcano.png.notes", "running_scores", "volcano.png"])
+    assert [p.name for p in (tmp_path / "running_scores").iterdir()] == ["b.png"]
+
+
+def test_atomic_directory_replaces_the_old_directory_only_on_success(tmp_path):
+    target = tmp_path / "figures"
+    with atomic_directory(target) as tmp:
+        (tmp / "old.png").write_bytes(b"1")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as tmp:
+            (tmp / "new.png").write_bytes(b"2")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]
+    assert [p.name for p in target.iterdir()] == ["old.png"]
 
 
 def test_outputs_get_ordinary_file_permissions(tmp_path):

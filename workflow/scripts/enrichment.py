@@ -18,21 +18,16 @@ the universe of tested genes; one-sided hypergeometric p = P(X >= overlap); padj
 collection and direction; odds ratio of the 2x2 table (0.5 added to every cell when one is 0).
 """
 
-import contextlib
 import logging
-import os
 import re
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, hypergeom
 
 from genesets import Collection, load_collection
-from pipeline_common import InputError, save_figure, write_table
+from pipeline_common import InputError, atomic_directory, save_figure, write_table
 
 log = logging.getLogger("trd")
 
@@ -268,20 +263,6 @@ def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
     ax3.set_ylabel("Wald stat")
     ax3.set_xlabel("gene rank")
     return fig
-
-
-@contextlib.contextmanager
-def atomic_directory(path):
-    """Like pipeline_common.atomic_output, for a directory of figures."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def safe_name(text: str) -> str:

@@ -5,10 +5,12 @@ puts this folder on PYTHONPATH so they can import it.
 """
 
 import contextlib
+import glob
 import gzip
 import io
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -54,7 +56,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     A failed or interrupted step therefore never leaves a file that looks finished.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -65,6 +67,32 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Like ``atomic_output``, for a directory (of figures, say)."""
+    path = Path(path)
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Create ``path``'s folder and delete the temporaries of ``path`` that a killed earlier
+    attempt left there: a SIGKILL skips the clean-up of the context managers above, and
+    Snakemake removes only the declared outputs of an incomplete job."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def _current_umask() -> int:
