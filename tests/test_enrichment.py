@@ -1,5 +1,7 @@
 """Enrichment: ORA p-values against scipy's hypergeometric, GSEA on planted rankings, toy cohort truth."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,6 +90,35 @@ def test_gsea_finds_planted_sets_with_the_right_sign(monkeypatch):
     # same seed, same table, however the chunks are spread over threads
     again = run_gsea(tested["stat"], sets, permutations=1000, seed=1, threads=2).set_index("term")
     pd.testing.assert_frame_equal(res, again)
+
+
+def test_bh_leaves_pvalues_that_could_not_be_estimated_out():
+    # by hand, over the three estimated p-values (m = 3): 0.01*3/1, min(0.03*3/2, 0.04), 0.04
+    adjusted = enr.bh(np.array([0.01, np.nan, 0.04, 0.03]))
+    assert np.isnan(adjusted[1])
+    assert adjusted[[0, 2, 3]] == pytest.approx([0.03, 0.04, 0.04])
+    assert enr.bh(np.array([])).shape == (0,)
+
+
+def test_gsea_on_a_ranking_of_mostly_one_sign_warns_instead_of_failing(caplog):
+    """fgsea gives no p-value to a set whose sign almost no random set of its size shares."""
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(3000)]
+    ranking = pd.Series(rng.standard_normal(3000) + 1.0, index=genes).sort_values(ascending=False)
+    sets = {"LOWEST": ("the 300 lowest", list(ranking.index[-300:])),
+            "RANDOM": ("300 at random", list(rng.choice(genes, 300, replace=False))),
+            "LOWEST20": ("the 20 lowest", list(ranking.index[-20:]))}
+    collection = restrict_to_universe("skewed", sets, genes, 10, 500)
+    with caplog.at_level(logging.WARNING, logger="trd"):
+        res = enr.gsea_collection(ranking, collection, permutations=1000, seed=1, threads=1)
+    res = res.set_index("term")
+    assert res.loc["LOWEST", ["pvalue", "padj", "NES"]].isna().all()
+    assert res.loc["LOWEST", "ES"] == pytest.approx(-1.0)
+    estimated = res.loc[["RANDOM", "LOWEST20"]]
+    assert estimated[["pvalue", "padj", "NES"]].notna().all().all()
+    assert list(estimated["padj"]) == pytest.approx(list(enr.bh(estimated["pvalue"].to_numpy())))
+    assert ("GSEA skewed: 1 sets have no p-value, padj or NES (LOWEST): fewer than 10 of the 1000 "
+            "random sets of their size had an enrichment score of their sign") in caplog.text
 
 
 def test_leading_edge_matches_the_running_score_peak():

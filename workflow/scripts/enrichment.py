@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.stats import false_discovery_control, hypergeom
 
 from genesets import Collection, load_collection
-from pipeline_common import InputError, atomic_directory, save_figure, write_table
+from pipeline_common import InputError, atomic_directory, format_list, save_figure, write_table
 
 log = logging.getLogger("trd")
 
@@ -143,14 +143,33 @@ def gsea_collection(ranking: pd.Series, collection: Collection, permutations: in
     res["name"] = res["term"].map({t: d for t, (d, _) in collection.sets.items()})
     res["size"] = res["term"].map({t: len(g) for t, g in sets.items()})
     res["padj"] = bh(res["pvalue"].to_numpy())
+    warn_unestimated(res, collection.name, permutations)
     return res[GSEA_COLUMNS].sort_values(["pvalue", "term"], kind="mergesort")
+
+
+def warn_unestimated(res: pd.DataFrame, collection: str, permutations: int) -> None:
+    """fgsea gives no p-value or NES for a set when fewer than 10 of the random sets of its
+    size scored with its sign (a ranking whose statistics are mostly of one sign)."""
+    unestimated = res.loc[res["pvalue"].isna(), "term"]
+    if len(unestimated):
+        log.warning("GSEA %s: %d sets have no p-value, padj or NES (%s): fewer than 10 of the %d "
+                    "random sets of their size had an enrichment score of their sign, because the "
+                    "ranking's statistics are mostly of the other sign. A larger "
+                    "enrichment.permutations may estimate them.", collection, len(unestimated),
+                    format_list(sorted(unestimated)), permutations)
 
 
 # ----------------------------------------------------------------------------- ORA
 def bh(pvalues: np.ndarray) -> np.ndarray:
-    if len(pvalues) == 0:
-        return np.array([], dtype=float)
-    return false_discovery_control(np.clip(pvalues, 0.0, 1.0), method="bh")
+    """Benjamini-Hochberg adjusted p-values. A NaN p-value (one fgsea could not estimate)
+    stays NaN and does not count as a test, as with R's p.adjust."""
+    pvalues = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(pvalues.shape, np.nan)
+    estimated = ~np.isnan(pvalues)
+    if estimated.any():
+        adjusted[estimated] = false_discovery_control(np.clip(pvalues[estimated], 0.0, 1.0),
+                                                      method="bh")
+    return adjusted
 
 
 def odds_ratio(overlap: np.ndarray, size: np.ndarray, n_de: int, universe: int) -> np.ndarray:
