@@ -43,6 +43,14 @@ def result_tables(workdir: Path) -> dict[str, bytes]:
             if p.relative_to(results).parts[0] != "benchmarks"}
 
 
+def without_prediction(workdir: Path) -> tuple[str, str]:
+    """Snakemake arguments that turn the TRD prediction off, for cohorts too small for its folds
+    (a YAML file, because Snakemake reads the nested values of --config as strings)."""
+    path = workdir / "config" / "no_prediction.yaml"
+    path.write_text("predict:\n  enabled: false\n")
+    return "--configfile", str(path.relative_to(workdir))
+
+
 @pytest.fixture(scope="session")
 def toy_run(tmp_path_factory) -> Path:
     """The whole workflow run once on the bundled toy cohort; returns its directory."""

@@ -72,6 +72,21 @@ def test_group_too_small_after_exclusion_stops_before_fitting():
                               "group = 'TRD'; at least 2 are needed.")
 
 
+def test_exclusions_that_leave_too_few_for_the_prediction_stop_before_fitting():
+    predict = {"enabled": True, "outer_folds": 3, "inner_folds": 2}  # 3 per group needed
+    kept, _ = filter_cohort(small_cohort(), metrics([False] * 6), {}, CONTRASTS, "~ group",
+                            "qc_metrics.tsv", predict)
+    assert kept.n_obs == 6
+    with pytest.raises(InputError) as err:
+        filter_cohort(small_cohort(), metrics([True] + [False] * 5), {}, CONTRASTS, "~ group",
+                      "qc_metrics.tsv", predict)
+    assert str(err.value) == (
+        "qc_metrics.tsv after QC exclusion: contrast 'c' has 2 sample(s) with group = 'TRD'; at "
+        "least 3 are needed for the TRD prediction's nested cross-validation (config "
+        "predict.outer_folds 3, predict.inner_folds 2): lower those, or set predict.enabled to false "
+        "to skip the prediction.")
+
+
 def test_filter_that_keeps_no_gene_stops_before_fitting():
     with pytest.raises(InputError) as err:
         filter_cohort(small_cohort(), metrics([False] * 6), {"min_total_count": 10**9}, CONTRASTS,

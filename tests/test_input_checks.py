@@ -13,6 +13,7 @@ from input_checks import (
     check_libraries,
     design_variables,
     match_samples,
+    samples_for_prediction,
 )
 from pipeline_common import InputError
 
@@ -143,6 +144,46 @@ def test_group_too_small():
     s = sheet().iloc[[0, 1, 3, 5]]  # one TRD sample left
     with pytest.raises(InputError, match=r"^after QC: contrast 'c' has 1 sample\(s\) with group = 'TRD'; at least 2 are needed.$"):
         check_group_sizes(s, CONTRAST, "after QC")
+
+
+PREDICT = {"enabled": True, "outer_folds": 5, "inner_folds": 4}
+
+
+def test_groups_too_small_for_the_predictions_cross_validation():
+    def sheet(n_per_group):
+        return pd.DataFrame({"group": ["TRD", "responder"] * n_per_group})
+
+    with pytest.raises(InputError) as err:
+        check_group_sizes(sheet(4), CONTRAST, "s.tsv", predict=PREDICT)
+    assert str(err.value) == (
+        "s.tsv: contrast 'c' has 4 sample(s) with group = 'TRD'; at least 5 are needed for the TRD "
+        "prediction's nested cross-validation (config predict.outer_folds 5, predict.inner_folds 4): "
+        "lower those, or set predict.enabled to false to skip the prediction.")
+    check_group_sizes(sheet(5), CONTRAST, "s.tsv", predict=PREDICT)
+    check_group_sizes(sheet(4), CONTRAST, "s.tsv", predict={**PREDICT, "outer_folds": 2, "inner_folds": 2})
+    check_group_sizes(sheet(2), CONTRAST, "s.tsv", predict={**PREDICT, "enabled": False})
+
+
+@pytest.mark.parametrize("outer, inner", [(5, 4), (2, 2), (3, 4), (10, 5), (4, 2)])
+def test_samples_for_prediction_is_what_nested_stratified_folds_need(outer, inner):
+    """Independently: scikit-learn's own folds split n per level cleanly, and n - 1 not."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold
+
+    def nested_split_is_clean(n: int) -> bool:
+        labels = np.repeat([0, 1], n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "least populated class has only ... members"
+            try:
+                for train, _ in StratifiedKFold(outer).split(labels, labels):
+                    list(StratifiedKFold(inner).split(labels[train], labels[train]))
+            except (ValueError, UserWarning):
+                return False
+        return True
+
+    n = samples_for_prediction({"outer_folds": outer, "inner_folds": inner})
+    assert nested_split_is_clean(n) and not nested_split_is_clean(n - 1)
 
 
 def test_sample_sheet_csv_and_numeric_columns(tmp_path):

@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_snakemake, without_prediction
 from predict import feature_table, final_model_genes, nested_cv, summarise
 
 SETTINGS = {"n_genes": 20, "outer_folds": 5, "inner_folds": 3, "c_grid": [0.1, 1.0]}
@@ -59,3 +62,30 @@ def test_toy_cohort_trd_is_predictable(toy_run):
     predictions = pd.read_csv(toy_run / "results/predict/TRD_vs_responder/predictions.tsv", sep="\t")
     assert len(predictions) == 48
     assert (toy_run / "results/predict/TRD_vs_responder/roc.png").stat().st_size > 5000
+
+
+def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(workflow_copy):
+    """4 TRD and 4 responders cannot fill 5 outer folds: ingest says so before any fitting, and
+    with predict.enabled false everything else runs and the report says the prediction did not."""
+    root = Path(__file__).resolve().parents[1]
+    sheet = pd.read_csv(root / "resources/toy/samples.tsv", sep="\t", index_col=0)
+    keep = sheet.groupby("group").head(4).index
+    counts = pd.read_csv(root / "resources/toy/counts.tsv.gz", sep="\t", index_col=0)
+    counts[list(keep)].to_csv(workflow_copy / "config" / "counts.tsv", sep="\t")
+    sheet.loc[keep].to_csv(workflow_copy / "config" / "samples.tsv", sep="\t")
+    small = ("--config", "counts=config/counts.tsv", "design=~ sex + group")
+
+    stopped = run_snakemake(workflow_copy, *small, check=False)
+    assert stopped.returncode != 0
+    assert ("config/samples.tsv: contrast 'TRD_vs_responder' has 4 sample(s) with group = 'TRD'; "
+            "at least 5 are needed for the TRD prediction's nested cross-validation (config "
+            "predict.outer_folds 5, predict.inner_folds 4): lower those, or set predict.enabled to "
+            "false to skip the prediction.") in stopped.stdout + stopped.stderr
+    assert not (workflow_copy / "results" / "ingest" / "cohort.h5ad").exists()
+
+    run_snakemake(workflow_copy, *without_prediction(workflow_copy), *small)
+    assert (workflow_copy / "results/de/TRD_vs_responder/deseq2_results.tsv").exists()
+    assert not (workflow_copy / "results" / "predict").exists()
+    page = (workflow_copy / "results/report/report.html").read_text(encoding="utf-8")
+    assert "Not run: the config sets <code>predict.enabled</code> to false." in page
+    assert "nested cross-validation" not in page.split('id="methods-text"')[1]

@@ -17,6 +17,8 @@ check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "conf
 validate(config, schema="../schemas/config.schema.yaml")
 
 CONTRASTS = list(config["contrasts"])
+# the TRD prediction is optional (predict.enabled): too small a cohort cannot be cross-validated
+PREDICTED_CONTRASTS = CONTRASTS if config["predict"]["enabled"] else []
 
 
 wildcard_constraints:

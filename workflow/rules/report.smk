@@ -23,15 +23,15 @@ rule report:
         ora=expand(rules.enrichment.output.ora, contrast=CONTRASTS),
         gsea_dotplots=expand(rules.enrichment.output.gsea_dotplot, contrast=CONTRASTS),
         ora_dotplots=expand(rules.enrichment.output.ora_dotplot, contrast=CONTRASTS),
-        predict_metrics=expand(rules.predict.output.metrics, contrast=CONTRASTS),
-        predict_genes=expand(rules.predict.output.genes, contrast=CONTRASTS),
-        predict_roc=expand(rules.predict.output.roc, contrast=CONTRASTS),
+        predict_metrics=expand(rules.predict.output.metrics, contrast=PREDICTED_CONTRASTS),
+        predict_genes=expand(rules.predict.output.genes, contrast=PREDICTED_CONTRASTS),
+        predict_roc=expand(rules.predict.output.roc, contrast=PREDICTED_CONTRASTS),
         readmes=resource_readmes(),
         # what every job used (Snakemake's benchmark files), tabled in the run summary
         benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]
         + expand(rules.deseq2.benchmark, contrast=CONTRASTS)
         + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
-        + expand(rules.predict.benchmark, contrast=CONTRASTS),
+        + expand(rules.predict.benchmark, contrast=PREDICTED_CONTRASTS),
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         css=os.path.join(REPORT_TEMPLATE_DIR, "report.css"),
         js=os.path.join(REPORT_TEMPLATE_DIR, "report.js"),

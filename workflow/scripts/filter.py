@@ -47,11 +47,11 @@ def samples_to_keep(metrics: pd.DataFrame) -> pd.Index:
 
 
 def filter_cohort(adata: ad.AnnData, metrics: pd.DataFrame, settings: dict, contrasts: dict,
-                  design: str, source: str) -> tuple[ad.AnnData, pd.DataFrame]:
+                  design: str, source: str, predict: dict | None = None) -> tuple[ad.AnnData, pd.DataFrame]:
     keep_samples = samples_to_keep(metrics)
     adata = adata[adata.obs_names.isin(keep_samples)].copy()
     # Exclusions can leave a group too small or the design singular: stop before fitting.
-    check_group_sizes(adata.obs, contrasts, where=f"{source} after QC exclusion")
+    check_group_sizes(adata.obs, contrasts, where=f"{source} after QC exclusion", predict=predict)
     check_full_rank(adata.obs, design, f"{source} after QC exclusion")
     counts = np.asarray(adata.X)
     keep_genes = expressed_genes(counts, min_group_size(adata.obs, contrasts), **settings)
@@ -73,7 +73,7 @@ def main(smk) -> None:
     adata = ad.read_h5ad(smk.input.h5ad)
     metrics = pd.read_csv(smk.input.metrics, sep="\t", index_col="sample_id", dtype={"sample_id": str})
     filtered, summary = filter_cohort(adata, metrics, dict(smk.params.filter), dict(smk.params.contrasts),
-                                      smk.params.design, smk.input.metrics)
+                                      smk.params.design, smk.input.metrics, dict(smk.params.predict))
     log.info("filter summary:\n%s", summary.to_string(index=False))
     with atomic_output(smk.output.h5ad) as tmp:
         filtered.write_h5ad(tmp)

@@ -99,14 +99,15 @@ def load_counts(counts_path: str, sheet: pd.DataFrame, samples_path: str, counts
 
 
 def ingest(counts_path: str, samples_path: str, annotation_path: str, design: str,
-           contrasts: dict, counts_format: str = "auto", **count_options) -> ad.AnnData:
+           contrasts: dict, counts_format: str = "auto", predict: dict | None = None,
+           **count_options) -> ad.AnnData:
     """Read and check every input; return the cohort or raise InputError.
 
+    predict: the config's predict section (group sizes its cross-validation needs);
     count_options: strandedness, counts_layer, tx2gene (see load_counts).
     """
     sheet = read_sample_sheet(samples_path)
     check_design(sheet, design, contrasts, samples_path)
-    check_group_sizes(sheet, contrasts, where=str(samples_path))
     annotation = load_annotation(annotation_path)
     data = load_counts(counts_path, sheet, samples_path, counts_format, **count_options)
     counts_source = counts_path or f"counts_file of {samples_path}"
@@ -117,6 +118,8 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     counts = check_counts(data.counts, str(counts_source), estimated=data.estimated)
     counts = match_samples(counts, sheet, str(counts_source), str(samples_path))
     check_libraries(counts, str(counts_source))
+    # after the data checks: a defect in the files is worth knowing before the cohort's size
+    check_group_sizes(sheet, contrasts, where=str(samples_path), predict=predict)
     var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)
@@ -142,6 +145,7 @@ def main(smk) -> None:
         smk.params.design,
         dict(smk.params.contrasts),
         smk.params.counts_format,
+        predict=dict(smk.params.predict),
         strandedness=smk.params.strandedness,
         counts_layer=smk.params.counts_layer or "",
         tx2gene=smk.params.tx2gene or "",

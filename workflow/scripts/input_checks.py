@@ -5,6 +5,7 @@ Each failure raises InputError with one message naming the file, the place
 """
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -226,14 +227,33 @@ def _dependent_columns(values: np.ndarray) -> list[int]:
     return sorted(involved)
 
 
-def check_group_sizes(sheet: pd.DataFrame, contrasts: dict, where: str, minimum: int = 2) -> None:
-    """Each level compared by a contrast needs at least `minimum` samples."""
+def check_group_sizes(sheet: pd.DataFrame, contrasts: dict, where: str, predict: dict | None = None) -> None:
+    """Each level compared by a contrast needs 2 samples for the DE model, and enough for the
+    TRD prediction's nested cross-validation when it runs (``predict``: the config's section)."""
+    needed = samples_for_prediction(predict) if predict and predict.get("enabled", True) else 2
     for name, contrast in contrasts.items():
         sizes = sheet[contrast["variable"]].astype(str).value_counts()
         for level in (contrast["test"], contrast["reference"]):
             n = int(sizes.get(level, 0))
-            if n < minimum:
-                raise InputError(
-                    f"{where}: contrast '{name}' has {n} sample(s) with {contrast['variable']} = "
-                    f"'{level}'; at least {minimum} are needed."
-                )
+            if n >= needed:
+                continue
+            problem = (f"{where}: contrast '{name}' has {n} sample(s) with {contrast['variable']} = "
+                       f"'{level}'; at least")
+            if n < 2:
+                raise InputError(f"{problem} 2 are needed.")
+            raise InputError(
+                f"{problem} {needed} are needed for the TRD prediction's nested cross-validation "
+                f"(config predict.outer_folds {predict['outer_folds']}, predict.inner_folds "
+                f"{predict['inner_folds']}): lower those, or set predict.enabled to false to skip "
+                "the prediction.")
+
+
+def samples_for_prediction(predict: dict) -> int:
+    """Fewest samples of a level for stratified nested cross-validation: every outer test fold
+    holds one of them, and every outer training fold keeps n - ceil(n / outer) of them, which
+    the inner folds must be able to split again."""
+    outer, inner = int(predict["outer_folds"]), int(predict["inner_folds"])
+    n = max(2, outer)
+    while n - math.ceil(n / outer) < inner:
+        n += 1
+    return n

@@ -506,7 +506,8 @@ def main(smk) -> None:
         "contrasts": "; ".join(s["description"] for s in sections),
         "provenance": [p for p in provenance if p],
         "enrichment": enrichment_methods(config["enrichment"], versions),
-        "prediction": prediction_methods(config["predict"], config["seed"], versions),
+        "prediction": (prediction_methods(config["predict"], config["seed"], versions)
+                       if config["predict"]["enabled"] else ""),
     }
     context = {
         "title": "TRD blood-transcriptome differential expression",
