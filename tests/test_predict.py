@@ -89,3 +89,13 @@ def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(work
     page = (workflow_copy / "results/report/report.html").read_text(encoding="utf-8")
     assert "Not run: the config sets <code>predict.enabled</code> to false." in page
     assert "nested cross-validation" not in page.split('id="methods-text"')[1]
+
+
+def test_new_prediction_settings_redo_only_the_prediction_and_the_report(toy_run, tmp_path):
+    """Ingest and filter check the group sizes against predict's folds, but read them from the
+    config rather than params, so that a change of them does not redo the DE and enrichment."""
+    settings = tmp_path / "more_folds.yaml"
+    settings.write_text("predict:\n  outer_folds: 4\n  inner_folds: 3\n  c_grid: [0.1, 1.0]\n")
+    dry_run = run_snakemake(toy_run, "--dry-run", "--configfile", str(settings))
+    table = dry_run.stdout.split("Job stats:")[1].strip().split("\n\n")[0].splitlines()[2:]
+    assert {line.split()[0] for line in table} == {"predict", "report", "all", "total"}

@@ -9,7 +9,6 @@ rule ingest:
         counts=config["counts"],
         design=config["design"],
         contrasts=config["contrasts"],
-        predict=config["predict"],
         counts_format=config["counts_format"],
         strandedness=config["strandedness"],
         counts_layer=config["counts_layer"],

@@ -54,7 +54,6 @@ rule filter:
     params:
         filter=config["filter"],
         contrasts=config["contrasts"],
-        predict=config["predict"],
         design=config["design"],
     threads: 1
     resources:

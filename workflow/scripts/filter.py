@@ -73,7 +73,9 @@ def main(smk) -> None:
     adata = ad.read_h5ad(smk.input.h5ad)
     metrics = pd.read_csv(smk.input.metrics, sep="\t", index_col="sample_id", dtype={"sample_id": str})
     filtered, summary = filter_cohort(adata, metrics, dict(smk.params.filter), dict(smk.params.contrasts),
-                                      smk.params.design, smk.input.metrics, dict(smk.params.predict))
+                                      smk.params.design, smk.input.metrics,
+                                      # a check only: from the config, so that it redoes nothing
+                                      dict(smk.config["predict"]))
     log.info("filter summary:\n%s", summary.to_string(index=False))
     with atomic_output(smk.output.h5ad) as tmp:
         filtered.write_h5ad(tmp)

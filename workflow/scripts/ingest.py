@@ -145,7 +145,8 @@ def main(smk) -> None:
         smk.params.design,
         dict(smk.params.contrasts),
         smk.params.counts_format,
-        predict=dict(smk.params.predict),
+        # read from the config, not params: a check only, so a new fold count must not redo ingest
+        predict=dict(smk.config["predict"]),
         strandedness=smk.params.strandedness,
         counts_layer=smk.params.counts_layer or "",
         tx2gene=smk.params.tx2gene or "",
