@@ -45,7 +45,7 @@ def result_tables(workdir: Path) -> dict[str, bytes]:
 
 def without_prediction(workdir: Path) -> tuple[str, str]:
     """Snakemake arguments that turn the TRD prediction off, for cohorts too small for its folds
-    (a YAML file, because Snakemake reads the nested values of --config as strings)."""
+    (a config file, so that it adds to the test's own --config rather than replacing it)."""
     path = workdir / "config" / "no_prediction.yaml"
     path.write_text("predict:\n  enabled: false\n")
     return "--configfile", str(path.relative_to(workdir))

@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import copy_workflow, run_snakemake
+import yaml
+
+from config_check import config_problems, read_command_line_text
+from conftest import ROOT, copy_workflow, run_snakemake
 from count_readers import read_counts, read_per_sample_counts, read_sample_sheet
 from filter import filter_cohort
 from gene_ids import load_annotation
@@ -258,3 +261,24 @@ def test_config_errors_name_the_key_and_the_choices(small_workflow, setting, exp
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
     assert not (small_workflow / "results").exists()
+
+
+def test_numbers_and_booleans_nested_in_the_command_line_config_are_read():
+    """Snakemake gives `--config deseq2={alpha: 0.1}` as {'deseq2': {'alpha': '0.1'}}."""
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config.update({"deseq2": {"alpha": "0.1"}, "seed": "7",
+                   "predict": {"enabled": "false", "outer_folds": "3", "c_grid": ["0.5", "1"]},
+                   "enrichment": {"permutations": "many"}})
+    read_command_line_text(config, schema)
+    assert config["deseq2"] == {"alpha": 0.1}
+    assert config["predict"] == {"enabled": False, "outer_folds": 3, "c_grid": [0.5, 1]}
+    assert config["seed"] == 7
+    assert config_problems(config, schema) == [
+        "config key 'enrichment.permutations' is 'many' (str); expected integer."]
+
+
+def test_command_line_config_can_switch_the_prediction_off(small_workflow):
+    result = run_snakemake(small_workflow, "--dry-run", *SMALL, "predict={enabled: false, outer_folds: 3}")
+    jobs = result.stdout.split("Job stats:")[1].strip().split("\n\n")[0]
+    assert "predict" not in jobs and "deseq2" in jobs

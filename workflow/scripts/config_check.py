@@ -2,7 +2,8 @@
 
 Snakemake's own schema validation prints the whole schema; this names the key, the value
 and the valid choices (keys of that section, or the allowed values), then Snakemake's
-`validate` fills in the defaults.
+`validate` fills in the defaults. Numbers and booleans nested in --config arrive as text
+and are read as YAML first.
 """
 
 import jsonschema
@@ -32,10 +33,31 @@ def config_problems(config: dict, schema: dict) -> list[str]:
     return [line for error in errors for line in _describe(error)]
 
 
+def read_command_line_text(config: dict, schema: dict) -> None:
+    """Snakemake reads the values nested in --config (`deseq2={alpha: 0.1}`) as text: turn the
+    text the schema wants as a number or a boolean into one, as the YAML config file gives it."""
+    validator = jsonschema.Draft202012Validator(schema)
+    for error in validator.iter_errors(config):
+        if error.validator != "type" or not isinstance(error.instance, str) or not error.absolute_path:
+            continue
+        try:
+            value = yaml.safe_load(error.instance)
+        except yaml.YAMLError:
+            continue
+        expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        if any(validator.is_type(value, kind) for kind in expected):
+            *parents, last = error.absolute_path
+            container = config
+            for part in parents:
+                container = container[part]
+            container[last] = value
+
+
 def check_config(config: dict, schema_path: str) -> None:
     """Raise ValueError listing every problem of the config (Snakemake shows the message)."""
     with open(schema_path, encoding="utf-8") as handle:
         schema = yaml.safe_load(handle)
+    read_command_line_text(config, schema)
     problems = config_problems(config, schema)
     if problems:
         raise ValueError("invalid configuration:\n  " + "\n  ".join(problems))
