@@ -111,10 +111,9 @@ def cpu_seconds() -> float:
     import psutil
 
     me = psutil.Process()
-    alive = sum(child.cpu_times().user + child.cpu_times().system
-                for child in me.children(recursive=True))
+    user_and_system = [sum(p.cpu_times()[:2]) for p in (me, *me.children(recursive=True))]
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.cpu_times().user + me.cpu_times().system + alive + ended.ru_utime + ended.ru_stime
+    return sum(user_and_system) + ended.ru_utime + ended.ru_stime
 
 
 def run_child(backend: str, n_samples: int, args, workdir: Path) -> tuple[dict, pd.DataFrame]:

@@ -230,7 +230,7 @@ def _dependent_columns(values: np.ndarray) -> list[int]:
 def check_group_sizes(sheet: pd.DataFrame, contrasts: dict, where: str, predict: dict | None = None) -> None:
     """Each level compared by a contrast needs 2 samples for the DE model, and enough for the
     TRD prediction's nested cross-validation when it runs (``predict``: the config's section)."""
-    needed = samples_for_prediction(predict) if predict and predict.get("enabled", True) else 2
+    needed = samples_for_prediction(predict) if predict and predict["enabled"] else 2
     for name, contrast in contrasts.items():
         sizes = sheet[contrast["variable"]].astype(str).value_counts()
         for level in (contrast["test"], contrast["reference"]):

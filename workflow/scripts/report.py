@@ -374,7 +374,7 @@ def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
 def methods_paragraph(run: dict) -> str:
     """A paragraph for a paper's methods, with every parameter and version that shaped the result."""
     f, d, v = run["filter"], run["deseq2"], run["versions"]
-    nsub = d.get("vst_nsub", 1000)
+    nsub = d["vst_nsub"]
     text = [
         f"Raw gene-level counts of {run['n_samples_in']} samples were analysed with the TRD "
         f"differential-expression workflow (version {run['pipeline_version']}) in Python "
@@ -506,8 +506,7 @@ def main(smk) -> None:
         "contrasts": "; ".join(s["description"] for s in sections),
         "provenance": [p for p in provenance if p],
         "enrichment": enrichment_methods(config["enrichment"], versions),
-        "prediction": (prediction_methods(config["predict"], config["seed"], versions)
-                       if config["predict"]["enabled"] else ""),
+        "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
     }
     context = {
         "title": "TRD blood-transcriptome differential expression",
