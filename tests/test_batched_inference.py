@@ -207,6 +207,43 @@ def test_dispersion_derivatives_match_finite_differences(small_problem):
     np.testing.assert_allclose(hess, (grad_up - grad_down) / (2 * h), rtol=1e-5)
 
 
+def test_dispersion_loss_changes_as_pydeseq2_objective(small_problem):
+    """The loss drops terms that do not depend on alpha; its changes are those of
+    fit_alpha_mle's objective: nb_nll + 0.5 log det(X^T W X) + the log-normal prior."""
+    p = small_problem
+    prior_var = 0.5
+    problem = bi.DispersionProblem(p["counts"], p["X"], p["mu"], np.log(p["mom"]), prior_var, True)
+
+    def objective(g, log_alpha):
+        alpha = np.exp(log_alpha)
+        weights = p["mu"][:, g] / (1 + p["mu"][:, g] * alpha)
+        return (utils.nb_nll(p["counts"][:, g], p["mu"][:, g], alpha)
+                + 0.5 * np.linalg.slogdet((p["X"].T * weights) @ p["X"])[1]
+                + (log_alpha - np.log(p["mom"][g])) ** 2 / (2 * prior_var))
+
+    genes = np.arange(len(p["mom"]))
+    low, high = np.log(p["disp"]) - 0.7, np.log(p["disp"]) + 0.4
+    expected = [objective(g, high[g]) - objective(g, low[g]) for g in genes]
+    np.testing.assert_allclose(problem.loss(genes, high) - problem.loss(genes, low), expected,
+                               rtol=1e-9)
+
+
+@pytest.mark.parametrize("prior_reg", [False, True])
+def test_dispersion_fit_ends_at_a_stationary_point(small_problem, prior_reg):
+    """The Newton fit stops on a small step; what is left of the distance to the optimum,
+    |gradient / second derivative| at the result, must be far below the 1e-4 concordance."""
+    p = small_problem
+    prior_var = 0.5 if prior_reg else None
+    alpha, _ = bi.BatchedInference(n_cpus=1).alpha_mle(
+        p["counts"], p["X"], p["mu"], p["mom"], 1e-8, MAX_DISP, prior_disp_var=prior_var,
+        prior_reg=prior_reg)
+    problem = bi.DispersionProblem(p["counts"], p["X"], p["mu"], np.log(p["mom"]), prior_var,
+                                   True)
+    grad, hess = problem.derivatives(np.arange(len(alpha)), np.log(alpha))
+    assert (hess > 0).all()
+    assert np.abs(grad / hess).max() < 1e-7
+
+
 @pytest.mark.parametrize("alt", [None, "greater", "less", "greaterAbs", "lessAbs"])
 def test_wald_test_matches_per_gene(small_problem, alt):
     p = small_problem

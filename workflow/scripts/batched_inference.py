@@ -40,8 +40,11 @@ SAMPLE_ARRAYS_PER_GENE = 12
 MATRIX_ARRAYS_PER_GENE = 8
 # IRLS ridge, as in pydeseq2.utils.irls_solver.
 IRLS_RIDGE = 1e-6
-# Newton on log(dispersion): stop when the step is below this (relative change of alpha).
+# Newton on log(dispersion): stop when the step is below this (relative change of alpha),
+# or below NEWTON_FINAL_STEP for a full Newton step, which converges quadratically: the
+# error after a step s is of order s^2, ~1e-8, below what L-BFGS-B's pgtol resolves.
 DISP_STEP_TOL = 1e-7
+NEWTON_FINAL_STEP = 1e-4
 DISP_MAX_STEP = 5.0
 # scipy's L-BFGS-B: default projected-gradient tolerance, line-search decrease constant.
 LBFGSB_PGTOL = 1e-5
@@ -305,6 +308,18 @@ def nb_nll_mu_part(counts: np.ndarray, mu: np.ndarray, disp: np.ndarray) -> np.n
     return ((counts + inv_disp) * np.log(inv_disp + mu) - counts * np.log(mu)).sum(axis=0)
 
 
+def nb_nll_disp_part(counts: np.ndarray, mu: np.ndarray, disp: np.ndarray) -> np.ndarray:
+    """The dispersion-dependent part of pydeseq2.utils.nb_nll, per gene.
+
+    nb_nll without sum(gammaln(y + 1) - y log(mu)): one gammaln and one log per count
+    instead of two of each, for fits that change the dispersion only.
+    """
+    inv_disp = 1.0 / disp
+    per_gene = counts.shape[0] * (inv_disp * np.log(disp) + gammaln(inv_disp))
+    return per_gene + ((counts + inv_disp) * np.log(inv_disp + mu)
+                       - gammaln(counts + inv_disp)).sum(axis=0)
+
+
 # -- IRLS ----------------------------------------------------------------------
 
 def initial_beta(counts: np.ndarray, size_factors: np.ndarray,
@@ -442,10 +457,10 @@ class DispersionProblem:
         self.outer = outer_rows(design_matrix)
 
     def loss(self, genes: np.ndarray, log_alpha: np.ndarray) -> np.ndarray:
-        """The loss of some genes at their log(alpha)."""
+        """The loss of some genes at their log(alpha), up to terms that do not depend on it."""
         alpha = np.exp(log_alpha)
         counts, mu = self.counts[:, genes], self.mu[:, genes]
-        value = nb_nll_constant(counts, alpha) + nb_nll_mu_part(counts, mu, alpha)
+        value = nb_nll_disp_part(counts, mu, alpha)
         if self.cr_reg:
             weights = mu / (1.0 + mu * alpha)
             value += 0.5 * np.linalg.slogdet(weighted_gram(self.outer, weights))[1]
@@ -558,7 +573,9 @@ def fit_log_dispersion_block(problem: DispersionProblem, lower_bound: float,
         leaves_bracket = ((new <= lo) & (lo > lower_bound)) | ((new >= hi) & (hi < upper_bound))
         new = np.where(leaves_bracket, 0.5 * (x + np.where(step > 0, hi, lo)), new)
 
-        done = at_bound | (np.abs(new - x) < DISP_STEP_TOL)
+        full_newton = (hess > 0) & ~leaves_bracket & (new == x + newton)
+        tolerance = np.where(full_newton, NEWTON_FINAL_STEP, DISP_STEP_TOL)
+        done = at_bound | (np.abs(new - x) < tolerance)
         log_alpha[active] = np.where(at_bound, x, new)
         converged[active[done]] = True
         active = active[~done]
