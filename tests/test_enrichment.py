@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import polygamma
 from scipy.stats import hypergeom
 
 import enrichment as enr
@@ -87,6 +88,15 @@ def test_gsea_finds_planted_sets_with_the_right_sign(monkeypatch):
     for term in ("UP", "DOWN", "NULL0"):
         scores = running_score(tested["stat"], sets[term])
         assert res.loc[term, "ES"] == pytest.approx(scores[np.argmax(np.abs(scores))], abs=1e-9)
+    # log2err follows fgsea's formulas: the multilevel sampler's for UP and DOWN (p < 1e-6),
+    # and for every set either that or the simple estimator's, sqrt(trigamma(k + 1) -
+    # trigamma(1001)) / ln 2 for the k of the 1000 random sets as extreme as the set
+    single_level = polygamma(1, (enr.FGSEA_SAMPLE_SIZE + 1) // 2) - polygamma(1, enr.FGSEA_SAMPLE_SIZE + 1)
+    multilevel = np.sqrt(np.floor(1 - np.log2(res["pvalue"])) * single_level) / np.log(2)
+    simple = np.sqrt(polygamma(1, np.arange(1, 1002)) - polygamma(1, 1001)) / np.log(2)
+    assert res.loc[["UP", "DOWN"], "log2err"].to_numpy() == pytest.approx(multilevel[["UP", "DOWN"]])
+    for term, error in res["log2err"].items():
+        assert np.isclose(error, multilevel[term]) or np.isclose(simple, error).any(), term
     # same seed, same table, however the chunks are spread over threads
     again = run_gsea(tested["stat"], sets, permutations=1000, seed=1, threads=2).set_index("term")
     pd.testing.assert_frame_equal(res, again)

@@ -32,7 +32,8 @@ from pipeline_common import InputError, atomic_directory, format_list, save_figu
 log = logging.getLogger("trd")
 
 DE_COLUMNS = ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "stat", "pvalue", "padj"]
-GSEA_COLUMNS = ["collection", "term", "name", "size", "ES", "NES", "pvalue", "padj", "leading_edge"]
+GSEA_COLUMNS = ["collection", "term", "name", "size", "ES", "NES", "pvalue", "log2err", "padj",
+                "leading_edge"]
 ORA_COLUMNS = ["collection", "direction", "term", "name", "size", "overlap", "universe", "n_de",
                "pvalue", "padj", "odds_ratio", "overlap_genes"]
 
@@ -89,12 +90,17 @@ def leading_edge(values: np.ndarray, hits: np.ndarray, es: float) -> np.ndarray:
     return hits[int(np.argmin(before_hit)):]
 
 
+FGSEA_SAMPLE_SIZE = 101  # fgsea's default sampleSize: random sets per multilevel level
 GSEA_CHUNK = 250  # gene sets per call of the fgsea core: bounds memory (it keeps a running score per set)
 
 
 def run_gsea(ranking: pd.Series, sets: dict[str, list[str]], permutations: int, seed: int,
              threads: int) -> pd.DataFrame:
-    """Columns term, ES, NES, pvalue, leading_edge.
+    """Columns term, ES, NES, pvalue, log2err, leading_edge.
+
+    log2err is fgsea's standard error of log2(pvalue), so that a reader can tell a p-value
+    resolved by the `permutations` random sets from one extrapolated by the multilevel
+    sampler (FGSEA_SAMPLE_SIZE samples per level); NaN where fgsea gives no bound.
 
     gseapy's fgsea-multilevel core (gseapy.gse.fgsea_rs, what gseapy.prerank(method='multilevel')
     runs) is called directly, GSEA_CHUNK sets at a time: prerank itself converts every set's
@@ -117,20 +123,20 @@ def run_gsea(ranking: pd.Series, sets: dict[str, list[str]], permutations: int, 
     def run_chunk(chunk_terms: list[str]) -> list[tuple]:
         chunk = {t: sets[t] for t in chunk_terms}
         sizes = [len(g) for g in chunk.values()]
-        result = fgsea_rs(genes, value_list, chunk, 1.0, min(sizes), max(sizes), 101,
-                          permutations, 1e-50, 1, seed)
+        result = fgsea_rs(genes, value_list, chunk, 1.0, min(sizes), max(sizes),
+                          FGSEA_SAMPLE_SIZE, permutations, 1e-50, 1, seed)
         rows = []
         for summary in result.summaries:
             hits = np.sort(np.asarray(summary.hits, dtype=int))
             edge = leading_edge(values, hits, summary.es)
-            rows.append((summary.term, summary.es, summary.nes, summary.pval,
+            rows.append((summary.term, summary.es, summary.nes, summary.pval, summary.log2err,
                          ";".join(genes[i] for i in edge)))
         return rows
 
     chunks = [terms[start:start + GSEA_CHUNK] for start in range(0, len(terms), GSEA_CHUNK)]
     with ThreadPoolExecutor(max_workers=max(int(threads), 1)) as pool:
         rows = [row for chunk_rows in pool.map(run_chunk, chunks) for row in chunk_rows]
-    return pd.DataFrame(rows, columns=["term", "ES", "NES", "pvalue", "leading_edge"])
+    return pd.DataFrame(rows, columns=["term", "ES", "NES", "pvalue", "log2err", "leading_edge"])
 
 
 def gsea_collection(ranking: pd.Series, collection: Collection, permutations: int, seed: int,
