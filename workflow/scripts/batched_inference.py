@@ -23,6 +23,7 @@ that PyDESeq2 asks for as samples x genes (means, hat diagonals) are full size
 as in the default backend.
 """
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
@@ -92,19 +93,30 @@ class BatchedInference(Inference):
         return max(1, int(self.block_mib * 2**20 // bytes_per_gene))
 
     def _map_blocks(self, fit_block: Callable[[slice], tuple], n_genes: int,
-                    n_samples: int, n_vars: int) -> list[tuple]:
-        """Apply ``fit_block`` to consecutive gene slices in a pool of threads.
+                    n_samples: int, n_vars: int, gene_axes: tuple[int, ...]) -> tuple:
+        """Apply ``fit_block`` to consecutive gene slices in a pool of threads and
+        join its outputs; ``gene_axes[k]`` is the gene axis of output k.
 
         NumPy, BLAS and the numba kernel release the GIL, so threads run in
         parallel; BLAS is limited to one thread each to avoid oversubscription.
+        Each worker copies its block's outputs into place: joining them after
+        the pool was a serial copy, 15-25% of an IRLS call on 2 threads.
         """
         size = self.block_size(n_samples, n_vars)
         blocks = [slice(start, min(start + size, n_genes)) for start in range(0, n_genes, size)]
+        outputs = BlockOutputs(n_genes, gene_axes)
+
+        def fit_and_store(block: slice) -> None:
+            outputs.store(block, fit_block(block))
+
         with threadpool_limits(limits=1, user_api="blas"):
             if self.n_cpus == 1 or len(blocks) == 1:
-                return [fit_block(block) for block in blocks]
-            with ThreadPoolExecutor(max_workers=self.n_cpus) as pool:
-                return list(pool.map(fit_block, blocks))
+                for block in blocks:
+                    fit_and_store(block)
+            else:
+                with ThreadPoolExecutor(max_workers=self.n_cpus) as pool:
+                    list(pool.map(fit_and_store, blocks))
+        return outputs.arrays
 
     # -- the Inference interface ------------------------------------------
 
@@ -119,8 +131,7 @@ class BatchedInference(Inference):
             coefs = pseudo_inverse @ (counts[:, genes] / size_factors[:, None])
             return (np.maximum(size_factors[:, None] * (design_matrix @ coefs), min_mu),)
 
-        blocks = self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape)
-        return _join(blocks, axes=(1,))[0]
+        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape, gene_axes=(1,))[0]
 
     def fit_rough_dispersions(  # noqa: D102
         self, normed_counts: np.ndarray, design_matrix: np.ndarray
@@ -129,8 +140,8 @@ class BatchedInference(Inference):
         def fit_block(genes: slice) -> tuple:
             return (utils.fit_rough_dispersions(normed_counts[:, genes], design_matrix),)
 
-        blocks = self._map_blocks(fit_block, normed_counts.shape[1], *design_matrix.shape)
-        return _join(blocks, axes=(0,))[0]
+        return self._map_blocks(fit_block, normed_counts.shape[1], *design_matrix.shape,
+                                gene_axes=(0,))[0]
 
     def fit_moments_dispersions(  # noqa: D102
         self, normed_counts: np.ndarray, size_factors: np.ndarray
@@ -140,8 +151,8 @@ class BatchedInference(Inference):
         def fit_block(genes: slice) -> tuple:
             return (utils.fit_moments_dispersions(normed_counts[:, genes], size_factors),)
 
-        blocks = self._map_blocks(fit_block, normed_counts.shape[1], normed_counts.shape[0], 1)
-        return _join(blocks, axes=(0,))[0]
+        return self._map_blocks(fit_block, normed_counts.shape[1], normed_counts.shape[0], 1,
+                                gene_axes=(0,))[0]
 
     def irls(  # noqa: D102
         self,
@@ -170,8 +181,8 @@ class BatchedInference(Inference):
                               min_mu, beta_tol, max_beta, maxiter,
                               per_gene=lambda g: per_gene(genes.start + g))
 
-        blocks = self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape)
-        return _join(blocks, axes=(0, 1, 1, 0))
+        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
+                                gene_axes=(0, 1, 1, 0))
 
     def alpha_mle(  # noqa: D102
         self,
@@ -208,8 +219,8 @@ class BatchedInference(Inference):
                 problem, np.log(min_disp), np.log(max_disp),
                 per_gene=lambda g: per_gene(genes.start + g))
 
-        blocks = self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape)
-        return _join(blocks, axes=(0, 0))
+        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
+                                gene_axes=(0, 0))
 
     def wald_test(  # noqa: D102
         self,
@@ -230,8 +241,8 @@ class BatchedInference(Inference):
             return wald_test_block(design_matrix, disp[genes], lfc[genes], mu[:, genes],
                                    ridge_factor, contrast, lfc_null, alt_hypothesis)
 
-        blocks = self._map_blocks(fit_block, mu.shape[1], *design_matrix.shape)
-        return _join(blocks, axes=(0, 0, 0))
+        return self._map_blocks(fit_block, mu.shape[1], *design_matrix.shape,
+                                gene_axes=(0, 0, 0))
 
     def lfc_shrink_nbinom_glm(  # noqa: D102
         self,
@@ -260,16 +271,30 @@ class BatchedInference(Inference):
             return shrink_block(design_matrix, counts[:, genes], size[genes], offset, prior,
                                 per_gene=lambda g: per_gene(genes.start + g))
 
-        blocks = self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape)
-        return _join(blocks, axes=(0, 0, 0))
+        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
+                                gene_axes=(0, 0, 0))
 
 
 # -- shared helpers ------------------------------------------------------------
 
-def _join(blocks: list[tuple], axes: tuple[int, ...]) -> tuple:
-    """Concatenate per-block outputs; ``axes[k]`` is the gene axis of output k."""
-    return tuple(np.concatenate([block[k] for block in blocks], axis=axis)
-                 for k, axis in enumerate(axes))
+class BlockOutputs:
+    """Whole-cohort outputs that blocks of genes are written into, allocated when the
+    first block arrives (its arrays give each output's shape and dtype)."""
+
+    def __init__(self, n_genes: int, gene_axes: tuple[int, ...]):
+        self.n_genes, self.gene_axes = n_genes, gene_axes
+        self.arrays: tuple | None = None
+        self._allocating = threading.Lock()
+
+    def store(self, genes: slice, parts: tuple) -> None:
+        with self._allocating:
+            if self.arrays is None:
+                self.arrays = tuple(
+                    np.empty(part.shape[:axis] + (self.n_genes,) + part.shape[axis + 1:],
+                             dtype=part.dtype)
+                    for part, axis in zip(parts, self.gene_axes, strict=True))
+        for array, part, axis in zip(self.arrays, parts, self.gene_axes, strict=True):
+            array[(slice(None),) * axis + (genes,)] = part
 
 
 def _per_gene_block(per_gene: Callable[[int], tuple], genes: slice) -> tuple:
