@@ -167,7 +167,6 @@ class BatchedInference(Inference):
         optimizer: Literal["BFGS", "L-BFGS-B"] = "L-BFGS-B",
         maxiter: int = 250,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        counts = np.asarray(counts, dtype=float)
         disp = np.asarray(disp, dtype=float)
 
         def per_gene(gene: int) -> tuple:
@@ -177,8 +176,8 @@ class BatchedInference(Inference):
                 optimizer=optimizer, maxiter=maxiter)
 
         def fit_block(genes: slice) -> tuple:
-            return irls_block(counts[:, genes], size_factors, design_matrix, disp[genes],
-                              min_mu, beta_tol, max_beta, maxiter,
+            return irls_block(float_columns(counts, genes), size_factors, design_matrix,
+                              disp[genes], min_mu, beta_tol, max_beta, maxiter,
                               per_gene=lambda g: per_gene(genes.start + g))
 
         return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
@@ -199,7 +198,6 @@ class BatchedInference(Inference):
     ) -> tuple[np.ndarray, np.ndarray]:
         if prior_reg and prior_disp_var is None:
             raise ValueError("Sigma_prior is required for prior regularization")
-        counts = np.asarray(counts, dtype=float)
         alpha_hat = np.asarray(alpha_hat, dtype=float)
 
         def per_gene(gene: int) -> tuple:
@@ -213,7 +211,7 @@ class BatchedInference(Inference):
                 # The batched Newton reproduces the bounded optimum only.
                 return _per_gene_block(per_gene, genes)
             problem = DispersionProblem(
-                counts[:, genes], design_matrix, mu[:, genes], np.log(alpha_hat[genes]),
+                float_columns(counts, genes), design_matrix, mu[:, genes], np.log(alpha_hat[genes]),
                 prior_disp_var if prior_reg else None, cr_reg)
             return fit_log_dispersion_block(
                 problem, np.log(min_disp), np.log(max_disp),
@@ -255,7 +253,6 @@ class BatchedInference(Inference):
         optimizer: str,
         shrink_index: int,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        counts = np.asarray(counts, dtype=float)
         size = np.asarray(size, dtype=float)
         offset = np.asarray(offset, dtype=float)
 
@@ -268,14 +265,20 @@ class BatchedInference(Inference):
                             design_matrix.shape[1])
 
         def fit_block(genes: slice) -> tuple:
-            return shrink_block(design_matrix, counts[:, genes], size[genes], offset, prior,
-                                per_gene=lambda g: per_gene(genes.start + g))
+            return shrink_block(design_matrix, float_columns(counts, genes), size[genes], offset,
+                                prior, per_gene=lambda g: per_gene(genes.start + g))
 
         return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
                                 gene_axes=(0, 0, 0))
 
 
 # -- shared helpers ------------------------------------------------------------
+
+def float_columns(counts: np.ndarray, genes: slice) -> np.ndarray:
+    """A block of the counts as float64, converted in the worker (PyDESeq2 passes integer
+    counts; converting the whole matrix up front was a serial pass over fresh memory)."""
+    return np.asarray(counts[:, genes], dtype=float)
+
 
 class BlockOutputs:
     """Whole-cohort outputs that blocks of genes are written into, allocated when the
