@@ -292,3 +292,10 @@ def test_results_do_not_depend_on_blocks_or_threads(small_problem):
                         strict=True):
             # block sizes change BLAS summation order only
             np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_no_genes_is_an_error_not_an_empty_fit(small_problem):
+    p = small_problem
+    with pytest.raises(ValueError, match="BatchedInference: no genes to fit"):
+        bi.BatchedInference(n_cpus=1).irls(p["counts"][:, :0], p["sf"], p["X"], p["disp"][:0],
+                                           min_mu=0.5, beta_tol=1e-8)
