@@ -198,12 +198,15 @@ def test_top_terms_per_collection():
     gsea = pd.DataFrame({
         "collection": ["go", "go", "curated"], "term": ["GO:1", "GO:2", "SET"],
         "name": ["a", "b", "c"], "size": [10, 20, 30], "ES": [0.5, -0.4, 0.7], "NES": [1.5, -1.2, 2.0],
-        "pvalue": [0.2, 0.01, 0.001], "padj": [0.3, 0.02, 0.003],
+        "pvalue": [0.2, 0.01, 0.001], "log2err": [0.1, 0.3, 0.35], "padj": [0.3, 0.02, 0.003],
         "leading_edge": ["A;B", "C", ";".join(f"G{i}" for i in range(20))],
     })
     terms = report.top_terms(gsea, 5)
     assert list(terms) == ["curated", "go"]
     assert terms["go"]["term"].tolist() == ["GO:2", "GO:1"]
+    assert terms["go"].columns.tolist() == ["term", "name", "size", "NES", "pvalue", "log2err", "padj",
+                                            "leading_edge"]
+    assert terms["go"]["log2err"].tolist() == [0.3, 0.1]
     assert terms["curated"]["leading_edge"].iloc[0].endswith("G11, ... (and 8 more)")
 
 
@@ -481,7 +484,8 @@ def test_enrichment_section(tmp_path):
     gsea = pd.DataFrame({
         "collection": ["GO_BP", "GO_BP", "curated_TRD"], "term": ["GO:1", "GO:2", "TRD_NK_CYTOTOXIC"],
         "name": ["a", "b", "NK"], "size": [10, 20, 29], "ES": [0.5, -0.4, -0.7], "NES": [1.5, -1.2, -2.1],
-        "pvalue": [0.2, 0.01, 1e-5], "padj": [0.3, 0.02, 8e-5], "leading_edge": ["A;B", "C", "GZMB;PRF1"],
+        "pvalue": [0.2, 0.01, 1e-5], "log2err": [0.1, 0.3, 0.5], "padj": [0.3, 0.02, 8e-5],
+        "leading_edge": ["A;B", "C", "GZMB;PRF1"],
     })
     gsea.to_csv(tmp_path / "gsea.tsv", sep="\t", index=False)
     ora = pd.DataFrame({
@@ -502,7 +506,8 @@ def test_enrichment_section(tmp_path):
     dotplots, go, curated, ora_down, ora_up = section["collections"]  # collections sorted by name
     assert [f["caption"] for f in dotplots["figures"]] == ["GSEA of ~ group.", "ora_dotplot"]
     assert curated["title"] == "GSEA, curated_TRD: top 1 terms"
-    assert curated["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "-2.1", "1e-05", "8e-05", "GZMB, PRF1"]]
+    assert curated["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "-2.1", "1e-05", "0.5", "8e-05",
+                                        "GZMB, PRF1"]]
     assert [row[0] for row in go["table"]["rows"]] == ["GO:2", "GO:1"]
     assert ora_down["title"] == "ORA of down-regulated genes, curated_TRD: top 1 terms"
     assert ora_down["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "6", "9.5", "1e-06", "8e-06",

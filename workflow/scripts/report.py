@@ -291,11 +291,12 @@ def shorten_genes(genes: pd.Series, limit: int = 12) -> pd.Series:
 
 
 def top_terms(gsea: pd.DataFrame, n: int) -> dict[str, pd.DataFrame]:
-    """Per collection, the n terms with the smallest p-values, leading edge shortened for reading."""
+    """Per collection, the n terms with the smallest p-values (with fgsea's log2 error of p, so
+    that a reader can weigh a borderline padj), leading edge shortened for reading."""
     out = {}
     for collection, terms in gsea.groupby("collection", sort=True):
         best = terms.sort_values(["pvalue", "term"], kind="mergesort").head(n)
-        out[collection] = best[["term", "name", "size", "NES", "pvalue", "padj"]].assign(
+        out[collection] = best[["term", "name", "size", "NES", "pvalue", "log2err", "padj"]].assign(
             leading_edge=shorten_genes(best["leading_edge"]).to_numpy())
     return out
 
