@@ -194,13 +194,9 @@ def measure(method: str, ranking_path: Path, out_path: Path, timeout: float) -> 
             "peak_mem_mb": round(peak / 2**20)}
 
 
-def bh(p: np.ndarray) -> np.ndarray:
-    from scipy.stats import false_discovery_control
-
-    return false_discovery_control(np.clip(p, 0, 1), method="bh")
-
-
 def accuracy(null_res: pd.DataFrame, planted_res: pd.DataFrame, planted_terms: list[str]) -> dict:
+    from enrichment import bh  # the pipeline's BH (NaN p-values left out, as R's p.adjust)
+
     p_null = null_res["pvalue"].to_numpy()
     planted_res = planted_res.assign(padj=bh(planted_res["pvalue"].to_numpy()))
     significant = set(planted_res.loc[planted_res["padj"] < 0.05, "term"])
@@ -235,8 +231,7 @@ def agreement(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def seed_stability(ranking: pd.Series, seeds: list[int]) -> pd.DataFrame:
     """Per band of median p over seeds: sets, the SD of log2 p over seeds, the mean log2err;
     prints the calls per seed and the sets called with some seeds only."""
-    from enrichment import bh as bh_with_na
-    from enrichment import run_gsea
+    from enrichment import bh, run_gsea
 
     universe = set(ranking.index)
     sets = {t: [g for g in genes if g in universe] for t, genes in gene_sets().items()}
@@ -244,7 +239,7 @@ def seed_stability(ranking: pd.Series, seeds: list[int]) -> pd.DataFrame:
     runs = {seed: run_gsea(ranking, sets, PERMUTATIONS, seed, CORES).set_index("term")
             for seed in seeds}
     pvalues = pd.DataFrame({seed: run["pvalue"] for seed, run in runs.items()})
-    called = pd.DataFrame({seed: bh_with_na(pvalues[seed].to_numpy()) < 0.05 for seed in seeds},
+    called = pd.DataFrame({seed: bh(pvalues[seed].to_numpy()) < 0.05 for seed in seeds},
                           index=pvalues.index)
     print(json.dumps({"sets_called_per_seed": called.sum().tolist(),
                       "called_with_some_seeds_only": int((called.any(axis=1) & ~called.all(axis=1)).sum())}))

@@ -102,10 +102,10 @@ class BatchedInference(Inference):
         Each worker copies its block's outputs into place: joining them after
         the pool was a serial copy, 15-25% of an IRLS call on 2 threads.
         """
-        size = self.block_size(n_samples, n_vars)
         if n_genes == 0:
             # as DefaultInference, whose per-gene results cannot be unpacked either
             raise ValueError("BatchedInference: no genes to fit")
+        size = self.block_size(n_samples, n_vars)
         blocks = [slice(start, min(start + size, n_genes)) for start in range(0, n_genes, size)]
         outputs = BlockOutputs(n_genes, gene_axes)
 
