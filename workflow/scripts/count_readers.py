@@ -409,7 +409,9 @@ def read_transcript_files(files: dict[str, str], fmt: str, tx2gene_path: str) ->
     for path in files.values():
         require_columns(read_delimited(path, f"{fmt} quantification"), expected, path, f"{fmt} quantification")
     tx2gene = read_tx2gene(tx2gene_path)
-    summed = tximport(list(files.values()), data_type=fmt, transcript_gene_map=tx2gene[["transcript_id", "gene_id"]],
+    # a copy: pytximport strips transcript versions in place in the map it is given
+    transcript_gene_map = tx2gene[["transcript_id", "gene_id"]].copy()
+    summed = tximport(list(files.values()), data_type=fmt, transcript_gene_map=transcript_gene_map,
                       counts_from_abundance="length_scaled_tpm", output_type="anndata")
     counts = pd.DataFrame(np.asarray(summed.X).T, index=pd.Index(summed.var_names, name="gene_id"),
                           columns=list(files))
