@@ -154,6 +154,32 @@ def test_digamma_trigamma_match_scipy():
     np.testing.assert_allclose(got[:, 1], polygamma(1, x), rtol=1e-13)
 
 
+def test_dispersion_sums_match_scipy(monkeypatch):
+    """The NB derivatives in r = 1/alpha, against the same sums with SciPy's di- and
+    trigamma: zero counts, counts whose y + r falls below the series' range and above it,
+    a subset of genes out of order, and genes split over chunks of 3 (9 genes here)."""
+    rng = np.random.default_rng(7)
+    n_samples, n_genes = 5, 12
+    counts = rng.negative_binomial(2, 0.05, size=(n_samples, n_genes)).astype(float)
+    counts[:, 0] = 0
+    counts[:, 1] = [1, 2, 3, 0, 8]
+    mu = rng.uniform(0.5, 80, size=(n_samples, n_genes))
+    genes = np.array([1, 0, 11, 4, 5, 6, 9, 2, 3])
+    r = rng.uniform(0.2, 30, size=genes.size)
+    r[0] = 0.7  # gene 1: every y + r below 10
+    assert ((counts[:, genes] > 0) & (counts[:, genes] + r < bi.SERIES_FROM)).any()
+    assert (counts[:, genes] + r >= bi.SERIES_FROM).any()
+    monkeypatch.setattr(bi, "CHUNK_COUNTS", 3 * n_samples)
+
+    y, m = counts[:, genes], mu[:, genes]
+    resid = (y - m) / (r + m)
+    expected_d1 = (np.log1p(m / r) + resid + digamma(r) - digamma(y + r)).sum(axis=0)
+    expected_d2 = (polygamma(1, r) - polygamma(1, y + r) - (m / r + resid) / (r + m)).sum(axis=0)
+    d1, d2 = bi.nb_dispersion_sums(counts, mu, r, genes)
+    np.testing.assert_allclose(d1, expected_d1, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(d2, expected_d2, rtol=1e-10, atol=1e-12)
+
+
 def test_irls_matches_irls_solver(small_problem):
     p = small_problem
     beta, mu, hat, converged = bi.BatchedInference(n_cpus=1).irls(
