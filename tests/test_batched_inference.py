@@ -305,10 +305,17 @@ def test_lfc_shrink_reaches_pydeseq2_optimum(small_problem):
         assert converged[g]
 
 
+def test_block_size_bounds_memory_with_a_floor_of_genes():
+    inference = bi.BatchedInference(n_cpus=1)  # 16 MiB, at least 200 genes
+    # 300 samples, 6 design columns: 8 bytes x (12 x 300 + 8 x 36) per gene
+    assert inference.block_size(300, 6) == 16 * 2**20 // (8 * (12 * 300 + 8 * 36)) == 539
+    assert inference.block_size(3000, 6) == 200  # 16 MiB would hold 57
+
+
 def test_results_do_not_depend_on_blocks_or_threads(small_problem):
     p = small_problem
     one_block = bi.BatchedInference(n_cpus=1, block_mib=1024)
-    tiny_blocks = bi.BatchedInference(n_cpus=2, block_mib=0.01)
+    tiny_blocks = bi.BatchedInference(n_cpus=2, block_mib=0.01, min_block_genes=1)
     assert tiny_blocks.block_size(*p["X"].shape) == 1
     for name, args in [
         ("alpha_mle", (p["counts"], p["X"], p["mu"], p["mom"], 1e-8, MAX_DISP)),
