@@ -67,9 +67,9 @@ class BatchedInference(Inference):
         Worker threads (blocks processed concurrently); BLAS is held to one
         thread per worker so the total stays at ``n_cpus``. ``None``: all cpus.
     block_mib : float
-        Target working memory per block of genes, in MiB (default 16: two blocks
-        in flight then stay in a 32 MiB L3 cache; at 300 x 20,000 on 2 threads the
-        Inference methods took 10% less time than with 64).
+        Target working memory per block of genes, in MiB (default 16: at 300 x 20,000
+        on 2 threads the Inference methods took 10% less time than with 64, likely
+        because two blocks in flight fit a 32 MiB L3 cache).
     min_block_genes : int
         At least this many genes per block (default 200). At 3,000 samples, 16 MiB
         holds 54 genes, and the per-block Python work of the batched loops made the
