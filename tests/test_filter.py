@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filter import expressed_genes, filter_cohort, min_group_size, samples_to_keep
+from filter import contrast_cohort, expressed_genes, filter_cohort, min_group_size, samples_to_keep
 from pipeline_common import InputError
 
 CONTRASTS = {"c": {"variable": "group", "test": "TRD", "reference": "responder"}}
@@ -45,7 +45,7 @@ def metrics(excluded):
 
 
 def test_min_group_size():
-    assert min_group_size(small_cohort().obs.iloc[:5], CONTRASTS) == 2
+    assert min_group_size(small_cohort().obs.iloc[:5], CONTRASTS["c"]) == 2
 
 
 def test_samples_to_keep_reads_excluded_column_as_text_or_bool():
@@ -60,8 +60,9 @@ def test_filter_cohort_drops_excluded_samples_and_silent_genes():
     assert list(kept.var_names) == ["g0", "g1", "g2", "g3"]
     assert summary.set_index("step")["n"].to_dict() == {
         "samples in": 6, "samples excluded by QC": 1, "samples kept": 5,
-        "genes in": 5, "genes removed (low counts)": 1, "genes kept": 4,
+        "genes in": 5, "genes removed (low counts)": 1, "genes kept": 4, "genes kept for c": 4,
     }
+    assert kept.var["expressed:c"].tolist() == [True] * 4
 
 
 def test_group_too_small_after_exclusion_stops_before_fitting():
@@ -92,4 +93,26 @@ def test_filter_that_keeps_no_gene_stops_before_fitting():
         filter_cohort(small_cohort(), metrics([False] * 6), {"min_total_count": 10**9}, CONTRASTS,
                       "~ group", "qc_metrics.tsv")
     assert str(err.value) == ("config 'filter': none of the 5 genes has enough counts to pass the "
-                              "expression filter; lower filter.min_count or filter.min_total_count.")
+                              "expression filter for contrast(s) c; lower filter.min_count or "
+                              "filter.min_total_count.")
+
+
+def test_each_contrast_filters_with_its_own_smallest_group():
+    """A gene seen in 3 samples passes for a contrast of 3 vs 3 but not for one whose smaller group
+    has 4; adding the second contrast leaves the first's genes as they were."""
+    obs = pd.DataFrame({"group": ["TRD"] * 3 + ["responder"] * 5,
+                        "sex": ["female"] * 4 + ["male"] * 4}, index=[f"S{i}" for i in range(8)])
+    X = np.full((8, 3), 1000)
+    X[:, 2] = [50, 50, 50, 0, 0, 0, 0, 0]  # CPM well above the cutoff in 3 samples only
+    adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=["g0", "g1", "g2"]))
+    both = {**CONTRASTS, "sex": {"variable": "sex", "test": "female", "reference": "male"}}
+    none_excluded = pd.DataFrame({"excluded": [False] * 8}, index=obs.index)
+    alone, _ = filter_cohort(adata, none_excluded, {}, CONTRASTS, "~ group", "qc_metrics.tsv")
+    kept, summary = filter_cohort(adata, none_excluded, {}, both, "~ sex + group", "qc_metrics.tsv")
+    assert kept.var["expressed:c"].tolist() == [True, True, True]
+    assert kept.var["expressed:sex"].tolist() == [True, True, False]
+    assert contrast_cohort(kept, "c").var_names.tolist() == contrast_cohort(alone, "c").var_names.tolist()
+    assert contrast_cohort(kept, "sex").var_names.tolist() == ["g0", "g1"]
+    assert contrast_cohort(kept, "sex").n_obs == 8
+    assert summary.set_index("step").loc[["genes kept", "genes kept for c", "genes kept for sex"], "n"].tolist() \
+        == [3, 3, 2]

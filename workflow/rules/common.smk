@@ -1,5 +1,6 @@
 import gzip
 import os
+import re
 import sys
 import zlib
 from functools import lru_cache
@@ -16,13 +17,18 @@ from pipeline_common import InputError
 check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
+# Compiled numba kernels are cached in the working directory, not in the (maybe read-only)
+# source tree; every job of the run inherits the variable (workflow/scripts/numba_cache.py).
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
+
 CONTRASTS = list(config["contrasts"])
 # the TRD prediction is optional (predict.enabled): too small a cohort cannot be cross-validated
 PREDICTED_CONTRASTS = CONTRASTS if config["predict"]["enabled"] else []
 
 
+# Names are checked against the schema's safe pattern; escaped all the same, since '.' is allowed.
 wildcard_constraints:
-    contrast="|".join(CONTRASTS),
+    contrast="|".join(map(re.escape, CONTRASTS)),
 
 
 def _count_lines(path):

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
+import numba_cache  # noqa: F401, I001 - before numba: where its cache goes, and that it cannot crash a run
 import numba
 import numpy as np
 from pydeseq2 import utils

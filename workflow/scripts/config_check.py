@@ -20,6 +20,10 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
     if error.validator == "enum":
         return [f"config key '{key}' is {error.instance!r}; valid choices: "
                 f"{', '.join(map(str, error.validator_value))}."]
+    if error.validator == "pattern" and "propertyNames" in error.schema_path:
+        return [f"config key '{key}': the name {error.instance!r} cannot be used, because names under "
+                f"'{key}' become parts of file paths; a name must match {error.validator_value} "
+                f"({error.schema.get('description', '').rstrip('.')})."]
     if error.validator == "type":
         return [f"config key '{key}' is {error.instance!r} ({type(error.instance).__name__}); "
                 f"expected {error.validator_value}."]

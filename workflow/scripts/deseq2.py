@@ -13,6 +13,7 @@ from pydeseq2.ds import DeseqStats  # noqa: E402
 
 from de_model import make_dataset, prepare_metadata  # noqa: E402
 from de_tables import count_calls  # noqa: E402
+from filter import contrast_cohort  # noqa: E402
 from pipeline_common import save_figure, write_table  # noqa: E402
 
 log = logging.getLogger("trd")
@@ -99,9 +100,9 @@ def ma_plot(table: pd.DataFrame, alpha: float, title: str):
 
 
 def main(smk) -> None:
-    adata = ad.read_h5ad(smk.input.h5ad)
     contrast, settings = dict(smk.params.contrast), dict(smk.params.deseq2)
     name = smk.wildcards.contrast
+    adata = contrast_cohort(ad.read_h5ad(smk.input.h5ad), name)
     log.info("contrast %s: %s = %s vs %s, design %s, alpha %s", name, contrast["variable"],
              contrast["test"], contrast["reference"], smk.params.design, settings["alpha"])
     log.info("samples used (%d): %s", adata.n_obs, ", ".join(adata.obs_names))

@@ -5,6 +5,7 @@ puts this folder on PYTHONPATH so they can import it.
 """
 
 import contextlib
+import errno
 import glob
 import gzip
 import io
@@ -13,8 +14,12 @@ import os
 import shutil
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Callable, Iterator
+
+# This folder: the pipeline's own code, which a failure's one-line summary points into.
+SCRIPTS_DIR = Path(__file__).resolve().parent
 
 
 class InputError(Exception):
@@ -134,10 +139,51 @@ def save_figure(fig, path, **kwargs) -> None:
 
 
 def run_script(main: Callable, smk) -> None:
-    """Run a rule's ``main(snakemake)``; turn an InputError into one clear message and exit 1."""
+    """Run a rule's ``main(snakemake)``; every failure goes to the rule's log, then exit 1.
+
+    An InputError is its message alone; a full disk is one line; any other exception is a
+    one-line summary (rule, exception, where in the pipeline's scripts) and then the traceback.
+    """
     log = setup_logging(smk.log[0] if smk.log else None)
     try:
         main(smk)
     except InputError as err:
         log.error("%s", err)
         sys.exit(1)
+    except Exception as err:  # noqa: BLE001 - anything else is logged, then the job fails
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            log.error("%s", disk_full_message(smk, err))
+        else:
+            log.error("%s\n%s", failure_summary(getattr(smk, "rule", "script"), err),
+                      "".join(traceback.format_exception(err)).rstrip())
+        sys.exit(1)
+
+
+def failure_summary(rule: str, err: BaseException) -> str:
+    """'rule qc failed: KeyError: 'pvalue' (workflow/scripts/qc.py, line 402, in log_findings)'.
+
+    The place is the innermost frame in this folder (the pipeline's own code), else the innermost one.
+    """
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [f for f in frames if Path(f.filename).parent == SCRIPTS_DIR]
+    where = (ours or frames)[-1] if frames else None
+    text = str(err).strip().splitlines()
+    summary = f"rule {rule} failed: {type(err).__name__}" + (f": {text[0]}" if text else "")
+    if where is not None:
+        summary += f" ({_shown_path(where.filename)}, line {where.lineno}, in {where.name})"
+    return summary
+
+
+def disk_full_message(smk, err: OSError) -> str:
+    """One line for ENOSPC, naming the file (or the first output's folder) being written."""
+    outputs = list(getattr(smk, "output", []))
+    target = err.filename or (os.path.dirname(str(outputs[0])) if outputs else "its outputs")
+    return (f"rule {getattr(smk, 'rule', 'script')} failed: no space left on the device while writing "
+            f"{target}; free some space and run the workflow again (finished outputs are kept).")
+
+
+def _shown_path(filename: str) -> str:
+    """The pipeline's scripts as workflow/scripts/<name>, other files as they are."""
+    path = Path(filename)
+    return f"workflow/scripts/{path.name}" if path.parent == SCRIPTS_DIR else filename
+
