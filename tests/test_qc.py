@@ -104,7 +104,7 @@ def test_outlier_flags_name_the_metric_and_the_limit():
         "pct_counts_mito": [2.0] * n,
         "pca_distance": [1, 2, 1.5, 1.2, 0.8, 1.1, 1.3, 0.9, 1.4],
     }, index=[f"S{i}" for i in range(n)])
-    reasons, limits = qc.outlier_flags(metrics, threshold=5)
+    reasons, limits = qc.outlier_flags(metrics, threshold=5, min_relative_deviation=0.1)
     assert reasons[reasons != ""].index.tolist() == ["S6", "S8"]
     assert reasons["S8"].startswith("low_library_size: library size 1e+04 < limit ")
     assert reasons["S6"].startswith("high_globin: % counts in globin genes 60 > limit ")

@@ -34,6 +34,7 @@ from pipeline_common import InputError, format_list
 log = logging.getLogger("trd")
 
 SYMBOL_COLUMNS = ("gene_name", "gene_symbol", "symbol")
+ID_COLUMN = "gene_id"  # the gene-ID column of a matrix when it has one of this name, else the first
 FORMATS = ("auto", "matrix", "featurecounts", "star", "htseq", "salmon", "kallisto", "h5ad")
 PER_SAMPLE_FORMATS = ("star", "htseq", "salmon", "kallisto")
 FEATURECOUNTS_COLUMNS = ["Geneid", "Chr", "Start", "End", "Strand", "Length"]
@@ -79,12 +80,33 @@ def read_text(path: str | Path) -> str:
             raw = gzip.decompress(raw)
         except (EOFError, OSError, zlib.error):
             raise InputError(f"{path}: the gzip file is truncated or corrupt.") from None
+    if _is_utf16(raw[:8192]):
+        raise InputError(f"{path}: is UTF-16 text; save it as UTF-8 (Excel: 'CSV UTF-8'; or "
+                         f"iconv -f UTF-16 -t UTF-8).")
     if b"\x00" in raw[:8192]:
         raise InputError(f"{path}: is a binary file, not a text table.")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise InputError(f"{path}: is not UTF-8 text (byte {err.start}).") from None
+        raise InputError(_not_utf8_message(path, raw, err.start)) from None
+
+
+def _is_utf16(head: bytes) -> bool:
+    """A UTF-16 byte-order mark, or ASCII text with every other byte zero (UTF-16 without one)."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    sample = head[:200]
+    return len(sample) >= 4 and (not any(sample[1::2]) or not any(sample[0::2]))
+
+
+def _not_utf8_message(path, raw: bytes, offset: int) -> str:
+    """Where the first byte that is not UTF-8 is, as line and column (what an editor shows)."""
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    line = raw.count(b"\n", 0, offset) + 1
+    column = len(raw[line_start:offset].decode("utf-8", errors="replace")) + 1
+    byte = raw[offset:offset + 1]
+    return (f"{path}: is not UTF-8 text: line {line}, column {column} has the byte 0x{byte.hex()} "
+            f"('{byte.decode('latin-1')}' in Latin-1); save the file as UTF-8.")
 
 
 def read_lines(path: str | Path, what: str, comments: bool = False) -> list[str]:
@@ -122,6 +144,9 @@ def read_delimited(path: str | Path, what: str, comments: bool = False) -> pd.Da
             f"tabs (TSV) or commas (CSV)."
         )
     header, *body = split_rows(lines, path, what, delimiter, first="the header")
+    if not header[-1].strip() and all(not row[-1].strip() for row in body):
+        # every line ends with a delimiter (some spreadsheet exports): an empty last column
+        header, body = header[:-1], [row[:-1] for row in body]
     return pd.DataFrame(body, columns=header, dtype=object)
 
 
@@ -147,10 +172,13 @@ MISSING_VALUES = ("", "NA", "N/A", "NaN", "nan")
 def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     """Sample sheet indexed by sample ID (column `sample_id`, else the first column)."""
     table = read_delimited(path, "sample sheet")
+    _check_unique_column_names(table.columns, path)
     id_column = "sample_id" if "sample_id" in table.columns else table.columns[0]
     table = table.rename(columns={id_column: "sample_id"})
     table["sample_id"] = table["sample_id"].map(clean_sample_id)
     duplicated = table["sample_id"][table["sample_id"].duplicated()].unique()
+    if len(duplicated) and id_column != "sample_id":
+        raise InputError(_first_column_not_ids_message(table, id_column, duplicated, path))
     if len(duplicated):
         raise InputError(f"{path}: duplicated sample IDs: {format_list(duplicated)}; each must appear once.")
     table = table.set_index("sample_id")
@@ -159,6 +187,28 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     covariates = [c for c in table.columns if c not in SHEET_TEXT_COLUMNS]
     table[covariates] = table[covariates].apply(_numeric_if_possible)
     return table
+
+
+def _check_unique_column_names(columns: pd.Index, path) -> None:
+    names = [name.strip() for name in columns]
+    duplicated = list(dict.fromkeys(n for n in names if names.count(n) > 1))
+    if duplicated:
+        where = "; ".join(f"'{n}' is columns {format_list([i + 1 for i, m in enumerate(names) if m == n])}"
+                          for n in duplicated)
+        raise InputError(f"{path}: the sample sheet has several columns of the same name ({where}); "
+                         "each column name must appear once.")
+
+
+def _first_column_not_ids_message(table: pd.DataFrame, id_column: str, duplicated, path) -> str:
+    """The sheet has no `sample_id` column and its first column repeats values: say which column was
+    used, and which columns could be the IDs (a distinct value in every row)."""
+    candidates = [c for c in table.columns[1:] if table[c].map(clean_sample_id).is_unique
+                  and table[c].str.strip().ne("").all()]
+    hint = (f"; column(s) {format_list(repr(c) for c in candidates)} have a distinct value in every row: "
+            "name the sample-ID column 'sample_id' or put it first" if candidates
+            else "; name the sample-ID column 'sample_id' or put it first")
+    return (f"{path}: there is no column 'sample_id', so the first column, '{id_column}', is taken as the "
+            f"sample IDs, but it repeats {format_list(duplicated)}{hint}.")
 
 
 def _numeric_if_possible(column: pd.Series) -> pd.Series:
@@ -228,15 +278,16 @@ def read_whole_number_matrix(path: str | Path) -> pd.DataFrame | None:
     text = read_text(path)
     first_line = text.partition("\n")[0].rstrip("\r")
     delimiter = _detect_delimiter(first_line)
-    if delimiter is None:
+    if delimiter is None or first_line.startswith("#"):
         return None
-    header = next(csv.reader([first_line], delimiter=delimiter))
+    header = _matrix_header(next(csv.reader([first_line], delimiter=delimiter)))
+    text_columns = [header[0], *(c for c in (ID_COLUMN, *SYMBOL_COLUMNS) if c in header[1:])]
     try:  # IDs and symbols stay text; no cell becomes NaN, so an empty or 'NA' one is not plain
-        table = pd.read_csv(io.StringIO(text), sep=delimiter, na_filter=False,
-                            dtype={header[0]: str, **{name: str for name in SYMBOL_COLUMNS}})
+        table = pd.read_csv(io.StringIO(text), sep=delimiter, na_filter=False, header=0, names=header,
+                            dtype={name: str for name in text_columns})
     except (pd.errors.ParserError, ValueError):
         return None
-    counts = table.drop(columns=[header[0], *(c for c in SYMBOL_COLUMNS if c in table.columns)])
+    counts = table.drop(columns=text_columns)
     # pandas renames a duplicated column ('S1.1') and types the columns of an empty body object
     plain = (list(table.columns) == header and all(dtype == np.int64 for dtype in counts.dtypes)
              and bool((counts.to_numpy() >= 0).all()))
@@ -247,17 +298,24 @@ def read_count_matrix(path: str | Path, fmt: str = "matrix") -> CountData:
     """Genes x samples matrix: first column gene IDs, optional gene-symbol column, then samples."""
     table = read_whole_number_matrix(path)
     if table is None:
-        table = read_delimited(path, "count matrix")
-    table = table.set_index(table.columns[0])
+        table = read_delimited(path, "count matrix", comments=True)  # '#' lines: a tool's notes
+        table.columns = _matrix_header(list(table.columns))
+    symbols = None
+    if table.columns[0] in SYMBOL_COLUMNS and ID_COLUMN in table.columns[1:]:
+        symbols = table.pop(table.columns[0])  # gene_name, gene_id, samples...: the IDs are gene_id
+    table = table.set_index(ID_COLUMN if ID_COLUMN in table.columns else table.columns[0])
     table.index = table.index.str.strip()
     table.index.name = "gene_id"
-    symbols = None
     for column in SYMBOL_COLUMNS:
-        if column in table.columns:
+        if symbols is None and column in table.columns:
             symbols = table.pop(column)
-            break
     table.columns = [clean_sample_id(c) for c in table.columns]
     return CountData(counts=table, gene_symbols=symbols, format=fmt)
+
+
+def _matrix_header(header: list[str]) -> list[str]:
+    """A matrix header whose first cell is empty (R's write.csv, pandas' to_csv) names the gene IDs."""
+    return [header[0].strip() or ID_COLUMN, *header[1:]]
 
 
 def read_estimated_matrix(path: str | Path) -> CountData:

@@ -63,6 +63,17 @@ def read_gmt(path, annotation: pd.DataFrame | None = None) -> GeneSets:
     return sets
 
 
+def check_collections(collections: dict[str, str]) -> None:
+    """Read every configured GMT (config enrichment.collections) so that a missing, empty or
+    malformed one stops the run at ingest, not in the enrichment rule after DESeq2."""
+    for name, path in collections.items():
+        try:
+            sets = read_gmt(path)
+        except InputError as err:
+            raise InputError(f"config enrichment.collections '{name}': {err}") from None
+        log.info("gene sets %s (%s): %d sets, read and checked", name, path, len(sets))
+
+
 def is_ensembl_gmt(sets: GeneSets) -> bool:
     """True when most genes of the file are Ensembl gene IDs."""
     genes = [g for _, members in sets.values() for g in members]

@@ -20,7 +20,15 @@ from count_readers import (
     read_sample_sheet,
 )
 from gene_ids import annotate_genes, load_annotation
-from input_checks import check_counts, check_design, check_group_sizes, check_libraries, match_samples
+from genesets import check_collections
+from input_checks import (
+    check_counts,
+    check_design,
+    check_group_sizes,
+    check_libraries,
+    check_predict_covariates,
+    match_samples,
+)
 from pipeline_common import InputError, atomic_output, format_list
 
 log = logging.getLogger("trd")
@@ -100,14 +108,17 @@ def load_counts(counts_path: str, sheet: pd.DataFrame, samples_path: str, counts
 
 def ingest(counts_path: str, samples_path: str, annotation_path: str, design: str,
            contrasts: dict, counts_format: str = "auto", predict: dict | None = None,
-           **count_options) -> ad.AnnData:
+           collections: dict | None = None, **count_options) -> ad.AnnData:
     """Read and check every input; return the cohort or raise InputError.
 
-    predict: the config's predict section (group sizes its cross-validation needs);
+    predict: the config's predict section (group sizes its cross-validation needs, covariates);
+    collections: the config's enrichment.collections (name -> GMT), parsed here to check them;
     count_options: strandedness, counts_layer, tx2gene (see load_counts).
     """
     sheet = read_sample_sheet(samples_path)
     check_design(sheet, design, contrasts, samples_path)
+    check_predict_covariates(sheet, predict, samples_path)
+    check_collections(collections or {})
     annotation = load_annotation(annotation_path)
     data = load_counts(counts_path, sheet, samples_path, counts_format, **count_options)
     counts_source = counts_path or f"counts_file of {samples_path}"
@@ -147,6 +158,7 @@ def main(smk) -> None:
         smk.params.counts_format,
         # read from the config, not params: a check only, so a new fold count must not redo ingest
         predict=dict(smk.config["predict"]),
+        collections=dict(smk.config["enrichment"]["collections"]),
         strandedness=smk.params.strandedness,
         counts_layer=smk.params.counts_layer or "",
         tx2gene=smk.params.tx2gene or "",

@@ -6,6 +6,8 @@ Each failure raises InputError with one message naming the file, the place
 
 import logging
 import math
+import re
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -83,13 +85,18 @@ def _check_cells(bad: pd.DataFrame, counts: pd.DataFrame, source: str, problem: 
     if not mask.any():
         return
     gene_pos, sample_pos = np.argwhere(mask)[0]
-    value = counts.iat[gene_pos, sample_pos]
+    value = plain_number(counts.iat[gene_pos, sample_pos])
     total = int(mask.sum())
     more = f" ({total} such values in all)" if total > 1 else ""
     raise InputError(
         f"{source}: the count of gene {counts.index[gene_pos]} in sample "
         f"{counts.columns[sample_pos]} ({value!r}) {problem}{more}."
     )
+
+
+def plain_number(value):
+    """A NumPy scalar as the Python number it holds, so that messages show 5, not np.int64(5)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_libraries(counts: pd.DataFrame, source: str) -> None:
@@ -105,6 +112,12 @@ def match_samples(counts: pd.DataFrame, sheet: pd.DataFrame, counts_source: str,
     """Counts with columns in sample-sheet order; every sample must be in both files."""
     missing = [s for s in sheet.index if s not in counts.columns]
     extra = [s for s in counts.columns if s not in sheet.index]
+    in_rows = [s for s in missing if s in counts.index]
+    if missing and len(in_rows) >= len(missing) / 2:
+        raise InputError(
+            f"{counts_source}: the matrix looks transposed: {len(in_rows)} of the {len(missing)} samples "
+            f"of the sample sheet {sheet_source} that are not among its columns are row names "
+            f"({format_list(in_rows, 5)}); expected one row per gene and one column per sample.")
     problems = []
     if missing:
         problems.append(f"{len(missing)} sample(s) of the sample sheet {sheet_source} are not "
@@ -122,7 +135,7 @@ def design_variables(design: str) -> list[str]:
     rhs = design.split("~", 1)[1]
     names = []
     for term in rhs.replace("*", "+").replace(":", "+").split("+"):
-        term = term.strip()
+        term = term.strip().strip("`")  # `blood draw`: a column name with a space, quoted
         if term and term not in ("1", "0"):
             names.append(term)
     return list(dict.fromkeys(names))
@@ -147,6 +160,7 @@ def check_design(sheet: pd.DataFrame, design: str, contrasts: dict, sheet_source
         _check_design_column(sheet[variable], sheet_source)
     for name, contrast in contrasts.items():
         check_contrast(sheet, name, contrast, variables, sheet_source)
+        check_no_interaction(design, name, contrast["variable"])
     check_full_rank(sheet, design, sheet_source)
 
 
@@ -166,10 +180,70 @@ def _check_design_column(column: pd.Series, sheet_source: str) -> None:
                 f"{format_list(text.index)}); use numbers throughout for a continuous covariate, "
                 f"or text throughout (e.g. 'batch1') for a factor."
             )
+        _check_numbers_with_units(column, where)
+        _check_confusable_levels(column, where)
     values = column.unique()
     if len(values) == 1:
-        raise InputError(f"{where} has the same value ({values[0]}) for every sample, so it explains "
-                         f"nothing; remove it from the design.")
+        raise InputError(f"{where} has the same value ({plain_number(values[0])}) for every sample, so it "
+                         f"explains nothing; remove it from the design.")
+    if not pd.api.types.is_numeric_dtype(column) and len(values) > len(column) / 3:
+        log.warning("%s is categorical with %d levels for %d samples: a factor of that many levels "
+                    "costs a coefficient each; is it meant to be a number?", where, len(values), len(column))
+
+
+# '45 years', '3.5 kg': a number, then text
+NUMBER_WITH_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*([^\d\s].*)$", re.IGNORECASE)
+
+
+def _check_numbers_with_units(column: pd.Series, where: str) -> None:
+    """A number followed by the same text in every cell ('45 years') is a continuous covariate
+    written with its unit; read as text it would be a factor of one level per value."""
+    matches = column.astype(str).str.strip().str.extract(NUMBER_WITH_TEXT)
+    units = matches[2].str.strip().str.lower()
+    if units.notna().all() and units.nunique() == 1:
+        raise InputError(
+            f"{where} holds a number and the text '{units.iloc[0]}' in every cell "
+            f"({format_list(column.unique()[:3])}, ...), which would make it a factor of "
+            f"{column.nunique()} levels; write the numbers alone (the unit can go in the column name, "
+            f"e.g. '{column.name}_{units.iloc[0]}'), or text throughout for a factor.")
+
+
+def level_key(level: str) -> str:
+    """What a level is once case, Unicode form (NFKC) and invisible characters (zero-width
+    spaces, soft hyphens, byte-order marks: Unicode category Cf) no longer count."""
+    text = unicodedata.normalize("NFKC", str(level))
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip().casefold()
+
+
+def _check_confusable_levels(column: pd.Series, where: str) -> None:
+    """'trd' beside 'TRD', or 'TRD' with a zero-width space, would be a level of its own."""
+    by_key: dict[str, list[str]] = {}
+    for level in sorted(column.dropna().astype(str).unique()):
+        by_key.setdefault(level_key(level), []).append(level)
+    clashes = [levels for levels in by_key.values() if len(levels) > 1]
+    if clashes:
+        described = "; ".join(
+            " and ".join(f"{level!r} (sample(s) {format_list(column.index[column.astype(str) == level], 5)})"
+                         for level in levels) for levels in clashes)
+        raise InputError(f"{where} has levels that differ only in case or in invisible characters: "
+                         f"{described}; write each level the same way in every row.")
+
+
+def check_no_interaction(design: str, name: str, variable: str) -> None:
+    """Stop on a design in which the contrast's variable interacts with another (site:group).
+
+    Its coefficient would then be the effect at the reference level of the other variable only,
+    not the 'test vs reference' the contrast and the report name.
+    """
+    for term in Formula(design):
+        factors = [str(factor) for factor in term.factors]
+        if len(factors) > 1 and variable in factors:
+            others = [f for f in factors if f != variable]
+            raise InputError(
+                f"config 'design': '{design}' has the interaction {':'.join(factors)}, so the coefficient "
+                f"that contrast '{name}' tests would be the {variable} effect at the reference level of "
+                f"{format_list(others)} only, not {variable} overall. The pipeline fits main effects: "
+                f"remove the interaction term (with '*', write '+').")
 
 
 def check_contrast(sheet: pd.DataFrame, name: str, contrast: dict, variables: list[str],
@@ -246,6 +320,20 @@ def check_group_sizes(sheet: pd.DataFrame, contrasts: dict, where: str, predict:
                 f"(config predict.outer_folds {predict['outer_folds']}, predict.inner_folds "
                 f"{predict['inner_folds']}): lower those, or set predict.enabled to false to skip "
                 "the prediction.")
+
+
+def check_predict_covariates(sheet: pd.DataFrame, predict: dict | None, sheet_source: str) -> None:
+    """The prediction's clinical covariates (those in the sheet) need a value for every sample:
+    scikit-learn stops on a missing one, after DESeq2 and the VST have run."""
+    if not predict or not predict["enabled"]:
+        return
+    for covariate in (c for c in predict["covariates"] if c in sheet.columns):
+        empty = sheet.index[sheet[covariate].isna()]
+        if len(empty):
+            raise InputError(
+                f"{sheet_source}: column '{covariate}' (config predict.covariates) has no value for "
+                f"sample(s) {format_list(empty)}; the TRD prediction needs one for every sample: fill them "
+                f"in, or remove '{covariate}' from predict.covariates.")
 
 
 def samples_for_prediction(predict: dict) -> int:

@@ -85,6 +85,37 @@ def sex_scores(adata: ad.AnnData, female_genes: list[str], male_genes: list[str]
                         index=pd.Index(adata.obs_names, name="sample_id"))
 
 
+def sex_genes_used(symbols: pd.Series, female_genes: list[str], male_genes: list[str]) -> dict[str, list[str]]:
+    """The configured sex genes present in the matrix, by side ('female', 'male')."""
+    present = set(symbols)
+    return {"female": [g for g in female_genes if g in present], "male": [g for g in male_genes if g in present]}
+
+
+def one_sided_sex_score(scores: pd.DataFrame, margin: float) -> pd.Series:
+    """The sex score, also when only one side's genes are in the matrix (a public matrix without
+    XIST, say): then that side alone decides, as 2 x (its score - margin), signed so that positive
+    is male. Y genes above 1.5 x margin (log2 CPM) call male, below 0.5 x margin female, and the
+    same for XIST the other way round; two-sided scores are left as they are."""
+    score = scores["sex_score"].copy()
+    only_male = scores["xist_score"].isna() & scores["y_score"].notna()
+    only_female = scores["y_score"].isna() & scores["xist_score"].notna()
+    score[only_male] = 2 * (scores.loc[only_male, "y_score"] - margin)
+    score[only_female] = -2 * (scores.loc[only_female, "xist_score"] - margin)
+    return score
+
+
+def sex_call_basis(genes: dict[str, list[str]]) -> str:
+    """Which genes the sex call used, for the log and the sex-check figure."""
+    female, male = format_list(genes["female"], 4), format_list(genes["male"], 4)
+    if genes["female"] and genes["male"]:
+        return f"{female} against Y genes {male}"
+    if genes["male"]:
+        return f"Y genes {male} alone (no female gene in the matrix)"
+    if genes["female"]:
+        return f"{female} alone (no Y gene in the matrix)"
+    return "no sex gene in the matrix: not inferred"
+
+
 def infer_sex(sex_score: pd.Series, margin: float) -> pd.Series:
     """'male' above +margin, 'female' below -margin, 'ambiguous' between, 'unknown' without genes."""
     inferred = np.select([sex_score > margin, sex_score < -margin, sex_score.notna()],
@@ -120,11 +151,13 @@ def sex_flags(recorded: pd.Series, inferred: pd.Series, score: pd.Series, margin
 
 # --- robust outlier limits ------------------------------------------------------------------
 
-def mad_limits(values: np.ndarray, threshold: float) -> tuple[float, float, float]:
-    """(lower, upper, robust SD): median -/+ threshold x 1.4826 x MAD, ignoring NaN."""
+def mad_limits(values: np.ndarray, threshold: float, min_deviation: float = 0.0) -> tuple[float, float, float]:
+    """(lower, upper, robust SD): median -/+ threshold x 1.4826 x MAD, ignoring NaN, and at least
+    `min_deviation` from the median (a metric that saturates has a MAD near 0)."""
     median = np.nanmedian(values)
     robust_sd = MAD_TO_SD * np.nanmedian(np.abs(values - median))
-    return median - threshold * robust_sd, median + threshold * robust_sd, robust_sd
+    deviation = max(threshold * robust_sd, min_deviation)
+    return median - deviation, median + deviation, robust_sd
 
 
 # (flag, metric column, log10 scale?, harmful side, what it is) for each outlier check.
@@ -138,15 +171,25 @@ OUTLIER_CHECKS = [
 ]
 
 
-def outlier_flags(metrics: pd.DataFrame, threshold: float) -> tuple[pd.Series, pd.DataFrame]:
-    """A reason per sample for every metric beyond its MAD limit, and the table of limits."""
+def outlier_flags(metrics: pd.DataFrame, threshold: float, min_relative_deviation: float
+                  ) -> tuple[pd.Series, pd.DataFrame]:
+    """A reason per sample for every metric beyond its MAD limit, and the table of limits.
+
+    A limit is also at least `min_relative_deviation` from the median (a factor 1 + it on the
+    log10 scale, a fraction of the median on the linear one): on a metric that saturates (detected
+    genes of a pre-filtered matrix) the MAD is near 0 and the MAD limit alone flags noise.
+    """
     reasons = pd.Series([[] for _ in metrics.index], index=metrics.index, dtype=object)
     rows = []
     for flag, column, on_log, side, label in OUTLIER_CHECKS:
         values = metrics[column].to_numpy(dtype=np.float64)
         # A zero fraction (no globin gene in the matrix) has no logarithm; it is never 'high'.
         scaled = np.log10(np.where(values > 0, values, np.nan)) if on_log else values
-        lower, upper, robust_sd = mad_limits(scaled, threshold)
+        floor = (np.log10(1 + min_relative_deviation) if on_log
+                 else min_relative_deviation * abs(np.nanmedian(scaled)))
+        lower, upper, robust_sd = mad_limits(scaled, threshold, floor)
+        basis = (f"{threshold:g} MAD{' on log10 scale' if on_log else ''}" if threshold * robust_sd >= floor
+                 else f"{min_relative_deviation:.0%}, qc.min_relative_deviation, as {threshold:g} MAD is less")
         limit = lower if side == "low" else upper
         hit = scaled < limit if side == "low" else scaled > limit
         limit_value = 10**limit if on_log else limit
@@ -154,7 +197,7 @@ def outlier_flags(metrics: pd.DataFrame, threshold: float) -> tuple[pd.Series, p
         for sample in metrics.index[hit]:
             reasons[sample].append(
                 f"{flag}: {label} {metrics.at[sample, column]:.4g} {relation} limit {limit_value:.4g} "
-                f"(median {sign} {threshold:g} MAD{' on log10 scale' if on_log else ''})")
+                f"(median {sign} {basis})")
         rows.append({"flag": flag, "metric": column, "scale": "log10" if on_log else "linear",
                      "side": side, "median": 10 ** np.nanmedian(scaled) if on_log else np.nanmedian(scaled),
                      "limit": limit_value, "robust_sd": robust_sd, "n_flagged": int(hit.sum())})
@@ -265,7 +308,8 @@ def covariate_balance(obs: pd.DataFrame, group: str) -> pd.DataFrame:
                 rows.append({"covariate": covariate, "level": level, "statistic": "count",
                              **counts.to_dict(), "all": int(counts.sum()),
                              "test": test[0], "test_statistic": test[1], "pvalue": test[2]})
-    table = pd.DataFrame(rows)
+    # a sheet with no covariate besides the group has no test columns: add them, empty
+    table = pd.DataFrame(rows).reindex(columns=[*rows[0], "test", "test_statistic", "pvalue"])
     table.insert(0, "grouping", group)
     return table
 
@@ -360,8 +404,9 @@ def metric_bar_chart(values: pd.Series, flagged: pd.Series, limit: float | None,
     return fig
 
 
-def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series):
-    """XIST score against Y-gene score, coloured by recorded sex; sex flags labelled."""
+def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series, genes: dict[str, list[str]]):
+    """XIST score against Y-gene score, coloured by recorded sex; sex flags labelled; the title
+    says which genes the call used (one side only when the other's genes are not in the matrix)."""
     fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
     recorded = normalise_sex_labels(recorded).fillna("not recorded")
     for level in sorted(recorded.unique()):
@@ -372,9 +417,9 @@ def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series):
                    edgecolors="#c0392b", lw=1.2)
         ax.annotate(sample, (scores.at[sample, "xist_score"], scores.at[sample, "y_score"]),
                     fontsize=7, xytext=(3, 3), textcoords="offset points", color="#c0392b")
-    ax.set_xlabel("female score: mean log2(CPM+1) of XIST")
-    ax.set_ylabel("male score: mean log2(CPM+1) of Y genes")
-    ax.set_title("Sex check")
+    ax.set_xlabel(f"female score: mean log2(CPM+1) of {format_list(genes['female'], 3) or 'no gene present'}")
+    ax.set_ylabel(f"male score: mean log2(CPM+1) of {format_list(genes['male'], 3) or 'no gene present'}")
+    ax.set_title("Sex check: " + sex_call_basis(genes), fontsize=9, wrap=True)
     ax.legend(fontsize=8, frameon=False)
     return fig
 
@@ -416,15 +461,19 @@ def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict) -> dict:
     scores, explained = top_variable_pca(vst, settings["n_top_genes"], settings["n_pcs"])
     metrics["pca_distance"] = pca_distance(scores, settings["outlier_pcs"])
     sex = sex_scores(adata, settings["female_genes"], settings["male_genes"])
+    sex["sex_score"] = one_sided_sex_score(sex, settings["sex_margin"])
+    sex_genes = sex_genes_used(adata.var["gene_symbol"], settings["female_genes"], settings["male_genes"])
+    log.info("sex call: %s", sex_call_basis(sex_genes))
     sex["inferred_sex"] = infer_sex(sex["sex_score"], settings["sex_margin"])
     recorded = recorded_sex(adata.obs, settings["sex_column"])
     metrics = metrics.join(sex)
     sex_reasons = sex_flags(recorded, sex["inferred_sex"], sex["sex_score"], settings["sex_margin"])
-    outlier_reasons, limits = outlier_flags(metrics, settings["mad_threshold"])
+    outlier_reasons, limits = outlier_flags(metrics, settings["mad_threshold"], settings["min_relative_deviation"])
     metrics["flags"] = combine_flags(sex_reasons, outlier_reasons)
     metrics["excluded"] = (metrics["flags"] != "") & (settings["action"] == "exclude")
     pcs = pd.DataFrame(scores, index=metrics.index, columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
     return {"metrics": metrics, "limits": limits, "pcs": pcs, "explained": explained, "recorded_sex": recorded,
+            "sex_genes": sex_genes,
             "association": pc_covariate_association(scores, explained, adata.obs)}
 
 
@@ -470,7 +519,8 @@ def main(smk) -> None:
                 smk.output.library_size)
     save_figure(metric_bar_chart(metrics["detected_genes"], flagged, limits["low_detected_genes"],
                                  "detected genes"), smk.output.detected_genes)
-    save_figure(sex_check_plot(metrics, results["recorded_sex"], metrics["flags"]), smk.output.sex_check)
+    save_figure(sex_check_plot(metrics, results["recorded_sex"], metrics["flags"], results["sex_genes"]),
+                smk.output.sex_check)
 
 
 if "snakemake" in globals():
