@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ROOT, copy_workflow, run_snakemake
 from filter import contrast_cohort, expressed_genes, filter_cohort, min_group_size, samples_to_keep
 from pipeline_common import InputError
 
@@ -116,3 +117,26 @@ def test_each_contrast_filters_with_its_own_smallest_group():
     assert contrast_cohort(kept, "sex").n_obs == 8
     assert summary.set_index("step").loc[["genes kept", "genes kept for c", "genes kept for sex"], "n"].tolist() \
         == [3, 3, 2]
+
+
+def test_adding_a_contrast_leaves_another_contrasts_table_byte_identical(tmp_path):
+    """The toy cohort's smaller sex group (16) is smaller than its smaller group of TRD vs
+    responder (24): under a filter that took the smallest group over all contrasts, adding
+    female_vs_male kept more genes for TRD_vs_responder and changed its table."""
+    workdir = copy_workflow(tmp_path / "wf")
+    counts = pd.read_csv(ROOT / "resources/toy/counts.tsv.gz", sep="\t", index_col=0, nrows=800)
+    counts.to_csv(workdir / "config" / "counts.tsv", sep="\t")
+    target = "results/de/TRD_vs_responder/deseq2_results.tsv"
+    table = workdir / target
+    run_snakemake(workdir, target, "--config", "counts=config/counts.tsv")
+    alone, written = table.read_bytes(), table.stat().st_mtime_ns
+    (workdir / "config" / "second.yaml").write_text(
+        "contrasts:\n  female_vs_male: {variable: sex, test: female, reference: male}\n")
+    run_snakemake(workdir, target, "--config", "counts=config/counts.tsv", "--configfile", "config/second.yaml")
+    kept = pd.read_csv(workdir / "results/filter/filter_summary.tsv", sep="\t", index_col="step")["n"]
+    assert kept["genes kept for female_vs_male"] > kept["genes kept for TRD_vs_responder"]  # the filters differ
+    assert table.stat().st_mtime_ns != written  # refitted after the new filter, not left as it was
+    assert table.read_bytes() == alone
+    # numba's compiled kernels went to the run's .snakemake/, not beside the scripts
+    assert list((workdir / ".snakemake" / "numba_cache").rglob("*.nbi"))
+    assert not list((workdir / "workflow").rglob("*.nbi"))

@@ -1,9 +1,22 @@
+import errno
+import inspect
+import logging
 import os
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from pipeline_common import atomic_directory, atomic_output, format_list, save_figure, write_table
+import pipeline_common
+from pipeline_common import (
+    InputError,
+    atomic_directory,
+    atomic_output,
+    format_list,
+    run_script,
+    save_figure,
+    write_table,
+)
 
 
 def test_atomic_output_renames_only_on_success(tmp_path):
@@ -89,3 +102,40 @@ def test_figure_without_layout_is_cropped_to_its_content(tmp_path):
     save_figure(fig, tmp_path / "f.png", dpi=100)
     width, height = Image.open(tmp_path / "f.png").size
     assert width < 100 and height < 100
+
+
+def run_failing(tmp_path, main):
+    """run_script on a stand-in for Snakemake's object; returns the rule log's lines (no timestamps)."""
+    log = tmp_path / "logs" / "qc.log"
+    smk = SimpleNamespace(log=[str(log)], rule="qc", output=[str(tmp_path / "results" / "qc" / "m.tsv")])
+    with pytest.raises(SystemExit) as stop:
+        run_script(main, smk)
+    logging.getLogger().handlers.clear()  # setup_logging's handlers hold the file open
+    assert stop.value.code == 1
+    return [line.split(" ", 2)[2] if line[:2] == "20" else line for line in log.read_text().splitlines()]
+
+
+def test_an_unexpected_error_is_logged_with_a_summary_then_the_traceback(tmp_path):
+    lines = run_failing(tmp_path, lambda smk: format_list(None))
+    source, start = inspect.getsourcelines(pipeline_common.format_list)
+    line = start + next(i for i, text in enumerate(source) if "for i in items" in text)
+    assert lines[0] == ("ERROR rule qc failed: TypeError: 'NoneType' object is not iterable "
+                        f"(workflow/scripts/pipeline_common.py, line {line}, in format_list)")
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "TypeError: 'NoneType' object is not iterable"
+
+
+def test_a_full_disk_is_one_line(tmp_path):
+    def main(smk):
+        raise OSError(errno.ENOSPC, "No space left on device", "results/qc/m.tsv")
+
+    assert run_failing(tmp_path, main) == [
+        "ERROR rule qc failed: no space left on the device while writing results/qc/m.tsv; free some "
+        "space and run the workflow again (finished outputs are kept)."]
+
+
+def test_an_input_error_is_its_message_alone(tmp_path):
+    def main(smk):
+        raise InputError("s.tsv: column 'age' has no value for sample P2.")
+
+    assert run_failing(tmp_path, main) == ["ERROR s.tsv: column 'age' has no value for sample P2."]

@@ -116,6 +116,64 @@ def test_outlier_flags_name_the_metric_and_the_limit():
     assert limits.set_index("flag").at["high_mito", "n_flagged"] == 0
 
 
+def saturated_metrics(detected: list[float]) -> pd.DataFrame:
+    n = len(detected)
+    return pd.DataFrame({"library_size": [1e6] * n, "detected_genes": detected, "pct_counts_globin": [3.0] * n,
+                         "pct_counts_mito": [2.0] * n, "pca_distance": [1.0] * n},
+                        index=[f"S{i}" for i in range(n)])
+
+
+def test_a_saturated_metric_flags_only_real_outliers():
+    """A pre-filtered matrix: detected genes are 10,085 in most samples (MAD 0). One gene fewer used
+    to be flagged (limit = the median); the floor keeps limits 10% from the median."""
+    metrics = saturated_metrics([10085] * 6 + [10084, 10086, 5000])
+    unfloored, _ = qc.outlier_flags(metrics, threshold=5, min_relative_deviation=0)
+    assert unfloored[unfloored != ""].index.tolist() == ["S6", "S8"]  # what happened without the floor
+    reasons, limits = qc.outlier_flags(metrics, threshold=5, min_relative_deviation=0.1)
+    assert reasons[reasons != ""].to_dict() == {
+        "S8": "low_detected_genes: detected genes 5000 < limit 9168 (median - 10%, qc.min_relative_deviation, "
+              "as 5 MAD is less)"}
+    assert limits.set_index("flag").at["low_detected_genes", "limit"] == pytest.approx(10085 / 1.1)
+
+
+def test_a_spread_metric_keeps_its_mad_limit_above_the_floor():
+    metrics = saturated_metrics([1000, 2000, 4000, 8000, 3000, 5000, 2500, 6000, 10])
+    reasons, _ = qc.outlier_flags(metrics, threshold=5, min_relative_deviation=0.1)
+    assert reasons["S8"].endswith("(median - 5 MAD on log10 scale)")
+
+
+def test_sex_is_called_from_the_y_genes_when_xist_is_absent():
+    # 1e6 counts per sample: a count is its CPM. RPS4Y1 log2(CPM + 1): 7 (male), 0 (female), 2 (unclear)
+    counts = np.array([[127, 999873], [0, 1000000], [3, 999997]])
+    adata = tiny_cohort(counts, ["RPS4Y1", "GAPDH"], ["Y", "12"])
+    scores = qc.sex_scores(adata, ["XIST"], ["RPS4Y1", "DDX3Y"])
+    scores["sex_score"] = qc.one_sided_sex_score(scores, margin=2)
+    assert scores["sex_score"].tolist() == pytest.approx([10, -4, 0])  # 2 x (Y score - margin)
+    assert qc.infer_sex(scores["sex_score"], margin=2).tolist() == ["male", "female", "ambiguous"]
+    genes = qc.sex_genes_used(adata.var["gene_symbol"], ["XIST"], ["RPS4Y1", "DDX3Y"])
+    assert qc.sex_call_basis(genes) == "Y genes RPS4Y1 alone (no female gene in the matrix)"
+
+
+def test_sex_is_called_from_xist_when_the_y_genes_are_absent():
+    counts = np.array([[127, 999873], [0, 1000000]])
+    adata = tiny_cohort(counts, ["XIST", "GAPDH"], ["X", "12"])
+    scores = qc.sex_scores(adata, ["XIST"], ["RPS4Y1"])
+    assert qc.infer_sex(qc.one_sided_sex_score(scores, margin=2), margin=2).tolist() == ["female", "male"]
+    assert qc.sex_call_basis({"female": ["XIST"], "male": []}) == "XIST alone (no Y gene in the matrix)"
+
+
+def test_a_sheet_with_only_the_group_column_gets_a_balance_table_and_a_log():
+    """It used to crash QC with KeyError: 'pvalue'."""
+    obs = pd.DataFrame({"group": ["TRD", "responder"] * 3}, index=[f"S{i}" for i in range(6)])
+    balance = qc.balance_tables(obs, {"c": {"variable": "group", "test": "TRD", "reference": "responder"}})
+    assert balance.drop(columns=["test", "test_statistic", "pvalue"]).to_dict("list") == {
+        "grouping": ["group"], "covariate": ["n"], "level": [""], "statistic": ["count"], "TRD": [3],
+        "responder": [3], "all": [6]}
+    assert balance[["test", "test_statistic", "pvalue"]].isna().all(axis=None)
+    metrics = pd.DataFrame({"flags": [""] * 6, "excluded": [False] * 6}, index=obs.index)
+    qc.log_findings({"metrics": metrics, "limits": pd.DataFrame()}, balance)
+
+
 def test_combine_flags_joins_non_empty_reasons():
     a = pd.Series(["x: 1", "", ""], index=list("abc"))
     b = pd.Series(["y: 2", "y: 3", ""], index=list("abc"))

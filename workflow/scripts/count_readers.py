@@ -182,8 +182,8 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     if len(duplicated):
         raise InputError(f"{path}: duplicated sample IDs: {format_list(duplicated)}; each must appear once.")
     table = table.set_index("sample_id")
-    # 'TRD ' would otherwise be a level of its own; '  ' is an empty cell
-    table = table.apply(lambda column: column.str.strip()).replace(list(MISSING_VALUES), pd.NA)
+    # 'TRD ' (or 'Zoë' typed on macOS, NFD) would otherwise be a level of its own; '  ' is an empty cell
+    table = table.apply(lambda column: column.map(clean_sample_id)).replace(list(MISSING_VALUES), pd.NA)
     covariates = [c for c in table.columns if c not in SHEET_TEXT_COLUMNS]
     table[covariates] = table[covariates].apply(_numeric_if_possible)
     return table
@@ -201,9 +201,10 @@ def _check_unique_column_names(columns: pd.Index, path) -> None:
 
 def _first_column_not_ids_message(table: pd.DataFrame, id_column: str, duplicated, path) -> str:
     """The sheet has no `sample_id` column and its first column repeats values: say which column was
-    used, and which columns could be the IDs (a distinct value in every row)."""
+    used, and which columns could be the IDs (text with a distinct value in every row)."""
     candidates = [c for c in table.columns[1:] if table[c].map(clean_sample_id).is_unique
-                  and table[c].str.strip().ne("").all()]
+                  and table[c].str.strip().ne("").all()
+                  and pd.to_numeric(table[c], errors="coerce").isna().any()]  # not a measurement (age)
     hint = (f"; column(s) {format_list(repr(c) for c in candidates)} have a distinct value in every row: "
             "name the sample-ID column 'sample_id' or put it first" if candidates
             else "; name the sample-ID column 'sample_id' or put it first")
