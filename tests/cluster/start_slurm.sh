@@ -4,7 +4,11 @@
 #
 # Needs root (it installs Debian packages and runs the daemons).  No systemd is
 # assumed: the daemons are started directly and stopped by their pid files.
-# Idempotent: `start` on a running cluster only re-checks it.
+# Idempotent: `start` on a running cluster only re-checks it.  A SLURM that this
+# script did not start (other daemons, or a controller that answers) is never
+# reconfigured: `start` uses it when it is healthy and says why not otherwise.
+# `status` exits 0 only for a healthy cluster (controller answers, partition
+# `debug` exists and runs a job step) and otherwise prints why.
 set -euo pipefail
 
 PACKAGES=(slurmctld slurmd slurm-client munge)
@@ -14,6 +18,8 @@ LOG_DIR=/var/log/slurm
 PID_DIR=/run/slurm
 PARTITION=debug
 READY_TIMEOUT_S=40
+# A controller that does not answer within this is down: fail now, not after a test's timeout.
+CONTROLLER_TIMEOUT_S=10
 
 die() { echo "start_slurm.sh: $*" >&2; exit 1; }
 
@@ -94,6 +100,30 @@ EOF
 
 pid_alive() { [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+ours_running() { pid_alive "$PID_DIR/slurmctld.pid" || pid_alive "$PID_DIR/slurmd.pid"; }
+
+controller_answers() {
+    command -v scontrol >/dev/null && timeout "$CONTROLLER_TIMEOUT_S" scontrol ping 2>/dev/null | grep -q "is UP"
+}
+
+# slurmctld or slurmd processes that the pid files of this script do not name.
+foreign_daemons() {
+    local pid ours
+    ours=" $( { cat "$PID_DIR/slurmctld.pid" "$PID_DIR/slurmd.pid" 2>/dev/null || true; } | tr '\n' ' ') "
+    for pid in $(pgrep -x slurmctld || true) $(pgrep -x slurmd || true); do
+        [[ "$ours" == *" $pid "* ]] || echo "$pid"
+    done
+}
+
+# Why the running cluster cannot take the test's jobs (empty when it can).
+unhealthy_reason() {
+    controller_answers || { echo "the controller does not answer 'scontrol ping' within ${CONTROLLER_TIMEOUT_S}s"; return; }
+    [[ -n "$(sinfo --noheader --partition "$PARTITION" --format=%P 2>/dev/null)" ]] \
+        || { echo "it has no partition '$PARTITION' (the test profile submits there)"; return; }
+    timeout 30 srun --quiet --partition "$PARTITION" --time=1 true 2>/dev/null \
+        || echo "'srun true' on partition '$PARTITION' did not finish within 30s"
+}
+
 start_daemons() {
     pid_alive "$PID_DIR/slurmctld.pid" || slurmctld
     pid_alive "$PID_DIR/slurmd.pid" || slurmd -N localhost
@@ -101,6 +131,13 @@ start_daemons() {
 
 wait_until_ready() {
     local deadline=$((SECONDS + READY_TIMEOUT_S))
+    until controller_answers; do
+        if ! pid_alive "$PID_DIR/slurmctld.pid" || ((SECONDS >= deadline)); then
+            tail -n 5 "$LOG_DIR/slurmctld.log" 2>/dev/null || true
+            die "slurmctld does not answer 'scontrol ping' (logs in $LOG_DIR)"
+        fi
+        sleep 1
+    done
     until timeout 10 srun --quiet --time=1 true 2>/dev/null; do
         # A node that registered while the controller was still starting is
         # left DOWN; bring it back instead of waiting for the timeout.
@@ -115,6 +152,15 @@ wait_until_ready() {
 }
 
 start() {
+    local foreign reason
+    foreign=$(foreign_daemons)
+    if ! ours_running && { [[ -n "$foreign" ]] || controller_answers; }; then
+        # Never rewrite the slurm.conf of daemons this script did not start.
+        reason=$(unhealthy_reason)
+        [[ -z "$reason" ]] || die "a SLURM not started by this script is running (pids: ${foreign:-none here}), but $reason; not touching it"
+        echo "using the SLURM already running: $(sinfo --noheader --partition "$PARTITION" --format='partition %P, %D node(s), %c CPUs')"
+        return 0
+    fi
     [[ $(id -u) -eq 0 ]] || die "must run as root (installs packages, starts daemons)"
     install_packages
     start_munge
@@ -144,12 +190,17 @@ stop() {
 }
 
 status() {
-    if pid_alive "$PID_DIR/slurmctld.pid" && pid_alive "$PID_DIR/slurmd.pid"; then
-        sinfo
-    else
+    local reason
+    if ! ours_running && [[ -z "$(foreign_daemons)" ]] && ! controller_answers; then
         echo "SLURM is not running"
         return 3
     fi
+    reason=$(unhealthy_reason)
+    if [[ -n "$reason" ]]; then
+        echo "SLURM is running but not usable: $reason"
+        return 4
+    fi
+    sinfo
 }
 
 case "${1:-}" in
