@@ -139,3 +139,12 @@ def test_an_input_error_is_its_message_alone(tmp_path):
         raise InputError("s.tsv: column 'age' has no value for sample P2.")
 
     assert run_failing(tmp_path, main) == ["ERROR s.tsv: column 'age' has no value for sample P2."]
+
+
+def test_a_full_disk_reported_by_a_library_is_one_line_too(tmp_path):
+    def main(smk):  # as h5py words it, with no errno and no file name
+        raise OSError("Can't write data (file write failed: errno = 28, error message = 'No space left on device')")
+
+    assert run_failing(tmp_path, main) == [
+        f"ERROR rule qc failed: no space left on the device while writing {tmp_path / 'results' / 'qc'}; free "
+        "some space and run the workflow again (finished outputs are kept)."]

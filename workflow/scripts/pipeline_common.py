@@ -151,7 +151,7 @@ def run_script(main: Callable, smk) -> None:
         log.error("%s", err)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - anything else is logged, then the job fails
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        if disk_full(err):
             log.error("%s", disk_full_message(smk, err))
         else:
             log.error("%s\n%s", failure_summary(getattr(smk, "rule", "script"), err),
@@ -174,10 +174,19 @@ def failure_summary(rule: str, err: BaseException) -> str:
     return summary
 
 
-def disk_full_message(smk, err: OSError) -> str:
+def disk_full(err: BaseException | None) -> bool:
+    """ENOSPC, also when a library (h5py, say) re-raises it with the reason in its message only."""
+    while err is not None:
+        if isinstance(err, OSError) and (err.errno == errno.ENOSPC or "No space left on device" in str(err)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def disk_full_message(smk, err: BaseException) -> str:
     """One line for ENOSPC, naming the file (or the first output's folder) being written."""
     outputs = list(getattr(smk, "output", []))
-    target = err.filename or (os.path.dirname(str(outputs[0])) if outputs else "its outputs")
+    target = getattr(err, "filename", None) or (os.path.dirname(str(outputs[0])) if outputs else "its outputs")
     return (f"rule {getattr(smk, 'rule', 'script')} failed: no space left on the device while writing "
             f"{target}; free some space and run the workflow again (finished outputs are kept).")
 
