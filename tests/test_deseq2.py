@@ -11,6 +11,7 @@ from conftest import ROOT
 from de_model import make_inference, prepare_metadata
 from de_tables import count_calls
 from deseq2 import ma_plot, results_table, shrink_coefficient, volcano_plot
+from filter import contrast_cohort
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 
@@ -81,7 +82,7 @@ def test_toy_serotonin_genes_present_without_effect(toy_results):
 
 def test_table_equals_a_direct_pydeseq2_call(toy_run, toy_results):
     """The pipeline adds no drift: the same counts, design and contrast straight into PyDESeq2."""
-    cohort = ad.read_h5ad(toy_run / "results/filter/cohort.h5ad")
+    cohort = contrast_cohort(ad.read_h5ad(toy_run / "results/filter/cohort.h5ad"), "TRD_vs_responder")
     metadata = cohort.obs[["site", "sex", "age", "group"]].copy()
     metadata["age"] = (metadata["age"] - metadata["age"].mean()) / metadata["age"].std()
     metadata["group"] = pd.Categorical(metadata["group"], categories=["responder", "TRD"])
