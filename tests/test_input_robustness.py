@@ -187,6 +187,14 @@ def test_a_gene_name_column_placed_first_is_the_symbols(tmp_path):
     assert data.gene_symbols.tolist() == ["TP53", "ACTB"]
 
 
+def test_a_column_of_gene_ids_under_another_name_is_not_taken_for_a_sample(tmp_path):
+    path = tmp_path / "c.tsv"
+    path.write_text("gene_name\tensembl\tS1\tS2\nTP53\tENSG00000141510\t1\t2\nACTB\tENSG00000075624\t3\t4\n")
+    assert message(check_counts, read_counts(path).counts, "c.tsv") == (
+        "c.tsv: column(s) ensembl hold no number, so they are not a sample's counts; a column of gene IDs "
+        "must be the first or be named gene_id, one of gene symbols be named gene_name, gene_symbol or symbol.")
+
+
 def test_a_transposed_matrix_is_called_transposed():
     counts = pd.DataFrame(np.ones((3, 20), dtype=int), index=["P1", "P2", "P3"],
                           columns=[f"ENSG{i:011d}" for i in range(20)])

@@ -130,9 +130,10 @@ start_daemons() {
 }
 
 wait_until_ready() {
-    local deadline=$((SECONDS + READY_TIMEOUT_S))
+    local deadline=$((SECONDS + READY_TIMEOUT_S)) grace=$((SECONDS + 5))
     until controller_answers; do
-        if ! pid_alive "$PID_DIR/slurmctld.pid" || ((SECONDS >= deadline)); then
+        # a slurmctld that died (after the few seconds it takes to write its pid file) will not answer
+        if ((SECONDS >= deadline)) || { ((SECONDS >= grace)) && ! pid_alive "$PID_DIR/slurmctld.pid"; }; then
             tail -n 5 "$LOG_DIR/slurmctld.log" 2>/dev/null || true
             die "slurmctld does not answer 'scontrol ping' (logs in $LOG_DIR)"
         fi

@@ -61,6 +61,12 @@ def _as_numbers(counts: pd.DataFrame, source: str) -> pd.DataFrame:
     if values is not None and not np.isnan(values).any():
         return pd.DataFrame(values, index=counts.index, columns=counts.columns)
     numeric = counts.apply(pd.to_numeric, errors="coerce")
+    text_columns = counts.columns[(numeric.isna() & counts.notna()).all(axis=0).to_numpy()]
+    if len(text_columns) and len(counts):
+        raise InputError(
+            f"{source}: column(s) {format_list(text_columns)} hold no number, so they are not a sample's "
+            f"counts; a column of gene IDs must be the first or be named gene_id, one of gene symbols "
+            f"be named gene_name, gene_symbol or symbol.")
     _check_cells(numeric.isna() & counts.notna(), counts, source, "is not a number")
     _check_cells(counts.isna(), counts, source, "is missing; expected a count")
     return numeric
