@@ -34,7 +34,7 @@ from pipeline_common import InputError, format_list
 log = logging.getLogger("trd")
 
 SYMBOL_COLUMNS = ("gene_name", "gene_symbol", "symbol")
-ID_COLUMN = "gene_id"  # the gene-ID column of a matrix when it has one of this name, else the first
+ID_COLUMN = "gene_id"  # the gene IDs of a matrix whose first column is a symbol column, else the first column
 FORMATS = ("auto", "matrix", "featurecounts", "star", "htseq", "salmon", "kallisto", "h5ad")
 PER_SAMPLE_FORMATS = ("star", "htseq", "salmon", "kallisto")
 FEATURECOUNTS_COLUMNS = ["Geneid", "Chr", "Start", "End", "Strand", "Length"]
@@ -95,8 +95,11 @@ def _is_utf16(head: bytes) -> bool:
     """A UTF-16 byte-order mark, or ASCII text with every other byte zero (UTF-16 without one)."""
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return True
-    sample = head[:200]
-    return len(sample) >= 4 and (not any(sample[1::2]) or not any(sample[0::2]))
+    sample = head[:200 - len(head[:200]) % 2]
+    text = set(range(32, 127)) | {9, 10, 13}
+    return len(sample) >= 4 and any(
+        not any(zeros) and set(chars) <= text for zeros, chars in ((sample[1::2], sample[0::2]),
+                                                                   (sample[0::2], sample[1::2])))
 
 
 def _not_utf8_message(path, raw: bytes, offset: int) -> str:
@@ -304,7 +307,7 @@ def read_count_matrix(path: str | Path, fmt: str = "matrix") -> CountData:
     symbols = None
     if table.columns[0] in SYMBOL_COLUMNS and ID_COLUMN in table.columns[1:]:
         symbols = table.pop(table.columns[0])  # gene_name, gene_id, samples...: the IDs are gene_id
-    table = table.set_index(ID_COLUMN if ID_COLUMN in table.columns else table.columns[0])
+    table = table.set_index(ID_COLUMN if symbols is not None else table.columns[0])
     table.index = table.index.str.strip()
     table.index.name = "gene_id"
     for column in SYMBOL_COLUMNS:
