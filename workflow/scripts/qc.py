@@ -76,8 +76,7 @@ def sex_scores(adata: ad.AnnData, female_genes: list[str], male_genes: list[str]
     """
     counts = np.asarray(adata.X, dtype=np.float64)
     symbols = adata.var["gene_symbol"]
-    for label, genes in (("female", female_genes), ("male", male_genes)):
-        present = sorted(set(genes) & set(symbols))
+    for label, present in sex_genes_used(symbols, female_genes, male_genes).items():
         log.info("sex check, %s genes present: %s", label, format_list(present) or "none")
     female = mean_log_cpm(counts, symbols.isin(female_genes).to_numpy())
     male = mean_log_cpm(counts, symbols.isin(male_genes).to_numpy())
