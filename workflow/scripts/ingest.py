@@ -156,7 +156,8 @@ def main(smk) -> None:
         smk.params.design,
         dict(smk.params.contrasts),
         smk.params.counts_format,
-        # read from the config, not params: a check only, so a new fold count must not redo ingest
+        # read from the config, not params: checks only, so a new fold count or gene-set file must
+        # not redo ingest and all after it (the enrichment rule reads the files again anyway)
         predict=dict(smk.config["predict"]),
         collections=dict(smk.config["enrichment"]["collections"]),
         strandedness=smk.params.strandedness,
