@@ -15,6 +15,8 @@ follow that version's private attribute names.
 """
 
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from math import floor
 
 import numpy as np
@@ -37,6 +39,22 @@ COOKS_MIN_DISP = 0.04
 # Independent filtering (ds._independent_filtering): cutoffs and the lowess span.
 FILTER_CUTOFFS = 50
 FILTER_LOWESS_FRAC = 1 / 5
+# Genes per block of the Cook's computations: a block's temporaries stay in cache.
+BLOCK_GENES = 512
+
+
+def in_blocks(fill_block: Callable[[slice], None], n_items: int, block: int,
+              n_threads: int) -> None:
+    """fill_block(items) for consecutive slices of `block` items, in n_threads threads; each
+    call writes its own part of a preallocated output. NumPy releases the GIL in its sorts
+    and ufuncs, so the blocks run in parallel."""
+    blocks = [slice(start, min(start + block, n_items)) for start in range(0, n_items, block)]
+    if n_threads <= 1 or len(blocks) <= 1:
+        for items in blocks:
+            fill_block(items)
+        return
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        list(pool.map(fill_block, blocks))
 
 
 def sorted_median_rows(x: np.ndarray) -> np.ndarray:
@@ -47,6 +65,25 @@ def sorted_median_rows(x: np.ndarray) -> np.ndarray:
     if n % 2:
         return s[:, n // 2].copy()
     return (s[:, n // 2 - 1] + s[:, n // 2]) / 2
+
+
+def median_of_ratios(counts: np.ndarray, n_threads: int = 1
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log geometric means, the genes with no zero count, and the size factors of
+    preprocessing.deseq2_norm_fit/transform, taking the logs once and the samples' medians
+    in blocks of samples."""
+    with np.errstate(divide="ignore"):
+        log_counts = np.log(counts)
+    logmeans = log_counts.mean(axis=0)
+    filtered_genes = ~np.isinf(logmeans)
+    log_medians = np.empty(len(counts))
+
+    def fill_block(samples: slice) -> None:
+        log_ratios = log_counts[samples][:, filtered_genes] - logmeans[filtered_genes]
+        log_medians[samples] = sorted_median_rows(log_ratios)
+
+    in_blocks(fill_block, len(counts), max(1, -(-len(counts) // (4 * n_threads))), n_threads)
+    return logmeans, filtered_genes, np.exp(log_medians)
 
 
 def trimmed_means(rows: np.ndarray, trim: float) -> np.ndarray:
@@ -69,37 +106,53 @@ def trim_class(cell_size: int) -> int:
     return 2 if cell_size >= 23.5 else 1 if cell_size >= 3.5 else 0
 
 
-def robust_moments_dispersions(normed_counts: np.ndarray, design_matrix: pd.DataFrame
-                               ) -> np.ndarray:
+def cell_trimmed_variances(genes_by_samples: np.ndarray, cells: np.ndarray | None
+                           ) -> np.ndarray:
+    """The largest trimmed variance of each gene over the cells (one label per sample), or
+    over all samples when cells is None (utils.trimmed_cell_variance, trimmed_variance)."""
+    if cells is None:
+        return trimmed_variances(genes_by_samples, ALL_SAMPLES_TRIM, CELL_SCALE[2])
+    variances = []
+    for cell in np.unique(cells):
+        size_class = trim_class(int((cells == cell).sum()))
+        variances.append(trimmed_variances(genes_by_samples[:, cells == cell],
+                                           CELL_TRIM[size_class], CELL_SCALE[size_class]))
+    return np.max(variances, axis=0)
+
+
+def robust_moments_dispersions(normed_counts: np.ndarray, design_matrix: pd.DataFrame,
+                               n_threads: int = 1) -> np.ndarray:
     """utils.robust_method_of_moments_disp: the trimmed method-of-moments dispersions that
     Cook's distances use. The largest trimmed variance over the design cells with 3 or more
     replicates, or over all samples when there are none."""
-    genes_by_samples = np.ascontiguousarray(normed_counts.T)
     three_or_more = n_or_more_replicates(design_matrix, 3).to_numpy()
+    cells = None
     if three_or_more.any():
+        normed_counts_kept = normed_counts[three_or_more, :]
         design = design_matrix.loc[three_or_more, :]
         cells = design.groupby(design.columns.values.tolist()).ngroup().to_numpy()
-        kept = genes_by_samples[:, three_or_more]
-        variance = np.max([
-            trimmed_variances(kept[:, cells == cell], CELL_TRIM[size_class],
-                              CELL_SCALE[size_class])
-            for cell in np.unique(cells)
-            for size_class in [trim_class(int((cells == cell).sum()))]], axis=0)
     else:
-        variance = trimmed_variances(genes_by_samples, ALL_SAMPLES_TRIM, CELL_SCALE[2])
+        normed_counts_kept = normed_counts
+    variance = np.empty(normed_counts.shape[1])
+
+    def fill_block(genes: slice) -> None:
+        # genes x samples, so that the sorts run along contiguous rows
+        rows = np.ascontiguousarray(normed_counts_kept[:, genes].T)
+        variance[genes] = cell_trimmed_variances(rows, cells)
+
+    in_blocks(fill_block, len(variance), BLOCK_GENES, n_threads)
     mean = normed_counts.mean(axis=0)
     return np.maximum((variance - mean) / mean**2, COOKS_MIN_DISP)
 
 
 def cooks_distances(counts: np.ndarray, mu: np.ndarray, hat_diagonals: np.ndarray,
-                    dispersions: np.ndarray, num_vars: int, block_genes: int = 512
-                    ) -> np.ndarray:
+                    dispersions: np.ndarray, num_vars: int, n_threads: int = 1) -> np.ndarray:
     """Cook's distances as dds.calculate_cooks computes them, operation for operation, in
     blocks of genes so that the temporaries stay in cache (the whole-matrix passes were
     memory-bound)."""
     cooks = np.empty(mu.shape)
-    for start in range(0, mu.shape[1], block_genes):
-        genes = slice(start, start + block_genes)
+
+    def fill_block(genes: slice) -> None:
         block_mu = mu[:, genes]
         residual = counts[:, genes] - block_mu
         residual **= 2
@@ -113,6 +166,8 @@ def cooks_distances(counts: np.ndarray, mu: np.ndarray, hat_diagonals: np.ndarra
         leverage **= 2
         residual *= hat / leverage
         cooks[:, genes] = residual
+
+    in_blocks(fill_block, mu.shape[1], BLOCK_GENES, n_threads)
     return cooks
 
 
@@ -130,6 +185,11 @@ def bh_rejections(sorted_pvalues: np.ndarray, alpha: float) -> int:
 class BatchedDeseqDataSet(DeseqDataSet):
     """``DeseqDataSet`` with size factors, the dispersion trend's bookkeeping and Cook's
     distances computed for all genes at once; same results, same attributes."""
+
+    @property
+    def n_threads(self) -> int:
+        """Threads for the vectorised steps: those of the Inference backend."""
+        return getattr(self.inference, "n_cpus", 1)
 
     @property
     def non_zero_idx(self) -> np.ndarray | slice:
@@ -150,13 +210,8 @@ class BatchedDeseqDataSet(DeseqDataSet):
                 or not isinstance(counts, np.ndarray) or (counts == 0).any(0).all()):
             super().fit_size_factors(fit_type=fit_type, control_genes=control_genes)
             return
-        # median of ratios (preprocessing.deseq2_norm_fit/transform), taking the logs once
-        with np.errstate(divide="ignore"):
-            log_counts = np.log(counts)
-        self.logmeans = log_counts.mean(axis=0)
-        self.filtered_genes = ~np.isinf(self.logmeans)
-        log_ratios = log_counts[:, self.filtered_genes] - self.logmeans[self.filtered_genes]
-        size_factors = np.exp(sorted_median_rows(log_ratios))
+        self.logmeans, self.filtered_genes, size_factors = median_of_ratios(
+            counts, self.n_threads)
         self.layers["normed_counts"] = counts / size_factors[:, None]
         self.obs["size_factors"] = size_factors
         self.var["_normed_means"] = self.layers["normed_counts"].mean(axis=0)
@@ -205,10 +260,10 @@ class BatchedDeseqDataSet(DeseqDataSet):
         non_zero = self.var["non_zero"].to_numpy()
         design_matrix = self.obsm["design_matrix"]
         dispersions = robust_moments_dispersions(
-            self.layers["normed_counts"][:, self.non_zero_idx], design_matrix)
+            self.layers["normed_counts"][:, self.non_zero_idx], design_matrix, self.n_threads)
         distances = cooks_distances(self.X[:, self.non_zero_idx], self.obsm["_mu_LFC"],
                                     self.obsm["_hat_diagonals"], dispersions,
-                                    design_matrix.shape[-1])
+                                    design_matrix.shape[-1], self.n_threads)
         if self.low_memory:
             del self.obsm["_mu_LFC"]
             del self.obsm["_hat_diagonals"]
