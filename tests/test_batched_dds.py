@@ -280,3 +280,27 @@ def test_bh_rejections_count_scipys_adjusted_pvalues():
                     np.array([0.01]), np.array([]), np.full(20, 0.002)]:
         expected = (false_discovery_control(pvalues) < ALPHA).sum()
         assert bd.bh_rejections(pvalues, ALPHA) == expected
+
+
+def test_independent_filtering_matches_pydeseq2_where_it_filters():
+    """p-values planted so that dropping the low-count half gains rejections (the cutoff
+    PyDESeq2 chooses is above 0), with some genes untested (NaN)."""
+    counts, metadata = simulate_nb_cohort(20, 400, seed=6, design="group")
+    inference = BatchedInference(n_cpus=1)
+    dds, _ = fit(counts, metadata, "group", DeseqDataSet, DeseqStats, inference)
+    rng = np.random.default_rng(6)
+    base_mean = np.concatenate([rng.uniform(0.5, 5, 200), rng.uniform(50, 500, 200)])
+    pvalues = np.concatenate([rng.uniform(size=200), rng.uniform(0, 0.01, 60),
+                              rng.uniform(size=140)])
+    pvalues[rng.choice(400, 8, replace=False)] = np.nan
+    padj = []
+    for stats_class_ in (DeseqStats, bd.BatchedDeseqStats):
+        stats = stats_class_(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference,
+                             quiet=True)
+        stats.p_values = pd.Series(pvalues, index=dds.var_names)
+        stats.base_mean = pd.Series(base_mean, index=dds.var_names)
+        stats._independent_filtering()
+        padj.append(stats.padj)
+    assert padj[0].isna().sum() > 50  # low-count genes filtered out
+    np.testing.assert_array_equal(padj[1].isna(), padj[0].isna())
+    assert_same(padj[1], padj[0])
