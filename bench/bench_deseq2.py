@@ -1,10 +1,13 @@
-"""Benchmark the DESeq2 step: PyDESeq2 DefaultInference vs BatchedInference (and R DESeq2).
+"""Benchmark the DESeq2 step: PyDESeq2 DefaultInference vs the batched backend (and R DESeq2).
+
+The batched backend is the pipeline's: BatchedInference inside batched_dds'
+BatchedDeseqDataSet/BatchedDeseqStats; the default one is PyDESeq2 as published.
 
 For each cohort size it simulates one negative-binomial cohort (design
 ~ site + sex + age + group), fits it with each backend in a fresh child
 process (so peak memory is that fit's own ru_maxrss), and prints wall time,
 CPU time (the process and its workers), the wall time spent in the Inference methods (the
-rest is PyDESeq2's own code, common to both backends), peak memory, the ratio
+rest is PyDESeq2's own code, vectorised in the batched backend's subclasses), peak memory, the ratio
 default/batched of wall times and of CPU times, and the concordance of the results.
 With --repeats N the two Python backends are fitted N times, alternately, so that a
 slow spell of a shared machine hits both: times are medians, the ratio is that of the
@@ -55,22 +58,20 @@ cat(elapsed, "\\n", file = args[4])
 def fit_in_this_process(backend: str, n_samples: int, n_genes: int, seed: int, threads: int,
                         out: Path) -> None:
     """Child process: fit one backend, save results and {seconds, peak_mib}."""
-    from pydeseq2.dds import DeseqDataSet
-    from pydeseq2.default_inference import DefaultInference
-    from pydeseq2.ds import DeseqStats
-
-    from batched_inference import BatchedInference
+    from de_model import MODEL_CLASSES, make_inference
 
     counts, metadata = simulate_nb_cohort(n_samples, n_genes, seed=seed, n_outliers=n_genes // 200)
-    inference = (BatchedInference if backend == "batched" else DefaultInference)(n_cpus=threads)
+    # batched: BatchedInference in batched_dds' subclasses; default: PyDESeq2 as published
+    dataset_class, stats_class = MODEL_CLASSES[backend]
+    inference = make_inference(threads, backend)
     in_inference = time_inference_calls(inference)
     warnings.simplefilter("ignore")
     cpu_start = cpu_seconds()
     start = time.perf_counter()
-    dds = DeseqDataSet(counts=counts, metadata=metadata, design=DESIGNS["full"],
-                       inference=inference, quiet=True)
+    dds = dataset_class(counts=counts, metadata=metadata, design=DESIGNS["full"],
+                        inference=inference, quiet=True)
     dds.deseq2()
-    stats = DeseqStats(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference, quiet=True)
+    stats = stats_class(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference, quiet=True)
     stats.summary()
     seconds = time.perf_counter() - start
     cpu = cpu_seconds() - cpu_start
@@ -85,8 +86,8 @@ def fit_in_this_process(backend: str, n_samples: int, n_genes: int, seed: int, t
 
 def time_inference_calls(inference) -> dict:
     """Wrap the Inference methods of `inference` so that the wall time spent in them adds up
-    in the returned dict: the rest of the DE step is PyDESeq2's own code, the same for every
-    backend."""
+    in the returned dict: the rest of the DE step is PyDESeq2's own code (in the batched
+    backend, batched_dds' vectorised versions of it)."""
     from pydeseq2.inference import Inference
 
     spent = {"seconds": 0.0}

@@ -10,13 +10,19 @@ import numpy as np
 import pandas as pd
 from pydeseq2.dds import DeseqDataSet
 from pydeseq2.default_inference import DefaultInference
+from pydeseq2.ds import DeseqStats
 
+from batched_dds import BatchedDeseqDataSet, BatchedDeseqStats
 from batched_inference import BatchedInference
 from input_checks import design_variables
 
 log = logging.getLogger("trd")
 
 INFERENCE_BACKENDS = {"batched": BatchedInference, "default": DefaultInference}
+# The dataset and statistics classes of each backend: `batched` also vectorises PyDESeq2's
+# own per-gene code (batched_dds.py); `default` is PyDESeq2 as published.
+MODEL_CLASSES = {"batched": (BatchedDeseqDataSet, BatchedDeseqStats),
+                 "default": (DeseqDataSet, DeseqStats)}
 
 
 def make_inference(n_cpus: int, backend: str = "batched"):
@@ -26,6 +32,11 @@ def make_inference(n_cpus: int, backend: str = "batched"):
     one gene at a time; see tests/test_batched_inference.py and bench/).
     """
     return INFERENCE_BACKENDS[backend](n_cpus=n_cpus)
+
+
+def stats_class(settings: dict) -> type[DeseqStats]:
+    """The DeseqStats class of the configured backend (MODEL_CLASSES)."""
+    return MODEL_CLASSES[settings.get("inference", "batched")][1]
 
 
 def prepare_metadata(obs: pd.DataFrame, design: str, contrast: dict | None = None
@@ -61,7 +72,8 @@ def make_dataset(adata: ad.AnnData, design: str, settings: dict, n_cpus: int,
     """A PyDESeq2 dataset of raw counts with the prepared design metadata."""
     metadata, _ = prepare_metadata(adata.obs, design, contrast)
     counts = pd.DataFrame(np.asarray(adata.X), index=adata.obs_names, columns=adata.var_names)
-    return DeseqDataSet(
+    dataset_class = MODEL_CLASSES[settings.get("inference", "batched")][0]
+    return dataset_class(
         counts=counts,
         metadata=metadata,
         design=design,

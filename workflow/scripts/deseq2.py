@@ -9,9 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from pydeseq2.ds import DeseqStats  # noqa: E402
 
-from de_model import make_dataset, prepare_metadata  # noqa: E402
+from de_model import make_dataset, prepare_metadata, stats_class  # noqa: E402
 from de_tables import count_calls  # noqa: E402
 from filter import contrast_cohort  # noqa: E402
 from pipeline_common import save_figure, write_table  # noqa: E402
@@ -31,7 +30,7 @@ def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n
     """Fit the model and test the contrast; one row per gene, sorted by p-value."""
     dds = make_dataset(adata, design, settings, n_cpus, contrast)
     dds.deseq2()
-    stats = DeseqStats(
+    stats = stats_class(settings)(
         dds,
         contrast=[contrast["variable"], contrast["test"], contrast["reference"]],
         alpha=settings["alpha"],
