@@ -1,0 +1,158 @@
+"""Sensitivity models: their designs and samples, the checks before fitting, the concordance table,
+and on the toy cohort what the cell-adjusted and sex-stratified models do to the planted genes."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from conftest import ROOT, copy_workflow, run_snakemake
+from ingest import ingest
+from pipeline_common import InputError
+from sensitivity_models import check_models, concordance, describe, model_design, model_samples
+
+DESIGN = "~ site + sex + age + group"
+CONTRASTS = {"TRD_vs_responder": {"variable": "group", "test": "TRD", "reference": "responder"}}
+TOY = ROOT / "resources" / "toy"
+ALPHA = 0.05
+
+
+def message(call, *args, **kwargs) -> str:
+    with pytest.raises(InputError) as err:
+        call(*args, **kwargs)
+    return str(err.value)
+
+
+def sheet(n: int = 24, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "group": np.tile(["TRD", "responder"], n // 2),
+        "site": np.repeat(["A", "B"], n // 2),
+        "sex": np.tile(["female", "female", "male", "male"], n // 4),
+        "age": rng.integers(20, 60, n),
+        "bmi": rng.normal(26, 4, n).round(1),
+    }, index=[f"S{i:02d}" for i in range(n)])
+
+
+# ----------------------------------------------------------------------------- model specs
+def test_model_designs():
+    assert model_design(DESIGN, {"keep": {"sex": ["female"]}, "remove": ["sex"]}) == "~ site + age + group"
+    assert model_design(DESIGN, {"add": ["bmi"]}) == "~ site + sex + age + group + bmi"
+    assert model_design(DESIGN, {"cell_scores": True}, ["cell_PC1", "cell_PC2"]) == \
+        "~ site + sex + age + group + cell_PC1 + cell_PC2"
+    # cell covariates are added only to a model that asks for them
+    assert model_design(DESIGN, {"add": ["bmi"]}, ["cell_PC1"]) == "~ site + sex + age + group + bmi"
+    # a removed variable takes its interaction terms with it
+    assert model_design("~ site + sex + age:sex + group", {"remove": ["sex"]}) == "~ site + group"
+    assert model_design(DESIGN, {"design": "~ sex + group", "add": ["age"]}) == "~ sex + group + age"
+
+
+def test_model_samples_keep_and_drop():
+    obs = sheet()
+    females = model_samples(obs, {"keep": {"sex": ["female"]}})
+    assert list(females) == list(obs.index[obs["sex"] == "female"])
+    no_site_a_males = model_samples(obs, {"drop": {"site": ["A"]}, "keep": {"sex": ["male"]}})
+    assert list(no_site_a_males) == list(obs.index[(obs["site"] != "A") & (obs["sex"] == "male")])
+
+
+def test_default_models_pass_the_checks():
+    models = {"cell_adjusted": {"cell_scores": True},
+              "female_only": {"keep": {"sex": ["female"]}, "remove": ["sex"]},
+              "male_only": {"keep": {"sex": ["male"]}, "remove": ["sex"]}}
+    check_models(models, sheet(), DESIGN, CONTRASTS, "s.tsv")
+
+
+# ----------------------------------------------------------------------------- bad models
+def test_model_naming_an_absent_column():
+    assert message(check_models, {"with_bmi": {"add": ["BMI"]}}, sheet(), DESIGN, CONTRASTS, "s.tsv") == (
+        "s.tsv: sensitivity model 'with_bmi' names column(s) BMI that the sample sheet does not have; "
+        "its columns are group, site, sex, age, bmi.")
+
+
+def test_model_that_keeps_sex_in_a_single_sex_design():
+    assert message(check_models, {"female_only": {"keep": {"sex": ["female"]}}}, sheet(), DESIGN, CONTRASTS,
+                   "s.tsv") == (
+        "sensitivity model 'female_only': s.tsv: column 'sex' of the design has the same value (female) for "
+        "every sample, so it explains nothing; remove it from the design.")
+
+
+def test_model_leaving_a_group_too_small():
+    obs = sheet()
+    obs.loc[(obs["sex"] == "male") & (obs["group"] == "TRD"), "sex"] = "female"
+    obs.iloc[2, obs.columns.get_loc("sex")] = "male"  # one male TRD patient
+    obs.iloc[2, obs.columns.get_loc("group")] = "TRD"
+    spec = {"male_only": {"keep": {"sex": ["male"]}, "remove": ["sex"]}}
+    n_male = int((obs["sex"] == "male").sum())
+    assert message(check_models, spec, obs, DESIGN, CONTRASTS, "s.tsv") == (
+        f"s.tsv, sensitivity model 'male_only' ({n_male} samples): contrast 'TRD_vs_responder' has 1 sample(s) "
+        "with group = 'TRD'; at least 2 are needed.")
+
+
+def test_model_that_is_not_full_rank():
+    obs = sheet()
+    obs["centre"] = obs["site"].map({"A": "north", "B": "south"})
+    assert message(check_models, {"by_centre": {"add": ["centre"]}}, obs, DESIGN, CONTRASTS, "s.tsv") == (
+        "sensitivity model 'by_centre': s.tsv: the design '~ site + sex + age + group + centre' is not full "
+        "rank (rank 5 < 6 columns): site[T.B], centre[T.south] can be written as combinations of the "
+        "other columns, e.g. a covariate completely confounded with another. Remove or merge one of them.")
+
+
+def test_model_without_the_contrast_variable():
+    assert message(check_models, {"no_group": {"remove": ["group"]}}, sheet(), DESIGN, CONTRASTS, "s.tsv") == (
+        "sensitivity model 'no_group': its design '~ site + sex + age' has no 'group', the variable of "
+        "contrast 'TRD_vs_responder'; a sensitivity model must keep it.")
+
+
+def test_ingest_stops_on_a_model_naming_an_absent_column():
+    """The check runs at ingest, the first rule, so nothing has been fitted."""
+    assert message(ingest, str(TOY / "counts.tsv.gz"), str(TOY / "samples.tsv"),
+                   str(ROOT / "resources/annotation/genes.tsv.gz"), DESIGN, CONTRASTS,
+                   sensitivity={"on_lithium": {"drop": {"lithium": ["yes"]}}}).startswith(
+        f"{TOY / 'samples.tsv'}: sensitivity model 'on_lithium' names column(s) lithium that the sample "
+        "sheet does not have; its columns are group, site, sex, age")
+
+
+# ----------------------------------------------------------------------------- concordance
+def random_tables(seed: int = 3, n: int = 400):
+    rng = np.random.default_rng(seed)
+    genes = [f"G{i}" for i in range(n)]
+    lfc = rng.normal(0, 1, n)
+    primary = pd.DataFrame({"gene_id": genes, "log2FoldChange": lfc,
+                            "padj": np.where(rng.random(n) < 0.3, 0.001, 0.5)})
+    model = pd.DataFrame({"gene_id": genes[::-1], "log2FoldChange": (lfc + rng.normal(0, 0.7, n))[::-1],
+                          "padj": np.where(rng.random(n) < 0.25, 0.01, 0.3)})
+    primary.loc[5, "padj"] = np.nan  # filtered genes count as not significant
+    model.loc[7, "log2FoldChange"] = np.nan
+    return primary, model
+
+
+def test_concordance_equals_an_independent_computation():
+    primary, model = random_tables()
+    row = concordance(primary, model, ALPHA)
+    p = dict(zip(primary["gene_id"], zip(primary["log2FoldChange"], primary["padj"])))
+    m = dict(zip(model["gene_id"], zip(model["log2FoldChange"], model["padj"])))
+    deg_p = {g for g, (_, q) in p.items() if q < ALPHA}
+    deg_m = {g for g, (_, q) in m.items() if q < ALPHA}
+    paired = [g for g in p if not np.isnan(p[g][0]) and not np.isnan(m[g][0])]
+    paired_deg = [g for g in paired if g in deg_p]
+    assert row["degs_primary"] == len(deg_p) and row["degs_model"] == len(deg_m)
+    assert row["overlap"] == len(deg_p & deg_m)
+    assert row["lost"] == len(deg_p - deg_m) and row["gained"] == len(deg_m - deg_p)
+    assert row["lfc_r_all"] == pytest.approx(stats.pearsonr([p[g][0] for g in paired],
+                                                            [m[g][0] for g in paired])[0])
+    assert row["lfc_r_primary_degs"] == pytest.approx(stats.pearsonr([p[g][0] for g in paired_deg],
+                                                                     [m[g][0] for g in paired_deg])[0])
+    assert row["sign_agreement"] == pytest.approx(np.mean([np.sign(p[g][0]) == np.sign(m[g][0])
+                                                           for g in paired_deg]))
+
+
+def test_concordance_sentence():
+    row = {"contrast": "c", "model": "female_only", "design": "~ age + group", "n_samples": 30,
+           "degs_primary": 200, "degs_model": 120, "overlap": 100, "lost": 100, "gained": 20,
+           "lfc_r_all": 0.8123, "lfc_r_primary_degs": 0.95, "sign_agreement": 0.995}
+    assert describe(row) == (
+        "female_only (30 samples, ~ age + group): 120 DEGs instead of 200; 100 shared, so 50% of the primary "
+        "DEGs stay significant and 100 lose significance; 100% of the primary DEGs keep their sign; 20 new; "
+        "log2 fold changes correlate at r = 0.81 over all genes and 0.95 over the primary DEGs.")
