@@ -24,7 +24,12 @@ rule cell_composition:
         choice="results/cells/covariate_choice.tsv",
         association="results/cells/score_pc_association.tsv",
         by_group=expand("results/cells/{contrast}/scores_by_group.tsv", contrast=CONTRASTS),
-        figures=expand("results/cells/{contrast}/scores_by_group.png", contrast=CONTRASTS),
+        figures=report(
+            expand("results/cells/{contrast}/scores_by_group.png", contrast=CONTRASTS),
+            caption="../report/scores_by_group.rst",
+            category="Robustness",
+            subcategory="Cell composition",
+        ),
     params:
         cells=CELLS,
         contrasts=config["contrasts"],
@@ -60,8 +65,18 @@ rule sensitivity:
         table="results/sensitivity/{contrast}/{model}/deseq2_results.tsv",
         model="results/sensitivity/{contrast}/{model}/model.tsv",
         samples="results/sensitivity/{contrast}/{model}/samples_used.tsv",
-        concordance="results/sensitivity/{contrast}/{model}/concordance.tsv",
-        scatter="results/sensitivity/{contrast}/{model}/lfc_scatter.png",
+        concordance=report(
+            "results/sensitivity/{contrast}/{model}/concordance.tsv",
+            caption="../report/concordance.rst",
+            category="Robustness",
+            subcategory="{contrast}",
+        ),
+        scatter=report(
+            "results/sensitivity/{contrast}/{model}/lfc_scatter.png",
+            caption="../report/lfc_scatter.rst",
+            category="Robustness",
+            subcategory="{contrast}",
+        ),
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],

@@ -134,3 +134,25 @@ def describe(row: dict) -> str:
     if row["degs_primary"]:
         text += f" and {row['lfc_r_primary_degs']:.2f} over the primary DEGs"
     return text + "."
+
+
+# ----------------------------------------------------------------------------- pathways
+IMMUNE_TERMS = (r"immun|inflamm|interferon|cytokine|cytotox|leukocyte|lymphocyte|T cell|B cell|NK|"
+                r"natural killer|antigen|myeloid|neutrophil|monocyte|defen[cs]e response")
+
+
+def pathway_survival(primary: pd.DataFrame, adjusted: pd.DataFrame, padj_cut: float,
+                     pattern: str = IMMUNE_TERMS) -> pd.DataFrame:
+    """Immune-related gene sets significant in the primary GSEA, with their result after cell adjustment.
+
+    A set 'survives' when it is significant after adjustment too, with the same sign of NES.
+    """
+    key = ["collection", "term"]
+    immune = primary["name"].astype(str).str.contains(pattern, case=False, regex=True) | \
+        primary["term"].astype(str).str.contains(pattern, case=False, regex=True)
+    hits = primary[immune & (primary["padj"] < padj_cut)]
+    table = hits[key + ["name", "NES", "padj"]].merge(
+        adjusted[key + ["NES", "padj"]], on=key, how="left", suffixes=("_primary", "_cell_adjusted"))
+    table["survives"] = (table["padj_cell_adjusted"] < padj_cut) & \
+        (np.sign(table["NES_primary"]) == np.sign(table["NES_cell_adjusted"]))
+    return table.sort_values(["padj_primary", "term"], kind="mergesort").reset_index(drop=True)
