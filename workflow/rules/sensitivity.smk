@@ -51,16 +51,14 @@ rule cell_composition:
         "../scripts/cell_composition.py"
 
 
-def cell_covariates_input(wildcards):
-    """The cell covariates, for the models that add them (the others need not wait for them)."""
-    return rules.cell_composition.output.covariates if SENSITIVITY[wildcards.model].get("cell_scores") else []
-
-
 rule sensitivity:
     input:
         h5ad="results/filter/cohort.h5ad",
         primary="results/de/{contrast}/deseq2_results.tsv",
-        covariates=cell_covariates_input,
+        # the cell covariates, for the models that add them (the others need not wait for them)
+        covariates=lambda wc: (
+            rules.cell_composition.output.covariates if SENSITIVITY[wc.model].get("cell_scores") else []
+        ),
     output:
         table="results/sensitivity/{contrast}/{model}/deseq2_results.tsv",
         model="results/sensitivity/{contrast}/{model}/model.tsv",
