@@ -17,6 +17,10 @@ DESIGN = "~ site + sex + age + group"
 CONTRASTS = {"TRD_vs_responder": {"variable": "group", "test": "TRD", "reference": "responder"}}
 TOY = ROOT / "resources" / "toy"
 ALPHA = 0.05
+# measured on the toy cohort (see the tests below); each bound a little below what the run gives
+COMPOSITION_ONLY_PRIMARY = 0.5
+COMPOSITION_ADJUSTED = 0.2
+REGULATED_STAY = 0.7
 
 
 def message(call, *args, **kwargs) -> str:
@@ -156,3 +160,97 @@ def test_concordance_sentence():
         "female_only (30 samples, ~ age + group): 120 DEGs instead of 200; 100 shared, so 50% of the primary "
         "DEGs stay significant and 100 lose significance; 100% of the primary DEGs keep their sign; 20 new; "
         "log2 fold changes correlate at r = 0.81 over all genes and 0.95 over the primary DEGs.")
+
+
+# ----------------------------------------------------------------------------- the toy cohort
+MODELS = ("cell_adjusted", "female_only", "male_only")
+
+
+@pytest.fixture(scope="module")
+def toy_sensitivity(tmp_path_factory) -> Path:
+    """The toy cohort run up to the sensitivity models (no enrichment, prediction or report)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("toy_sensitivity"))
+    targets = [f"results/sensitivity/TRD_vs_responder/{model}/concordance.tsv" for model in MODELS]
+    run_snakemake(workdir, *targets)
+    return workdir
+
+
+def de_table(workdir: Path, model: str | None = None) -> pd.DataFrame:
+    folder = "de/TRD_vs_responder" if model is None else f"sensitivity/TRD_vs_responder/{model}"
+    return pd.read_csv(workdir / "results" / folder / "deseq2_results.tsv", sep="\t",
+                       dtype={"gene_id": str, "gene_symbol": str})
+
+
+def calls(table: pd.DataFrame) -> set[str]:
+    return set(table.loc[table["padj"] < ALPHA, "gene_id"])
+
+
+@pytest.mark.parametrize("model, sex", [("female_only", "female"), ("male_only", "male")])
+def test_sex_stratified_models_use_one_sex_without_a_sex_term(toy_sensitivity, model, sex):
+    folder = toy_sensitivity / "results" / "sensitivity" / "TRD_vs_responder" / model
+    used = pd.read_csv(folder / "samples_used.tsv", sep="\t", index_col=0)
+    sheet = pd.read_csv(TOY / "samples.tsv", sep="\t", index_col="sample_id")
+    filtered = pd.read_csv(toy_sensitivity / "results/de/TRD_vs_responder/samples_used.tsv", sep="\t",
+                           index_col=0)
+    assert set(used["sex"]) == {sex}
+    assert sorted(used.index) == sorted(filtered.index[filtered["sex"] == sex])
+    assert sheet.loc[used.index, "sex"].eq(sex).all()
+    coding = pd.read_csv(folder / "model.tsv", sep="\t")
+    assert "sex" not in set(coding["variable"]) and "group" in set(coding["variable"])
+    row = pd.read_csv(folder / "concordance.tsv", sep="\t").iloc[0]
+    assert row["design"] == "~ site + age + group" and row["n_samples"] == len(used)
+
+
+def test_toy_concordance_tables_equal_a_recomputation(toy_sensitivity):
+    primary = de_table(toy_sensitivity)
+    for model in MODELS:
+        table = de_table(toy_sensitivity, model)
+        row = pd.read_csv(toy_sensitivity / "results/sensitivity/TRD_vs_responder" / model / "concordance.tsv",
+                          sep="\t").iloc[0]
+        deg_p, deg_m = calls(primary), calls(table)
+        lfc_p = primary.set_index("gene_id")["log2FoldChange"].dropna()
+        lfc_m = table.set_index("gene_id")["log2FoldChange"].dropna()
+        shared = sorted(set(lfc_p.index) & set(lfc_m.index))
+        shared_deg = sorted(set(shared) & deg_p)
+        assert (row["degs_primary"], row["degs_model"], row["overlap"], row["lost"], row["gained"]) == (
+            len(deg_p), len(deg_m), len(deg_p & deg_m), len(deg_p - deg_m), len(deg_m - deg_p))
+        assert row["lfc_r_all"] == pytest.approx(stats.pearsonr(lfc_p[shared], lfc_m[shared])[0], abs=1e-6)
+        assert row["lfc_r_primary_degs"] == pytest.approx(
+            stats.pearsonr(lfc_p[shared_deg], lfc_m[shared_deg])[0], abs=1e-6)
+        assert row["sign_agreement"] == pytest.approx(
+            float((np.sign(lfc_p[shared_deg]) == np.sign(lfc_m[shared_deg])).mean()), abs=1e-6)
+
+
+def planted(cls: str) -> set[str]:
+    truth = pd.read_csv(TOY / "truth_genes.tsv", sep="\t", dtype={"gene_id": str})
+    return set(truth.loc[truth["class"] == cls, "gene_id"])
+
+
+def test_composition_genes_are_degs_only_before_cell_adjustment(toy_sensitivity):
+    """Marker genes move only through cell shares: DEGs in the primary model, not once adjusted."""
+    composition = planted("composition")
+    primary, adjusted = calls(de_table(toy_sensitivity)), calls(de_table(toy_sensitivity, "cell_adjusted"))
+    only_primary = len(composition & primary - adjusted) / len(composition)
+    assert only_primary >= COMPOSITION_ONLY_PRIMARY, only_primary
+    assert len(composition & adjusted) / len(composition) <= COMPOSITION_ADJUSTED
+
+
+def test_regulated_genes_stay_degs_after_cell_adjustment(toy_sensitivity):
+    """Genes whose group effect is within cells stay DEGs when the cell shares are adjusted for."""
+    regulated = planted("regulated")
+    primary, adjusted = calls(de_table(toy_sensitivity)), calls(de_table(toy_sensitivity, "cell_adjusted"))
+    in_primary = regulated & primary
+    assert len(in_primary & adjusted) / len(in_primary) >= REGULATED_STAY, len(in_primary & adjusted) / len(in_primary)
+
+
+def test_workflow_stops_at_ingest_on_a_model_naming_an_absent_column(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    extra = workdir / "config" / "bad_model.yaml"
+    extra.write_text("sensitivity:\n  with_bmi:\n    add: [body_mass]\n")
+    result = run_snakemake(workdir, "--configfile", str(extra.relative_to(workdir)), check=False)
+    assert result.returncode != 0
+    log = (workdir / "logs" / "ingest" / "ingest.log").read_text()
+    assert ("config/samples.tsv: sensitivity model 'with_bmi' names column(s) body_mass that the sample "
+            "sheet does not have") in log
+    assert not (workdir / "results" / "ingest" / "cohort.h5ad").exists()
+    assert not (workdir / "results" / "de").exists()
