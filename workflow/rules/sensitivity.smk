@@ -88,7 +88,7 @@ rule sensitivity:
     log:
         "logs/sensitivity/{contrast}/{model}.log",
     benchmark:
-        "results/benchmarks/sensitivity/{contrast}/{model}.tsv"
+        "results/benchmarks/sensitivity/{contrast}.{model}.tsv"
     conda:
         "../../environment.yml"
     script:

@@ -392,6 +392,18 @@ def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) 
     }
 
 
+def robustness_methods(cells: dict, models: dict, choice: str) -> str:
+    names = ", ".join(models)
+    return (
+        f"Blood cell-type scores were computed per sample from the blind-VST data as the mean z-score of "
+        f"each type's marker genes (method '{cells['method']}'; markers curated from Abbas et al. 2005, "
+        "Becht et al. 2016 and Monaco et al. 2019, among others; a type with fewer than "
+        f"{cells['min_markers']} of its markers in the data was not estimated) and compared between "
+        "groups by Welch's t-test; sensitivity models "
+        f"({names}) refitted the DE model with each change, the cell-adjusted one adding {choice}."
+    )
+
+
 # ---------------------------------------------------------------- methods
 
 def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
@@ -447,6 +459,8 @@ def methods_paragraph(run: dict) -> str:
         text.append(run["enrichment"])
     if run.get("prediction"):
         text.append(run["prediction"])
+    if run.get("robustness"):
+        text.append(run["robustness"])
     if run.get("provenance"):
         text.append("Gene annotation and gene sets: " + "; ".join(run["provenance"]) + ".")
     text.append("The analysis follows the design of Sirés et al. (2025).")
@@ -544,6 +558,8 @@ def main(smk) -> None:
         "provenance": [p for p in provenance if p],
         "enrichment": enrichment_methods(config["enrichment"], versions),
         "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
+        "robustness": (robustness_methods(config["cells"], config["sensitivity"], robustness["covariates"])
+                       if robustness else ""),
     }
     context = {
         "title": "TRD blood-transcriptome differential expression",
