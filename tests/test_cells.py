@@ -88,7 +88,7 @@ def synthetic_expression(n: int = 60, seed: int = 1):
     return pd.DataFrame(columns, index=shares.index), shares, markers
 
 
-@pytest.mark.parametrize("method", ["mean_z", "mean_expression", "score_genes"])
+@pytest.mark.parametrize("method", ["mean_z", "first_pc", "mean_expression", "score_genes"])
 def test_scores_follow_the_planted_shares(method):
     expr, shares, markers = synthetic_expression()
     table = marker_table(markers, expr.columns, 3)

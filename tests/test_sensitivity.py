@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from conftest import ROOT, copy_workflow, run_snakemake
@@ -254,3 +255,52 @@ def test_workflow_stops_at_ingest_on_a_model_naming_an_absent_column(tmp_path):
             "sheet does not have") in log
     assert not (workdir / "results" / "ingest" / "cohort.h5ad").exists()
     assert not (workdir / "results" / "de").exists()
+
+
+# ----------------------------------------------------------------------------- null data
+@pytest.fixture(scope="module")
+def null_cohort():
+    """A simulated cohort with the toy's correlation and composition structure and no group effect."""
+    import anndata as ad
+
+    from cell_composition import composition
+    from filter import expressed_genes
+    from gene_ids import annotate_genes, load_annotation
+    from simulate_cohort import SimulationParameters, load_gene_sets, simulate_cohort
+    from vst import vst_cohort
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    collections = {name: str(ROOT / path) for name, path in config["enrichment"]["collections"].items()}
+    annotation = pd.read_csv(ROOT / config["annotation"], sep="\t", dtype=str)
+    params = SimulationParameters.null_cohort(n_samples=60, n_genes=3000, seed=11, hazards=False)
+    cohort = simulate_cohort(annotation, load_gene_sets(collections), params)
+    var, _ = annotate_genes(cohort.counts.index, load_annotation(ROOT / config["annotation"]), source="null")
+    obs = cohort.samples.set_index("sample_id")
+    obs.index = obs.index.astype(str)
+    adata = ad.AnnData(X=cohort.counts.to_numpy().T.astype(np.int64), obs=obs, var=var)
+    adata = adata[:, expressed_genes(np.asarray(adata.X), int(obs["group"].value_counts().min()))].copy()
+    cells = {**config["cells"], "resource": str(ROOT / config["cells"]["resource"])}
+    result = composition(vst_cohort(adata, config["deseq2"], 1), cells, config["seed"])
+    return adata, result, config
+
+
+def test_null_cohort_cell_scores_do_not_differ_by_group(null_cohort):
+    from cells import scores_by_group
+
+    adata, result, _ = null_cohort
+    by_group = scores_by_group(result["scores"], adata.obs, CONTRASTS["TRD_vs_responder"])
+    assert (by_group["padj"].dropna() < ALPHA).sum() == 0, by_group
+
+
+def test_null_cohort_cell_adjusted_model_calls_almost_nothing(null_cohort):
+    from deseq2 import run_deseq2
+    from sensitivity import model_cohort
+    from sensitivity_models import check_model
+
+    adata, result, config = null_cohort
+    spec = {"cell_scores": True}
+    cohort = model_cohort(adata, spec, result["covariates"])
+    design = check_model("cell_adjusted", spec, cohort.obs, DESIGN, CONTRASTS, "null",
+                         list(result["covariates"].columns))
+    table = run_deseq2(cohort, design, CONTRASTS["TRD_vs_responder"], config["deseq2"], 1)
+    assert (table["padj"] < ALPHA).sum() <= 0.002 * len(table)

@@ -19,7 +19,7 @@ from pipeline_common import InputError, format_list
 
 log = logging.getLogger("trd")
 
-SCORE_METHODS = ("mean_z", "mean_expression", "score_genes")
+SCORE_METHODS = ("mean_z", "first_pc", "mean_expression", "score_genes")
 MIN_PRESENT_FRACTION = 0.5  # "mostly absent": fewer than half of a type's markers in the data
 COVARIATE_PREFIX = "cell_"
 
@@ -121,6 +121,15 @@ def score_mean_z(expr: pd.DataFrame, genes: list[str], seed: int) -> np.ndarray:
     return _standardise(expr[genes]).mean(axis=1).to_numpy()
 
 
+def score_first_pc(expr: pd.DataFrame, genes: list[str], seed: int) -> np.ndarray:
+    """First principal component of the markers' z-scores, signed to agree with their mean: markers
+    that do not move with the others (expressed by other cells too, or noise) weigh little."""
+    z = _standardise(expr[genes]).to_numpy()
+    u, s, vt = np.linalg.svd(z, full_matrices=False)
+    score = u[:, 0] * s[0] / np.sqrt(len(genes))
+    return score if np.dot(score, z.mean(axis=1)) >= 0 else -score
+
+
 def score_mean_expression(expr: pd.DataFrame, genes: list[str], seed: int) -> np.ndarray:
     """Mean log-scale expression of the markers (MCP-counter's score, Becht et al. 2016)."""
     return expr[genes].mean(axis=1).to_numpy()
@@ -137,7 +146,8 @@ def score_genes(expr: pd.DataFrame, genes: list[str], seed: int) -> np.ndarray:
     return adata.obs["score"].to_numpy()
 
 
-SCORERS = {"mean_z": score_mean_z, "mean_expression": score_mean_expression, "score_genes": score_genes}
+SCORERS = {"mean_z": score_mean_z, "first_pc": score_first_pc, "mean_expression": score_mean_expression,
+           "score_genes": score_genes}
 
 
 def cell_scores(expr: pd.DataFrame, table: pd.DataFrame, method: str, seed: int) -> pd.DataFrame:
