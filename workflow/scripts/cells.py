@@ -146,6 +146,7 @@ def score_genes(expr: pd.DataFrame, genes: list[str], seed: int) -> np.ndarray:
     return adata.obs["score"].to_numpy()
 
 
+# every scorer takes (expression, markers, seed); only score_genes draws at random
 SCORERS = {"mean_z": score_mean_z, "first_pc": score_first_pc, "mean_expression": score_mean_expression,
            "score_genes": score_genes}
 
@@ -168,14 +169,10 @@ def covariate_name(cell_type: str) -> str:
 
 def variance_inflation(values: pd.DataFrame) -> pd.Series:
     """Variance inflation factor of each column (inf when a column is a combination of others)."""
-    corr = np.corrcoef(values.to_numpy(), rowvar=False)
-    try:
-        vif = np.diag(np.linalg.inv(np.atleast_2d(corr)))
-    except np.linalg.LinAlgError:
-        vif = np.full(values.shape[1], np.inf)
-    if np.linalg.cond(np.atleast_2d(corr)) > 1e12:
-        vif = np.full(values.shape[1], np.inf)
-    return pd.Series(vif, index=values.columns)
+    corr = np.atleast_2d(np.corrcoef(values.to_numpy(), rowvar=False))
+    if np.linalg.cond(corr) > 1e12:  # singular: shares that add up to one, say
+        return pd.Series(np.inf, index=values.columns)
+    return pd.Series(np.diag(np.linalg.inv(corr)), index=values.columns)
 
 
 def cell_covariates(scores: pd.DataFrame, max_vif: float, pc_variance: float
