@@ -395,8 +395,8 @@ def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) 
 def robustness_methods(cells: dict, models: dict, choice: str) -> str:
     names = ", ".join(models)
     return (
-        f"Blood cell-type scores were computed per sample from the blind-VST data as the mean z-score of "
-        f"each type's marker genes (method '{cells['method']}'; markers curated from Abbas et al. 2005, "
+        "Blood cell-type scores were computed per sample from the blind-VST data from each type's marker "
+        f"genes (method '{cells['method']}', config/README.md; markers curated from Abbas et al. 2005, "
         "Becht et al. 2016 and Monaco et al. 2019, among others; a type with fewer than "
         f"{cells['min_markers']} of its markers in the data was not estimated) and compared between "
         "groups by Welch's t-test; sensitivity models "
