@@ -19,9 +19,9 @@ CONTRASTS = {"TRD_vs_responder": {"variable": "group", "test": "TRD", "reference
 TOY = ROOT / "resources" / "toy"
 ALPHA = 0.05
 # measured on the toy cohort (see the tests below); each bound a little below what the run gives
-COMPOSITION_ONLY_PRIMARY = 0.5
-COMPOSITION_ADJUSTED = 0.2
-REGULATED_STAY = 0.7
+COMPOSITION_ONLY_PRIMARY = 0.6  # toy: 21 of 30 (0.70) DEGs in the primary model only
+COMPOSITION_ADJUSTED = 0.05  # toy: 0 of 30 DEGs after cell adjustment
+REGULATED_STAY = 0.45  # identifiable cohort below: 168 of 301 (0.56) primary DEGs stay
 
 
 def message(call, *args, **kwargs) -> str:
@@ -153,6 +153,30 @@ def test_concordance_equals_an_independent_computation():
                                                            for g in paired_deg]))
 
 
+def test_group_r2_equals_an_independent_computation():
+    from sensitivity_models import group_r2
+
+    rng = np.random.default_rng(8)
+    obs = sheet(40)
+    obs["cell_PC1"] = (obs["group"] == "TRD") * 1.5 + rng.normal(0, 1, 40)
+    obs["cell_PC2"] = rng.normal(0, 1, 40)
+    y = (obs["group"] == "TRD").astype(float)
+    fit = stats.linregress(obs["cell_PC1"], y)
+    assert group_r2(obs, CONTRASTS["TRD_vs_responder"], ["cell_PC1"]) == pytest.approx(fit.rvalue ** 2)
+    both = group_r2(obs, CONTRASTS["TRD_vs_responder"], ["cell_PC1", "cell_PC2"])
+    assert fit.rvalue ** 2 <= both < 1
+    assert np.isnan(group_r2(obs, CONTRASTS["TRD_vs_responder"], []))
+
+
+def test_concordance_sentence_warns_when_the_group_is_nearly_determined_by_the_cells():
+    row = {"contrast": "c", "model": "cell_adjusted", "design": "~ group + cell_PC1", "n_samples": 48,
+           "degs_primary": 10, "degs_model": 0, "overlap": 0, "lost": 10, "gained": 0, "lfc_r_all": 0.5,
+           "lfc_r_primary_degs": 0.7, "sign_agreement": 0.9, "group_r2_cells": 0.93}
+    assert describe(row).endswith(
+        "The cell covariates explain 93% of the variance of the group, so the adjusted group effect is "
+        "poorly estimable: DEGs lost here do not show that they are a cell-count shift.")
+
+
 def test_concordance_sentence():
     row = {"contrast": "c", "model": "female_only", "design": "~ age + group", "n_samples": 30,
            "degs_primary": 200, "degs_model": 120, "overlap": 100, "lost": 100, "gained": 20,
@@ -236,12 +260,30 @@ def test_composition_genes_are_degs_only_before_cell_adjustment(toy_sensitivity)
     assert len(composition & adjusted) / len(composition) <= COMPOSITION_ADJUSTED
 
 
-def test_regulated_genes_stay_degs_after_cell_adjustment(toy_sensitivity):
-    """Genes whose group effect is within cells stay DEGs when the cell shares are adjusted for."""
-    regulated = planted("regulated")
-    primary, adjusted = calls(de_table(toy_sensitivity)), calls(de_table(toy_sensitivity, "cell_adjusted"))
-    in_primary = regulated & primary
-    assert len(in_primary & adjusted) / len(in_primary) >= REGULATED_STAY, len(in_primary & adjusted) / len(in_primary)
+def test_toy_cell_adjustment_is_flagged_as_barely_estimable(toy_sensitivity):
+    """On the toy the cell shifts (2-fold in NK, CD8 T, B cells, monocytes) scale with the same
+    per-patient signature strength as the regulated genes, and are large against the shares'
+    scatter: the cell scores nearly determine the group, and the adjusted model keeps none of the
+    219 regulated primary DEGs. The concordance table and the report say so."""
+    row = pd.read_csv(toy_sensitivity / "results/sensitivity/TRD_vs_responder/cell_adjusted/concordance.tsv",
+                      sep="\t").iloc[0]
+    assert row["group_r2_cells"] > 0.8
+    assert "poorly estimable" in describe(row.to_dict())
+    female = pd.read_csv(toy_sensitivity / "results/sensitivity/TRD_vs_responder/female_only/concordance.tsv",
+                         sep="\t").iloc[0]
+    assert np.isnan(female["group_r2_cells"])
+
+
+def test_regulated_genes_stay_degs_after_cell_adjustment(identifiable_cohort):
+    """Where composition varies within groups more than between them (share scatter 0.5 on the log
+    scale, half the toy's shifts, no shared signature strength), genes whose group effect is within
+    cells mostly stay DEGs when the cell scores are adjusted for."""
+    primary, adjusted, truth, r2 = identifiable_cohort
+    regulated = set(truth.index[truth["class"] == "regulated"])
+    in_primary = regulated & calls(primary)
+    stay = len(in_primary & calls(adjusted)) / len(in_primary)
+    assert stay >= REGULATED_STAY, stay
+    assert r2 < 0.5
 
 
 def test_workflow_stops_at_ingest_on_a_model_naming_an_absent_column(tmp_path):
@@ -257,22 +299,20 @@ def test_workflow_stops_at_ingest_on_a_model_naming_an_absent_column(tmp_path):
     assert not (workdir / "results" / "de").exists()
 
 
-# ----------------------------------------------------------------------------- null data
-@pytest.fixture(scope="module")
-def null_cohort():
-    """A simulated cohort with the toy's correlation and composition structure and no group effect."""
+# ----------------------------------------------------------------------------- simulated cohorts
+def simulated_cells(params):
+    """(filtered cohort, cell-composition result, config, truth) of a cohort simulated with params."""
     import anndata as ad
 
     from cell_composition import composition
     from filter import expressed_genes
     from gene_ids import annotate_genes, load_annotation
-    from simulate_cohort import SimulationParameters, load_gene_sets, simulate_cohort
+    from simulate_cohort import load_gene_sets, simulate_cohort
     from vst import vst_cohort
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     collections = {name: str(ROOT / path) for name, path in config["enrichment"]["collections"].items()}
     annotation = pd.read_csv(ROOT / config["annotation"], sep="\t", dtype=str)
-    params = SimulationParameters.null_cohort(n_samples=60, n_genes=3000, seed=11, hazards=False)
     cohort = simulate_cohort(annotation, load_gene_sets(collections), params)
     var, _ = annotate_genes(cohort.counts.index, load_annotation(ROOT / config["annotation"]), source="null")
     obs = cohort.samples.set_index("sample_id")
@@ -281,26 +321,59 @@ def null_cohort():
     adata = adata[:, expressed_genes(np.asarray(adata.X), int(obs["group"].value_counts().min()))].copy()
     cells = {**config["cells"], "resource": str(ROOT / config["cells"]["resource"])}
     result = composition(vst_cohort(adata, config["deseq2"], 1), cells, config["seed"])
-    return adata, result, config
+    return adata, result, config, cohort.truth_genes.set_index("gene_id")
+
+
+def cell_adjusted_fit(adata, result, config):
+    """The cell-adjusted model as the sensitivity rule fits it, and the group's R2 on the covariates."""
+    from deseq2 import run_deseq2
+    from sensitivity import model_cohort
+    from sensitivity_models import check_model, group_r2
+
+    spec, names = {"cell_scores": True}, list(result["covariates"].columns)
+    cohort = model_cohort(adata, spec, result["covariates"])
+    design = check_model("cell_adjusted", spec, cohort.obs, DESIGN, CONTRASTS, "simulated", names)
+    contrast = CONTRASTS["TRD_vs_responder"]
+    return run_deseq2(cohort, design, contrast, config["deseq2"], 1), group_r2(cohort.obs, contrast, names)
+
+
+@pytest.fixture(scope="module")
+def identifiable_cohort():
+    from deseq2 import run_deseq2
+    from simulate_cohort import DEFAULT_CELL_SHIFTS, SimulationParameters
+
+    params = SimulationParameters(hazards=False, signature_sd=0.0, cell_share_sd=0.5,
+                                  cell_shifts={t: s / 2 for t, s in DEFAULT_CELL_SHIFTS.items()})
+    adata, result, config, truth = simulated_cells(params)
+    primary = run_deseq2(adata, DESIGN, CONTRASTS["TRD_vs_responder"], config["deseq2"], 1)
+    adjusted, r2 = cell_adjusted_fit(adata, result, config)
+    return primary, adjusted, truth, r2
+
+
+@pytest.fixture(scope="module")
+def null_cohort():
+    """A simulated cohort with the toy's correlation and composition structure and no group effect."""
+    from simulate_cohort import SimulationParameters
+
+    return simulated_cells(SimulationParameters.null_cohort(n_samples=60, n_genes=3000, seed=11, hazards=False))
 
 
 def test_null_cohort_cell_scores_do_not_differ_by_group(null_cohort):
+    """Four null cohorts (seeds 11-14), 11 cell types each: at most one BH call at 0.05 in all
+    (measured: one, monocytes in seed 11, padj 0.03; seeds 12-16 call none)."""
     from cells import scores_by_group
+    from simulate_cohort import SimulationParameters
 
-    adata, result, _ = null_cohort
-    by_group = scores_by_group(result["scores"], adata.obs, CONTRASTS["TRD_vs_responder"])
-    assert (by_group["padj"].dropna() < ALPHA).sum() == 0, by_group
+    calls_per_seed = []
+    for seed in (11, 12, 13, 14):
+        adata, result, _, _ = null_cohort if seed == 11 else simulated_cells(
+            SimulationParameters.null_cohort(n_samples=60, n_genes=3000, seed=seed, hazards=False))
+        by_group = scores_by_group(result["scores"], adata.obs, CONTRASTS["TRD_vs_responder"])
+        calls_per_seed.append(int((by_group["padj"].dropna() < ALPHA).sum()))
+    assert sum(calls_per_seed) <= 1, calls_per_seed
 
 
 def test_null_cohort_cell_adjusted_model_calls_almost_nothing(null_cohort):
-    from deseq2 import run_deseq2
-    from sensitivity import model_cohort
-    from sensitivity_models import check_model
-
-    adata, result, config = null_cohort
-    spec = {"cell_scores": True}
-    cohort = model_cohort(adata, spec, result["covariates"])
-    design = check_model("cell_adjusted", spec, cohort.obs, DESIGN, CONTRASTS, "null",
-                         list(result["covariates"].columns))
-    table = run_deseq2(cohort, design, CONTRASTS["TRD_vs_responder"], config["deseq2"], 1)
+    adata, result, config, _ = null_cohort
+    table, _ = cell_adjusted_fit(adata, result, config)
     assert (table["padj"] < ALPHA).sum() <= 0.002 * len(table)

@@ -18,7 +18,13 @@ import pandas as pd  # noqa: E402
 from de_model import prepare_metadata  # noqa: E402
 from deseq2 import run_deseq2  # noqa: E402
 from pipeline_common import save_figure, write_table  # noqa: E402
-from sensitivity_models import CONCORDANCE_COLUMNS, check_model, concordance, model_samples  # noqa: E402
+from sensitivity_models import (  # noqa: E402
+    CONCORDANCE_COLUMNS,
+    check_model,
+    concordance,
+    group_r2,
+    model_samples,
+)
 
 log = logging.getLogger("trd")
 
@@ -70,7 +76,8 @@ def main(smk) -> None:
     table = run_deseq2(cohort, design, contrast, settings, smk.threads)
     primary = pd.read_csv(smk.input.primary, sep="\t", dtype={"gene_id": str, "gene_symbol": str})
     row = {"contrast": name, "model": model_name, "design": design, "n_samples": cohort.n_obs,
-           **concordance(primary, table, settings["alpha"])}
+           **concordance(primary, table, settings["alpha"]),
+           "group_r2_cells": group_r2(cohort.obs, contrast, cell_names)}
     log.info("concordance with the primary model: %s", row)
     _, coding = prepare_metadata(cohort.obs, design, contrast)
     write_table(table, smk.output.table, float_format="%.8g")

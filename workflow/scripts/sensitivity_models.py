@@ -18,7 +18,10 @@ from input_checks import check_design, check_full_rank, check_group_sizes, desig
 from pipeline_common import InputError, format_list
 
 CONCORDANCE_COLUMNS = ["contrast", "model", "design", "n_samples", "degs_primary", "degs_model", "overlap",
-                       "lost", "gained", "lfc_r_all", "lfc_r_primary_degs", "sign_agreement"]
+                       "lost", "gained", "lfc_r_all", "lfc_r_primary_degs", "sign_agreement", "group_r2_cells"]
+# above this share of the group's variance explained by the cell covariates, the report warns that
+# the cell-adjusted group effect is barely estimable
+GROUP_R2_WARNING = 0.5
 
 
 # ----------------------------------------------------------------------------- the model
@@ -89,6 +92,23 @@ def check_models(models: dict, obs: pd.DataFrame, primary: str, contrasts: dict,
         check_model(name, dict(spec), obs, primary, contrasts, where)
 
 
+def group_r2(obs: pd.DataFrame, contrast: dict, covariates: list[str]) -> float:
+    """Share of the variance of the contrast's group indicator that the cell covariates explain
+    (least squares with an intercept, over the contrast's two groups; NaN without covariates).
+
+    Near 1 the groups differ so much in composition that no model can tell a per-cell change from
+    a cell-count shift: the adjusted group effect then has a large standard error, and DEGs lost
+    after adjustment say little."""
+    if not covariates:
+        return np.nan
+    labels = obs[contrast["variable"]].astype(str)
+    compared = labels.isin([contrast["test"], contrast["reference"]]).to_numpy()
+    y = (labels[compared] == contrast["test"]).to_numpy(dtype=float)
+    x = np.column_stack([np.ones(compared.sum()), obs.loc[compared, covariates].to_numpy(dtype=float)])
+    fitted = x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    return float(1 - ((y - fitted) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
 # ----------------------------------------------------------------------------- concordance
 def concordance(primary: pd.DataFrame, model: pd.DataFrame, alpha: float) -> dict:
     """DEGs of each, overlap, primary DEGs that lose significance, LFC correlation and sign agreement.
@@ -133,7 +153,12 @@ def describe(row: dict) -> str:
     text += f"; {row['gained']} new; log2 fold changes correlate at r = {row['lfc_r_all']:.2f} over all genes"
     if row["degs_primary"]:
         text += f" and {row['lfc_r_primary_degs']:.2f} over the primary DEGs"
-    return text + "."
+    text += "."
+    if row.get("group_r2_cells", np.nan) > GROUP_R2_WARNING:
+        text += (f" The cell covariates explain {row['group_r2_cells']:.0%} of the variance of the group, so"
+                 " the adjusted group effect is poorly estimable: DEGs lost here do not show that they are"
+                 " a cell-count shift.")
+    return text
 
 
 # ----------------------------------------------------------------------------- pathways
