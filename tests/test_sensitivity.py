@@ -260,18 +260,24 @@ def test_composition_genes_are_degs_only_before_cell_adjustment(toy_sensitivity)
     assert len(composition & adjusted) / len(composition) <= COMPOSITION_ADJUSTED
 
 
-def test_toy_cell_adjustment_is_flagged_as_barely_estimable(toy_sensitivity):
-    """On the toy the cell shifts (2-fold in NK, CD8 T, B cells, monocytes) scale with the same
-    per-patient signature strength as the regulated genes, and are large against the shares'
-    scatter: the cell scores nearly determine the group, and the adjusted model keeps none of the
-    219 regulated primary DEGs. The concordance table and the report say so."""
-    row = pd.read_csv(toy_sensitivity / "results/sensitivity/TRD_vs_responder/cell_adjusted/concordance.tsv",
-                      sep="\t").iloc[0]
-    assert row["group_r2_cells"] > 0.8
-    assert "poorly estimable" in describe(row.to_dict())
-    female = pd.read_csv(toy_sensitivity / "results/sensitivity/TRD_vs_responder/female_only/concordance.tsv",
-                         sep="\t").iloc[0]
-    assert np.isnan(female["group_r2_cells"])
+def test_toy_cell_models_report_the_group_r2(toy_sensitivity):
+    """The cell-adjusted row gives the group's R2 on the cell covariates (0.44 on the toy); the
+    other models have none. On the toy the adjusted model keeps none of the 219 regulated primary
+    DEGs although the R2 is moderate: the simulator scales the cell shifts and the regulated genes
+    with the same per-patient signature strength, so within each group the cell scores measure
+    that strength and absorb the regulated genes' variation; the identifiable cohort below has
+    no such coupling."""
+    folder = toy_sensitivity / "results/sensitivity/TRD_vs_responder"
+    adjusted = pd.read_csv(folder / "cell_adjusted/concordance.tsv", sep="\t").iloc[0]
+    covariates = pd.read_csv(toy_sensitivity / "results/cells/covariates.tsv", sep="\t", index_col="sample_id")
+    obs = pd.read_csv(folder / "cell_adjusted/samples_used.tsv", sep="\t", index_col=0)
+    y = (obs["group"] == "TRD").to_numpy(dtype=float)
+    x = np.column_stack([np.ones(len(obs)), covariates.loc[obs.index].to_numpy()])
+    residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    assert adjusted["group_r2_cells"] == pytest.approx(1 - (residual**2).sum() / ((y - y.mean()) ** 2).sum(),
+                                                       abs=1e-5)
+    for model in ("female_only", "male_only"):
+        assert np.isnan(pd.read_csv(folder / model / "concordance.tsv", sep="\t").iloc[0]["group_r2_cells"])
 
 
 def test_regulated_genes_stay_degs_after_cell_adjustment(identifiable_cohort):
