@@ -17,6 +17,7 @@ include: "workflow/rules/qc.smk"
 include: "workflow/rules/diffexp.smk"
 include: "workflow/rules/enrichment.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -34,5 +35,7 @@ rule all:
             name=["gsea.tsv", "ora.tsv", "gsea_dotplot.png", "ora_dotplot.png", "running_scores"],
         ),
         expand("results/predict/{contrast}/cv_metrics.tsv", contrast=PREDICTED_CONTRASTS),
+        "results/cells/cell_scores.tsv",
+        SENSITIVITY_OUTPUTS,
         "results/report/report.html",
     default_target: True

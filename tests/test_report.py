@@ -357,7 +357,9 @@ def test_toy_report_sections_and_numbers(toy_run):
     assert checksums[counts] == hashlib.md5((toy_run / counts).read_bytes()).hexdigest()
     assert set(checksums) == {counts, "config/samples.tsv", "resources/annotation/genes.tsv.gz"}
     resources = as_frame(parser.tables["resources"]).set_index("job")
-    jobs = ["ingest", "qc", "filter", "vst", f"deseq2 {CONTRAST}", f"enrichment {CONTRAST}", f"predict {CONTRAST}"]
+    jobs = ["ingest", "qc", "filter", "vst", f"deseq2 {CONTRAST}", f"enrichment {CONTRAST}", f"predict {CONTRAST}",
+            "cell_composition", *(f"sensitivity {CONTRAST}.{model}" for model in config["sensitivity"]),
+            f"sensitivity_enrichment {CONTRAST}"]
     assert resources.index.tolist() == [*jobs, "all jobs"]
     deseq2_run = pd.read_csv(toy_run / f"results/benchmarks/deseq2/{CONTRAST}.tsv", sep="\t").iloc[0]
     assert resources.loc[f"deseq2 {CONTRAST}", "wall time (s)"] == report.format_value(float(deseq2_run["s"]))
@@ -385,11 +387,30 @@ def test_toy_report_sections_and_numbers(toy_run):
     assert "org.Hs.eg.db 3.16.0" in methods
 
 
+def test_toy_report_robustness_section(toy_run):
+    """The concordance table and the sentences of every sensitivity model, and the cell scores by group."""
+    text, parser = parse_report(toy_run / "results/report/report.html")
+    assert "robustness" in parser.sections
+    config = yaml.safe_load((toy_run / "config/config.yaml").read_text())
+    shown = as_frame(parser.tables["concordance"]).set_index("model")
+    for model in config["sensitivity"]:
+        row = pd.read_csv(toy_run / f"results/sensitivity/{CONTRAST}/{model}/concordance.tsv", sep="\t").iloc[0]
+        assert int(shown.loc[model, "degs_model"]) == row["degs_model"]
+        assert int(shown.loc[model, "lost"]) == row["lost"]
+        assert f"{model} ({row['n_samples']} samples, {row['design']}): {row['degs_model']} DEGs instead of " \
+               f"{row['degs_primary']}" in html.unescape(text)
+    by_group = pd.read_csv(toy_run / f"results/cells/{CONTRAST}/scores_by_group.tsv", sep="\t").dropna(
+        subset=["hedges_g"])
+    assert as_frame(parser.tables["cell-composition-1"])["cell_type"].tolist() == by_group["cell_type"].tolist()
+    assert "pathway-survival-table-1" in parser.tables or "0 of 0 immune-related" in text
+
+
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
-    # every QC figure, then per contrast volcano, MA and heat map, 2 enrichment dot plots, the ROC curve
-    assert len(parser.images) == qc_figures + 3 + 2 + 1
+    # every QC figure, then per contrast volcano, MA and heat map, 2 enrichment dot plots, the ROC curve,
+    # the cell scores by group
+    assert len(parser.images) == qc_figures + 3 + 2 + 1 + 1
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64_png(src).size[0] > 100
@@ -467,8 +488,8 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
         contrast_checks(workdir, parser, contrast, config)
     assert "siteB vs siteA, adjusted for sex, age and group" in text
     assert "TRD vs responder, adjusted for site, sex and age" in text
-    # per contrast: volcano, MA, heat map, 2 enrichment dot plots, ROC curve
-    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 1)
+    # per contrast: volcano, MA, heat map, 2 enrichment dot plots, ROC curve, cell scores by group
+    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 1 + 1)
 
 
 def test_enrichment_methods_states_the_settings():

@@ -26,12 +26,22 @@ rule report:
         predict_metrics=expand(rules.predict.output.metrics, contrast=PREDICTED_CONTRASTS),
         predict_genes=expand(rules.predict.output.genes, contrast=PREDICTED_CONTRASTS),
         predict_roc=expand(rules.predict.output.roc, contrast=PREDICTED_CONTRASTS),
+        # how robust are the findings (workflow/rules/sensitivity.smk)
+        cell_markers=rules.cell_composition.output.markers,
+        cell_choice=rules.cell_composition.output.choice,
+        cell_by_group=rules.cell_composition.output.by_group,
+        cell_figures=rules.cell_composition.output.figures,
+        concordance=[path for path in SENSITIVITY_OUTPUTS if path.endswith("concordance.tsv")],
+        cell_adjusted_gsea=[path for path in SENSITIVITY_OUTPUTS if path.endswith("enrichment/gsea.tsv")],
         readmes=resource_readmes(),
         # what every job used (Snakemake's benchmark files), tabled in the run summary
         benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]
         + expand(rules.deseq2.benchmark, contrast=CONTRASTS)
         + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
-        + expand(rules.predict.benchmark, contrast=PREDICTED_CONTRASTS),
+        + expand(rules.predict.benchmark, contrast=PREDICTED_CONTRASTS)
+        + [rules.cell_composition.benchmark]
+        + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)
+        + (expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS) if CELL_ADJUSTED else []),
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         css=os.path.join(REPORT_TEMPLATE_DIR, "report.css"),
         js=os.path.join(REPORT_TEMPLATE_DIR, "report.js"),

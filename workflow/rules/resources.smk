@@ -46,3 +46,23 @@ else:
                 "snakemake --cores 1 -f build_resources --config orgdb_sqlite=.../org.Hs.eg.sqlite "
                 "godb_sqlite=.../GO.sqlite (see resources/annotation/README.md)"
             )
+
+
+# The blood cell-type markers (resources/cells/README.md) need only the annotation. The rule
+# writes under results/, never over the shipped file that other rules read, so an ordinary
+# run cannot rebuild it; tests/test_cells.py checks that the two are identical.
+rule build_cell_markers:
+    input:
+        annotation="resources/annotation/genes.tsv.gz",
+    output:
+        gmt="results/resources/blood_cell_markers.gmt",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        "logs/build_cell_markers/build_cell_markers.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/build_cell_markers.py"

@@ -12,6 +12,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from cells import check_cell_inputs
 from count_readers import (
     CountData,
     clean_sample_id,
@@ -30,6 +31,7 @@ from input_checks import (
     match_samples,
 )
 from pipeline_common import InputError, atomic_output, format_list
+from sensitivity_models import check_models
 
 log = logging.getLogger("trd")
 
@@ -108,11 +110,13 @@ def load_counts(counts_path: str, sheet: pd.DataFrame, samples_path: str, counts
 
 def ingest(counts_path: str, samples_path: str, annotation_path: str, design: str,
            contrasts: dict, counts_format: str = "auto", predict: dict | None = None,
-           collections: dict | None = None, **count_options) -> ad.AnnData:
+           collections: dict | None = None, cells: dict | None = None,
+           sensitivity: dict | None = None, **count_options) -> ad.AnnData:
     """Read and check every input; return the cohort or raise InputError.
 
     predict: the config's predict section (group sizes its cross-validation needs, covariates);
     collections: the config's enrichment.collections (name -> GMT), parsed here to check them;
+    cells, sensitivity: the config's sections (markers, measured counts and models checked here);
     count_options: strandedness, counts_layer, tx2gene (see load_counts).
     """
     sheet = read_sample_sheet(samples_path)
@@ -131,10 +135,13 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     check_libraries(counts, str(counts_source))
     # after the data checks: a defect in the files is worth knowing before the cohort's size
     check_group_sizes(sheet, contrasts, where=str(samples_path), predict=predict)
+    check_models(sensitivity or {}, sheet, design, contrasts, str(samples_path))
     var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)
     counts.index = var.index
+    if cells:
+        check_cell_inputs(cells, sheet, var, str(samples_path))
     adata = build_cohort(counts, sheet, var)
     inputs = [counts_path] if counts_path else list(sheet.get("counts_file", []))
     adata.uns["ingest"] = {
@@ -160,6 +167,8 @@ def main(smk) -> None:
         # not redo ingest and all after it (the enrichment rule reads the files again anyway)
         predict=dict(smk.config["predict"]),
         collections=dict(smk.config["enrichment"]["collections"]),
+        cells=dict(smk.config["cells"]),
+        sensitivity=dict(smk.config["sensitivity"]),
         strandedness=smk.params.strandedness,
         counts_layer=smk.params.counts_layer or "",
         tx2gene=smk.params.tx2gene or "",

@@ -37,6 +37,7 @@ SOFTWARE = ["snakemake", "pydeseq2", "pandas", "numpy", "scipy", "scanpy", "annd
 N_TOP_GENES_TABLE = 200
 N_HEATMAP_GENES = 40
 N_MODEL_GENES = 20
+N_TOP_PATHWAYS = 15  # immune gene sets shown in the robustness section
 Z_95 = 1.959964  # two-sided 95% normal quantile, for log2FC +- z * lfcSE
 
 REFERENCES = [
@@ -358,6 +359,51 @@ def enrichment_methods(settings: dict, versions: dict) -> str:
     )
 
 
+# ---------------------------------------------------------------- robustness
+
+def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) -> dict:
+    """How robust are the findings: cell composition by group, concordance of every sensitivity
+    model with the primary one (a sentence each) and the immune pathways after cell adjustment."""
+    from sensitivity_models import describe, pathway_survival
+
+    padj_cut = config["enrichment"]["ora_padj"]
+    markers = pd.read_csv(files["cell_markers"], sep="\t", keep_default_na=False)
+    choice = pd.read_csv(files["cell_choice"], sep="\t").iloc[0]
+    concordance = pd.concat([pd.read_csv(p, sep="\t") for p in files["concordance"]], ignore_index=True)
+    composition = []
+    for name, table, png in zip(contrasts, files["cell_by_group"], files["cell_figures"]):
+        by_group = pd.read_csv(table, sep="\t")
+        composition.append({"name": name, "table": table_rows(by_group[
+            ["cell_type", "mean_test", "mean_reference", "hedges_g", "pvalue", "padj"]].dropna(subset=["hedges_g"])),
+            "figures": [figure(png, caption_dir, config)]})
+    pathways = []
+    for name, primary, adjusted in zip(contrasts, files["gsea"], files["cell_adjusted_gsea"]):
+        survival = pathway_survival(pd.read_csv(primary, sep="\t"), pd.read_csv(adjusted, sep="\t"), padj_cut)
+        pathways.append({"name": name, "n": len(survival), "n_survive": int(survival["survives"].sum()),
+                         "table": table_rows(survival.head(N_TOP_PATHWAYS))})
+    return {
+        "not_estimable": [f"{row.cell_type} ({row.note})" for row in markers.itertuples() if not row.estimable],
+        "covariates": f"{choice['covariates']}: {choice['reason']}",
+        "composition": composition,
+        "concordance": table_rows(concordance),
+        "sentences": [describe(row) for row in concordance.to_dict("records")],
+        "pathways": pathways,
+        "padj_cut": padj_cut,
+    }
+
+
+def robustness_methods(cells: dict, models: dict, choice: str) -> str:
+    names = ", ".join(models)
+    return (
+        "Blood cell-type scores were computed per sample from the blind-VST data from each type's marker "
+        f"genes (method '{cells['method']}', config/README.md; markers curated from Abbas et al. 2005, "
+        "Becht et al. 2016 and Monaco et al. 2019, among others; a type with fewer than "
+        f"{cells['min_markers']} of its markers in the data was not estimated) and compared between "
+        "groups by Welch's t-test; sensitivity models "
+        f"({names}) refitted the DE model with each change, the cell-adjusted one adding {choice}."
+    )
+
+
 # ---------------------------------------------------------------- methods
 
 def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
@@ -413,6 +459,8 @@ def methods_paragraph(run: dict) -> str:
         text.append(run["enrichment"])
     if run.get("prediction"):
         text.append(run["prediction"])
+    if run.get("robustness"):
+        text.append(run["robustness"])
     if run.get("provenance"):
         text.append("Gene annotation and gene sets: " + "; ".join(run["provenance"]) + ".")
     text.append("The analysis follows the design of Sirés et al. (2025).")
@@ -492,6 +540,8 @@ def main(smk) -> None:
                             smk.input.predict_roc):
         files = dict(zip(("metrics", "genes", "roc"), paths))
         predictions.append(prediction_section(name, files, config, template_dir))
+    robustness = (robustness_section(contrasts, smk.input, config, template_dir)
+                  if smk.input.concordance else None)
     first_model = pd.read_csv(smk.input.models[0], sep="\t")
     first_variable = next(iter(contrasts.values()))["variable"]
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in smk.input.readmes]
@@ -508,6 +558,8 @@ def main(smk) -> None:
         "provenance": [p for p in provenance if p],
         "enrichment": enrichment_methods(config["enrichment"], versions),
         "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
+        "robustness": (robustness_methods(config["cells"], config["sensitivity"], robustness["covariates"])
+                       if robustness else ""),
     }
     context = {
         "title": "TRD blood-transcriptome differential expression",
@@ -528,6 +580,7 @@ def main(smk) -> None:
                            pd.read_csv(smk.input.association, sep="\t")))}],
         "enrichment": enrichment,
         "predictions": predictions,
+        "robustness": robustness,
         "qc_figures": [figure(path, template_dir, config) for path in smk.input.qc_figures],
         "contrasts": sections,
         "methods": methods_paragraph(run),

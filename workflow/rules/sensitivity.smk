@@ -1,0 +1,127 @@
+# Cell composition and sensitivity models: is the signature a per-cell change or a shift in
+# cell counts, and does it hold within each sex? Scripts: workflow/scripts/cell_composition.py,
+# sensitivity.py; choices: workflow/scripts/cells.py, sensitivity_models.py, config/README.md.
+
+CELLS = config["cells"]
+SENSITIVITY = config["sensitivity"]
+SENSITIVITY_MODELS = list(SENSITIVITY)
+# enrichment runs on the cell-adjusted model too: do the immune pathways survive adjustment?
+CELL_ADJUSTED = [m for m in SENSITIVITY_MODELS if m == "cell_adjusted"]
+
+
+wildcard_constraints:
+    model="|".join(SENSITIVITY_MODELS) or "^$",
+
+
+rule cell_composition:
+    input:
+        vst="results/vst/vst.h5ad",
+        markers=[CELLS["resource"], *CELLS["markers"]],
+    output:
+        scores="results/cells/cell_scores.tsv",
+        markers="results/cells/markers.tsv",
+        covariates="results/cells/covariates.tsv",
+        choice="results/cells/covariate_choice.tsv",
+        association="results/cells/score_pc_association.tsv",
+        by_group=expand("results/cells/{contrast}/scores_by_group.tsv", contrast=CONTRASTS),
+        figures=report(
+            expand("results/cells/{contrast}/scores_by_group.png", contrast=CONTRASTS),
+            caption="../report/scores_by_group.rst",
+            category="Robustness",
+            subcategory="Cell composition",
+        ),
+    params:
+        cells=CELLS,
+        contrasts=config["contrasts"],
+        n_top_genes=config["qc"]["n_top_genes"],
+        n_pcs=config["qc"]["n_pcs"],
+        seed=config["seed"],
+    threads: 1
+    resources:
+        # the VST matrix and one standardised copy of it
+        mem_mb=mem_mb(800, 20),
+        runtime=runtime_min(5, 0.5),
+    log:
+        "logs/cell_composition/cell_composition.log",
+    benchmark:
+        "results/benchmarks/cell_composition/cell_composition.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/cell_composition.py"
+
+
+rule sensitivity:
+    input:
+        h5ad="results/filter/cohort.h5ad",
+        primary="results/de/{contrast}/deseq2_results.tsv",
+        # the cell covariates, for the models that add them (the others need not wait for them)
+        covariates=lambda wc: (
+            rules.cell_composition.output.covariates if SENSITIVITY[wc.model].get("cell_scores") else []
+        ),
+    output:
+        table="results/sensitivity/{contrast}/{model}/deseq2_results.tsv",
+        model="results/sensitivity/{contrast}/{model}/model.tsv",
+        samples="results/sensitivity/{contrast}/{model}/samples_used.tsv",
+        concordance=report(
+            "results/sensitivity/{contrast}/{model}/concordance.tsv",
+            caption="../report/concordance.rst",
+            category="Robustness",
+            subcategory="{contrast}",
+        ),
+        scatter=report(
+            "results/sensitivity/{contrast}/{model}/lfc_scatter.png",
+            caption="../report/lfc_scatter.rst",
+            category="Robustness",
+            subcategory="{contrast}",
+        ),
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        spec=lambda wc: SENSITIVITY[wc.model],
+        deseq2=config["deseq2"],
+    threads: threads_beside_vst_branch(2)
+    resources:
+        # as deseq2: one more DE fit
+        mem_mb=mem_mb(1500, 100),
+        runtime=runtime_min(10, 4),
+    log:
+        "logs/sensitivity/{contrast}/{model}.log",
+    benchmark:
+        "results/benchmarks/sensitivity/{contrast}.{model}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/sensitivity.py"
+
+
+# Gene-permutation GSEA and ORA of the cell-adjusted model (enrichment.py as the primary rule
+# runs it, on the cell-adjusted DE table).
+use rule enrichment as sensitivity_enrichment with:
+    input:
+        de="results/sensitivity/{contrast}/cell_adjusted/deseq2_results.tsv",
+        annotation=config["annotation"],
+        collections=list(ENRICHMENT["collections"].values()),
+    output:
+        gsea="results/sensitivity/{contrast}/cell_adjusted/enrichment/gsea.tsv",
+        ora="results/sensitivity/{contrast}/cell_adjusted/enrichment/ora.tsv",
+        gsea_dotplot="results/sensitivity/{contrast}/cell_adjusted/enrichment/gsea_dotplot.png",
+        ora_dotplot="results/sensitivity/{contrast}/cell_adjusted/enrichment/ora_dotplot.png",
+        running_scores=directory("results/sensitivity/{contrast}/cell_adjusted/enrichment/running_scores"),
+    log:
+        "logs/sensitivity_enrichment/{contrast}.log",
+    benchmark:
+        "results/benchmarks/sensitivity_enrichment/{contrast}.tsv"
+
+
+SENSITIVITY_OUTPUTS = expand(
+    "results/sensitivity/{contrast}/{model}/{name}",
+    contrast=CONTRASTS,
+    model=SENSITIVITY_MODELS,
+    name=["deseq2_results.tsv", "concordance.tsv", "lfc_scatter.png"],
+) + expand(
+    "results/sensitivity/{contrast}/{model}/enrichment/{name}",
+    contrast=CONTRASTS,
+    model=CELL_ADJUSTED,
+    name=["gsea.tsv", "ora.tsv"],
+)
