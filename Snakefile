@@ -16,6 +16,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/diffexp.smk"
 include: "workflow/rules/enrichment.smk"
+include: "workflow/rules/calibration.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/report.smk"
 
@@ -34,5 +35,10 @@ rule all:
             name=["gsea.tsv", "ora.tsv", "gsea_dotplot.png", "ora_dotplot.png", "running_scores"],
         ),
         expand("results/predict/{contrast}/cv_metrics.tsv", contrast=PREDICTED_CONTRASTS),
+        expand(
+            "results/calibration/{contrast}/{name}",
+            contrast=CONTRASTS,
+            name=["summary.tsv", "calibrated_results.tsv", "null_statistics.h5ad", "qq.png", "null_degs.png"],
+        ),
         "results/report/report.html",
     default_target: True
