@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import anndata as ad
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
-from scipy.stats.contingency import association
+from scipy.special import ndtri
+from threadpoolctl import threadpool_limits
 
 from de_tables import count_calls
 from input_checks import design_variables
@@ -24,7 +24,9 @@ from pipeline_common import InputError, format_list
 
 log = logging.getLogger("trd")
 
-CHI2_MEDIAN = float(chi2.ppf(0.5, df=1))  # 0.4549: the median of chi-square(1), lambda's denominator
+# the median of chi-square(1), lambda's denominator (0.4549): that of a squared standard normal.
+# Not scipy.stats: ingest imports this module for its checks, and scipy.stats takes a second.
+CHI2_MEDIAN = float(ndtri(0.75) ** 2)
 STOREY_LAMBDA = 0.5
 NOMINAL_P = 0.05
 NULL_LAYERS = ("pvalue", "padj", "log2FoldChange")  # X holds the Wald statistic
@@ -190,10 +192,17 @@ def label_associations(labels: pd.DataFrame, obs: pd.DataFrame, variable: str, t
             if pd.api.types.is_numeric_dtype(values):
                 row[f"r_{covariate}"] = float(np.corrcoef(is_test, values.astype(float))[0, 1])
             else:
-                table = pd.crosstab(permuted, values.astype(str)).to_numpy()
-                row[f"cramers_v_{covariate}"] = float(association(table, method="cramer"))
+                row[f"cramers_v_{covariate}"] = cramers_v(pd.crosstab(permuted, values.astype(str)).to_numpy())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def cramers_v(table: np.ndarray) -> float:
+    """Cramer's V of a contingency table: sqrt(chi2 / (n (min(rows, columns) - 1)))."""
+    n = table.sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / n
+    statistic = ((table - expected) ** 2 / expected).sum()
+    return float(np.sqrt(statistic / (n * (min(table.shape) - 1))))
 
 
 # ---------------------------------------------------------------- refits
@@ -256,6 +265,14 @@ def fit_block(adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: di
               n_cpus: int) -> ad.AnnData:
     """Null statistics of the permutations in `labels` (columns): obs = permutations, var = genes,
     X = Wald statistic, layers p-value, padj and log2 fold change (NaN where DESeq2 gives NaN)."""
+    # BLAS on the job's threads: its own thread pool, spinning beside a single-threaded job, made
+    # PyDESeq2's small L-BFGS-B fits (the dispersion trend) 20 times slower on a busy machine
+    with threadpool_limits(limits=n_cpus, user_api="blas"):
+        return _fit_block(adata, labels, design, contrast, settings, n_cpus)
+
+
+def _fit_block(adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: dict, settings: dict,
+               n_cpus: int) -> ad.AnnData:
     fitted = label_independent_fit(adata, design, contrast, settings)
     stats, layers = [], {name: [] for name in NULL_LAYERS}
     for i, name in enumerate(labels.columns, 1):

@@ -27,12 +27,14 @@ def qq_quantiles(observed_p: np.ndarray, null_p: np.ndarray) -> tuple[np.ndarray
     """-log10 p of the observed genes against the permutations' at the same quantiles: the
     permutations' mean (x), its 2.5% and 97.5% points over permutations (the envelope) and the
     observed (y), from the most to the least significant."""
-    observed = np.sort(observed_p[np.isfinite(observed_p)])
+    observed = observed_p[np.isfinite(observed_p)]
     probabilities = (np.arange(len(observed)) + 0.5) / len(observed)
+    # each permutation has its own genes without a p-value: compare at quantiles, not ranks
     null = np.array([np.quantile(row[np.isfinite(row)], probabilities) for row in null_p])
     null = -np.log10(np.clip(null, 1e-300, None))
     low, high = np.percentile(null, [2.5, 97.5], axis=0)
-    return null.mean(axis=0), low, high, -np.log10(np.clip(observed, 1e-300, None))
+    return (null.mean(axis=0), low, high,
+            -np.log10(np.clip(np.quantile(observed, probabilities), 1e-300, None)))
 
 
 def qq_plot(observed_p: np.ndarray, null_p: np.ndarray, title: str):

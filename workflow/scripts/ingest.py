@@ -20,6 +20,7 @@ from count_readers import (
     read_sample_sheet,
 )
 from gene_ids import annotate_genes, load_annotation
+from calibration import check_strata
 from input_checks import check_counts, check_design, check_group_sizes, check_libraries, match_samples
 from pipeline_common import InputError, atomic_output, format_list
 
@@ -100,14 +101,17 @@ def load_counts(counts_path: str, sheet: pd.DataFrame, samples_path: str, counts
 
 def ingest(counts_path: str, samples_path: str, annotation_path: str, design: str,
            contrasts: dict, counts_format: str = "auto", predict: dict | None = None,
-           **count_options) -> ad.AnnData:
+           calibration: dict | None = None, **count_options) -> ad.AnnData:
     """Read and check every input; return the cohort or raise InputError.
 
     predict: the config's predict section (group sizes its cross-validation needs);
+    calibration: the config's calibration section (the strata of its label permutations);
     count_options: strandedness, counts_layer, tx2gene (see load_counts).
     """
     sheet = read_sample_sheet(samples_path)
     check_design(sheet, design, contrasts, samples_path)
+    for name, contrast in contrasts.items() if calibration else ():
+        check_strata(sheet, name, contrast, design, calibration.get("strata"), str(samples_path))
     annotation = load_annotation(annotation_path)
     data = load_counts(counts_path, sheet, samples_path, counts_format, **count_options)
     counts_source = counts_path or f"counts_file of {samples_path}"
@@ -147,6 +151,7 @@ def main(smk) -> None:
         smk.params.counts_format,
         # read from the config, not params: a check only, so a new fold count must not redo ingest
         predict=dict(smk.config["predict"]),
+        calibration=dict(smk.config["calibration"]),
         strandedness=smk.params.strandedness,
         counts_layer=smk.params.counts_layer or "",
         tx2gene=smk.params.tx2gene or "",
