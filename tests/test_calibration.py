@@ -342,3 +342,43 @@ def test_toy_run_calibration_outputs(toy_run):
     assert int(summary["observed_degs"]) == int((table["padj"] < 0.05).sum())
     for figure in ("qq.png", "null_degs.png"):
         assert (out / figure).stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- report
+
+def summary_values(**changes) -> pd.Series:
+    values = {"permutations": 30, "observed_degs": 369, "null_degs_median": 0.0, "null_degs_p95": 1.0,
+              "frac_permutations_with_degs": 0.2, "pvalue_observed_degs": 1 / 31, "empirical_fdr": 0.06,
+              "qvalue_perm_calls": 352}
+    return pd.Series({**values, **changes})
+
+
+def test_calibration_verdicts():
+    import report
+    assert report.calibration_verdict(summary_values(), 0.05) == (
+        "The 369 genes called would not appear by chance: shuffled labels gave a median of 0 and at most "
+        "1 calls in 95% of 30 permutations, and about 6% of the observed calls are expected to be false.")
+    assert report.calibration_verdict(summary_values(observed_degs=2, pvalue_observed_degs=0.2,
+                                                     qvalue_perm_calls=0), 0.05) == (
+        "Chance alone could give these 2 calls: shuffled labels gave as many or more in 20% of 30 "
+        "permutations, so read the gene list by qvalue_perm (0 genes) rather than by padj.")
+    assert report.calibration_verdict(summary_values(observed_degs=0, pvalue_observed_degs=1.0), 0.05) == (
+        "No gene reached padj < 0.05, and shuffled labels gave at least one call in 20% of 30 "
+        "permutations: there are no calls here that chance would have to explain.")
+
+
+def test_toy_report_calibration_section(toy_run):
+    from test_report import as_frame, parse_report
+    text, parser = parse_report(toy_run / "results/report/report.html")
+    anchor = "calibration-TRD_vs_responder"
+    assert anchor in parser.sections
+    summary = pd.read_csv(toy_run / "results/calibration/TRD_vs_responder/summary.tsv", sep="\t")
+    values = pd.to_numeric(summary.set_index("statistic")["value"], errors="coerce")
+    shown = as_frame(parser.tables[f"{anchor}-summary"]).set_index("statistic")["value"]
+    assert shown["genes called, observed labels"] == str(int(values["observed_degs"]))
+    assert shown["empirical FDR of the observed calls (SAM)"] == f"{values['empirical_fdr']:.3g}"
+    assert shown["inflation lambda, observed labels"] == f"{values['observed_lambda']:.3g}"
+    import report
+    assert report.calibration_verdict(values, 0.05) in text
+    for reference in ("Tusher VG", "Storey JD, Tibshirani R", "Genome Biology 23:79", "Subramanian A"):
+        assert reference in text

@@ -41,8 +41,8 @@ def qq_plot(observed_p: np.ndarray, null_p: np.ndarray, title: str):
     expected, low, high, observed = qq_quantiles(observed_p, null_p)
     fig, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
     ax.fill_between(expected, low, high, color="0.85", lw=0, label="95% of permutations")
-    top = max(expected.max(), observed.max())
-    ax.plot([0, top], [0, top], c="0.4", lw=0.8, ls="--", label="observed = permutation null")
+    ax.plot([0, expected.max()], [0, expected.max()], c="0.4", lw=0.8, ls="--",
+            label="observed = permutation null")
     ax.scatter(expected, observed, s=5, c="#c0392b", lw=0, label="observed genes")
     ax.set_xlabel("-log10 p, label permutations (mean at each quantile)")
     ax.set_ylabel("-log10 p, observed labels")
@@ -53,10 +53,13 @@ def qq_plot(observed_p: np.ndarray, null_p: np.ndarray, title: str):
 
 def null_degs_plot(null_degs: np.ndarray, observed: int, alpha: float, title: str):
     fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
-    top = int(max(null_degs.max(), observed))
-    bins = np.arange(-0.5, top + 1.5) if top <= 60 else 40
-    ax.hist(null_degs, bins=bins, color="0.6", label=f"{len(null_degs)} label permutations")
+    top = int(null_degs.max())
+    bins = np.arange(-0.5, top + 1.5) if top <= 60 else np.linspace(0, top, 40)
+    ax.hist(null_degs, bins=bins, color="0.5", label=f"{len(null_degs)} label permutations")
     ax.axvline(observed, c="#c0392b", lw=2, label=f"observed: {observed}")
+    # null counts are often 0-3 and observed ones hundreds: linear up to 1, logarithmic beyond
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(-0.6, max(top, observed) * 1.5 + 1)
     ax.set_xlabel(f"genes at padj < {alpha:g}")
     ax.set_ylabel("permutations")
     ax.set_title(title)
