@@ -334,7 +334,7 @@ def test_toy_run_calibration_outputs(toy_run):
     k = 30  # config/config.yaml
     assert null.n_obs == k and list(null.obs_names) == list(labels.columns) == cal.permutation_ids(k)
     assert set(null.var_names) == set(table["gene_id"])
-    assert null.uns["calibration"]["strata"] == ["site", "sex"]
+    assert list(null.uns["calibration"]["strata"]) == ["site", "sex"]
     permutations = pd.read_csv(out / "permutations.tsv", sep="\t")
     assert permutations["permutation"].tolist() == list(null.obs_names)
     assert permutations["degs"].tolist() == [int((row < 0.05).sum()) for row in null.layers["padj"]]
