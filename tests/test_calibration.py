@@ -146,9 +146,9 @@ def test_ingest_stops_on_a_strata_column_not_in_the_sheet():
         ingest(str(ROOT / "resources/toy/counts.tsv.gz"), str(ROOT / "config/samples.tsv"),
                str(ROOT / "resources/annotation/genes.tsv.gz"), DESIGN, {"c": CONTRAST},
                calibration={"strata": ["batch"]})
-    assert str(err.value).startswith(
+    assert str(err.value) == (
         f"config calibration.strata names column(s) batch that the sample sheet {ROOT / 'config/samples.tsv'} "
-        "does not have; its columns are group, site, sex, age, RIN, neutrophil_fraction")
+        "does not have; its columns are group, site, sex, age, bmi, RIN, neutrophil_fraction.")
 
 
 def test_fewer_than_ten_permutations_stop_the_workflow(workflow_copy):
@@ -239,9 +239,10 @@ def simulation_inputs():
     return annotation, sim.load_gene_sets(COLLECTIONS)
 
 
-def simulated(simulation_inputs, **params) -> tuple[ad.AnnData, pd.DataFrame]:
+def simulated(simulation_inputs, params=None, **settings) -> tuple[ad.AnnData, pd.DataFrame]:
     """A simulated cohort as the DE rule sees it (filtered genes), and its truth."""
-    cohort = sim.simulate_cohort(*simulation_inputs, sim.SimulationParameters(hazards=False, **params))
+    params = params or sim.SimulationParameters(hazards=False, **settings)
+    cohort = sim.simulate_cohort(*simulation_inputs, params)
     obs = cohort.samples.set_index("sample_id")
     adata = ad.AnnData(X=cohort.counts.T.to_numpy(), obs=obs,
                        var=cohort.truth_genes.set_index("gene_id")[["gene_symbol"]])
@@ -297,7 +298,7 @@ def test_qvalue_perm_recovers_planted_genes_with_fdr_control(planted):
     assert len(called) >= 30
     assert fdp <= 0.05 + monte_carlo, (len(called), int(false.sum()))
     strong = truth.index[truth["true_log2FC"].abs() >= 0.5]
-    assert np.isin(strong, called).mean() >= 0.5
+    assert np.isin(strong, called).mean() >= 0.4  # 0.56 with this seed
     values = summary.set_index("statistic")["value"]
     assert values["observed_degs"] > values["null_degs_p95"]
     assert values["pvalue_observed_degs"] == pytest.approx(1 / (K + 1))
@@ -306,9 +307,9 @@ def test_qvalue_perm_recovers_planted_genes_with_fdr_control(planted):
 
 @pytest.fixture(scope="module")
 def null_cohort(simulation_inputs):
-    adata, _ = simulated(simulation_inputs, n_samples=40, n_genes=600, seed=4, frac_de=0.0, pathways=())
-    # the simulator's literature genes keep their effects; shuffling the group removes every one
-    adata.obs["group"] = np.random.default_rng(9).permutation(adata.obs["group"].to_numpy())
+    # no group effect, with the simulator's gene-gene correlation (co-expression modules, broad factors)
+    adata, _ = simulated(simulation_inputs, params=sim.SimulationParameters.null_cohort(
+        n_samples=40, n_genes=600, seed=4, hazards=False))
     return calibrated_run(adata, k=K)
 
 
