@@ -16,6 +16,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/diffexp.smk"
 include: "workflow/rules/enrichment.smk"
+include: "workflow/rules/calibration.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
@@ -37,5 +38,10 @@ rule all:
         expand("results/predict/{contrast}/cv_metrics.tsv", contrast=PREDICTED_CONTRASTS),
         "results/cells/cell_scores.tsv",
         SENSITIVITY_OUTPUTS,
+        expand(
+            "results/calibration/{contrast}/{name}",
+            contrast=CONTRASTS,
+            name=["summary.tsv", "calibrated_results.tsv", "null_statistics.h5ad", "qq.png", "null_degs.png"],
+        ),
         "results/report/report.html",
     default_target: True

@@ -357,7 +357,9 @@ def test_toy_report_sections_and_numbers(toy_run):
     assert checksums[counts] == hashlib.md5((toy_run / counts).read_bytes()).hexdigest()
     assert set(checksums) == {counts, "config/samples.tsv", "resources/annotation/genes.tsv.gz"}
     resources = as_frame(parser.tables["resources"]).set_index("job")
-    jobs = ["ingest", "qc", "filter", "vst", f"deseq2 {CONTRAST}", f"enrichment {CONTRAST}", f"predict {CONTRAST}",
+    jobs = ["ingest", "qc", "filter", "vst", f"deseq2 {CONTRAST}", f"enrichment {CONTRAST}",
+            f"calibration_permutations {CONTRAST}", f"calibration_block {CONTRAST}_1-of-2",
+            f"calibration_block {CONTRAST}_2-of-2", f"calibration {CONTRAST}", f"predict {CONTRAST}",
             "cell_composition", *(f"sensitivity {CONTRAST}.{model}" for model in config["sensitivity"]),
             f"sensitivity_enrichment {CONTRAST}"]
     assert resources.index.tolist() == [*jobs, "all jobs"]
@@ -408,9 +410,9 @@ def test_toy_report_robustness_section(toy_run):
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
-    # every QC figure, then per contrast volcano, MA and heat map, 2 enrichment dot plots, the ROC curve,
-    # the cell scores by group
-    assert len(parser.images) == qc_figures + 3 + 2 + 1 + 1
+    # every QC figure, then per contrast volcano, MA and heat map, 2 enrichment dot plots, the
+    # calibration's QQ plot and null-count histogram, the ROC curve, the cell scores by group
+    assert len(parser.images) == qc_figures + 3 + 2 + 2 + 1 + 1
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64_png(src).size[0] > 100
@@ -488,8 +490,9 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
         contrast_checks(workdir, parser, contrast, config)
     assert "siteB vs siteA, adjusted for sex, age and group" in text
     assert "TRD vs responder, adjusted for site, sex and age" in text
-    # per contrast: volcano, MA, heat map, 2 enrichment dot plots, ROC curve, cell scores by group
-    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 1 + 1)
+    # per contrast: volcano, MA, heat map, 2 enrichment dot plots, 2 calibration figures, ROC curve,
+    # cell scores by group
+    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 1 + 1)
 
 
 def test_enrichment_methods_states_the_settings():

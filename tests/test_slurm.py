@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import anndata as ad
+import numpy as np
 import pytest
 import yaml
 
@@ -168,6 +170,15 @@ def test_result_tables_equal_a_local_run(cluster_run, request):
     cluster_tables = result_tables(cluster_run.workdir)
     local_tables = result_tables(local_run)
     assert "de/TRD_vs_responder/deseq2_results.tsv" in local_tables
+    # the calibration's blocks ran as separate SLURM jobs; their gathered tables must be the local ones
+    calibration = {f"calibration/TRD_vs_responder/{name}" for name in
+                   ("summary.tsv", "permutations.tsv", "permuted_labels.tsv", "calibrated_results.tsv")}
+    assert calibration <= local_tables.keys()
     assert cluster_tables.keys() == local_tables.keys()
     differing = [name for name in local_tables if cluster_tables[name] != local_tables[name]]
     assert differing == []
+    null = "results/calibration/TRD_vs_responder/null_statistics.h5ad"
+    cluster_null, local_null = ad.read_h5ad(cluster_run.workdir / null), ad.read_h5ad(local_run / null)
+    np.testing.assert_array_equal(cluster_null.X, local_null.X)
+    for layer in local_null.layers:
+        np.testing.assert_array_equal(cluster_null.layers[layer], local_null.layers[layer])

@@ -23,6 +23,9 @@ rule report:
         ora=expand(rules.enrichment.output.ora, contrast=CONTRASTS),
         gsea_dotplots=expand(rules.enrichment.output.gsea_dotplot, contrast=CONTRASTS),
         ora_dotplots=expand(rules.enrichment.output.ora_dotplot, contrast=CONTRASTS),
+        calibration_summaries=expand(rules.calibration.output.summary, contrast=CONTRASTS),
+        calibration_qq=expand(rules.calibration.output.qq, contrast=CONTRASTS),
+        calibration_null_degs=expand(rules.calibration.output.null_degs, contrast=CONTRASTS),
         predict_metrics=expand(rules.predict.output.metrics, contrast=PREDICTED_CONTRASTS),
         predict_genes=expand(rules.predict.output.genes, contrast=PREDICTED_CONTRASTS),
         predict_roc=expand(rules.predict.output.roc, contrast=PREDICTED_CONTRASTS),
@@ -38,6 +41,9 @@ rule report:
         benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]
         + expand(rules.deseq2.benchmark, contrast=CONTRASTS)
         + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
+        + expand(rules.calibration_permutations.benchmark, contrast=CONTRASTS)
+        + gather.calibration(rules.calibration_block.benchmark, contrast=CONTRASTS)
+        + expand(rules.calibration.benchmark, contrast=CONTRASTS)
         + expand(rules.predict.benchmark, contrast=PREDICTED_CONTRASTS)
         + [rules.cell_composition.benchmark]
         + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)

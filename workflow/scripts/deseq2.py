@@ -28,7 +28,12 @@ def shrink_coefficient(contrast: dict) -> str:
 def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int
                ) -> pd.DataFrame:
     """Fit the model and test the contrast; one row per gene, sorted by p-value."""
-    dds = make_dataset(adata, design, settings, n_cpus, contrast)
+    return fit_and_test(make_dataset(adata, design, settings, n_cpus, contrast), contrast, settings,
+                        adata.var)
+
+
+def fit_and_test(dds, contrast: dict, settings: dict, var: pd.DataFrame) -> pd.DataFrame:
+    """DESeq2 on a prepared dataset (the label permutations give theirs pinned size factors)."""
     dds.deseq2()
     stats = stats_class(settings)(
         dds,
@@ -46,7 +51,7 @@ def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n
         stats.lfc_shrink(coeff=shrink_coefficient(contrast))
         table["log2FoldChange_shrunk"] = stats.results_df["log2FoldChange"]
         table["log2FoldChange"] = unshrunk
-    return results_table(table, adata.var)
+    return results_table(table, var)
 
 
 def results_table(table: pd.DataFrame, var: pd.DataFrame) -> pd.DataFrame:

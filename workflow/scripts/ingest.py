@@ -21,6 +21,7 @@ from count_readers import (
     read_sample_sheet,
 )
 from gene_ids import annotate_genes, load_annotation
+from calibration import check_strata
 from genesets import check_collections
 from input_checks import (
     check_counts,
@@ -111,18 +112,22 @@ def load_counts(counts_path: str, sheet: pd.DataFrame, samples_path: str, counts
 def ingest(counts_path: str, samples_path: str, annotation_path: str, design: str,
            contrasts: dict, counts_format: str = "auto", predict: dict | None = None,
            collections: dict | None = None, cells: dict | None = None,
-           sensitivity: dict | None = None, **count_options) -> ad.AnnData:
+           sensitivity: dict | None = None, calibration: dict | None = None,
+           **count_options) -> ad.AnnData:
     """Read and check every input; return the cohort or raise InputError.
 
     predict: the config's predict section (group sizes its cross-validation needs, covariates);
     collections: the config's enrichment.collections (name -> GMT), parsed here to check them;
     cells, sensitivity: the config's sections (markers, measured counts and models checked here);
+    calibration: the config's calibration section (the strata of its label permutations);
     count_options: strandedness, counts_layer, tx2gene (see load_counts).
     """
     sheet = read_sample_sheet(samples_path)
     check_design(sheet, design, contrasts, samples_path)
     check_predict_covariates(sheet, predict, samples_path)
     check_collections(collections or {})
+    for name, contrast in contrasts.items() if calibration else ():
+        check_strata(sheet, name, contrast, design, calibration.get("strata"), str(samples_path))
     annotation = load_annotation(annotation_path)
     data = load_counts(counts_path, sheet, samples_path, counts_format, **count_options)
     counts_source = counts_path or f"counts_file of {samples_path}"
@@ -169,6 +174,7 @@ def main(smk) -> None:
         collections=dict(smk.config["enrichment"]["collections"]),
         cells=dict(smk.config["cells"]),
         sensitivity=dict(smk.config["sensitivity"]),
+        calibration=dict(smk.config["calibration"]),
         strandedness=smk.params.strandedness,
         counts_layer=smk.params.counts_layer or "",
         tx2gene=smk.params.tx2gene or "",

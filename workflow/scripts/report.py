@@ -60,6 +60,15 @@ REFERENCES = [
     "Pedregosa F, Varoquaux G, Gramfort A, et al. (2011) Scikit-learn: machine learning in "
     "Python. Journal of Machine Learning Research 12:2825-2830",
     "Sirés et al. (2025) Brain, Behavior, and Immunity. doi:10.1016/j.bbi.2025.106103",
+    "Tusher VG, Tibshirani R, Chu G (2001) Significance analysis of microarrays applied to the ionizing "
+    "radiation response. PNAS 98:5116-5121. doi:10.1073/pnas.091062498",
+    "Storey JD, Tibshirani R (2003) Statistical significance for genomewide studies. PNAS 100:9440-9445. "
+    "doi:10.1073/pnas.1530509100",
+    "Li Y, Ge X, Peng F, Li W, Li JJ (2022) Exaggerated false positives by popular differential expression "
+    "methods when analyzing human population samples. Genome Biology 23:79. doi:10.1186/s13059-022-02648-4",
+    "Subramanian A, Tamayo P, Mootha VK, et al. (2005) Gene set enrichment analysis: a knowledge-based "
+    "approach for interpreting genome-wide expression profiles. PNAS 102:15545-15550. "
+    "doi:10.1073/pnas.0506580102",
 ]
 
 
@@ -404,6 +413,72 @@ def robustness_methods(cells: dict, models: dict, choice: str) -> str:
     )
 
 
+# ---------------------------------------------------------------- calibration
+
+# summary.tsv rows shown in the report, with the words a reader needs
+CALIBRATION_ROWS = {
+    "observed_degs": "genes called, observed labels",
+    "null_degs_mean": "genes called, shuffled labels: mean",
+    "null_degs_median": "genes called, shuffled labels: median",
+    "null_degs_p95": "genes called, shuffled labels: 95th percentile",
+    "frac_permutations_with_degs": "share of shuffled analyses calling at least one gene",
+    "pvalue_observed_degs": "permutation p-value of the observed count",
+    "empirical_fdr": "empirical FDR of the observed calls (SAM)",
+    "pi0": "share of true nulls (pi0, Storey)",
+    "observed_lambda": "inflation lambda, observed labels",
+    "null_lambda_median": "inflation lambda, shuffled labels (median)",
+    "qvalue_perm_calls": "genes at qvalue_perm below alpha",
+}
+
+
+def calibration_verdict(values: pd.Series, alpha: float) -> str:
+    """One plain sentence: could the observed calls be chance?"""
+    observed, k = int(values["observed_degs"]), int(values["permutations"])
+    share, median = float(values["frac_permutations_with_degs"]), float(values["null_degs_median"])
+    if observed == 0:
+        return (f"No gene reached padj < {alpha:g}, and shuffled labels gave at least one call in "
+                f"{share:.0%} of {k} permutations: there are no calls here that chance would have to explain.")
+    if float(values["pvalue_observed_degs"]) <= 0.05:
+        return (f"The {observed} genes called would not appear by chance: shuffled labels gave a median of "
+                f"{median:g} and at most {float(values['null_degs_p95']):g} calls in 95% of {k} permutations, "
+                f"and about {float(values['empirical_fdr']):.0%} of the observed calls are expected to be false.")
+    return (f"Chance alone could give these {observed} calls: shuffled labels gave as many or more in "
+            f"{float(values['pvalue_observed_degs']):.0%} of {k} permutations, so read the gene list by "
+            f"qvalue_perm ({int(values['qvalue_perm_calls'])} genes) rather than by padj.")
+
+
+def calibration_section(name: str, files: dict, config: dict, caption_dir) -> dict:
+    """Observed vs null DEG counts, empirical FDR, lambda, the verdict, the QQ plot and histogram."""
+    summary = pd.read_csv(files["summary"], sep="\t", keep_default_na=False, na_values=[""])
+    values = summary.set_index("statistic")["value"]
+    numeric = pd.to_numeric(values, errors="coerce")
+    shown = pd.DataFrame({"statistic": list(CALIBRATION_ROWS.values()),
+                          "value": [numeric[key] for key in CALIBRATION_ROWS]})
+    return {"name": name, "anchor": anchor_of("calibration", name),
+            "verdict": calibration_verdict(numeric, config["deseq2"]["alpha"]),
+            "permutations": int(numeric["permutations"]), "strata": values["strata"],
+            "table": table_rows(shown),
+            "figures": [figure(files[key], caption_dir, config) for key in ("qq", "null_degs")]}
+
+
+def calibration_methods(settings: dict, sections: list[dict]) -> str:
+    strata = "; ".join(f"{s['name']}: {s['strata']}" for s in sections)
+    return (
+        "Whether the calls could appear by chance was checked per contrast by refitting the whole model "
+        f"(same samples, genes, design and DESeq2 settings) under {join_words([str(s['permutations']) for s in sections])} "
+        f"permutations of the compared variable within strata ({strata}; continuous covariates stay with "
+        f"their samples; seed {settings['seed']}). The null counts of genes called give the permutation "
+        "p-value of the observed count, (b + 1) / (K + 1), and the empirical FDR of the observed call list "
+        "as in SAM (Tusher et al. 2001): pi0 times the mean number of null p-values at or below the "
+        "largest p-value called, over the number called. Calibrated gene p-values (pvalue_perm) compare "
+        "each gene's absolute Wald statistic with the pooled null of all genes and permutations, "
+        "(b + 1) / (N + 1); q-values (qvalue_perm) and pi0 (lambda = 0.5) follow Storey and Tibshirani "
+        "(2003). Inflation lambda is the median squared Wald statistic over 0.455. Label permutation is "
+        "the check advised for DESeq2 and edgeR on human population cohorts (Li et al. 2022); the pathway "
+        "analogue permutes phenotypes as GSEA does (Subramanian et al. 2005)."
+    )
+
+
 # ---------------------------------------------------------------- methods
 
 def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
@@ -457,6 +532,8 @@ def methods_paragraph(run: dict) -> str:
         text.append("Log2 fold changes were also shrunk with PyDESeq2's apeGLM-like prior for display.")
     if run.get("enrichment"):
         text.append(run["enrichment"])
+    if run.get("calibration"):
+        text.append(run["calibration"])
     if run.get("prediction"):
         text.append(run["prediction"])
     if run.get("robustness"):
@@ -542,6 +619,11 @@ def main(smk) -> None:
         predictions.append(prediction_section(name, files, config, template_dir))
     robustness = (robustness_section(contrasts, smk.input, config, template_dir)
                   if smk.input.concordance else None)
+    calibration = []
+    for name, *paths in zip(contrasts, smk.input.calibration_summaries, smk.input.calibration_qq,
+                            smk.input.calibration_null_degs):
+        files = dict(zip(("summary", "qq", "null_degs"), paths))
+        calibration.append(calibration_section(name, files, config, template_dir))
     first_model = pd.read_csv(smk.input.models[0], sep="\t")
     first_variable = next(iter(contrasts.values()))["variable"]
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in smk.input.readmes]
@@ -557,6 +639,7 @@ def main(smk) -> None:
         "contrasts": "; ".join(s["description"] for s in sections),
         "provenance": [p for p in provenance if p],
         "enrichment": enrichment_methods(config["enrichment"], versions),
+        "calibration": calibration_methods(config["calibration"], calibration),
         "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
         "robustness": (robustness_methods(config["cells"], config["sensitivity"], robustness["covariates"])
                        if robustness else ""),
@@ -579,6 +662,7 @@ def main(smk) -> None:
                        "table": table_rows(significant_associations(
                            pd.read_csv(smk.input.association, sep="\t")))}],
         "enrichment": enrichment,
+        "calibration": calibration,
         "predictions": predictions,
         "robustness": robustness,
         "qc_figures": [figure(path, template_dir, config) for path in smk.input.qc_figures],

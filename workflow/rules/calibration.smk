@@ -1,0 +1,114 @@
+# Label-permutation calibration per contrast (issue "Would these calls appear by chance?"):
+# permuted labels -> refits of the primary model in scattered blocks -> one gathering rule.
+# Engine: workflow/scripts/calibration.py. A local run spreads the blocks over cores, a SLURM run
+# over nodes; `--set-scatter calibration=N` changes the number of blocks, not the results.
+
+import math
+
+CALIBRATION = config["calibration"]
+
+
+scattergather:
+    calibration=math.ceil(CALIBRATION["permutations"] / CALIBRATION["block_size"]),
+
+
+rule calibration_permutations:
+    input:
+        h5ad="results/filter/cohort.h5ad",
+    output:
+        labels="results/calibration/{contrast}/permuted_labels.tsv",
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        permutations=CALIBRATION["permutations"],
+        strata=CALIBRATION["strata"],
+        seed=CALIBRATION["seed"],
+    threads: 1
+    resources:
+        mem_mb=mem_mb(500, 10),
+        runtime=5,
+    log:
+        "logs/calibration_permutations/{contrast}.log",
+    benchmark:
+        "results/benchmarks/calibration_permutations/{contrast}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/calibration_permute.py"
+
+
+rule calibration_block:
+    input:
+        h5ad="results/filter/cohort.h5ad",
+        labels="results/calibration/{contrast}/permuted_labels.tsv",
+    output:
+        h5ad="results/calibration/{contrast}/blocks/{scatteritem}.h5ad",
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        deseq2=config["deseq2"],
+    # one thread per block: blocks run side by side, and PyDESeq2's serial steps gain nothing
+    # from a second thread
+    threads: 1
+    resources:
+        # a DESeq2 fit at a time, as the deseq2 rule
+        mem_mb=mem_mb(1500, 100),
+        runtime=runtime_min(10, 0.5 * CALIBRATION["block_size"]),
+    log:
+        "logs/calibration_block/{contrast}_{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/calibration_block/{contrast}_{scatteritem}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/calibration_block.py"
+
+
+rule calibration:
+    input:
+        h5ad="results/filter/cohort.h5ad",
+        labels="results/calibration/{contrast}/permuted_labels.tsv",
+        table="results/de/{contrast}/deseq2_results.tsv",
+        blocks=gather.calibration("results/calibration/{{contrast}}/blocks/{scatteritem}.h5ad"),
+    output:
+        null="results/calibration/{contrast}/null_statistics.h5ad",
+        calibrated=report(
+            "results/calibration/{contrast}/calibrated_results.tsv",
+            caption="../report/calibrated_results.rst",
+            category="Calibration",
+            subcategory="{contrast}",
+        ),
+        permutations="results/calibration/{contrast}/permutations.tsv",
+        summary="results/calibration/{contrast}/summary.tsv",
+        qq=report(
+            "results/calibration/{contrast}/qq.png",
+            caption="../report/qq.rst",
+            category="Calibration",
+            subcategory="{contrast}",
+        ),
+        null_degs=report(
+            "results/calibration/{contrast}/null_degs.png",
+            caption="../report/null_degs.rst",
+            category="Calibration",
+            subcategory="{contrast}",
+        ),
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        deseq2=config["deseq2"],
+        permutations=CALIBRATION["permutations"],
+        strata=CALIBRATION["strata"],
+        seed=CALIBRATION["seed"],
+    threads: 1
+    resources:
+        # the null (permutations x genes, four float64 layers) a few times over
+        mem_mb=mem_mb(1000, 0.3 * CALIBRATION["permutations"]),
+        runtime=runtime_min(5, 0.2),
+    log:
+        "logs/calibration/{contrast}.log",
+    benchmark:
+        "results/benchmarks/calibration/{contrast}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/calibration_summary.py"

@@ -1,0 +1,32 @@
+"""One block of label permutations refitted with the primary model (a scattered job)."""
+
+import logging
+
+import anndata as ad
+import pandas as pd
+
+from calibration import block_of, fit_block
+from filter import contrast_cohort
+from pipeline_common import atomic_output
+
+log = logging.getLogger("trd")
+
+
+def main(smk) -> None:
+    # the primary model's samples and genes (the deseq2 rule fits the same subset)
+    adata = contrast_cohort(ad.read_h5ad(smk.input.h5ad), smk.wildcards.contrast)
+    labels = pd.read_csv(smk.input.labels, sep="\t", index_col=0, dtype=str)
+    block = block_of(smk.wildcards.scatteritem, list(labels.columns))
+    log.info("contrast %s, block %s: %d permutations (%s), %d samples x %d genes",
+             smk.wildcards.contrast, smk.wildcards.scatteritem, len(block),
+             ", ".join(block[:1] + block[-1:]), adata.n_obs, adata.n_vars)
+    null = fit_block(adata, labels[block], smk.params.design, dict(smk.params.contrast),
+                     dict(smk.params.deseq2), smk.threads)
+    with atomic_output(smk.output.h5ad) as tmp:
+        null.write_h5ad(tmp)
+
+
+if "snakemake" in globals():
+    from pipeline_common import run_script
+
+    run_script(main, snakemake)  # noqa: F821
