@@ -1,0 +1,237 @@
+"""Phenotype-permutation GSEA and ORA: scores against independent implementations, NES, p and FDR
+against brute force, calibration on null cohorts with correlated genes, and the null input file."""
+
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import hypergeom, kstest
+
+import enrichment as enr
+import gsea_permutation as gp
+from pipeline_common import InputError
+
+
+def random_sets(rng, genes, n_sets, low=5, high=80) -> dict[str, list[str]]:
+    return {f"S{i}": list(rng.choice(genes, rng.integers(low, high), replace=False)) for i in range(n_sets)}
+
+
+def t_statistics(expression: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Two-sample t statistic (pooled variance) of every gene under every labelling:
+    expression samples x genes, labels samples x labellings (True = test group) -> genes x labellings."""
+    test = labels.astype(float)
+    ref = 1.0 - test
+    n1, n0 = test.sum(0), ref.sum(0)
+    mean1, mean0 = expression.T @ test / n1, expression.T @ ref / n0
+    square = (expression ** 2).T
+    ss = square @ test - n1 * mean1 ** 2 + square @ ref - n0 * mean0 ** 2
+    pooled = ss / (n1 + n0 - 2)
+    return (mean1 - mean0) / np.sqrt(pooled * (1 / n1 + 1 / n0))
+
+
+def label_permutations(labels: np.ndarray, k: int, rng) -> np.ndarray:
+    """samples x (1 + k): the observed labels, then k shuffles."""
+    return np.column_stack([labels] + [rng.permutation(labels) for _ in range(k)])
+
+
+def co_expressed_cohort(rng, n_samples=40, n_modules=30, module_size=30, n_free=600, loading=0.8):
+    """Null cohort (no group effect): genes of each module share a per-sample factor, so that
+    the genes of a set are correlated, as pathway genes are in blood."""
+    n_genes = n_modules * module_size + n_free
+    expression = rng.standard_normal((n_samples, n_genes))
+    factors = rng.standard_normal((n_samples, n_modules))
+    expression[:, : n_modules * module_size] += loading * np.repeat(factors, module_size, axis=1)
+    genes = [f"G{i}" for i in range(n_genes)]
+    sets = {f"M{m}": genes[m * module_size:(m + 1) * module_size] for m in range(n_modules)}
+    labels = np.arange(n_samples) < n_samples // 2
+    return expression, genes, sets, labels
+
+
+# ----------------------------------------------------------------------------- enrichment scores
+def test_vectorised_scores_equal_running_score_and_fgsea(monkeypatch):
+    monkeypatch.setattr(gp, "BLOCK_CELLS", 5000)  # several blocks of rankings
+    rng = np.random.default_rng(11)
+    genes = [f"G{i}" for i in range(800)]
+    sets = random_sets(rng, genes, 40)
+    values = rng.standard_normal((800, 6))
+    values[:, 5] = np.round(values[:, 5], 1)  # ties: ordered as running_score orders them
+    scores = gp.enrichment_scores(values, gp.Membership.of(sets, genes))
+    assert scores.shape == (40, 6)
+    for r in range(6):
+        ranking = pd.Series(values[:, r], index=genes)
+        for i, members in enumerate(sets.values()):
+            running = enr.running_score(ranking, members)
+            assert scores[i, r] == pytest.approx(running[np.argmax(np.abs(running))], abs=1e-12)
+
+    from gseapy.gse import fgsea_rs
+
+    ranking = pd.Series(values[:, 0], index=genes).sort_values(ascending=False)
+    fgsea = fgsea_rs(list(ranking.index), ranking.tolist(), sets, 1.0, 1, 1000, 11, 10, 1e-50, 1, 1)
+    by_term = {s.term: s.es for s in fgsea.summaries}
+    assert [by_term[t] for t in sets] == pytest.approx(scores[:, 0], abs=1e-12)
+
+
+
+def test_scores_of_a_set_whose_members_all_score_zero_take_equal_steps():
+    genes = [f"G{i}" for i in range(20)]
+    values = np.linspace(2, -2, 20)
+    values[[3, 4, 5]] = 0.0
+    ranking = pd.Series(values, index=genes)
+    running = enr.running_score(ranking, ["G3", "G4", "G5"])
+    score = gp.enrichment_scores(values, gp.Membership.of({"Z": ["G3", "G4", "G5"]}, genes))
+    assert score[0, 0] == pytest.approx(running[np.argmax(np.abs(running))])
+
+
+# ----------------------------------------------------------------------------- NES, p, FDR
+def brute_force(es: np.ndarray, null: np.ndarray):
+    """NES, p and Broad FDR by explicit loops over sets and permutations."""
+    n_sets, k = null.shape
+    nes, nes_null, pvalue = np.empty(n_sets), np.empty((n_sets, k)), np.empty(n_sets)
+    for s in range(n_sets):
+        pos = [x for x in null[s] if x >= 0]
+        neg = [x for x in null[s] if x < 0]
+        same = pos if es[s] >= 0 else neg
+        nes[s] = es[s] / abs(np.mean(same))
+        extreme = sum(1 for x in same if (x >= es[s] if es[s] >= 0 else x <= es[s]))
+        pvalue[s] = (extreme + 1) / (len(same) + 1)
+        for j in range(k):
+            x = null[s, j]
+            nes_null[s, j] = x / abs(np.mean(pos if x >= 0 else neg))
+    fdr = np.empty(n_sets)
+    pooled = nes_null.ravel()
+    for s in range(n_sets):
+        if nes[s] >= 0:
+            null_share = np.mean(pooled[pooled >= 0] >= nes[s])
+            obs_share = np.mean(nes[nes >= 0] >= nes[s])
+        else:
+            null_share = np.mean(pooled[pooled < 0] <= nes[s])
+            obs_share = np.mean(nes[nes < 0] <= nes[s])
+        fdr[s] = min(null_share / obs_share, 1.0)
+    return nes, nes_null, pvalue, fdr
+
+
+def test_nes_pvalue_and_fdr_equal_brute_force_and_gseapy_broad_code():
+    rng = np.random.default_rng(2)
+    null = rng.normal(0, 0.3, (50, 40)) + rng.normal(0, 0.05, (50, 1))
+    es = rng.normal(0, 0.45, 50)
+    nes, nes_null = gp.normalise(es, null)
+    expected_nes, expected_null, expected_p, expected_fdr = brute_force(es, null)
+    assert nes == pytest.approx(expected_nes, rel=1e-12)
+    assert nes_null == pytest.approx(expected_null, rel=1e-12)
+    assert gp.permutation_pvalues(es, null) == pytest.approx(expected_p, rel=1e-12)
+    fdr = gp.pooled_fdr(nes, nes_null)
+    assert fdr == pytest.approx(expected_fdr, rel=1e-12)
+    assert 0 < (fdr < 1).sum() < 50  # the example is not degenerate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from gseapy.algorithm import gsea_fdr, normalize
+    gseapy_nes, gseapy_null = normalize(es, null)
+    assert nes == pytest.approx(gseapy_nes, rel=1e-12)
+    assert fdr == pytest.approx(gsea_fdr(gseapy_nes, gseapy_null), rel=1e-12)
+
+
+def test_a_set_without_null_scores_of_its_sign_gets_no_pvalue(caplog):
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(300)]
+    ranking = pd.Series(np.sort(rng.standard_normal(300))[::-1], index=genes)
+    sets = {"LOW": genes[-20:], "MID": genes[100:140]}
+    null = rng.standard_normal((300, 8))
+    null[-20:] += 10  # LOW tops every permuted ranking: all its null scores are positive
+    res = gp.phenotype_permutation_gsea(ranking, null, sets).set_index("term")
+    assert res.loc["LOW", ["NES_perm", "pvalue_perm", "fdr_perm"]].isna().all()
+    assert res.loc["MID", ["NES_perm", "pvalue_perm", "fdr_perm"]].notna().all()
+    assert "1 sets have no null score of the sign of their ES among the 8 permutations" in caplog.text
+
+
+# ----------------------------------------------------------------------------- behaviour on cohorts
+def test_planted_pathway_ranks_first_and_random_sets_get_uniform_pvalues():
+    rng = np.random.default_rng(7)
+    n_samples, n_genes = 40, 3000
+    genes = [f"G{i}" for i in range(n_genes)]
+    labels = np.arange(n_samples) < 20
+    expression = rng.standard_normal((n_samples, n_genes))
+    expression[:, :40] += 0.6 * labels[:, None]           # planted pathway: 40 genes up in the test group
+    sets = {"PLANTED": genes[:40], **random_sets(rng, genes[40:], 300, 15, 100)}
+    stats = t_statistics(expression, label_permutations(labels, 199, rng))
+    ranking = pd.Series(stats[:, 0], index=genes)
+    res = gp.phenotype_permutation_gsea(ranking, stats[:, 1:], sets).set_index("term")
+    assert res["NES_perm"].abs().idxmax() == "PLANTED" and res.loc["PLANTED", "NES_perm"] > 0
+    assert res.loc["PLANTED", "fdr_perm"] < 0.01
+    random = res.drop(index="PLANTED")
+    assert kstest(random["pvalue_perm"], "uniform").pvalue > 0.01
+    assert 0.01 <= (random["pvalue_perm"] < 0.05).mean() <= 0.1
+    assert (random["fdr_perm"] < 0.05).sum() <= 3
+
+
+def test_correlated_null_gene_permutation_overcalls_and_label_permutation_does_not():
+    """On null cohorts whose set genes share a factor, fgsea's gene-permutation padj calls sets
+    in most cohorts; fdr_perm < 0.05 calls a set in at most the nominal share of them."""
+    calls_gene_perm, cohorts_with_perm_calls = [], 0
+    for seed in range(10):
+        rng = np.random.default_rng(100 + seed)
+        expression, genes, sets, labels = co_expressed_cohort(rng)
+        stats = t_statistics(expression, label_permutations(labels, 100, rng))
+        ranking = pd.Series(stats[:, 0], index=genes).sort_values(ascending=False)
+        fgsea = enr.run_gsea(ranking, sets, permutations=1000, seed=1, threads=1)
+        calls_gene_perm.append(int((enr.bh(fgsea["pvalue"].to_numpy()) < 0.05).sum()))
+        res = gp.phenotype_permutation_gsea(pd.Series(stats[:, 0], index=genes), stats[:, 1:], sets)
+        cohorts_with_perm_calls += bool((res["fdr_perm"] < 0.05).any())
+    assert sum(c > 0 for c in calls_gene_perm) >= 9, calls_gene_perm
+    assert cohorts_with_perm_calls <= 1
+
+
+# ----------------------------------------------------------------------------- ORA
+def test_ora_permutation_pvalues_and_fdr_equal_brute_force():
+    rng = np.random.default_rng(4)
+    universe = [f"G{i}" for i in range(400)]
+    sets = random_sets(rng, universe, 25, 10, 60)
+    null_de = rng.random((400, 30)) < rng.uniform(0, 0.08, 30)  # some permutations have no DE gene
+    null_de[:, :3] = False
+    observed_de = set(rng.choice(universe, 30, replace=False)) | set(sets["S0"][:8])
+    observed = np.array([hypergeom.sf(len(observed_de & set(g)) - 1, 400, len(g), len(observed_de))
+                         for g in sets.values()])
+    res = gp.ora_permutation(observed, sets, universe, null_de).set_index("term")
+
+    null = np.ones((25, 30))
+    for j in range(30):
+        de = {universe[i] for i in np.flatnonzero(null_de[:, j])}
+        for s, members in enumerate(sets.values()):
+            overlap = len(de & set(members))
+            if overlap:
+                null[s, j] = hypergeom.sf(overlap - 1, 400, len(members), len(de))
+    expected_p = ((null <= observed[:, None]).sum(1) + 1) / 31
+    raw = np.array([min(np.mean((null <= p).sum(0)) / (observed <= p).sum(), 1) for p in observed])
+    expected_fdr = np.array([raw[observed >= p].min() for p in observed])  # monotone in p
+    assert res["pvalue_perm"].to_numpy() == pytest.approx(expected_p)
+    assert res["fdr_perm"].to_numpy() == pytest.approx(expected_fdr)
+    assert res.loc["S0", "pvalue_perm"] < 0.1 and res["pvalue_perm"].max() == 1.0
+
+
+# ----------------------------------------------------------------------------- the null input
+def null_file(path, gene_ids, stat, padj) -> None:
+    """A null_statistics.h5ad in the calibration's format: permutations x genes."""
+    k = stat.shape[1]
+    ad.AnnData(X=stat.T, obs=pd.DataFrame(index=[f"perm_{i + 1:04d}" for i in range(k)]),
+               var=pd.DataFrame({"gene_symbol": [f"S{g}" for g in gene_ids]}, index=pd.Index(gene_ids, name="gene_id")),
+               layers={"pvalue": np.full(stat.T.shape, 0.5), "padj": padj.T}).write_h5ad(path)
+
+
+def test_null_statistics_are_read_for_the_de_genes_in_their_order(tmp_path):
+    stat = np.arange(12, dtype=float).reshape(4, 3)
+    null_file(tmp_path / "null.h5ad", ["E1", "E2", "E3", "E4"], stat, stat / 100)
+    got_stat, got_padj = gp.load_null_statistics(tmp_path / "null.h5ad", ["E3", "E1"])
+    assert got_stat.to_numpy().tolist() == [[6, 7, 8], [0, 1, 2]]
+    assert list(got_stat.columns) == ["perm_0001", "perm_0002", "perm_0003"]
+    assert got_padj.loc["E1"].tolist() == pytest.approx([0, 0.01, 0.02])
+
+
+def test_null_statistics_missing_genes_is_one_clear_message(tmp_path):
+    null_file(tmp_path / "null.h5ad", ["E1", "E2"], np.zeros((2, 3)), np.ones((2, 3)))
+    with pytest.raises(InputError) as err:
+        gp.load_null_statistics(tmp_path / "null.h5ad", ["E1", "E9", "E8"])
+    assert str(err.value) == (f"{tmp_path / 'null.h5ad'}: 2 gene(s) of the DESeq2 results are not in the "
+                              "permutation null statistics (var), e.g. E8, E9; expected the genes of the "
+                              "contrast's DESeq2 table.")
