@@ -11,6 +11,9 @@ from scipy.stats import hypergeom, kstest
 
 import enrichment as enr
 import gsea_permutation as gp
+import simulate_cohort as sim
+from conftest import ROOT
+from deseq2 import run_deseq2
 from pipeline_common import InputError
 
 
@@ -235,3 +238,64 @@ def test_null_statistics_missing_genes_is_one_clear_message(tmp_path):
     assert str(err.value) == (f"{tmp_path / 'null.h5ad'}: 2 gene(s) of the DESeq2 results are not in the "
                               "permutation null statistics (var), e.g. E8, E9; expected the genes of the "
                               "contrast's DESeq2 table.")
+
+
+# ----------------------------------------------------------------------------- DESeq2 refits
+COLLECTIONS = {"GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
+               "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt"}
+DESIGN = "~ site + sex + age + group"
+CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
+SETTINGS = {"alpha": 0.05, "inference": "batched"}
+
+
+def cohort_anndata(params) -> ad.AnnData:
+    """A simulated cohort's counts (samples x genes) with its sample sheet, genes with a mean
+    count below 10 left out (as the filter step would)."""
+    annotation = pd.read_csv(ROOT / "resources/annotation/genes.tsv.gz", sep="\t", dtype=str)
+    cohort = sim.simulate_cohort(annotation, sim.load_gene_sets(COLLECTIONS), params)
+    counts = cohort.counts[cohort.counts.mean(axis=1) >= 10]
+    symbols = cohort.truth_genes.set_index("gene_id").loc[counts.index, "gene_symbol"]
+    return ad.AnnData(counts.T.to_numpy(), obs=cohort.samples.set_index("sample_id"),
+                      var=pd.DataFrame({"gene_symbol": symbols.to_numpy()}, index=counts.index))
+
+
+def deseq2_null(adata: ad.AnnData, k: int, seed: int) -> tuple[pd.DataFrame, ad.AnnData]:
+    """The observed DESeq2 table and the calibration's null file content: the group shuffled
+    k times within site x sex (covariates stay with their samples), every shuffle refitted."""
+    rng = np.random.default_rng(seed)
+    observed = run_deseq2(adata, DESIGN, CONTRAST, SETTINGS, 1)
+    strata = adata.obs.groupby(["site", "sex"], observed=True).indices.values()
+    layers = {"stat": [], "pvalue": [], "padj": []}
+    for _ in range(k):
+        shuffled = adata.copy()
+        group = shuffled.obs["group"].to_numpy().copy()
+        for rows in strata:
+            group[rows] = rng.permutation(group[rows])
+        shuffled.obs["group"] = group
+        table = run_deseq2(shuffled, DESIGN, CONTRAST, SETTINGS, 1).set_index("gene_id").loc[adata.var_names]
+        for name in layers:
+            layers[name].append(table[name].to_numpy(dtype=float))
+    null = ad.AnnData(np.vstack(layers["stat"]), obs=pd.DataFrame(index=[f"perm_{i + 1:04d}" for i in range(k)]),
+                      var=adata.var.rename_axis("gene_id"),
+                      layers={"pvalue": np.vstack(layers["pvalue"]), "padj": np.vstack(layers["padj"])})
+    return observed, null
+
+
+def test_deseq2_refits_rank_the_planted_pathways_first(tmp_path):
+    adata = cohort_anndata(sim.SimulationParameters(n_samples=40, n_genes=600, hazards=False, seed=3))
+    observed, null = deseq2_null(adata, k=20, seed=1)
+    null.write_h5ad(tmp_path / "null_statistics.h5ad")
+    gsea, ora, _, _ = enr.enrichment(
+        observed, COLLECTIONS, None, alpha=0.05, min_size=10, max_size=500, permutations=200, seed=1,
+        null=gp.load_null_statistics(tmp_path / "null_statistics.h5ad", observed["gene_id"]))
+    planted = {term: np.sign(shift) for _, term, shift in sim.DEFAULT_PATHWAYS}
+    curated = gsea[gsea["collection"] == "curated_TRD"].set_index("term")
+    # with 20 permutations p cannot go below 1/21: the strongest sets tie, NES_perm orders them
+    by_evidence = curated.assign(strength=-curated["NES_perm"].abs()).sort_values(["pvalue_perm", "strength"])
+    assert set(by_evidence.index[:2]) == {"TRD_INFLAMMATION_INNATE_IMMUNITY", "TRD_NK_CYTOTOXIC"}
+    for term in [*by_evidence.index[:2], "GO:0002495"]:
+        row = gsea.set_index("term").loc[term]
+        assert np.sign(row["NES_perm"]) == planted[term] and row["fdr_perm"] < 0.05, term
+    for _, term in sim.DEFAULT_NULL_THEMES:
+        assert curated.loc[term, "fdr_perm"] >= 0.05, term
+    assert len(ora) and ora["pvalue_perm"].notna().all()
