@@ -6,15 +6,6 @@
 ENRICHMENT = config["enrichment"]
 
 
-def calibration_null(wildcards):
-    """The contrast's Wald statistics under the label permutations of the calibration, which
-    give GSEA and ORA their permutation p-values and FDRs; none without a calibration section
-    in the config (the permutation columns are then NA)."""
-    if "calibration" not in config:
-        return []
-    return f"results/calibration/{wildcards.contrast}/null_statistics.h5ad"
-
-
 rule enrichment:
     input:
         de="results/de/{contrast}/deseq2_results.tsv",
