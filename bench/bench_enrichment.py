@@ -26,6 +26,15 @@ With --seeds S1 S2 ..., the pipeline's GSEA is instead run on the planted rankin
 seed, in this process and untimed: how many sets reach padj < 0.05 with each seed, how many
 do so with some seeds only, and how the spread of log2(p) over seeds compares with fgsea's
 own log2err, by band of p-value.
+
+With --label-permutations K, the phenotype-permutation step that the enrichment rule adds when a
+calibration gives it K permuted Wald rankings (workflow/scripts/gsea_permutation.py) is timed
+instead, in its own process pinned to 2 cores: the ES of every GO BP set on the planted ranking
+and on K rankings of independent standard-normal statistics, NES_perm / pvalue_perm / fdr_perm,
+and the ORA permutation columns of the up list with permuted DE lists of 2% of the genes each
+(score_s: that work alone, in the worker; wall_s: the process, imports and GMT reading included).
+
+    .venv/bin/python bench/bench_enrichment.py --label-permutations 100
 """
 
 import argparse
@@ -123,11 +132,40 @@ def run_pipeline(ranking: pd.Series, sets) -> pd.DataFrame:
     return run_gsea(ranking, restricted, PERMUTATIONS, SEED, CORES).drop(columns="leading_edge")
 
 
+def run_label_permutations(ranking: pd.Series, sets, k: int) -> pd.DataFrame:
+    """The enrichment rule's permutation columns (GSEA and one ORA direction) on k random null
+    rankings; one row: sets, score_s (GSEA), ora_s, sets at fdr_perm < 0.05."""
+    import gsea_permutation as perm
+
+    universe = set(ranking.index)
+    restricted = {t: [g for g in genes if g in universe] for t, genes in sets.items()}
+    restricted = {t: g for t, g in restricted.items() if MIN_SIZE <= len(g) <= MAX_SIZE}
+    rng = np.random.default_rng(SEED)
+    null = rng.standard_normal((len(ranking), k))
+    start = time.perf_counter()
+    gsea = perm.phenotype_permutation_gsea(ranking, null, restricted)
+    score_s = time.perf_counter() - start
+
+    genes = list(ranking.index)
+    n_de = int(0.02 * len(genes))
+    null_de = np.zeros((len(genes), k), dtype=bool)
+    np.put_along_axis(null_de, np.argsort(-null, axis=0)[:n_de], True, axis=0)
+    observed = rng.uniform(size=len(restricted))
+    start = time.perf_counter()
+    perm.ora_permutation(observed, restricted, genes, null_de)
+    ora_s = time.perf_counter() - start
+    return pd.DataFrame([{"permutations": k, "sets": len(restricted), "genes": len(genes),
+                          "score_s": round(score_s, 2), "ora_s": round(ora_s, 2),
+                          "fdr_perm_below_0.05": int((gsea["fdr_perm"] < 0.05).sum())}])
+
+
 def worker(method: str, ranking_path: str, out_path: str) -> None:
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:CORES]))
     ranking = pd.read_csv(ranking_path, sep="\t", index_col=0)["stat"]
     sets = gene_sets()
-    if method == "pipeline":
+    if method.startswith("label_permutations_"):
+        res = run_label_permutations(ranking.sort_values(ascending=False), sets, int(method.rsplit("_", 1)[1]))
+    elif method == "pipeline":
         res = run_pipeline(ranking, sets)
     elif method.startswith("gseapy"):
         res = run_gseapy(ranking, sets, method.split("_", 1)[1])
@@ -257,6 +295,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "enrichment"))
     ap.add_argument("--timeout", type=float, default=600, help="seconds per method and ranking")
     ap.add_argument("--seeds", type=int, nargs="+", help="seed stability of the pipeline's GSEA instead")
+    ap.add_argument("--label-permutations", type=int, metavar="K",
+                    help="time the phenotype-permutation columns for K permuted rankings instead")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +306,11 @@ def main() -> None:
         return
     for name, ranking in (("null", null), ("planted", planted)):
         ranking.to_frame().to_csv(out / f"ranking_{name}.tsv", sep="\t", index_label="gene")
+    if args.label_permutations:
+        method = f"label_permutations_{args.label_permutations}"
+        m = measure(method, out / "ranking_planted.tsv", out / f"{method}.tsv", args.timeout)
+        print(json.dumps({**m, **pd.read_csv(out / f"{method}.tsv", sep="\t").iloc[0].to_dict()}, default=str))
+        return
 
     timings, results = [], {}
     for method in args.methods:
