@@ -299,3 +299,54 @@ def test_deseq2_refits_rank_the_planted_pathways_first(tmp_path):
     for _, term in sim.DEFAULT_NULL_THEMES:
         assert curated.loc[term, "fdr_perm"] >= 0.05, term
     assert len(ora) and ora["pvalue_perm"].notna().all()
+
+
+# ----------------------------------------------------------------------------- the rule's script
+def script_object(tmp_path, de_path, null_path, gmt):
+    """What Snakemake hands enrichment.main: inputs (with or without the null), outputs, params."""
+    from types import SimpleNamespace
+
+    inputs = SimpleNamespace(de=str(de_path), annotation=str(ROOT / "resources/annotation/genes.tsv.gz"),
+                             **({"null": str(null_path)} if null_path else {}))
+    out = tmp_path / "out"
+    outputs = SimpleNamespace(gsea=str(out / "gsea.tsv"), ora=str(out / "ora.tsv"),
+                              gsea_dotplot=str(out / "gsea_dotplot.png"), ora_dotplot=str(out / "ora_dotplot.png"),
+                              running_scores=str(out / "running_scores"))
+    params = SimpleNamespace(collections={"test": str(gmt)}, min_size=10, max_size=500, permutations=200,
+                             seed=1, ora_padj=0.05, top_terms=10, running_score_terms=2, alpha=0.05)
+    return SimpleNamespace(input=inputs, output=outputs, params=params, threads=1,
+                           wildcards=SimpleNamespace(contrast="TRD_vs_responder"))
+
+
+@pytest.mark.parametrize("with_null", [True, False])
+def test_enrichment_script_with_and_without_a_null_input(tmp_path, with_null):
+    rng = np.random.default_rng(9)
+    n_samples, n_genes = 30, 1200
+    genes = [f"G{i}" for i in range(n_genes)]
+    labels = np.arange(n_samples) < 15
+    expression = rng.standard_normal((n_samples, n_genes))
+    expression[:, :30] += 1.2 * labels[:, None]
+    stats = t_statistics(expression, label_permutations(labels, 30, rng))
+    pvalue = 2 * __import__("scipy").stats.norm.sf(np.abs(stats))
+    padj = np.column_stack([enr.bh(pvalue[:, j]) for j in range(pvalue.shape[1])])
+    ids = [f"ENSG{i:011d}" for i in range(n_genes)]
+    pd.DataFrame({"gene_id": ids, "gene_symbol": genes, "baseMean": 100.0, "log2FoldChange": stats[:, 0] / 4,
+                  "lfcSE": 0.25, "stat": stats[:, 0], "pvalue": pvalue[:, 0], "padj": padj[:, 0]}
+                 ).to_csv(tmp_path / "de.tsv", sep="\t", index=False)
+    null_file(tmp_path / "null.h5ad", ids, stats[:, 1:], padj[:, 1:])
+    sets = {"PLANTED": genes[:30], **random_sets(rng, genes[30:], 20, 15, 60)}
+    (tmp_path / "sets.gmt").write_text("".join(f"{t}\tx\t" + "\t".join(g) + "\n" for t, g in sets.items()))
+
+    smk = script_object(tmp_path, tmp_path / "de.tsv", tmp_path / "null.h5ad" if with_null else None,
+                        tmp_path / "sets.gmt")
+    enr.main(smk)
+    gsea = pd.read_csv(smk.output.gsea, sep="\t")
+    ora = pd.read_csv(smk.output.ora, sep="\t")
+    assert list(gsea.columns) == enr.GSEA_COLUMNS and list(ora.columns) == enr.ORA_COLUMNS
+    if with_null:
+        assert gsea["term"].iloc[0] == "PLANTED" and gsea["fdr_perm"].iloc[0] < 0.05
+        assert gsea["fdr_perm"].notna().all() and ora["fdr_perm"].notna().all()
+        assert ora.set_index(["direction", "term"]).loc[("up", "PLANTED"), "pvalue_perm"] == pytest.approx(1 / 31)
+    else:
+        assert gsea[enr.GSEA_PERM_COLUMNS].isna().all().all() and ora[enr.ORA_PERM_COLUMNS].isna().all().all()
+    assert len(list((tmp_path / "out/running_scores").glob("*.png"))) == 2

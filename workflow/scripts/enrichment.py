@@ -371,6 +371,8 @@ def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.Dat
         for direction, genes in de_lists.items():
             ora_tables.append(ora_collection(collection, list(tested.index[annotated]), genes, direction,
                                              None if null_de is None else null_de[direction][annotated]))
+    # empty tables (a direction without DE genes) would turn the numeric columns into objects
+    gsea_tables, ora_tables = [t for t in gsea_tables if len(t)], [t for t in ora_tables if len(t)]
     gsea = pd.concat(gsea_tables, ignore_index=True) if gsea_tables else pd.DataFrame(columns=GSEA_COLUMNS)
     ora = pd.concat(ora_tables, ignore_index=True) if ora_tables else pd.DataFrame(columns=ORA_COLUMNS)
     return gsea[GSEA_COLUMNS], ora[ORA_COLUMNS], ranking, loaded
