@@ -60,7 +60,7 @@ def test_vectorised_scores_equal_running_score_and_fgsea(monkeypatch):
     sets = random_sets(rng, genes, 40)
     values = rng.standard_normal((800, 6))
     values[:, 5] = np.round(values[:, 5], 1)  # ties: ordered as running_score orders them
-    scores = gp.enrichment_scores(values, gp.Membership.of(sets, genes))
+    scores = gp.enrichment_scores(values, gp.Membership.of(sets, genes), threads=2)
     assert scores.shape == (40, 6)
     for r in range(6):
         ranking = pd.Series(values[:, r], index=genes)

@@ -170,7 +170,7 @@ def gsea_collection(ranking: pd.Series, collection: Collection, permutations: in
     if null_stat is None:
         res[GSEA_PERM_COLUMNS] = np.nan
     else:
-        res = res.merge(perm.phenotype_permutation_gsea(ranking, null_stat, sets), on="term")
+        res = res.merge(perm.phenotype_permutation_gsea(ranking, null_stat, sets, threads), on="term")
     return res[GSEA_COLUMNS].sort_values(GSEA_ORDER, kind="mergesort")
 
 

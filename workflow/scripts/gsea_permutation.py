@@ -28,6 +28,7 @@ permuted fit, within the same universe, against the same sets:
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +40,9 @@ from pipeline_common import InputError
 
 log = logging.getLogger("trd")
 
-# (set member x ranking) cells per block of rankings scored at once: bounds memory
-# (~10 arrays of this many float64 or int64, ~0.3 GB) while keeping NumPy's calls large.
-BLOCK_CELLS = 4_000_000
+# (set member x ranking) cells per block of rankings scored at once: bounds memory (~8 arrays
+# of this many float64 per block in flight, ~130 MB) while keeping NumPy's calls large.
+BLOCK_CELLS = 2_000_000
 
 
 # ----------------------------------------------------------------------------- input
@@ -98,7 +99,7 @@ class Membership:
                    np.repeat(np.arange(len(terms)), sizes), starts, sizes)
 
 
-def enrichment_scores(values: np.ndarray, membership: Membership) -> np.ndarray:
+def enrichment_scores(values: np.ndarray, membership: Membership, threads: int = 1) -> np.ndarray:
     """ES (weight 1) of every set on every ranking; values: genes x rankings -> sets x rankings.
 
     The running score of a set after its j-th hit (0-based, at position p in the ranking) is
@@ -106,6 +107,7 @@ def enrichment_scores(values: np.ndarray, membership: Membership) -> np.ndarray:
     weight. ES is the largest of the after-hit values or the smallest of the before-hit
     values, whichever is further from 0 (fgsea's rule), so only the set's members are visited.
     The members' positions in each ranking are put in order by sorting set * n + position.
+    Blocks of rankings go to `threads` threads (NumPy's sorts and loops release the GIL).
     """
     values = np.asarray(values, dtype=float)
     if values.ndim == 1:
@@ -117,8 +119,8 @@ def enrichment_scores(values: np.ndarray, membership: Membership) -> np.ndarray:
     miss_step = 1.0 / (n_genes - m.sizes[m.set_of])        # the running score's step at a miss
     misses_before = np.arange(len(m.genes)) - m.starts[m.set_of]
     block = max(1, BLOCK_CELLS // max(len(m.genes), 1))
-    scores = []
-    for start in range(0, n_rankings, block):
+
+    def block_scores(start: int) -> np.ndarray:
         chunk = values[:, start:start + block]
         order = np.argsort(-chunk, axis=0, kind="stable")          # genes by decreasing statistic
         position = np.empty(chunk.shape, dtype=key_type)
@@ -138,8 +140,10 @@ def enrichment_scores(values: np.ndarray, membership: Membership) -> np.ndarray:
         top = np.maximum.reduceat(after_hit, m.starts, axis=1)
         after_hit -= step                                           # now: just before each hit
         bottom = np.minimum.reduceat(after_hit, m.starts, axis=1)
-        scores.append(np.where(top > -bottom, top, bottom).T)
-    return np.concatenate(scores, axis=1)
+        return np.where(top > -bottom, top, bottom).T
+
+    with ThreadPoolExecutor(max_workers=max(int(threads), 1)) as pool:
+        return np.concatenate(list(pool.map(block_scores, range(0, n_rankings, block))), axis=1)
 
 
 def same_sign_means(es: np.ndarray, null: np.ndarray) -> np.ndarray:
@@ -199,12 +203,12 @@ def null_rankings(null_stat: np.ndarray) -> np.ndarray:
 
 
 def phenotype_permutation_gsea(ranking: pd.Series, null_stat: np.ndarray,
-                               sets: dict[str, list[str]]) -> pd.DataFrame:
+                               sets: dict[str, list[str]], threads: int = 1) -> pd.DataFrame:
     """Columns term, NES_perm, pvalue_perm, fdr_perm; ranking: observed statistic by symbol,
     null_stat: the same genes' statistic under each permutation (genes x permutations)."""
     membership = Membership.of(sets, ranking.index)
     values = np.column_stack([ranking.to_numpy(dtype=float), null_rankings(null_stat)])
-    scores = enrichment_scores(values, membership)
+    scores = enrichment_scores(values, membership, threads)
     es, null = scores[:, 0], scores[:, 1:]
     nes, nes_null = normalise(es, null)
     pvalue = permutation_pvalues(es, null)
