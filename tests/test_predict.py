@@ -58,7 +58,7 @@ def test_no_signal_gives_chance_performance():
 def test_toy_cohort_trd_is_predictable(toy_run):
     metrics = pd.read_csv(toy_run / "results/predict/TRD_vs_responder/cv_metrics.tsv", sep="\t")
     pooled = metrics.set_index("metric").loc["auc_pooled_out_of_fold", "value"]
-    assert pooled > 0.9
+    assert 0.65 <= pooled <= 0.90  # the toy leaves prediction non-trivial (issue: not 1.00)
     predictions = pd.read_csv(toy_run / "results/predict/TRD_vs_responder/predictions.tsv", sep="\t")
     assert len(predictions) == 48
     assert (toy_run / "results/predict/TRD_vs_responder/roc.png").stat().st_size > 5000
