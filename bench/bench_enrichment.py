@@ -36,6 +36,14 @@ and the ORA permutation columns of the up list with permuted DE lists of 2% of t
 wall_s / cpu_s: the process, imports and GMT reading included).
 
     .venv/bin/python bench/bench_enrichment.py --label-permutations 100
+
+With --null-cohorts K1 K2 ..., the calibration of fdr_perm instead: on 30 synthetic null
+cohorts whose set genes share a factor (tests/test_gsea_permutation.py's co_expressed_cohort,
+t statistics, no group effect), how many cohorts get any set at fdr_perm < 0.05 with K
+permutations, the mean share of sets at pvalue_perm < 0.05, and how many get any set at
+fgsea's gene-permutation padj < 0.05. Untimed, in this process.
+
+    .venv/bin/python bench/bench_enrichment.py --null-cohorts 20 50 100
 """
 
 import argparse
@@ -159,6 +167,33 @@ def run_label_permutations(ranking: pd.Series, sets, k: int) -> pd.DataFrame:
                           "score_s": round(score_s, 2), "score_cpu_s": round(score_cpu_s, 2),
                           "ora_s": round(ora_s, 2), "ora_cpu_s": round(ora_cpu_s, 2),
                           "fdr_perm_below_0.05": int((gsea["fdr_perm"] < 0.05).sum())}])
+
+
+def null_cohort_calls(ks: list[int], n_cohorts: int = 30) -> pd.DataFrame:
+    """Per K: null cohorts with any fdr_perm < 0.05 (and with any gene-permutation padj < 0.05)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import gsea_permutation as perm
+    from enrichment import bh, run_gsea
+    from test_gsea_permutation import co_expressed_cohort, label_permutations, t_statistics
+
+    rows = []
+    for seed in range(n_cohorts):
+        rng = np.random.default_rng(500 + seed)
+        expression, genes, sets, labels = co_expressed_cohort(rng)
+        stats = t_statistics(expression, label_permutations(labels, max(ks), rng))
+        ranking = pd.Series(stats[:, 0], index=genes)
+        fgsea = run_gsea(ranking, sets, PERMUTATIONS, SEED, CORES)
+        for k in ks:
+            res = perm.phenotype_permutation_gsea(ranking, stats[:, 1:k + 1], sets)
+            rows.append({"K": k, "seed": seed, "fdr_perm_calls": int((res["fdr_perm"] < 0.05).sum()),
+                         "share_p_perm_below_0.05": float((res["pvalue_perm"] < 0.05).mean()),
+                         "gene_perm_calls": int((bh(fgsea["pvalue"].to_numpy()) < 0.05).sum())})
+    per_cohort = pd.DataFrame(rows)
+    return per_cohort.groupby("K").agg(
+        cohorts=("seed", "size"), with_fdr_perm_call=("fdr_perm_calls", lambda c: int((c > 0).sum())),
+        mean_share_p_perm_below_5pct=("share_p_perm_below_0.05", "mean"),
+        with_gene_perm_call=("gene_perm_calls", lambda c: int((c > 0).sum())),
+        median_gene_perm_calls=("gene_perm_calls", "median")).reset_index()
 
 
 def worker(method: str, ranking_path: str, out_path: str) -> None:
@@ -297,11 +332,16 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "enrichment"))
     ap.add_argument("--timeout", type=float, default=600, help="seconds per method and ranking")
     ap.add_argument("--seeds", type=int, nargs="+", help="seed stability of the pipeline's GSEA instead")
+    ap.add_argument("--null-cohorts", type=int, nargs="+", metavar="K",
+                    help="calibration of fdr_perm on synthetic co-expressed null cohorts instead")
     ap.add_argument("--label-permutations", type=int, metavar="K",
                     help="time the phenotype-permutation columns for K permuted rankings instead")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.null_cohorts:
+        print(null_cohort_calls(args.null_cohorts).to_string(index=False))
+        return
     null, planted, planted_terms = make_rankings(args.genes, SEED)
     if args.seeds:
         print(seed_stability(planted, args.seeds).to_string())
