@@ -41,9 +41,12 @@ With --null-cohorts K1 K2 ..., the calibration of fdr_perm instead: on 30 synthe
 cohorts whose set genes share a factor (tests/test_gsea_permutation.py's co_expressed_cohort,
 t statistics, no group effect), how many cohorts get any set at fdr_perm < 0.05 with K
 permutations, the mean share of sets at pvalue_perm < 0.05, and how many get any set at
-fgsea's gene-permutation padj < 0.05. Untimed, in this process.
+fgsea's gene-permutation padj < 0.05; for ORA (DE: BH padj < 0.05 of the t test), how many
+cohorts have a DE gene at all, and how many get a set at hypergeometric padj and at ORA
+fdr_perm < 0.05. Untimed, in this process.
 
     .venv/bin/python bench/bench_enrichment.py --null-cohorts 20 50 100
+    .venv/bin/python bench/bench_enrichment.py --null-cohorts 100 --cohorts 150 --loading 1.2
 """
 
 import argparse
@@ -169,8 +172,31 @@ def run_label_permutations(ranking: pd.Series, sets, k: int) -> pd.DataFrame:
                           "fdr_perm_below_0.05": int((gsea["fdr_perm"] < 0.05).sum())}])
 
 
-def null_cohort_calls(ks: list[int], n_cohorts: int = 30) -> pd.DataFrame:
-    """Per K: null cohorts with any fdr_perm < 0.05 (and with any gene-permutation padj < 0.05)."""
+def ora_calls(genes, sets, stats: np.ndarray, k: int) -> tuple[bool, bool, bool]:
+    """(any DE gene, any set at hypergeometric padj < 0.05, any at ORA fdr_perm < 0.05) of a
+    cohort: DE = BH padj < 0.05 of the t statistics' p-values (38 degrees of freedom)."""
+    from scipy.stats import t as t_dist
+
+    import gsea_permutation as perm
+    from enrichment import bh, ora_collection
+    from genesets import restrict_to_universe
+
+    padj = np.column_stack([bh(2 * t_dist.sf(np.abs(column), 38)) for column in stats[:, :k + 1].T])
+    null_de = perm.null_de_lists(stats[:, 1:k + 1], padj[:, 1:], 0.05)
+    collection = restrict_to_universe("modules", {t: ("", g) for t, g in sets.items()}, genes, MIN_SIZE, MAX_SIZE)
+    de = hyper = permuted = False
+    for direction, sign in (("up", 1), ("down", -1)):
+        listed = [genes[i] for i in np.flatnonzero((padj[:, 0] < 0.05) & (np.sign(stats[:, 0]) == sign))]
+        if listed:
+            res = ora_collection(collection, genes, listed, direction, null_de[direction])
+            de, hyper = True, hyper or bool((res["padj"] < 0.05).any())
+            permuted = permuted or bool((res["fdr_perm"] < 0.05).any())
+    return de, hyper, permuted
+
+
+def null_cohort_calls(ks: list[int], n_cohorts: int, loading: float) -> pd.DataFrame:
+    """Per K: null cohorts with any fdr_perm < 0.05 (GSEA; ORA) beside the gene-permutation and
+    hypergeometric calls."""
     sys.path.insert(0, str(ROOT / "tests"))
     import gsea_permutation as perm
     from enrichment import bh, run_gsea
@@ -179,21 +205,24 @@ def null_cohort_calls(ks: list[int], n_cohorts: int = 30) -> pd.DataFrame:
     rows = []
     for seed in range(n_cohorts):
         rng = np.random.default_rng(500 + seed)
-        expression, genes, sets, labels = co_expressed_cohort(rng)
+        expression, genes, sets, labels = co_expressed_cohort(rng, loading=loading)
         stats = t_statistics(expression, label_permutations(labels, max(ks), rng))
         ranking = pd.Series(stats[:, 0], index=genes)
         fgsea = run_gsea(ranking, sets, PERMUTATIONS, SEED, CORES)
         for k in ks:
             res = perm.phenotype_permutation_gsea(ranking, stats[:, 1:k + 1], sets)
+            de, hyper, permuted = ora_calls(genes, sets, stats, k)
             rows.append({"K": k, "seed": seed, "fdr_perm_calls": int((res["fdr_perm"] < 0.05).sum()),
                          "share_p_perm_below_0.05": float((res["pvalue_perm"] < 0.05).mean()),
-                         "gene_perm_calls": int((bh(fgsea["pvalue"].to_numpy()) < 0.05).sum())})
+                         "gene_perm_calls": int((bh(fgsea["pvalue"].to_numpy()) < 0.05).sum()),
+                         "de": de, "ora_hyper": hyper, "ora_perm": permuted})
     per_cohort = pd.DataFrame(rows)
     return per_cohort.groupby("K").agg(
         cohorts=("seed", "size"), with_fdr_perm_call=("fdr_perm_calls", lambda c: int((c > 0).sum())),
         mean_share_p_perm_below_5pct=("share_p_perm_below_0.05", "mean"),
         with_gene_perm_call=("gene_perm_calls", lambda c: int((c > 0).sum())),
-        median_gene_perm_calls=("gene_perm_calls", "median")).reset_index()
+        median_gene_perm_calls=("gene_perm_calls", "median"), with_de_gene=("de", "sum"),
+        with_ora_padj_call=("ora_hyper", "sum"), with_ora_fdr_perm_call=("ora_perm", "sum")).reset_index()
 
 
 def worker(method: str, ranking_path: str, out_path: str) -> None:
@@ -334,13 +363,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", help="seed stability of the pipeline's GSEA instead")
     ap.add_argument("--null-cohorts", type=int, nargs="+", metavar="K",
                     help="calibration of fdr_perm on synthetic co-expressed null cohorts instead")
+    ap.add_argument("--cohorts", type=int, default=30, help="with --null-cohorts: how many")
+    ap.add_argument("--loading", type=float, default=0.8, help="with --null-cohorts: module factor loading")
     ap.add_argument("--label-permutations", type=int, metavar="K",
                     help="time the phenotype-permutation columns for K permuted rankings instead")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.null_cohorts:
-        print(null_cohort_calls(args.null_cohorts).to_string(index=False))
+        print(null_cohort_calls(args.null_cohorts, args.cohorts, args.loading).to_string(index=False))
         return
     null, planted, planted_terms = make_rankings(args.genes, SEED)
     if args.seeds:
