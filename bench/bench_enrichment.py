@@ -26,6 +26,27 @@ With --seeds S1 S2 ..., the pipeline's GSEA is instead run on the planted rankin
 seed, in this process and untimed: how many sets reach padj < 0.05 with each seed, how many
 do so with some seeds only, and how the spread of log2(p) over seeds compares with fgsea's
 own log2err, by band of p-value.
+
+With --label-permutations K, the phenotype-permutation step that the enrichment rule adds when a
+calibration gives it K permuted Wald rankings (workflow/scripts/gsea_permutation.py) is timed
+instead, in its own process pinned to 2 cores: the ES of every GO BP set on the planted ranking
+and on K rankings of independent standard-normal statistics, NES_perm / pvalue_perm / fdr_perm,
+and the ORA permutation columns of the up list with permuted DE lists of 2% of the genes each
+(score_s / ora_s: that work alone, in the worker, wall and, *_cpu_s, CPU time of all its threads;
+wall_s / cpu_s: the process, imports and GMT reading included).
+
+    .venv/bin/python bench/bench_enrichment.py --label-permutations 100
+
+With --null-cohorts K1 K2 ..., the calibration of fdr_perm instead: on 30 synthetic null
+cohorts whose set genes share a factor (tests/test_gsea_permutation.py's co_expressed_cohort,
+t statistics, no group effect), how many cohorts get any set at fdr_perm < 0.05 with K
+permutations, the mean share of sets at pvalue_perm < 0.05, and how many get any set at
+fgsea's gene-permutation padj < 0.05; for ORA (DE: BH padj < 0.05 of the t test), how many
+cohorts have a DE gene at all, and how many get a set at hypergeometric padj and at ORA
+fdr_perm < 0.05. Untimed, in this process.
+
+    .venv/bin/python bench/bench_enrichment.py --null-cohorts 20 50 100
+    .venv/bin/python bench/bench_enrichment.py --null-cohorts 100 --cohorts 150 --loading 1.2
 """
 
 import argparse
@@ -123,11 +144,94 @@ def run_pipeline(ranking: pd.Series, sets) -> pd.DataFrame:
     return run_gsea(ranking, restricted, PERMUTATIONS, SEED, CORES).drop(columns="leading_edge")
 
 
+def run_label_permutations(ranking: pd.Series, sets, k: int) -> pd.DataFrame:
+    """The enrichment rule's permutation columns (GSEA and one ORA direction) on k random null
+    rankings; one row: sets, score_s (GSEA), ora_s, sets at fdr_perm < 0.05."""
+    import gsea_permutation as perm
+
+    universe = set(ranking.index)
+    restricted = {t: [g for g in genes if g in universe] for t, genes in sets.items()}
+    restricted = {t: g for t, g in restricted.items() if MIN_SIZE <= len(g) <= MAX_SIZE}
+    rng = np.random.default_rng(SEED)
+    null = rng.standard_normal((len(ranking), k))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    gsea = perm.phenotype_permutation_gsea(ranking, null, restricted, threads=CORES)
+    score_s, score_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+
+    genes = list(ranking.index)
+    n_de = int(0.02 * len(genes))
+    null_de = np.zeros((len(genes), k), dtype=bool)
+    np.put_along_axis(null_de, np.argsort(-null, axis=0)[:n_de], True, axis=0)
+    observed = rng.uniform(size=len(restricted))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    perm.ora_permutation(observed, restricted, genes, null_de)
+    ora_s, ora_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+    return pd.DataFrame([{"permutations": k, "sets": len(restricted), "genes": len(genes),
+                          "score_s": round(score_s, 2), "score_cpu_s": round(score_cpu_s, 2),
+                          "ora_s": round(ora_s, 2), "ora_cpu_s": round(ora_cpu_s, 2),
+                          "fdr_perm_below_0.05": int((gsea["fdr_perm"] < 0.05).sum())}])
+
+
+def ora_calls(genes, sets, stats: np.ndarray, k: int) -> tuple[bool, bool, bool]:
+    """(any DE gene, any set at hypergeometric padj < 0.05, any at ORA fdr_perm < 0.05) of a
+    cohort: DE = BH padj < 0.05 of the t statistics' p-values (38 degrees of freedom)."""
+    from scipy.stats import t as t_dist
+
+    import gsea_permutation as perm
+    from enrichment import bh, ora_collection
+    from genesets import restrict_to_universe
+
+    padj = np.column_stack([bh(2 * t_dist.sf(np.abs(column), 38)) for column in stats[:, :k + 1].T])
+    null_de = perm.null_de_lists(stats[:, 1:k + 1], padj[:, 1:], 0.05)
+    collection = restrict_to_universe("modules", {t: ("", g) for t, g in sets.items()}, genes, MIN_SIZE, MAX_SIZE)
+    de = hyper = permuted = False
+    for direction, sign in (("up", 1), ("down", -1)):
+        listed = [genes[i] for i in np.flatnonzero((padj[:, 0] < 0.05) & (np.sign(stats[:, 0]) == sign))]
+        if listed:
+            res = ora_collection(collection, genes, listed, direction, null_de[direction])
+            de, hyper = True, hyper or bool((res["padj"] < 0.05).any())
+            permuted = permuted or bool((res["fdr_perm"] < 0.05).any())
+    return de, hyper, permuted
+
+
+def null_cohort_calls(ks: list[int], n_cohorts: int, loading: float) -> pd.DataFrame:
+    """Per K: null cohorts with any fdr_perm < 0.05 (GSEA; ORA) beside the gene-permutation and
+    hypergeometric calls."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import gsea_permutation as perm
+    from enrichment import bh, run_gsea
+    from test_gsea_permutation import co_expressed_cohort, label_permutations, t_statistics
+
+    rows = []
+    for seed in range(n_cohorts):
+        rng = np.random.default_rng(500 + seed)
+        expression, genes, sets, labels = co_expressed_cohort(rng, loading=loading)
+        stats = t_statistics(expression, label_permutations(labels, max(ks), rng))
+        ranking = pd.Series(stats[:, 0], index=genes)
+        fgsea = run_gsea(ranking, sets, PERMUTATIONS, SEED, CORES)
+        for k in ks:
+            res = perm.phenotype_permutation_gsea(ranking, stats[:, 1:k + 1], sets)
+            de, hyper, permuted = ora_calls(genes, sets, stats, k)
+            rows.append({"K": k, "seed": seed, "fdr_perm_calls": int((res["fdr_perm"] < 0.05).sum()),
+                         "share_p_perm_below_0.05": float((res["pvalue_perm"] < 0.05).mean()),
+                         "gene_perm_calls": int((bh(fgsea["pvalue"].to_numpy()) < 0.05).sum()),
+                         "de": de, "ora_hyper": hyper, "ora_perm": permuted})
+    per_cohort = pd.DataFrame(rows)
+    return per_cohort.groupby("K").agg(
+        cohorts=("seed", "size"), with_fdr_perm_call=("fdr_perm_calls", lambda c: int((c > 0).sum())),
+        mean_share_p_perm_below_5pct=("share_p_perm_below_0.05", "mean"),
+        with_gene_perm_call=("gene_perm_calls", lambda c: int((c > 0).sum())),
+        median_gene_perm_calls=("gene_perm_calls", "median"), with_de_gene=("de", "sum"),
+        with_ora_padj_call=("ora_hyper", "sum"), with_ora_fdr_perm_call=("ora_perm", "sum")).reset_index()
+
+
 def worker(method: str, ranking_path: str, out_path: str) -> None:
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:CORES]))
     ranking = pd.read_csv(ranking_path, sep="\t", index_col=0)["stat"]
     sets = gene_sets()
-    if method == "pipeline":
+    if method.startswith("label_permutations_"):
+        res = run_label_permutations(ranking.sort_values(ascending=False), sets, int(method.rsplit("_", 1)[1]))
+    elif method == "pipeline":
         res = run_pipeline(ranking, sets)
     elif method.startswith("gseapy"):
         res = run_gseapy(ranking, sets, method.split("_", 1)[1])
@@ -257,15 +361,29 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "enrichment"))
     ap.add_argument("--timeout", type=float, default=600, help="seconds per method and ranking")
     ap.add_argument("--seeds", type=int, nargs="+", help="seed stability of the pipeline's GSEA instead")
+    ap.add_argument("--null-cohorts", type=int, nargs="+", metavar="K",
+                    help="calibration of fdr_perm on synthetic co-expressed null cohorts instead")
+    ap.add_argument("--cohorts", type=int, default=30, help="with --null-cohorts: how many")
+    ap.add_argument("--loading", type=float, default=0.8, help="with --null-cohorts: module factor loading")
+    ap.add_argument("--label-permutations", type=int, metavar="K",
+                    help="time the phenotype-permutation columns for K permuted rankings instead")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.null_cohorts:
+        print(null_cohort_calls(args.null_cohorts, args.cohorts, args.loading).to_string(index=False))
+        return
     null, planted, planted_terms = make_rankings(args.genes, SEED)
     if args.seeds:
         print(seed_stability(planted, args.seeds).to_string())
         return
     for name, ranking in (("null", null), ("planted", planted)):
         ranking.to_frame().to_csv(out / f"ranking_{name}.tsv", sep="\t", index_label="gene")
+    if args.label_permutations:
+        method = f"label_permutations_{args.label_permutations}"
+        m = measure(method, out / "ranking_planted.tsv", out / f"{method}.tsv", args.timeout)
+        print(json.dumps({**m, **pd.read_csv(out / f"{method}.tsv", sep="\t").iloc[0].to_dict()}, default=str))
+        return
 
     timings, results = [], {}
     for method in args.methods:

@@ -149,9 +149,10 @@ def test_enrichment_reports_each_collection_separately(tmp_path):
     planted = list(rng.choice(genes, 25, replace=False))
     unshifted = sorted(set(genes) - set(planted))
     de = synthetic_de(n_genes=1500, seed=5, shifts={g: 3.0 for g in planted})
+    null_sets = [list(rng.choice(unshifted, 20, replace=False)) for _ in range(5)]
     (tmp_path / "a.gmt").write_text("P\tplanted\t" + "\t".join(planted) + "\n"
-                                    + "".join(f"N{i}\tnull\t" + "\t".join(rng.choice(unshifted, 20, replace=False)) + "\n"
-                                              for i in range(5)))
+                                    + "".join(f"N{i}\tnull\t" + "\t".join(genes) + "\n"
+                                              for i, genes in enumerate(null_sets)))
     (tmp_path / "b.gmt").write_text("TINY\tx\tG1\tG2\nOTHER\ty\t" + "\t".join(genes[:15]) + "\n")
     gsea, ora, _, collections = enrichment(
         de, {"A": tmp_path / "a.gmt", "B": tmp_path / "b.gmt"}, None, alpha=0.05,
@@ -165,7 +166,10 @@ def test_enrichment_reports_each_collection_separately(tmp_path):
     assert b["padj"].tolist() == pytest.approx(b["pvalue"].tolist())
     up = ora[(ora["collection"] == "A") & (ora["direction"] == "up")].set_index("term")
     assert up["pvalue"].idxmin() == "P"
-    assert (ora["universe"] == 1500).all()
+    # ORA's universe: the tested genes that some set of the collection annotates
+    annotated_a = set(planted).union(*null_sets)
+    assert (up["universe"] == len(annotated_a)).all()
+    assert up.loc["P", "n_de"] == len(set(de_gene_lists(enr.tested_genes(de), 0.05)["up"]) & annotated_a)
 
 
 @pytest.mark.e2e

@@ -204,10 +204,29 @@ def test_top_terms_per_collection():
     terms = report.top_terms(gsea, 5)
     assert list(terms) == ["curated", "go"]
     assert terms["go"]["term"].tolist() == ["GO:2", "GO:1"]
-    assert terms["go"].columns.tolist() == ["term", "name", "size", "NES", "pvalue", "log2err", "padj",
-                                            "leading_edge"]
+    assert terms["go"].columns.tolist() == ["term", "name", "size", "NES (gene perm.)", "pvalue (gene perm.)",
+                                            "log2err", "padj (gene perm.)", "leading_edge"]
     assert terms["go"]["log2err"].tolist() == [0.3, 0.1]
     assert terms["curated"]["leading_edge"].iloc[0].endswith("G11, ... (and 8 more)")
+
+
+def test_top_terms_lead_with_the_label_permutation_fdr():
+    gsea = pd.DataFrame({
+        "collection": "go", "term": ["GO:1", "GO:2", "GO:3"], "name": ["a", "b", "c"], "size": [10, 20, 30],
+        "ES": [0.5, -0.4, 0.7], "NES_perm": [1.9, -1.1, 1.4], "pvalue_perm": [0.01, 0.3, 0.02],
+        "fdr_perm": [0.02, 0.6, 0.04], "NES": [2.5, -1.2, 3.0], "pvalue": [1e-6, 0.01, 1e-9],
+        "log2err": [0.6, 0.3, 0.8], "padj": [1e-6, 0.01, 3e-9], "leading_edge": ["A", "B", "C"],
+    })
+    terms = report.top_terms(gsea, 5)["go"]
+    assert terms["term"].tolist() == ["GO:1", "GO:3", "GO:2"]  # by fdr_perm, not by fgsea's p
+    assert terms.columns.tolist()[3:10] == ["NES_perm", "pvalue_perm", "fdr_perm", "NES (gene perm.)",
+                                            "pvalue (gene perm.)", "log2err", "padj (gene perm.)"]
+    assert report.pathway_findings(gsea, 0.05) == (
+        "GSEA go: 2 of 3 sets at label-permutation FDR < 0.05 (3 at gene-permutation padj < 0.05).")
+    without = gsea.assign(NES_perm=np.nan, pvalue_perm=np.nan, fdr_perm=np.nan)
+    assert report.top_terms(without, 5)["go"]["term"].tolist() == ["GO:3", "GO:1", "GO:2"]
+    assert report.pathway_findings(without, 0.05).startswith(
+        "GSEA go: 3 of 3 sets at gene-permutation padj < 0.05. No label-permutation null was computed")
 
 
 def test_resource_provenance_of_the_shipped_readmes():
@@ -500,8 +519,12 @@ def test_enrichment_methods_states_the_settings():
                 "seed": 42, "min_size": 10, "max_size": 500}
     text = report.enrichment_methods(settings, {"gseapy": "1.3.1"})
     for fragment in ["(GO_BP, curated_TRD)", "gseapy 1.3.1", "1000 permutations, seed 42",
-                     "10 to 500 genes", "Wald statistic", "hypergeometric"]:
+                     "10 to 500 genes", "Wald statistic", "hypergeometric", "annotated in the collection"]:
         assert fragment in text, fragment
+    assert "permutations of the contrast's labels" not in text
+    calibrated = report.enrichment_methods(settings, {"gseapy": "1.3.1"}, 100)
+    assert "taken from the 100 permutations of the contrast's labels" in calibrated
+    assert "Subramanian et al. 2005" in calibrated
 
 
 def test_enrichment_section(tmp_path):
@@ -529,7 +552,7 @@ def test_enrichment_section(tmp_path):
     assert section["anchor"] == "enrichment-TRD-vs-responder"
     dotplots, go, curated, ora_down, ora_up = section["collections"]  # collections sorted by name
     assert [f["caption"] for f in dotplots["figures"]] == ["GSEA of ~ group.", "ora_dotplot"]
-    assert curated["title"] == "GSEA, curated_TRD: top 1 terms"
+    assert curated["title"] == "GSEA, curated_TRD: top 1 terms by gene-permutation p-value"
     assert curated["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "-2.1", "1e-05", "0.5", "8e-05",
                                         "GZMB, PRF1"]]
     assert [row[0] for row in go["table"]["rows"]] == ["GO:2", "GO:1"]

@@ -125,3 +125,9 @@ def resource_readmes():
     files = [config["annotation"], *config.get("enrichment", {}).get("collections", {}).values()]
     readmes = dict.fromkeys(os.path.join(os.path.dirname(f), "README.md") for f in files)
     return [readme for readme in readmes if os.path.exists(readme)]
+
+
+def calibration_null(wildcards):
+    """The contrast's Wald statistics under the label permutations of the calibration, which
+    give GSEA and ORA their permutation p-values and FDRs."""
+    return f"results/calibration/{wildcards.contrast}/null_statistics.h5ad"

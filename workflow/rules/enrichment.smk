@@ -1,5 +1,6 @@
 # Pathway enrichment per contrast: preranked GSEA on the DESeq2 Wald statistic and ORA of the
-# up- and down-regulated genes, for every collection under `enrichment: collections:`.
+# up- and down-regulated genes, for every collection under `enrichment: collections:`, with
+# p-values and FDRs from the calibration's label permutations beside fgsea's gene-permutation ones.
 # Choices and rules: workflow/scripts/enrichment.py; library choice: bench/bench_enrichment.py.
 
 ENRICHMENT = config["enrichment"]
@@ -8,6 +9,7 @@ ENRICHMENT = config["enrichment"]
 rule enrichment:
     input:
         de="results/de/{contrast}/deseq2_results.tsv",
+        null=calibration_null,
         annotation=config["annotation"],
         collections=list(ENRICHMENT["collections"].values()),
     output:
@@ -55,7 +57,8 @@ rule enrichment:
     threads: 2
     resources:
         # gene sets x genes membership plus gseapy's per-thread null samples: grows with genes and
-        # sets, not samples (~0.6 GB measured for 18,000 genes x GO BP), so no per-cell slope
+        # sets, not samples (~0.6 GB measured for 18,000 genes x GO BP), so no per-cell slope;
+        # the permutation scores work in blocks of bounded size (gsea_permutation.BLOCK_CELLS)
         mem_mb=mem_mb(1100, 0),
         runtime=runtime_min(15, 0),
     log:

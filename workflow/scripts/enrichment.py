@@ -13,9 +13,19 @@ GSEA: gseapy's fgsea multilevel algorithm (adaptive multilevel p-values, not lim
 padj = BH over the collection's sets; leading edge = the set's genes from the top of the
 ranking to the running-score peak (ES > 0), or from the trough to the bottom (ES < 0).
 
-ORA: genes with padj < the contrast's alpha and log2FoldChange > 0 (up) or < 0 (down) against
-the universe of tested genes; one-sided hypergeometric p = P(X >= overlap); padj = BH within
-collection and direction; odds ratio of the 2x2 table (0.5 added to every cell when one is 0).
+GSEA with a permutation null (the p-values the report leads with): given the Wald statistics
+of the contrast refitted under K label permutations (results/calibration/{contrast}/
+null_statistics.h5ad), NES_perm, pvalue_perm and fdr_perm compare every set's enrichment score
+with its scores on the K permuted rankings (gsea_permutation.py). fgsea's NES, pvalue and padj
+come from gene permutations, which treat genes as independent; they stay in the table, labelled
+gene-permutation. Without a null input the permutation columns are empty (NA).
+
+ORA: the universe of a collection is the tested genes that some set of the collection (before
+the size limits) annotates, as in clusterProfiler; the DE lists are the universe's genes with
+padj < the contrast's alpha and log2FoldChange > 0 (up) or < 0 (down); one-sided hypergeometric
+p = P(X >= overlap); padj = BH within collection and direction; odds ratio of the 2x2 table
+(0.5 added to every cell when one is 0). With a null input, pvalue_perm and fdr_perm compare
+each set's p with its p on the DE lists of the K permuted fits (gsea_permutation.py).
 """
 
 import logging
@@ -26,16 +36,21 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, hypergeom
 
+import gsea_permutation as perm
 from genesets import Collection, load_collection
 from pipeline_common import InputError, atomic_directory, format_list, save_figure, write_table
 
 log = logging.getLogger("trd")
 
 DE_COLUMNS = ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "stat", "pvalue", "padj"]
-GSEA_COLUMNS = ["collection", "term", "name", "size", "ES", "NES", "pvalue", "log2err", "padj",
-                "leading_edge"]
+GSEA_PERM_COLUMNS = ["NES_perm", "pvalue_perm", "fdr_perm"]
+GSEA_COLUMNS = ["collection", "term", "name", "size", "ES", *GSEA_PERM_COLUMNS, "NES", "pvalue",
+                "log2err", "padj", "leading_edge"]
+ORA_PERM_COLUMNS = ["pvalue_perm", "fdr_perm"]
 ORA_COLUMNS = ["collection", "direction", "term", "name", "size", "overlap", "universe", "n_de",
-               "pvalue", "padj", "odds_ratio", "overlap_genes"]
+               "pvalue", "padj", *ORA_PERM_COLUMNS, "odds_ratio", "overlap_genes"]
+# gsea.tsv's order: the permutation answer first; fgsea's p-value orders the sets it ties
+GSEA_ORDER = ["fdr_perm", "pvalue_perm", "pvalue", "term"]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -140,7 +155,9 @@ def run_gsea(ranking: pd.Series, sets: dict[str, list[str]], permutations: int, 
 
 
 def gsea_collection(ranking: pd.Series, collection: Collection, permutations: int, seed: int,
-                    threads: int) -> pd.DataFrame:
+                    threads: int, null_stat: np.ndarray | None = None) -> pd.DataFrame:
+    """fgsea's columns and, given the ranking's genes' statistics under each permutation
+    (genes x permutations), the phenotype-permutation ones (NA without)."""
     sets = {term: genes for term, (_, genes) in collection.sets.items()}
     if not sets:
         return pd.DataFrame(columns=GSEA_COLUMNS)
@@ -150,7 +167,11 @@ def gsea_collection(ranking: pd.Series, collection: Collection, permutations: in
     res["size"] = res["term"].map({t: len(g) for t, g in sets.items()})
     res["padj"] = bh(res["pvalue"].to_numpy())
     warn_unestimated(res, collection.name, permutations)
-    return res[GSEA_COLUMNS].sort_values(["pvalue", "term"], kind="mergesort")
+    if null_stat is None:
+        res[GSEA_PERM_COLUMNS] = np.nan
+    else:
+        res = res.merge(perm.phenotype_permutation_gsea(ranking, null_stat, sets, threads), on="term")
+    return res[GSEA_COLUMNS].sort_values(GSEA_ORDER, kind="mergesort")
 
 
 def warn_unestimated(res: pd.DataFrame, collection: str, permutations: int) -> None:
@@ -189,8 +210,10 @@ def odds_ratio(overlap: np.ndarray, size: np.ndarray, n_de: int, universe: int) 
 
 
 def ora_collection(collection: Collection, universe: list[str], de_genes: list[str],
-                   direction: str) -> pd.DataFrame:
-    """Hypergeometric test of every set of the collection (already restricted to the universe)."""
+                   direction: str, null_de: np.ndarray | None = None) -> pd.DataFrame:
+    """Hypergeometric test of every set of the collection (already restricted to the universe);
+    with null_de (universe genes x permutations, True in a permuted DE list), the permutation
+    columns (NA without)."""
     if not collection.sets or not de_genes:
         return pd.DataFrame(columns=ORA_COLUMNS)
     de_set = set(de_genes)
@@ -208,7 +231,12 @@ def ora_collection(collection: Collection, universe: list[str], de_genes: list[s
         "odds_ratio": odds_ratio(k, sizes, n_de, n_universe),
         "overlap_genes": [";".join(o) for o in overlaps],
     })
-    return res.sort_values(["pvalue", "term"], kind="mergesort")
+    if null_de is None:
+        res[ORA_PERM_COLUMNS] = np.nan
+    else:
+        sets = {t: genes for t, (_, genes) in collection.sets.items()}
+        res = res.merge(perm.ora_permutation(pvalues, sets, universe, null_de), on="term")
+    return res[ORA_COLUMNS].sort_values(["pvalue", "term"], kind="mergesort")
 
 
 def de_gene_lists(tested: pd.DataFrame, alpha: float) -> dict[str, list[str]]:
@@ -224,14 +252,23 @@ def _short(text: str, width: int = 55) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def lead_fdr(table: pd.DataFrame) -> str:
+    """The FDR column that figures and the report lead with: the label-permutation one when it
+    was computed, else the gene-permutation (GSEA) or hypergeometric (ORA) padj."""
+    return "fdr_perm" if "fdr_perm" in table and table["fdr_perm"].notna().any() else "padj"
+
+
 def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, by: list[str]):
-    """One panel per group (collection, or collection x direction): top terms by p-value."""
+    """One panel per group (collection, or collection x direction): top terms by lead_fdr, then
+    p-value."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [(key, g.nsmallest(top, "pvalue")) for key, g in table.groupby(by, sort=True)] if len(table) else []
+    fdr = lead_fdr(table)
+    groups = [(key, g.sort_values([fdr, "pvalue", "term"], kind="mergesort").head(top))
+              for key, g in table.groupby(by, sort=True)] if len(table) else []
     if not groups:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.text(0.5, 0.5, "no gene sets tested", ha="center", va="center")
@@ -240,13 +277,15 @@ def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, 
     heights = [max(len(g), 1) * 0.28 + 1.0 for _, g in groups]
     fig, axes = plt.subplots(len(groups), 1, figsize=(9, sum(heights)), layout="constrained",
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
-    vmax = max(float((-np.log10(table["padj"].clip(lower=1e-300))).max()), 1.0)
+    # a permutation FDR of 0 (no null score as extreme) is drawn at the smallest positive one
+    floor = table.loc[table[fdr] > 0, fdr].min() if (table[fdr] > 0).any() else 1e-300
+    vmax = max(float((-np.log10(table[fdr].clip(lower=floor))).max()), 1.0)
     for ax, (key, g) in zip(axes[:, 0], groups):
         g = g.iloc[::-1]
         labels = [f"{_short(str(n))} ({t})" if str(n) != str(t) else str(t) for t, n in zip(g["term"], g["name"])]
         y = np.arange(len(g))
-        sig = (g["padj"] < padj_cut).to_numpy()
-        colour = -np.log10(g["padj"].clip(lower=1e-300))
+        sig = (g[fdr] < padj_cut).to_numpy()
+        colour = -np.log10(g[fdr].clip(lower=floor))
         sc = ax.scatter(g[x], y, s=20 + 180 * g["size"] / max(table["size"].max(), 1), c=colour,
                         cmap="viridis", vmin=0, vmax=vmax, edgecolors=np.where(sig, "black", "none"))
         ax.set_yticks(y, labels, fontsize=7)
@@ -258,8 +297,8 @@ def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, 
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         else:
             ax.axvline(0, color="grey", lw=0.5)
-        fig.colorbar(sc, ax=ax, label="-log10 padj", pad=0.01)
-    fig.suptitle(f"{title} (dot size = set size; black edge = padj < {padj_cut:g})", fontsize=10)
+        fig.colorbar(sc, ax=ax, label=f"-log10 {fdr}", pad=0.01)
+    fig.suptitle(f"{title} (dot size = set size; black edge = {fdr} < {padj_cut:g})", fontsize=10)
     return fig
 
 
@@ -280,7 +319,9 @@ def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
     ax1.axvline(peak, color="tab:red", ls="--", lw=0.8)
     ax1.set_ylabel("running ES")
     ax1.set_title(f"{row['collection']} {row['term']}: {_short(str(row['name']), 60)}\n"
-                  f"NES {row['NES']:.2f}, p {row['pvalue']:.2g}, padj {row['padj']:.2g}, {row['size']} genes",
+                  + (f"label permutations: NES {row['NES_perm']:.2f}, fdr {row['fdr_perm']:.2g}; "
+                     if pd.notna(row["fdr_perm"]) else "")
+                  + f"gene permutations: NES {row['NES']:.2f}, padj {row['padj']:.2g}; {row['size']} genes",
                   fontsize=9)
     ax2.vlines(hits, 0, 1, color="black", lw=0.5)
     ax2.set_yticks([])
@@ -297,25 +338,41 @@ def safe_name(text: str) -> str:
 # ----------------------------------------------------------------------------- driver
 def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.DataFrame | None, *,
                alpha: float, min_size: int, max_size: int, permutations: int, seed: int,
-               threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, dict[str, Collection]]:
-    """(gsea, ora, ranking, collections restricted to the data) for one contrast."""
+               threads: int = 1, null: tuple[pd.DataFrame, pd.DataFrame] | None = None
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, dict[str, Collection]]:
+    """(gsea, ora, ranking, collections restricted to the data) for one contrast.
+
+    null: (Wald statistic, padj) under each permutation, genes (gene_id) x permutations
+    (gsea_permutation.load_null_statistics); None leaves the permutation columns NA.
+    """
     tested = tested_genes(de)
     ranking = tested["stat"].astype(float)
     universe = list(tested.index)
     log.info("%d genes tested with a symbol (%d DESeq2 rows; %d without p-value, %d without symbol "
              "or duplicated symbol left out)", len(universe), len(de),
              int(de["pvalue"].isna().sum()), int(de["pvalue"].notna().sum() - len(universe)))
-    de_lists = de_gene_lists(tested, alpha)
-    log.info("ORA gene lists at padj < %g: %d up, %d down", alpha, len(de_lists["up"]), len(de_lists["down"]))
+    null_stat = null_de = None
+    if null is not None:
+        # the permuted rankings use the observed one's genes: same rows, same symbol collapsing
+        null_stat = null[0].loc[tested["gene_id"]].to_numpy(dtype=float)
+        null_de = perm.null_de_lists(null_stat, null[1].loc[tested["gene_id"]].to_numpy(dtype=float), alpha)
+        log.info("permutation null: %d permutations", null_stat.shape[1])
 
     gsea_tables, ora_tables, loaded = [], [], {}
     for name, path in collections.items():
         collection = load_collection(name, path, universe, min_size, max_size, annotation)
         loaded[name] = collection
         log.info("%s", collection.summary())
-        gsea_tables.append(gsea_collection(ranking, collection, permutations, seed, threads))
+        gsea_tables.append(gsea_collection(ranking, collection, permutations, seed, threads, null_stat))
+        annotated = tested.index.isin(collection.annotated)
+        de_lists = de_gene_lists(tested[annotated], alpha)
+        log.info("ORA %s: universe %d tested genes annotated in the collection; at padj < %g, %d up "
+                 "and %d down", name, int(annotated.sum()), alpha, len(de_lists["up"]), len(de_lists["down"]))
         for direction, genes in de_lists.items():
-            ora_tables.append(ora_collection(collection, universe, genes, direction))
+            ora_tables.append(ora_collection(collection, list(tested.index[annotated]), genes, direction,
+                                             None if null_de is None else null_de[direction][annotated]))
+    # empty tables (a direction without DE genes) would turn the numeric columns into objects
+    gsea_tables, ora_tables = [t for t in gsea_tables if len(t)], [t for t in ora_tables if len(t)]
     gsea = pd.concat(gsea_tables, ignore_index=True) if gsea_tables else pd.DataFrame(columns=GSEA_COLUMNS)
     ora = pd.concat(ora_tables, ignore_index=True) if ora_tables else pd.DataFrame(columns=ORA_COLUMNS)
     return gsea[GSEA_COLUMNS], ora[ORA_COLUMNS], ranking, loaded
@@ -324,13 +381,17 @@ def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.Dat
 def log_top(gsea: pd.DataFrame, ora: pd.DataFrame, padj_cut: float) -> None:
     for name, g in gsea.groupby("collection", sort=False):
         sig = g[g["padj"] < padj_cut]
-        log.info("GSEA %s: %d of %d sets at padj < %g (%d up, %d down)", name, len(sig), len(g), padj_cut,
-                 int((sig["NES"] > 0).sum()), int((sig["NES"] < 0).sum()))
+        log.info("GSEA %s: %d of %d sets at gene-permutation padj < %g (%d up, %d down); %d at "
+                 "label-permutation fdr_perm < %g", name, len(sig), len(g), padj_cut,
+                 int((sig["NES"] > 0).sum()), int((sig["NES"] < 0).sum()),
+                 int((g["fdr_perm"] < padj_cut).sum()), padj_cut)
         for _, row in g.head(5).iterrows():
-            log.info("  %s %s NES %.2f padj %.3g", row["term"], _short(str(row["name"]), 60), row["NES"], row["padj"])
+            log.info("  %s %s NES_perm %.2f fdr_perm %.3g NES %.2f padj %.3g", row["term"],
+                     _short(str(row["name"]), 60), row["NES_perm"], row["fdr_perm"], row["NES"], row["padj"])
     for (name, direction), g in ora.groupby(["collection", "direction"], sort=False):
-        log.info("ORA %s %s: %d of %d sets at padj < %g", name, direction, int((g["padj"] < padj_cut).sum()),
-                 len(g), padj_cut)
+        log.info("ORA %s %s: %d of %d sets at padj < %g; %d at fdr_perm < %g", name, direction,
+                 int((g["padj"] < padj_cut).sum()), len(g), padj_cut, int((g["fdr_perm"] < padj_cut).sum()),
+                 padj_cut)
 
 
 def main(smk) -> None:
@@ -338,14 +399,19 @@ def main(smk) -> None:
 
     p = smk.params
     de = load_de_results(smk.input.de)
+    # a rule without a calibration (a sensitivity model's table) gives no null: columns NA
+    null_path = getattr(smk.input, "null", None)
+    null = perm.load_null_statistics(null_path, de["gene_id"]) if null_path else None
     annotation = load_annotation(smk.input.annotation)
     gsea, ora, ranking, collections = enrichment(
         de, dict(p.collections), annotation, alpha=float(p.alpha), min_size=int(p.min_size),
         max_size=int(p.max_size), permutations=int(p.permutations), seed=int(p.seed), threads=smk.threads,
+        null=null,
     )
     log_top(gsea, ora, float(p.ora_padj))
     top = int(p.top_terms)
-    save_figure(dotplot(gsea, "NES", top, float(p.ora_padj), f"GSEA {smk.wildcards.contrast}", ["collection"]),
+    nes = "NES_perm" if lead_fdr(gsea) == "fdr_perm" else "NES"
+    save_figure(dotplot(gsea, nes, top, float(p.ora_padj), f"GSEA {smk.wildcards.contrast}", ["collection"]),
                 smk.output.gsea_dotplot)
     save_figure(dotplot(ora, "odds_ratio", top, float(p.ora_padj), f"ORA {smk.wildcards.contrast}",
                         ["collection", "direction"]), smk.output.ora_dotplot)

@@ -112,6 +112,7 @@ class Collection:
     n_genes_in_data: int
     dropped_small: list[str] = field(default_factory=list)
     dropped_large: list[str] = field(default_factory=list)
+    annotated: frozenset[str] = frozenset()  # the data's genes in some set of the file, kept or not
 
     def summary(self) -> str:
         return (f"collection {self.name}: {self.n_genes_in_data} of {self.n_genes_in_file} genes found "
@@ -142,6 +143,7 @@ def restrict_to_universe(name: str, sets: GeneSets, universe, min_size: int, max
         n_genes_in_data=len(all_genes & universe),
         dropped_small=small,
         dropped_large=large,
+        annotated=frozenset(all_genes & universe),
     )
 
 

@@ -24,6 +24,7 @@ import yaml
 from markupsafe import Markup
 
 from de_tables import count_calls
+from enrichment import lead_fdr
 from pipeline_common import atomic_output, format_list
 from report_figures import top_gene_heatmap, top_tested_genes
 
@@ -55,6 +56,9 @@ REFERENCES = [
     "enrichment analysis in Python. Bioinformatics 39:btac757. doi:10.1093/bioinformatics/btac757",
     "Korotkevich G, Sukhov V, Budin N, et al. (2021) Fast gene set enrichment analysis. "
     "bioRxiv 060012. doi:10.1101/060012",
+    "Subramanian A, Tamayo P, Mootha VK, et al. (2005) Gene set enrichment analysis: a "
+    "knowledge-based approach for interpreting genome-wide expression profiles. PNAS "
+    "102:15545-15550. doi:10.1073/pnas.0506580102",
     "The Gene Ontology Consortium, Aleksander SA, Balhoff J, et al. (2023) The Gene Ontology "
     "knowledgebase in 2023. Genetics 224:iyad031 (GO is CC BY 4.0)",
     "Pedregosa F, Varoquaux G, Gramfort A, et al. (2011) Scikit-learn: machine learning in "
@@ -300,25 +304,60 @@ def shorten_genes(genes: pd.Series, limit: int = 12) -> pd.Series:
         lambda text: format_list([g for g in re.split(r"[;,\s]+", text) if g], limit=limit))
 
 
+# fgsea's columns come from gene permutations (genes treated as independent): labelled so
+GENE_PERMUTATION_LABELS = {"NES": "NES (gene perm.)", "pvalue": "pvalue (gene perm.)",
+                           "padj": "padj (gene perm.)"}
+
+
+def permutation_columns(table: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The label-permutation columns when the table has them (a run with a calibration)."""
+    return columns if lead_fdr(table) == "fdr_perm" else []
+
+
 def top_terms(gsea: pd.DataFrame, n: int) -> dict[str, pd.DataFrame]:
-    """Per collection, the n terms with the smallest p-values (with fgsea's log2 error of p, so
-    that a reader can weigh a borderline padj), leading edge shortened for reading."""
+    """Per collection, the n terms with the smallest label-permutation FDR (fgsea's p-value
+    orders ties and runs without a calibration), with the permutation NES, p and FDR first,
+    then fgsea's gene-permutation ones (with the log2 error of p, so that a reader can weigh a
+    borderline padj), leading edge shortened for reading."""
+    leading = permutation_columns(gsea, ["NES_perm", "pvalue_perm", "fdr_perm"])
+    order = [lead_fdr(gsea), "pvalue", "term"]
     out = {}
     for collection, terms in gsea.groupby("collection", sort=True):
-        best = terms.sort_values(["pvalue", "term"], kind="mergesort").head(n)
-        out[collection] = best[["term", "name", "size", "NES", "pvalue", "log2err", "padj"]].assign(
-            leading_edge=shorten_genes(best["leading_edge"]).to_numpy())
+        best = terms.sort_values(order, kind="mergesort").head(n)
+        out[collection] = best[["term", "name", "size", *leading, "NES", "pvalue", "log2err", "padj"]].assign(
+            leading_edge=shorten_genes(best["leading_edge"]).to_numpy()).rename(columns=GENE_PERMUTATION_LABELS)
     return out
 
 
 def top_ora_terms(ora: pd.DataFrame, n: int) -> dict[tuple[str, str], pd.DataFrame]:
-    """Per collection and direction (up, down), the n most over-represented terms."""
+    """Per collection and direction (up, down), the n most over-represented terms, by
+    label-permutation FDR when computed, then hypergeometric p-value."""
+    leading = permutation_columns(ora, ["pvalue_perm", "fdr_perm"])
+    order = [lead_fdr(ora), "pvalue", "term"]
     out = {}
     for (collection, direction), terms in ora.groupby(["collection", "direction"], sort=True):
-        best = terms.sort_values(["pvalue", "term"], kind="mergesort").head(n)
-        out[(collection, direction)] = best[["term", "name", "size", "overlap", "odds_ratio", "pvalue",
+        best = terms.sort_values(order, kind="mergesort").head(n)
+        out[(collection, direction)] = best[["term", "name", "size", "overlap", "odds_ratio", *leading, "pvalue",
                                              "padj"]].assign(overlap_genes=shorten_genes(best["overlap_genes"]).to_numpy())
     return out
+
+
+def pathway_findings(gsea: pd.DataFrame, cut: float) -> str:
+    """One sentence per contrast: sets called per collection by the FDR the report leads with,
+    beside what fgsea's gene-permutation padj calls."""
+    fdr = lead_fdr(gsea)
+    parts = []
+    for collection, terms in gsea.groupby("collection", sort=True):
+        n_gene_perm = int((terms["padj"] < cut).sum())
+        if fdr == "fdr_perm":
+            parts.append(f"{collection}: {int((terms['fdr_perm'] < cut).sum())} of {len(terms)} sets at "
+                         f"label-permutation FDR < {cut:g} ({n_gene_perm} at gene-permutation padj < {cut:g})")
+        else:
+            parts.append(f"{collection}: {n_gene_perm} of {len(terms)} sets at gene-permutation padj < {cut:g}")
+    verdict = "" if fdr == "fdr_perm" else (
+        " No label-permutation null was computed: gene-permutation p-values treat genes as "
+        "independent and over-call co-expressed sets.")
+    return "GSEA " + "; ".join(parts) + "." + verdict
 
 
 def anchor_of(*parts: str) -> str:
@@ -331,7 +370,8 @@ def enrichment_section(name: str, files: dict, config: dict, caption_dir) -> dic
     gsea = pd.read_csv(files["gsea"], sep="\t", keep_default_na=False, na_values=[""])
     ora = pd.read_csv(files["ora"], sep="\t", keep_default_na=False, na_values=[""])
     anchor = anchor_of("enrichment", name)
-    blocks = [{"title": f"GSEA, {collection}: top {len(terms)} terms", "figures": [],
+    by = "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation p-value"
+    blocks = [{"title": f"GSEA, {collection}: top {len(terms)} terms by {by}", "figures": [],
                "id": anchor_of(anchor, collection), "table": table_rows(terms)}
               for collection, terms in top_terms(gsea, n_terms).items()]
     blocks += [{"title": f"ORA of {direction}-regulated genes, {collection}: top {len(terms)} terms",
@@ -340,7 +380,9 @@ def enrichment_section(name: str, files: dict, config: dict, caption_dir) -> dic
                for (collection, direction), terms in top_ora_terms(ora, n_terms).items()]
     dotplots = {"title": "Dot plots", "id": "", "table": None,
                 "figures": [figure(files[key], caption_dir, config) for key in ("gsea_dotplot", "ora_dotplot")]}
-    return {"name": name, "anchor": anchor, "collections": [dotplots, *blocks]}
+    cut = config.get("enrichment", {}).get("ora_padj", 0.05)
+    return {"name": name, "anchor": anchor, "collections": [dotplots, *blocks],
+            "findings": pathway_findings(gsea, cut)}
 
 
 def prediction_section(name: str, files: dict, config: dict, caption_dir) -> dict:
@@ -355,8 +397,20 @@ def prediction_section(name: str, files: dict, config: dict, caption_dir) -> dic
             "genes": table_rows(genes), "figures": [figure(files["roc"], caption_dir, config)]}
 
 
-def enrichment_methods(settings: dict, versions: dict) -> str:
+def enrichment_methods(settings: dict, versions: dict, label_permutations: int | None = None) -> str:
+    """label_permutations: K of the calibration whose refits give the permutation p-values."""
     collections = ", ".join(settings["collections"])
+    permutation = (
+        f" Gene-set p-values and FDRs were then taken from the {label_permutations} permutations of "
+        "the contrast's labels, each refitting the whole model (so covariates and the correlation "
+        "between genes are kept): every set's enrichment score on the observed ranking was compared "
+        "with its scores on the permuted Wald-statistic rankings, NES normalised by the mean of the "
+        "set's same-sign scores over the observed and permuted rankings and the FDR taken from the "
+        "null |NES| pooled over the collection's sets (phenotype-permutation GSEA after Subramanian "
+        "et al. 2005); ORA was treated alike, with the DE "
+        "lists of each permuted fit. fgsea's gene-permutation padj is reported beside it; it treats "
+        "genes as independent and over-calls co-expressed sets."
+    ) if label_permutations else ""
     return (
         f"Pathway enrichment was tested per contrast and gene-set collection ({collections}): "
         f"preranked GSEA of the genes ranked by the Wald statistic with gseapy {versions['gseapy']} "
@@ -364,7 +418,8 @@ def enrichment_methods(settings: dict, versions: dict) -> str:
         f"{settings['permutations']} permutations, seed {settings['seed']}), on gene sets with "
         f"{settings['min_size']} to {settings['max_size']} genes in the data, and over-representation "
         "of the up- and of the down-regulated genes (one-sided hypergeometric test, universe the "
-        "tested genes), each adjusted by the Benjamini-Hochberg method within collection."
+        "tested genes annotated in the collection), each adjusted by the Benjamini-Hochberg method "
+        "within collection." + permutation
     )
 
 
@@ -638,7 +693,8 @@ def main(smk) -> None:
         "coding": describe_coding(first_model),
         "contrasts": "; ".join(s["description"] for s in sections),
         "provenance": [p for p in provenance if p],
-        "enrichment": enrichment_methods(config["enrichment"], versions),
+        "enrichment": enrichment_methods(config["enrichment"], versions,
+                                         config["calibration"]["permutations"]),
         "calibration": calibration_methods(config["calibration"], calibration),
         "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
         "robustness": (robustness_methods(config["cells"], config["sensitivity"], robustness["covariates"])

@@ -1,0 +1,278 @@
+"""Phenotype-permutation p-values for GSEA and ORA, from the Wald statistics of the contrast
+refitted under K permutations of its labels (results/calibration/{contrast}/null_statistics.h5ad).
+
+Each permutation refits the whole model, covariates included, so its ranking keeps the
+correlation between genes that gene-permutation GSEA (fgsea) ignores, and respects the
+covariates that the Broad GSEA's label permutation of an expression matrix does not.
+
+GSEA. The enrichment score (weight 1, the convention of enrichment.running_score) of every set
+on the observed ranking and on each of the K permuted rankings. Every permuted ranking uses the
+observed ranking's genes (enrichment.tested_genes: the same rows, the same symbol collapsing);
+a gene the permuted fit gives no statistic (a Cook's outlier under that labelling) is put at 0,
+the middle of the ranking with no weight. As in the Broad GSEA (Subramanian et al. 2005), with
+two changes that make it calibrated (below):
+  NES_perm    = ES / |mean of the set's ES of the same sign| (>= 0, or < 0) over the observed
+                and the K permuted rankings; every null ES is normalised by the same mean;
+  pvalue_perm = (b + 1) / (n + 1), n = the set's null ES of the sign of its ES, b = those at
+                least as extreme;
+  fdr_perm    = the share of all (set, permutation) null |NES| >= |NES*|, divided by the share
+                of the collection's observed |NES| >= |NES*|, capped at 1.
+A set none of whose null scores has the sign of its ES gets no NES_perm, p or FDR.
+The Broad GSEA divides each null ES by a mean over the null scores alone, which includes that
+score itself, so the null NES have a shorter tail than the observed one; and it estimates the
+FDR of positive and negative NES separately, each at the nominal level. On null cohorts with
+co-expressed sets (bench_enrichment.py --null-cohorts, K = 100) its FDR < 0.05 called some set
+in 16 of 100 cohorts; with the mean over all K + 1 scores (observed and null scores then
+exchangeable under the null) and one FDR over both signs, in 5 of 100.
+
+ORA. For each permutation, the up and down lists (padj < alpha, sign of the statistic) of the
+permuted fit, within the same universe, against the same sets:
+  pvalue_perm = (b + 1) / (K + 1), b = permutations whose hypergeometric p of the set is <= the
+                observed one (same direction);
+  fdr_perm    = the mean number of sets per permutation with null p <= p*, divided by the number
+                of observed sets with p <= p*, capped at 1 and made monotone in p (a q-value with
+                pi0 = 1, as in Storey & Tibshirani 2003), per collection and direction.
+"""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.stats import hypergeom
+
+from pipeline_common import InputError
+
+log = logging.getLogger("trd")
+
+# (set member x ranking) cells per block of rankings scored at once: bounds memory (~8 arrays
+# of this many float64 per block in flight, ~130 MB) while keeping NumPy's calls large.
+BLOCK_CELLS = 2_000_000
+
+
+# ----------------------------------------------------------------------------- input
+def load_null_statistics(path, gene_ids) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(Wald statistic, padj) of the given genes under every permutation: genes (gene_id) x
+    permutations."""
+    import anndata as ad
+
+    try:
+        null = ad.read_h5ad(path)
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(f"{path}: cannot read the permutation null statistics ({err}); expected "
+                         "an AnnData file (obs = permutations, var = genes).") from err
+    if "padj" not in null.layers:
+        raise InputError(f"{path}: the permutation null statistics lack the layer 'padj'; expected "
+                         "layers 'pvalue' and 'padj' beside X (the Wald statistics).")
+    missing = pd.Index(gene_ids).difference(null.var_names)
+    if len(missing):
+        raise InputError(f"{path}: {len(missing)} gene(s) of the DESeq2 results are not in the "
+                         f"permutation null statistics (var), e.g. {', '.join(missing[:5])}; "
+                         "expected the genes of the contrast's DESeq2 table.")
+    if null.n_obs < 1:
+        raise InputError(f"{path}: the permutation null statistics have no permutation (obs).")
+    columns = null.var_names.get_indexer(gene_ids)
+
+    def genes_by_permutation(matrix) -> pd.DataFrame:
+        return pd.DataFrame(np.asarray(matrix, dtype=float)[:, columns].T, index=pd.Index(gene_ids),
+                            columns=null.obs_names)
+
+    return genes_by_permutation(null.X), genes_by_permutation(null.layers["padj"])
+
+
+# ----------------------------------------------------------------------------- GSEA
+@dataclass
+class Membership:
+    """Gene sets as one flat array of member genes (indices into the ranking's genes), set by set."""
+
+    terms: list[str]
+    genes: np.ndarray   # member gene indices, grouped by set
+    set_of: np.ndarray  # set index of each member
+    starts: np.ndarray  # first member of each set
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, sets: dict[str, list[str]], genes) -> "Membership":
+        index = pd.Index(genes)
+        terms = list(sets)
+        members = [index.get_indexer(sets[t]) for t in terms]
+        if any((m < 0).any() or len(m) == 0 for m in members):
+            raise ValueError("gene sets must be non-empty and restricted to the ranking's genes")
+        sizes = np.array([len(m) for m in members], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return cls(terms, np.concatenate(members).astype(np.int64),
+                   np.repeat(np.arange(len(terms)), sizes), starts, sizes)
+
+
+def enrichment_scores(values: np.ndarray, membership: Membership, threads: int = 1) -> np.ndarray:
+    """ES (weight 1) of every set on every ranking; values: genes x rankings -> sets x rankings.
+
+    The running score of a set after its j-th hit (0-based, at position p in the ranking) is
+    cum_weight_j / total_weight - (p - j) / (n - size); just before it, minus that hit's
+    weight. ES is the largest of the after-hit values or the smallest of the before-hit
+    values, whichever is further from 0 (fgsea's rule), so only the set's members are visited.
+    The members' positions in each ranking are put in order by sorting set * n + position.
+    Blocks of rankings go to `threads` threads (NumPy's sorts and loops release the GIL).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    n_genes, n_rankings = values.shape
+    m = membership
+    key_type = np.int32 if len(m.terms) * n_genes < np.iinfo(np.int32).max else np.int64
+    offset = (m.set_of * n_genes).astype(key_type)
+    miss_step = 1.0 / (n_genes - m.sizes[m.set_of])        # the running score's step at a miss
+    misses_before = np.arange(len(m.genes)) - m.starts[m.set_of]
+    block = max(1, BLOCK_CELLS // max(len(m.genes), 1))
+
+    def block_scores(start: int) -> np.ndarray:
+        chunk = values[:, start:start + block]
+        order = np.argsort(-chunk, axis=0, kind="stable")          # genes by decreasing statistic
+        position = np.empty(chunk.shape, dtype=key_type)
+        np.put_along_axis(position, order, np.arange(n_genes, dtype=key_type)[:, None], axis=0)
+        weight_at = np.abs(np.take_along_axis(chunk, order, axis=0)).T  # |statistic| by position
+
+        pos = np.sort(offset + position[m.genes].T, axis=1) - offset    # rankings x members
+        weight = np.take_along_axis(weight_at, pos, axis=1)
+        total = np.add.reduceat(weight, m.starts, axis=1)
+        if (total <= 0).any():  # every member at statistic 0: equal steps, as running_score takes
+            weight[np.repeat(total <= 0, m.sizes, axis=1)] = 1.0
+            total = np.add.reduceat(weight, m.starts, axis=1)
+        step = weight / np.repeat(total, m.sizes, axis=1)
+        after_hit = np.cumsum(step, axis=1)
+        after_hit -= np.repeat(after_hit[:, m.starts] - step[:, m.starts], m.sizes, axis=1)
+        after_hit -= (pos - misses_before) * miss_step
+        top = np.maximum.reduceat(after_hit, m.starts, axis=1)
+        after_hit -= step                                           # now: just before each hit
+        bottom = np.minimum.reduceat(after_hit, m.starts, axis=1)
+        return np.where(top > -bottom, top, bottom).T
+
+    with ThreadPoolExecutor(max_workers=max(int(threads), 1)) as pool:
+        return np.concatenate(list(pool.map(block_scores, range(0, n_rankings, block))), axis=1)
+
+
+def same_sign_means(es: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Per set, the mean of its null ES of the sign of `es` (NaN when it has none)."""
+    positive = null >= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_pos = np.where(positive, null, 0).sum(1) / positive.sum(1)
+        mean_neg = np.where(~positive, null, 0).sum(1) / (~positive).sum(1)
+    return np.where(es >= 0, mean_pos, mean_neg)
+
+
+def normalise(es: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(NES, null NES): every score divided by the absolute mean of its set's scores of the same
+    sign over the observed and the permuted rankings."""
+    scores = np.column_stack([es, null])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_pos = same_sign_means(np.ones(len(es)), scores)[:, None]
+        mean_neg = same_sign_means(-np.ones(len(es)), scores)[:, None]
+        normalised = np.where(scores >= 0, scores / np.abs(mean_pos), scores / np.abs(mean_neg))
+    return normalised[:, 0], normalised[:, 1:]
+
+
+def permutation_pvalues(es: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """(b + 1) / (n + 1) against the set's null scores of the same sign (NaN when n = 0)."""
+    positive = es[:, None] >= 0
+    same_sign = np.where(positive, null >= 0, null < 0)
+    extreme = same_sign & np.where(positive, null >= es[:, None], null <= es[:, None])
+    n = same_sign.sum(1)
+    return np.where(n > 0, (extreme.sum(1) + 1) / (n + 1), np.nan)
+
+
+def pooled_fdr(nes: np.ndarray, nes_null: np.ndarray) -> np.ndarray:
+    """FDR of every set from the null |NES| pooled over sets, permutations and both signs."""
+    fdr = np.full(nes.shape, np.nan)
+    which = np.isfinite(nes)
+    if not which.any():
+        return fdr
+    level = np.abs(nes[which])
+    pooled = np.sort(np.abs(nes_null[np.isfinite(nes_null)]))
+    observed = np.sort(level)
+    null_share = (len(pooled) - np.searchsorted(pooled, level, side="left")) / len(pooled)
+    observed_share = (len(observed) - np.searchsorted(observed, level, side="left")) / len(observed)
+    fdr[which] = np.minimum(null_share / observed_share, 1.0)
+    return fdr
+
+
+def null_rankings(null_stat: np.ndarray) -> np.ndarray:
+    """Permuted statistics with NaN (no statistic under that labelling) put at 0."""
+    missing = np.isnan(null_stat)
+    if missing.any():
+        log.info("permutation null: %d of %d gene x permutation statistics are NaN, ranked as 0",
+                 int(missing.sum()), missing.size)
+    return np.where(missing, 0.0, null_stat)
+
+
+def phenotype_permutation_gsea(ranking: pd.Series, null_stat: np.ndarray,
+                               sets: dict[str, list[str]], threads: int = 1) -> pd.DataFrame:
+    """Columns term, NES_perm, pvalue_perm, fdr_perm; ranking: observed statistic by symbol,
+    null_stat: the same genes' statistic under each permutation (genes x permutations)."""
+    membership = Membership.of(sets, ranking.index)
+    values = np.column_stack([ranking.to_numpy(dtype=float), null_rankings(null_stat)])
+    scores = enrichment_scores(values, membership, threads)
+    es, null = scores[:, 0], scores[:, 1:]
+    nes, nes_null = normalise(es, null)
+    pvalue = permutation_pvalues(es, null)
+    nes[np.isnan(pvalue)] = np.nan
+    unestimated = int(np.isnan(pvalue).sum())
+    if unestimated:
+        log.warning("phenotype-permutation GSEA: %d sets have no null score of the sign of their "
+                    "ES among the %d permutations, so no NES_perm, pvalue_perm or fdr_perm",
+                    unestimated, null.shape[1])
+    return pd.DataFrame({"term": membership.terms, "NES_perm": nes, "pvalue_perm": pvalue,
+                         "fdr_perm": pooled_fdr(nes, nes_null)})
+
+
+# ----------------------------------------------------------------------------- ORA
+def hypergeometric_pvalues(overlap: np.ndarray, sizes: np.ndarray, n_de: np.ndarray,
+                           universe: int) -> np.ndarray:
+    """P(X >= overlap) of every set (rows) and DE list (columns); exactly 1 where the overlap
+    is 0. Each distinct (overlap, size, list length) is evaluated once: SciPy's hypergeometric
+    costs microseconds a call, and a collection x K permutations repeats few distinct ones."""
+    pvalues = np.ones(overlap.shape)
+    hit = overlap > 0
+    size = np.broadcast_to(sizes[:, None], overlap.shape)[hit].astype(np.int64)
+    drawn = np.broadcast_to(n_de[None, :], overlap.shape)[hit].astype(np.int64)
+    key = (overlap[hit].astype(np.int64) * (universe + 1) + size) * (universe + 1) + drawn
+    distinct, where = np.unique(key, return_inverse=True)
+    k, rest = np.divmod(distinct, (universe + 1) ** 2)
+    m, n = np.divmod(rest, universe + 1)
+    pvalues[hit] = hypergeom.sf(k - 1, universe, m, n)[where]
+    return pvalues
+
+
+def ora_permutation(observed: np.ndarray, sets: dict[str, list[str]], universe: list[str],
+                    null_de: np.ndarray) -> pd.DataFrame:
+    """Columns term, pvalue_perm, fdr_perm of one collection and direction.
+
+    observed: the observed hypergeometric p of each set (in the order of `sets`); null_de:
+    universe genes x permutations, True where the gene is in the permuted DE list.
+    """
+    m = Membership.of(sets, universe)
+    matrix = sparse.csr_matrix((np.ones(len(m.genes)), (m.set_of, m.genes)),
+                               shape=(len(m.terms), len(universe)))
+    overlap = (matrix @ null_de.astype(float)).round().astype(int)
+    null = hypergeometric_pvalues(overlap, m.sizes, null_de.sum(0), len(universe))
+    pvalue = ((null <= observed[:, None]).sum(1) + 1) / (null.shape[1] + 1)
+    return pd.DataFrame({"term": m.terms, "pvalue_perm": pvalue,
+                         "fdr_perm": pooled_qvalues(observed, null)})
+
+
+def pooled_qvalues(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Mean null count per permutation at p <= p* over the observed count, monotone in p*."""
+    pooled = np.sort(null.ravel())
+    null_count = np.searchsorted(pooled, observed, side="right") / null.shape[1]
+    obs_count = np.searchsorted(np.sort(observed), observed, side="right")
+    fdr = np.minimum(null_count / obs_count, 1.0)
+    order = np.argsort(observed, kind="stable")[::-1]
+    fdr[order] = np.minimum.accumulate(fdr[order])
+    return fdr
+
+
+def null_de_lists(null_stat: np.ndarray, null_padj: np.ndarray, alpha: float) -> dict[str, np.ndarray]:
+    """Permuted up and down lists (genes x permutations): padj < alpha, sign of the statistic."""
+    significant = np.nan_to_num(null_padj, nan=1.0) < alpha
+    return {"up": significant & (null_stat > 0), "down": significant & (null_stat < 0)}
