@@ -33,6 +33,6 @@ rule all:
             contrast=CONTRASTS,
             name=["gsea.tsv", "ora.tsv", "gsea_dotplot.png", "ora_dotplot.png", "running_scores"],
         ),
-        expand("results/predict/{contrast}/cv_metrics.tsv", contrast=PREDICTED_CONTRASTS),
+        expand("results/predict/{contrast}/model_comparison.tsv", contrast=PREDICTED_CONTRASTS),
         "results/report/report.html",
     default_target: True

@@ -23,9 +23,11 @@ rule report:
         ora=expand(rules.enrichment.output.ora, contrast=CONTRASTS),
         gsea_dotplots=expand(rules.enrichment.output.gsea_dotplot, contrast=CONTRASTS),
         ora_dotplots=expand(rules.enrichment.output.ora_dotplot, contrast=CONTRASTS),
-        predict_metrics=expand(rules.predict.output.metrics, contrast=PREDICTED_CONTRASTS),
+        predict_comparison=expand(rules.predict.output.comparison, contrast=PREDICTED_CONTRASTS),
+        predict_site=expand(rules.predict.output.site, contrast=PREDICTED_CONTRASTS),
         predict_genes=expand(rules.predict.output.genes, contrast=PREDICTED_CONTRASTS),
         predict_roc=expand(rules.predict.output.roc, contrast=PREDICTED_CONTRASTS),
+        predict_calibration=expand(rules.predict.output.calibration, contrast=PREDICTED_CONTRASTS),
         readmes=resource_readmes(),
         # what every job used (Snakemake's benchmark files), tabled in the run summary
         benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]

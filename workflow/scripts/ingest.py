@@ -20,7 +20,8 @@ from count_readers import (
     read_sample_sheet,
 )
 from gene_ids import annotate_genes, load_annotation
-from input_checks import check_counts, check_design, check_group_sizes, check_libraries, match_samples
+from input_checks import (check_counts, check_design, check_group_sizes, check_libraries, check_prediction_inputs,
+                          match_samples)
 from pipeline_common import InputError, atomic_output, format_list
 
 log = logging.getLogger("trd")
@@ -120,6 +121,8 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     check_libraries(counts, str(counts_source))
     # after the data checks: a defect in the files is worth knowing before the cohort's size
     check_group_sizes(sheet, contrasts, where=str(samples_path), predict=predict)
+    if predict:
+        check_prediction_inputs(sheet, contrasts, design, predict, where=str(samples_path))
     var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)
