@@ -1,5 +1,5 @@
 # TRD-vs-responder differential expression of blood transcriptomes.
-# Data flow and choices: ../shared/DESIGN.md (summarised in README.md).
+# Data flow and choices: docs/design.md (summarised in README.md).
 
 from snakemake.utils import min_version
 

@@ -66,8 +66,10 @@ def test_toy_calls_match_the_planted_truth(toy_results):
     false_discoveries = (~called["is_de"]).mean()
     assert len(called) > 200
     assert false_discoveries <= 0.10
-    strong = toy_results[toy_results["true_log2FC"].abs() >= 0.8]
-    assert (strong["padj"] < 0.05).mean() >= 0.8
+    # strong effects within cells are found (composition genes: tests/test_cells.py)
+    regulated = toy_results[toy_results["class"] == "regulated"]
+    strong = regulated[regulated["true_log2FC"].abs() >= 0.8]
+    assert len(strong) >= 20 and (strong["padj"] < 0.05).mean() >= 0.8
     # estimates track the truth and positive means higher in TRD
     de = toy_results[toy_results["is_de"]]
     assert np.corrcoef(de["log2FoldChange"], de["true_log2FC"])[0, 1] > 0.9

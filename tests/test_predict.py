@@ -426,6 +426,8 @@ def test_toy_cohort_prediction(toy_run):
     comparison = pd.read_csv(out / "model_comparison.tsv", sep="\t")
     assert len(comparison) == 9 and comparison["best"].sum() == 1
     best = comparison[comparison["best"]].iloc[0]
+    combined = comparison[comparison["feature_set"] == "combined"].set_index("learner")
+    assert 0.65 <= combined.loc["l2", "auc_mean"] <= 0.90  # the toy leaves prediction non-trivial
     assert 0 < best["permutation_p"] <= 1 and comparison["permutation_p"].notna().sum() == 1
     assert (comparison["auc_low"] <= comparison["auc_mean"]).all()
     assert (comparison["auc_mean"] <= comparison["auc_high"]).all()

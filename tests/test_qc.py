@@ -180,7 +180,8 @@ def test_exactly_the_planted_hazards_are_flagged_with_their_reason(toy_metrics):
         reasons = [r.split(":")[0] for r in flagged.at[sample, "flags"].split("; ")]
         assert hazard in reasons, (sample, flagged.at[sample, "flags"])
     swapped = TRUTH.index[TRUTH["hazard"] == "sex_mismatch"][0]
-    assert "sex_mismatch: recorded female, inferred male" in toy_metrics.at[swapped, "flags"]
+    assert "sex_mismatch: recorded male, inferred female" in toy_metrics.at[swapped, "flags"]
+    assert TRUTH.at[swapped, "detail"] == "recorded sex male, expression female"
     # flag mode keeps every sample
     assert not (toy_metrics["excluded"].astype(str) == "True").any()
 

@@ -38,8 +38,10 @@ def test_sample_sheet_design(toy):
     assert trd_share.max() - trd_share.min() > 0.2  # site partly confounded with group
     assert 0.5 <= (s["sex"] == "female").mean() <= 0.8
     assert s["age"].between(18, 70).all()
-    means = s.groupby("group")[["age", "neutrophil_fraction"]].mean()
+    means = s.groupby("group")[["age", "bmi", "neutrophil_fraction"]].mean()
     assert means.loc["TRD", "age"] > means.loc["responder", "age"] + 2
+    assert means.loc["TRD", "bmi"] > means.loc["responder", "bmi"]
+    # fewer lymphocytes in TRD leave neutrophils a larger share
     assert means.loc["TRD", "neutrophil_fraction"] > means.loc["responder", "neutrophil_fraction"]
 
 
@@ -49,6 +51,7 @@ def test_genes_are_real_annotated_genes_with_markers(toy, inputs):
     assert len(genes) == 6000
     assert set(genes["gene_id"]) <= set(annotation["gene_id"])
     required = sim.SEX_GENES_FEMALE + sim.SEX_GENES_MALE + ["HBA1", "HBA2", "HBB"] + list(sim.LITERATURE_EFFECTS)
+    required += [gene for markers in sim.CELL_MARKERS.values() for gene in markers]
     assert set(required) <= set(genes["gene_symbol"])
     assert toy.counts.index.equals(pd.Index(genes["gene_id"]))
 
@@ -60,6 +63,10 @@ def test_truth_effects(toy):
         assert truth.loc[symbol, "true_log2FC"] == effect
     random_de = toy.truth_genes[toy.truth_genes["source"] == "random"]["true_log2FC"].abs()
     assert random_de.between(0.25, 1.0).all() and random_de.median() < 0.55  # mostly small
+    classes = toy.truth_genes.groupby("class")["is_de"]
+    assert classes.all()[["regulated", "composition"]].all() and not classes.any()["null"]
+    composition = toy.truth_genes[toy.truth_genes["class"] == "composition"]
+    assert set(composition["cell_type"]) == set(sim.DEFAULT_CELL_SHIFTS)
 
 
 def test_planted_pathways_shift_their_members(toy, inputs):
@@ -115,3 +122,57 @@ def test_same_seed_same_cohort_other_seed_differs(inputs):
     c = sim.simulate_cohort(*inputs, sim.SimulationParameters(n_samples=12, n_genes=300, seed=7))
     assert a.counts.equals(b.counts)
     assert not a.counts.equals(c.counts)
+
+
+def test_cell_shares_are_proportions_shifted_by_group(toy):
+    shares = toy.truth_cells.set_index("sample_id")
+    assert list(shares.columns) == list(sim.CELL_MEAN_SHARES)
+    np.testing.assert_allclose(shares.sum(axis=1), 1, atol=1e-4)
+    group = toy.samples.set_index("sample_id").loc[shares.index, "group"]
+    log2_ratio = np.log2(shares[group == "TRD"].mean() / shares[group == "responder"].mean())
+    for cell, shift in sim.DEFAULT_CELL_SHIFTS.items():
+        assert np.sign(log2_ratio[cell]) == np.sign(shift) and abs(log2_ratio[cell]) > 0.4, cell
+    assert abs(log2_ratio["platelets"]) < 0.2  # no planted shift, only renormalisation
+    measured = toy.samples.set_index("sample_id").loc[shares.index, "neutrophil_fraction"]
+    assert np.corrcoef(measured, shares["neutrophils"])[0, 1] > 0.8
+
+
+def test_marker_genes_follow_their_cell_share(toy):
+    counts = toy.counts.set_axis(toy.truth_genes["gene_symbol"].to_numpy(), axis=0)
+    log_expression = np.log2(counts / counts.sum() * 1e6 + 1)
+    shares = toy.truth_cells.set_index("sample_id").loc[counts.columns]
+    for cell in ["NK", "B_cells", "monocytes", "CD8_T"]:
+        score = log_expression.loc[sim.CELL_MARKERS[cell]].mean()
+        assert np.corrcoef(score, np.log2(shares[cell]))[0, 1] > 0.7, cell
+
+
+def test_the_null_cohort_has_no_group_effect(inputs):
+    params = sim.SimulationParameters.null_cohort(n_samples=60, n_genes=1500, hazards=False)
+    null = sim.simulate_cohort(*inputs, params)
+    assert not null.truth_genes["is_de"].any() and (null.truth_genes["true_log2FC"] == 0).all()
+    shares = null.truth_cells.set_index("sample_id")
+    group = null.samples.set_index("sample_id").loc[shares.index, "group"]
+    assert np.abs(np.log2(shares[group == "TRD"].mean() / shares[group == "responder"].mean())).max() < 0.2
+
+
+def test_genes_of_a_module_are_correlated(inputs):
+    annotation, gene_sets = inputs
+    params = sim.SimulationParameters.null_cohort(n_samples=200, n_genes=2000, n_broad_factors=0)
+    genes = sim.choose_genes(annotation, gene_sets, params, np.random.default_rng(0))
+    effects = sim.coexpression_effects(genes, params.n_samples, gene_sets, params,
+                                       np.random.default_rng(1))
+    in_module = effects.std(axis=1) > 0
+    assert 0.05 < in_module.mean() < 0.7 and not in_module[sim.fixed_genes(genes)].any()
+    correlation = np.corrcoef(effects[in_module])
+    # members of one module share a factor: many pairs correlate strongly, the rest not at all
+    off_diagonal = correlation[np.triu_indices_from(correlation, 1)]
+    assert (off_diagonal > 0.9).mean() > 0.01 and np.median(np.abs(off_diagonal)) < 0.2
+
+
+def test_signature_strength_makes_patients_overlap(inputs):
+    params = sim.SimulationParameters(n_samples=400, n_genes=300)
+    samples = sim.simulate_samples(params, np.random.default_rng(0))
+    strength = sim.signature_strength(samples, params, np.random.default_rng(0))
+    trd = (samples["group"] == "TRD").to_numpy()
+    assert strength[trd].mean() - strength[~trd].mean() == pytest.approx(1, abs=0.15)
+    assert strength[trd].std() == pytest.approx(params.signature_sd, rel=0.15)

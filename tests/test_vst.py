@@ -58,9 +58,9 @@ def test_vst_equals_r_vst_on_the_toy_cohort():
     expected = pd.read_csv(R_VST / "vst_genes.tsv", sep="\t", index_col=0).T  # samples x genes
     ours = pd.DataFrame(variance_stabilise(adata, {"vst_nsub": 1000}, 1), adata.obs_names, adata.var_names)
     np.testing.assert_allclose(ours.loc[expected.index, expected.columns], expected, atol=0.01)
-    # the trend of all genes (PyDESeq2's vst) is further from R's vst() than that
+    # the trend of all genes (PyDESeq2's vst) misses R's vst() by more than that tolerance
     every_gene = pd.DataFrame(variance_stabilise(adata, {"vst_nsub": 0}, 1), adata.obs_names, adata.var_names)
-    assert np.abs(every_gene.loc[expected.index, expected.columns] - expected).to_numpy().max() > 0.05
+    assert np.abs(every_gene.loc[expected.index, expected.columns] - expected).to_numpy().max() > 0.02
 
 
 def test_trend_on_a_subset_of_every_gene_is_pydeseq2s_vst():

@@ -22,6 +22,7 @@ rule simulate_cohort:
         truth_genes="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_genes.tsv",
         truth_pathways="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_pathways.tsv",
         truth_hazards="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_hazards.tsv",
+        truth_cells="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_cells.tsv",
     params:
         n_samples=lambda wc: int(wc.n_samples),
         n_genes=lambda wc: int(wc.n_genes),
