@@ -6,7 +6,10 @@ default parameters but no QC hazards), its genes filtered as the filter rule doe
 predict rule's script (predict.main) run on it with the config's defaults (3 feature sets x 3
 learners, 5 repeats of 5 outer folds, 4 inner folds, site-held-out validation, 100 permutations
 of the best model) and the given threads, writing its outputs to a temporary folder. The time is
-that of predict.main (reading the h5ad included; simulation excluded), the memory the peak RSS
+that of predict.main (reading the h5ad included; simulation excluded), cpu_s the CPU seconds
+of this process and its workers over that call (a measure that a busy shared machine distorts
+less than the wall time: wall on an idle machine with T threads is about cpu_s / T), the memory
+the peak RSS
 of this process plus the largest of its joblib workers (each worker's own peak, read from
 /proc before the pool is shut down).
 
@@ -14,18 +17,18 @@ of this process plus the largest of its joblib workers (each worker's own peak, 
     .venv/bin/python bench/bench_predict.py --samples 300 --genes 20000 --threads 2 --permutations 0
     .venv/bin/python bench/bench_predict.py --samples 120 --genes 5000 --null --seeds 1 2 3 4 5
 
---null simulates the cohort with no group effect on expression (clinical covariates keep their
-planted group differences) and prints, per seed, the best model's AUC interval, its permutation
+--null simulates the cohort with SimulationParameters.null_cohort (no group effect on genes,
+cells or clinical variables, the same correlation structure) and prints, per seed, the best model's AUC interval, its permutation
 p-value and the AUC gain of expression over clinical data with its p-value: on such cohorts the
 p-values should rarely fall below 0.05.
 """
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,10 +62,8 @@ def simulated_cohort(n_samples: int, n_genes: int, seed: int, null: bool, settin
     annotation = pd.read_csv(ROOT / "resources/annotation/genes.tsv.gz", sep="\t", dtype=str)
     gene_sets = load_gene_sets({"GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
                                 "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt"})
-    params = SimulationParameters(n_samples=n_samples, n_genes=n_genes, seed=seed, hazards=False)
-    if null:
-        params = (SimulationParameters.null_cohort(n_samples=n_samples, n_genes=n_genes, seed=seed, hazards=False)
-                  if hasattr(SimulationParameters, "null_cohort") else replace(params, frac_de=0.0))
+    size = dict(n_samples=n_samples, n_genes=n_genes, seed=seed, hazards=False)
+    params = SimulationParameters.null_cohort(**size) if null else SimulationParameters(**size)
     cohort = simulate_cohort(annotation, gene_sets, params)
     obs = cohort.samples.set_index("sample_id")
     counts = cohort.counts.T.loc[obs.index]
@@ -71,19 +72,22 @@ def simulated_cohort(n_samples: int, n_genes: int, seed: int, null: bool, settin
     return ad.AnnData(X=counts.to_numpy()[:, keep], obs=obs, var=var[["gene_symbol"]].fillna(""))
 
 
-def worker_peak_mb() -> float:
-    """Largest peak RSS (VmHWM) among this process's children (the joblib workers)."""
-    peaks = []
-    for status in Path("/proc").glob("[0-9]*/status"):
+def workers() -> tuple[float, float]:
+    """Largest peak RSS (VmHWM, MB) among this process's children (the joblib workers), and
+    their summed CPU seconds (user + system)."""
+    peaks, cpu = [], 0.0
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            text = status.read_text()
+            status, stat = (proc / "status").read_text(), (proc / "stat").read_text()
         except OSError:
             continue
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        if int(fields.get("PPid", "0").strip()) != __import__("os").getpid():
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("PPid", "0").strip()) != os.getpid():
             continue
         peaks.append(int(fields.get("VmHWM", "0 kB").split()[0]) / 1024)
-    return max(peaks, default=0.0)
+        ticks = stat.rsplit(")", 1)[1].split()
+        cpu += (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")
+    return max(peaks, default=0.0), cpu
 
 
 def run_rule(adata: ad.AnnData, settings: dict, threads: int, outdir: Path) -> dict:
@@ -98,15 +102,15 @@ def run_rule(adata: ad.AnnData, settings: dict, threads: int, outdir: Path) -> d
                                deseq2=settings["deseq2"], design="~ site + sex + age + group", seed=20250601),
         threads=threads,
     )
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     predict.main(smk)
-    seconds = time.perf_counter() - start
-    workers = worker_peak_mb()
+    seconds, main_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    worker_mb, worker_cpu = workers()
     from joblib.externals.loky import get_reusable_executor
     get_reusable_executor().shutdown(wait=True)
     comparison = pd.read_csv(smk.output["comparison"], sep="\t")
     return {"seconds": seconds, "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "worker_mb": workers, "comparison": comparison}
+            "worker_mb": worker_mb, "cpu_s": main_cpu + worker_cpu, "comparison": comparison}
 
 
 def main() -> None:
@@ -134,7 +138,7 @@ def main() -> None:
         rows.append({
             "seed": seed, "samples": adata.n_obs, "genes": adata.n_vars, "threads": args.threads,
             "permutations": settings["predict"]["permutations"], "repeats": settings["predict"]["repeats"],
-            "seconds": round(result["seconds"], 1), "main_mb": round(result["main_mb"]),
+            "seconds": round(result["seconds"], 1), "cpu_s": round(result["cpu_s"], 1), "main_mb": round(result["main_mb"]),
             "worker_mb": round(result["worker_mb"]),
             "best": f"{best['feature_set']}/{best['learner']}",
             "best_auc": f"{best['auc_mean']:.3f} [{best['auc_low']:.3f}, {best['auc_high']:.3f}]",

@@ -22,7 +22,7 @@ FILTER = {"min_count": 10, "min_total_count": 15, "large_n": 10, "min_prop": 0.7
 DESEQ2 = {"fit_type": "parametric", "vst_nsub": 1000, "inference": "batched"}
 SETTINGS = {"n_genes": 20, "outer_folds": 4, "inner_folds": 3, "repeats": 2, "learners": ["l2"],
             "c_grid": [0.1, 1.0], "elasticnet_c_grid": [1.0], "elasticnet_l1_ratios": [0.5],
-            "hgb_learning_rates": [0.1], "hgb_max_depths": [2], "covariates": ["sex", "age", "site"],
+            "hgb_learning_rates": [0.1], "covariates": ["sex", "age", "site"],
             "group_by": "auto", "permutations": 19, "bootstrap": 500}
 
 

@@ -117,11 +117,14 @@ def predict_contrast(adata: ad.AnnData, contrast: dict, settings: dict, filter_s
         cohort, settings, filter_settings, deseq2, seed, n_jobs)
     comparison = compare_models(predictions, cohort, settings, seed)
     best = best_model(comparison)
-    null = permutation_null(cohort, splits, best, settings, filter_settings, deseq2, seed, n_jobs)
-    observed = first_repeat_auc(predictions, cohort, best)
-    comparison["permutation_p"] = np.where(comparison["best"], permutation_p(observed, null), np.nan)
-    log.info("best model %s: first-repeat AUC %.3f; permuted AUCs mean %.3f, 95th percentile %.3f",
-             "/".join(best), observed, null.mean(), np.percentile(null, 95))
+    comparison["permutation_p"] = np.nan
+    null = np.array([])
+    if settings["permutations"]:
+        null = permutation_null(cohort, splits, best, settings, filter_settings, deseq2, seed, n_jobs)
+        observed = first_repeat_auc(predictions, cohort, best)
+        comparison.loc[comparison["best"], "permutation_p"] = permutation_p(observed, null)
+        log.info("best model %s: first-repeat AUC %.3f; permuted AUCs mean %.3f, 95th percentile %.3f",
+                 "/".join(best), observed, null.mean(), np.percentile(null, 95))
     log.info("model comparison:\n%s", comparison.to_string(index=False))
     site = (validate_by_site(site_predictions, settings, seed) if len(site_predictions)
             else pd.DataFrame(columns=["site", "feature_set", "learner", "n_test", "n_test_group", "auc",

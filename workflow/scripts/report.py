@@ -360,9 +360,10 @@ def prediction_findings(comparison: pd.DataFrame, best: pd.Series, contrast: dic
     """Plain sentences: the best model's AUC, a warning when its interval includes 0.5, and
     whether expression adds to the clinical data (the combined model with the best learner)."""
     test = contrast["test"]
+    permutation = ("no label permutations (predict.permutations 0)" if pd.isna(best["permutation_p"])
+                   else f"label-permutation p = {best['permutation_p']:.3g}")
     sentences = [f"Best model: {best['feature_set']} features, {best['learner']}: out-of-fold AUC "
-                 f"{best['auc_mean']:.2f} (95% CI {best['auc_low']:.2f}-{best['auc_high']:.2f}), "
-                 f"label-permutation p = {best['permutation_p']:.3g}."]
+                 f"{best['auc_mean']:.2f} (95% CI {best['auc_low']:.2f}-{best['auc_high']:.2f}), {permutation}."]
     if best["auc_low"] <= 0.5:
         sentences.append(f"The 95% interval of the best model's AUC includes 0.5: these data do not show "
                          f"that {test} can be predicted better than by chance.")
