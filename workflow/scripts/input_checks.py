@@ -293,16 +293,19 @@ def check_prediction_inputs(sheet: pd.DataFrame, contrasts: dict, design: str, p
             f"{where}: column '{group_by}' (config predict.group_by) has a single level "
             f"({sheet[group_by].iloc[0]}), so no site can be held out; name a column with at least 2 "
             f"levels, or set predict.group_by to '' for no site-held-out validation.")
-    check_site_fold_sizes(sheet, contrasts, group_by, int(predict["inner_folds"]), where)
+    check_site_fold_sizes(sheet, contrasts, group_by, int(predict.get("inner_folds", 2)), where)
 
 
 def check_prediction_covariates(sheet: pd.DataFrame, predict: dict, where: str) -> None:
     """The covariates of predict.covariates that the sheet has: at least one, none with a
     missing value (scikit-learn's learners take no NaN)."""
-    present = [c for c in predict["covariates"] if c in sheet.columns]
+    covariates = predict.get("covariates", [])
+    if not covariates:  # a section without them (the schema's default fills them in a run)
+        return
+    present = [c for c in covariates if c in sheet.columns]
     if not present:
         raise InputError(
-            f"{where}: none of the columns of config predict.covariates ({format_list(predict['covariates'])}) "
+            f"{where}: none of the columns of config predict.covariates ({format_list(covariates)}) "
             f"is in the sample sheet, so the clinical model has no features; its columns are "
             f"{format_list(sheet.columns, 30)}.")
     for column in present:
