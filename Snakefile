@@ -35,7 +35,7 @@ rule all:
             contrast=CONTRASTS,
             name=["gsea.tsv", "ora.tsv", "gsea_dotplot.png", "ora_dotplot.png", "running_scores"],
         ),
-        expand("results/predict/{contrast}/cv_metrics.tsv", contrast=PREDICTED_CONTRASTS),
+        expand("results/predict/{contrast}/model_comparison.tsv", contrast=PREDICTED_CONTRASTS),
         "results/cells/cell_scores.tsv",
         SENSITIVITY_OUTPUTS,
         expand(

@@ -15,7 +15,7 @@ import pytest
 from conftest import copy_workflow, run_snakemake
 from count_readers import read_counts, read_sample_sheet
 from genesets import check_collections
-from input_checks import check_counts, check_design, check_predict_covariates, level_key, match_samples
+from input_checks import check_counts, check_design, check_prediction_covariates, level_key, match_samples
 from pipeline_common import InputError
 from test_bad_inputs import SMALL, small_cohort
 
@@ -100,10 +100,9 @@ def test_a_backquoted_column_with_a_space_is_found():
 def test_prediction_covariates_with_missing_values_stop():
     ages = [31.0, 45.0, np.nan, 52.0, 38.0, 60.0]
     predict = {"enabled": True, "covariates": ["sex", "age"]}  # sex: not in the sheet, skipped
-    assert message(check_predict_covariates, sheet(group=GROUPS, age=ages), predict, "s.tsv") == (
-        "s.tsv: column 'age' (config predict.covariates) has no value for sample(s) P2; the TRD "
-        "prediction needs one for every sample: fill them in, or remove 'age' from predict.covariates.")
-    check_predict_covariates(sheet(group=GROUPS, age=ages), {**predict, "enabled": False}, "s.tsv")
+    assert message(check_prediction_covariates, sheet(group=GROUPS, age=ages), predict, "s.tsv") == (
+        "s.tsv: column 'age' of config predict.covariates has no value for sample(s) P2; the prediction "
+        "needs one for every sample (fill them in, or remove 'age' from predict.covariates).")
 
 
 def test_numbers_in_messages_are_plain():
@@ -265,7 +264,7 @@ def test_workflow_stops_in_ingest_on_a_malformed_gmt(small_workflow):
 
 def test_workflow_stops_in_ingest_on_missing_prediction_covariates(small_workflow):
     edit_sheet(small_workflow, age=["31", "", "45", "52", "38", "60"])
-    assert_stops_in_ingest(small_workflow, "config/samples.tsv: column 'age' (config predict.covariates) has "
+    assert_stops_in_ingest(small_workflow, "config/samples.tsv: column 'age' of config predict.covariates has "
                                            "no value for sample(s) P1;")
 
 

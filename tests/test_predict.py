@@ -4,64 +4,441 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.preprocessing import StandardScaler
 
+import prediction
 from conftest import run_snakemake, without_prediction
-from predict import feature_table, final_model_genes, nested_cv, summarise
+from de_model import variance_stabilise
+from input_checks import check_prediction_inputs, prediction_group_column
+from pipeline_common import InputError
+from predict import model_genes
+from prediction import (FoldVST, bootstrap_indices, compare_models, cross_validate, make_cohort,
+                        outer_splits, permutation_null, permutation_p, permuted_labels, rank_auc,
+                        site_splits, validate_by_site, vst_settings)
 
-SETTINGS = {"n_genes": 20, "outer_folds": 5, "inner_folds": 3, "c_grid": [0.1, 1.0]}
+CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
+FILTER = {"min_count": 10, "min_total_count": 15, "large_n": 10, "min_prop": 0.7}
+DESEQ2 = {"fit_type": "parametric", "vst_nsub": 1000, "inference": "batched"}
+SETTINGS = {"n_genes": 20, "outer_folds": 4, "inner_folds": 3, "repeats": 2, "learners": ["l2"],
+            "c_grid": [0.1, 1.0], "elasticnet_c_grid": [1.0], "elasticnet_l1_ratios": [0.5],
+            "hgb_learning_rates": [0.1], "covariates": ["sex", "age", "site"],
+            "group_by": "auto", "permutations": 19, "bootstrap": 500}
 
 
-def synthetic_cohort(signal: float, n_samples=60, n_genes=300, seed=3):
-    """Genes g0..g4 shift by `signal` SDs in TRD; everything else is noise."""
+def count_cohort(signal: float, n_samples=60, n_genes=300, seed=3, n_signal=10) -> ad.AnnData:
+    """Negative-binomial counts; genes g0..g{n_signal-1} shift by `signal` (log2) in TRD, the
+    others are noise; three sites, sex and age unrelated to the group."""
     rng = np.random.default_rng(seed)
-    labels = np.repeat([1, 0], n_samples // 2)
-    X = rng.normal(size=(n_samples, n_genes))
-    X[:, :5] += signal * labels[:, None]
+    labels = rng.permutation(np.repeat([1, 0], n_samples // 2))
+    log_mean = rng.uniform(3, 9, n_genes)[None, :] + rng.normal(0, 0.2, (n_samples, 1))
+    log_mean[:, :n_signal] += signal * np.log(2) * labels[:, None]
+    mean = np.exp(log_mean)
+    shape = 1 / (0.05 + 3 / mean)  # a dispersion trend DESeq2's parametric fit can find
+    counts = rng.poisson(rng.gamma(shape, mean / shape))
     obs = pd.DataFrame({"group": np.where(labels == 1, "TRD", "responder"),
+                        "site": rng.choice(["siteA", "siteB", "siteC"], n_samples),
                         "sex": rng.choice(["female", "male"], n_samples),
-                        "age": rng.normal(45, 10, n_samples)},
+                        "age": rng.normal(45, 10, n_samples).round(1)},
                        index=[f"S{i:02d}" for i in range(n_samples)])
     var = pd.DataFrame({"gene_symbol": [f"G{i}" for i in range(n_genes)]},
                        index=[f"g{i}" for i in range(n_genes)])
-    return ad.AnnData(X=X, obs=obs, var=var), labels
+    return ad.AnnData(X=counts, obs=obs, var=var)
 
 
-def test_feature_table_encodes_covariates_after_genes():
-    vst, _ = synthetic_cohort(0.0, n_samples=10, n_genes=4)
-    features, n_genes = feature_table(vst, ["sex", "age"])
-    assert n_genes == 4
-    assert list(features.columns) == ["g0", "g1", "g2", "g3", "age", "sex_male"]
-    assert features["sex_male"].tolist() == (vst.obs["sex"] == "male").astype(float).tolist()
+def cohort_of(adata, group_by="site"):
+    return make_cohort(adata, CONTRAST, ["sex", "age", "site"], group_by)
 
 
-def test_planted_signal_is_predicted_and_its_genes_lead_the_model():
-    vst, labels = synthetic_cohort(2.0)
-    features, n_genes = feature_table(vst, ["sex", "age"])
-    folds, predictions = nested_cv(features, n_genes, labels, SETTINGS, seed=1)
-    metrics = summarise(folds, predictions).set_index("metric")["value"]
-    assert metrics["auc_pooled_out_of_fold"] > 0.9
-    assert len(predictions) == 60 and predictions["sample_id"].is_unique
-    genes = final_model_genes(features, n_genes, labels, SETTINGS, 1, vst.var)
-    assert set(genes["gene_id"].head(5)) == {"g0", "g1", "g2", "g3", "g4"}
-    assert (genes.set_index("gene_id").loc[["g0", "g1", "g2", "g3", "g4"], "coefficient"] > 0).all()
+# ---------------------------------------------------------------- in-fold VST
+
+def test_fold_vst_gives_training_samples_the_pipeline_vst_and_test_samples_values_of_their_own():
+    adata = count_cohort(0.0, n_samples=40)
+    counts = np.asarray(adata.X)
+    train, test = np.arange(30), np.arange(30, 40)
+    vst = FoldVST(FILTER, vst_settings(DESEQ2), group_size=10).fit(counts[train])
+    expected = variance_stabilise(adata[train][:, vst.genes_], vst_settings(DESEQ2), n_cpus=1)
+    np.testing.assert_allclose(vst.transform(counts[train]), expected, rtol=1e-10)
+    # a test sample's values depend on the training fit and itself only ...
+    alone = np.vstack([vst.transform(counts[[i]]) for i in test])
+    np.testing.assert_allclose(vst.transform(counts[test]), alone, rtol=1e-12)
+    # ... and its size factor is the median ratio to the training samples' geometric means
+    kept = counts[:, vst.genes_].astype(float)
+    with np.errstate(divide="ignore"):
+        logmeans = np.log(kept[train]).mean(axis=0)
+    usable = np.isfinite(logmeans)
+    size_factor = np.exp(np.median(np.log(kept[35, usable]) - logmeans[usable]))
+    np.testing.assert_allclose(vst.transform(counts[[35]])[0], transformed_by_hand(vst, kept[35] / size_factor),
+                               rtol=1e-10)
+    # fitted with the test samples, the values would differ: the check above can fail
+    everyone = FoldVST(FILTER, vst_settings(DESEQ2), group_size=10).fit(counts)
+    assert not np.allclose(everyone.transform(counts[test])[:, :50], vst.transform(counts[test])[:, :50])
 
 
-def test_no_signal_gives_chance_performance():
-    """Gene selection happens inside the folds: on noise the out-of-fold AUC stays near 0.5
-    (selecting the 20 best of 300 noise genes on all samples first would report ~0.9)."""
-    vst, labels = synthetic_cohort(0.0)
-    features, n_genes = feature_table(vst, [])
-    folds, predictions = nested_cv(features, n_genes, labels, SETTINGS, seed=1)
-    assert summarise(folds, predictions).set_index("metric").loc["auc_pooled_out_of_fold", "value"] < 0.7
+def transformed_by_hand(vst, normed):
+    """DESeq2's VST of normalised counts with the training fit's parametric trend."""
+    a0, a1 = vst.dds_.uns["vst_trend_coeffs"]
+    return np.log2((1 + a1 + 2 * a0 * normed + 2 * np.sqrt(a0 * normed * (1 + a1 + a0 * normed))) / (4 * a0))
 
 
-def test_toy_cohort_trd_is_predictable(toy_run):
-    metrics = pd.read_csv(toy_run / "results/predict/TRD_vs_responder/cv_metrics.tsv", sep="\t")
-    pooled = metrics.set_index("metric").loc["auc_pooled_out_of_fold", "value"]
-    assert 0.65 <= pooled <= 0.90  # the toy leaves prediction non-trivial (issue: not 1.00)
-    predictions = pd.read_csv(toy_run / "results/predict/TRD_vs_responder/predictions.tsv", sep="\t")
-    assert len(predictions) == 48
-    assert (toy_run / "results/predict/TRD_vs_responder/roc.png").stat().st_size > 5000
+# ---------------------------------------------------------------- no test sample is ever seen
+
+class Spy:
+    """Records the samples every learning step is fitted on: the fold VST (size factors and
+    trend), the gene selection, the scaler (checked to get exactly its model's rows) and the
+    learner, against the outer split in progress."""
+
+    def __init__(self, cohort, monkeypatch):
+        self.split, self.violations, self.fits = {}, [], []
+        counts_rows = {row.tobytes(): i for i, row in enumerate(np.ascontiguousarray(cohort.counts))}
+        spy = self
+
+        def fold_vst_fit(vst, counts, y=None):
+            spy.split["vst_rows"] = {counts_rows[row.tobytes()] for row in np.ascontiguousarray(counts)}
+            return original_vst_fit(vst, counts, y)
+
+        def run_models(values, gene_ids, n_clinical, label_sets, train, test, *args):
+            spy.split.update(values=values, train=set(train), test=set(test))
+            spy.check("size factors and VST trend", spy.split["vst_rows"])
+            return original_run_models(values, gene_ids, n_clinical, label_sets, train, test, *args)
+
+        def top_genes(genes, labels, masks, k):
+            for mask in masks:
+                spy.check("gene selection", set(np.flatnonzero(mask)))
+            return original_top_genes(genes, labels, masks, k)
+
+        def fit_model(values, rows, columns, *args):
+            spy.check("learner", set(rows))
+            spy.split["expected_scaler_input"] = values[np.ix_(rows, columns)]
+            return original_fit_model(values, rows, columns, *args)
+
+        def scale_fit(scaler, X, y=None, sample_weight=None):
+            spy.fits.append("scaling")
+            if not np.array_equal(X, spy.split.pop("expected_scaler_input")):
+                spy.violations.append(("scaling", "fitted on other rows than its model"))
+            return original_scale_fit(scaler, X, y, sample_weight)
+
+        original_vst_fit, original_run_models = FoldVST.fit, prediction.run_models
+        original_top_genes, original_fit_model = prediction.top_genes, prediction.fit_model
+        original_scale_fit = StandardScaler.fit
+        monkeypatch.setattr(FoldVST, "fit", fold_vst_fit)
+        monkeypatch.setattr(prediction, "run_models", run_models)
+        monkeypatch.setattr(prediction, "top_genes", top_genes)
+        monkeypatch.setattr(prediction, "fit_model", fit_model)
+        monkeypatch.setattr(StandardScaler, "fit", scale_fit)
+
+    def check(self, step, rows):
+        self.fits.append(step)
+        if rows & self.split["test"] or not rows <= self.split["train"]:
+            self.violations.append((step, sorted(rows & self.split["test"])))
+
+
+@pytest.mark.parametrize("leak", [None, "vst", "selection"])
+def test_no_learning_step_ever_sees_a_test_sample(monkeypatch, leak):
+    """The spy sees every fit of the size factors and VST trend, the gene selection, the scaler
+    and the learner, in every outer and site-held-out split and every inner fold. Planted leaks
+    (a VST fitted on all samples, the old blind-VST shortcut; genes selected on all samples)
+    are reported, so the check can fail."""
+    adata = count_cohort(1.0, n_samples=40, n_genes=120)
+    cohort = cohort_of(adata)
+    if leak == "vst":
+        original_features = prediction.split_features
+        monkeypatch.setattr(prediction, "split_features",
+                            lambda cohort, train, *args: original_features(cohort, np.arange(40), *args))
+    spy = Spy(cohort, monkeypatch)
+    if leak == "selection":  # planted in the caller of the spied selection, as a bug would be
+        spied = prediction.top_genes
+        monkeypatch.setattr(prediction, "top_genes",
+                            lambda genes, labels, masks, k: spied(genes, labels, np.ones_like(masks), k))
+    settings = {**SETTINGS, "learners": ["l2", "hgb"], "repeats": 1}
+    cross_validate(cohort, settings, FILTER, DESEQ2, seed=1, n_jobs=1)
+    assert set(spy.fits) == {"size factors and VST trend", "gene selection", "learner", "scaling"}
+    # 4 outer + 3 site splits; 3 inner folds + the refit each; per split 3 feature sets x
+    # (l2: 2 grid values x 3 inner fits + refit; hgb: one grid value, refit only)
+    assert spy.fits.count("gene selection") == 7 * 4
+    assert spy.fits.count("learner") == spy.fits.count("scaling") == 7 * 3 * ((2 * 3 + 1) + 1)
+    if leak is None:
+        assert spy.violations == []
+    else:
+        expected = {"vst": "size factors and VST trend", "selection": "gene selection"}[leak]
+        assert {step for step, _ in spy.violations} == {expected}
+
+
+# ---------------------------------------------------------------- folds and permutations
+
+def test_site_held_out_folds_never_mix_sites():
+    sites = np.array(["a", "b", "c", "a", "c", "c", "b", "a"])
+    splits = site_splits(sites)
+    assert [site for site, _, _ in splits] == ["a", "b", "c"]
+    for site, train, test in splits:
+        assert set(sites[test]) == {site}
+        assert site not in set(sites[train])
+        assert sorted(np.concatenate([train, test])) == list(range(len(sites)))
+
+
+def test_permutations_keep_every_fold_and_site_case_mix_and_shuffle_within_them():
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.repeat([1, 0], 30))
+    sites = rng.choice(["a", "b", "c"], 60)
+    splits = outer_splits(labels, 5, 2, seed=4)
+    folds = np.zeros(60, dtype=int)
+    for repeat, fold, _, test in splits:
+        if repeat == 1:
+            folds[test] = fold
+    permuted = permuted_labels(labels, folds, sites, 50, seed=1)
+    for fold in range(1, 6):
+        assert {labels[folds == fold].sum()} == set(permuted[:, folds == fold].sum(axis=1))
+        for site in "abc":
+            cell = (folds == fold) & (sites == site)
+            assert set(permuted[:, cell].sum(axis=1)) == {labels[cell].sum()}
+    assert (permuted != labels).any(axis=1).all()
+    # every sample is a case in some permutations and a control in others (unless its cell is pure)
+    mixed = [(permuted[:, i] != permuted[0, i]).any() for i in range(60)]
+    assert np.mean(mixed) > 0.8
+
+
+def noise_null_p(seed):
+    adata = count_cohort(0.0, n_samples=48, n_genes=150, seed=seed)
+    cohort = cohort_of(adata)
+    settings = {**SETTINGS, "repeats": 1, "c_grid": [1.0]}
+    splits = outer_splits(cohort.labels, settings["outer_folds"], 1, seed)
+    predictions, *_ = cross_validate(cohort, settings, FILTER, DESEQ2, seed, n_jobs=1)
+    first = predictions[predictions["feature_set"] == "expression"].set_index("sample_id").loc[cohort.sample_ids]
+    observed = rank_auc(first["probability"].to_numpy(), cohort.labels)[0]
+    null = permutation_null(cohort, splits, ("expression", "l2"), settings, FILTER, DESEQ2, seed, n_jobs=1)
+    return permutation_p(observed, null), null
+
+
+def test_permutation_p_value_is_small_on_a_planted_signal():
+    adata = count_cohort(0.8, n_samples=48, n_genes=150, seed=11)
+    cohort = cohort_of(adata)
+    settings = {**SETTINGS, "repeats": 1, "c_grid": [1.0]}
+    splits = outer_splits(cohort.labels, settings["outer_folds"], 1, 11)
+    predictions, *_ = cross_validate(cohort, settings, FILTER, DESEQ2, 11, n_jobs=1)
+    first = predictions[predictions["feature_set"] == "expression"].set_index("sample_id").loc[cohort.sample_ids]
+    observed = rank_auc(first["probability"].to_numpy(), cohort.labels)[0]
+    null = permutation_null(cohort, splits, ("expression", "l2"), settings, FILTER, DESEQ2, 11, n_jobs=1)
+    assert observed > 0.85
+    assert permutation_p(observed, null) == pytest.approx(1 / 20)
+    assert 0.35 < np.median(null) < 0.65
+
+
+def test_permutation_p_value_on_noise_is_roughly_uniform():
+    """Five noise cohorts, 19 permutations each: p-values spread over (0, 1], not piled at 1/20."""
+    p_values = [noise_null_p(seed)[0] for seed in (21, 22, 23, 24, 25)]
+    assert sum(p <= 0.1 for p in p_values) <= 1
+    assert 0.25 < np.mean(p_values) < 0.8
+    assert max(p_values) - min(p_values) > 0.3
+
+
+def test_permutation_p_value_counts_ties_and_the_observed_run():
+    assert permutation_p(0.7, np.array([0.5, 0.7, 0.8, 0.6])) == pytest.approx(3 / 5)
+    assert permutation_p(0.9, np.array([0.5, 0.7, 0.8, 0.6])) == pytest.approx(1 / 5)
+
+
+# ---------------------------------------------------------------- metrics against independent computations
+
+def test_rank_auc_equals_sklearn_with_ties():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 50)
+    scores = rng.integers(0, 6, (3, 50)).astype(float)  # many ties
+    expected = [roc_auc_score(labels, row) for row in scores]
+    np.testing.assert_allclose(rank_auc(scores, labels), expected, rtol=1e-12)
+
+
+def synthetic_predictions(n=40, repeats=3, seed=5):
+    """Out-of-fold predictions of a clinical and an expression model (the latter better)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.repeat([1, 0], n // 2))
+    ids = np.array([f"S{i:02d}" for i in range(n)])
+    rows = []
+    for repeat in range(1, repeats + 1):
+        folds = rng.permutation(np.arange(n) % 4) + 1
+        for feature_set, strength in (("clinical", 0.3), ("expression", 1.5)):
+            probability = 1 / (1 + np.exp(-(strength * (labels - 0.5) * 2 + rng.normal(0, 1, n))))
+            rows.append(pd.DataFrame({"sample_id": ids, "repeat": repeat, "fold": folds,
+                                      "feature_set": feature_set, "learner": "l2", "label": labels,
+                                      "probability": probability}))
+    return pd.concat(rows, ignore_index=True), labels, ids
+
+
+def test_auc_brier_intervals_and_gain_equal_independent_computations():
+    predictions, labels, ids = synthetic_predictions()
+    cohort = prediction.Cohort(ids, np.zeros((40, 1)), np.array(["g"]), np.zeros((40, 0)), [], labels, None)
+    settings = {"bootstrap": 200}
+    table = compare_models(predictions, cohort, settings, seed=9).set_index("feature_set")
+
+    def matrix(feature_set):
+        chosen = predictions[predictions["feature_set"] == feature_set]
+        return np.array([chosen[chosen["repeat"] == r].set_index("sample_id").loc[ids, "probability"]
+                         for r in (1, 2, 3)])
+
+    # the stratified resamples, drawn as the code documents it: all cases' draws, then the controls'
+    rng = np.random.default_rng(9)
+    cases, controls = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    draws = np.hstack([rng.choice(cases, (200, len(cases))), rng.choice(controls, (200, len(controls)))])
+    boot = {}
+    for feature_set in ("clinical", "expression"):
+        m = matrix(feature_set)
+        row = table.loc[feature_set]
+        assert row["auc_mean"] == pytest.approx(np.mean([roc_auc_score(labels, p) for p in m]), abs=1e-12)
+        assert row["brier"] == pytest.approx(np.mean([np.mean((p - labels) ** 2) for p in m]), abs=1e-12)
+        assert row["brier"] == pytest.approx(np.mean([brier_score_loss(labels, p) for p in m]), abs=1e-12)
+        boot[feature_set] = np.array([np.mean([roc_auc_score(labels[d], p[d]) for p in m]) for d in draws])
+        assert (row["auc_low"], row["auc_high"]) == pytest.approx(tuple(np.percentile(boot[feature_set], [2.5, 97.5])),
+                                                                   abs=1e-12)
+        fold_aucs = [roc_auc_score(f["label"], f["probability"])
+                     for _, f in predictions[predictions["feature_set"] == feature_set].groupby(["repeat", "fold"])]
+        assert row["auc_folds_mean"] == pytest.approx(np.mean(fold_aucs))
+        assert row["auc_folds_low"] == pytest.approx(np.percentile(fold_aucs, 2.5))
+    gain = boot["expression"] - boot["clinical"]
+    expression = table.loc["expression"]
+    assert expression["auc_gain_over_clinical"] == pytest.approx(gain.mean(), abs=1e-12)
+    assert (expression["gain_low"], expression["gain_high"]) == pytest.approx(
+        tuple(np.percentile(gain, [2.5, 97.5])), abs=1e-12)
+    assert expression["gain_p"] == pytest.approx(min(1, 2 * (1 + np.sum(gain <= 0)) / 201))
+    assert bool(expression["best"]) and not table.loc["clinical", "best"]
+    assert np.isnan(table.loc["clinical", "auc_gain_over_clinical"])
+
+
+def test_bootstrap_resamples_keep_the_number_of_cases():
+    labels = np.array([1, 0, 0, 1, 0, 1, 0])
+    indices = bootstrap_indices(labels, 20, seed=1)
+    assert (labels[indices].sum(axis=1) == 3).all() and indices.shape == (20, 7)
+
+
+def test_site_validation_gives_each_site_its_auc_and_none_to_a_one_group_site():
+    frame = pd.DataFrame({"site": ["a"] * 6 + ["b"] * 3, "feature_set": "combined", "learner": "l2",
+                          "label": [1, 1, 0, 0, 1, 0, 1, 1, 1],
+                          "probability": [0.9, 0.4, 0.5, 0.1, 0.7, 0.8, 0.6, 0.2, 0.9]})
+    table = validate_by_site(frame, {"bootstrap": 200}, seed=1).set_index("site")
+    assert table.loc["a", "auc"] == pytest.approx(roc_auc_score([1, 1, 0, 0, 1, 0], [0.9, 0.4, 0.5, 0.1, 0.7, 0.8]))
+    assert np.isnan(table.loc["b", "auc"]) and table.loc["b", "n_test_group"] == 3
+    assert table.loc["all sites (pooled)", "auc"] == pytest.approx(roc_auc_score(frame["label"], frame["probability"]))
+    assert table.loc["a", "brier"] == pytest.approx(np.mean((frame["probability"][:6] - frame["label"][:6]) ** 2))
+
+
+# ---------------------------------------------------------------- the whole procedure
+
+def test_planted_signal_is_predicted_by_expression_not_by_clinical_data_and_its_genes_lead():
+    adata = count_cohort(1.2, n_samples=60, n_genes=300)
+    cohort = cohort_of(adata)
+    predictions, site_predictions, splits, split_results = cross_validate(cohort, SETTINGS, FILTER, DESEQ2,
+                                                                          seed=1, n_jobs=1)
+    assert len(predictions) == 60 * 2 * 3 and set(predictions["repeat"]) == {1, 2}
+    assert set(site_predictions["site"]) == {"siteA", "siteB", "siteC"}
+    table = compare_models(predictions, cohort, SETTINGS, seed=1).set_index("feature_set")
+    assert table.loc["expression", "auc_mean"] > 0.9 and table.loc["combined", "auc_mean"] > 0.9
+    assert table.loc["clinical", "auc_low"] < 0.5 < table.loc["clinical", "auc_high"]
+    assert table.loc["combined", "gain_low"] > 0 and table.loc["combined", "gain_p"] < 0.01
+    genes = model_genes(cohort, split_results, ("combined", "l2"), SETTINGS, FILTER, DESEQ2, 1, adata.var)
+    planted = {f"g{i}" for i in range(10)}
+    assert set(genes["gene_id"].head(10)) == planted
+    assert (genes.set_index("gene_id").loc[sorted(planted), "selection_frequency"] == 1.0).all()
+    assert (genes.set_index("gene_id").loc[sorted(planted), "coefficient"] > 0).all()
+
+
+def test_noise_gives_chance_performance_with_an_interval_that_includes_one_half():
+    """Selection inside the folds: choosing the 20 best of 300 noise genes on all samples
+    first would report an AUC near 0.9."""
+    adata = count_cohort(0.0, n_samples=60, n_genes=300, seed=8)
+    cohort = cohort_of(adata)
+    predictions, *_ = cross_validate(cohort, SETTINGS, FILTER, DESEQ2, seed=1, n_jobs=1)
+    table = compare_models(predictions, cohort, SETTINGS, seed=1).set_index("feature_set")
+    for feature_set in ("expression", "combined"):
+        assert table.loc[feature_set, "auc_low"] < 0.5 < table.loc[feature_set, "auc_high"]
+        assert table.loc[feature_set, "auc_mean"] < 0.7
+
+
+# ---------------------------------------------------------------- bad input, stopped before any DE
+
+def test_group_column_defaults_to_the_design_site_column_when_it_has_three_levels():
+    sheet = pd.DataFrame({"site": ["a", "b", "c", "a"], "batch": ["x", "y", "x", "y"]})
+    assert prediction_group_column(sheet, {"group_by": "auto"}, "~ site + group") == "site"
+    assert prediction_group_column(sheet, {"group_by": "auto"}, "~ group") is None
+    assert prediction_group_column(sheet.assign(site=["a", "b", "a", "b"]), {"group_by": "auto"}, "~ site + group") is None
+    assert prediction_group_column(sheet, {"group_by": "batch"}, "~ group") == "batch"
+    assert prediction_group_column(sheet, {"group_by": ""}, "~ site + group") is None
+
+
+def bad_sheet():
+    return pd.DataFrame({"group": ["TRD", "responder"] * 12, "site": ["a", "b", "c"] * 8,
+                         "sex": ["f", "m"] * 12, "age": np.arange(24.0), "one_site": "x"},
+                        index=[f"S{i:02d}" for i in range(24)])
+
+
+PREDICT = {"enabled": True, "inner_folds": 4, "covariates": ["sex", "age", "site"], "group_by": "auto"}
+
+
+def test_a_covariate_with_missing_values_is_named():
+    sheet = bad_sheet()
+    sheet.loc[["S03", "S07"], "age"] = np.nan
+    with pytest.raises(InputError) as error:
+        check_prediction_inputs(sheet, {"c": CONTRAST}, "~ site + group", PREDICT, "config/samples.tsv")
+    assert str(error.value) == (
+        "config/samples.tsv: column 'age' of config predict.covariates has no value for sample(s) S03, S07; "
+        "the prediction needs one for every sample (fill them in, or remove 'age' from predict.covariates).")
+
+
+def test_a_group_by_column_with_a_single_level_is_refused():
+    with pytest.raises(InputError) as error:
+        check_prediction_inputs(bad_sheet(), {"c": CONTRAST}, "~ site + group",
+                                {**PREDICT, "group_by": "one_site"}, "config/samples.tsv")
+    assert str(error.value) == (
+        "config/samples.tsv: column 'one_site' (config predict.group_by) has a single level (x), so no "
+        "site can be held out; name a column with at least 2 levels, or set predict.group_by to '' for "
+        "no site-held-out validation.")
+
+
+def test_too_few_samples_per_group_once_a_site_is_held_out():
+    sheet = bad_sheet()
+    sheet.loc[sheet["site"] != "a", "group"] = "responder"  # every TRD patient from site a
+    sheet.loc[["S01", "S04", "S07"], "group"] = "TRD"
+    with pytest.raises(InputError) as error:
+        check_prediction_inputs(sheet, {"TRD_vs_responder": CONTRAST}, "~ site + group", PREDICT,
+                                "config/samples.tsv")
+    assert str(error.value) == (
+        "config/samples.tsv: contrast 'TRD_vs_responder': without site 'a' (held out in the site-held-out "
+        "validation) 3 sample(s) with group = 'TRD' remain; at least 4 are needed for the inner folds "
+        "(config predict.inner_folds): lower it, set predict.group_by to '' for no site-held-out "
+        "validation, or set predict.enabled to false.")
+
+
+def test_a_covariate_with_missing_values_stops_the_run_at_ingest(workflow_copy):
+    root = Path(__file__).resolve().parents[1]
+    sheet = pd.read_csv(root / "resources/toy/samples.tsv", sep="\t", index_col=0)
+    sheet["bmi"] = np.linspace(20, 30, len(sheet))
+    sheet.iloc[[4, 9], sheet.columns.get_loc("bmi")] = np.nan
+    sheet.to_csv(workflow_copy / "config" / "samples.tsv", sep="\t")
+    result = run_snakemake(workflow_copy, "--config", "predict={covariates: [sex, age, bmi]}", check=False)
+    assert result.returncode != 0
+    missing = ", ".join(sheet.index[[4, 9]])
+    assert (f"config/samples.tsv: column 'bmi' of config predict.covariates has no value for sample(s) "
+            f"{missing}; the prediction needs one for every sample (fill them in, or remove 'bmi' from "
+            "predict.covariates).") in result.stdout + result.stderr
+    assert not (workflow_copy / "results").exists() or not any((workflow_copy / "results").rglob("*.h5ad"))
+
+
+# ---------------------------------------------------------------- the rule on the toy cohort
+
+def test_toy_cohort_prediction(toy_run):
+    out = toy_run / "results/predict/TRD_vs_responder"
+    comparison = pd.read_csv(out / "model_comparison.tsv", sep="\t")
+    assert len(comparison) == 9 and comparison["best"].sum() == 1
+    best = comparison[comparison["best"]].iloc[0]
+    combined = comparison[comparison["feature_set"] == "combined"].set_index("learner")
+    assert 0.65 <= combined.loc["l2", "auc_mean"] <= 0.90  # the toy leaves prediction non-trivial
+    assert 0 < best["permutation_p"] <= 1 and comparison["permutation_p"].notna().sum() == 1
+    assert (comparison["auc_low"] <= comparison["auc_mean"]).all()
+    assert (comparison["auc_mean"] <= comparison["auc_high"]).all()
+    predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
+    assert len(predictions) == 48 * 5 * 9
+    sites = pd.read_csv(out / "site_validation.tsv", sep="\t")
+    assert set(sites["site"]) == {"siteA", "siteB", "siteC", "all sites (pooled)"}
+    genes = pd.read_csv(out / "model_genes.tsv", sep="\t")
+    assert genes["selection_frequency"].between(0, 1).all() and genes["in_final_model"].sum() > 0
+    for figure in ("roc.png", "calibration.png"):
+        assert (out / figure).stat().st_size > 5000
 
 
 def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(workflow_copy):
@@ -95,7 +472,19 @@ def test_new_prediction_settings_redo_only_the_prediction_and_the_report(toy_run
     """Ingest and filter check the group sizes against predict's folds, but read them from the
     config rather than params, so that a change of them does not redo the DE and enrichment."""
     settings = tmp_path / "more_folds.yaml"
-    settings.write_text("predict:\n  outer_folds: 4\n  inner_folds: 3\n  c_grid: [0.1, 1.0]\n")
+    settings.write_text("predict:\n  outer_folds: 4\n  inner_folds: 3\n  c_grid: [0.1, 1.0]\n  repeats: 2\n")
     dry_run = run_snakemake(toy_run, "--dry-run", "--configfile", str(settings))
     table = dry_run.stdout.split("Job stats:")[1].strip().split("\n\n")[0].splitlines()[2:]
     assert {line.split()[0] for line in table} == {"predict", "report", "all", "total"}
+
+
+def test_top_genes_ranks_as_sklearn_f_classif_for_every_label_vector_and_sample_set():
+    from sklearn.feature_selection import f_classif
+    rng = np.random.default_rng(4)
+    genes = rng.normal(5, 2, (30, 40))
+    labels = np.array([rng.permutation(np.repeat([1, 0], 15)) for _ in range(3)])
+    masks = rng.random((3, 30)) < 0.7
+    chosen = prediction.top_genes(genes, labels, masks, 6)
+    for b in range(3):
+        f, _ = f_classif(genes[masks[b]], labels[b][masks[b]])
+        assert list(chosen[b]) == sorted(np.argsort(-f)[:6])

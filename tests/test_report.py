@@ -562,21 +562,56 @@ def test_enrichment_section(tmp_path):
     assert ora_up["table"]["rows"][0][0] == "TRD_INFLAMMATION_INNATE_IMMUNITY"
 
 
+def prediction_files(tmp_path, best_low=0.62):
+    rows = []
+    for feature_set, auc in (("clinical", 0.6), ("expression", 0.66), ("combined", 0.71)):
+        for learner, shift in (("l2", 0.0), ("hgb", -0.05)):
+            rows.append({"feature_set": feature_set, "learner": learner, "n_samples": 48,
+                         "auc_mean": auc + shift, "auc_low": auc + shift - 0.1, "auc_high": auc + shift + 0.1,
+                         "auc_folds_mean": auc, "auc_folds_low": 0.4, "auc_folds_high": 0.9,
+                         "balanced_accuracy": 0.6, "brier": 0.23,
+                         "auc_gain_over_clinical": None if feature_set == "clinical" else auc - 0.6,
+                         "gain_low": None if feature_set == "clinical" else auc - 0.65,
+                         "gain_high": None if feature_set == "clinical" else auc - 0.5,
+                         "gain_p": None if feature_set == "clinical" else 0.04,
+                         "best": feature_set == "combined" and learner == "l2",
+                         "permutation_p": 0.0099 if feature_set == "combined" and learner == "l2" else None})
+    comparison = pd.DataFrame(rows)
+    comparison.loc[comparison["best"], "auc_low"] = best_low
+    comparison.to_csv(tmp_path / "model_comparison.tsv", sep="\t", index=False)
+    pd.DataFrame({"site": ["siteA"], "feature_set": ["combined"], "learner": ["l2"], "n_test": [20],
+                  "n_test_group": [9], "auc": [0.7], "auc_low": [0.5], "auc_high": [0.9], "brier": [0.22]}).to_csv(
+        tmp_path / "site_validation.tsv", sep="\t", index=False)
+    pd.DataFrame({"gene_id": ["g1", "g2"], "gene_symbol": ["IL1B", ""], "feature_set": "combined", "learner": "l2",
+                  "in_final_model": [True, False], "coefficient": [0.3, None],
+                  "selection_frequency": [1.0, 0.4]}).to_csv(tmp_path / "model_genes.tsv", sep="\t", index=False)
+    for figure_name in ("roc", "calibration"):
+        Image.new("RGB", (60, 60), "white").save(tmp_path / f"{figure_name}.png")
+    return {"comparison": tmp_path / "model_comparison.tsv", "site": tmp_path / "site_validation.tsv",
+            "genes": tmp_path / "model_genes.tsv", "roc": tmp_path / "roc.png",
+            "calibration": tmp_path / "calibration.png"}
+
+
 def test_prediction_section(tmp_path):
-    metrics = pd.DataFrame({
-        "fold": [1, 2, None, None, None], "n_test": [5, 5, None, None, None],
-        "value": [0.8, 0.9, 0.85, 0.0707, 0.84], "best_C": [0.1, 1.0, None, None, None],
-        "metric": ["auc", "auc", "auc_mean_of_folds", "auc_sd_of_folds", "auc_pooled_out_of_fold"],
-    })
-    metrics.to_csv(tmp_path / "cv_metrics.tsv", sep="\t", index=False)
-    pd.DataFrame({"gene_id": ["g1", "g2"], "gene_symbol": ["IL1B", ""], "coefficient": [0.3, -0.2]}).to_csv(
-        tmp_path / "model_genes.tsv", sep="\t", index=False)
-    Image.new("RGB", (60, 60), "white").save(tmp_path / "roc.png")
-    files = {"metrics": tmp_path / "cv_metrics.tsv", "genes": tmp_path / "model_genes.tsv",
-             "roc": tmp_path / "roc.png"}
-    section = report.prediction_section("TRD_vs_responder", files, {}, tmp_path)
-    assert section["auc"] == 0.84
-    assert section["summary"]["rows"] == [["auc_mean_of_folds", "0.85"], ["auc_sd_of_folds", "0.0707"],
-                                          ["auc_pooled_out_of_fold", "0.84"]]
-    assert [row[0] for row in section["folds"]["rows"]] == ["1", "2"]
-    assert section["genes"]["rows"][0] == ["g1", "IL1B", "0.3"]
+    contrast = {"variable": "group", "test": "TRD", "reference": "responder"}
+    section = report.prediction_section("TRD_vs_responder", contrast, prediction_files(tmp_path), {}, tmp_path)
+    assert section["heading"] == "TRD prediction"
+    assert section["findings"] == [
+        "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), label-permutation p = 0.0099.",
+        "Expression adds to the clinical data: combined minus clinical AUC +0.11 (95% CI +0.06 to +0.21, "
+        "paired bootstrap p = 0.04; l2).",
+    ]
+    assert section["comparison"]["columns"][:3] == ["feature_set", "learner", "auc_mean"]
+    assert len(section["comparison"]["rows"]) == 6
+    assert section["sites"]["rows"][0][:2] == ["siteA", "combined"]
+    assert section["genes"]["rows"][0][:2] == ["g1", "IL1B"]
+    assert section["genes_model"] == "combined / l2"
+
+
+def test_prediction_section_says_plainly_when_the_best_interval_includes_one_half(tmp_path):
+    contrast = {"variable": "diagnosis", "test": "MDD", "reference": "control"}
+    section = report.prediction_section("MDD_vs_control", contrast, prediction_files(tmp_path, best_low=0.48),
+                                        {}, tmp_path)
+    assert section["heading"] == "Prediction of MDD vs control"
+    assert section["findings"][1] == ("The 95% interval of the best model's AUC includes 0.5: these data do "
+                                      "not show that MDD can be predicted better than by chance.")

@@ -1,30 +1,48 @@
+# The in-fold VST's settings: a change of the DE's alpha or Cook's options must not redo the prediction.
+PREDICT_VST_KEYS = ("fit_type", "vst_nsub", "inference")
+
+
 rule predict:
     input:
-        vst="results/vst/vst.h5ad",
+        # raw counts: size factors, VST, gene filter and selection are all fitted inside the folds
+        h5ad="results/filter/cohort.h5ad",
     output:
-        metrics=report(
-            "results/predict/{contrast}/cv_metrics.tsv",
+        comparison=report(
+            "results/predict/{contrast}/model_comparison.tsv",
             caption="../report/predict.rst",
             category="TRD prediction",
             subcategory="{contrast}",
         ),
         predictions="results/predict/{contrast}/predictions.tsv",
+        site="results/predict/{contrast}/site_validation.tsv",
         genes="results/predict/{contrast}/model_genes.tsv",
+        null="results/predict/{contrast}/permutation_null.tsv",
         roc=report(
             "results/predict/{contrast}/roc.png",
-            caption="../report/predict.rst",
+            caption="../report/roc.rst",
+            category="TRD prediction",
+            subcategory="{contrast}",
+        ),
+        calibration=report(
+            "results/predict/{contrast}/calibration.png",
+            caption="../report/calibration.rst",
             category="TRD prediction",
             subcategory="{contrast}",
         ),
     params:
         predict=config["predict"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
+        filter=config["filter"],
+        deseq2={key: config["deseq2"][key] for key in PREDICT_VST_KEYS if key in config["deseq2"]},
+        design=config["design"],
         seed=config["seed"],
-    threads: 1
+    # outer splits and permutation blocks run in parallel (joblib), one thread each
+    threads: 8
     resources:
-        # nested CV refits on the VST matrix: a few copies of samples x genes float64
-        mem_mb=mem_mb(1000, 40),
-        runtime=runtime_min(10, 5),
+        # per worker: a fold's DESeq2 dataset and VST (a few copies of samples x genes float64);
+        # the parent keeps the counts and the predictions
+        mem_mb=mem_mb(800, 150),
+        runtime=runtime_min(10, 1),
     log:
         "logs/predict/{contrast}.log",
     benchmark:

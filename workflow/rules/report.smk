@@ -26,9 +26,11 @@ rule report:
         calibration_summaries=expand(rules.calibration.output.summary, contrast=CONTRASTS),
         calibration_qq=expand(rules.calibration.output.qq, contrast=CONTRASTS),
         calibration_null_degs=expand(rules.calibration.output.null_degs, contrast=CONTRASTS),
-        predict_metrics=expand(rules.predict.output.metrics, contrast=PREDICTED_CONTRASTS),
+        predict_comparison=expand(rules.predict.output.comparison, contrast=PREDICTED_CONTRASTS),
+        predict_site=expand(rules.predict.output.site, contrast=PREDICTED_CONTRASTS),
         predict_genes=expand(rules.predict.output.genes, contrast=PREDICTED_CONTRASTS),
         predict_roc=expand(rules.predict.output.roc, contrast=PREDICTED_CONTRASTS),
+        predict_calibration=expand(rules.predict.output.calibration, contrast=PREDICTED_CONTRASTS),
         # how robust are the findings (workflow/rules/sensitivity.smk)
         cell_markers=rules.cell_composition.output.markers,
         cell_choice=rules.cell_composition.output.choice,

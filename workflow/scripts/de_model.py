@@ -98,21 +98,23 @@ def trend_genes(normed_means: np.ndarray, nsub: int) -> np.ndarray | None:
     return ordered[np.round(np.linspace(1, len(ordered), nsub)).astype(int) - 1]
 
 
-def variance_stabilise(adata: ad.AnnData, settings: dict, n_cpus: int) -> np.ndarray:
-    """Blind VST (design ~ 1): samples x genes, as R DESeq2's vst(blind=TRUE, nsub=vst_nsub).
+def fit_vst(adata: ad.AnnData, settings: dict, n_cpus: int) -> DeseqDataSet:
+    """The blind VST (design ~ 1) fitted on adata's samples, as R DESeq2's vst(blind=TRUE,
+    nsub=vst_nsub): its vst_transform() applies it to these samples or, given counts, to others
+    (their size factors from these samples' geometric means, the dispersion trend from these).
 
     The parametric dispersion trend is fitted on `vst_nsub` genes (trend_genes) with the size
     factors of all genes, then applied to every gene; that fit is most of the VST's time. With
     fewer qualifying genes, vst_nsub 0 or fit_type mean, all genes are used (R's
-    varianceStabilizingTransformation), which is PyDESeq2's vst().
+    varianceStabilizingTransformation), which is PyDESeq2's vst_fit().
     """
     dds = make_dataset(adata, "~ 1", settings, n_cpus)
     dds.fit_size_factors()
     subset = trend_genes(dds.var["_normed_means"].to_numpy(), settings.get("vst_nsub", 1000))
     if subset is None or dds.fit_type != "parametric":
         log.info("VST: dispersion trend fitted on all %d genes", dds.n_vars)
-        dds.vst(use_design=False)
-        return np.asarray(dds.layers["vst_counts"])
+        dds.vst_fit(use_design=False)
+        return dds
     log.info("VST: dispersion trend fitted on %d of %d genes (vst_nsub)", len(subset), dds.n_vars)
     trend = make_dataset(adata[:, subset], "~ 1", settings, n_cpus)
     # the state fit_size_factors() leaves, taken from all genes (R: sizeFactors of the full object)
@@ -122,4 +124,9 @@ def variance_stabilise(adata: ad.AnnData, settings: dict, n_cpus: int) -> np.nda
     trend.fit_dispersion_trend()  # its design is ~ 1 already: the VST's fit
     dds.uns["vst_trend_coeffs"] = trend.uns["trend_coeffs"]
     dds.vst_fit_type = "parametric"  # what vst_fit() would set
-    return np.asarray(dds.vst_transform())
+    return dds
+
+
+def variance_stabilise(adata: ad.AnnData, settings: dict, n_cpus: int) -> np.ndarray:
+    """Blind VST of adata's samples x genes (fit_vst applied to the samples it was fitted on)."""
+    return np.asarray(fit_vst(adata, settings, n_cpus).vst_transform())

@@ -13,7 +13,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from input_checks import check_full_rank, check_group_sizes
+from input_checks import check_full_rank, check_group_sizes, check_prediction_inputs
 from pipeline_common import InputError, atomic_output, format_list, write_table
 
 log = logging.getLogger("trd")
@@ -76,6 +76,8 @@ def filter_cohort(adata: ad.AnnData, metrics: pd.DataFrame, settings: dict, cont
     adata = adata[adata.obs_names.isin(keep_samples)].copy()
     # Exclusions can leave a group too small or the design singular: stop before fitting.
     check_group_sizes(adata.obs, contrasts, where=f"{source} after QC exclusion", predict=predict)
+    if predict:
+        check_prediction_inputs(adata.obs, contrasts, design, predict, where=f"{source} after QC exclusion")
     check_full_rank(adata.obs, design, f"{source} after QC exclusion")
     counts = np.asarray(adata.X)
     per_contrast = {name: expressed_genes(counts, min_group_size(adata.obs, contrast), **settings)

@@ -28,7 +28,7 @@ from input_checks import (
     check_design,
     check_group_sizes,
     check_libraries,
-    check_predict_covariates,
+    check_prediction_inputs,
     match_samples,
 )
 from pipeline_common import InputError, atomic_output, format_list
@@ -124,7 +124,6 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     """
     sheet = read_sample_sheet(samples_path)
     check_design(sheet, design, contrasts, samples_path)
-    check_predict_covariates(sheet, predict, samples_path)
     check_collections(collections or {})
     for name, contrast in contrasts.items() if calibration else ():
         check_strata(sheet, name, contrast, design, calibration.get("strata"), str(samples_path))
@@ -141,6 +140,8 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     # after the data checks: a defect in the files is worth knowing before the cohort's size
     check_group_sizes(sheet, contrasts, where=str(samples_path), predict=predict)
     check_models(sensitivity or {}, sheet, design, contrasts, str(samples_path))
+    if predict:
+        check_prediction_inputs(sheet, contrasts, design, predict, where=str(samples_path))
     var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)

@@ -328,20 +328,6 @@ def check_group_sizes(sheet: pd.DataFrame, contrasts: dict, where: str, predict:
                 "the prediction.")
 
 
-def check_predict_covariates(sheet: pd.DataFrame, predict: dict | None, sheet_source: str) -> None:
-    """The prediction's clinical covariates (those in the sheet) need a value for every sample:
-    scikit-learn stops on a missing one, after DESeq2 and the VST have run."""
-    if not predict or not predict["enabled"]:
-        return
-    for covariate in (c for c in predict["covariates"] if c in sheet.columns):
-        empty = sheet.index[sheet[covariate].isna()]
-        if len(empty):
-            raise InputError(
-                f"{sheet_source}: column '{covariate}' (config predict.covariates) has no value for "
-                f"sample(s) {format_list(empty)}; the TRD prediction needs one for every sample: fill them "
-                f"in, or remove '{covariate}' from predict.covariates.")
-
-
 def samples_for_prediction(predict: dict) -> int:
     """Fewest samples of a level for stratified nested cross-validation: every outer test fold
     holds one of them, and every outer training fold keeps n - ceil(n / outer) of them, which
@@ -351,3 +337,83 @@ def samples_for_prediction(predict: dict) -> int:
     while n - math.ceil(n / outer) < inner:
         n += 1
     return n
+
+
+def prediction_group_column(sheet: pd.DataFrame, predict: dict, design: str) -> str | None:
+    """The column whose levels the site-held-out validation holds out, or None.
+
+    predict.group_by 'auto': the design's `site` column when it has at least 3 levels (with 2,
+    each training set would be a single site); '' or 'none': no site-held-out validation.
+    """
+    group_by = predict.get("group_by", "auto")
+    if group_by in ("", "none"):
+        return None
+    if group_by == "auto":
+        in_design = "site" in design_variables(design) and "site" in sheet.columns
+        return "site" if in_design and sheet["site"].nunique() >= 3 else None
+    return group_by
+
+
+def check_prediction_inputs(sheet: pd.DataFrame, contrasts: dict, design: str, predict: dict,
+                            where: str) -> None:
+    """The prediction's covariates and site column are usable, and every site-held-out training
+    set can still be split into the inner folds; checked before anything is fitted."""
+    if not predict.get("enabled", True):
+        return
+    check_prediction_covariates(sheet, predict, where)
+    group_by = prediction_group_column(sheet, predict, design)
+    if group_by is None:
+        return
+    if group_by not in sheet.columns:
+        raise InputError(f"config predict.group_by: column '{group_by}' is not in the sample sheet "
+                         f"{where}; its columns are {format_list(sheet.columns, 30)}.")
+    _check_no_missing(sheet, group_by, "predict.group_by", where)
+    if sheet[group_by].nunique() < 2:
+        raise InputError(
+            f"{where}: column '{group_by}' (config predict.group_by) has a single level "
+            f"({sheet[group_by].iloc[0]}), so no site can be held out; name a column with at least 2 "
+            f"levels, or set predict.group_by to '' for no site-held-out validation.")
+    check_site_fold_sizes(sheet, contrasts, group_by, int(predict.get("inner_folds", 2)), where)
+
+
+def check_prediction_covariates(sheet: pd.DataFrame, predict: dict, where: str) -> None:
+    """The covariates of predict.covariates that the sheet has: at least one, none with a
+    missing value (scikit-learn's learners take no NaN)."""
+    covariates = predict.get("covariates", [])
+    if not covariates:  # a section without them (the schema's default fills them in a run)
+        return
+    present = [c for c in covariates if c in sheet.columns]
+    if not present:
+        raise InputError(
+            f"{where}: none of the columns of config predict.covariates ({format_list(covariates)}) "
+            f"is in the sample sheet, so the clinical model has no features; its columns are "
+            f"{format_list(sheet.columns, 30)}.")
+    for column in present:
+        _check_no_missing(sheet, column, "predict.covariates", where)
+
+
+def _check_no_missing(sheet: pd.DataFrame, column: str, key: str, where: str) -> None:
+    empty = sheet.index[sheet[column].isna()]
+    if len(empty):
+        raise InputError(
+            f"{where}: column '{column}' of config {key} has no value for sample(s) {format_list(empty)}; "
+            f"the prediction needs one for every sample (fill them in, or remove '{column}' from {key}).")
+
+
+def check_site_fold_sizes(sheet: pd.DataFrame, contrasts: dict, group_by: str, inner_folds: int,
+                          where: str) -> None:
+    """With a site held out, each compared group keeps at least inner_folds samples in the
+    other sites, so that the inner folds can tune the model."""
+    for name, contrast in contrasts.items():
+        values = sheet[contrast["variable"]].astype(str)
+        for site in sorted(sheet[group_by].astype(str).unique()):
+            others = values[sheet[group_by].astype(str) != site]
+            for level in (contrast["test"], contrast["reference"]):
+                n = int((others == level).sum())
+                if n < inner_folds:
+                    raise InputError(
+                        f"{where}: contrast '{name}': without {group_by} '{site}' (held out in the "
+                        f"site-held-out validation) {n} sample(s) with {contrast['variable']} = "
+                        f"'{level}' remain; at least {inner_folds} are needed for the inner folds "
+                        f"(config predict.inner_folds): lower it, set predict.group_by to '' for no "
+                        f"site-held-out validation, or set predict.enabled to false.")

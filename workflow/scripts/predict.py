@@ -1,8 +1,9 @@
-"""Predict TRD from blood expression and clinical covariates, with honestly nested cross-validation.
+"""Predict the contrast's test group (TRD) from clinical covariates, blood expression and both.
 
-Every step that looks at the labels (gene selection, the regularisation
-strength) happens inside the training folds, so the outer-fold AUC estimates
-performance on new patients. The VST is blind (it never sees the labels).
+Three feature sets x the configured learners in repeated nested cross-validation on the same
+outer folds; site-held-out validation; bootstrap intervals; a label-permutation p-value of the
+best model; calibration. Everything that learns from data is fitted inside the folds (see
+prediction.py); the raw counts of the filtered cohort are the input.
 """
 
 import logging
@@ -14,124 +15,140 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.compose import ColumnTransformer  # noqa: E402
-from sklearn.feature_selection import SelectKBest, f_classif  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
-from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
-from pipeline_common import save_figure, write_table  # noqa: E402
+from input_checks import prediction_group_column  # noqa: E402
+from pipeline_common import atomic_output, save_figure, write_table  # noqa: E402
+from prediction import (FEATURE_SETS, cross_validate, compare_models, make_cohort, model_grid,  # noqa: E402
+                        permutation_null, permutation_p, rank_auc, run_split, selection_frequency,
+                        validate_by_site)
 
 log = logging.getLogger("trd")
 
 
-def feature_table(vst: ad.AnnData, covariates: list[str]) -> tuple[pd.DataFrame, int]:
-    """Samples x (genes, then encoded clinical covariates), and the number of gene columns.
-
-    Covariates are one-hot encoded here (first level dropped): that uses no labels, and a
-    plain numeric matrix keeps the many cross-validation refits fast.
-    """
-    genes = pd.DataFrame(np.asarray(vst.X), index=vst.obs_names, columns=vst.var_names.astype(str))
-    clinical = (pd.get_dummies(vst.obs[covariates], drop_first=True, dtype=float) if covariates
-                else pd.DataFrame(index=vst.obs_names))
-    return pd.concat([genes, clinical], axis=1), genes.shape[1]
+def best_model(comparison: pd.DataFrame, with_genes: bool = False) -> tuple[str, str]:
+    """(feature set, learner) with the highest mean AUC (among those with genes if asked)."""
+    rows = comparison[comparison["feature_set"] != "clinical"] if with_genes else comparison
+    row = rows.loc[rows["auc_mean"].idxmax()]
+    return row["feature_set"], row["learner"]
 
 
-def make_classifier(n_gene_columns: int, n_columns: int, settings: dict, seed: int) -> GridSearchCV:
-    """Ridge (L2) logistic regression on the k most group-associated genes plus covariates."""
-    genes = Pipeline([("select", SelectKBest(f_classif, k=min(settings["n_genes"], n_gene_columns))),
-                      ("scale", StandardScaler())])
-    blocks = [("genes", genes, slice(0, n_gene_columns))]
-    if n_columns > n_gene_columns:
-        blocks.append(("clinical", StandardScaler(), slice(n_gene_columns, n_columns)))
-    features = ColumnTransformer(blocks)
-    model = LogisticRegression(max_iter=2000, random_state=seed)
-    return GridSearchCV(
-        Pipeline([("features", features), ("model", model)]),
-        {"model__C": settings["c_grid"]},
-        scoring="roc_auc",
-        cv=StratifiedKFold(settings["inner_folds"], shuffle=True, random_state=seed),
-    )
+def first_repeat_auc(predictions: pd.DataFrame, cohort, model: tuple) -> float:
+    """Pooled out-of-fold AUC of a model in the first repeat: the permutation test's statistic."""
+    rows = predictions[(predictions["repeat"] == 1) & (predictions["feature_set"] == model[0])
+                       & (predictions["learner"] == model[1])].set_index("sample_id").loc[cohort.sample_ids]
+    return float(rank_auc(rows["probability"].to_numpy(), cohort.labels)[0])
 
 
-def nested_cv(features: pd.DataFrame, n_gene_columns: int, labels: np.ndarray, settings: dict,
-              seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Outer-fold AUCs and the out-of-fold probability of every sample."""
-    values = features.to_numpy()
-    outer = StratifiedKFold(settings["outer_folds"], shuffle=True, random_state=seed)
-    folds, predictions = [], []
-    for fold, (train, test) in enumerate(outer.split(values, labels), start=1):
-        search = make_classifier(n_gene_columns, values.shape[1], settings, seed)
-        search.fit(values[train], labels[train])
-        probability = search.predict_proba(values[test])[:, 1]
-        folds.append({"fold": fold, "n_test": len(test), "auc": roc_auc_score(labels[test], probability),
-                      "best_C": search.best_params_["model__C"]})
-        predictions.append(pd.DataFrame({"sample_id": features.index[test], "fold": fold,
-                                         "label": labels[test], "probability": probability}))
-    return pd.DataFrame(folds), pd.concat(predictions).sort_values("sample_id").reset_index(drop=True)
-
-
-def summarise(folds: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """Mean outer-fold AUC with its spread, and the pooled out-of-fold AUC."""
-    return pd.DataFrame([
-        {"metric": "auc_mean_of_folds", "value": folds["auc"].mean()},
-        {"metric": "auc_sd_of_folds", "value": folds["auc"].std(ddof=1)},
-        {"metric": "auc_pooled_out_of_fold", "value": roc_auc_score(predictions["label"],
-                                                                   predictions["probability"])},
-    ])
-
-
-def final_model_genes(features: pd.DataFrame, n_gene_columns: int, labels: np.ndarray, settings: dict,
-                      seed: int, var: pd.DataFrame) -> pd.DataFrame:
-    """Genes of the model refitted on all samples, by |coefficient| (for interpretation only:
-    performance comes from the nested CV)."""
-    search = make_classifier(n_gene_columns, features.shape[1], settings, seed)
-    search.fit(features.to_numpy(), labels)
-    pipeline = search.best_estimator_
-    chosen = pipeline.named_steps["features"].named_transformers_["genes"].named_steps["select"].get_support()
-    gene_ids = features.columns[:n_gene_columns][chosen]
+def model_genes(cohort, splits_results: list, model: tuple, settings: dict, filter_settings: dict,
+                deseq2: dict, seed: int, var: pd.DataFrame) -> pd.DataFrame:
+    """Genes of `model` refitted on all samples (fold VST and tuning on all of them: for
+    interpretation only, performance comes from the cross-validation), with how often each gene
+    was selected across the outer folds."""
+    everyone = np.arange(len(cohort.labels))
+    final = run_split(cohort, everyone, everyone, [model], settings, filter_settings, deseq2, seed)[0]
+    frequency = selection_frequency(model_grid(settings), splits_results, model)
+    genes = pd.Index(final["genes"]).union(frequency.index, sort=False)
+    coefficient = pd.Series(final["coefficients"], index=final["genes"])
     table = pd.DataFrame({
-        "gene_id": gene_ids,
-        "gene_symbol": var.reindex(gene_ids)["gene_symbol"].fillna("").to_numpy(),
-        "coefficient": pipeline.named_steps["model"].coef_[0][: len(gene_ids)],
+        "gene_id": genes,
+        "gene_symbol": var.reindex(genes)["gene_symbol"].fillna("").to_numpy(),
+        "feature_set": model[0], "learner": model[1],
+        "in_final_model": genes.isin(final["genes"]),
+        "coefficient": coefficient.reindex(genes).to_numpy(),
+        "selection_frequency": frequency.reindex(genes).fillna(0.0).to_numpy(),
     })
-    return table.reindex(table["coefficient"].abs().sort_values(ascending=False, kind="stable").index)
+    order = np.lexsort((-table["coefficient"].abs().fillna(0).to_numpy(), -table["selection_frequency"].to_numpy()))
+    return table.iloc[order].reset_index(drop=True)
 
 
-def roc_plot(predictions: pd.DataFrame, auc: float):
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
-    fpr, tpr, _ = roc_curve(predictions["label"], predictions["probability"])
-    ax.plot(fpr, tpr, lw=1.5, label=f"out-of-fold AUC {auc:.2f}")
+def roc_plot(predictions: pd.DataFrame, comparison: pd.DataFrame, title: str):
+    """Pooled out-of-fold ROC curve (all repeats) of each feature set with its best learner."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8), layout="constrained")
+    for feature_set in FEATURE_SETS:
+        rows = comparison[comparison["feature_set"] == feature_set]
+        best = rows.loc[rows["auc_mean"].idxmax()]
+        chosen = predictions[(predictions["feature_set"] == feature_set) & (predictions["learner"] == best["learner"])]
+        fpr, tpr, _ = roc_curve(chosen["label"], chosen["probability"])
+        ax.plot(fpr, tpr, lw=1.5, label=(f"{feature_set} ({best['learner']}): AUC {best['auc_mean']:.2f} "
+                                         f"[{best['auc_low']:.2f}, {best['auc_high']:.2f}]"))
     ax.plot([0, 1], [0, 1], c="0.6", lw=0.8, ls="--")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_title("TRD prediction (nested cross-validation)")
-    ax.legend(loc="lower right", frameon=False)
+    ax.set_title(title)
+    ax.legend(loc="lower right", frameon=False, fontsize=7)
     return fig
 
 
+def calibration_plot(predictions: pd.DataFrame, comparison: pd.DataFrame, title: str, n_bins: int = 10):
+    """Reliability curve (quantile bins of the out-of-fold probabilities) with the Brier score."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8), layout="constrained")
+    for feature_set in FEATURE_SETS:
+        rows = comparison[comparison["feature_set"] == feature_set]
+        best = rows.loc[rows["auc_mean"].idxmax()]
+        chosen = predictions[(predictions["feature_set"] == feature_set) & (predictions["learner"] == best["learner"])]
+        observed, predicted = calibration_curve(chosen["label"], chosen["probability"], n_bins=n_bins,
+                                                strategy="quantile")
+        ax.plot(predicted, observed, marker="o", ms=3, lw=1.2,
+                label=f"{feature_set} ({best['learner']}): Brier {best['brier']:.3f}")
+    ax.plot([0, 1], [0, 1], c="0.6", lw=0.8, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted probability (out of fold)")
+    ax.set_ylabel("observed fraction in the test group")
+    ax.set_title(title)
+    ax.legend(loc="upper left", frameon=False, fontsize=7)
+    return fig
+
+
+def predict_contrast(adata: ad.AnnData, contrast: dict, settings: dict, filter_settings: dict,
+                     deseq2: dict, design: str, seed: int, n_jobs: int) -> dict:
+    """Every table and figure of the prediction of one contrast."""
+    covariates = [c for c in settings["covariates"] if c in adata.obs.columns]
+    group_by = prediction_group_column(adata.obs, settings, design)
+    cohort = make_cohort(adata, contrast, covariates, group_by)
+    log.info("predicting %s = %s vs %s: %d samples (%d in the test group), %d genes, covariates %s, "
+             "sites from %s", contrast["variable"], contrast["test"], contrast["reference"],
+             len(cohort.labels), cohort.labels.sum(), len(cohort.gene_ids), ", ".join(covariates),
+             group_by or "(none: no site-held-out validation)")
+    predictions, site_predictions, splits, split_results = cross_validate(
+        cohort, settings, filter_settings, deseq2, seed, n_jobs)
+    comparison = compare_models(predictions, cohort, settings, seed)
+    best = best_model(comparison)
+    comparison["permutation_p"] = np.nan
+    null = np.array([])
+    if settings["permutations"]:
+        null = permutation_null(cohort, splits, best, settings, filter_settings, deseq2, seed, n_jobs)
+        observed = first_repeat_auc(predictions, cohort, best)
+        comparison.loc[comparison["best"], "permutation_p"] = permutation_p(observed, null)
+        log.info("best model %s: first-repeat AUC %.3f; permuted AUCs mean %.3f, 95th percentile %.3f",
+                 "/".join(best), observed, null.mean(), np.percentile(null, 95))
+    log.info("model comparison:\n%s", comparison.to_string(index=False))
+    site = (validate_by_site(site_predictions, settings, seed) if len(site_predictions)
+            else pd.DataFrame(columns=["site", "feature_set", "learner", "n_test", "n_test_group", "auc",
+                                       "auc_low", "auc_high", "brier"]))
+    genes = model_genes(cohort, split_results, best_model(comparison, with_genes=True), settings,
+                        filter_settings, deseq2, seed, adata.var)
+    title = ("TRD prediction" if contrast["test"] == "TRD"
+             else f"Prediction of {contrast['test']} vs {contrast['reference']}")
+    return {"comparison": comparison, "predictions": predictions, "site": site, "genes": genes,
+            "null": pd.DataFrame({"permutation": np.arange(1, len(null) + 1), "auc": null}),
+            "roc": roc_plot(predictions, comparison, f"{title} (nested cross-validation)"),
+            "calibration": calibration_plot(predictions, comparison, f"{title}: calibration")}
+
+
 def main(smk) -> None:
-    settings, contrast, seed = dict(smk.params.predict), dict(smk.params.contrast), int(smk.params.seed)
-    vst = ad.read_h5ad(smk.input.vst)
-    vst = vst[vst.obs[contrast["variable"]].astype(str).isin([contrast["test"], contrast["reference"]])]
-    labels = (vst.obs[contrast["variable"]].astype(str) == contrast["test"]).to_numpy().astype(int)
-    covariates = [c for c in settings["covariates"] if c in vst.obs.columns]
-    features, n_gene_columns = feature_table(vst, covariates)
-    log.info("predicting %s = %s vs %s from %d samples, %d genes (top %d chosen in each fold) and %s",
-             contrast["variable"], contrast["test"], contrast["reference"], len(labels), vst.n_vars,
-             settings["n_genes"], ", ".join(covariates) or "no covariates")
-    folds, predictions = nested_cv(features, n_gene_columns, labels, settings, seed)
-    metrics = summarise(folds, predictions)
-    log.info("outer folds:\n%s\n%s", folds.to_string(index=False), metrics.to_string(index=False))
-    genes = final_model_genes(features, n_gene_columns, labels, settings, seed, vst.var)
-    write_table(pd.concat([folds.assign(metric="auc").rename(columns={"auc": "value"}), metrics]),
-                smk.output.metrics, float_format="%.6g")
-    write_table(predictions, smk.output.predictions, float_format="%.6g")
-    write_table(genes, smk.output.genes, float_format="%.6g")
-    save_figure(roc_plot(predictions, metrics.set_index("metric").loc["auc_pooled_out_of_fold", "value"]),
-                smk.output.roc)
+    adata = ad.read_h5ad(smk.input.h5ad)
+    with threadpool_limits(smk.threads):
+        result = predict_contrast(adata, dict(smk.params.contrast), dict(smk.params.predict),
+                                  dict(smk.params.filter), dict(smk.params.deseq2), smk.params.design,
+                                  int(smk.params.seed), smk.threads)
+    for key in ("comparison", "predictions", "site", "genes", "null"):
+        write_table(result[key], smk.output[key], float_format="%.6g")
+    for key in ("roc", "calibration"):
+        save_figure(result[key], smk.output[key])
 
 
 if "snakemake" in globals():

@@ -385,16 +385,48 @@ def enrichment_section(name: str, files: dict, config: dict, caption_dir) -> dic
             "findings": pathway_findings(gsea, cut)}
 
 
-def prediction_section(name: str, files: dict, config: dict, caption_dir) -> dict:
-    """Nested cross-validated AUC, the ROC curve and the leading genes of the refitted model."""
-    metrics = pd.read_csv(files["metrics"], sep="\t")
-    summary = metrics[metrics["metric"] != "auc"][["metric", "value"]]
-    folds = metrics[metrics["metric"] == "auc"][["fold", "n_test", "value", "best_C"]]
+PREDICTION_COLUMNS = ["feature_set", "learner", "auc_mean", "auc_low", "auc_high", "auc_folds_low",
+                      "auc_folds_high", "balanced_accuracy", "brier", "auc_gain_over_clinical", "gain_low",
+                      "gain_high", "gain_p", "permutation_p"]
+
+
+def prediction_section(name: str, contrast: dict, files: dict, config: dict, caption_dir) -> dict:
+    """The model comparison, what it says (best model and whether its interval includes 0.5;
+    whether expression adds to the clinical data), site-held-out AUCs, figures and genes."""
+    comparison = pd.read_csv(files["comparison"], sep="\t")
+    sites = pd.read_csv(files["site"], sep="\t")
     genes = pd.read_csv(files["genes"], sep="\t", keep_default_na=False).head(N_MODEL_GENES)
-    pooled = summary.set_index("metric").loc["auc_pooled_out_of_fold", "value"]
-    return {"name": name, "anchor": anchor_of("predict", name), "auc": float(pooled),
-            "summary": table_rows(summary), "folds": table_rows(folds.rename(columns={"value": "auc"})),
-            "genes": table_rows(genes), "figures": [figure(files["roc"], caption_dir, config)]}
+    best = comparison[comparison["best"].astype(str) == "True"].iloc[0]
+    heading = ("TRD prediction" if contrast["test"] == "TRD"
+               else f"Prediction of {contrast['test']} vs {contrast['reference']}")
+    return {"name": name, "anchor": anchor_of("predict", name), "heading": heading,
+            "findings": prediction_findings(comparison, best, contrast),
+            "comparison": table_rows(comparison[PREDICTION_COLUMNS].round(3)),
+            "sites": table_rows(sites.round(3)) if len(sites) else None,
+            "genes": table_rows(genes), "genes_model": f"{genes['feature_set'].iloc[0]} / {genes['learner'].iloc[0]}"
+            if len(genes) else "",
+            "figures": [figure(files[key], caption_dir, config) for key in ("roc", "calibration")]}
+
+
+def prediction_findings(comparison: pd.DataFrame, best: pd.Series, contrast: dict) -> list[str]:
+    """Plain sentences: the best model's AUC, a warning when its interval includes 0.5, and
+    whether expression adds to the clinical data (the combined model with the best learner)."""
+    test = contrast["test"]
+    permutation = ("no label permutations (predict.permutations 0)" if pd.isna(best["permutation_p"])
+                   else f"label-permutation p = {best['permutation_p']:.3g}")
+    sentences = [f"Best model: {best['feature_set']} features, {best['learner']}: out-of-fold AUC "
+                 f"{best['auc_mean']:.2f} (95% CI {best['auc_low']:.2f}-{best['auc_high']:.2f}), {permutation}."]
+    if best["auc_low"] <= 0.5:
+        sentences.append(f"The 95% interval of the best model's AUC includes 0.5: these data do not show "
+                         f"that {test} can be predicted better than by chance.")
+    combined = comparison[comparison["feature_set"] == "combined"]
+    row = combined.loc[combined["auc_mean"].idxmax()]
+    gain = (f"combined minus clinical AUC {row['auc_gain_over_clinical']:+.2f} (95% CI "
+            f"{row['gain_low']:+.2f} to {row['gain_high']:+.2f}, paired bootstrap p = {row['gain_p']:.3g}; "
+            f"{row['learner']})")
+    sentences.append(f"Expression adds to the clinical data: {gain}." if row["gain_low"] > 0
+                     else f"Expression does not add detectably to the clinical data: {gain}.")
+    return sentences
 
 
 def enrichment_methods(settings: dict, versions: dict, label_permutations: int | None = None) -> str:
@@ -537,14 +569,26 @@ def calibration_methods(settings: dict, sections: list[dict]) -> str:
 # ---------------------------------------------------------------- methods
 
 def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
+    learners = {"l2": "L2-penalised logistic regression", "elasticnet": "elastic-net logistic regression",
+                "hgb": "histogram gradient boosting"}
     return (
-        f"The test group was predicted from blind-VST expression and {join_words(settings['covariates'])} "
-        f"by ridge (L2) logistic regression in scikit-learn {versions['scikit-learn']} (Pedregosa et al. "
-        f"2011), with the {settings['n_genes']} genes most associated with the group (ANOVA F) and the "
-        f"regularisation strength (C in {', '.join(f'{c:g}' for c in settings['c_grid'])}) chosen inside "
-        f"each training fold of a nested cross-validation ({settings['outer_folds']} outer and "
-        f"{settings['inner_folds']} inner stratified folds, seed {seed}); performance is the "
-        "out-of-fold area under the ROC curve."
+        f"The test group was predicted from the clinical covariates ({join_words(settings['covariates'])}), "
+        f"from expression, and from both, by {join_words([learners[name] for name in settings['learners']])} "
+        f"in scikit-learn {versions['scikit-learn']} (Pedregosa et al. 2011), in {settings['repeats']} "
+        f"repeats of {settings['outer_folds']}-fold stratified cross-validation, the same folds for every "
+        f"model (seed {seed}). Inside each outer training set the raw counts were filtered by the rule of "
+        "edgeR's filterByExpr, size factors estimated by the median of ratios against the training "
+        "samples' geometric means, and the VST's dispersion trend fitted on the training samples; both "
+        "were applied to the test samples. Inside each training set of "
+        f"{settings['inner_folds']} inner stratified folds, and again on the whole outer training set, "
+        f"the {settings['n_genes']} genes with the highest ANOVA F were selected, the features scaled "
+        "and the learner fitted; each learner's hyperparameters were chosen by the mean inner-fold AUC. "
+        "Performance is the pooled out-of-fold AUC, averaged over repeats, with a 95% interval from "
+        f"{settings['bootstrap']} stratified bootstrap resamples of the samples; the gain of the combined "
+        "over the clinical model uses the same resamples (paired). The best model's p-value comes from "
+        f"{settings['permutations']} label permutations within outer fold and site, each rerunning the whole "
+        "nested procedure; it is not adjusted for choosing the best of the models. Site-held-out "
+        "validation trained on all sites but one and tested on it, for each site."
     )
 
 
@@ -557,7 +601,7 @@ def methods_paragraph(run: dict) -> str:
         f"differential-expression workflow (version {run['pipeline_version']}) in Python "
         f"{v['python']} and Snakemake {v['snakemake']} (Mölder et al. 2021).",
         f"Quality control excluded {run['n_samples_excluded']} samples, leaving {run['n_samples_kept']}.",
-        "QC's principal components and the prediction used a blind variance-stabilising "
+        "QC's principal components used a blind variance-stabilising "
         "transformation (DESeq2's vst) whose dispersion trend was fitted "
         + (f"on {nsub} genes evenly spaced by mean, as vst(nsub) does (on all genes when fewer "
            "have a mean normalised count above 5)." if nsub else "on all genes."),
@@ -668,10 +712,10 @@ def main(smk) -> None:
         files = dict(zip(("gsea", "ora", "gsea_dotplot", "ora_dotplot"), paths))
         enrichment.append(enrichment_section(name, files, config, template_dir))
     predictions = []
-    for name, *paths in zip(contrasts, smk.input.predict_metrics, smk.input.predict_genes,
-                            smk.input.predict_roc):
-        files = dict(zip(("metrics", "genes", "roc"), paths))
-        predictions.append(prediction_section(name, files, config, template_dir))
+    for name, *paths in zip(contrasts, smk.input.predict_comparison, smk.input.predict_site,
+                            smk.input.predict_genes, smk.input.predict_roc, smk.input.predict_calibration):
+        files = dict(zip(("comparison", "site", "genes", "roc", "calibration"), paths))
+        predictions.append(prediction_section(name, contrasts[name], files, config, template_dir))
     robustness = (robustness_section(contrasts, smk.input, config, template_dir)
                   if smk.input.concordance else None)
     calibration = []

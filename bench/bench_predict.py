@@ -1,0 +1,154 @@
+"""Benchmark of the predict rule: wall time and memory at a given cohort size, and the
+permutation p-value and AUC gain on a null cohort.
+
+A cohort is simulated with the pipeline's simulator (workflow/scripts/simulate_cohort.py,
+default parameters but no QC hazards), its genes filtered as the filter rule does, and the
+predict rule's script (predict.main) run on it with the config's defaults (3 feature sets x 3
+learners, 5 repeats of 5 outer folds, 4 inner folds, site-held-out validation, 100 permutations
+of the best model) and the given threads, writing its outputs to a temporary folder. The time is
+that of predict.main (reading the h5ad included; simulation excluded), cpu_s the CPU seconds
+of this process and its workers over that call (a measure that a busy shared machine distorts
+less than the wall time: wall on an idle machine with T threads is about cpu_s / T), the memory
+the peak RSS
+of this process plus the largest of its joblib workers (each worker's own peak, read from
+/proc before the pool is shut down).
+
+    .venv/bin/python bench/bench_predict.py --samples 300 --genes 20000 --threads 2
+    .venv/bin/python bench/bench_predict.py --samples 300 --genes 20000 --threads 2 --permutations 0
+    .venv/bin/python bench/bench_predict.py --samples 120 --genes 5000 --null --seeds 1 2 3 4 5
+
+--null simulates the cohort with SimulationParameters.null_cohort (no group effect on genes,
+cells or clinical variables, the same correlation structure) and prints, per seed, the best model's AUC interval, its permutation
+p-value and the AUC gain of expression over clinical data with its p-value: on such cohorts the
+p-values should rarely fall below 0.05.
+"""
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+
+import predict  # noqa: E402
+from filter import expressed_genes, min_group_size  # noqa: E402
+from simulate_cohort import SimulationParameters, load_gene_sets, simulate_cohort  # noqa: E402
+
+CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
+
+
+def schema_defaults() -> dict:
+    """The config's defaults of the sections the rule reads (the schema's `default:`s)."""
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    sections = {}
+    for name in ("predict", "filter", "deseq2"):
+        properties = schema["properties"][name]["properties"]
+        sections[name] = {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+    return sections
+
+
+def simulated_cohort(n_samples: int, n_genes: int, seed: int, null: bool, settings: dict) -> ad.AnnData:
+    """A filtered cohort as results/filter/cohort.h5ad holds it."""
+    annotation = pd.read_csv(ROOT / "resources/annotation/genes.tsv.gz", sep="\t", dtype=str)
+    gene_sets = load_gene_sets({"GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
+                                "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt"})
+    size = dict(n_samples=n_samples, n_genes=n_genes, seed=seed, hazards=False)
+    params = SimulationParameters.null_cohort(**size) if null else SimulationParameters(**size)
+    cohort = simulate_cohort(annotation, gene_sets, params)
+    obs = cohort.samples.set_index("sample_id")
+    counts = cohort.counts.T.loc[obs.index]
+    keep = expressed_genes(counts.to_numpy(), min_group_size(obs, {"c": CONTRAST}), **settings["filter"])
+    var = annotation.drop_duplicates("gene_id").set_index("gene_id").reindex(counts.columns[keep])
+    return ad.AnnData(X=counts.to_numpy()[:, keep], obs=obs, var=var[["gene_symbol"]].fillna(""))
+
+
+def workers() -> tuple[float, float]:
+    """Largest peak RSS (VmHWM, MB) among this process's children (the joblib workers), and
+    their summed CPU seconds (user + system)."""
+    peaks, cpu = [], 0.0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            status, stat = (proc / "status").read_text(), (proc / "stat").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("PPid", "0").strip()) != os.getpid():
+            continue
+        peaks.append(int(fields.get("VmHWM", "0 kB").split()[0]) / 1024)
+        ticks = stat.rsplit(")", 1)[1].split()
+        cpu += (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")
+    return max(peaks, default=0.0), cpu
+
+
+def run_rule(adata: ad.AnnData, settings: dict, threads: int, outdir: Path) -> dict:
+    h5ad = outdir / "cohort.h5ad"
+    adata.write_h5ad(h5ad)
+    names = ("comparison", "predictions", "site", "genes", "null", "roc", "calibration")
+    suffix = {"roc": ".png", "calibration": ".png"}
+    smk = SimpleNamespace(
+        input=SimpleNamespace(h5ad=str(h5ad)),
+        output={name: str(outdir / f"{name}{suffix.get(name, '.tsv')}") for name in names},
+        params=SimpleNamespace(predict=settings["predict"], contrast=CONTRAST, filter=settings["filter"],
+                               deseq2=settings["deseq2"], design="~ site + sex + age + group", seed=20250601),
+        threads=threads,
+    )
+    start, start_cpu = time.perf_counter(), time.process_time()
+    predict.main(smk)
+    seconds, main_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    worker_mb, worker_cpu = workers()
+    from joblib.externals.loky import get_reusable_executor
+    get_reusable_executor().shutdown(wait=True)
+    comparison = pd.read_csv(smk.output["comparison"], sep="\t")
+    return {"seconds": seconds, "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "worker_mb": worker_mb, "cpu_s": main_cpu + worker_cpu, "comparison": comparison}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--genes", type=int, default=20000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--permutations", type=int, default=None, help="default: the config's default")
+    parser.add_argument("--repeats", type=int, default=None, help="default: the config's default")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--null", action="store_true", help="no group effect on expression")
+    args = parser.parse_args()
+    settings = schema_defaults()
+    for key in ("permutations", "repeats"):
+        if getattr(args, key) is not None:
+            settings["predict"][key] = getattr(args, key)
+    rows = []
+    for seed in args.seeds:
+        adata = simulated_cohort(args.samples, args.genes, seed, args.null, settings)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = run_rule(adata, settings, args.threads, Path(tmp))
+        comparison = result["comparison"]
+        best = comparison[comparison["best"]].iloc[0]
+        combined = comparison[(comparison["feature_set"] == "combined") & (comparison["learner"] == "l2")]
+        rows.append({
+            "seed": seed, "samples": adata.n_obs, "genes": adata.n_vars, "threads": args.threads,
+            "permutations": settings["predict"]["permutations"], "repeats": settings["predict"]["repeats"],
+            "seconds": round(result["seconds"], 1), "cpu_s": round(result["cpu_s"], 1), "main_mb": round(result["main_mb"]),
+            "worker_mb": round(result["worker_mb"]),
+            "best": f"{best['feature_set']}/{best['learner']}",
+            "best_auc": f"{best['auc_mean']:.3f} [{best['auc_low']:.3f}, {best['auc_high']:.3f}]",
+            "permutation_p": best["permutation_p"],
+            "combined_l2_gain": (f"{combined['auc_gain_over_clinical'].iloc[0]:+.3f}"
+                                 f" (p {combined['gain_p'].iloc[0]:.3f})" if len(combined) else ""),
+        })
+        print(comparison.drop(columns=["n_samples"]).to_string(index=False, float_format="%.3f"), flush=True)
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,452 @@
+"""TRD prediction engine: feature sets x learners in repeated nested cross-validation.
+
+Everything that learns from data is fitted on the training samples of a fold and applied to
+its test samples. Per outer training set, once (these steps use no label beyond the group
+sizes): the gene filter (edgeR's filterByExpr rule), the size factors (median of ratios against
+the training samples' geometric means) and the VST's dispersion trend (FoldVST). Per training
+set of every inner fold too (they use the labels): gene selection (ANOVA F), scaling and the
+learner, tuned on the inner folds. The VST values of an outer split are therefore computed once
+and shared by the three feature sets, the learners and the label permutations (which keep the
+outer folds; see permuted_labels).
+"""
+
+import logging
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import LeaveOneGroupOut, ParameterGrid, RepeatedStratifiedKFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from de_model import fit_vst
+from filter import expressed_genes
+
+log = logging.getLogger("trd")
+
+FEATURE_SETS = ("clinical", "expression", "combined")
+
+
+@dataclass
+class Cohort:
+    """What the prediction needs of the samples of one contrast (rows in the same order)."""
+
+    sample_ids: np.ndarray
+    counts: np.ndarray  # raw counts, samples x genes
+    gene_ids: np.ndarray
+    clinical: np.ndarray  # encoded covariates, samples x columns
+    clinical_names: list
+    labels: np.ndarray  # 1 = the contrast's test group
+    sites: np.ndarray | None  # the group_by column, or None
+
+
+def encode_covariates(obs: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
+    """Numeric covariates as they are, categorical ones one-hot (first level dropped). This uses
+    no labels; scaling, which learns from data, happens inside the folds."""
+    return pd.get_dummies(obs[covariates], drop_first=True, dtype=float)
+
+
+def make_cohort(adata: ad.AnnData, contrast: dict, covariates: list[str], group_by: str | None) -> Cohort:
+    """The samples of the contrast's two groups, with their counts, covariates and labels."""
+    adata = adata[adata.obs[contrast["variable"]].astype(str).isin([contrast["test"], contrast["reference"]])]
+    clinical = encode_covariates(adata.obs, covariates)
+    return Cohort(
+        sample_ids=adata.obs_names.to_numpy().astype(str),
+        counts=np.asarray(adata.X),
+        gene_ids=adata.var_names.to_numpy().astype(str),
+        clinical=clinical.to_numpy(),
+        clinical_names=list(clinical.columns),
+        labels=(adata.obs[contrast["variable"]].astype(str) == contrast["test"]).to_numpy().astype(int),
+        sites=adata.obs[group_by].astype(str).to_numpy() if group_by else None,
+    )
+
+
+# ---------------------------------------------------------------- in-fold VST
+
+class FoldVST(BaseEstimator, TransformerMixin):
+    """Gene filter, size factors and VST learnt from the training samples' raw counts.
+
+    fit: genes passing edgeR's filterByExpr rule in the training samples (smallest group =
+    `group_size`), then de_model.fit_vst on them (PyDESeq2: geometric means and dispersion trend
+    of the training samples). transform: any samples' counts, each sample's size factor from
+    the training geometric means (so a test sample never influences another one or the fit).
+    """
+
+    def __init__(self, filter_settings: dict, vst_settings: dict, group_size: int = 0):
+        self.filter_settings = filter_settings
+        self.vst_settings = vst_settings
+        self.group_size = group_size
+
+    def fit(self, counts: np.ndarray, y=None):
+        self.genes_ = expressed_genes(counts, self.group_size, **self.filter_settings)
+        kept = ad.AnnData(X=counts[:, self.genes_], obs=pd.DataFrame(index=[str(i) for i in range(len(counts))]),
+                          var=pd.DataFrame(index=[str(j) for j in np.flatnonzero(self.genes_)]))
+        self.dds_ = fit_vst(kept, self.vst_settings, n_cpus=1)
+        return self
+
+    def transform(self, counts: np.ndarray) -> np.ndarray:
+        return np.asarray(self.dds_.vst_transform(counts[:, self.genes_].astype(float)))
+
+
+def vst_settings(deseq2: dict) -> dict:
+    """The pipeline's DESeq2 settings for the in-fold VST; size factors always by median of
+    ratios, whose geometric means carry over from training to test samples."""
+    return {**deseq2, "size_factors_fit_type": "ratio"}
+
+
+# ---------------------------------------------------------------- learners
+
+def make_learner(name: str, settings: dict, seed: int) -> tuple[BaseEstimator, dict]:
+    """A scikit-learn classifier and its inner grid (parameter -> values)."""
+    if name == "l2":
+        return LogisticRegression(max_iter=5000), {"C": list(settings["c_grid"])}
+    if name == "elasticnet":
+        return (LogisticRegression(solver="saga", max_iter=5000, tol=1e-2, random_state=seed),
+                {"C": list(settings["elasticnet_c_grid"]), "l1_ratio": list(settings["elasticnet_l1_ratios"])})
+    if name == "hgb":
+        # few small trees and coarse bins: a few hundred samples carry no more, and a fit stays ~0.05 s
+        return (HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=4, max_bins=32, min_samples_leaf=10,
+                                               early_stopping=False, random_state=seed),
+                {"learning_rate": list(settings["hgb_learning_rates"])})
+    raise ValueError(f"unknown learner {name!r}")
+
+
+def fit_model(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, labels: np.ndarray, learner: str,
+              params: dict, settings: dict, seed: int) -> Pipeline:
+    """Scaling and the learner, fitted on `rows` (the scaler learns their means and SDs only)."""
+    model, _ = make_learner(learner, settings, seed)
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", model.set_params(**params))])
+    return pipeline.fit(values[np.ix_(rows, columns)], labels[rows])
+
+
+def top_genes(genes: np.ndarray, labels: np.ndarray, masks: np.ndarray, k: int) -> np.ndarray:
+    """For each row of labels and masks (label vector, samples used): the k genes of highest
+    ANOVA F among those samples, as scikit-learn's f_classif ranks them.
+
+    The two-group sums for all label vectors and sample sets come from four matrix products,
+    so that the selection of every inner fold and label permutation costs little more than one.
+    """
+    centred = genes - genes.mean(axis=0)  # fewer cancellation errors in the sums of squares
+    used = masks.astype(float)
+    cases = used * labels
+    n, n1 = used.sum(axis=1)[:, None], cases.sum(axis=1)[:, None]
+    total, total_sq = used @ centred, used @ centred**2
+    sum1 = cases @ centred
+    sum0 = total - sum1
+    between = sum1**2 / n1 + sum0**2 / (n - n1) - total**2 / n
+    within = total_sq - sum1**2 / n1 - sum0**2 / (n - n1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.nan_to_num(between / (within / (n - 2)), nan=0.0, posinf=np.finfo(float).max)
+    return np.sort(np.argpartition(-f, k - 1, axis=1)[:, :k], axis=1)
+
+
+def selected_genes(pipeline: Pipeline, chosen: np.ndarray, gene_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gene IDs of a fitted model's gene columns (first), and their coefficients (NaN for trees)."""
+    model = pipeline.named_steps["model"]
+    coefficients = model.coef_[0][: len(chosen)] if hasattr(model, "coef_") else np.full(len(chosen), np.nan)
+    return gene_ids[chosen], coefficients
+
+
+# ---------------------------------------------------------------- folds
+
+def outer_splits(labels: np.ndarray, folds: int, repeats: int, seed: int) -> list[tuple]:
+    """(repeat, fold, train, test) of the repeated stratified outer folds (1-based numbers)."""
+    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    return [(i // folds + 1, i % folds + 1, train, test)
+            for i, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels))]
+
+
+def site_splits(sites: np.ndarray) -> list[tuple]:
+    """(site, train, test): each site held out once, trained on all the others."""
+    return [(sites[test[0]], train, test)
+            for train, test in LeaveOneGroupOut().split(np.zeros(len(sites)), groups=sites)]
+
+
+def permuted_labels(labels: np.ndarray, folds: np.ndarray, sites: np.ndarray | None, n: int,
+                    seed: int) -> np.ndarray:
+    """n label vectors, each shuffled within every (outer fold x site) cell.
+
+    Shuffling within the outer folds of the first repeat keeps each fold's number of cases, so
+    the permuted runs reuse those folds (still stratified) and their VST; within sites keeps the
+    site's case mix, so site effects cannot make the permuted labels look predictable.
+    """
+    rng = np.random.default_rng(seed)
+    cells = folds.astype(str) if sites is None else np.char.add(folds.astype(str) + "|", sites.astype(str))
+    members = [np.flatnonzero(cells == cell) for cell in np.unique(cells)]
+    out = np.tile(labels, (n, 1))
+    for row in out:
+        for index in members:
+            row[index] = labels[rng.permutation(index)]
+    return out
+
+
+# ---------------------------------------------------------------- fitting
+
+def split_features(cohort: Cohort, train: np.ndarray, settings: dict, filter_settings: dict,
+                   deseq2: dict) -> tuple[np.ndarray, np.ndarray]:
+    """[fold VST genes | covariates] of every sample, the VST fitted on `train`; and the genes."""
+    group_size = int(np.bincount(cohort.labels[train], minlength=2).min())
+    vst = FoldVST(filter_settings, vst_settings(deseq2), group_size).fit(cohort.counts[train])
+    values = np.hstack([vst.transform(cohort.counts), cohort.clinical])
+    return values, cohort.gene_ids[vst.genes_]
+
+
+def inner_folds(labels: np.ndarray, train: np.ndarray, n_folds: int, seed: int) -> list[tuple]:
+    """(fit rows, validation rows) of the stratified inner folds of a training set."""
+    splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    return [(train[fit], train[validation]) for fit, validation in splitter.split(train, labels[train])]
+
+
+def model_columns(feature_set: str, chosen: np.ndarray, n_genes: int, n_clinical: int) -> np.ndarray:
+    clinical = np.arange(n_genes, n_genes + n_clinical)
+    return {"clinical": clinical, "expression": chosen, "combined": np.concatenate([chosen, clinical])}[feature_set]
+
+
+def run_models(values: np.ndarray, gene_ids: np.ndarray, n_clinical: int, label_sets: np.ndarray,
+               train: np.ndarray, test: np.ndarray, models: list[tuple], settings: dict, seed: int) -> list[dict]:
+    """Every (label vector, model): grid point chosen by the mean AUC of the inner folds
+    (genes selected, scaler and learner fitted on each inner fit set), then selection, scaling
+    and the learner refitted on the whole training set and applied to the test samples."""
+    n_genes = len(gene_ids)
+    k = min(settings["n_genes"], n_genes)
+    folds = [inner_folds(labels, train, settings["inner_folds"], seed) + [(train, test)] for labels in label_sets]
+    masks = np.zeros((len(label_sets), len(folds[0]), values.shape[0]), dtype=bool)
+    for b, label_folds in enumerate(folds):
+        for j, (fit_rows, _) in enumerate(label_folds):
+            masks[b, j, fit_rows] = True
+    repeated = np.repeat(label_sets, masks.shape[1], axis=0)
+    chosen = top_genes(values[:, :n_genes], repeated, masks.reshape(-1, masks.shape[2]), k).reshape(
+        len(label_sets), masks.shape[1], k)
+    results = []
+    for b, labels in enumerate(label_sets):
+        for feature_set, learner in models:
+            columns = [model_columns(feature_set, chosen[b, j], n_genes, n_clinical) for j in range(masks.shape[1])]
+            params = best_params(values, labels, folds[b][:-1], columns[:-1], learner, settings, seed)
+            pipeline = fit_model(values, train, columns[-1], labels, learner, params, settings, seed)
+            result = {"probability": pipeline.predict_proba(values[np.ix_(test, columns[-1])])[:, 1], "params": params}
+            if feature_set != "clinical":
+                result["genes"], result["coefficients"] = selected_genes(pipeline, chosen[b, -1], gene_ids)
+            results.append(result)
+    return results
+
+
+def best_params(values: np.ndarray, labels: np.ndarray, folds: list[tuple], columns: list[np.ndarray],
+                learner: str, settings: dict, seed: int) -> dict:
+    """The grid point with the highest mean validation AUC over the inner folds (the first of
+    equals, as GridSearchCV); a grid of one point needs no inner fits."""
+    _, grid = make_learner(learner, settings, seed)
+    candidates = list(ParameterGrid(grid))
+    if len(candidates) == 1:
+        return candidates[0]
+    scores = []
+    for params in candidates:
+        fold_auc = []
+        for (fit_rows, validation_rows), fold_columns in zip(folds, columns):
+            pipeline = fit_model(values, fit_rows, fold_columns, labels, learner, params, settings, seed)
+            probability = pipeline.predict_proba(values[np.ix_(validation_rows, fold_columns)])[:, 1]
+            fold_auc.append(rank_auc(probability, labels[validation_rows])[0])
+        scores.append(np.mean(fold_auc))
+    return candidates[int(np.argmax(scores))]
+
+
+def run_split(cohort: Cohort, train: np.ndarray, test: np.ndarray, models: list[tuple],
+              settings: dict, filter_settings: dict, deseq2: dict, seed: int,
+              label_sets: np.ndarray | None = None) -> list[dict]:
+    """One outer split: the fold VST once, then every (feature set, learner) on every label
+    vector of `label_sets` (the cohort's own labels when None). One thread (BLAS and OpenMP):
+    the splits run in parallel, and OpenMP's waiting threads slow small fits down on a busy machine."""
+    with threadpool_limits(limits=1):
+        values, genes = split_features(cohort, train, settings, filter_settings, deseq2)
+        label_sets = cohort.labels[None, :] if label_sets is None else label_sets
+        return run_models(values, genes, cohort.clinical.shape[1], label_sets, train, test, models, settings, seed)
+
+
+def model_grid(settings: dict) -> list[tuple]:
+    return [(feature_set, learner) for feature_set in FEATURE_SETS for learner in settings["learners"]]
+
+
+def cross_validate(cohort: Cohort, settings: dict, filter_settings: dict, deseq2: dict, seed: int,
+                   n_jobs: int) -> tuple[pd.DataFrame, pd.DataFrame, list, list]:
+    """Out-of-fold predictions of every model in every repeat, the same outer folds for all;
+    the site-held-out predictions; the outer splits (for the permutations) and what each
+    split's models selected (for the selection frequencies)."""
+    models = model_grid(settings)
+    splits = outer_splits(cohort.labels, settings["outer_folds"], settings["repeats"], seed)
+    sites = site_splits(cohort.sites) if cohort.sites is not None else []
+    jobs = [(train, test) for *_, train, test in splits] + [(train, test) for _, train, test in sites]
+    log.info("%d outer splits (%d repeats x %d folds) and %d site-held-out splits, %d models each, "
+             "on %d threads", len(splits), settings["repeats"], settings["outer_folds"], len(sites),
+             len(models), n_jobs)
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(run_split)(cohort, train, test, models, settings, filter_settings, deseq2, seed)
+        for train, test in jobs)
+    rows, site_rows = [], []
+    for (repeat, fold, _, test), split_results in zip(splits, results[: len(splits)]):
+        rows += prediction_rows(cohort, test, models, split_results, repeat=repeat, fold=fold)
+    for (site, _, test), split_results in zip(sites, results[len(splits):]):
+        site_rows += prediction_rows(cohort, test, models, split_results, site=site)
+    return pd.DataFrame(rows), pd.DataFrame(site_rows), splits, results[: len(splits)]
+
+
+def prediction_rows(cohort: Cohort, test: np.ndarray, models: list[tuple], split_results: list[dict],
+                    **where) -> list[dict]:
+    rows = []
+    for (feature_set, learner), result in zip(models, split_results):
+        for sample, label, probability in zip(cohort.sample_ids[test], cohort.labels[test],
+                                              result["probability"]):
+            rows.append({"sample_id": sample, **where, "feature_set": feature_set, "learner": learner,
+                         "label": label, "probability": probability})
+    return rows
+
+
+def selection_frequency(models: list[tuple], split_results: list[list[dict]], model: tuple) -> pd.Series:
+    """Fraction of the outer folds in which each gene was selected by `model`."""
+    index = models.index(model)
+    chosen = pd.Series(np.concatenate([results[index]["genes"] for results in split_results]))
+    return chosen.value_counts() / len(split_results)
+
+
+def permutation_null(cohort: Cohort, splits: list, model: tuple, settings: dict, filter_settings: dict,
+                     deseq2: dict, seed: int, n_jobs: int) -> np.ndarray:
+    """Pooled out-of-fold AUC of `model` in the first repeat's folds, on label vectors shuffled
+    within fold x site (permuted_labels); the whole nested procedure reruns on each. A task
+    runs a block of permutations on one split, with that split's VST computed once."""
+    first = [(train, test) for repeat, _, train, test in splits if repeat == 1]
+    folds = np.zeros(len(cohort.labels), dtype=int)
+    for number, (_, test) in enumerate(first):
+        folds[test] = number
+    labels = permuted_labels(cohort.labels, folds, cohort.sites, settings["permutations"], seed)
+    # blocks of permutations per split, so that both threads stay busy to the end
+    blocks = np.array_split(np.arange(len(labels)), max(1, min(len(labels), 4 * n_jobs // len(first) + 1)))
+    tasks = [(split, block) for split in range(len(first)) for block in blocks if len(block)]
+    log.info("permutation null of %s: %d label permutations x %d folds in %d tasks", "/".join(model),
+             len(labels), len(first), len(tasks))
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(run_split)(cohort, *first[split], [model], settings, filter_settings, deseq2, seed,
+                           label_sets=labels[block])
+        for split, block in tasks)
+    probabilities = np.zeros(labels.shape)
+    for (split, block), block_results in zip(tasks, results):
+        probabilities[np.ix_(block, first[split][1])] = [r["probability"] for r in block_results]
+    return rank_auc(probabilities, labels)
+
+
+def permutation_p(observed: float, null: np.ndarray) -> float:
+    """(1 + permuted AUCs at least as high) / (1 + permutations)."""
+    return float((1 + np.sum(null >= observed - 1e-12)) / (1 + len(null)))
+
+
+# ---------------------------------------------------------------- metrics
+
+def rank_auc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """AUC of each row of scores (Mann-Whitney: mid-ranks, ties count one half); labels of the
+    same shape or one vector for all rows."""
+    scores = np.atleast_2d(scores)
+    labels = np.broadcast_to(labels, scores.shape).astype(bool)
+    ranks = rankdata(scores, axis=-1)
+    n_pos = labels.sum(axis=-1)
+    n_neg = labels.shape[-1] - n_pos
+    return ((ranks * labels).sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def bootstrap_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n resamples of the samples, stratified (each keeps the number of cases and controls, as
+    pROC's ci.auc does), as rows of indices: the cases first, then the controls."""
+    rng = np.random.default_rng(seed)
+    cases, controls = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    return np.hstack([rng.choice(cases, (n, len(cases))), rng.choice(controls, (n, len(controls)))])
+
+
+def bootstrap_auc(probabilities: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """AUC averaged over repeats (rows of probabilities) for every bootstrap resample."""
+    resampled_labels = labels[indices[0]]  # the same in every stratified resample
+    return np.mean([rank_auc(repeat[indices], resampled_labels) for repeat in probabilities], axis=0)
+
+
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def bootstrap_p(differences: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a difference being 0 (with the +1 of a Monte Carlo p)."""
+    below = (1 + np.sum(differences <= 0)) / (1 + len(differences))
+    above = (1 + np.sum(differences >= 0)) / (1 + len(differences))
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def repeat_matrix(predictions: pd.DataFrame, sample_ids: np.ndarray) -> np.ndarray:
+    """Out-of-fold probabilities of one model as repeats x samples (in sample_ids order)."""
+    wide = predictions.pivot(index="repeat", columns="sample_id", values="probability")
+    return wide[sample_ids].to_numpy()
+
+
+def compare_models(predictions: pd.DataFrame, cohort: Cohort, settings: dict, seed: int) -> pd.DataFrame:
+    """model_comparison: per feature set x learner, AUC (mean over repeats of the pooled
+    out-of-fold AUC) with its bootstrap interval, the spread of the fold AUCs, balanced accuracy
+    and Brier score (means over repeats), and the AUC gain over the clinical model of the same
+    learner (paired bootstrap: the same resamples for both)."""
+    labels = cohort.labels
+    indices = bootstrap_indices(labels, settings["bootstrap"], seed)
+    boot, rows = {}, []
+    for (feature_set, learner), group in predictions.groupby(["feature_set", "learner"], sort=False):
+        matrix = repeat_matrix(group, cohort.sample_ids)
+        boot[feature_set, learner] = bootstrap_auc(matrix, labels, indices)
+        fold_auc = [roc_auc_score(fold["label"], fold["probability"])
+                    for _, fold in group.groupby(["repeat", "fold"])]
+        rows.append({
+            "feature_set": feature_set, "learner": learner, "n_samples": len(labels),
+            "auc_mean": float(np.mean(rank_auc(matrix, labels))),
+            **dict(zip(("auc_low", "auc_high"), percentile_interval(boot[feature_set, learner]))),
+            "auc_folds_mean": float(np.mean(fold_auc)),
+            **dict(zip(("auc_folds_low", "auc_folds_high"), percentile_interval(fold_auc))),
+            "balanced_accuracy": float(np.mean([balanced_accuracy_score(labels, p >= 0.5) for p in matrix])),
+            "brier": float(np.mean([brier_score_loss(labels, p) for p in matrix])),
+        })
+    table = pd.DataFrame(rows)
+    gains = [gain_over_clinical(boot, row.feature_set, row.learner) for row in table.itertuples()]
+    table = pd.concat([table, pd.DataFrame(gains)], axis=1)
+    table["best"] = table.index == table["auc_mean"].idxmax()
+    return table
+
+
+def gain_over_clinical(boot: dict, feature_set: str, learner: str) -> dict:
+    keys = ("auc_gain_over_clinical", "gain_low", "gain_high", "gain_p")
+    if feature_set == "clinical" or ("clinical", learner) not in boot:
+        return dict.fromkeys(keys, np.nan)
+    differences = boot[feature_set, learner] - boot["clinical", learner]
+    return dict(zip(keys, (float(np.mean(differences)), *percentile_interval(differences),
+                           bootstrap_p(differences))))
+
+
+def validate_by_site(site_predictions: pd.DataFrame, settings: dict, seed: int) -> pd.DataFrame:
+    """Per held-out site and model: AUC (NaN when the site has one group only) with a bootstrap
+    interval, Brier score; and all held-out sites pooled."""
+    rows = []
+    for (site, feature_set, learner), group in site_predictions.groupby(["site", "feature_set", "learner"],
+                                                                      sort=False):
+        rows.append(site_row(site, feature_set, learner, group, settings, seed))
+    for (feature_set, learner), group in site_predictions.groupby(["feature_set", "learner"], sort=False):
+        rows.append(site_row("all sites (pooled)", feature_set, learner, group, settings, seed))
+    return pd.DataFrame(rows)
+
+
+def site_row(site: str, feature_set: str, learner: str, group: pd.DataFrame, settings: dict,
+             seed: int) -> dict:
+    labels, probability = group["label"].to_numpy(), group["probability"].to_numpy()
+    row = {"site": site, "feature_set": feature_set, "learner": learner, "n_test": len(labels),
+           "n_test_group": int(labels.sum()), "auc": np.nan, "auc_low": np.nan, "auc_high": np.nan,
+           "brier": brier_score_loss(labels, probability)}
+    if 0 < labels.sum() < len(labels):
+        indices = bootstrap_indices(labels, settings["bootstrap"], seed)
+        row["auc"] = float(rank_auc(probability, labels)[0])
+        row["auc_low"], row["auc_high"] = percentile_interval(bootstrap_auc(probability[None], labels, indices))
+    return row
