@@ -10,14 +10,11 @@ The lists are disjoint, so that each score measures one cell type; a gene that t
 publications give to two types (the pan-T-cell CD3 genes, for instance) is left out.
 """
 
-import logging
 
 import pandas as pd
 
-from build_resources import gmt_text, write_text
-from pipeline_common import InputError
+from build_resources import checked_curated_sets, gmt_text, write_text
 
-log = logging.getLogger("trd")
 
 # cell type -> (description, short citations (in full in resources/cells/README.md), genes)
 CELL_MARKERS: dict[str, tuple[str, str, list[str]]] = {
@@ -88,23 +85,7 @@ MIN_MARKERS = 5
 
 def build_cell_markers(annotation: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
     """The GMT's sets, after checking every symbol against the annotation and the lists' rules."""
-    symbols = set(annotation["gene_symbol"].dropna())
-    owner: dict[str, str] = {}
-    sets = []
-    for cell_type, (description, refs, genes) in CELL_MARKERS.items():
-        missing = [g for g in genes if g not in symbols]
-        if missing:
-            raise InputError(f"cell markers {cell_type}: symbols not in the annotation: {', '.join(missing)}")
-        if len(set(genes)) != len(genes) or len(genes) < MIN_MARKERS:
-            raise InputError(f"cell markers {cell_type}: {len(genes)} genes with duplicates or fewer "
-                             f"than {MIN_MARKERS}; expected at least {MIN_MARKERS} distinct genes")
-        for gene in genes:
-            if gene in owner:
-                raise InputError(f"cell markers {owner[gene]} and {cell_type} share {gene}; keep them disjoint")
-            owner[gene] = cell_type
-        sets.append((cell_type, f"{description} ({refs})", genes))
-    log.info("cell markers: %d cell types, %d genes", len(sets), len(owner))
-    return sets
+    return checked_curated_sets(CELL_MARKERS, annotation, "cell markers", MIN_MARKERS, 50)
 
 
 def main(smk) -> None:

@@ -292,26 +292,33 @@ def gmt_text(sets: list[tuple[str, str, list[str]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_curated(annotation: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
-    symbols = set(annotation["gene_symbol"])
+def checked_curated_sets(entries: dict[str, tuple[str, str, list[str]]], annotation: pd.DataFrame,
+                         what: str, min_size: int, max_size: int) -> list[tuple[str, str, list[str]]]:
+    """GMT sets (name, 'description (references)', genes) from curated lists, after checking that
+    every symbol is in the annotation, that a list has min_size-max_size distinct genes and
+    that no gene is in two lists. `what` names the lists in messages and the log."""
+    symbols = set(annotation["gene_symbol"].dropna())
     seen: dict[str, str] = {}
     sets = []
-    for name, (description, refs, genes) in CURATED_SETS.items():
+    for name, (description, refs, genes) in entries.items():
         missing = [g for g in genes if g not in symbols]
         if missing:
-            raise InputError(f"curated set {name}: symbols not in the annotation: {', '.join(missing)}")
+            raise InputError(f"{what} {name}: symbols not in the annotation: {', '.join(missing)}")
         if len(set(genes)) != len(genes):
-            raise InputError(f"curated set {name}: duplicated genes")
-        if not CURATED_MIN_SIZE <= len(genes) <= CURATED_MAX_SIZE:
-            raise InputError(f"curated set {name}: {len(genes)} genes, expected "
-                             f"{CURATED_MIN_SIZE}-{CURATED_MAX_SIZE}")
+            raise InputError(f"{what} {name}: duplicated genes")
+        if not min_size <= len(genes) <= max_size:
+            raise InputError(f"{what} {name}: {len(genes)} genes, expected {min_size}-{max_size}")
         for g in genes:
             if g in seen:
-                raise InputError(f"curated sets {seen[g]} and {name} share {g}; keep them disjoint")
+                raise InputError(f"{what} {seen[g]} and {name} share {g}; keep them disjoint")
             seen[g] = name
         sets.append((name, f"{description} ({refs})", genes))
-    log.info("curated: %d sets, %d genes", len(sets), len(seen))
+    log.info("%s: %d sets, %d genes", what, len(sets), len(seen))
     return sets
+
+
+def build_curated(annotation: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
+    return checked_curated_sets(CURATED_SETS, annotation, "curated set", CURATED_MIN_SIZE, CURATED_MAX_SIZE)
 
 
 # --------------------------------------------------------------------------- main
