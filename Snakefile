@@ -36,7 +36,7 @@ rule all:
             name=["gsea.tsv", "ora.tsv", "gsea_dotplot.png", "ora_dotplot.png", "running_scores"],
         ),
         expand("results/predict/{contrast}/model_comparison.tsv", contrast=PREDICTED_CONTRASTS),
-        "results/cells/cell_scores.tsv",
+        CELL_OUTPUTS,
         SENSITIVITY_OUTPUTS,
         expand(
             "results/calibration/{contrast}/{name}",

@@ -43,11 +43,14 @@ def result_tables(workdir: Path) -> dict[str, bytes]:
             if p.relative_to(results).parts[0] != "benchmarks"}
 
 
-def without_prediction(workdir: Path) -> tuple[str, str]:
-    """Snakemake arguments that turn the TRD prediction off, for cohorts too small for its folds
-    (a config file, so that it adds to the test's own --config rather than replacing it)."""
-    path = workdir / "config" / "no_prediction.yaml"
-    path.write_text("predict:\n  enabled: false\n")
+def small_cohort_config(workdir: Path) -> tuple[str, str]:
+    """Snakemake arguments for a cohort too small for the prediction's folds, with too few genes
+    for the cell markers, or without a sex column: a config file that turns the prediction, the
+    cell composition (and with it the cell-adjusted model) and the sex-stratified models off (a
+    file, so that it adds to the test's own --config rather than replacing it)."""
+    path = workdir / "config" / "small_cohort.yaml"
+    path.write_text("predict:\n  enabled: false\ncells:\n  enabled: false\n"
+                    "sensitivity:\n  female_only: {enabled: false}\n  male_only: {enabled: false}\n")
     return "--configfile", str(path.relative_to(workdir))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import copy_workflow, run_snakemake, without_prediction
+from conftest import copy_workflow, run_snakemake, small_cohort_config
 from count_readers import (
     detect_format,
     read_count_matrix,
@@ -190,7 +190,7 @@ def test_workflow_ingests_star_files_named_in_the_sample_sheet(plain, tmp_path):
     sheet = pd.read_csv(FORMATS / "samples.csv")
     sheet["counts_file"] = [per_sample_files("star")[s] for s in sheet["sample_id"]]
     sheet.to_csv(workdir / "config" / "samples.csv", index=False)
-    run_snakemake(workdir, "results/ingest/cohort.h5ad", *without_prediction(workdir), "--config",
+    run_snakemake(workdir, "results/ingest/cohort.h5ad", *small_cohort_config(workdir), "--config",
                   "samples=config/samples.csv", "counts=", "strandedness=reverse", "design=~ group")
     adata = ad.read_h5ad(workdir / "results" / "ingest" / "cohort.h5ad")
     np.testing.assert_array_equal(adata[SAMPLES].X, plain.T.to_numpy())

@@ -8,7 +8,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 import prediction
-from conftest import run_snakemake, without_prediction
+from conftest import run_snakemake, small_cohort_config
 from de_model import variance_stabilise
 from input_checks import check_prediction_inputs, prediction_group_column
 from pipeline_common import InputError
@@ -460,7 +460,7 @@ def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(work
             "false to skip the prediction.") in stopped.stdout + stopped.stderr
     assert not (workflow_copy / "results" / "ingest" / "cohort.h5ad").exists()
 
-    run_snakemake(workflow_copy, *without_prediction(workflow_copy), *small)
+    run_snakemake(workflow_copy, *small_cohort_config(workflow_copy), *small)
     assert (workflow_copy / "results/de/TRD_vs_responder/deseq2_results.tsv").exists()
     assert not (workflow_copy / "results" / "predict").exists()
     page = (workflow_copy / "results/report/report.html").read_text(encoding="utf-8")

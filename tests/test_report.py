@@ -430,8 +430,9 @@ def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
     # every QC figure, then per contrast volcano, MA and heat map, 2 enrichment dot plots, the
-    # calibration's QQ plot and null-count histogram, the ROC curve, the cell scores by group
-    assert len(parser.images) == qc_figures + 3 + 2 + 2 + 1 + 1
+    # calibration's QQ plot and null-count histogram, the ROC and reliability curves, the cell
+    # scores by group
+    assert len(parser.images) == qc_figures + 3 + 2 + 2 + 2 + 1
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64_png(src).size[0] > 100
@@ -494,7 +495,9 @@ def test_snakemake_native_report(toy_run):
 
 
 def test_report_of_two_contrasts(toy_run, tmp_path):
-    """A second contrast (site B vs A) on the toy run's results: only its jobs and the report run."""
+    """A second contrast (site B vs A) on the toy run's results. Genes are filtered per contrast,
+    so the filter runs again (forced: the copied results have no Snakemake metadata to show that
+    its params changed) and with it what reads its output."""
     workdir = copy_workflow(tmp_path / "two")
     shutil.copytree(toy_run / "results", workdir / "results")
     config_path = workdir / "config/config.yaml"
@@ -503,15 +506,15 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     # Snakemake does not look behind an up-to-date target for inputs it could still make.
     (workdir / "results/report/report.html").unlink()
-    run_snakemake(workdir, "results/report/report.html", "--rerun-triggers", "mtime")
+    run_snakemake(workdir, "results/report/report.html", "--rerun-triggers", "mtime", "--forcerun", "filter")
     text, parser = parse_report(workdir / "results/report/report.html")
     for contrast in (CONTRAST, "siteB_vs_siteA"):
         contrast_checks(workdir, parser, contrast, config)
     assert "siteB vs siteA, adjusted for sex, age and group" in text
     assert "TRD vs responder, adjusted for site, sex and age" in text
-    # per contrast: volcano, MA, heat map, 2 enrichment dot plots, 2 calibration figures, ROC curve,
-    # cell scores by group
-    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 1 + 1)
+    # per contrast: volcano, MA, heat map, 2 enrichment dot plots, 2 calibration figures, ROC and
+    # reliability curves, cell scores by group
+    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 2 + 1)
 
 
 def test_enrichment_methods_states_the_settings():

@@ -12,7 +12,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from conftest import copy_workflow, result_tables, run_snakemake
+from conftest import copy_workflow, result_tables, run_snakemake, small_cohort_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,8 +75,8 @@ def test_awkward_sample_ids_and_a_space_in_the_path(tmp_path):
     rename = dict(zip(keep, new_ids))
     counts[list(keep)].rename(columns=rename).to_csv(workdir / "config" / "counts.tsv", sep="\t")
     sheet.loc[keep].rename(index=rename).to_csv(workdir / "config" / "samples.tsv", sep="\t")
-    run_snakemake(workdir, "results/filter/cohort.h5ad", "--config", "counts=config/counts.tsv",
-                  "design=~ sex + group")
+    run_snakemake(workdir, "results/filter/cohort.h5ad", *small_cohort_config(workdir), "--config",
+                  "counts=config/counts.tsv", "design=~ sex + group")
     filtered = ad.read_h5ad(workdir / "results/filter/cohort.h5ad")
     ingested = ad.read_h5ad(workdir / "results/ingest/cohort.h5ad")
     assert ingested.obs_names.tolist() == new_ids

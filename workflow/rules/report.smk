@@ -32,10 +32,10 @@ rule report:
         predict_roc=expand(rules.predict.output.roc, contrast=PREDICTED_CONTRASTS),
         predict_calibration=expand(rules.predict.output.calibration, contrast=PREDICTED_CONTRASTS),
         # how robust are the findings (workflow/rules/sensitivity.smk)
-        cell_markers=rules.cell_composition.output.markers,
-        cell_choice=rules.cell_composition.output.choice,
-        cell_by_group=rules.cell_composition.output.by_group,
-        cell_figures=rules.cell_composition.output.figures,
+        cell_markers=rules.cell_composition.output.markers if CELLS["enabled"] else [],
+        cell_choice=rules.cell_composition.output.choice if CELLS["enabled"] else [],
+        cell_by_group=rules.cell_composition.output.by_group if CELLS["enabled"] else [],
+        cell_figures=rules.cell_composition.output.figures if CELLS["enabled"] else [],
         concordance=[path for path in SENSITIVITY_OUTPUTS if path.endswith("concordance.tsv")],
         cell_adjusted_gsea=[path for path in SENSITIVITY_OUTPUTS if path.endswith("enrichment/gsea.tsv")],
         readmes=resource_readmes(),
@@ -47,7 +47,7 @@ rule report:
         + gather.calibration(rules.calibration_block.benchmark, contrast=CONTRASTS)
         + expand(rules.calibration.benchmark, contrast=CONTRASTS)
         + expand(rules.predict.benchmark, contrast=PREDICTED_CONTRASTS)
-        + [rules.cell_composition.benchmark]
+        + ([rules.cell_composition.benchmark] if CELLS["enabled"] else [])
         + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)
         + (expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS) if CELL_ADJUSTED else []),
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),

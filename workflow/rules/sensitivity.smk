@@ -2,9 +2,12 @@
 # cell counts, and does it hold within each sex? Scripts: workflow/scripts/cell_composition.py,
 # sensitivity.py; choices: workflow/scripts/cells.py, sensitivity_models.py, config/README.md.
 
+from sensitivity_models import active_models
+
 CELLS = config["cells"]
-SENSITIVITY = config["sensitivity"]
+SENSITIVITY = active_models(config["sensitivity"], CELLS)
 SENSITIVITY_MODELS = list(SENSITIVITY)
+CELL_OUTPUTS = ["results/cells/cell_scores.tsv"] if CELLS["enabled"] else []
 # enrichment runs on the cell-adjusted model too: do the immune pathways survive adjustment?
 CELL_ADJUSTED = [m for m in SENSITIVITY_MODELS if m == "cell_adjusted"]
 

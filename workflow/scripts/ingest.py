@@ -32,7 +32,7 @@ from input_checks import (
     match_samples,
 )
 from pipeline_common import InputError, atomic_output, format_list
-from sensitivity_models import check_models
+from sensitivity_models import active_models, check_models
 
 log = logging.getLogger("trd")
 
@@ -124,6 +124,8 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     """
     sheet = read_sample_sheet(samples_path)
     check_design(sheet, design, contrasts, samples_path)
+    if predict:
+        check_prediction_inputs(sheet, contrasts, design, predict, where=str(samples_path))
     check_collections(collections or {})
     for name, contrast in contrasts.items() if calibration else ():
         check_strata(sheet, name, contrast, design, calibration.get("strata"), str(samples_path))
@@ -139,14 +141,12 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     check_libraries(counts, str(counts_source))
     # after the data checks: a defect in the files is worth knowing before the cohort's size
     check_group_sizes(sheet, contrasts, where=str(samples_path), predict=predict)
-    check_models(sensitivity or {}, sheet, design, contrasts, str(samples_path))
-    if predict:
-        check_prediction_inputs(sheet, contrasts, design, predict, where=str(samples_path))
+    check_models(active_models(sensitivity or {}, cells or {}), sheet, design, contrasts, str(samples_path))
     var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)
     counts.index = var.index
-    if cells:
+    if cells and cells.get("enabled", True):
         check_cell_inputs(cells, sheet, var, str(samples_path))
     adata = build_cohort(counts, sheet, var)
     inputs = [counts_path] if counts_path else list(sheet.get("counts_file", []))

@@ -27,6 +27,7 @@ from de_tables import count_calls
 from enrichment import lead_fdr
 from pipeline_common import atomic_output, format_list
 from report_figures import top_gene_heatmap, top_tested_genes
+from sensitivity_models import active_models, describe, pathway_survival
 
 log = logging.getLogger("trd")
 
@@ -460,11 +461,14 @@ def enrichment_methods(settings: dict, versions: dict, label_permutations: int |
 def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) -> dict:
     """How robust are the findings: cell composition by group, concordance of every sensitivity
     model with the primary one (a sentence each) and the immune pathways after cell adjustment."""
-    from sensitivity_models import describe, pathway_survival
 
     padj_cut = config["enrichment"]["ora_padj"]
-    markers = pd.read_csv(files["cell_markers"], sep="\t", keep_default_na=False)
-    choice = pd.read_csv(files["cell_choice"], sep="\t").iloc[0]
+    if files["cell_markers"]:
+        markers = pd.read_csv(files["cell_markers"], sep="\t", keep_default_na=False)
+        choice = pd.read_csv(files["cell_choice"], sep="\t").iloc[0]
+    else:  # cells.enabled false: no scores, no cell-adjusted model
+        markers = pd.DataFrame(columns=["cell_type", "note", "estimable"])
+        choice = {"covariates": "none", "reason": "cell composition is off (cells.enabled: false)"}
     concordance = pd.concat([pd.read_csv(p, sep="\t") for p in files["concordance"]], ignore_index=True)
     composition = []
     for name, table, png in zip(contrasts, files["cell_by_group"], files["cell_figures"]):
@@ -741,7 +745,8 @@ def main(smk) -> None:
                                          config["calibration"]["permutations"]),
         "calibration": calibration_methods(config["calibration"], calibration),
         "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
-        "robustness": (robustness_methods(config["cells"], config["sensitivity"], robustness["covariates"])
+        "robustness": (robustness_methods(config["cells"], active_models(config["sensitivity"], config["cells"]),
+                                          robustness["covariates"])
                        if robustness else ""),
     }
     context = {

@@ -86,6 +86,13 @@ def check_model(name: str, spec: dict, obs: pd.DataFrame, primary: str, contrast
     return design
 
 
+def active_models(models: dict, cells: dict) -> dict:
+    """The models that run: those not switched off (`enabled: false`), and none that needs the
+    cell scores when cell composition is off (`cells.enabled: false`)."""
+    return {name: spec for name, spec in models.items()
+            if spec.get("enabled", True) and (cells.get("enabled", True) or not spec.get("cell_scores"))}
+
+
 def check_models(models: dict, obs: pd.DataFrame, primary: str, contrasts: dict, where: str) -> None:
     """Every configured model, as far as the sample sheet can tell (called by ingest)."""
     for name, spec in models.items():
