@@ -124,8 +124,6 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     """
     sheet = read_sample_sheet(samples_path)
     check_design(sheet, design, contrasts, samples_path)
-    if predict:
-        check_prediction_inputs(sheet, contrasts, design, predict, where=str(samples_path))
     check_collections(collections or {})
     for name, contrast in contrasts.items() if calibration else ():
         check_strata(sheet, name, contrast, design, calibration.get("strata"), str(samples_path))
@@ -140,6 +138,8 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     counts = match_samples(counts, sheet, str(counts_source), str(samples_path))
     check_libraries(counts, str(counts_source))
     # after the data checks: a defect in the files is worth knowing before the cohort's size
+    if predict:
+        check_prediction_inputs(sheet, contrasts, design, predict, where=str(samples_path))
     check_group_sizes(sheet, contrasts, where=str(samples_path), predict=predict)
     check_models(active_models(sensitivity or {}, cells or {}), sheet, design, contrasts, str(samples_path))
     var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
