@@ -488,3 +488,13 @@ def test_top_genes_ranks_as_sklearn_f_classif_for_every_label_vector_and_sample_
     for b in range(3):
         f, _ = f_classif(genes[masks[b]], labels[b][masks[b]])
         assert list(chosen[b]) == sorted(np.argsort(-f)[:6])
+
+
+def test_a_contrast_of_sites_has_no_site_held_out_validation():
+    sheet = pd.DataFrame({"site": ["A", "B", "C"] * 4, "group": ["TRD", "responder"] * 6})
+    settings = {"group_by": "auto"}
+    assert prediction_group_column(sheet, settings, "~ site + group") == "site"
+    assert prediction_group_column(sheet, settings, "~ site + group", compared="site") is None
+    sites = {"c": {"variable": "site", "test": "B", "reference": "A"}}
+    check_prediction_inputs(sheet, sites, "~ site + group", {"group_by": "auto", "inner_folds": 4},
+                            "s.tsv")  # would need 4 samples of site A without site A

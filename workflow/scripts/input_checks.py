@@ -339,19 +339,22 @@ def samples_for_prediction(predict: dict) -> int:
     return n
 
 
-def prediction_group_column(sheet: pd.DataFrame, predict: dict, design: str) -> str | None:
+def prediction_group_column(sheet: pd.DataFrame, predict: dict, design: str,
+                            compared: str | None = None) -> str | None:
     """The column whose levels the site-held-out validation holds out, or None.
 
     predict.group_by 'auto': the design's `site` column when it has at least 3 levels (with 2,
     each training set would be a single site); '' or 'none': no site-held-out validation.
+    None too for a contrast that compares that column's levels (`compared`, its variable):
+    a held-out site would leave a training set of one class.
     """
     group_by = predict.get("group_by", "auto")
     if group_by in ("", "none"):
         return None
     if group_by == "auto":
         in_design = "site" in design_variables(design) and "site" in sheet.columns
-        return "site" if in_design and sheet["site"].nunique() >= 3 else None
-    return group_by
+        group_by = "site" if in_design and sheet["site"].nunique() >= 3 else None
+    return None if group_by == compared else group_by
 
 
 def check_prediction_inputs(sheet: pd.DataFrame, contrasts: dict, design: str, predict: dict,
@@ -405,6 +408,8 @@ def check_site_fold_sizes(sheet: pd.DataFrame, contrasts: dict, group_by: str, i
     """With a site held out, each compared group keeps at least inner_folds samples in the
     other sites, so that the inner folds can tune the model."""
     for name, contrast in contrasts.items():
+        if contrast["variable"] == group_by:  # no site-held-out validation (prediction_group_column)
+            continue
         values = sheet[contrast["variable"]].astype(str)
         for site in sorted(sheet[group_by].astype(str).unique()):
             others = values[sheet[group_by].astype(str) != site]

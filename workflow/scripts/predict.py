@@ -107,7 +107,7 @@ def predict_contrast(adata: ad.AnnData, contrast: dict, settings: dict, filter_s
                      deseq2: dict, design: str, seed: int, n_jobs: int) -> dict:
     """Every table and figure of the prediction of one contrast."""
     covariates = [c for c in settings["covariates"] if c in adata.obs.columns]
-    group_by = prediction_group_column(adata.obs, settings, design)
+    group_by = prediction_group_column(adata.obs, settings, design, contrast["variable"])
     cohort = make_cohort(adata, contrast, covariates, group_by)
     log.info("predicting %s = %s vs %s: %d samples (%d in the test group), %d genes, covariates %s, "
              "sites from %s", contrast["variable"], contrast["test"], contrast["reference"],
