@@ -211,7 +211,10 @@ def test_warm_started_irls_reaches_the_cold_optimum(small_problem):
     1e-5 from the optimum: one more step from its result moves it that much)."""
     p = small_problem
     inference = bi.BatchedInference(n_cpus=1)
-    fit = lambda: inference.irls(p["counts"], p["sf"], p["X"], p["disp"], min_mu=0.5, beta_tol=1e-8)
+
+    def fit():
+        return inference.irls(p["counts"], p["sf"], p["X"], p["disp"], min_mu=0.5, beta_tol=1e-8)
+
     cold = fit()
     for start, rtol in ((cold[0], 3e-5), (np.roll(cold[0], 1, axis=0), 1e-3)):
         with inference.starting_from(irls=start):
