@@ -466,28 +466,35 @@ def irls_block(counts, size_factors, design_matrix, disp, min_mu, beta_tol, max_
             counts[:, usable], mu[:, usable], log_mu[:, usable], disp[usable]))
     diverged = np.zeros(n_genes, dtype=bool)
     active = np.arange(n_genes)
+    # the active genes' arrays, compacted when genes leave (indexing all arrays by `active` at
+    # every iteration copied each of them twice)
+    y, m, log_m, d, constant, dev = counts, mu, log_mu, disp, nll_constant, deviance
     iteration = 0
     while active.size:
         iteration += 1
-        y, m, d = counts[:, active], mu[:, active], disp[active]
         weights = m / (1.0 + m * d)
-        working = (log_mu[:, active] - log_sf) + (y - m) / m
+        working = (log_m - log_sf) + (y - m) / m
         lhs = weighted_gram(outer, weights) + ridge
         rhs = (weights * working).T @ design_matrix
         beta_hat = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
 
         leaving = (np.abs(beta_hat) > max_beta).any(axis=1) | (iteration >= maxiter)
         diverged[active[leaving]] = True
-        active, beta_hat = active[~leaving], beta_hat[~leaving]
+        if leaving.any():
+            stay = ~leaving
+            active, beta_hat, y, d = active[stay], beta_hat[stay], y[:, stay], d[stay]
+            constant, dev = constant[stay], dev[stay]
 
         beta[active] = beta_hat
-        log_mu[:, active] = thresholded_log_means(beta_hat)
-        mu[:, active] = np.exp(log_mu[:, active])
-        new_deviance = -2 * (nll_constant[active] + nb_nll_mu_part(
-            counts[:, active], mu[:, active], log_mu[:, active], disp[active]))
-        ratio = np.abs(new_deviance - deviance[active]) / (np.abs(new_deviance) + 0.1)
-        deviance[active] = new_deviance
-        active = active[ratio > beta_tol]
+        log_m = thresholded_log_means(beta_hat)
+        m = np.exp(log_m)
+        new_dev = -2 * (constant + nb_nll_mu_part(y, m, log_m, d))
+        going_on = np.abs(new_dev - dev) / (np.abs(new_dev) + 0.1) > beta_tol
+        mu[:, active[~going_on]] = m[:, ~going_on]  # the means of the genes that converged
+        if not going_on.all():
+            active, y, m, log_m = active[going_on], y[:, going_on], m[:, going_on], log_m[:, going_on]
+            d, constant = d[going_on], constant[going_on]
+        dev = new_dev[going_on]
 
     # Hat diagonals of W^1/2 X (X^T W X + ridge)^-1 X^T W^1/2, from thresholded means.
     weights = mu / (1.0 + mu * disp)
