@@ -124,7 +124,7 @@ def plotted_table():
 
 
 def legend_texts(ax) -> list[str]:
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+    return [t.get_text() for t in ax.figure.legends[0].get_texts()]
 
 
 def test_volcano_draws_shrunk_changes_up_red_down_blue_with_thresholds():

@@ -89,7 +89,9 @@ def lfc_label(contrast: dict, column: str) -> str:
 def draw_calls(ax, x: pd.Series, y: pd.Series, lfc: pd.Series, padj: pd.Series, alpha: float) -> None:
     """Grey genes not called, red up and blue down at padj < alpha, each in the legend."""
     significant = padj < alpha
-    ax.scatter(x[~significant], y[~significant], s=4, c="0.7", lw=0, label="not significant")
+    # the grey cloud of thousands of genes as an image inside the SVG: a small file, vector text
+    ax.scatter(x[~significant], y[~significant], s=4, c="0.7", lw=0, label="not significant",
+               rasterized=True)
     for direction, chosen, colour in (("up", lfc > 0, UP_COLOUR), ("down", lfc < 0, DOWN_COLOUR)):
         called = significant & chosen
         ax.scatter(x[called], y[called], s=6, c=colour, lw=0,
@@ -123,7 +125,7 @@ def repel_labels(ax, texts: list, x: np.ndarray, y: np.ndarray) -> None:
 def volcano_plot(table: pd.DataFrame, alpha: float, contrast: dict, thresholds: list[float] = (),
                  n_labels: int = 12):
     """-log10 p against the (shrunk, when there) log2 fold change, the top genes labelled."""
-    fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
     tested = table.dropna(subset=["pvalue"])
     column = plotted_lfc(tested)
     y = -np.log10(tested["pvalue"].clip(lower=1e-300))
@@ -136,28 +138,29 @@ def volcano_plot(table: pd.DataFrame, alpha: float, contrast: dict, thresholds: 
     texts = [ax.text(row[column], y[i], row["gene_symbol"] or row["gene_id"], fontsize=7)
              for i, row in top.iterrows()]
     ax.axvline(0, c="0.5", lw=0.5)
-    label_axes(ax, lfc_label(contrast, column), "-log10 p-value", contrast, "upper left")
+    label_axes(ax, lfc_label(contrast, column), "-log10 p-value", contrast)
     repel_labels(ax, texts, top[column].to_numpy(), y[top.index].to_numpy())
     return fig
 
 
 def ma_plot(table: pd.DataFrame, alpha: float, contrast: dict, thresholds: list[float] = ()):
     """The (shrunk, when there) log2 fold change against the mean of normalised counts."""
-    fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
     tested = table[table["baseMean"] > 0]
     column = plotted_lfc(tested)
     draw_calls(ax, np.log10(tested["baseMean"]), tested[column], tested[column], tested["padj"], alpha)
     ax.axhline(0, c="0.3", lw=0.6)
     draw_lfc_thresholds(ax, list(thresholds), vertical=False)
-    label_axes(ax, "log10 mean of normalised counts", lfc_label(contrast, column), contrast, "upper right")
+    label_axes(ax, "log10 mean of normalised counts", lfc_label(contrast, column), contrast)
     return fig
 
 
-def label_axes(ax, xlabel: str, ylabel: str, contrast: dict, legend_loc: str) -> None:
+def label_axes(ax, xlabel: str, ylabel: str, contrast: dict) -> None:
+    """Axis labels, the contrast as title, and the legend below the axes (never over a label)."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{contrast['test']} vs {contrast['reference']}")
-    ax.legend(loc=legend_loc, fontsize=7, frameon=False, markerscale=2)
+    ax.figure.legend(loc="outside lower center", ncols=3, fontsize=7, frameon=False, markerscale=2)
 
 
 def main(smk) -> None:
