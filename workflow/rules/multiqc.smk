@@ -5,6 +5,11 @@
 MULTIQC_OUTPUTS = ["results/multiqc/multiqc_report.html"] if multiqc_enabled(config["multiqc"]) else []
 
 
+# seconds of work on two small tables: on a cluster it runs on the submit host, as the report does
+localrules:
+    multiqc,
+
+
 rule multiqc:
     input:
         metrics=rules.qc.output.mqc_metrics,
