@@ -53,10 +53,12 @@ def test_shrunk_fold_changes_pull_the_null_genes_towards_zero(toy_run):
     shrunk, mle = genes["log2FoldChange_shrunk"], genes["log2FoldChange"]
     null, de = ~genes["is_de"], genes["is_de"]
     assert shrunk[null].abs().mean() < 0.5 * mle[null].abs().mean()
-    # the planted effects survive the prior: same sign, still tracking the truth
+    # closer to the planted truth over all genes, and the called genes keep their sign
+    error = {name: ((genes[name] - genes["true_log2FC"]) ** 2).mean()
+             for name in ("log2FoldChange_shrunk", "log2FoldChange")}
+    assert error["log2FoldChange_shrunk"] < 0.7 * error["log2FoldChange"]
     called = genes[de & (genes["padj"] < 0.05)]
     assert (np.sign(called["log2FoldChange_shrunk"]) == np.sign(called["true_log2FC"])).mean() > 0.95
-    assert np.corrcoef(shrunk[de], genes.loc[de, "true_log2FC"])[0, 1] > 0.85
 
 
 def test_every_figure_is_png_and_svg(toy_run):
