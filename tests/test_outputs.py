@@ -79,6 +79,19 @@ def test_deseq2_log_times_every_stage(toy_run):
                       "independent filtering and BH", "log fold-change shrinkage (apeGLM-like prior)"]
 
 
+def test_sensitivity_models_and_permutations_fit_no_prior(toy_run):
+    """They compare maximum-likelihood fold changes and Wald statistics: shrinkage would be wasted."""
+    for model in ("cell_adjusted", "female_only", "male_only"):
+        table = pd.read_csv(toy_run / f"results/sensitivity/{CONTRAST}/{model}/deseq2_results.tsv", sep="\t")
+        assert "log2FoldChange_shrunk" not in table.columns
+        assert "Wald test" in (toy_run / f"logs/sensitivity/{CONTRAST}/{model}.log").read_text()
+    block_logs = sorted((toy_run / "logs/calibration_block").glob(f"{CONTRAST}_*.log"))
+    assert len(block_logs) == 2
+    for log in block_logs:
+        text = log.read_text()
+        assert "Wald test" in text and "shrinkage" not in text
+
+
 def test_multiqc_report_holds_the_qc_tables(toy_run):
     data = toy_run / "results/multiqc/multiqc_data"
     samples = set(pd.read_csv(ROOT / "config/samples.tsv", sep="\t", dtype=str)["sample_id"])
