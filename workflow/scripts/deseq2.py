@@ -26,6 +26,8 @@ from pipeline_common import save_figure, write_table  # noqa: E402
 log = logging.getLogger("trd")
 
 UP_COLOUR, DOWN_COLOUR = "#c0392b", "#2471a3"
+# most steps adjustText takes to move the volcano's labels apart
+REPEL_STEPS = 2000
 RESULT_COLUMNS = ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj"]
 
 
@@ -119,7 +121,10 @@ def repel_labels(ax, texts: list, x: np.ndarray, y: np.ndarray) -> None:
     if not texts:
         return
     ax.figure.canvas.draw()  # the constrained layout first: labels are moved in display space
-    adjust_text(texts, x=x, y=y, ax=ax, arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.5})
+    # a number of steps, not adjustText's default of 1 s, which depends on the load: the same figure
+    # every run (it stops as soon as no two labels overlap)
+    adjust_text(texts, x=x, y=y, ax=ax, iter_lim=REPEL_STEPS,
+                arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.5})
 
 
 def volcano_plot(table: pd.DataFrame, alpha: float, contrast: dict, thresholds: list[float] = (),
