@@ -84,3 +84,24 @@ def test_normalised_counts_are_counts_over_median_of_ratios_size_factors():
         assert len([t for t in labelled if ax.get_ylim()[0] <= t.get_position()[1] <= ax.get_ylim()[1]]) >= 2
     assert [ax.get_title() for ax in fig.axes[:2]] == ["seven", "G00002"]
     assert not fig.axes[2].axison  # the grid's unused panels are blank
+
+
+def test_candidate_genes_come_from_the_config_and_missing_ones_are_named():
+    import anndata as ad
+
+    import report
+
+    assert report.candidate_genes({}) == report.CANDIDATE_GENES
+    counts, obs = simulate_nb_cohort(10, 40, seed=1, design="group")
+    adata = ad.AnnData(counts.to_numpy(dtype=float), obs=obs.assign(group=obs["group"].astype(str)),
+                       var=pd.DataFrame({"gene_symbol": [f"SYM{i}" for i in range(40)]}, index=counts.columns))
+    table = pd.DataFrame({"gene_id": counts.columns, "gene_symbol": adata.var["gene_symbol"].to_numpy(),
+                          "log2FoldChange": 0.1, "pvalue": np.linspace(0.001, 0.9, 40), "padj": 0.5})
+    config = {"design": "~ group", "deseq2": {"inference": "default"},
+              "report": {"candidate_genes": ["SYM5", "NOTHERE", "SYM2"]}}
+    contrast = {"variable": "group", "test": "TRD", "reference": "responder"}
+    assert report.candidate_genes(config) == ["SYM5", "NOTHERE", "SYM2"]
+    top, candidates = report.gene_figures(table, contrast, config, adata)
+    assert top["caption"].startswith("The 12 genes with the smallest p-values: counts normalised")
+    assert candidates["caption"].endswith("Not in the filtered data: NOTHERE.")
+    assert all(f["src"].startswith("data:image/png;base64,") for f in (top, candidates))
