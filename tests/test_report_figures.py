@@ -93,8 +93,8 @@ def test_candidate_genes_come_from_the_config_and_missing_ones_are_named():
 
     assert report.candidate_genes({}) == report.CANDIDATE_GENES
     counts, obs = simulate_nb_cohort(10, 40, seed=1, design="group")
-    adata = ad.AnnData(counts.to_numpy(dtype=float), obs=obs.assign(group=obs["group"].astype(str)),
-                       var=pd.DataFrame({"gene_symbol": [f"SYM{i}" for i in range(40)]}, index=counts.columns))
+    var = pd.DataFrame({"gene_symbol": [f"SYM{i}" for i in range(40)]}, index=counts.columns)
+    adata = ad.AnnData(counts.to_numpy(dtype=float), obs=obs.assign(group=obs["group"].astype(str)), var=var)
     table = pd.DataFrame({"gene_id": counts.columns, "gene_symbol": adata.var["gene_symbol"].to_numpy(),
                           "log2FoldChange": 0.1, "pvalue": np.linspace(0.001, 0.9, 40), "padj": 0.5})
     config = {"design": "~ group", "deseq2": {"inference": "default"},
