@@ -499,8 +499,9 @@ def test_toy_report_in_headless_chromium(toy_run):
     assert load.evaluations["volcano_drawn"] == load.evaluations["volcano_points"]
     assert load.evaluations["volcano_canvases"] > 0
     for gene, found in zip(searched, load.evaluations["volcano_search"]):
-        call = "not significant" if not gene["padj"] < 0.05 else "up" if gene["log2FoldChange"] > 0 else "down"
-        assert found == [f"{gene['gene_symbol']}: {call}", [round(gene["log2FoldChange"], 3)], [gene["gene_symbol"]]]
+        symbol, lfc = gene["gene_symbol"], gene["log2FoldChange"]
+        call = "not significant" if not gene["padj"] < 0.05 else "up" if lfc > 0 else "down"
+        assert found == [f"{symbol}: {call}", [round(lfc, 3)], [symbol]]
     pixels = np.asarray(Image.open(io.BytesIO(load.screenshot)).convert("L"), dtype=float)
     assert pixels.shape[1] >= 1000
     assert pixels.std() > 20  # text, tables and figures, not a blank page
