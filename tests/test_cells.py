@@ -212,12 +212,9 @@ TOY_SPEARMAN = {"monocytes": 0.9, "B_cells": 0.9, "NK": 0.9, "CD8_T": 0.9, "neut
 
 
 @pytest.fixture(scope="module")
-def toy_cells(tmp_path_factory) -> Path:
-    from conftest import copy_workflow, run_snakemake
-
-    workdir = copy_workflow(tmp_path_factory.mktemp("toy_cells"))
-    run_snakemake(workdir, "results/cells/cell_scores.tsv")
-    return workdir
+def toy_cells(toy_run) -> Path:
+    """The toy cohort's run (cell composition is part of the default run)."""
+    return toy_run
 
 
 def test_toy_scores_follow_the_planted_shares(toy_cells):

@@ -192,12 +192,9 @@ MODELS = ("cell_adjusted", "female_only", "male_only")
 
 
 @pytest.fixture(scope="module")
-def toy_sensitivity(tmp_path_factory) -> Path:
-    """The toy cohort run up to the sensitivity models (no enrichment, prediction or report)."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("toy_sensitivity"))
-    targets = [f"results/sensitivity/TRD_vs_responder/{model}/concordance.tsv" for model in MODELS]
-    run_snakemake(workdir, *targets)
-    return workdir
+def toy_sensitivity(toy_run) -> Path:
+    """The toy cohort's run (the sensitivity models are part of the default run)."""
+    return toy_run
 
 
 def de_table(workdir: Path, model: str | None = None) -> pd.DataFrame:
