@@ -187,3 +187,46 @@ def test_toy_cohort_planted_pathways_are_top_hits(toy_run):
         assert found["padj"].iloc[0] < 0.05, row["term"]
         assert np.sign(found["NES"].iloc[0]) == (1 if row["direction"] == "up" else -1), row["term"]
         assert found.index[0] < 5, f"{row['term']} ranks {found.index[0] + 1} in {row['collection']}"
+
+
+def ora_table(odds: dict[str, list[float]], fdr: dict[str, list[float]]) -> pd.DataFrame:
+    rows = []
+    for direction in odds:
+        for i, (value, q) in enumerate(zip(odds[direction], fdr[direction])):
+            rows.append({"collection": "GO_BP", "direction": direction, "term": f"T{direction}{i}",
+                         "name": f"term {i}", "size": 20 + i, "odds_ratio": value, "pvalue": q / 10,
+                         "padj": q})
+    return pd.DataFrame(rows)
+
+
+def test_ora_dotplot_labels_several_ticks_and_colours_each_panel_by_its_own_fdrs():
+    # odds ratios within one decade (a single decade tick before), FDRs 1e-12 apart from 1e-2
+    table = ora_table({"down": [3.1, 3.5, 4.2], "up": [2.2, 6.0, 8.5]},
+                      {"down": [1e-12, 1e-3, 0.2], "up": [0.01, 0.03, 0.5]})
+    fig = enr.dotplot(table, "odds_ratio", 10, 0.05, "ORA", ["collection", "direction"])
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.get_xlabel() == "odds_ratio"]
+    assert [ax.get_title() for ax in panels] == ["GO_BP / down", "GO_BP / up"]
+    for ax, direction in zip(panels, ("down", "up")):
+        low, high = ax.get_xlim()
+        labelled = [t for t in ax.get_xticklabels() if t.get_text() and low <= t.get_position()[0] <= high]
+        assert len(labelled) >= 2, [t.get_text() for t in labelled]
+        colours = ax.collections[0]
+        expected = -np.log10(table.loc[table["direction"] == direction, "padj"])
+        assert colours.norm.vmax == pytest.approx(max(expected.max(), -np.log10(0.05)))
+        np.testing.assert_allclose(np.sort(colours.get_array()), np.sort(expected))
+
+
+def test_a_long_running_score_title_is_wrapped_inside_the_figure():
+    name = "antigen processing and presentation of exogenous peptide antigen via MHC class I, TAP-dependent"
+    row = pd.Series({"collection": "GO_BP", "term": "GO:0002479", "name": name, "NES_perm": -2.11,
+                     "fdr_perm": 0.067, "NES": -2.5, "padj": 1.1e-6, "size": 24})
+    ranking = pd.Series(np.linspace(5, -5, 400), index=[f"G{i}" for i in range(400)])
+    fig = enr.running_score_figure(ranking, [f"G{i}" for i in range(350, 374)], row)
+    fig.canvas.draw()
+    title = fig.axes[0].title
+    assert " ".join(title.get_text().split()) == " ".join(
+        f"GO_BP GO:0002479: {name} label permutations: NES -2.11, fdr 0.067; gene permutations: "
+        "NES -2.50, padj 1.1e-06; 24 genes".split())
+    box, canvas = title.get_window_extent(), fig.bbox
+    assert canvas.x0 <= box.x0 and box.x1 <= canvas.x1 and box.y1 <= canvas.y1

@@ -345,17 +345,87 @@ def test_exclude_removes_the_flagged_samples_before_de(workflow_copy):
     assert summary.at["samples excluded by QC", "n"] == 3
 
 
+def clustered_samples(seed: int = 4) -> tuple[np.ndarray, pd.DataFrame]:
+    """Two planted clusters of samples (4 and 3) and one far outlier (s7), with annotations."""
+    rng = np.random.default_rng(seed)
+    vst = np.vstack([rng.normal(0, 1, (4, 30)), rng.normal(6, 1, (3, 30)), rng.normal(60, 1, (1, 30))])
+    obs = pd.DataFrame({"group": ["TRD", "responder"] * 4, "site": list("AABBAABB"), "sex": ["female"] * 8},
+                       index=[f"s{i}" for i in range(8)])
+    return vst, obs
+
+
+def image_axes(fig, shape: tuple[int, ...]):
+    return next(ax for ax in fig.axes if ax.images and np.asarray(ax.images[0].get_array()).shape == shape)
+
+
 def test_distance_heatmap_shows_euclidean_distances_in_cluster_order():
+    from scipy.cluster.hierarchy import leaves_list, linkage
     from scipy.spatial.distance import pdist, squareform
 
-    rng = np.random.default_rng(4)
-    vst = np.vstack([rng.normal(0, 1, (4, 30)), rng.normal(6, 1, (3, 30))])
-    names = pd.Index([f"s{i}" for i in range(7)])
-    fig = qc.distance_heatmap(vst, names)
-    shown = np.asarray(fig.axes[0].images[0].get_array())
-    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    order = [int(label[1:]) for label in labels]
-    expected = squareform(pdist(vst))[np.ix_(order, order)]
-    np.testing.assert_allclose(shown, expected, atol=1e-9)
+    vst, obs = clustered_samples()
+    fig = qc.distance_heatmap(vst, obs, ["group", "site", "sex"], mad_threshold=5)
+    heat = image_axes(fig, (8, 8))
+    shown = np.asarray(heat.images[0].get_array())
+    order = [int(t.get_text()[1:]) for t in heat.get_xticklabels()]
+    assert order == leaves_list(linkage(pdist(vst), method="average")).tolist()
+    np.testing.assert_allclose(shown, squareform(pdist(vst))[np.ix_(order, order)], atol=1e-9)
     # the two planted clusters are contiguous in the order
-    assert sorted(order[:4]) == [0, 1, 2, 3] or sorted(order[:3]) == [4, 5, 6]
+    for cluster in (range(4), range(4, 7)):
+        positions = [order.index(i) for i in cluster]
+        assert max(positions) - min(positions) == len(cluster) - 1
+    # the dendrogram: one U per merge (7), its leaves under the columns in the same order
+    tree = fig.axes[0]
+    assert len(tree.collections[0].get_paths()) == 7
+    # the annotation bars: one per column, samples in the heat map's order
+    for column in ("group", "site", "sex"):
+        bar = next(ax for ax in fig.axes if [t.get_text() for t in ax.get_yticklabels()] == [column])
+        levels = sorted(obs[column].unique())
+        codes = np.asarray(bar.images[0].get_array())[0]
+        assert [levels[int(c)] for c in codes] == obs[column].iloc[order].tolist()
+
+
+def test_distance_colour_scale_is_not_stretched_by_an_outlier():
+    vst, obs = clustered_samples()
+    fig = qc.distance_heatmap(vst, obs, ["group"], mad_threshold=5)
+    square = np.sqrt(((vst[:, None, :] - vst[None, :, :]) ** 2).sum(axis=2))
+    between = square[~np.eye(8, dtype=bool)]
+    median = np.median(between)
+    low, high = image_axes(fig, (8, 8)).images[0].get_clim()
+    assert low == pytest.approx(between.min())
+    assert high == pytest.approx(median + 5 * 1.4826 * np.median(np.abs(between - median)))
+    # the outlier's 14 distances (of the 56) lie above the top colour, every other one below it
+    assert square[7, :7].min() > high > square[:7, :7].max()
+    # without an outlier the scale ends at the largest distance
+    fig = qc.distance_heatmap(vst[:7], obs.iloc[:7], ["group"], mad_threshold=5)
+    assert image_axes(fig, (7, 7)).images[0].get_clim()[1] == pytest.approx(square[:7, :7].max())
+
+
+def test_pca_marks_the_flagged_samples_of_qc_metrics():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0, 1, (6, 3))
+    obs = pd.DataFrame({"group": list("ababab"), "site": list("xxyyxx")}, index=[f"s{i}" for i in range(6)])
+    metrics = pd.DataFrame({"flags": ["", "low_library_size: ...", "", "", "sex_mismatch: ...", ""]},
+                           index=obs.index)
+    fig = qc.pca_plot(scores, np.array([0.5, 0.3, 0.2]), obs, ["group", "site"], metrics["flags"] != "")
+    for ax in fig.axes:
+        marked = next(c for c in ax.collections if c.get_label() == "QC-flagged (2)")
+        np.testing.assert_array_equal(marked.get_offsets(), scores[[1, 4], :2])
+        assert "QC-flagged (2)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_library_size_bars_are_red_for_their_own_check_only():
+    flags = pd.Series(["low_library_size: library size 10 < limit 50 (median - 5 MAD)",
+                       "high_globin: % 40 > limit 20; low_library_size: library size 9 < limit 50",
+                       "sex_mismatch: recorded male, inferred female", "", "low_detected_genes: 3 < 5"],
+                      index=[f"s{i}" for i in range(5)])
+    own = qc.flagged_by(flags, "low_library_size")
+    assert own.tolist() == [True, True, False, False, False]
+    values = pd.Series([10.0, 9.0, 80.0, 90.0, 85.0], index=flags.index)
+    fig = qc.metric_bar_chart(values, own, (flags != "") & ~own, 50.0, "library size", "low_library_size")
+    ax = fig.axes[0]
+    red = [tuple(np.round(bar.get_facecolor()[:3], 3)) == (0.753, 0.224, 0.169) for bar in ax.patches]
+    assert red == [True, True, False, False, False]
+    others = next(c for c in ax.collections)
+    assert np.asarray(others.get_offsets())[:, 0].tolist() == [2, 4]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "flagged: low_library_size (2)", "flagged by another check (2)", "QC limit"]

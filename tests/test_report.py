@@ -429,10 +429,12 @@ def test_toy_report_robustness_section(toy_run):
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
-    # every QC figure, then per contrast volcano, MA and heat map, 2 enrichment dot plots, the
-    # calibration's QQ plot and null-count histogram, the ROC and reliability curves, the cell
-    # scores by group
-    assert len(parser.images) == qc_figures + 3 + 2 + 2 + 2 + 1
+    # every QC figure, then per contrast volcano, MA and heat map, the counts of the top and of the
+    # candidate genes, 2 enrichment dot plots, the calibration's QQ plot and null-count histogram,
+    # the ROC and reliability curves, the cell scores by group
+    assert len(parser.images) == qc_figures + 3 + 2 + 2 + 2 + 2 + 1
+    # Plotly's library is inline, once, for the interactive volcano
+    assert text.count("* plotly.js v") == 1 and 'id="de-TRD_vs_responder-volcano"' in text
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64_png(src).size[0] > 100
@@ -454,10 +456,24 @@ def base64_png(src: str):
                     reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
 def test_toy_report_in_headless_chromium(toy_run):
     page = toy_run / "results/report/report.html"
-    table = read_de(toy_run, CONTRAST).dropna(subset=["pvalue"]).head(200)
+    tested = read_de(toy_run, CONTRAST).dropna(subset=["pvalue"])
+    table = tested.head(200)
     top = f"de-{CONTRAST}-top"
     column = 3  # log2FoldChange
+    volcano = f"de-{CONTRAST}-volcano"
+    # one gene with a call and one without, by symbol in lower case
+    with_symbol = tested[tested["gene_symbol"].fillna("") != ""]
+    searched = [with_symbol.iloc[3], with_symbol[~(with_symbol["padj"] < 0.05)].iloc[-1]]
     load = open_page(page.as_uri(), evaluate={
+        # the points Plotly holds and those it drew (its full data), per trace, the search ring last
+        "volcano_points": f"document.getElementById('{volcano}').data.map(t => t.x.length)",
+        "volcano_drawn": f"document.getElementById('{volcano}')._fullData.map(t => t._length)",
+        "volcano_canvases": f"document.querySelectorAll('#{volcano} canvas').length",
+        "volcano_search": f"""{[gene['gene_symbol'].lower() for gene in searched]}.map(symbol => {{
+            const box = document.querySelector('input[data-plot="{volcano}"]');
+            box.value = symbol; box.dispatchEvent(new Event('input'));
+            const ring = document.getElementById('{volcano}').data.at(-1);
+            return [document.getElementById('{volcano}-found').textContent, ring.x, ring.text]; }})""",
         "images": "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length",
         "all_images": "document.images.length",
         "sorted_first": f"""(() => {{ const t = document.getElementById('{top}');
@@ -477,6 +493,15 @@ def test_toy_report_in_headless_chromium(toy_run):
     assert load.evaluations["sorted_first"] == f"{table['log2FoldChange'].min():.3g}"
     assert load.evaluations["sorted_first_descending"] == f"{table['log2FoldChange'].max():.3g}"
     assert load.evaluations["search_hits"] == 1
+    # the interactive volcano: every tested gene drawn once, the found gene ringed where it lies
+    *points, ring = load.evaluations["volcano_points"]
+    assert sum(points) == len(tested) and ring == 0
+    assert load.evaluations["volcano_drawn"] == load.evaluations["volcano_points"]
+    assert load.evaluations["volcano_canvases"] > 0
+    for gene, found in zip(searched, load.evaluations["volcano_search"]):
+        symbol, lfc = gene["gene_symbol"], gene["log2FoldChange"]
+        call = "not significant" if not gene["padj"] < 0.05 else "up" if lfc > 0 else "down"
+        assert found == [f"{symbol}: {call}", [round(lfc, 3)], [symbol]]
     pixels = np.asarray(Image.open(io.BytesIO(load.screenshot)).convert("L"), dtype=float)
     assert pixels.shape[1] >= 1000
     assert pixels.std() > 20  # text, tables and figures, not a blank page
@@ -515,9 +540,10 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
         contrast_checks(workdir, parser, contrast, config)
     assert "siteB vs siteA, adjusted for sex, age and group" in text
     assert "TRD vs responder, adjusted for site, sex and age" in text
-    # per contrast: volcano, MA, heat map, 2 enrichment dot plots, 2 calibration figures, ROC and
-    # reliability curves, cell scores by group
-    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 2 + 1)
+    # per contrast: volcano, MA, heat map, 2 per-gene count figures, 2 enrichment dot plots,
+    # 2 calibration figures, ROC and reliability curves, cell scores by group
+    qc_figures = len(list((workdir / "results/qc").glob("*.png")))
+    assert len(parser.images) == qc_figures + 2 * (3 + 2 + 2 + 2 + 2 + 1)
 
 
 def test_enrichment_methods_states_the_settings():

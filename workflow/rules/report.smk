@@ -15,6 +15,8 @@ rule report:
         qc_figures=[path for path in rules.qc.output if path.endswith(".png")],
         filter_summary="results/filter/filter_summary.tsv",
         vst="results/vst/vst.h5ad",
+        # raw counts of the genes and samples each contrast was fitted on, for the per-gene plots
+        filtered="results/filter/cohort.h5ad",
         tables=expand("results/de/{contrast}/deseq2_results.tsv", contrast=CONTRASTS),
         models=expand("results/de/{contrast}/model.tsv", contrast=CONTRASTS),
         volcanos=expand("results/de/{contrast}/volcano.png", contrast=CONTRASTS),
@@ -53,6 +55,7 @@ rule report:
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         css=os.path.join(REPORT_TEMPLATE_DIR, "report.css"),
         js=os.path.join(REPORT_TEMPLATE_DIR, "report.js"),
+        volcano_js=os.path.join(REPORT_TEMPLATE_DIR, "volcano.js"),
     output:
         html=report(
             "results/report/report.html",

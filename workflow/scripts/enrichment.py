@@ -30,6 +30,7 @@ each set's p with its p on the DE lists of the K permuted fits (gsea_permutation
 
 import logging
 import re
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -258,9 +259,28 @@ def lead_fdr(table: pd.DataFrame) -> str:
     return "fdr_perm" if "fdr_perm" in table and table["fdr_perm"].notna().any() else "padj"
 
 
+def log_axis_ticks(ax, values: np.ndarray, which: str = "x") -> None:
+    """A log axis with labelled ticks at 1, 2 and 5 per decade (at 1 alone over more than two
+    decades), over a range of at least a factor 6.25 (2.5 squared, the widest gap between those
+    ticks) around the values: at least two ticks are labelled even within one decade."""
+    import matplotlib.ticker as ticker
+
+    low, high = float(np.min(values)) / 1.15, float(np.max(values)) * 1.15
+    widen = np.sqrt(max(6.25 / (high / low), 1.0))
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    getattr(ax, f"set_{which}scale")("log")
+    getattr(ax, f"set_{which}lim")(low / widen, high * widen)
+    subs = (1.0,) if high / low > 100 else (1.0, 2.0, 5.0)
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
 def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, by: list[str]):
     """One panel per group (collection, or collection x direction): top terms by lead_fdr, then
-    p-value."""
+    p-value. Each panel has its own colour scale, from 0 to its largest -log10 FDR: the panels'
+    FDRs differ by orders of magnitude (a small curated collection against GO), and one shared
+    scale left all but one panel in a single colour. Compare panels by the numbers in the tables."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -279,27 +299,38 @@ def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, 
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     # a permutation FDR of 0 (no null score as extreme) is drawn at the smallest positive one
     floor = table.loc[table[fdr] > 0, fdr].min() if (table[fdr] > 0).any() else 1e-300
-    vmax = max(float((-np.log10(table[fdr].clip(lower=floor))).max()), 1.0)
     for ax, (key, g) in zip(axes[:, 0], groups):
         g = g.iloc[::-1]
         labels = [f"{_short(str(n))} ({t})" if str(n) != str(t) else str(t) for t, n in zip(g["term"], g["name"])]
         y = np.arange(len(g))
         sig = (g[fdr] < padj_cut).to_numpy()
         colour = -np.log10(g[fdr].clip(lower=floor))
+        vmax = max(float(colour.max()), -np.log10(padj_cut))  # the cut is always on the scale
         sc = ax.scatter(g[x], y, s=20 + 180 * g["size"] / max(table["size"].max(), 1), c=colour,
                         cmap="viridis", vmin=0, vmax=vmax, edgecolors=np.where(sig, "black", "none"))
         ax.set_yticks(y, labels, fontsize=7)
         ax.set_title(" / ".join(np.atleast_1d(key).astype(str)), fontsize=9)
         ax.set_xlabel(x)
         if x == "odds_ratio":
-            ax.set_xscale("log")
-            # a range within one decade gets labelled minor ticks, which overlap
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            log_axis_ticks(ax, g[x].to_numpy(dtype=float))
         else:
             ax.axvline(0, color="grey", lw=0.5)
-        fig.colorbar(sc, ax=ax, label=f"-log10 {fdr}", pad=0.01)
-    fig.suptitle(f"{title} (dot size = set size; black edge = {fdr} < {padj_cut:g})", fontsize=10)
+        fig.colorbar(sc, ax=ax, label=f"-log10 {fdr}\n(this panel)", pad=0.01)
+    fig.suptitle(f"{title} (dot size = set size; black edge = {fdr} < {padj_cut:g}; "
+                 "colour scale per panel)", fontsize=10)
     return fig
+
+
+TITLE_WIDTH = 75  # characters per line of a running-score title, which fits the figure's 6.5 inches
+
+
+def running_score_title(row: pd.Series) -> str:
+    """Collection, term and full name, then the statistics, each wrapped to TITLE_WIDTH."""
+    name = f"{row['collection']} {row['term']}: {row['name']}"
+    stats = ((f"label permutations: NES {row['NES_perm']:.2f}, fdr {row['fdr_perm']:.2g}; "
+              if pd.notna(row["fdr_perm"]) else "")
+             + f"gene permutations: NES {row['NES']:.2f}, padj {row['padj']:.2g}; {row['size']} genes")
+    return "\n".join(textwrap.fill(line, TITLE_WIDTH) for line in (name, stats))
 
 
 def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
@@ -318,11 +349,7 @@ def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
     peak = int(np.argmax(np.abs(scores)))
     ax1.axvline(peak, color="tab:red", ls="--", lw=0.8)
     ax1.set_ylabel("running ES")
-    ax1.set_title(f"{row['collection']} {row['term']}: {_short(str(row['name']), 60)}\n"
-                  + (f"label permutations: NES {row['NES_perm']:.2f}, fdr {row['fdr_perm']:.2g}; "
-                     if pd.notna(row["fdr_perm"]) else "")
-                  + f"gene permutations: NES {row['NES']:.2f}, padj {row['padj']:.2g}; {row['size']} genes",
-                  fontsize=9)
+    ax1.set_title(running_score_title(row), fontsize=9)
     ax2.vlines(hits, 0, 1, color="black", lw=0.5)
     ax2.set_yticks([])
     ax3.fill_between(np.arange(len(ranking)), ranking.to_numpy(), color="grey", lw=0)

@@ -26,6 +26,7 @@ from sklearn.metrics.pairwise import euclidean_distances  # noqa: E402
 
 from de_model import variance_stabilise  # noqa: E402
 from pipeline_common import atomic_output, format_list, save_figure, write_table  # noqa: E402
+from report_figures import annotation_bars  # noqa: E402
 
 log = logging.getLogger("trd")
 
@@ -326,14 +327,19 @@ def colour_covariates(obs: pd.DataFrame, max_levels: int = 12) -> list[str]:
     return [c for c in obs.columns if not is_continuous(obs[c]) and 2 <= obs[c].nunique() <= max_levels]
 
 
-def pca_plot(scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame, covariates: list[str]):
-    """PC1 vs PC2, one panel per covariate."""
+def pca_plot(scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame, covariates: list[str],
+             flagged: pd.Series):
+    """PC1 vs PC2, one panel per covariate; the QC-flagged samples ringed in black."""
     fig, axes = plt.subplots(1, len(covariates), figsize=(4.6 * len(covariates), 4.2), squeeze=False, layout="constrained")
+    marked = flagged.to_numpy(dtype=bool)
     for ax, covariate in zip(axes[0], covariates):
         labels = obs[covariate].astype(str)
         for level in sorted(labels.unique()):
             hit = (labels == level).to_numpy()
             ax.scatter(scores[hit, 0], scores[hit, 1], s=18, label=level)
+        if marked.any():
+            ax.scatter(scores[marked, 0], scores[marked, 1], s=70, facecolors="none", edgecolors="black",
+                       lw=1.1, label=f"QC-flagged ({marked.sum()})")
         ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
         ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
         ax.set_title(f"VST PCA by {covariate}")
@@ -371,35 +377,85 @@ def association_heatmap(association: pd.DataFrame, alpha: float = 0.05):
     return fig
 
 
-def distance_heatmap(vst: np.ndarray, names: pd.Index, max_labels: int = 100):
-    """Euclidean sample distances of the VST data, ordered by average-linkage clustering."""
+def sample_clustering(vst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean sample distances of the VST data (square) and their average-linkage tree."""
     # BLAS-based distances: scipy's pdist loops over pairs (minutes at thousands of samples)
     square = euclidean_distances(vst)
     np.fill_diagonal(square, 0.0)
-    order = hierarchy.leaves_list(hierarchy.linkage(squareform(square, checks=False), method="average"))
-    matrix = square[np.ix_(order, order)]
+    return square, hierarchy.linkage(squareform(square, checks=False), method="average")
+
+
+def distance_colour_limits(square: np.ndarray, mad_threshold: float) -> tuple[float, float]:
+    """The smallest between-sample distance, and the largest one or, when that is beyond it, the
+    QC rule's upper MAD limit of the distances (median + mad_threshold robust SD): an outlying
+    sample, its whole row and column far from the rest, then no longer flattens the others'
+    colours. A percentile would not do: one outlier of n samples holds 2/n of the distances."""
+    between = square[~np.eye(len(square), dtype=bool)]
+    return float(between.min()), float(min(between.max(), mad_limits(between, mad_threshold)[1]))
+
+
+def distance_heatmap(vst: np.ndarray, obs: pd.DataFrame, annotations: list[str], mad_threshold: float,
+                     max_labels: int = 100):
+    """Sample distances ordered by average-linkage clustering: the dendrogram above, one bar per
+    annotation (group, site, sex, ...), the matrix with colours clipped (distance_colour_limits)."""
+    square, tree = sample_clustering(vst)
+    order = hierarchy.leaves_list(tree)
+    names = obs.index[order]
     size = min(4 + 0.12 * len(names), 16)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
-    image = ax.imshow(matrix, cmap="magma_r")
+    fig = plt.figure(figsize=(size + 1.5, size * 0.9 + 1.2 + 0.25 * len(annotations)))
+    grid = fig.add_gridspec(2 + len(annotations), 2, width_ratios=[1, 0.03], wspace=0.03, hspace=0.05,
+                            height_ratios=[size * 0.15] + [0.25] * len(annotations) + [size * 0.9])
+    tree_ax = fig.add_subplot(grid[0, 0])
+    hierarchy.dendrogram(tree, ax=tree_ax, no_labels=True, color_threshold=0, above_threshold_color="0.3")
+    tree_ax.axis("off")
+    tree_ax.set_title("Sample distances (average-linkage hierarchical clustering)")
+    heat_ax = fig.add_subplot(grid[-1, 0])
+    bar_axes = [fig.add_subplot(grid[1 + i, 0]) for i in range(len(annotations))]  # imshow aligns them
+    handles = annotation_bars(bar_axes, obs.iloc[order], annotations)
+    vmin, vmax = distance_colour_limits(square, mad_threshold)
+    image = heat_ax.imshow(square[np.ix_(order, order)], cmap="magma_r", vmin=vmin, vmax=vmax, aspect="auto",
+                           interpolation="nearest")
     if len(names) <= max_labels:
-        ax.set_xticks(range(len(names)), names[order], rotation=90, fontsize=6)
-        ax.set_yticks(range(len(names)), names[order], fontsize=6)
-    fig.colorbar(image, ax=ax, label="Euclidean distance (VST)")
-    ax.set_title("Sample distances (hierarchical clustering)")
+        heat_ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+        heat_ax.set_yticks(range(len(names)), names, fontsize=6)
+    else:
+        heat_ax.set_xticks([])
+        heat_ax.set_yticks([])
+    clipped = vmax < square.max()
+    fig.colorbar(image, cax=fig.add_subplot(grid[-1, 1]), extend="max" if clipped else "neither",
+                 label="Euclidean distance (VST)" + (f"; darkest from median + {mad_threshold:g} MAD"
+                                                     if clipped else ""))
+    if handles:
+        tree_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7,
+                       frameon=False)
     return fig
 
 
-def metric_bar_chart(values: pd.Series, flagged: pd.Series, limit: float | None, ylabel: str):
-    """One bar per sample; flagged samples in red, the MAD limit as a dashed line."""
+def flagged_by(flags: pd.Series, flag: str) -> pd.Series:
+    """True for the samples whose flags include this check (the text before a reason's ':')."""
+    return flags.fillna("").map(lambda text: any(reason.split(":", 1)[0] == flag
+                                                 for reason in text.split("; ")))
+
+
+def metric_bar_chart(values: pd.Series, own: pd.Series, other: pd.Series, limit: float | None, ylabel: str,
+                     flag: str):
+    """One bar per sample: red when this metric's check (`flag`) flagged it, a black triangle above
+    the bar when another check did; the MAD limit as a dashed line."""
     fig, ax = plt.subplots(figsize=(min(3 + 0.18 * len(values), 24), 3.8), layout="constrained")
-    ax.bar(range(len(values)), values.to_numpy(), color=["#c0392b" if f else "#85929e" for f in flagged])
+    x = np.arange(len(values))
+    ax.bar(x, values.to_numpy(), color=np.where(own.to_numpy(dtype=bool), "#c0392b", "#85929e"))
+    others = other.to_numpy(dtype=bool)
+    ax.scatter(x[others], values.to_numpy()[others] * 1.04, marker="v", s=22, c="black", zorder=3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color="#c0392b", label=f"flagged: {flag} ({int(own.sum())})"),
+               plt.Line2D([], [], marker="v", ls="", c="black",
+                          label=f"flagged by another check ({others.sum()})")]
     if limit is not None:
-        ax.axhline(limit, ls="--", c="k", lw=0.8, label="QC limit")
-        ax.legend(frameon=False, fontsize=8)
+        handles.append(ax.axhline(limit, ls="--", c="k", lw=0.8, label="QC limit"))
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if len(values) <= 100:
-        ax.set_xticks(range(len(values)), values.index, rotation=90, fontsize=6)
+        ax.set_xticks(x, values.index, rotation=90, fontsize=6)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel} (red: flagged by any check)")
+    ax.set_title(ylabel)
     return fig
 
 
@@ -510,14 +566,16 @@ def main(smk) -> None:
 
     flagged = metrics["flags"] != ""
     limits = results["limits"].set_index("flag")["limit"]
-    save_figure(pca_plot(pcs.to_numpy(), explained, adata.obs, colour_covariates(adata.obs)), smk.output.pca)
+    covariates = colour_covariates(adata.obs)
+    save_figure(pca_plot(pcs.to_numpy(), explained, adata.obs, covariates, flagged), smk.output.pca)
     save_figure(scree_plot(explained), smk.output.scree)
     save_figure(association_heatmap(results["association"]), smk.output.pc_heatmap)
-    save_figure(distance_heatmap(vst, adata.obs_names), smk.output.distances)
-    save_figure(metric_bar_chart(metrics["library_size"], flagged, limits["low_library_size"], "library size"),
-                smk.output.library_size)
-    save_figure(metric_bar_chart(metrics["detected_genes"], flagged, limits["low_detected_genes"],
-                                 "detected genes"), smk.output.detected_genes)
+    save_figure(distance_heatmap(vst, adata.obs, covariates, settings["mad_threshold"]), smk.output.distances)
+    bar_charts = [("library_size", "low_library_size", "library size", smk.output.library_size),
+                  ("detected_genes", "low_detected_genes", "detected genes", smk.output.detected_genes)]
+    for metric, flag, label, path in bar_charts:
+        own = flagged_by(metrics["flags"], flag)
+        save_figure(metric_bar_chart(metrics[metric], own, flagged & ~own, limits[flag], label, flag), path)
     save_figure(sex_check_plot(metrics, results["recorded_sex"], metrics["flags"], results["sex_genes"]),
                 smk.output.sex_check)
 

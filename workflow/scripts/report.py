@@ -25,8 +25,11 @@ from markupsafe import Markup
 
 from de_tables import count_calls
 from enrichment import lead_fdr
+from filter import contrast_cohort
 from pipeline_common import atomic_output, format_list
-from report_figures import top_gene_heatmap, top_tested_genes
+from report_figures import (gene_count_figure, gene_count_values, group_levels, normalised_counts,
+                            plotly_library, top_gene_heatmap, top_tested_genes, volcano_figure, volcano_html,
+                            volcano_points, volcano_x_column)
 from sensitivity_models import active_models, describe, pathway_survival
 
 log = logging.getLogger("trd")
@@ -38,6 +41,7 @@ SOFTWARE = ["snakemake", "pydeseq2", "pandas", "numpy", "scipy", "scanpy", "annd
             "scikit-learn"]
 N_TOP_GENES_TABLE = 200
 N_HEATMAP_GENES = 40
+N_GENE_PLOTS = 12  # top genes drawn one by one with their normalised counts by group
 N_MODEL_GENES = 20
 N_TOP_PATHWAYS = 15  # immune gene sets shown in the robustness section
 Z_95 = 1.959964  # two-sided 95% normal quantile, for log2FC +- z * lfcSE
@@ -649,6 +653,12 @@ def methods_paragraph(run: dict) -> str:
 
 # ---------------------------------------------------------------- page
 
+def interactive_scripts(template_dir) -> dict:
+    """Plotly's library (once per page) and the volcano's search box, inline like the rest."""
+    return {"plotly_js": Markup(plotly_library()),
+            "volcano_js": Markup((Path(template_dir) / "volcano.js").read_text(encoding="utf-8"))}
+
+
 def render_page(context: dict, template_dir) -> str:
     template_dir = Path(template_dir)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir), autoescape=True,
@@ -660,8 +670,52 @@ def render_page(context: dict, template_dir) -> str:
     )
 
 
+def candidate_genes(config: dict) -> list[str]:
+    """report.candidate_genes of the config, else the built-in list."""
+    return list(config.get("report", {}).get("candidate_genes", CANDIDATE_GENES))
+
+
+def interactive_volcano(table: pd.DataFrame, contrast: dict, config: dict, div_id: str) -> Markup:
+    """The contrast's volcano as a Plotly figure drawn in the page (every tested gene)."""
+    alpha = config["deseq2"]["alpha"]
+    shrunk = " (shrunk)" if volcano_x_column(table) == "log2FoldChange_shrunk" else ""
+    fig = volcano_figure(volcano_points(table, alpha), alpha, config["deseq2"].get("lfc_thresholds", []),
+                         f"{contrast['test']} vs {contrast['reference']}",
+                         f"log2 fold change{shrunk}, {contrast['test']} vs {contrast['reference']}")
+    return Markup(volcano_html(fig, div_id))
+
+
+def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.AnnData) -> list[dict]:
+    """Normalised counts by group of the top genes and of the candidate genes in the data."""
+    normalised = normalised_counts(cohort, config["design"], config["deseq2"], contrast)
+    levels = group_levels(cohort.obs, contrast)
+    symbols = table["gene_symbol"].fillna("").astype(str)
+    labels = symbols.where(symbols != "", table["gene_id"])
+    titles = {gene: f"{label}\npadj {format_value(padj)}"
+              for gene, label, padj in zip(table["gene_id"], labels, table["padj"])}
+    top = top_tested_genes(table, N_GENE_PLOTS)["gene_id"].tolist()
+    wanted = candidate_genes(config)
+    by_symbol = table[symbols.isin(wanted).to_numpy()].assign(
+        order=lambda t: t["gene_symbol"].map(wanted.index)).sort_values("order", kind="mergesort")
+    missing = [gene for gene in wanted if gene not in set(by_symbol["gene_symbol"])]
+    panels = [(top, f"The {len(top)} genes with the smallest p-values", ""),
+              (by_symbol["gene_id"].tolist(), "The candidate genes",
+               f" Not in the filtered data: {', '.join(missing)}." if missing else "")]
+    figures = []
+    for genes, what, note in panels:
+        if not genes:
+            continue
+        values = gene_count_values(normalised, cohort.obs, genes, contrast["variable"])
+        title = f"{what}: {contrast['test']} vs {contrast['reference']}"
+        fig = gene_count_figure(values, levels, titles, title)
+        figures.append({"src": figure_data_uri(fig),
+                        "caption": f"{what}: counts normalised by the DE model's size factors, per "
+                                   f"{contrast['variable']} (box: quartiles; log axis, 0.5 added).{note}"})
+    return figures
+
+
 def contrast_section(name: str, contrast: dict, files: dict, config: dict, vst: ad.AnnData,
-                     caption_dir) -> dict:
+                     caption_dir, cohort: ad.AnnData) -> dict:
     alpha, thresholds = config["deseq2"]["alpha"], config["deseq2"].get("lfc_thresholds", [])
     table = pd.read_csv(files["table"], sep="\t", keep_default_na=False, na_values=[""])
     model = pd.read_csv(files["model"], sep="\t")
@@ -670,9 +724,13 @@ def contrast_section(name: str, contrast: dict, files: dict, config: dict, vst: 
     heatmap = top_gene_heatmap(
         table, vst.to_df(), vst.obs, N_HEATMAP_GENES, annotations,
         f"Top {N_HEATMAP_GENES} genes, {contrast['test']} vs {contrast['reference']}")
+    anchor = "de-" + re.sub(r"[^A-Za-z0-9_-]", "-", name)
     return {
         "name": name,
-        "anchor": "de-" + re.sub(r"[^A-Za-z0-9_-]", "-", name),
+        "anchor": anchor,
+        "volcano": interactive_volcano(table, contrast, config, anchor + "-volcano"),
+        "alpha": format_value(alpha),
+        "gene_figures": gene_figures(table, contrast, config, cohort),
         "description": describe_contrast(contrast, model),
         "test": contrast["test"],
         "n_tested": int(table["padj"].notna().sum()),
@@ -686,7 +744,7 @@ def contrast_section(name: str, contrast: dict, files: dict, config: dict, vst: 
              "caption": f"The {N_HEATMAP_GENES} genes with the smallest p-values: blind-VST "
                         f"expression z-scored per gene; samples ordered by {join_words(annotations)}."},
         ],
-        "candidates": table_rows(candidate_panel(table, alpha)),
+        "candidates": table_rows(candidate_panel(table, alpha, candidate_genes(config))),
         "top_genes": table_rows(top_genes(table, N_TOP_GENES_TABLE)),
     }
 
@@ -697,6 +755,7 @@ def main(smk) -> None:
     contrasts = config["contrasts"]
     cohort = ad.read_h5ad(smk.input.cohort, backed="r")
     vst = ad.read_h5ad(smk.input.vst)
+    filtered = ad.read_h5ad(smk.input.filtered)
     metrics = pd.read_csv(smk.input.metrics, sep="\t", index_col=0)
     filter_summary = pd.read_csv(smk.input.filter_summary, sep="\t").set_index("step")["n"]
     versions = software_versions(SOFTWARE)
@@ -709,7 +768,8 @@ def main(smk) -> None:
                                                smk.input.volcanos, smk.input.mas):
         files = {"table": table, "model": model, "volcano": volcano, "ma": ma}
         log.info("contrast %s", name)
-        sections.append(contrast_section(name, contrasts[name], files, config, vst, template_dir))
+        sections.append(contrast_section(name, contrasts[name], files, config, vst, template_dir,
+                                         contrast_cohort(filtered, name)))
     enrichment = []
     for name, *paths in zip(contrasts, smk.input.gsea, smk.input.ora, smk.input.gsea_dotplots,
                             smk.input.ora_dotplots):
@@ -774,6 +834,7 @@ def main(smk) -> None:
         "contrasts": sections,
         "methods": methods_paragraph(run),
         "references": REFERENCES,
+        **interactive_scripts(template_dir),
     }
     page = render_page(context, template_dir)
     with atomic_output(smk.output.html) as tmp:
