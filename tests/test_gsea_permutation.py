@@ -326,8 +326,8 @@ def script_object(tmp_path, de_path, null_path, gmt):
                               gsea_dotplot=str(out / "gsea_dotplot.png"), ora_dotplot=str(out / "ora_dotplot.png"),
                               running_scores=str(out / "running_scores"))
     params = SimpleNamespace(collections={"test": str(gmt)}, min_size=10, max_size=500, permutations=200,
-                             seed=1, ora_padj=0.05, top_terms=10, running_score_terms=2, similar_terms_jaccard=0.5,
-                             alpha=0.05)
+                             seed=1, ora_padj=0.05, top_terms=10, running_score_terms=2,
+                             similar_terms_jaccard=0.5, alpha=0.05)
     return SimpleNamespace(input=inputs, output=outputs, params=params, threads=1,
                            wildcards=SimpleNamespace(contrast="TRD_vs_responder"))
 

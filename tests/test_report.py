@@ -217,8 +217,9 @@ def test_cohort_and_balance_tables_per_compared_variable():
 
 
 def test_qc_sentence_says_what_was_flagged_and_kept():
-    assert report.qc_sentence(3, 0, 48) == ("Quality control flagged 3 samples and kept them (qc.action: flag), "
-                                            "so all 48 samples were analysed.")
+    assert report.qc_sentence(3, 0, 48) == (
+        "Quality control flagged 3 samples and kept them (qc.action: flag), "
+        "so all 48 samples were analysed.")
     assert report.qc_sentence(3, 3, 45) == "Quality control flagged 3 samples and excluded 3, leaving 45."
     assert report.qc_sentence(0, 0, 48) == "Quality control flagged no sample; all 48 samples were analysed."
 
@@ -406,7 +407,8 @@ def test_compute_resources_tables_every_job_and_their_sum(tmp_path):
 def test_toy_report_sections_and_numbers(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     config = yaml.safe_load((toy_run / "config/config.yaml").read_text())
-    assert parser.sections[:2] == ["key-findings", "cohort"] and parser.sections[-2:] == ["methods", "provenance"]
+    assert parser.sections[:2] == ["key-findings", "cohort"]
+    assert parser.sections[-2:] == ["methods", "provenance"]
     for section in ("qc", "robustness"):
         assert section in parser.sections
     contrast_checks(toy_run, parser, CONTRAST, config)
@@ -458,12 +460,13 @@ def test_toy_report_sections_and_numbers(toy_run):
     balance = pd.read_csv(toy_run / "results/qc/covariate_balance.tsv", sep="\t")
     shown_balance = as_frame(parser.tables["covariate-balance-group"])
     assert shown_balance["covariate"].tolist() == balance["covariate"].tolist()
-    assert shown_balance["pvalue"].tolist() == [report.format_value(v) if pd.notna(v) else "" for v in balance["pvalue"]]
+    assert shown_balance["pvalue"].tolist() == [report.format_value(v) if pd.notna(v) else ""
+                                                for v in balance["pvalue"]]
     n_flagged = int((metrics["flags"].fillna("") != "").sum())
     assert n_flagged == 3  # the toy's planted hazards, flagged and kept
     assert re.search(r'<p id="qc-summary">(.*?)</p>', text).group(1) == (
-        f"Quality control flagged {n_flagged} samples and kept them (qc.action: flag), so all 48 samples were "
-        "analysed.")
+        f"Quality control flagged {n_flagged} samples and kept them (qc.action: flag), so all 48 "
+        "samples were analysed.")
 
     methods = html.unescape(re.search(r'<p id="methods-text">(.*?)</p>', text, re.S).group(1))
     assert ".;" not in methods and ".." not in methods
@@ -504,12 +507,16 @@ def test_toy_report_is_self_contained_with_every_figure(toy_run):
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64_png(src).size[0] > 100
+    # every figure has a caption in words, not its file's name ("roc")
+    captions = [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", text, re.S)]
+    assert len(captions) == len(parser.images)
+    assert [c for c in captions if len(c.split()) < 4] == []
     # nothing is fetched: no external scripts, styles, images or links
     assert all(link.startswith(("data:", "#")) for link in parser.links), parser.links
     assert "<script src" not in text and 'rel="stylesheet"' not in text
     # every in-page link (the contents, one entry per section) leads to a section of the page
     anchors = [link[1:] for link in parser.links if link.startswith("#")]
-    assert {"key-findings", "cohort", "qc", "predict-TRD_vs_responder", "methods", "provenance"} <= set(anchors)
+    assert {"key-findings", "cohort", "qc", f"predict-{CONTRAST}", "methods", "provenance"} <= set(anchors)
     assert all(f'id="{anchor}"' in text for anchor in anchors)
 
 
@@ -521,7 +528,8 @@ def base64_png(src: str):
 KEY_FINDINGS_JS = f"""(() => {{
   const box = document.getElementById('key-{CONTRAST}');
   const text = key => box.querySelector('[data-key="' + key + '"]').textContent;
-  const items = direction => Array.from(box.querySelectorAll('[data-key="pathways-' + direction + '"] li')).map(
+  const list = direction => box.querySelectorAll('[data-key="pathways-' + direction + '"] li');
+  const items = direction => Array.from(list(direction)).map(
     li => [li.dataset.term, li.querySelector('[data-key="fdr"]').textContent,
            li.querySelector('[data-key="survival"]').textContent]);
   return {{first_section: document.querySelector('main section').id, degs: text('degs'), up: text('up'),
@@ -549,7 +557,8 @@ def expected_survival(adjusted: pd.DataFrame, collection_terms: pd.DataFrame, te
     after = adjusted[(adjusted["collection"] == primary["collection"]) & (adjusted["term"] == term)].iloc[0]
     if np.sign(after["NES"]) != np.sign(primary["NES_perm"]):
         return f"reverses direction after cell adjustment (NES {after['NES']:.3g})"
-    return ("survives" if after["padj"] < cut else "does not survive") + f" cell adjustment (padj {after['padj']:.3g})"
+    verdict = "survives" if after["padj"] < cut else "does not survive"
+    return f"{verdict} cell adjustment (padj {after['padj']:.3g})"
 
 
 @pytest.mark.browser
@@ -569,8 +578,8 @@ def test_toy_report_in_headless_chromium(toy_run):
         "key": KEY_FINDINGS_JS,
         "figures": FIGURES_JS,
         # the figures' images (the lightbox holds one more, empty until a figure is clicked)
-        "images": "Array.from(document.querySelectorAll('figure img')).filter(i => i.complete && i.naturalWidth > 0)"
-                  ".length",
+        "images": "Array.from(document.querySelectorAll('figure img'))"
+                  ".filter(i => i.complete && i.naturalWidth > 0).length",
         "all_images": "document.querySelectorAll('figure img').length",
         "addresses": ADDRESSES_JS,
         "lightbox": LIGHTBOX_JS,
@@ -598,18 +607,20 @@ def test_toy_report_in_headless_chromium(toy_run):
     assert int(key["down"]) == (significant & (de["log2FoldChange"] < 0)).sum()
     assert f"shuffled labels gave a median of {float(summary['null_degs_median']):g}" in key["verdict"]
     gsea = pd.read_csv(toy_run / f"results/enrichment/{CONTRAST}/gsea.tsv", sep="\t")
-    adjusted = pd.read_csv(toy_run / f"results/sensitivity/{CONTRAST}/cell_adjusted/enrichment/gsea.tsv", sep="\t")
+    cell_adjusted = toy_run / f"results/sensitivity/{CONTRAST}/cell_adjusted"
+    adjusted = pd.read_csv(cell_adjusted / "enrichment/gsea.tsv", sep="\t")
     for direction, sign in (("up", 1), ("down", -1)):
         shown = key[f"pathways_{direction}"]
         assert len(shown) == 3
-        best = gsea[gsea["NES_perm"] * sign > 0].sort_values(["fdr_perm", "pvalue_perm", "pvalue", "term"]).iloc[0]
+        ranked = gsea[gsea["NES_perm"] * sign > 0].sort_values(["fdr_perm", "pvalue_perm", "pvalue", "term"])
+        best = ranked.iloc[0]
         assert shown[0][:2] == [best["term"], f"{best['fdr_perm']:.3g}"]
         for term, fdr, survival in shown:
             assert fdr == f"{gsea.set_index('term').loc[term, 'fdr_perm']:.3g}"
             assert survival == expected_survival(adjusted, gsea, term, cut)
-    concordance = pd.read_csv(toy_run / f"results/sensitivity/{CONTRAST}/cell_adjusted/concordance.tsv",
-                              sep="\t").iloc[0]
-    assert f"{concordance['degs_model']} genes are called instead of {concordance['degs_primary']}" in key["cells"]
+    concordance = pd.read_csv(cell_adjusted / "concordance.tsv", sep="\t").iloc[0]
+    assert f"{concordance['degs_model']} genes are called instead of {concordance['degs_primary']}" \
+        in key["cells"]
     comparison = pd.read_csv(toy_run / f"results/predict/{CONTRAST}/model_comparison.tsv", sep="\t")
     best = comparison[comparison["best"]].iloc[0]
     assert (f"out-of-fold AUC {best['auc_mean']:.2f} (95% CI {best['auc_low']:.2f}-{best['auc_high']:.2f})"
@@ -685,6 +696,19 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
         contrast_checks(workdir, parser, contrast, config)
     assert "siteB vs siteA, adjusted for sex, age and group" in text
     assert "TRD vs responder, adjusted for site, sex and age" in text
+    # each compared variable its own cohort and covariate-balance table, with its own levels only
+    samples = pd.read_csv(workdir / "config/samples.tsv", sep="\t")
+    by_site = as_frame(parser.tables["cohort-site"]).set_index("site")
+    assert by_site["n"].drop("total").astype(int).to_dict() == samples["site"].value_counts().to_dict()
+    site_a_trd = ((samples["site"] == "siteA") & (samples["group"] == "TRD")).sum()
+    assert int(by_site.loc["siteA", "group: TRD"]) == site_a_trd
+    site_balance = as_frame(parser.tables["covariate-balance-site"])
+    assert {"siteA", "siteB", "siteC"} <= set(site_balance.columns) and "TRD" not in site_balance.columns
+    assert "siteA" not in as_frame(parser.tables["covariate-balance-group"]).columns
+    # a key-findings block per contrast; the site contrast's prediction is not called a TRD prediction
+    findings = set(re.findall(r'<div class="finding" id="([^"]+)"', text))
+    assert {f"key-{CONTRAST}", "key-siteB_vs_siteA"} <= findings
+    assert "<h2>Prediction of siteB vs siteA: siteB_vs_siteA</h2>" in text and "TRD prediction" not in text
     # per contrast: volcano, MA, heat map, 2 enrichment dot plots, 2 calibration figures, ROC and
     # reliability curves, cell scores by group
     assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 2 + 1)
@@ -727,7 +751,8 @@ def test_enrichment_section(tmp_path):
     (tmp_path / "running_scores.rst").write_text("Running score.")
     files["running_scores"] = tmp_path / "running_scores"
     files["running_scores"].mkdir()
-    Image.new("RGB", (715, 495), "white").save(files["running_scores"] / "curated_TRD_down_01_TRD_NK_CYTOTOXIC.png")
+    plot = files["running_scores"] / "curated_TRD_down_01_TRD_NK_CYTOTOXIC.png"
+    Image.new("RGB", (715, 495), "white").save(plot)
     section = report.enrichment_section("TRD vs responder", TRD, files, {"design": "~ group"}, tmp_path)
     assert section["anchor"] == "enrichment-TRD-vs-responder"
     # collections sorted by name, each up then down
@@ -804,8 +829,8 @@ def test_prediction_section_says_plainly_when_the_best_interval_includes_one_hal
 
 def key_finding_tables(tmp_path, best_low=0.62, cells=True, prediction=True) -> dict:
     summary = pd.DataFrame({"statistic": ["permutations", "strata", "observed_degs", "null_degs_median",
-                                          "null_degs_p95", "frac_permutations_with_degs", "pvalue_observed_degs",
-                                          "empirical_fdr", "qvalue_perm_calls"],
+                                          "null_degs_p95", "frac_permutations_with_degs",
+                                          "pvalue_observed_degs", "empirical_fdr", "qvalue_perm_calls"],
                             "value": ["30", "site x sex", "3", "0", "1", "0.2", "0.0323", "0.08", "3"]})
     gsea = pd.DataFrame({
         "collection": ["GO_BP", "GO_BP", "GO_BP", "GO_BP", "curated", "curated", "GO_BP"],
@@ -816,16 +841,18 @@ def key_finding_tables(tmp_path, best_low=0.62, cells=True, prediction=True) -> 
         "pvalue_perm": [0.01, 0.01, 0.02, 0.05, 0.01, 0.03, 0.2],
         "fdr_perm": [0.01, 0.02, 0.03, 0.2, 0.02, 0.04, 0.6],
         "NES": [-2.5, -2.4, -2.0, 1.5, 2.0, -1.8, 1.1],
-        "pvalue": [1e-6, 1e-6, 1e-5, 0.01, 1e-4, 1e-3, 0.3], "padj": [1e-5, 1e-5, 1e-4, 0.05, 1e-3, 0.01, 0.6],
+        "pvalue": [1e-6, 1e-6, 1e-5, 0.01, 1e-4, 1e-3, 0.3],
+        "padj": [1e-5, 1e-5, 1e-4, 0.05, 1e-3, 0.01, 0.6],
         "leading_edge": ["HLA-A;HLA-B;B2M", "HLA-A;HLA-B;B2M;CD74", "IFI6;MX1", "DNAH5", "IL1B;TNF",
                          "GZMB;PRF1", "KIF11"],
     })
     adjusted = gsea[["collection", "term", "name"]].assign(
         NES=[-1.9, -1.8, 0.9, 1.4, 1.7, -1.2, 1.0], padj=[0.01, 0.02, 0.5, 0.3, 0.04, 0.2, 0.9])
-    concordance = pd.DataFrame({"contrast": ["TRD_vs_responder"], "model": ["cell_adjusted"], "design": ["~ x"],
+    concordance = pd.DataFrame({"contrast": [CONTRAST], "model": ["cell_adjusted"], "design": ["~ x"],
                                 "n_samples": [48], "degs_primary": [3], "degs_model": [1], "overlap": [1],
                                 "lost": [2], "gained": [0]})
-    comparison = pd.read_csv(prediction_files(tmp_path, best_low)["comparison"], sep="\t") if prediction else None
+    comparison = (pd.read_csv(prediction_files(tmp_path, best_low)["comparison"], sep="\t") if prediction
+                  else None)
     return {"de": DE, "calibration": summary, "gsea": gsea, "adjusted_gsea": adjusted if cells else None,
             "concordance": concordance if cells else None, "comparison": comparison}
 
@@ -842,8 +869,9 @@ def test_key_findings_from_the_run_tables(tmp_path):
                                 "up": int((significant & (DE["log2FoldChange"] > 0)).sum()),
                                 "down": int((significant & (DE["log2FoldChange"] < 0)).sum())} \
         == {"total": 3, "up": 2, "down": 1}
-    assert findings["verdict"].startswith("The 3 genes called would not appear by chance: shuffled labels gave "
-                                          "a median of 0 and at most 1 calls in 95% of 30 permutations")
+    assert findings["verdict"].startswith(
+        "The 3 genes called would not appear by chance: shuffled labels gave "
+        "a median of 0 and at most 1 calls in 95% of 30 permutations")
     # up: SET_UP (FDR 0.02), GO:4 (0.2), GO:5 (0.6), over both collections
     up = findings["pathways"]["up"]
     assert [(t["term"], t["fdr"], t["nes"], t["significant"]) for t in up] == [
@@ -855,18 +883,21 @@ def test_key_findings_from_the_run_tables(tmp_path):
                                              "reverses direction after cell adjustment (NES 0.9)",
                                              "does not survive cell adjustment (padj 0.2)"]
     assert up[0]["survival"] == "survives cell adjustment (padj 0.04)"
-    assert findings["cell_adjusted"] == ("With cell composition in the model, 1 genes are called instead of 3 "
-                                         "(1 of them shared).")
-    assert findings["prediction"] == ["Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), "
-                                      "label-permutation p = 0.0099."]
+    assert findings["cell_adjusted"] == (
+        "With cell composition in the model, 1 genes are called instead of 3 "
+        "(1 of them shared).")
+    assert findings["prediction"] == [
+        "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), "
+        "label-permutation p = 0.0099."]
     assert findings["fdr_label"] == "label-permutation FDR"
 
 
 def test_key_findings_say_plainly_what_was_not_shown_or_not_run(tmp_path):
-    findings = report.key_findings("TRD_vs_responder", TRD, key_finding_tables(tmp_path, best_low=0.45), KEY_CONFIG)
-    assert findings["prediction"][1] == ("The 95% interval of the best model's AUC includes 0.5: these data do "
-                                         "not show that TRD can be predicted better than by chance.")
-    off = report.key_findings("TRD_vs_responder", TRD, key_finding_tables(tmp_path, cells=False, prediction=False),
+    findings = report.key_findings(CONTRAST, TRD, key_finding_tables(tmp_path, best_low=0.45), KEY_CONFIG)
+    assert findings["prediction"][1] == (
+        "The 95% interval of the best model's AUC includes 0.5: these data do "
+        "not show that TRD can be predicted better than by chance.")
+    off = report.key_findings(CONTRAST, TRD, key_finding_tables(tmp_path, cells=False, prediction=False),
                               KEY_CONFIG)
     assert off["prediction"] == ["Not run: the config sets predict.enabled to false."]
     assert off["pathways"]["up"][0]["survival"] == "no cell-adjusted model in this run"
@@ -880,7 +911,8 @@ def test_key_findings_say_plainly_what_was_not_shown_or_not_run(tmp_path):
 def test_running_score_figures_of_the_terms_shown(tmp_path):
     shown = pd.DataFrame({"term": ["GO:1", "GO:7", "GO:3"], "name": ["a", "b", "c"]})
     for rank, term in ((1, "GO:1"), (3, "GO:3"), (2, "GO:9")):  # GO:9: a plot of another selection
-        Image.new("RGB", (715, 495), "white").save(tmp_path / f"GO_BP_down_{rank:02d}_{term.replace(':', '_')}.png")
+        name = f"GO_BP_down_{rank:02d}_{term.replace(':', '_')}.png"
+        Image.new("RGB", (715, 495), "white").save(tmp_path / name)
     figures = report.running_score_figures(tmp_path, "GO_BP", "down", shown, "Running score.")
     assert [f["caption"] for f in figures] == ["GO:1, a. Running score.", "GO:3, c. Running score."]
     assert report.running_score_figures(tmp_path, "GO_BP", "up", shown, "") == []

@@ -233,9 +233,11 @@ def balance_by_variable(balance: pd.DataFrame, contrasts: dict) -> list[dict]:
     for variable in contrast_variables(contrasts):
         rows = balance[balance["grouping"] == variable].drop(columns="grouping")
         names = [name for name, c in contrasts.items() if c["variable"] == variable]
+        rows = rows.dropna(axis=1, how="all")
+        # blank, not NA, where a row has nothing to say (the level of a continuous covariate)
         tables.append({"variable": variable, "contrasts": ", ".join(names),
                        "id": anchor_of("covariate-balance", variable),
-                       "table": table_rows(rows.dropna(axis=1, how="all"))})
+                       "table": table_rows(rows.astype(object).where(rows.notna(), ""))})
     return tables
 
 
@@ -422,8 +424,8 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
     shown = top_terms_by_direction(gsea, n_terms, settings.get("similar_terms_jaccard", 0.5))
     blocks = [{"title": f"GSEA, {collection}, {words[direction]}: top {len(terms)} terms by {by}",
                "id": anchor_of(anchor, collection, direction), "table": table_rows(gsea_term_table(terms)),
-               "figures": running_score_figures(files["running_scores"], collection, direction, terms, caption)
-               if files.get("running_scores") else []}
+               "figures": (running_score_figures(files["running_scores"], collection, direction, terms,
+                                                 caption) if files.get("running_scores") else [])}
               for (collection, direction), terms in shown.items()]
     blocks += [{"title": f"ORA of {direction}-regulated genes, {collection}: top {len(terms)} terms",
                 "figures": [], "id": anchor_of(anchor, "ora", collection, direction),
@@ -675,7 +677,8 @@ def pathway_finding(term: pd.Series, gsea: pd.DataFrame, adjusted: pd.DataFrame 
 
 def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
     if concordance is None:
-        return "No cell-adjusted model in this run (cells.enabled or sensitivity.cell_adjusted.enabled is false)."
+        return ("No cell-adjusted model in this run (cells.enabled or sensitivity.cell_adjusted.enabled "
+                "is false).")
     row = concordance.iloc[0]
     return (f"With cell composition in the model, {int(row['degs_model'])} genes are called instead of "
             f"{int(row['degs_primary'])} ({int(row['overlap'])} of them shared).")
@@ -788,7 +791,9 @@ def methods_paragraph(run: dict) -> str:
     if run.get("robustness"):
         text.append(run["robustness"])
     if run.get("provenance"):
-        text.append("Gene annotation and gene sets: " + "; ".join(p.rstrip(". ") for p in run["provenance"]) + ".")
+        # each entry is a sentence of its README: its own full stop would give ".;" and ".."
+        entries = [entry.rstrip(". ") for entry in run["provenance"]]
+        text.append("Gene annotation and gene sets: " + "; ".join(entries) + ".")
     text.append("The analysis follows the design of Sirés et al. (2025).")
     return " ".join(text)
 
@@ -850,7 +855,8 @@ def contrast_tables(name: str, index: int, smk) -> dict:
         "de": read_tsv(smk.input.tables[index]),
         "calibration": read_tsv(smk.input.calibration_summaries[index]),
         "gsea": read_tsv(smk.input.gsea[index]),
-        "adjusted_gsea": read_tsv(smk.input.cell_adjusted_gsea[index]) if smk.input.cell_adjusted_gsea else None,
+        "adjusted_gsea": (read_tsv(smk.input.cell_adjusted_gsea[index]) if smk.input.cell_adjusted_gsea
+                          else None),
         "concordance": read_tsv(concordance[0]) if concordance else None,
         "comparison": read_tsv(smk.input.predict_comparison[index]) if smk.input.predict_comparison else None,
     }
