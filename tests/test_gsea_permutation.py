@@ -363,4 +363,7 @@ def test_enrichment_script_with_and_without_a_null_input(tmp_path, with_null):
         assert ora.set_index(["direction", "term"]).loc[("up", "PLANTED"), "pvalue_perm"] == pytest.approx(1 / 31)
     else:
         assert gsea[enr.GSEA_PERM_COLUMNS].isna().all().all() and ora[enr.ORA_PERM_COLUMNS].isna().all().all()
-    assert len(list((tmp_path / "out/running_scores").glob("*.png"))) == 2
+    # running_score_terms = 2 per direction, the planted set first of the up terms
+    plots = sorted(path.name for path in (tmp_path / "out/running_scores").glob("*.png"))
+    assert [name.split("_")[1:3] for name in plots] == [["down", "01"], ["down", "02"], ["up", "01"], ["up", "02"]]
+    assert plots[2] == "test_up_01_PLANTED.png"
