@@ -286,8 +286,9 @@ def test_version_label():
 
 
 def test_figures_keep_their_pixel_width_and_wide_ones_are_marked(tmp_path):
-    for name, size in (("pca", (1518, 462)), ("volcano", (660, 550))):
+    for name, size in (("pca", (1518, 462)), ("volcano", (660, 550)), ("dotplot", (990, 1020))):
         Image.new("RGB", size, "white").save(tmp_path / f"{name}.png")
+    assert report.figure(tmp_path / "dotplot.png", tmp_path, {})["wide"]
     (tmp_path / "volcano.rst").write_text("Volcano of {{ snakemake.config['design'] }}.")
     pca = report.figure(tmp_path / "pca.png", tmp_path, {})
     volcano = report.figure(tmp_path / "volcano.png", tmp_path, {"design": "~ group"})

@@ -1,3 +1,6 @@
+import glob
+
+
 # On a cluster the report runs on the submit host: it only reads what the other rules
 # wrote (tables, figures, the VST matrix for a heat map; under 300 MB on the toy
 # cohort) and takes seconds, so a SLURM job would spend longer queueing than working.
@@ -11,12 +14,12 @@ localrules:
 rule software_versions:
     input:
         version=os.path.join(workflow.basedir, "VERSION"),
+        # the code whose imports are listed: a new import is listed at the next run
+        scripts=sorted(glob.glob(os.path.join(SCRIPTS_DIR, "*.py"))),
+        rules=sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "rules", "*.smk")))
+        + [os.path.join(workflow.basedir, "Snakefile")],
     output:
         yml="results/software_versions.yml",
-    params:
-        scripts_dir=SCRIPTS_DIR,
-        rules_dir=os.path.join(workflow.basedir, "workflow", "rules"),
-        snakefile=os.path.join(workflow.basedir, "Snakefile"),
     threads: 1
     resources:
         mem_mb=mem_mb(200, 0),

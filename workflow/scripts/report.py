@@ -35,8 +35,10 @@ N_HEATMAP_GENES = 40
 N_MODEL_GENES = 20
 N_TOP_PATHWAYS = 15  # immune gene sets shown in the robustness section
 N_KEY_PATHWAYS = 3  # pathways per direction in the key findings
-# A figure at least this much wider than tall (three-panel PCA, bar charts) gets a row of its own.
+# A figure at least this much wider than tall (three-panel PCA, bar charts), or this wide in pixels
+# (dot plots: two would not fit side by side), gets a row of its own.
 WIDE_ASPECT = 1.5
+WIDE_PIXELS = 900
 Z_95 = 1.959964  # two-sided 95% normal quantile, for log2FC +- z * lfcSE
 
 REFERENCES = [
@@ -133,10 +135,10 @@ def png_size(data: bytes) -> tuple[int, int]:
 def inline_png(data: bytes, caption: str) -> dict:
     """A figure for the template: shown at its own pixel size (the pipeline's figures are drawn at
     110 dpi, so their text is as large as the page's) or the page's width if smaller; a wide one
-    (WIDE_ASPECT) gets a row of its own."""
+    (WIDE_ASPECT, WIDE_PIXELS) gets a row of its own."""
     width, height = png_size(data)
     return {"src": png_data_uri(data), "caption": caption, "width": width,
-            "wide": width >= WIDE_ASPECT * height}
+            "wide": width >= WIDE_ASPECT * height or width >= WIDE_PIXELS}
 
 
 def figure(path, caption_dir, config: dict, caption: str | None = None) -> dict:

@@ -97,9 +97,8 @@ def versions_document(version_file, sources, local_modules: set[str]) -> dict:
 
 
 def main(smk) -> None:
-    scripts = sorted(Path(smk.params.scripts_dir).glob("*.py"))
-    sources = [*scripts, *sorted(Path(smk.params.rules_dir).glob("*.smk")), smk.params.snakefile]
-    document = versions_document(smk.input.version, sources, {p.stem for p in scripts})
+    scripts = list(smk.input.scripts)
+    document = versions_document(smk.input.version, [*scripts, *smk.input.rules], {Path(p).stem for p in scripts})
     log.info("workflow %s, %d packages", document["workflow"], len(document["packages"]))
     with atomic_output(smk.output.yml) as tmp:
         tmp.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
