@@ -499,12 +499,19 @@ def test_toy_report_robustness_section(toy_run):
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
-    running_scores = len(list((toy_run / f"results/enrichment/{CONTRAST}/running_scores").glob("*.png")))
+    plots = sorted((toy_run / f"results/enrichment/{CONTRAST}/running_scores").glob("*.png"))
+    # each running-score plot is of the term shown at its rank, in its collection and direction
+    for plot in plots:
+        collection, direction, rank, term = re.fullmatch(r"(GO_BP|curated_TRD)_(up|down)_(\d+)_(.+)\.png",
+                                                         plot.name).groups()
+        shown = parser.tables[f"enrichment-{CONTRAST}-{collection}-{direction}"][int(rank)]
+        assert shown[0].replace(":", "_") == term
+    assert {p.name.split("_0")[0] for p in plots} == {"GO_BP_up", "GO_BP_down", "curated_TRD_up",
+                                                      "curated_TRD_down"}
     # every QC figure, then per contrast volcano, MA and heat map, 2 enrichment dot plots and every
-    # running-score plot (each of a term shown), the calibration's QQ plot and null-count
-    # histogram, the ROC and reliability curves, the cell scores by group
-    assert running_scores == 16  # 5 up and 5 down of GO_BP, 3 + 3 of the 6 curated sets
-    assert len(parser.images) == qc_figures + 3 + 2 + running_scores + 2 + 2 + 1
+    # running-score plot, the calibration's QQ plot and null-count histogram, the ROC and
+    # reliability curves, the cell scores by group
+    assert len(parser.images) == qc_figures + 3 + 2 + len(plots) + 2 + 2 + 1
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64_png(src).size[0] > 100
