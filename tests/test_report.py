@@ -687,9 +687,10 @@ def test_snakemake_native_report(toy_run):
 
 
 def test_report_of_two_contrasts(toy_run, tmp_path):
-    """A second contrast (site B vs A) on the toy run's results. Genes are filtered per contrast,
-    so the filter runs again (forced: the copied results have no Snakemake metadata to show that
-    its params changed) and with it what reads its output."""
+    """A second contrast (site B vs A) on the toy run's results. QC tables the covariate balance of
+    every compared variable and genes are filtered per contrast, so qc and the filter run again
+    (forced: the copied results have no Snakemake metadata to show that their params changed) and
+    with them what reads their output."""
     workdir = copy_workflow(tmp_path / "two")
     shutil.copytree(toy_run / "results", workdir / "results")
     config_path = workdir / "config/config.yaml"
@@ -698,7 +699,7 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     # Snakemake does not look behind an up-to-date target for inputs it could still make.
     (workdir / "results/report/report.html").unlink()
-    run_snakemake(workdir, "results/report/report.html", "--rerun-triggers", "mtime", "--forcerun", "filter")
+    run_snakemake(workdir, "results/report/report.html", "--rerun-triggers", "mtime", "--forcerun", "qc", "filter")
     text, parser = parse_report(workdir / "results/report/report.html")
     for contrast in (CONTRAST, "siteB_vs_siteA"):
         contrast_checks(workdir, parser, contrast, config)

@@ -234,6 +234,8 @@ def balance_by_variable(balance: pd.DataFrame, contrasts: dict) -> list[dict]:
     tables = []
     for variable in contrast_variables(contrasts):
         rows = balance[balance["grouping"] == variable].drop(columns="grouping")
+        if rows.empty:  # a qc table written before this contrast was added
+            continue
         names = [name for name, c in contrasts.items() if c["variable"] == variable]
         rows = rows.dropna(axis=1, how="all")
         # blank, not NA, where a row has nothing to say (the level of a continuous covariate)
