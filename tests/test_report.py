@@ -719,8 +719,10 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
     assert {f"key-{CONTRAST}", "key-siteB_vs_siteA"} <= findings
     assert "<h2>Prediction of siteB vs siteA: siteB_vs_siteA</h2>" in text and "TRD prediction" not in text
     # per contrast: volcano, MA, heat map, 2 enrichment dot plots, 2 calibration figures, ROC and
-    # reliability curves, cell scores by group
-    assert len(parser.images) == len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 2 + 1)
+    # reliability curves, cell scores by group; and the running-score plots of both
+    running_scores = len(list((workdir / "results/enrichment").glob("*/running_scores/*.png")))
+    assert len(parser.images) == (len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 2 + 1)
+                                  + running_scores)
 
 
 def test_enrichment_methods_states_the_settings():
