@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "config", "workflow", "resources", "profiles", "environment.yml")
+WORKFLOW_PARTS = ("Snakefile", "VERSION", "config", "workflow", "resources", "profiles", "environment.yml")
 
 
 def copy_workflow(dest: Path) -> Path:

@@ -1,9 +1,10 @@
 """Drive Debian's chromium headless through the DevTools protocol over a pipe (no extra packages).
 
-`open_page(url)` loads a page with every network feature of the browser switched off and
-returns what a test needs: the requests the page made, failed requests, console errors and
-uncaught exceptions, the results of JavaScript expressions run after loading, and a
-screenshot (PNG bytes).
+`open_page(url)` loads a page with every network feature of the browser switched off, in a
+window of the given width, and returns what a test needs: the requests the page made, failed
+requests, console errors and uncaught exceptions, the results of JavaScript expressions run
+after loading, and a screenshot (PNG bytes). A browser that dies or does not answer its first
+command within STARTUP_TIMEOUT seconds raises BrowserError at once, instead of a test hanging.
 """
 
 import base64
@@ -24,6 +25,13 @@ CHROMIUM_FLAGS = [
     "--disable-default-apps", "--mute-audio", "--hide-scrollbars", "--window-size=1280,1600",
     "--remote-debugging-pipe",
 ]
+
+
+STARTUP_TIMEOUT = 20  # seconds for the browser to answer its first command
+
+
+class BrowserError(RuntimeError):
+    """The browser exited or did not answer."""
 
 
 def chromium_path() -> str | None:
@@ -77,15 +85,34 @@ class DevToolsPipe:
         message = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:
+            self.process.wait(timeout=10)
+            raise BrowserError(f"chromium exited (code {self.process.returncode}) before {method}") from None
         deadline = time.monotonic() + timeout
         while True:
-            reply = self._messages.get(timeout=max(0.1, deadline - time.monotonic()))
+            reply = self._next_message(method, deadline)
             if reply.get("id") == self._next_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply.get("result", {})
             self.events.append(reply)
+
+    def _next_message(self, waiting_for: str, deadline: float) -> dict:
+        """The next message from the browser; BrowserError when it has exited or the deadline passed
+        (checked every half second, so a crashed browser is noticed at once)."""
+        while True:
+            if self.process.poll() is not None and self._messages.empty():
+                raise BrowserError(f"chromium exited (code {self.process.returncode}) while waiting for "
+                                   f"{waiting_for}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrowserError(f"chromium did not answer {waiting_for} in time")
+            try:
+                return self._messages.get(timeout=min(0.5, left))
+            except queue.Empty:
+                continue
 
     def wait_for_event(self, method: str, timeout: float = 30) -> dict:
         deadline = time.monotonic() + timeout
@@ -93,7 +120,7 @@ class DevToolsPipe:
             for event in self.events:
                 if event.get("method") == method:
                     return event
-            self.events.append(self._messages.get(timeout=max(0.1, deadline - time.monotonic())))
+            self.events.append(self._next_message(method, deadline))
 
     def drain(self, seconds: float) -> None:
         """Collect the events that arrive within `seconds` (late console messages, requests)."""
@@ -104,13 +131,15 @@ class DevToolsPipe:
             except queue.Empty:
                 break
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
+        """Ask the browser to close (graceful), else, or when it does not, kill it."""
+        if graceful:
+            try:
+                self.send("Browser.close", timeout=10)
+            except (RuntimeError, OSError):  # BrowserError included: closing a dead browser
+                pass
         try:
-            self.send("Browser.close", timeout=10)
-        except (RuntimeError, queue.Empty, OSError):
-            pass
-        try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=10 if graceful else 0.1)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -133,17 +162,23 @@ def summarise_events(events: list[dict], load: PageLoad) -> None:
             load.console_errors.append(params["entry"].get("text", ""))
 
 
-def open_page(url: str, evaluate: dict[str, str] | None = None, binary: str | None = None
-              ) -> PageLoad:
-    """Load url headless; run each JavaScript expression of `evaluate` after load; screenshot."""
+def open_page(url: str, evaluate: dict[str, str] | None = None, binary: str | None = None,
+              width: int = 1280, height: int = 1600, startup_timeout: float = STARTUP_TIMEOUT) -> PageLoad:
+    """Load url headless in a width x height window (CSS pixels, device scale 1); run each JavaScript
+    expression of `evaluate` after load; screenshot."""
     load = PageLoad()
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         browser = DevToolsPipe(binary or chromium_path(), profile)
+        answering = True
         try:
-            target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            target = browser.send("Target.createTarget", {"url": "about:blank"},
+                                  timeout=startup_timeout)["targetId"]
             session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Runtime", "Log", "Network", "Page"):
                 browser.send(f"{domain}.enable", session=session)
+            browser.send("Emulation.setDeviceMetricsOverride",
+                         {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                         session=session)
             browser.send("Page.navigate", {"url": url}, session=session)
             browser.wait_for_event("Page.loadEventFired", timeout=60)
             for name, expression in (evaluate or {}).items():
@@ -154,6 +189,9 @@ def open_page(url: str, evaluate: dict[str, str] | None = None, binary: str | No
             shot = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)
             load.screenshot = base64.b64decode(shot["data"])
             summarise_events(browser.events, load)
+        except BrowserError:
+            answering = False  # a dead or silent browser is killed, not asked to close
+            raise
         finally:
-            browser.close()
+            browser.close(graceful=answering)
     return load

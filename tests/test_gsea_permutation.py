@@ -326,7 +326,8 @@ def script_object(tmp_path, de_path, null_path, gmt):
                               gsea_dotplot=str(out / "gsea_dotplot.png"), ora_dotplot=str(out / "ora_dotplot.png"),
                               running_scores=str(out / "running_scores"))
     params = SimpleNamespace(collections={"test": str(gmt)}, min_size=10, max_size=500, permutations=200,
-                             seed=1, ora_padj=0.05, top_terms=10, running_score_terms=2, alpha=0.05)
+                             seed=1, ora_padj=0.05, top_terms=10, running_score_terms=2,
+                             similar_terms_jaccard=0.5, alpha=0.05)
     return SimpleNamespace(input=inputs, output=outputs, params=params, threads=1,
                            wildcards=SimpleNamespace(contrast="TRD_vs_responder"))
 
@@ -362,4 +363,7 @@ def test_enrichment_script_with_and_without_a_null_input(tmp_path, with_null):
         assert ora.set_index(["direction", "term"]).loc[("up", "PLANTED"), "pvalue_perm"] == pytest.approx(1 / 31)
     else:
         assert gsea[enr.GSEA_PERM_COLUMNS].isna().all().all() and ora[enr.ORA_PERM_COLUMNS].isna().all().all()
-    assert len(list((tmp_path / "out/running_scores").glob("*.png"))) == 2
+    # running_score_terms = 2 per direction, the planted set first of the up terms
+    plots = sorted(path.name for path in (tmp_path / "out/running_scores").glob("*.png"))
+    assert [name.split("_")[1:3] for name in plots] == [["down", "01"], ["down", "02"], ["up", "01"], ["up", "02"]]
+    assert plots[2] == "test_up_01_PLANTED.png"

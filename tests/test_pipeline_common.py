@@ -115,15 +115,16 @@ def test_figure_is_written_as_png_and_svg_reproducibly(tmp_path):
         ax.plot([0, 1], [1, 0], label="a line")
         ax.set_title("volcano")
         save_figure(fig, path)
+        return fig.number
 
-    draw(tmp_path / "a" / "volcano.png")
+    drawn = draw(tmp_path / "a" / "volcano.png")
     draw(tmp_path / "b" / "volcano.png")
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["volcano.png", "volcano.svg"]
     assert (tmp_path / "a" / "volcano.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = (tmp_path / "a" / "volcano.svg").read_text()
     assert svg.startswith("<?xml") and "<svg" in svg and "volcano" in svg  # the title as text
     assert svg == (tmp_path / "b" / "volcano.svg").read_text()
-    assert plt.get_fignums() == []
+    assert not plt.fignum_exists(drawn)  # saved figures are closed (other tests may leave theirs open)
 
 
 def test_gzipped_table_is_reproducible(tmp_path):

@@ -9,6 +9,7 @@ import io
 import math
 import re
 import shutil
+import time
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +23,7 @@ from PIL import Image
 import report
 import report_figures
 from conftest import ROOT, copy_workflow, run_snakemake
-from headless_chromium import chromium_path, open_page
+from headless_chromium import BrowserError, chromium_path, open_page
 
 CONTRAST = "TRD_vs_responder"
 
@@ -186,6 +187,43 @@ def test_cohort_table():
     assert table.loc["total"].tolist() == [3, 1, 2, 1, 2]
 
 
+def test_cohort_and_balance_tables_per_compared_variable():
+    obs = pd.DataFrame({"group": ["TRD", "TRD", "responder", "responder"], "site": ["A", "B", "B", "B"],
+                        "sex": ["female", "male", "male", "female"]})
+    contrasts = {"trd": {"variable": "group", "test": "TRD", "reference": "responder"},
+                 "site": {"variable": "site", "test": "B", "reference": "A"},
+                 "trd_again": {"variable": "group", "test": "TRD", "reference": "responder"}}
+    model = pd.DataFrame({"variable": ["site", "sex", "group"], "type": "categorical"})
+    cohort = report.cohort_tables(obs, contrasts, {"trd": model, "site": model, "trd_again": model})
+    assert [(c["variable"], c["id"]) for c in cohort] == [("group", "cohort-group"), ("site", "cohort-site")]
+    assert cohort[1]["table"]["columns"] == ["site", "n", "sex: female", "sex: male", "group: TRD",
+                                             "group: responder"]
+    assert cohort[1]["table"]["rows"] == [["A", "1", "1", "0", "1", "0"], ["B", "3", "1", "2", "1", "2"],
+                                          ["total", "4", "2", "2", "2", "2"]]
+    # qc's file: one block per compared variable, each padded with the other's level columns
+    balance = pd.DataFrame({
+        "grouping": ["group", "group", "site", "site"], "covariate": ["n", "sex", "n", "sex"],
+        "level": [np.nan, "female", np.nan, "female"], "statistic": "count",
+        "TRD": [2, 1, np.nan, np.nan], "responder": [2, 1, np.nan, np.nan], "A": [np.nan, np.nan, 1, 1],
+        "B": [np.nan, np.nan, 3, 1], "all": [4, 2, 4, 2], "test": [np.nan, "chi2", np.nan, "chi2"],
+        "test_statistic": [np.nan, 0.0, np.nan, 1.33], "pvalue": [np.nan, 1.0, np.nan, 0.25]})
+    tables = report.balance_by_variable(balance, contrasts)
+    assert [(t["variable"], t["contrasts"], t["id"]) for t in tables] == [
+        ("group", "trd, trd_again", "covariate-balance-group"), ("site", "site", "covariate-balance-site")]
+    assert tables[1]["table"] == {
+        "columns": ["covariate", "level", "statistic", "A", "B", "all", "test", "test_statistic", "pvalue"],
+        "rows": [["n", "", "count", "1", "3", "4", "", "", ""],
+                 ["sex", "female", "count", "1", "1", "2", "chi2", "1.33", "0.25"]]}
+
+
+def test_qc_sentence_says_what_was_flagged_and_kept():
+    assert report.qc_sentence(3, 0, 48) == (
+        "Quality control flagged 3 samples and kept them (qc.action: flag), "
+        "so all 48 samples were analysed.")
+    assert report.qc_sentence(3, 3, 45) == "Quality control flagged 3 samples and excluded 3, leaving 45."
+    assert report.qc_sentence(0, 0, 48) == "Quality control flagged no sample; all 48 samples were analysed."
+
+
 def test_flagged_samples():
     metrics = pd.DataFrame({"flags": ["", "sex mismatch", np.nan], "excluded": [False, False, True]},
                            index=pd.Index(["s1", "s2", "s3"], name="sample_id"))
@@ -194,39 +232,44 @@ def test_flagged_samples():
                                        "excluded": [False, True]}
 
 
-def test_top_terms_per_collection():
+def test_gsea_term_table_per_collection_and_direction():
     gsea = pd.DataFrame({
         "collection": ["go", "go", "curated"], "term": ["GO:1", "GO:2", "SET"],
         "name": ["a", "b", "c"], "size": [10, 20, 30], "ES": [0.5, -0.4, 0.7], "NES": [1.5, -1.2, 2.0],
         "pvalue": [0.2, 0.01, 0.001], "log2err": [0.1, 0.3, 0.35], "padj": [0.3, 0.02, 0.003],
         "leading_edge": ["A;B", "C", ";".join(f"G{i}" for i in range(20))],
     })
-    terms = report.top_terms(gsea, 5)
-    assert list(terms) == ["curated", "go"]
-    assert terms["go"]["term"].tolist() == ["GO:2", "GO:1"]
-    assert terms["go"].columns.tolist() == ["term", "name", "size", "NES (gene perm.)", "pvalue (gene perm.)",
-                                            "log2err", "padj (gene perm.)", "leading_edge"]
-    assert terms["go"]["log2err"].tolist() == [0.3, 0.1]
-    assert terms["curated"]["leading_edge"].iloc[0].endswith("G11, ... (and 8 more)")
+    shown = report.top_terms_by_direction(gsea, 5, 0.5)
+    assert list(shown) == [("curated", "up"), ("go", "up"), ("go", "down")]
+    table = report.gsea_term_table(shown[("curated", "up")])
+    assert table.columns.tolist() == ["term", "name", "size", "NES (gene perm.)", "pvalue (gene perm.)",
+                                      "log2err", "padj (gene perm.)", "leading_edge", "similar_terms"]
+    assert table["leading_edge"].iloc[0].endswith("G11, ... (and 8 more)")
+    assert report.gsea_term_table(shown[("go", "down")])["term"].tolist() == ["GO:2"]
 
 
-def test_top_terms_lead_with_the_label_permutation_fdr():
+def test_gsea_term_table_leads_with_the_label_permutation_fdr_and_names_folded_terms():
     gsea = pd.DataFrame({
-        "collection": "go", "term": ["GO:1", "GO:2", "GO:3"], "name": ["a", "b", "c"], "size": [10, 20, 30],
-        "ES": [0.5, -0.4, 0.7], "NES_perm": [1.9, -1.1, 1.4], "pvalue_perm": [0.01, 0.3, 0.02],
-        "fdr_perm": [0.02, 0.6, 0.04], "NES": [2.5, -1.2, 3.0], "pvalue": [1e-6, 0.01, 1e-9],
-        "log2err": [0.6, 0.3, 0.8], "padj": [1e-6, 0.01, 3e-9], "leading_edge": ["A", "B", "C"],
+        "collection": "go", "term": ["GO:1", "GO:2", "GO:3", "GO:4"], "name": ["a", "b", "c", "d"],
+        "size": [10, 20, 30, 12], "ES": [0.5, -0.4, 0.7, 0.6], "NES_perm": [1.9, -1.1, 1.4, 1.8],
+        "pvalue_perm": [0.01, 0.3, 0.02, 0.01], "fdr_perm": [0.02, 0.6, 0.04, 0.03],
+        "NES": [2.5, -1.2, 3.0, 2.0], "pvalue": [1e-6, 0.01, 1e-9, 1e-5], "log2err": [0.6, 0.3, 0.8, 0.5],
+        "padj": [1e-6, 0.01, 3e-9, 1e-5], "leading_edge": ["A;B;C", "B", "C;D", "A;B"],
     })
-    terms = report.top_terms(gsea, 5)["go"]
-    assert terms["term"].tolist() == ["GO:1", "GO:3", "GO:2"]  # by fdr_perm, not by fgsea's p
-    assert terms.columns.tolist()[3:10] == ["NES_perm", "pvalue_perm", "fdr_perm", "NES (gene perm.)",
-                                            "pvalue (gene perm.)", "log2err", "padj (gene perm.)"]
+    up = report.gsea_term_table(report.top_terms_by_direction(gsea, 5, 0.5)[("go", "up")])
+    # by fdr_perm, not by fgsea's p; GO:4's leading edge (J = 2/3 with GO:1's) is folded under GO:1
+    assert up["term"].tolist() == ["GO:1", "GO:3"]
+    assert up["similar_terms"].tolist() == ["and 1 similar term: d", ""]
+    assert up.columns.tolist()[3:10] == ["NES_perm", "pvalue_perm", "fdr_perm", "NES (gene perm.)",
+                                         "pvalue (gene perm.)", "log2err", "padj (gene perm.)"]
     assert report.pathway_findings(gsea, 0.05) == (
-        "GSEA go: 2 of 3 sets at label-permutation FDR < 0.05 (3 at gene-permutation padj < 0.05).")
+        "GSEA go: 3 of 4 sets at label-permutation FDR < 0.05 (4 at gene-permutation padj < 0.05).")
     without = gsea.assign(NES_perm=np.nan, pvalue_perm=np.nan, fdr_perm=np.nan)
-    assert report.top_terms(without, 5)["go"]["term"].tolist() == ["GO:3", "GO:1", "GO:2"]
+    up = report.gsea_term_table(report.top_terms_by_direction(without, 5, 0.5)[("go", "up")])
+    assert up["term"].tolist() == ["GO:3", "GO:1"]
     assert report.pathway_findings(without, 0.05).startswith(
-        "GSEA go: 3 of 3 sets at gene-permutation padj < 0.05. No label-permutation null was computed")
+        "GSEA go: 4 of 4 sets at gene-permutation padj < 0.05. No label-permutation null was computed")
+    assert report.similar_terms_text(["x", "y", "z", "w"]) == "and 4 similar terms: x, y, z, ... (and 1 more)"
 
 
 def test_resource_provenance_of_the_shipped_readmes():
@@ -237,16 +280,21 @@ def test_resource_provenance_of_the_shipped_readmes():
     assert report.resource_provenance("# title\nno source section\n") == ""
 
 
-def test_pipeline_version(tmp_path):
-    assert report.pipeline_version(tmp_path) == "unknown"
-    assert re.fullmatch(r"[0-9a-f]{12}( \(with uncommitted changes\))?", report.pipeline_version(ROOT))
+def test_version_label():
+    assert report.version_label({"name": "trd-deseq2", "version": "0.1.0"}) == "0.1.0"
+    assert report.version_label({"version": "0.1.0", "commit": "abc123"}) == "0.1.0 (commit abc123)"
 
 
-def test_software_versions():
-    versions = report.software_versions(["pandas", "no-such-package-xyz"])
-    assert versions["pandas"] == pd.__version__
-    assert versions["no-such-package-xyz"] == "not installed"
-    assert re.fullmatch(r"3\.\d+\.\d+", versions["python"])
+def test_figures_keep_their_pixel_width_and_wide_ones_are_marked(tmp_path):
+    for name, size in (("pca", (1518, 462)), ("volcano", (660, 550)), ("dotplot", (990, 1020))):
+        Image.new("RGB", size, "white").save(tmp_path / f"{name}.png")
+    assert report.figure(tmp_path / "dotplot.png", tmp_path, {})["wide"]
+    (tmp_path / "volcano.rst").write_text("Volcano of {{ snakemake.config['design'] }}.")
+    pca = report.figure(tmp_path / "pca.png", tmp_path, {})
+    volcano = report.figure(tmp_path / "volcano.png", tmp_path, {"design": "~ group"})
+    assert (pca["width"], pca["wide"], pca["caption"]) == (1518, True, "pca")
+    assert (volcano["width"], volcano["wide"], volcano["caption"]) == (660, False, "Volcano of ~ group.")
+    assert base64_png(volcano["src"]).size == (660, 550)
 
 
 def test_methods_paragraph_states_every_parameter():
@@ -257,16 +305,20 @@ def test_methods_paragraph_states_every_parameter():
         "deseq2": {"alpha": 0.05, "cooks_filter": True, "independent_filter": False, "refit_cooks": True,
                    "min_replicates": 7, "fit_type": "parametric", "size_factors_fit_type": "ratio",
                    "lfc_shrink": True, "vst_nsub": 1000},
-        "n_samples_in": 48, "n_samples_excluded": 3, "n_samples_kept": 45, "n_genes_in": 6000,
-        "n_genes_kept": 5724, "coding": "site (categorical, reference siteA)",
-        "contrasts": "TRD vs responder, adjusted for site", "provenance": ["org.Hs.eg.db 3.16.0"],
+        "n_samples_in": 48, "n_samples_flagged": 3, "n_samples_excluded": 3, "n_samples_kept": 45,
+        "n_genes_in": 6000, "n_genes_kept": 5724, "coding": "site (categorical, reference siteA)",
+        "contrasts": "TRD vs responder, adjusted for site",
+        "provenance": ["org.Hs.eg.db 3.16.0 (Debian).", "GO release 2022-07-01."],
     }
     text = report.methods_paragraph(run)
-    for fragment in ["48 samples", "excluded 3 samples, leaving 45", "reached 10 counts",
+    # each provenance entry ends its own sentence: joined, they must not give ".;" or ".."
+    assert ".;" not in text and ".." not in text
+    assert "Gene annotation and gene sets: org.Hs.eg.db 3.16.0 (Debian); GO release 2022-07-01." in text
+    for fragment in ["48 samples", "flagged 3 samples and excluded 3, leaving 45", "reached 10 counts",
                      "larger than 10, 10 plus 0.7", "total count reached 15", "5724 of 6000 genes",
                      "PyDESeq2 0.5.4", "'~ site + group'", "'ratio'", "'parametric'",
                      "at least 7 samples", "without independent filtering", "Cook's-distance outliers",
-                     "below 0.05", "apeGLM", "fitted on 1000 genes", "org.Hs.eg.db 3.16.0", "Sirés et al. (2025)", "version abc"]:
+                     "below 0.05", "apeGLM", "fitted on 1000 genes", "Sirés et al. (2025)", "version abc"]:
         assert fragment in text, fragment
 
 
@@ -326,7 +378,7 @@ def contrast_checks(workdir: Path, parser: ReportParser, contrast: str, config: 
     assert top["padj"].tolist() == [f"{p:.3g}" for p in expected["padj"]]
 
     candidates = as_frame(parser.tables[f"{anchor}-candidates"]).set_index("gene")
-    assert candidates.index.tolist() == report.CANDIDATE_GENES
+    assert candidates.index.tolist() == config["report"]["candidate_genes"]
     by_symbol = table.set_index("gene_symbol")
     for gene, row in candidates.iterrows():
         if gene not in by_symbol.index:
@@ -356,7 +408,9 @@ def test_compute_resources_tables_every_job_and_their_sum(tmp_path):
 def test_toy_report_sections_and_numbers(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     config = yaml.safe_load((toy_run / "config/config.yaml").read_text())
-    for section in ("summary", "cohort", "qc", "methods"):
+    assert parser.sections[:2] == ["key-findings", "cohort"]
+    assert parser.sections[-2:] == ["methods", "provenance"]
+    for section in ("qc", "robustness"):
         assert section in parser.sections
     contrast_checks(toy_run, parser, CONTRAST, config)
     if (toy_run / "results/enrichment").exists():
@@ -367,10 +421,14 @@ def test_toy_report_sections_and_numbers(toy_run):
     assert candidates.loc["IL1B", "call"] == "significant, up"
     assert candidates.loc["HTR1A", "call"] == "not measured/filtered"  # too few counts, as in blood
 
-    # run summary: versions, checksums of the inputs, the config as run
+    # provenance: versions (from software_versions.yml), checksums of the inputs, the config as run
     software = dict(parser.tables["software"])
+    versions = yaml.safe_load((toy_run / "results/software_versions.yml").read_text())
+    assert software == {name: str(version) for name, version in versions["packages"].items()}
     assert software["pydeseq2"] == importlib.metadata.version("pydeseq2")
-    assert software["snakemake"] == importlib.metadata.version("snakemake")
+    version = (ROOT / "VERSION").read_text().strip()
+    assert re.search(r'<span id="pipeline-version">(.*?)</span>', text).group(1) == version
+    assert f"(version {version})" in text
     checksums = dict(parser.tables["checksums"][1:])
     counts = "resources/toy/counts.tsv.gz"
     assert checksums[counts] == hashlib.md5((toy_run / counts).read_bytes()).hexdigest()
@@ -380,7 +438,7 @@ def test_toy_report_sections_and_numbers(toy_run):
             f"calibration_permutations {CONTRAST}", f"calibration_block {CONTRAST}_1-of-2",
             f"calibration_block {CONTRAST}_2-of-2", f"calibration {CONTRAST}", f"predict {CONTRAST}",
             "cell_composition", *(f"sensitivity {CONTRAST}.{model}" for model in config["sensitivity"]),
-            f"sensitivity_enrichment {CONTRAST}"]
+            f"sensitivity_enrichment {CONTRAST}", "software_versions"]
     assert resources.index.tolist() == [*jobs, "all jobs"]
     deseq2_run = pd.read_csv(toy_run / f"results/benchmarks/deseq2/{CONTRAST}.tsv", sep="\t").iloc[0]
     assert resources.loc[f"deseq2 {CONTRAST}", "wall time (s)"] == report.format_value(float(deseq2_run["s"]))
@@ -390,7 +448,7 @@ def test_toy_report_sections_and_numbers(toy_run):
 
     # cohort and QC tables equal the sample sheet and the filter summary
     samples = pd.read_csv(toy_run / "config/samples.tsv", sep="\t")
-    cohort = as_frame(parser.tables["cohort-table"]).set_index("group")
+    cohort = as_frame(parser.tables["cohort-group"]).set_index("group")
     assert int(cohort.loc["TRD", "n"]) == (samples["group"] == "TRD").sum()
     assert int(cohort.loc["responder", "site: siteA"]) == ((samples["group"] == "responder")
                                                            & (samples["site"] == "siteA")).sum()
@@ -400,9 +458,21 @@ def test_toy_report_sections_and_numbers(toy_run):
     flagged = as_frame(parser.tables["flagged-samples"])
     flagged_or_excluded = (metrics["flags"].fillna("") != "") | metrics["excluded"].astype(bool)
     assert sorted(flagged["sample_id"]) == sorted(metrics.index[flagged_or_excluded])
-    assert "covariate-balance" in parser.tables
+    balance = pd.read_csv(toy_run / "results/qc/covariate_balance.tsv", sep="\t")
+    shown_balance = as_frame(parser.tables["covariate-balance-group"])
+    assert shown_balance["covariate"].tolist() == balance["covariate"].tolist()
+    assert shown_balance["pvalue"].tolist() == [report.format_value(v) if pd.notna(v) else ""
+                                                for v in balance["pvalue"]]
+    n_flagged = int((metrics["flags"].fillna("") != "").sum())
+    assert n_flagged == 3  # the toy's planted hazards, flagged and kept
+    assert re.search(r'<p id="qc-summary">(.*?)</p>', text).group(1) == (
+        f"Quality control flagged {n_flagged} samples and kept them (qc.action: flag), so all 48 "
+        "samples were analysed.")
 
-    methods = re.search(r'<p id="methods-text">(.*?)</p>', text, re.S).group(1)
+    methods = html.unescape(re.search(r'<p id="methods-text">(.*?)</p>', text, re.S).group(1))
+    assert ".;" not in methods and ".." not in methods
+    assert f"Quality control flagged {n_flagged} samples and kept them" in methods
+    assert "Jaccard index of at least 0.5" in methods
     assert f"{summary.set_index('step').loc['genes kept', 'n']} of 6000 genes" in methods
     assert f"PyDESeq2 {importlib.metadata.version('pydeseq2')}" in methods
     assert "org.Hs.eg.db 3.16.0" in methods
@@ -429,21 +499,34 @@ def test_toy_report_robustness_section(toy_run):
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
+    plots = sorted((toy_run / f"results/enrichment/{CONTRAST}/running_scores").glob("*.png"))
+    # each running-score plot is of the term shown at its rank, in its collection and direction
+    for plot in plots:
+        collection, direction, rank, term = re.fullmatch(r"(GO_BP|curated_TRD)_(up|down)_(\d+)_(.+)\.png",
+                                                         plot.name).groups()
+        shown = parser.tables[f"enrichment-{CONTRAST}-{collection}-{direction}"][int(rank)]
+        assert shown[0].replace(":", "_") == term
+    assert {p.name.split("_0")[0] for p in plots} == {"GO_BP_up", "GO_BP_down", "curated_TRD_up",
+                                                      "curated_TRD_down"}
     # every QC figure, then per contrast volcano, MA and heat map, the counts of the top and of the
-    # candidate genes, 2 enrichment dot plots, the calibration's QQ plot and null-count histogram,
-    # the ROC and reliability curves, the cell scores by group
-    assert len(parser.images) == qc_figures + 3 + 2 + 2 + 2 + 2 + 1
+    # candidate genes, 2 enrichment dot plots and every running-score plot, the calibration's QQ plot
+    # and null-count histogram, the ROC and reliability curves, the cell scores by group
+    assert len(parser.images) == qc_figures + 3 + 2 + 2 + len(plots) + 2 + 2 + 1
     # Plotly's library is inline, once, for the interactive volcano
     assert text.count("* plotly.js v") == 1 and 'id="de-TRD_vs_responder-volcano"' in text
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64_png(src).size[0] > 100
+    # every figure has a caption in words, not its file's name ("roc")
+    captions = [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", text, re.S)]
+    assert len(captions) == len(parser.images)
+    assert [c for c in captions if len(c.split()) < 4] == []
     # nothing is fetched: no external scripts, styles, images or links
     assert all(link.startswith(("data:", "#")) for link in parser.links), parser.links
     assert "<script src" not in text and 'rel="stylesheet"' not in text
     # every in-page link (the contents, one entry per section) leads to a section of the page
     anchors = [link[1:] for link in parser.links if link.startswith("#")]
-    assert {"summary", "cohort", "qc", "predict-TRD_vs_responder", "methods"} <= set(anchors)
+    assert {"key-findings", "cohort", "qc", f"predict-{CONTRAST}", "methods", "provenance"} <= set(anchors)
     assert all(f'id="{anchor}"' in text for anchor in anchors)
 
 
@@ -451,12 +534,54 @@ def base64_png(src: str):
     return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
 
 
+# JavaScript run in the loaded page (headless Chromium) to read back what a reader sees
+KEY_FINDINGS_JS = f"""(() => {{
+  const box = document.getElementById('key-{CONTRAST}');
+  const text = key => box.querySelector('[data-key="' + key + '"]').textContent;
+  const list = direction => box.querySelectorAll('[data-key="pathways-' + direction + '"] li');
+  const items = direction => Array.from(list(direction)).map(
+    li => [li.dataset.term, li.querySelector('[data-key="fdr"]').textContent,
+           li.querySelector('[data-key="survival"]').textContent]);
+  return {{first_section: document.querySelector('main section').id, degs: text('degs'), up: text('up'),
+           down: text('down'), verdict: text('verdict'), cells: text('cell-adjusted'),
+           prediction: text('prediction'), pathways_up: items('up'), pathways_down: items('down')}};
+}})()"""
+# every figure: its rendered and natural widths, and whether it is marked wide
+FIGURES_JS = """Array.from(document.querySelectorAll('figure.fig img')).map(i => ({
+  alt: i.alt.slice(0, 60), width: i.getBoundingClientRect().width, natural: i.naturalWidth,
+  wide: i.closest('figure').classList.contains('wide')}))"""
+LIGHTBOX_JS = """(() => { const figureImage = document.querySelector('figure.fig img');
+  figureImage.click(); const box = document.getElementById('lightbox');
+  const shown = !box.hidden && box.querySelector('img').src === figureImage.src;
+  const width = box.querySelector('img').getBoundingClientRect().width;
+  box.click(); return {shown: shown, width: width, figure: figureImage.getBoundingClientRect().width,
+                       closed: box.hidden}; })()"""
+# every address the page refers to, after its scripts ran
+ADDRESSES_JS = """Array.from(document.querySelectorAll('[src], [href]')).map(
+  e => e.getAttribute('src') || e.getAttribute('href'))"""
+
+
+def expected_survival(adjusted: pd.DataFrame, collection_terms: pd.DataFrame, term: str, cut: float) -> str:
+    """The survival words of a key-findings pathway, from the cell-adjusted GSEA table, computed here."""
+    primary = collection_terms.set_index("term").loc[term]
+    after = adjusted[(adjusted["collection"] == primary["collection"]) & (adjusted["term"] == term)].iloc[0]
+    if np.sign(after["NES"]) != np.sign(primary["NES_perm"]):
+        return f"reverses direction after cell adjustment (NES {after['NES']:.3g})"
+    verdict = "survives" if after["padj"] < cut else "does not survive"
+    return f"{verdict} cell adjustment (padj {after['padj']:.3g})"
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(chromium_path() is None,
                     reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
 def test_toy_report_in_headless_chromium(toy_run):
+    """At 1400 px: the key findings hold the run's numbers, every figure is readable and enlarges on
+    a click, the tables sort and search, and the page asks for nothing beyond itself."""
     page = toy_run / "results/report/report.html"
-    tested = read_de(toy_run, CONTRAST).dropna(subset=["pvalue"])
+    config = yaml.safe_load((toy_run / "config/config.yaml").read_text())
+    alpha, cut = config["deseq2"]["alpha"], config["enrichment"]["ora_padj"]
+    de = read_de(toy_run, CONTRAST)
+    tested = de.dropna(subset=["pvalue"])
     table = tested.head(200)
     top = f"de-{CONTRAST}-top"
     column = 3  # log2FoldChange
@@ -464,7 +589,15 @@ def test_toy_report_in_headless_chromium(toy_run):
     # one gene with a call and one without, by symbol in lower case
     with_symbol = tested[tested["gene_symbol"].fillna("") != ""]
     searched = [with_symbol.iloc[3], with_symbol[~(with_symbol["padj"] < 0.05)].iloc[-1]]
-    load = open_page(page.as_uri(), evaluate={
+    load = open_page(page.as_uri(), width=1400, evaluate={
+        "key": KEY_FINDINGS_JS,
+        "figures": FIGURES_JS,
+        # the figures' images (the lightbox holds one more, empty until a figure is clicked)
+        "images": "Array.from(document.querySelectorAll('figure img'))"
+                  ".filter(i => i.complete && i.naturalWidth > 0).length",
+        "all_images": "document.querySelectorAll('figure img').length",
+        "addresses": ADDRESSES_JS,
+        "lightbox": LIGHTBOX_JS,
         # the points Plotly holds and those it drew (its full data), per trace, the search ring last
         "volcano_points": f"document.getElementById('{volcano}').data.map(t => t.x.length)",
         "volcano_drawn": f"document.getElementById('{volcano}')._fullData.map(t => t._length)",
@@ -474,8 +607,6 @@ def test_toy_report_in_headless_chromium(toy_run):
             box.value = symbol; box.dispatchEvent(new Event('input'));
             const ring = document.getElementById('{volcano}').data.at(-1);
             return [document.getElementById('{volcano}-found').textContent, ring.x, ring.text]; }})""",
-        "images": "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length",
-        "all_images": "document.images.length",
         "sorted_first": f"""(() => {{ const t = document.getElementById('{top}');
             t.tHead.rows[0].cells[{column}].click();
             return t.tBodies[0].rows[0].cells[{column}].textContent; }})()""",
@@ -485,11 +616,55 @@ def test_toy_report_in_headless_chromium(toy_run):
         "search_hits": f"""(() => {{ const box = document.querySelector('input[data-table="{top}"]');
             box.value = '{table['gene_id'].iloc[4]}'; box.dispatchEvent(new Event('input'));
             return Array.from(document.getElementById('{top}').tBodies[0].rows).filter(r => !r.hidden).length; }})()""",
+        # the interactive volcano's check (its points drawn) goes here
     })
-    assert load.failed_requests == []
     assert load.console_errors == []
-    assert all(url.startswith(("file://", "data:")) for url in load.requests)
-    assert load.evaluations["images"] == load.evaluations["all_images"] > 0
+
+    # the key findings open the page and hold the numbers of the run's tables
+    key = load.evaluations["key"]
+    assert key["first_section"] == "key-findings"
+    significant = de["padj"] < alpha
+    summary = pd.read_csv(toy_run / f"results/calibration/{CONTRAST}/summary.tsv", sep="\t").set_index(
+        "statistic")["value"]
+    assert int(key["degs"]) == significant.sum() == int(summary["observed_degs"])
+    assert int(key["up"]) == (significant & (de["log2FoldChange"] > 0)).sum()
+    assert int(key["down"]) == (significant & (de["log2FoldChange"] < 0)).sum()
+    assert f"shuffled labels gave a median of {float(summary['null_degs_median']):g}" in key["verdict"]
+    gsea = pd.read_csv(toy_run / f"results/enrichment/{CONTRAST}/gsea.tsv", sep="\t")
+    cell_adjusted = toy_run / f"results/sensitivity/{CONTRAST}/cell_adjusted"
+    adjusted = pd.read_csv(cell_adjusted / "enrichment/gsea.tsv", sep="\t")
+    for direction, sign in (("up", 1), ("down", -1)):
+        shown = key[f"pathways_{direction}"]
+        assert len(shown) == 3
+        ranked = gsea[gsea["NES_perm"] * sign > 0].sort_values(["fdr_perm", "pvalue_perm", "pvalue", "term"])
+        best = ranked.iloc[0]
+        assert shown[0][:2] == [best["term"], f"{best['fdr_perm']:.3g}"]
+        for term, fdr, survival in shown:
+            assert fdr == f"{gsea.set_index('term').loc[term, 'fdr_perm']:.3g}"
+            assert survival == expected_survival(adjusted, gsea, term, cut)
+    concordance = pd.read_csv(cell_adjusted / "concordance.tsv", sep="\t").iloc[0]
+    assert f"{concordance['degs_model']} genes are called instead of {concordance['degs_primary']}" \
+        in key["cells"]
+    comparison = pd.read_csv(toy_run / f"results/predict/{CONTRAST}/model_comparison.tsv", sep="\t")
+    best = comparison[comparison["best"]].iloc[0]
+    assert (f"out-of-fold AUC {best['auc_mean']:.2f} (95% CI {best['auc_low']:.2f}-{best['auc_high']:.2f})"
+            in key["prediction"])
+    assert ("includes 0.5" in key["prediction"]) == (best["auc_low"] <= 0.5)
+
+    # no figure is shrunk below 70% of its pixel size (its text below ~70%), wide ones span >= 600 px
+    figures = load.evaluations["figures"]
+    assert len(figures) == load.evaluations["all_images"] == load.evaluations["images"] > 20
+    assert [f["alt"] for f in figures if f["width"] < 0.7 * f["natural"]] == []
+    assert [f["alt"] for f in figures if f["wide"] and f["width"] < 600] == []
+    assert any(f["wide"] for f in figures) and all(f["width"] <= f["natural"] for f in figures)
+    lightbox = load.evaluations["lightbox"]
+    assert lightbox["shown"] and lightbox["closed"] and lightbox["width"] > lightbox["figure"]
+
+    # the page makes no request beyond itself, and refers to nothing outside it
+    assert load.failed_requests == []
+    assert [url for url in load.requests if not url.startswith("data:")] == [page.as_uri()]
+    assert all(address.startswith(("data:", "#")) for address in load.evaluations["addresses"])
+
     assert load.evaluations["sorted_first"] == f"{table['log2FoldChange'].min():.3g}"
     assert load.evaluations["sorted_first_descending"] == f"{table['log2FoldChange'].max():.3g}"
     assert load.evaluations["search_hits"] == 1
@@ -503,8 +678,25 @@ def test_toy_report_in_headless_chromium(toy_run):
         call = "not significant" if not gene["padj"] < 0.05 else "up" if lfc > 0 else "down"
         assert found == [f"{symbol}: {call}", [round(lfc, 3)], [symbol]]
     pixels = np.asarray(Image.open(io.BytesIO(load.screenshot)).convert("L"), dtype=float)
-    assert pixels.shape[1] >= 1000
+    assert pixels.shape[1] == 1400
     assert pixels.std() > 20  # text, tables and figures, not a blank page
+
+
+def test_browser_that_does_not_answer_fails_fast(tmp_path):
+    """A 'browser' that never answers the DevTools pipe makes open_page fail within seconds."""
+    silent = tmp_path / "silent-browser"
+    silent.write_text("#!/bin/sh\nexec sleep 600\n")
+    silent.chmod(0o755)
+    dead = tmp_path / "dead-browser"
+    dead.write_text("#!/bin/sh\nexit 3\n")
+    dead.chmod(0o755)
+    started = time.monotonic()
+    with pytest.raises(BrowserError, match="exited \\(code 3\\)"):
+        open_page("about:blank", binary=str(dead))
+    assert time.monotonic() - started < 5
+    with pytest.raises(BrowserError, match="did not answer Target.createTarget in time"):
+        open_page("about:blank", binary=str(silent), startup_timeout=2)
+    assert time.monotonic() - started < 20
 
 
 def test_snakemake_native_report(toy_run):
@@ -520,9 +712,10 @@ def test_snakemake_native_report(toy_run):
 
 
 def test_report_of_two_contrasts(toy_run, tmp_path):
-    """A second contrast (site B vs A) on the toy run's results. Genes are filtered per contrast,
-    so the filter runs again (forced: the copied results have no Snakemake metadata to show that
-    its params changed) and with it what reads its output."""
+    """A second contrast (site B vs A) on the toy run's results. QC tables the covariate balance of
+    every compared variable and genes are filtered per contrast, so qc and the filter run again
+    (forced: the copied results have no Snakemake metadata to show that their params changed) and
+    with them what reads their output."""
     workdir = copy_workflow(tmp_path / "two")
     shutil.copytree(toy_run / "results", workdir / "results")
     config_path = workdir / "config/config.yaml"
@@ -534,16 +727,31 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     # Snakemake does not look behind an up-to-date target for inputs it could still make.
     (workdir / "results/report/report.html").unlink()
-    run_snakemake(workdir, "results/report/report.html", "--rerun-triggers", "mtime", "--forcerun", "filter")
+    run_snakemake(workdir, "results/report/report.html", "--rerun-triggers", "mtime", "--forcerun", "qc", "filter")
     text, parser = parse_report(workdir / "results/report/report.html")
     for contrast in (CONTRAST, "siteB_vs_siteA"):
         contrast_checks(workdir, parser, contrast, config)
     assert "siteB vs siteA, adjusted for sex, age and group" in text
     assert "TRD vs responder, adjusted for site, sex and age" in text
+    # each compared variable its own cohort and covariate-balance table, with its own levels only
+    samples = pd.read_csv(workdir / "config/samples.tsv", sep="\t")
+    by_site = as_frame(parser.tables["cohort-site"]).set_index("site")
+    assert by_site["n"].drop("total").astype(int).to_dict() == samples["site"].value_counts().to_dict()
+    site_a_trd = ((samples["site"] == "siteA") & (samples["group"] == "TRD")).sum()
+    assert int(by_site.loc["siteA", "group: TRD"]) == site_a_trd
+    site_balance = as_frame(parser.tables["covariate-balance-site"])
+    assert {"siteA", "siteB", "siteC"} <= set(site_balance.columns) and "TRD" not in site_balance.columns
+    assert "siteA" not in as_frame(parser.tables["covariate-balance-group"]).columns
+    # a key-findings block per contrast; the site contrast's prediction is not called a TRD prediction
+    findings = set(re.findall(r'<div class="finding" id="([^"]+)"', text))
+    assert {f"key-{CONTRAST}", "key-siteB_vs_siteA"} <= findings
+    assert "<h2>Prediction of siteB vs siteA: siteB_vs_siteA</h2>" in text and "TRD prediction" not in text
     # per contrast: volcano, MA, heat map, 2 per-gene count figures, 2 enrichment dot plots,
-    # 2 calibration figures, ROC and reliability curves, cell scores by group
-    qc_figures = len(list((workdir / "results/qc").glob("*.png")))
-    assert len(parser.images) == qc_figures + 2 * (3 + 2 + 2 + 2 + 2 + 1)
+    # 2 calibration figures, ROC and reliability curves, cell scores by group; and the running-score
+    # plots of both
+    running_scores = len(list((workdir / "results/enrichment").glob("*/running_scores/*.png")))
+    assert len(parser.images) == (len(list((workdir / "results/qc").glob("*.png")))
+                                  + 2 * (3 + 2 + 2 + 2 + 2 + 1) + running_scores)
 
 
 def test_enrichment_methods_states_the_settings():
@@ -580,14 +788,24 @@ def test_enrichment_section(tmp_path):
         files[key] = tmp_path / f"{key}.png"
         Image.new("RGB", (120, 80), "white").save(files[key])
     (tmp_path / "gsea_dotplot.rst").write_text("GSEA of {{ snakemake.config['design'] }}.")
-    section = report.enrichment_section("TRD vs responder", files, {"design": "~ group"}, tmp_path)
+    (tmp_path / "running_scores.rst").write_text("Running score.")
+    files["running_scores"] = tmp_path / "running_scores"
+    files["running_scores"].mkdir()
+    plot = files["running_scores"] / "curated_TRD_down_01_TRD_NK_CYTOTOXIC.png"
+    Image.new("RGB", (715, 495), "white").save(plot)
+    section = report.enrichment_section("TRD vs responder", TRD, files, {"design": "~ group"}, tmp_path)
     assert section["anchor"] == "enrichment-TRD-vs-responder"
-    dotplots, go, curated, ora_down, ora_up = section["collections"]  # collections sorted by name
+    # collections sorted by name, each up then down
+    dotplots, go_up, go_down, curated, ora_down, ora_up = section["collections"]
     assert [f["caption"] for f in dotplots["figures"]] == ["GSEA of ~ group.", "ora_dotplot"]
-    assert curated["title"] == "GSEA, curated_TRD: top 1 terms by gene-permutation p-value"
+    assert curated["title"] == ("GSEA, curated_TRD, lower in TRD (negative NES): top 1 terms by "
+                                "gene-permutation p-value")
     assert curated["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "-2.1", "1e-05", "0.5", "8e-05",
-                                        "GZMB, PRF1"]]
-    assert [row[0] for row in go["table"]["rows"]] == ["GO:2", "GO:1"]
+                                        "GZMB, PRF1", ""]]
+    assert [f["caption"] for f in curated["figures"]] == ["TRD_NK_CYTOTOXIC, NK. Running score."]
+    assert go_up["title"].startswith("GSEA, GO_BP, higher in TRD (positive NES): top 1 terms")
+    assert [row[0] for row in go_up["table"]["rows"]] == ["GO:1"] and go_up["figures"] == []
+    assert [row[0] for row in go_down["table"]["rows"]] == ["GO:2"]
     assert ora_down["title"] == "ORA of down-regulated genes, curated_TRD: top 1 terms"
     assert ora_down["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "6", "9.5", "1e-06", "8e-06",
                                           "GZMB, PRF1"]]
@@ -627,7 +845,7 @@ def prediction_files(tmp_path, best_low=0.62):
 def test_prediction_section(tmp_path):
     contrast = {"variable": "group", "test": "TRD", "reference": "responder"}
     section = report.prediction_section("TRD_vs_responder", contrast, prediction_files(tmp_path), {}, tmp_path)
-    assert section["heading"] == "TRD prediction"
+    assert section["heading"] == "Prediction of TRD vs responder"
     assert section["findings"] == [
         "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), label-permutation p = 0.0099.",
         "Expression adds to the clinical data: combined minus clinical AUC +0.11 (95% CI +0.06 to +0.21, "
@@ -647,3 +865,94 @@ def test_prediction_section_says_plainly_when_the_best_interval_includes_one_hal
     assert section["heading"] == "Prediction of MDD vs control"
     assert section["findings"][1] == ("The 95% interval of the best model's AUC includes 0.5: these data do "
                                       "not show that MDD can be predicted better than by chance.")
+
+
+def key_finding_tables(tmp_path, best_low=0.62, cells=True, prediction=True) -> dict:
+    summary = pd.DataFrame({"statistic": ["permutations", "strata", "observed_degs", "null_degs_median",
+                                          "null_degs_p95", "frac_permutations_with_degs",
+                                          "pvalue_observed_degs", "empirical_fdr", "qvalue_perm_calls"],
+                            "value": ["30", "site x sex", "3", "0", "1", "0.2", "0.0323", "0.08", "3"]})
+    gsea = pd.DataFrame({
+        "collection": ["GO_BP", "GO_BP", "GO_BP", "GO_BP", "curated", "curated", "GO_BP"],
+        "term": ["GO:1", "GO:2", "GO:3", "GO:4", "SET_UP", "SET_DOWN", "GO:5"],
+        "name": ["antigen presentation", "antigen presentation II", "interferon", "cilium", "inflammation",
+                 "NK cells", "spindle"],
+        "NES_perm": [-2.1, -2.0, -1.9, 1.6, 1.8, -1.7, 1.2],
+        "pvalue_perm": [0.01, 0.01, 0.02, 0.05, 0.01, 0.03, 0.2],
+        "fdr_perm": [0.01, 0.02, 0.03, 0.2, 0.02, 0.04, 0.6],
+        "NES": [-2.5, -2.4, -2.0, 1.5, 2.0, -1.8, 1.1],
+        "pvalue": [1e-6, 1e-6, 1e-5, 0.01, 1e-4, 1e-3, 0.3],
+        "padj": [1e-5, 1e-5, 1e-4, 0.05, 1e-3, 0.01, 0.6],
+        "leading_edge": ["HLA-A;HLA-B;B2M", "HLA-A;HLA-B;B2M;CD74", "IFI6;MX1", "DNAH5", "IL1B;TNF",
+                         "GZMB;PRF1", "KIF11"],
+    })
+    adjusted = gsea[["collection", "term", "name"]].assign(
+        NES=[-1.9, -1.8, 0.9, 1.4, 1.7, -1.2, 1.0], padj=[0.01, 0.02, 0.5, 0.3, 0.04, 0.2, 0.9])
+    concordance = pd.DataFrame({"contrast": [CONTRAST], "model": ["cell_adjusted"], "design": ["~ x"],
+                                "n_samples": [48], "degs_primary": [3], "degs_model": [1], "overlap": [1],
+                                "lost": [2], "gained": [0]})
+    comparison = (pd.read_csv(prediction_files(tmp_path, best_low)["comparison"], sep="\t") if prediction
+                  else None)
+    return {"de": DE, "calibration": summary, "gsea": gsea, "adjusted_gsea": adjusted if cells else None,
+            "concordance": concordance if cells else None, "comparison": comparison}
+
+
+KEY_CONFIG = {"deseq2": {"alpha": 0.05}, "enrichment": {"ora_padj": 0.05, "similar_terms_jaccard": 0.5}}
+TRD = {"variable": "group", "test": "TRD", "reference": "responder"}
+
+
+def test_key_findings_from_the_run_tables(tmp_path):
+    tables = key_finding_tables(tmp_path)
+    findings = report.key_findings("TRD_vs_responder", TRD, tables, KEY_CONFIG)
+    significant = DE["padj"] < 0.05
+    assert findings["degs"] == {"total": int(significant.sum()),
+                                "up": int((significant & (DE["log2FoldChange"] > 0)).sum()),
+                                "down": int((significant & (DE["log2FoldChange"] < 0)).sum())} \
+        == {"total": 3, "up": 2, "down": 1}
+    assert findings["verdict"].startswith(
+        "The 3 genes called would not appear by chance: shuffled labels gave "
+        "a median of 0 and at most 1 calls in 95% of 30 permutations")
+    # up: SET_UP (FDR 0.02), GO:4 (0.2), GO:5 (0.6), over both collections
+    up = findings["pathways"]["up"]
+    assert [(t["term"], t["fdr"], t["nes"], t["significant"]) for t in up] == [
+        ("SET_UP", "0.02", "1.8", True), ("GO:4", "0.2", "1.6", False), ("GO:5", "0.6", "1.2", False)]
+    # down: GO:1, then GO:2 folded under it (leading edges J = 3/4), GO:3, SET_DOWN
+    down = findings["pathways"]["down"]
+    assert [(t["term"], t["n_similar"]) for t in down] == [("GO:1", 1), ("GO:3", 0), ("SET_DOWN", 0)]
+    assert [t["survival"] for t in down] == ["survives cell adjustment (padj 0.01)",
+                                             "reverses direction after cell adjustment (NES 0.9)",
+                                             "does not survive cell adjustment (padj 0.2)"]
+    assert up[0]["survival"] == "survives cell adjustment (padj 0.04)"
+    assert findings["cell_adjusted"] == (
+        "With cell composition in the model, 1 genes are called instead of 3 "
+        "(1 of them shared).")
+    assert findings["prediction"] == [
+        "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), "
+        "label-permutation p = 0.0099."]
+    assert findings["fdr_label"] == "label-permutation FDR"
+
+
+def test_key_findings_say_plainly_what_was_not_shown_or_not_run(tmp_path):
+    findings = report.key_findings(CONTRAST, TRD, key_finding_tables(tmp_path, best_low=0.45), KEY_CONFIG)
+    assert findings["prediction"][1] == (
+        "The 95% interval of the best model's AUC includes 0.5: these data do "
+        "not show that TRD can be predicted better than by chance.")
+    off = report.key_findings(CONTRAST, TRD, key_finding_tables(tmp_path, cells=False, prediction=False),
+                              KEY_CONFIG)
+    assert off["prediction"] == ["Not run: the config sets predict.enabled to false."]
+    assert off["pathways"]["up"][0]["survival"] == "no cell-adjusted model in this run"
+    assert off["cell_adjusted"].startswith("No cell-adjusted model in this run")
+    missing = key_finding_tables(tmp_path)
+    missing["adjusted_gsea"] = missing["adjusted_gsea"][missing["adjusted_gsea"]["term"] != "SET_UP"]
+    findings = report.key_findings("TRD_vs_responder", TRD, missing, KEY_CONFIG)
+    assert findings["pathways"]["up"][0]["survival"] == "not tested after cell adjustment"
+
+
+def test_running_score_figures_of_the_terms_shown(tmp_path):
+    shown = pd.DataFrame({"term": ["GO:1", "GO:7", "GO:3"], "name": ["a", "b", "c"]})
+    for rank, term in ((1, "GO:1"), (3, "GO:3"), (2, "GO:9")):  # GO:9: a plot of another selection
+        name = f"GO_BP_down_{rank:02d}_{term.replace(':', '_')}.png"
+        Image.new("RGB", (715, 495), "white").save(tmp_path / name)
+    figures = report.running_score_figures(tmp_path, "GO_BP", "down", shown, "Running score.")
+    assert [f["caption"] for f in figures] == ["GO:1, a. Running score.", "GO:3, c. Running score."]
+    assert report.running_score_figures(tmp_path, "GO_BP", "up", shown, "") == []

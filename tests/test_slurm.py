@@ -26,7 +26,7 @@ START_SLURM = ROOT / "tests" / "cluster" / "start_slurm.sh"
 TEST_PROFILE = ROOT / "tests" / "cluster" / "profile"
 SLURMD_LOG = Path("/var/log/slurm/slurmd.log")
 # Rules the workflow runs on the submit host (README, "Running on a cluster").
-LOCAL_RULES = {"all", "report"}
+LOCAL_RULES = {"all", "report", "software_versions"}
 FORCED_FAILURE_RULE = "deseq2"
 
 

@@ -1,4 +1,4 @@
-// Sortable and searchable tables, with no library: the report must work offline.
+// Sortable and searchable tables and a figure lightbox, with no library: the report must work offline.
 "use strict";
 
 // A cell's value for sorting: numbers (including 1.2e-05) numerically, NA always last.
@@ -49,5 +49,28 @@ function makeSearchable(input) {
   });
 }
 
+// Lightbox: a click on a figure shows it as large as the window; a click or Escape closes it.
+function makeLightbox() {
+  const box = document.createElement("div");
+  box.id = "lightbox";
+  box.hidden = true;
+  const image = document.createElement("img");
+  const caption = document.createElement("p");
+  box.append(image, caption);
+  document.body.appendChild(box);
+  function close() { box.hidden = true; image.removeAttribute("src"); }
+  box.addEventListener("click", close);
+  document.addEventListener("keydown", function (event) { if (event.key === "Escape") close(); });
+  document.querySelectorAll("figure.fig img").forEach(function (figureImage) {
+    figureImage.addEventListener("click", function () {
+      image.src = figureImage.src;
+      image.alt = figureImage.alt;
+      caption.textContent = figureImage.alt;
+      box.hidden = false;
+    });
+  });
+}
+
 document.querySelectorAll("table.sortable").forEach(makeSortable);
 document.querySelectorAll("input.table-filter").forEach(makeSearchable);
+makeLightbox();

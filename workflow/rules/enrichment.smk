@@ -55,6 +55,7 @@ rule enrichment:
         ora_padj=ENRICHMENT["ora_padj"],
         top_terms=ENRICHMENT["top_terms"],
         running_score_terms=ENRICHMENT["running_score_terms"],
+        similar_terms_jaccard=ENRICHMENT["similar_terms_jaccard"],
         alpha=config["deseq2"]["alpha"],
     threads: 2
     resources:

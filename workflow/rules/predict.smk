@@ -10,7 +10,7 @@ rule predict:
         comparison=report(
             "results/predict/{contrast}/model_comparison.tsv",
             caption="../report/predict.rst",
-            category="TRD prediction",
+            category="Prediction",
             subcategory="{contrast}",
         ),
         predictions="results/predict/{contrast}/predictions.tsv",
@@ -20,13 +20,13 @@ rule predict:
         roc=report(
             "results/predict/{contrast}/roc.png",
             caption="../report/roc.rst",
-            category="TRD prediction",
+            category="Prediction",
             subcategory="{contrast}",
         ),
         calibration=report(
             "results/predict/{contrast}/calibration.png",
             caption="../report/calibration.rst",
-            category="TRD prediction",
+            category="Prediction",
             subcategory="{contrast}",
         ),
         roc_svg="results/predict/{contrast}/roc.svg",

@@ -1,8 +1,37 @@
+import glob
+
+
 # On a cluster the report runs on the submit host: it only reads what the other rules
 # wrote (tables, figures, the VST matrix for a heat map; under 300 MB on the toy
 # cohort) and takes seconds, so a SLURM job would spend longer queueing than working.
 localrules:
     report,
+    software_versions,
+
+
+# The workflow's version (VERSION) and every package its scripts and rule files import, with
+# their versions (nf-core's software_versions.yml); the report reads it.
+rule software_versions:
+    input:
+        version=os.path.join(workflow.basedir, "VERSION"),
+        # the code whose imports are listed: a new import is listed at the next run
+        scripts=sorted(glob.glob(os.path.join(SCRIPTS_DIR, "*.py"))),
+        rules=sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "rules", "*.smk")))
+        + [os.path.join(workflow.basedir, "Snakefile")],
+    output:
+        yml="results/software_versions.yml",
+    threads: 1
+    resources:
+        mem_mb=mem_mb(200, 0),
+        runtime=2,
+    log:
+        "logs/software_versions/software_versions.log",
+    benchmark:
+        "results/benchmarks/software_versions/software_versions.tsv",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/software_versions.py"
 
 
 rule report:
@@ -41,6 +70,8 @@ rule report:
         concordance=[path for path in SENSITIVITY_OUTPUTS if path.endswith("concordance.tsv")],
         cell_adjusted_gsea=[path for path in SENSITIVITY_OUTPUTS if path.endswith("enrichment/gsea.tsv")],
         readmes=resource_readmes(),
+        software_versions=rules.software_versions.output.yml,
+        running_scores=expand(rules.enrichment.output.running_scores, contrast=CONTRASTS),
         # what every job used (Snakemake's benchmark files), tabled in the run summary
         benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]
         + expand(rules.deseq2.benchmark, contrast=CONTRASTS)
@@ -51,7 +82,8 @@ rule report:
         + expand(rules.predict.benchmark, contrast=PREDICTED_CONTRASTS)
         + ([rules.cell_composition.benchmark] if CELLS["enabled"] else [])
         + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)
-        + (expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS) if CELL_ADJUSTED else []),
+        + (expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS) if CELL_ADJUSTED else [])
+        + [rules.software_versions.benchmark],
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         css=os.path.join(REPORT_TEMPLATE_DIR, "report.css"),
         js=os.path.join(REPORT_TEMPLATE_DIR, "report.js"),

@@ -39,6 +39,7 @@ from scipy.stats import false_discovery_control, hypergeom
 
 import gsea_permutation as perm
 from genesets import Collection, load_collection
+from gsea_terms import lead_fdr, top_terms_by_direction
 from pipeline_common import InputError, atomic_directory, format_list, save_figure, write_table
 
 log = logging.getLogger("trd")
@@ -253,12 +254,6 @@ def _short(text: str, width: int = 55) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def lead_fdr(table: pd.DataFrame) -> str:
-    """The FDR column that figures and the report lead with: the label-permutation one when it
-    was computed, else the gene-permutation (GSEA) or hypergeometric (ORA) padj."""
-    return "fdr_perm" if "fdr_perm" in table and table["fdr_perm"].notna().any() else "padj"
-
-
 def log_axis_ticks(ax, values: np.ndarray, which: str = "x") -> None:
     """A log axis with labelled ticks at 1, 2 and 5 per decade (at 1 alone over more than two
     decades), over a range of at least a factor 6.25 (2.5 squared, the widest gap between those
@@ -362,6 +357,11 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
+def running_score_file(collection: str, direction: str, rank: int, term: str) -> str:
+    """File name of a running-score plot in running_scores/ (the report finds the plots by it)."""
+    return f"{safe_name(collection)}_{direction}_{rank:02d}_{safe_name(term)}.png"
+
+
 # ----------------------------------------------------------------------------- driver
 def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.DataFrame | None, *,
                alpha: float, min_size: int, max_size: int, permutations: int, seed: int,
@@ -443,11 +443,13 @@ def main(smk) -> None:
     save_figure(dotplot(ora, "odds_ratio", top, float(p.ora_padj), f"ORA {smk.wildcards.contrast}",
                         ["collection", "direction"]), smk.output.ora_dotplot)
     with atomic_directory(smk.output.running_scores) as tmp:
-        for name, g in gsea.groupby("collection", sort=False):
-            for rank, (_, row) in enumerate(g.head(int(p.running_score_terms)).iterrows(), start=1):
+        # the terms the report shows first, up and down (near-duplicates folded: gsea_terms.py)
+        shown = top_terms_by_direction(gsea, int(p.running_score_terms), float(p.similar_terms_jaccard))
+        for (name, direction), terms in shown.items():
+            for rank, (_, row) in enumerate(terms.iterrows(), start=1):
                 genes = collections[name].sets[row["term"]][1]
                 save_figure(running_score_figure(ranking, genes, row),
-                            tmp / f"{safe_name(name)}_{rank:02d}_{safe_name(row['term'])}.png")
+                            tmp / running_score_file(name, direction, rank, row["term"]))
     write_table(ora, smk.output.ora)
     write_table(gsea, smk.output.gsea)
 

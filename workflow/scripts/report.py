@@ -6,14 +6,12 @@ in workflow/report/; this script only turns result tables into the template's va
 """
 
 import base64
-import importlib.metadata
 import io
 import json
 import logging
 import math
-import platform
 import re
-import subprocess
+import struct
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,8 +22,9 @@ import yaml
 from markupsafe import Markup
 
 from de_tables import count_calls
-from enrichment import lead_fdr
+from enrichment import running_score_file
 from filter import contrast_cohort
+from gsea_terms import gsea_order, lead_fdr, lead_nes, top_terms_by_direction
 from pipeline_common import atomic_output, format_list
 from report_figures import (gene_count_figure, gene_count_values, group_levels, normalised_counts,
                             plotly_library, top_gene_heatmap, top_tested_genes, volcano_figure, volcano_html,
@@ -34,16 +33,16 @@ from sensitivity_models import active_models, describe, pathway_survival
 
 log = logging.getLogger("trd")
 
-# The mission's candidate genes, always shown with their estimate whether significant or not.
-CANDIDATE_GENES = ["HTR1A", "HTR2B", "SLC6A4", "IL1B", "TNF", "IL6", "MIF", "P2RX7", "NR3C1",
-                   "FKBP5", "BDNF"]
-SOFTWARE = ["snakemake", "pydeseq2", "pandas", "numpy", "scipy", "scanpy", "anndata", "gseapy",
-            "scikit-learn"]
 N_TOP_GENES_TABLE = 200
 N_HEATMAP_GENES = 40
 N_GENE_PLOTS = 12  # top genes drawn one by one with their normalised counts by group
 N_MODEL_GENES = 20
 N_TOP_PATHWAYS = 15  # immune gene sets shown in the robustness section
+N_KEY_PATHWAYS = 3  # pathways per direction in the key findings
+# A figure at least this much wider than tall (three-panel PCA, bar charts), or this wide in pixels
+# (dot plots: two would not fit side by side), gets a row of its own.
+WIDE_ASPECT = 1.5
+WIDE_PIXELS = 900
 Z_95 = 1.959964  # two-sided 95% normal quantile, for log2FC +- z * lfcSE
 
 REFERENCES = [
@@ -68,16 +67,15 @@ REFERENCES = [
     "knowledgebase in 2023. Genetics 224:iyad031 (GO is CC BY 4.0)",
     "Pedregosa F, Varoquaux G, Gramfort A, et al. (2011) Scikit-learn: machine learning in "
     "Python. Journal of Machine Learning Research 12:2825-2830",
-    "Sirés et al. (2025) Brain, Behavior, and Immunity. doi:10.1016/j.bbi.2025.106103",
+    "Sirés A, Domínguez-Barragán J, Lorenzon N, et al. (2025) Blood transcriptomic analysis reveals a "
+    "distinct molecular subtype of treatment resistant depression compared to non-treatment resistant "
+    "depression. Brain, Behavior, and Immunity. doi:10.1016/j.bbi.2025.106103",
     "Tusher VG, Tibshirani R, Chu G (2001) Significance analysis of microarrays applied to the ionizing "
     "radiation response. PNAS 98:5116-5121. doi:10.1073/pnas.091062498",
     "Storey JD, Tibshirani R (2003) Statistical significance for genomewide studies. PNAS 100:9440-9445. "
     "doi:10.1073/pnas.1530509100",
     "Li Y, Ge X, Peng F, Li W, Li JJ (2022) Exaggerated false positives by popular differential expression "
     "methods when analyzing human population samples. Genome Biology 23:79. doi:10.1186/s13059-022-02648-4",
-    "Subramanian A, Tamayo P, Mootha VK, et al. (2005) Gene set enrichment analysis: a knowledge-based "
-    "approach for interpreting genome-wide expression profiles. PNAS 102:15545-15550. "
-    "doi:10.1073/pnas.0506580102",
 ]
 
 
@@ -113,14 +111,14 @@ def png_data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-def figure_data_uri(fig) -> str:
-    """A matplotlib figure as an inline PNG (the report's own figures are never written to disk)."""
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (the report's own figures are never written to disk)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return png_data_uri(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def caption_text(rst: str, config: dict) -> str:
@@ -133,39 +131,39 @@ def caption_text(rst: str, config: dict) -> str:
     return " ".join(text.replace("``", "").split())
 
 
-def figure(path, caption_dir, config: dict) -> dict:
-    """A PNG inline, captioned by workflow/report/<file name>.rst (or its name when there is none)."""
-    rst = Path(caption_dir) / f"{Path(path).stem}.rst"
-    caption = caption_text(rst.read_text(encoding="utf-8"), config) if rst.exists() else Path(path).stem
-    return {"src": png_data_uri(Path(path).read_bytes()), "caption": caption}
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels, from the PNG header (IHDR is always the first chunk)."""
+    return struct.unpack(">II", data[16:24])
+
+
+def inline_png(data: bytes, caption: str) -> dict:
+    """A figure for the template: shown at its own pixel size (the pipeline's figures are drawn at
+    110 dpi, so their text is as large as the page's) or the page's width if smaller; a wide one
+    (WIDE_ASPECT, WIDE_PIXELS) gets a row of its own."""
+    width, height = png_size(data)
+    return {"src": png_data_uri(data), "caption": caption, "width": width,
+            "wide": width >= WIDE_ASPECT * height or width >= WIDE_PIXELS}
+
+
+def figure(path, caption_dir, config: dict, caption: str | None = None) -> dict:
+    """A PNG inline, captioned by workflow/report/<file name>.rst unless a caption is given."""
+    if caption is None:
+        rst = Path(caption_dir) / f"{Path(path).stem}.rst"
+        caption = caption_text(rst.read_text(encoding="utf-8"), config) if rst.exists() else Path(path).stem
+    return inline_png(Path(path).read_bytes(), caption)
 
 
 # ---------------------------------------------------------------- run summary
 
-def software_versions(packages: list[str]) -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in packages:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+def read_software_versions(path) -> dict:
+    """results/software_versions.yml (rule software_versions): {workflow: {...}, packages: {...}}."""
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
-def pipeline_version(directory) -> str:
-    """The git commit of the workflow's folder ('unknown' outside a git checkout)."""
-    def git(*args):
-        return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True,
-                              timeout=20)
-
-    try:
-        commit = git("rev-parse", "--short=12", "HEAD")
-        if commit.returncode != 0:
-            return "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+def version_label(workflow: dict) -> str:
+    """'0.1.0.dev0', with the commit when the workflow was run from a git checkout."""
+    commit = workflow.get("commit")
+    return workflow["version"] + (f" (commit {commit})" if commit else "")
 
 
 def plain_config(config) -> dict:
@@ -216,6 +214,39 @@ def cohort_table(obs: pd.DataFrame, variable: str, categorical: list[str]) -> pd
             table = table.join(counts)
     table.loc["total"] = table.sum()
     return table.reset_index()
+
+
+def contrast_variables(contrasts: dict) -> list[str]:
+    """The variables the contrasts compare, each once, in config order."""
+    return list(dict.fromkeys(c["variable"] for c in contrasts.values()))
+
+
+def cohort_tables(obs: pd.DataFrame, contrasts: dict, models: dict[str, pd.DataFrame]) -> list[dict]:
+    """One cohort table per compared variable, split by the categorical covariates of the first
+    contrast's model that compares it."""
+    tables = []
+    for variable in contrast_variables(contrasts):
+        first = next(name for name, c in contrasts.items() if c["variable"] == variable)
+        table = cohort_table(obs, variable, categorical_covariates(models[first]))
+        tables.append({"variable": variable, "id": anchor_of("cohort", variable), "table": table_rows(table)})
+    return tables
+
+
+def balance_by_variable(balance: pd.DataFrame, contrasts: dict) -> list[dict]:
+    """qc's covariate_balance.tsv split into one table per compared variable, with the contrasts
+    that compare it, and only its own level columns (the file pads the other variables' levels)."""
+    tables = []
+    for variable in contrast_variables(contrasts):
+        rows = balance[balance["grouping"] == variable].drop(columns="grouping")
+        if rows.empty:  # a qc table written before this contrast was added
+            continue
+        names = [name for name, c in contrasts.items() if c["variable"] == variable]
+        rows = rows.dropna(axis=1, how="all")
+        # blank, not NA, where a row has nothing to say (the level of a continuous covariate)
+        tables.append({"variable": variable, "contrasts": ", ".join(names),
+                       "id": anchor_of("covariate-balance", variable),
+                       "table": table_rows(rows.astype(object).where(rows.notna(), ""))})
+    return tables
 
 
 def significant_associations(association: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
@@ -274,9 +305,9 @@ def top_genes(table: pd.DataFrame, n: int) -> pd.DataFrame:
     return top_tested_genes(table, n)[columns]
 
 
-def candidate_panel(table: pd.DataFrame, alpha: float, genes: list[str] = CANDIDATE_GENES
-                    ) -> pd.DataFrame:
-    """Estimate, 95% CI (log2FC +- 1.96 lfcSE), padj and call of each candidate gene.
+def candidate_panel(table: pd.DataFrame, alpha: float, genes: list[str]) -> pd.DataFrame:
+    """Estimate, 95% CI (log2FC +- 1.96 lfcSE), padj and call of each candidate gene
+    (config report.candidate_genes).
 
     A gene absent from the table (not in the data, or removed by the low-count filter)
     is listed as 'not measured/filtered'; one with padj NA (independent filtering or a
@@ -319,19 +350,23 @@ def permutation_columns(table: pd.DataFrame, columns: list[str]) -> list[str]:
     return columns if lead_fdr(table) == "fdr_perm" else []
 
 
-def top_terms(gsea: pd.DataFrame, n: int) -> dict[str, pd.DataFrame]:
-    """Per collection, the n terms with the smallest label-permutation FDR (fgsea's p-value
-    orders ties and runs without a calibration), with the permutation NES, p and FDR first,
-    then fgsea's gene-permutation ones (with the log2 error of p, so that a reader can weigh a
-    borderline padj), leading edge shortened for reading."""
-    leading = permutation_columns(gsea, ["NES_perm", "pvalue_perm", "fdr_perm"])
-    order = [lead_fdr(gsea), "pvalue", "term"]
-    out = {}
-    for collection, terms in gsea.groupby("collection", sort=True):
-        best = terms.sort_values(order, kind="mergesort").head(n)
-        out[collection] = best[["term", "name", "size", *leading, "NES", "pvalue", "log2err", "padj"]].assign(
-            leading_edge=shorten_genes(best["leading_edge"]).to_numpy()).rename(columns=GENE_PERMUTATION_LABELS)
-    return out
+def similar_terms_text(names: list[str]) -> str:
+    """'' or 'and 3 similar terms: a, b, c' (the near-duplicates folded under a term shown)."""
+    if not names:
+        return ""
+    return f"and {len(names)} similar term{'s' if len(names) > 1 else ''}: {format_list(names, limit=3)}"
+
+
+def gsea_term_table(best: pd.DataFrame) -> pd.DataFrame:
+    """Terms shown (gsea_terms.top_terms_by_direction: by the label-permutation FDR when computed,
+    near-duplicates folded) for reading: the permutation NES, p and FDR first, then fgsea's
+    gene-permutation ones (with the log2 error of p, so that a reader can weigh a borderline padj),
+    the leading edge shortened and the folded terms."""
+    leading = permutation_columns(best, ["NES_perm", "pvalue_perm", "fdr_perm"])
+    return best[["term", "name", "size", *leading, "NES", "pvalue", "log2err", "padj"]].assign(
+        leading_edge=shorten_genes(best["leading_edge"]).to_numpy(),
+        similar_terms=best["similar_terms"].map(similar_terms_text).to_numpy(),
+    ).rename(columns=GENE_PERMUTATION_LABELS)
 
 
 def top_ora_terms(ora: pd.DataFrame, n: int) -> dict[tuple[str, str], pd.DataFrame]:
@@ -369,23 +404,44 @@ def anchor_of(*parts: str) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9_-]", "-", part) for part in parts)
 
 
-def enrichment_section(name: str, files: dict, config: dict, caption_dir) -> dict:
-    """Dot plots and, per collection, the top GSEA terms (leading edge) and ORA terms (overlap)."""
-    n_terms = config.get("enrichment", {}).get("top_terms", 20)
+def running_score_figures(directory, collection: str, direction: str, terms: pd.DataFrame, caption: str
+                          ) -> list[dict]:
+    """The running-score plots the enrichment rule drew for these terms (its first
+    enrichment.running_score_terms of the same selection), in rank order."""
+    figures = []
+    for rank, row in enumerate(terms.itertuples(), start=1):
+        path = Path(directory) / running_score_file(collection, direction, rank, row.term)
+        if path.exists():
+            figures.append(inline_png(path.read_bytes(), f"{row.term}, {row.name}. {caption}"))
+    return figures
+
+
+def enrichment_section(name: str, contrast: dict, files: dict, config: dict, caption_dir) -> dict:
+    """Dot plots; per collection the top GSEA terms up and down (leading edge, folded near-duplicates,
+    running-score plots) and the top ORA terms (overlap)."""
+    settings = config.get("enrichment", {})
+    n_terms = settings.get("top_terms", 20)
     gsea = pd.read_csv(files["gsea"], sep="\t", keep_default_na=False, na_values=[""])
     ora = pd.read_csv(files["ora"], sep="\t", keep_default_na=False, na_values=[""])
     anchor = anchor_of("enrichment", name)
     by = "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation p-value"
-    blocks = [{"title": f"GSEA, {collection}: top {len(terms)} terms by {by}", "figures": [],
-               "id": anchor_of(anchor, collection), "table": table_rows(terms)}
-              for collection, terms in top_terms(gsea, n_terms).items()]
+    rst = Path(caption_dir) / "running_scores.rst"
+    caption = caption_text(rst.read_text(encoding="utf-8"), config) if rst.exists() else ""
+    words = {"up": f"higher in {contrast['test']} (positive NES)",
+             "down": f"lower in {contrast['test']} (negative NES)"}
+    shown = top_terms_by_direction(gsea, n_terms, settings.get("similar_terms_jaccard", 0.5))
+    blocks = [{"title": f"GSEA, {collection}, {words[direction]}: top {len(terms)} terms by {by}",
+               "id": anchor_of(anchor, collection, direction), "table": table_rows(gsea_term_table(terms)),
+               "figures": (running_score_figures(files["running_scores"], collection, direction, terms,
+                                                 caption) if files.get("running_scores") else [])}
+              for (collection, direction), terms in shown.items()]
     blocks += [{"title": f"ORA of {direction}-regulated genes, {collection}: top {len(terms)} terms",
                 "figures": [], "id": anchor_of(anchor, "ora", collection, direction),
                 "table": table_rows(terms)}
                for (collection, direction), terms in top_ora_terms(ora, n_terms).items()]
     dotplots = {"title": "Dot plots", "id": "", "table": None,
                 "figures": [figure(files[key], caption_dir, config) for key in ("gsea_dotplot", "ora_dotplot")]}
-    cut = config.get("enrichment", {}).get("ora_padj", 0.05)
+    cut = settings.get("ora_padj", 0.05)
     return {"name": name, "anchor": anchor, "collections": [dotplots, *blocks],
             "findings": pathway_findings(gsea, cut)}
 
@@ -401,9 +457,8 @@ def prediction_section(name: str, contrast: dict, files: dict, config: dict, cap
     comparison = pd.read_csv(files["comparison"], sep="\t")
     sites = pd.read_csv(files["site"], sep="\t")
     genes = pd.read_csv(files["genes"], sep="\t", keep_default_na=False).head(N_MODEL_GENES)
-    best = comparison[comparison["best"].astype(str) == "True"].iloc[0]
-    heading = ("TRD prediction" if contrast["test"] == "TRD"
-               else f"Prediction of {contrast['test']} vs {contrast['reference']}")
+    best = best_model(comparison)
+    heading = f"Prediction of {contrast['test']} vs {contrast['reference']}"
     return {"name": name, "anchor": anchor_of("predict", name), "heading": heading,
             "findings": prediction_findings(comparison, best, contrast),
             "comparison": table_rows(comparison[PREDICTION_COLUMNS].round(3)),
@@ -413,10 +468,9 @@ def prediction_section(name: str, contrast: dict, files: dict, config: dict, cap
             "figures": [figure(files[key], caption_dir, config) for key in ("roc", "calibration")]}
 
 
-def prediction_findings(comparison: pd.DataFrame, best: pd.Series, contrast: dict) -> list[str]:
-    """Plain sentences: the best model's AUC, a warning when its interval includes 0.5, and
-    whether expression adds to the clinical data (the combined model with the best learner)."""
-    test = contrast["test"]
+def best_model_findings(best: pd.Series, test: str) -> list[str]:
+    """The best model's AUC with its interval and p-value, and a plain warning when the interval
+    includes 0.5."""
     permutation = ("no label permutations (predict.permutations 0)" if pd.isna(best["permutation_p"])
                    else f"label-permutation p = {best['permutation_p']:.3g}")
     sentences = [f"Best model: {best['feature_set']} features, {best['learner']}: out-of-fold AUC "
@@ -424,6 +478,17 @@ def prediction_findings(comparison: pd.DataFrame, best: pd.Series, contrast: dic
     if best["auc_low"] <= 0.5:
         sentences.append(f"The 95% interval of the best model's AUC includes 0.5: these data do not show "
                          f"that {test} can be predicted better than by chance.")
+    return sentences
+
+
+def best_model(comparison: pd.DataFrame) -> pd.Series:
+    return comparison[comparison["best"].astype(str) == "True"].iloc[0]
+
+
+def prediction_findings(comparison: pd.DataFrame, best: pd.Series, contrast: dict) -> list[str]:
+    """Plain sentences: the best model (best_model_findings) and whether expression adds to the
+    clinical data (the combined model with the best learner)."""
+    sentences = best_model_findings(best, contrast["test"])
     combined = comparison[comparison["feature_set"] == "combined"]
     row = combined.loc[combined["auc_mean"].idxmax()]
     gain = (f"combined minus clinical AUC {row['auc_gain_over_clinical']:+.2f} (95% CI "
@@ -456,7 +521,11 @@ def enrichment_methods(settings: dict, versions: dict, label_permutations: int |
         f"{settings['min_size']} to {settings['max_size']} genes in the data, and over-representation "
         "of the up- and of the down-regulated genes (one-sided hypergeometric test, universe the "
         "tested genes annotated in the collection), each adjusted by the Benjamini-Hochberg method "
-        "within collection." + permutation
+        "within collection." + permutation + " The report shows the top terms of positive and of negative "
+        "NES separately, ranked by " + ("the label-permutation FDR" if label_permutations else "padj")
+        + "; a term whose leading edge has a Jaccard index of at least "
+        f"{settings.get('similar_terms_jaccard', 0.5):g} with the leading edge of a better-ranked term shown "
+        "is folded under it as a similar term."
     )
 
 
@@ -574,6 +643,80 @@ def calibration_methods(settings: dict, sections: list[dict]) -> str:
     )
 
 
+# ---------------------------------------------------------------- key findings
+
+def deg_counts(table: pd.DataFrame, alpha: float) -> dict[str, int]:
+    calls = calls_table(table, alpha, []).iloc[0]
+    return {"total": int(calls["total"]), "up": int(calls["up"]), "down": int(calls["down"])}
+
+
+def top_pathways(shown: dict[tuple[str, str], pd.DataFrame], direction: str, n: int) -> pd.DataFrame:
+    """The n best terms of one direction over every collection (each collection's terms as shown,
+    near-duplicates folded)."""
+    terms = [t for (_, d), t in shown.items() if d == direction]
+    if not terms:
+        return pd.DataFrame()
+    both = pd.concat(terms)
+    return both.sort_values(gsea_order(both), kind="mergesort").head(n)
+
+
+def survival_after_adjustment(term: pd.Series, nes: float, adjusted: pd.DataFrame | None, cut: float) -> str:
+    """Does a pathway keep its call once cell composition is in the model? The cell-adjusted GSEA has
+    gene-permutation p-values only (no label permutations), so its padj decides."""
+    if adjusted is None:
+        return "no cell-adjusted model in this run"
+    hit = adjusted[(adjusted["collection"] == term["collection"]) & (adjusted["term"] == term["term"])]
+    if hit.empty:
+        return "not tested after cell adjustment"
+    after = hit.iloc[0]
+    if math.copysign(1, after["NES"]) != math.copysign(1, nes):
+        return f"reverses direction after cell adjustment (NES {format_value(float(after['NES']))})"
+    verdict = "survives" if after["padj"] < cut else "does not survive"
+    return f"{verdict} cell adjustment (padj {format_value(float(after['padj']))})"
+
+
+def pathway_finding(term: pd.Series, gsea: pd.DataFrame, adjusted: pd.DataFrame | None, cut: float) -> dict:
+    fdr, nes = lead_fdr(gsea), float(term[lead_nes(gsea)])
+    return {"term": term["term"], "name": term["name"], "collection": term["collection"],
+            "nes": format_value(nes), "fdr": format_value(float(term[fdr])),
+            "significant": bool(term[fdr] < cut), "n_similar": len(term["similar_terms"]),
+            "survival": survival_after_adjustment(term, nes, adjusted, cut)}
+
+
+def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
+    if concordance is None:
+        return ("No cell-adjusted model in this run (cells.enabled or sensitivity.cell_adjusted.enabled "
+                "is false).")
+    row = concordance.iloc[0]
+    return (f"With cell composition in the model, {int(row['degs_model'])} genes are called instead of "
+            f"{int(row['degs_primary'])} ({int(row['overlap'])} of them shared).")
+
+
+def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
+    """The page's opening summary of one contrast, every number from the run's tables: the genes
+    called with the calibration's verdict, the top pathways up and down with whether they survive
+    cell adjustment, the cell-adjusted gene count and the prediction's best model.
+
+    tables: de, calibration (summary.tsv as read), gsea, and adjusted_gsea, concordance (the
+    cell_adjusted model's), comparison (model_comparison.tsv), each None when not run."""
+    alpha, cut = config["deseq2"]["alpha"], config["enrichment"]["ora_padj"]
+    gsea = tables["gsea"]
+    shown = top_terms_by_direction(gsea, N_KEY_PATHWAYS, config["enrichment"]["similar_terms_jaccard"])
+    summary = pd.to_numeric(tables["calibration"].set_index("statistic")["value"], errors="coerce")
+    pathways = {direction: [pathway_finding(row, gsea, tables["adjusted_gsea"], cut)
+                            for _, row in top_pathways(shown, direction, N_KEY_PATHWAYS).iterrows()]
+                for direction in ("up", "down")}
+    comparison = tables["comparison"]
+    prediction = (best_model_findings(best_model(comparison), contrast["test"]) if comparison is not None
+                  else ["Not run: the config sets predict.enabled to false."])
+    return {"name": name, "anchor": anchor_of("key", name), "test": contrast["test"],
+            "description": f"{contrast['test']} vs {contrast['reference']}", "alpha": format_value(alpha),
+            "degs": deg_counts(tables["de"], alpha), "verdict": calibration_verdict(summary, alpha),
+            "pathways": pathways, "cut": format_value(cut),
+            "fdr_label": "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation padj",
+            "cell_adjusted": cell_adjusted_finding(tables["concordance"]), "prediction": prediction}
+
+
 # ---------------------------------------------------------------- methods
 
 def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
@@ -600,6 +743,16 @@ def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
     )
 
 
+def qc_sentence(flagged: int, excluded: int, kept: int) -> str:
+    """What QC did to the samples: flagged ones are kept unless qc.action is exclude."""
+    if excluded:
+        return f"Quality control flagged {flagged} samples and excluded {excluded}, leaving {kept}."
+    if flagged:
+        return (f"Quality control flagged {flagged} samples and kept them (qc.action: flag), "
+                f"so all {kept} samples were analysed.")
+    return f"Quality control flagged no sample; all {kept} samples were analysed."
+
+
 def methods_paragraph(run: dict) -> str:
     """A paragraph for a paper's methods, with every parameter and version that shaped the result."""
     f, d, v = run["filter"], run["deseq2"], run["versions"]
@@ -608,7 +761,7 @@ def methods_paragraph(run: dict) -> str:
         f"Raw gene-level counts of {run['n_samples_in']} samples were analysed with the TRD "
         f"differential-expression workflow (version {run['pipeline_version']}) in Python "
         f"{v['python']} and Snakemake {v['snakemake']} (Mölder et al. 2021).",
-        f"Quality control excluded {run['n_samples_excluded']} samples, leaving {run['n_samples_kept']}.",
+        qc_sentence(run["n_samples_flagged"], run["n_samples_excluded"], run["n_samples_kept"]),
         "QC's principal components used a blind variance-stabilising "
         "transformation (DESeq2's vst) whose dispersion trend was fitted "
         + (f"on {nsub} genes evenly spaced by mean, as vst(nsub) does (on all genes when fewer "
@@ -646,7 +799,9 @@ def methods_paragraph(run: dict) -> str:
     if run.get("robustness"):
         text.append(run["robustness"])
     if run.get("provenance"):
-        text.append("Gene annotation and gene sets: " + "; ".join(run["provenance"]) + ".")
+        # each entry is a sentence of its README: its own full stop would give ".;" and ".."
+        entries = [entry.rstrip(". ") for entry in run["provenance"]]
+        text.append("Gene annotation and gene sets: " + "; ".join(entries) + ".")
     text.append("The analysis follows the design of Sirés et al. (2025).")
     return " ".join(text)
 
@@ -670,11 +825,6 @@ def render_page(context: dict, template_dir) -> str:
     )
 
 
-def candidate_genes(config: dict) -> list[str]:
-    """report.candidate_genes of the config, else the built-in list."""
-    return list(config.get("report", {}).get("candidate_genes", CANDIDATE_GENES))
-
-
 def interactive_volcano(table: pd.DataFrame, contrast: dict, config: dict, div_id: str) -> Markup:
     """The contrast's volcano as a Plotly figure drawn in the page (every tested gene)."""
     alpha = config["deseq2"]["alpha"]
@@ -694,7 +844,7 @@ def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.A
     titles = {gene: f"{label}\npadj {format_value(padj)}"
               for gene, label, padj in zip(table["gene_id"], labels, table["padj"])}
     top = top_tested_genes(table, N_GENE_PLOTS)["gene_id"].tolist()
-    wanted = candidate_genes(config)
+    wanted = list(config["report"]["candidate_genes"])
     by_symbol = table[symbols.isin(wanted).to_numpy()].assign(
         order=lambda t: t["gene_symbol"].map(wanted.index)).sort_values("order", kind="mergesort")
     missing = [gene for gene in wanted if gene not in set(by_symbol["gene_symbol"])]
@@ -708,16 +858,16 @@ def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.A
         values = gene_count_values(normalised, cohort.obs, genes, contrast["variable"])
         title = f"{what}: {contrast['test']} vs {contrast['reference']}"
         fig = gene_count_figure(values, levels, titles, title)
-        figures.append({"src": figure_data_uri(fig),
-                        "caption": f"{what}: counts normalised by the DE model's size factors, per "
-                                   f"{contrast['variable']} (box: quartiles; log axis, 0.5 added).{note}"})
+        figures.append(inline_png(figure_png(fig),
+                                  f"{what}: counts normalised by the DE model's size factors, per "
+                                  f"{contrast['variable']} (box: quartiles; log axis, 0.5 added).{note}"))
     return figures
 
 
 def contrast_section(name: str, contrast: dict, files: dict, config: dict, vst: ad.AnnData,
                      caption_dir, cohort: ad.AnnData) -> dict:
     alpha, thresholds = config["deseq2"]["alpha"], config["deseq2"].get("lfc_thresholds", [])
-    table = pd.read_csv(files["table"], sep="\t", keep_default_na=False, na_values=[""])
+    table = read_tsv(files["table"])
     model = pd.read_csv(files["model"], sep="\t")
     annotations = [contrast["variable"]] + [v for v in categorical_covariates(model)
                                             if v != contrast["variable"]]
@@ -740,12 +890,32 @@ def contrast_section(name: str, contrast: dict, files: dict, config: dict, vst: 
         "figures": [
             figure(files["volcano"], caption_dir, config),
             figure(files["ma"], caption_dir, config),
-            {"src": figure_data_uri(heatmap),
-             "caption": f"The {N_HEATMAP_GENES} genes with the smallest p-values: blind-VST "
-                        f"expression z-scored per gene; samples ordered by {join_words(annotations)}."},
+            inline_png(figure_png(heatmap),
+                       f"The {N_HEATMAP_GENES} genes with the smallest p-values: blind-VST "
+                       f"expression z-scored per gene; samples ordered by {join_words(annotations)}."),
         ],
-        "candidates": table_rows(candidate_panel(table, alpha, candidate_genes(config))),
+        "candidates": table_rows(candidate_panel(table, alpha, config["report"]["candidate_genes"])),
         "top_genes": table_rows(top_genes(table, N_TOP_GENES_TABLE)),
+    }
+
+
+def read_tsv(path) -> pd.DataFrame:
+    """A result table as written ('NA' gene symbols stay text; empty cells are missing)."""
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+
+
+def contrast_tables(name: str, index: int, smk) -> dict:
+    """The tables the key findings of one contrast read, None for a step this run skipped."""
+    concordance = [p for p in smk.input.concordance if Path(p).parent.name == "cell_adjusted"
+                   and Path(p).parent.parent.name == name]
+    return {
+        "de": read_tsv(smk.input.tables[index]),
+        "calibration": read_tsv(smk.input.calibration_summaries[index]),
+        "gsea": read_tsv(smk.input.gsea[index]),
+        "adjusted_gsea": (read_tsv(smk.input.cell_adjusted_gsea[index]) if smk.input.cell_adjusted_gsea
+                          else None),
+        "concordance": read_tsv(concordance[0]) if concordance else None,
+        "comparison": read_tsv(smk.input.predict_comparison[index]) if smk.input.predict_comparison else None,
     }
 
 
@@ -758,10 +928,10 @@ def main(smk) -> None:
     filtered = ad.read_h5ad(smk.input.filtered)
     metrics = pd.read_csv(smk.input.metrics, sep="\t", index_col=0)
     filter_summary = pd.read_csv(smk.input.filter_summary, sep="\t").set_index("step")["n"]
-    versions = software_versions(SOFTWARE)
-    # The template lives in the workflow's checkout: its folder gives the captions and the git commit.
+    software = read_software_versions(smk.input.software_versions)
+    versions, version = software["packages"], version_label(software["workflow"])
+    # the captions live beside the template (workflow/report/)
     template_dir = Path(smk.input.template).parent
-    version = pipeline_version(template_dir)
 
     sections = []
     for name, table, model, volcano, ma in zip(contrasts, smk.input.tables, smk.input.models,
@@ -770,11 +940,13 @@ def main(smk) -> None:
         log.info("contrast %s", name)
         sections.append(contrast_section(name, contrasts[name], files, config, vst, template_dir,
                                          contrast_cohort(filtered, name)))
+    findings = [key_findings(name, contrasts[name], contrast_tables(name, index, smk), config)
+                for index, name in enumerate(contrasts)]
     enrichment = []
     for name, *paths in zip(contrasts, smk.input.gsea, smk.input.ora, smk.input.gsea_dotplots,
-                            smk.input.ora_dotplots):
-        files = dict(zip(("gsea", "ora", "gsea_dotplot", "ora_dotplot"), paths))
-        enrichment.append(enrichment_section(name, files, config, template_dir))
+                            smk.input.ora_dotplots, smk.input.running_scores):
+        files = dict(zip(("gsea", "ora", "gsea_dotplot", "ora_dotplot", "running_scores"), paths))
+        enrichment.append(enrichment_section(name, contrasts[name], files, config, template_dir))
     predictions = []
     for name, *paths in zip(contrasts, smk.input.predict_comparison, smk.input.predict_site,
                             smk.input.predict_genes, smk.input.predict_roc, smk.input.predict_calibration):
@@ -787,18 +959,19 @@ def main(smk) -> None:
                             smk.input.calibration_null_degs):
         files = dict(zip(("summary", "qq", "null_degs"), paths))
         calibration.append(calibration_section(name, files, config, template_dir))
-    first_model = pd.read_csv(smk.input.models[0], sep="\t")
-    first_variable = next(iter(contrasts.values()))["variable"]
+    models = {name: pd.read_csv(path, sep="\t") for name, path in zip(contrasts, smk.input.models)}
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in smk.input.readmes]
+    flagged = flagged_samples(metrics)
 
     run = {
         "pipeline_version": version, "versions": versions, "design": config["design"],
         "filter": config["filter"], "deseq2": config["deseq2"],
         "n_samples_in": int(filter_summary["samples in"]),
+        "n_samples_flagged": int((flagged["flags"] != "").sum()),
         "n_samples_excluded": int(filter_summary["samples excluded by QC"]),
         "n_samples_kept": int(filter_summary["samples kept"]),
         "n_genes_in": int(filter_summary["genes in"]), "n_genes_kept": int(filter_summary["genes kept"]),
-        "coding": describe_coding(first_model),
+        "coding": describe_coding(next(iter(models.values()))),
         "contrasts": "; ".join(s["description"] for s in sections),
         "provenance": [p for p in provenance if p],
         "enrichment": enrichment_methods(config["enrichment"], versions,
@@ -817,11 +990,13 @@ def main(smk) -> None:
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
         "checksums": table_rows(input_checksums(cohort.uns["ingest"])),
         "resources": table_rows(compute_resources(smk.input.benchmarks)),
-        "cohort": table_rows(cohort_table(cohort.obs, first_variable, categorical_covariates(first_model))),
+        "key_findings": findings,
+        "cohort": cohort_tables(cohort.obs, contrasts, models),
         "n_samples": cohort.n_obs,
         "filter_summary": table_rows(filter_summary.reset_index()),
-        "flagged": table_rows(flagged_samples(metrics)),
-        "balance": table_rows(pd.read_csv(smk.input.balance, sep="\t")),
+        "flagged": table_rows(flagged),
+        "qc_summary": qc_sentence(run["n_samples_flagged"], run["n_samples_excluded"], run["n_samples_kept"]),
+        "balance": balance_by_variable(pd.read_csv(smk.input.balance, sep="\t"), contrasts),
         "qc_tables": [{"title": "Principal components associated with a covariate (p < 0.05)",
                        "id": "pc-covariate-association",
                        "table": table_rows(significant_associations(
