@@ -182,11 +182,12 @@ def ora_calls(genes, sets, stats: np.ndarray, k: int) -> tuple[bool, bool, bool]
     from genesets import restrict_to_universe
 
     padj = np.column_stack([bh(2 * t_dist.sf(np.abs(column), 38)) for column in stats[:, :k + 1].T])
-    null_de = perm.null_de_lists(stats[:, 1:k + 1], padj[:, 1:], 0.05)
     collection = restrict_to_universe("modules", {t: ("", g) for t, g in sets.items()}, genes, MIN_SIZE, MAX_SIZE)
     de = hyper = permuted = False
-    for direction, sign in (("up", 1), ("down", -1)):
-        listed = [genes[i] for i in np.flatnonzero((padj[:, 0] < 0.05) & (np.sign(stats[:, 0]) == sign))]
+    lists = {direction: [genes[i] for i in np.flatnonzero((padj[:, 0] < 0.05) & (np.sign(stats[:, 0]) == sign))]
+             for direction, sign in (("up", 1), ("down", -1))}
+    null_de = perm.null_top_lists(stats[:, 1:k + 1], len(lists["up"]), len(lists["down"]))
+    for direction, listed in lists.items():
         if listed:
             res = ora_collection(collection, genes, listed, direction, null_de[direction])
             de, hyper = True, hyper or bool((res["padj"] < 0.05).any())

@@ -369,7 +369,7 @@ def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.Dat
                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, dict[str, Collection]]:
     """(gsea, ora, ranking, collections restricted to the data) for one contrast.
 
-    null: (Wald statistic, padj) under each permutation, genes (gene_id) x permutations
+    null: the Wald statistic under each permutation, genes (gene_id) x permutations
     (gsea_permutation.load_null_statistics); None leaves the permutation columns NA.
     """
     tested = tested_genes(de)
@@ -378,11 +378,10 @@ def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.Dat
     log.info("%d genes tested with a symbol (%d DESeq2 rows; %d without p-value, %d without symbol "
              "or duplicated symbol left out)", len(universe), len(de),
              int(de["pvalue"].isna().sum()), int(de["pvalue"].notna().sum() - len(universe)))
-    null_stat = null_de = None
+    null_stat = None
     if null is not None:
         # the permuted rankings use the observed one's genes: same rows, same symbol collapsing
-        null_stat = null[0].loc[tested["gene_id"]].to_numpy(dtype=float)
-        null_de = perm.null_de_lists(null_stat, null[1].loc[tested["gene_id"]].to_numpy(dtype=float), alpha)
+        null_stat = null.loc[tested["gene_id"]].to_numpy(dtype=float)
         log.info("permutation null: %d permutations", null_stat.shape[1])
 
     gsea_tables, ora_tables, loaded = [], [], {}
@@ -395,9 +394,11 @@ def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.Dat
         de_lists = de_gene_lists(tested[annotated], alpha)
         log.info("ORA %s: universe %d tested genes annotated in the collection; at padj < %g, %d up "
                  "and %d down", name, int(annotated.sum()), alpha, len(de_lists["up"]), len(de_lists["down"]))
+        null_de = None if null_stat is None else perm.null_top_lists(
+            null_stat[annotated], len(de_lists["up"]), len(de_lists["down"]))
         for direction, genes in de_lists.items():
             ora_tables.append(ora_collection(collection, list(tested.index[annotated]), genes, direction,
-                                             None if null_de is None else null_de[direction][annotated]))
+                                             None if null_de is None else null_de[direction]))
     # empty tables (a direction without DE genes) would turn the numeric columns into objects
     gsea_tables, ora_tables = [t for t in gsea_tables if len(t)], [t for t in ora_tables if len(t)]
     gsea = pd.concat(gsea_tables, ignore_index=True) if gsea_tables else pd.DataFrame(columns=GSEA_COLUMNS)
