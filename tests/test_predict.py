@@ -380,6 +380,16 @@ def test_a_covariate_with_missing_values_is_named():
         "the prediction needs one for every sample (fill them in, or remove 'age' from predict.covariates).")
 
 
+def test_an_empty_covariate_list_is_refused():
+    with pytest.raises(InputError) as error:
+        check_prediction_inputs(bad_sheet(), {"c": CONTRAST}, "~ site + group", {**PREDICT, "covariates": []},
+                                "config/samples.tsv")
+    assert str(error.value) == (
+        "config predict.covariates is empty, so the clinical model has no features and the comparison of "
+        "expression with clinical data cannot be made; name at least one column of the sample sheet "
+        "config/samples.tsv, or set predict.enabled to false.")
+
+
 def test_a_group_by_column_with_a_single_level_is_refused():
     with pytest.raises(InputError) as error:
         check_prediction_inputs(bad_sheet(), {"c": CONTRAST}, "~ site + group",
