@@ -33,7 +33,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import anndata as ad
-import numpy as np
 import pandas as pd
 import yaml
 
