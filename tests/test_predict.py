@@ -381,7 +381,7 @@ def test_planted_signal_is_predicted_by_expression_not_by_clinical_data_and_its_
     adata = count_cohort(1.2, n_samples=60, n_genes=300)
     cohort = cohort_of(adata)
     predictions, site_predictions, _, split_results = cross_validate(cohort, SETTINGS, FILTER, DESEQ2,
-                                                                          seed=1, n_jobs=1)
+                                                                     seed=1, n_jobs=1)
     assert len(predictions) == 60 * 2 * 3 and set(predictions["repeat"]) == {1, 2}
     assert set(site_predictions["site"]) == {"siteA", "siteB", "siteC"}
     table = compare_models(predictions, cohort, SETTINGS, seed=1).set_index("feature_set")
@@ -528,7 +528,9 @@ def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(work
             "false to skip the prediction.") in stopped.stdout + stopped.stderr
     assert not (workflow_copy / "results" / "ingest" / "cohort.h5ad").exists()
 
-    run_snakemake(workflow_copy, *small_cohort_config(workflow_copy), *small)
+    # the fewest permutations the schema allows: the point is which jobs run, not their numbers
+    run_snakemake(workflow_copy, *small_cohort_config(workflow_copy), *small,
+                  "calibration={permutations: 10, block_size: 10}", "enrichment={permutations: 100}")
     assert (workflow_copy / "results/de/TRD_vs_responder/deseq2_results.tsv").exists()
     assert not (workflow_copy / "results" / "predict").exists()
     page = (workflow_copy / "results/report/report.html").read_text(encoding="utf-8")
