@@ -20,6 +20,7 @@ include: "workflow/rules/calibration.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/multiqc.smk"
 
 
 rule all:
@@ -44,4 +45,5 @@ rule all:
             name=["summary.tsv", "calibrated_results.tsv", "null_statistics.h5ad", "qq.png", "null_degs.png"],
         ),
         "results/report/report.html",
+        MULTIQC_OUTPUTS,
     default_target: True

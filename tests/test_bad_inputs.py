@@ -282,3 +282,16 @@ def test_command_line_config_can_switch_the_prediction_off(small_workflow):
     result = run_snakemake(small_workflow, "--dry-run", *SMALL, "predict={enabled: false, outer_folds: 3}")
     jobs = result.stdout.split("Job stats:")[1].strip().split("\n\n")[0]
     assert "predict" not in jobs and "deseq2" in jobs
+
+
+def test_multiqc_switch_nested_in_the_command_line_config_is_read():
+    """`--config multiqc={enabled: false}` arrives as the text 'false': one of the key's choices."""
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["multiqc"] = {"enabled": "false"}
+    read_command_line_text(config, schema)
+    assert config["multiqc"] == {"enabled": False}
+    config["multiqc"] = {"enabled": "sometimes"}
+    read_command_line_text(config, schema)
+    assert config_problems(config, schema) == [
+        "config key 'multiqc.enabled' is 'sometimes'; valid choices: auto, True, False."]

@@ -205,6 +205,64 @@ def test_irls_hands_diverging_genes_to_pydeseq2(small_problem):
         assert converged[g] == expected[3]
 
 
+def test_warm_started_irls_reaches_the_cold_optimum(small_problem):
+    """Started at the cold fit's result, or at another gene's (a far start), the fit ends where the
+    cold one does, within what the deviance-ratio test resolves (the cold fit itself stops about
+    1e-5 from the optimum: one more step from its result moves it that much)."""
+    p = small_problem
+    inference = bi.BatchedInference(n_cpus=1)
+
+    def fit():
+        return inference.irls(p["counts"], p["sf"], p["X"], p["disp"], min_mu=0.5, beta_tol=1e-8)
+
+    cold = fit()
+    for start, rtol in ((cold[0], 3e-5), (np.roll(cold[0], 1, axis=0), 1e-3)):
+        with inference.starting_from(irls=start):
+            beta, mu, hat, converged = fit()
+        np.testing.assert_allclose(beta, cold[0], rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(mu, cold[1], rtol=rtol)
+        np.testing.assert_allclose(hat, cold[2], rtol=rtol)
+        assert converged.all()
+    # out of the block, the fit starts cold again
+    np.testing.assert_array_equal(fit()[0], cold[0])
+    with inference.starting_from(irls=cold[0][:-1]), pytest.raises(ValueError, match="7 genes"):
+        fit()
+
+
+@pytest.mark.parametrize("prior_reg", [False, True])
+def test_warm_started_alpha_mle_reaches_the_cold_optimum(small_problem, prior_reg):
+    """Newton from another gene's dispersion ends at the optimum L-BFGS-B reaches from PyDESeq2's
+    start (the MAP prior stays centred on alpha_hat)."""
+    p = small_problem
+    prior_var = 0.5 if prior_reg else None
+    inference = bi.BatchedInference(n_cpus=1)
+    with inference.starting_from(alpha_mle=np.roll(p["disp"], 3)):
+        alpha, converged = inference.alpha_mle(p["counts"], p["X"], p["mu"], p["mom"], 1e-8, MAX_DISP,
+                                               prior_disp_var=prior_var, prior_reg=prior_reg)
+    for g in range(len(p["mom"])):
+        expected, _ = utils.fit_alpha_mle(p["counts"][:, g], p["X"], p["mu"][:, g], p["mom"][g],
+                                          1e-8, MAX_DISP, prior_disp_var=prior_var,
+                                          prior_reg=prior_reg)
+        assert converged[g]
+        assert alpha[g] == pytest.approx(expected, rel=1e-4)
+
+
+def test_dispersion_gradient_alone_equals_that_of_the_derivatives(small_problem):
+    p = small_problem
+    problem = bi.DispersionProblem(p["counts"], p["X"], p["mu"], np.log(p["mom"]), 0.5, True)
+    genes, x = np.arange(len(p["mom"])), np.log(p["disp"])
+    grad, hess = problem.derivatives(genes, x, second=False)
+    assert hess is None
+    np.testing.assert_allclose(grad, problem.derivatives(genes, x)[0], rtol=1e-12)
+
+
+def test_rough_dispersions_match_pydeseq2(small_problem):
+    p = small_problem
+    normed = p["counts"] / p["sf"][:, None]
+    np.testing.assert_allclose(bi.BatchedInference(n_cpus=1).fit_rough_dispersions(normed, p["X"]),
+                               utils.fit_rough_dispersions(normed, p["X"]), rtol=1e-12)
+
+
 @pytest.mark.parametrize("prior_reg", [False, True])
 def test_alpha_mle_matches_fit_alpha_mle(small_problem, prior_reg):
     p = small_problem

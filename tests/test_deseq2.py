@@ -1,17 +1,32 @@
 """DESeq2 step: helpers on small tables, and the toy run against the planted truth and PyDESeq2 itself."""
 
+import logging
+import re
+
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 from pydeseq2.dds import DeseqDataSet
+from matplotlib.colors import to_hex
 from pydeseq2.ds import DeseqStats
 
+from calibration import label_independent_fit, refit_permuted
 from conftest import ROOT
-from de_model import make_inference, prepare_metadata
+from de_model import make_dataset, make_inference, prepare_metadata, stats_class
 from de_tables import count_calls
-from deseq2 import ma_plot, results_table, shrink_coefficient, volcano_plot
+from deseq2 import (
+    DOWN_COLOUR,
+    UP_COLOUR,
+    fit_and_test,
+    ma_plot,
+    results_table,
+    run_deseq2,
+    shrink_coefficient,
+    volcano_plot,
+)
 from filter import contrast_cohort
+from nb_cohort import simulate_nb_cohort
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 
@@ -77,9 +92,15 @@ def test_toy_calls_match_the_planted_truth(toy_results):
     assert (np.sign(called["log2FoldChange"]) == np.sign(called["true_log2FC"]))[called["is_de"]].all()
 
 
-def test_toy_serotonin_genes_present_without_effect(toy_results):
-    genes = toy_results.set_index("gene_symbol")
-    assert not (genes.loc[["HTR1A", "HTR2B"], "padj"] < 0.05).any()
+def test_toy_serotonin_receptor_genes_are_counted_but_filtered_as_in_blood(toy_results):
+    """HTR1A and HTR2B have no planted effect and, as in whole blood, too few counts to be
+    tested: they are in the count matrix, not in the DE table."""
+    counts = pd.read_csv(ROOT / "resources/toy/counts.tsv.gz", sep="\t", index_col=0)
+    truth = pd.read_csv(ROOT / "resources/toy/truth_genes.tsv", sep="\t", index_col="gene_symbol")
+    ids = truth.loc[["HTR1A", "HTR2B"], "gene_id"]
+    assert (truth.loc[["HTR1A", "HTR2B"], "true_log2FC"] == 0).all() and set(ids) <= set(counts.index)
+    assert (counts.loc[ids].median(axis=1) < 15).all()
+    assert not set(ids) & set(toy_results["gene_id"])
 
 
 def test_table_equals_a_direct_pydeseq2_call(toy_run, toy_results):
@@ -104,21 +125,122 @@ def test_table_equals_a_direct_pydeseq2_call(toy_run, toy_results):
 def plotted_table():
     return pd.DataFrame({"gene_id": ["g1", "g2", "g3", "g4"], "gene_symbol": ["A", "", "C", "D"],
                          "baseMean": [100.0, 10.0, 0.0, 50.0], "log2FoldChange": [1.5, -2.0, 0.0, 0.1],
+                         "log2FoldChange_shrunk": [1.2, -1.0, 0.0, 0.05],
                          "pvalue": [1e-6, 1e-4, np.nan, 0.5], "padj": [1e-5, 1e-3, np.nan, 0.6]})
 
 
-def test_volcano_marks_significant_genes_and_labels_top_ones():
-    fig = volcano_plot(plotted_table(), 0.05, "TRD vs responder", n_labels=2)
+def legend_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.figure.legends[0].get_texts()]
+
+
+def test_volcano_draws_shrunk_changes_up_red_down_blue_with_thresholds():
+    fig = volcano_plot(plotted_table(), 0.05, CONTRAST, [0.5, 1.0], n_labels=2)
     ax = fig.axes[0]
-    not_significant, significant = (c.get_offsets() for c in ax.collections)
-    np.testing.assert_allclose(significant, [[1.5, 6.0], [-2.0, 4.0]])
-    np.testing.assert_allclose(not_significant, [[0.1, -np.log10(0.5)]])
+    not_significant, up, down = ax.collections
+    np.testing.assert_allclose(up.get_offsets(), [[1.2, 6.0]])  # the shrunk fold change
+    np.testing.assert_allclose(down.get_offsets(), [[-1.0, 4.0]])
+    np.testing.assert_allclose(not_significant.get_offsets(), [[0.05, -np.log10(0.5)]])
+    assert to_hex(up.get_facecolor()[0]) == UP_COLOUR and to_hex(down.get_facecolor()[0]) == DOWN_COLOUR
+    assert legend_texts(ax) == ["not significant", "up (padj < 0.05): 1", "down (padj < 0.05): 1",
+                                "padj = 0.05", "|log2FC| = 0.5, 1"]
+    lines = {(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.get_lines()}
+    assert ((0, 1), (4.0, 4.0)) in lines  # at the largest p-value called, 1e-4
+    assert {x for (x, _), (_, y) in lines if y == 1} == {-1.0, -0.5, 0.0, 0.5, 1.0}
     assert [t.get_text() for t in ax.texts] == ["A", "g2"]  # no symbol: the gene ID
+    assert ax.get_xlabel() == "log2 fold change, TRD vs responder, shrunk (apeGLM-like prior)"
     assert ax.get_title() == "TRD vs responder"
 
 
-def test_ma_plot_leaves_out_unexpressed_genes():
-    ax = ma_plot(plotted_table(), 0.05, "x").axes[0]
-    not_significant, significant = (c.get_offsets() for c in ax.collections)
-    np.testing.assert_allclose(significant, [[2.0, 1.5], [1.0, -2.0]])
-    np.testing.assert_allclose(not_significant, [[np.log10(50), 0.1]])
+def test_volcano_without_shrunk_changes_draws_the_estimates():
+    ax = volcano_plot(plotted_table().drop(columns="log2FoldChange_shrunk"), 0.05, CONTRAST).axes[0]
+    np.testing.assert_allclose(ax.collections[1].get_offsets(), [[1.5, 6.0]])
+    assert ax.get_xlabel() == "log2 fold change, TRD vs responder"
+
+
+def test_volcano_labels_do_not_overlap():
+    # the twelve top genes almost on one point of a wide plot: unrepelled, their labels cover each other
+    n, background = 12, 200
+    lfc = np.concatenate([2.0 + 0.01 * np.arange(n), np.linspace(-4, 4, background)])
+    pvalue = np.concatenate([1e-10 * (1 + 0.05 * np.arange(n)), np.linspace(0.01, 1, background)])
+    table = pd.DataFrame({"gene_id": [f"ENSG{i:011d}" for i in range(n + background)],
+                          "gene_symbol": [f"GENE{i}" for i in range(n + background)],
+                          "baseMean": 100.0, "log2FoldChange": lfc, "pvalue": pvalue,
+                          "padj": np.where(pvalue < 1e-9, 1e-8, 0.9)})
+    fig = volcano_plot(table, 0.05, CONTRAST, n_labels=n)
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
+    assert len(boxes) == n
+    overlapping = [(i, j) for i in range(n) for j in range(i + 1, n) if boxes[i].overlaps(boxes[j])]
+    assert overlapping == []
+
+
+def test_ma_plot_colours_up_red_down_blue_and_leaves_out_unexpressed_genes():
+    ax = ma_plot(plotted_table(), 0.05, CONTRAST, [1.0]).axes[0]
+    not_significant, up, down = ax.collections
+    np.testing.assert_allclose(up.get_offsets(), [[2.0, 1.2]])
+    np.testing.assert_allclose(down.get_offsets(), [[1.0, -1.0]])
+    np.testing.assert_allclose(not_significant.get_offsets(), [[np.log10(50), 0.05]])
+    assert to_hex(up.get_facecolor()[0]) == UP_COLOUR and to_hex(down.get_facecolor()[0]) == DOWN_COLOUR
+    assert legend_texts(ax) == ["not significant", "up (padj < 0.05): 1", "down (padj < 0.05): 1",
+                                "|log2FC| = 1"]
+    assert ax.get_ylabel() == "log2 fold change, TRD vs responder, shrunk (apeGLM-like prior)"
+
+
+def small_cohort(n_outliers: int = 0) -> ad.AnnData:
+    counts, metadata = simulate_nb_cohort(40, 150, seed=7, design="group", n_outliers=n_outliers)
+    var = pd.DataFrame({"gene_symbol": [f"S{i}" for i in range(counts.shape[1])]}, index=counts.columns)
+    return ad.AnnData(X=counts.to_numpy(float), obs=metadata.astype({"group": str}), var=var)
+
+
+SETTINGS = {"alpha": 0.05, "inference": "batched", "lfc_shrink": False}
+
+
+def test_staged_fit_logs_every_stage_and_equals_pydeseq2s_own_run(caplog):
+    adata = small_cohort(n_outliers=8)
+    with caplog.at_level(logging.INFO, logger="trd"):
+        table = fit_and_test(make_dataset(adata, "~ group", SETTINGS, 1, CONTRAST), CONTRAST, SETTINGS,
+                             adata.var)
+    stages = [m.rsplit(":", 1)[0] for m in caplog.messages]
+    assert stages == ["size factors", "genewise dispersions", "dispersion trend", "dispersion prior",
+                      "MAP dispersions", "log fold changes (IRLS)", "Cook's distances",
+                      "refit of the genes with Cook's outliers", "Wald test", "Cook's filtering",
+                      "independent filtering and BH"]
+    assert all(re.fullmatch(r".+: \d+\.\d\d s", m) for m in caplog.messages)
+    # the same dataset through PyDESeq2's own deseq2() and summary()
+    dds = make_dataset(adata, "~ group", SETTINGS, 1, CONTRAST)
+    dds.deseq2()
+    stats = stats_class(SETTINGS)(dds, contrast=["group", "TRD", "responder"], alpha=0.05,
+                                  inference=dds.inference, quiet=True)
+    stats.summary()
+    assert dds.var["replaced"].any()  # the refit stage did run
+    expected = results_table(stats.results_df, adata.var)
+    pd.testing.assert_frame_equal(table, expected, check_exact=True)
+
+
+def test_shrinkage_adds_a_column_and_keeps_the_estimates(caplog):
+    adata = small_cohort()
+    plain = run_deseq2(adata, "~ group", CONTRAST, SETTINGS, 1)
+    with caplog.at_level(logging.INFO, logger="trd"):
+        shrunk = run_deseq2(adata, "~ group", CONTRAST, {**SETTINGS, "lfc_shrink": True}, 1)
+    assert "log fold-change shrinkage (apeGLM-like prior)" in caplog.text
+    pd.testing.assert_frame_equal(shrunk.drop(columns="log2FoldChange_shrunk"), plain)
+    # shrinkage pulls towards 0, most for the noisiest estimates
+    ratio = (shrunk["log2FoldChange_shrunk"] / shrunk["log2FoldChange"]).to_numpy()
+    assert np.all(ratio[np.isfinite(ratio)] <= 1 + 1e-6)
+    noisy = shrunk["lfcSE"] > shrunk["lfcSE"].median()
+    assert ratio[noisy].mean() < ratio[~noisy].mean()
+
+
+def test_permutation_refits_skip_shrinkage(monkeypatch):
+    """The calibration's null needs the Wald statistics only: it must not pay for the prior."""
+    adata = small_cohort()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("lfc_shrink called")
+
+    monkeypatch.setattr(DeseqStats, "lfc_shrink", fail)
+    labels = pd.Series(np.random.default_rng(1).permutation(adata.obs["group"].to_numpy()),
+                       index=adata.obs_names)
+    table = refit_permuted(adata, labels, "~ group", CONTRAST, {**SETTINGS, "lfc_shrink": True}, 1,
+                           label_independent_fit(adata, "~ group", CONTRAST, SETTINGS))
+    assert table["stat"].notna().sum() > 100

@@ -104,6 +104,38 @@ def test_figure_without_layout_is_cropped_to_its_content(tmp_path):
     assert width < 100 and height < 100
 
 
+def test_figure_is_written_as_png_and_svg_reproducibly(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def draw(path):
+        fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+        ax.plot([0, 1], [1, 0], label="a line")
+        ax.set_title("volcano")
+        save_figure(fig, path)
+
+    draw(tmp_path / "a" / "volcano.png")
+    draw(tmp_path / "b" / "volcano.png")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["volcano.png", "volcano.svg"]
+    assert (tmp_path / "a" / "volcano.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = (tmp_path / "a" / "volcano.svg").read_text()
+    assert svg.startswith("<?xml") and "<svg" in svg and "volcano" in svg  # the title as text
+    assert svg == (tmp_path / "b" / "volcano.svg").read_text()
+    assert plt.get_fignums() == []
+
+
+def test_gzipped_table_is_reproducible(tmp_path):
+    import gzip
+
+    table = pd.DataFrame({"gene_id": ["g1", "g2"], "s1": [1.5, 2.25]})
+    write_table(table, tmp_path / "a.tsv.gz", float_format="%.6g")
+    write_table(table, tmp_path / "b.tsv.gz", float_format="%.6g")
+    assert gzip.decompress((tmp_path / "a.tsv.gz").read_bytes()) == b"gene_id\ts1\ng1\t1.5\ng2\t2.25\n"
+    assert (tmp_path / "a.tsv.gz").read_bytes() == (tmp_path / "b.tsv.gz").read_bytes()
+
+
 def run_failing(tmp_path, main):
     """run_script on a stand-in for Snakemake's object; returns the rule log's lines (no timestamps)."""
     log = tmp_path / "logs" / "qc.log"

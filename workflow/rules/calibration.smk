@@ -46,7 +46,8 @@ rule calibration_block:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=config["deseq2"],
+        # no lfc_shrink: the null needs the Wald statistics only (calibration.refit_permuted)
+        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
     # one thread per block: blocks run side by side, and PyDESeq2's serial steps gain nothing
     # from a second thread
     threads: 1
@@ -92,10 +93,12 @@ rule calibration:
             category="Calibration",
             subcategory="{contrast}",
         ),
+        qq_svg="results/calibration/{contrast}/qq.svg",
+        null_degs_svg="results/calibration/{contrast}/null_degs.svg",
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=config["deseq2"],
+        deseq2=deseq2_settings("alpha", "lfc_thresholds"),
         permutations=CALIBRATION["permutations"],
         strata=CALIBRATION["strata"],
         seed=CALIBRATION["seed"],

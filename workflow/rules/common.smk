@@ -1,4 +1,5 @@
 import gzip
+import importlib.util
 import os
 import re
 import sys
@@ -131,3 +132,22 @@ def calibration_null(wildcards):
     """The contrast's Wald statistics under the label permutations of the calibration, which
     give GSEA and ORA their permutation p-values and FDRs."""
     return f"results/calibration/{wildcards.contrast}/null_statistics.h5ad"
+
+
+# The deseq2 keys each rule reads, so that a changed key reruns only the rules that use it
+# (deseq2.alpha reruns DE, calibration, enrichment and the report, not qc, filter or vst).
+VST_KEYS = ("inference", "fit_type", "size_factors_fit_type", "vst_nsub")
+FIT_AND_TEST_KEYS = ("inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates",
+                     "alpha", "cooks_filter", "independent_filter")
+
+
+def deseq2_settings(*keys):
+    """The named keys of the config's deseq2 section (with the schema's defaults filled in)."""
+    return {key: config["deseq2"][key] for key in keys if key in config["deseq2"]}
+
+
+def multiqc_enabled(settings):
+    """multiqc.enabled: true or false as given; auto when MultiQC can be imported here."""
+    if settings["enabled"] == "auto":
+        return importlib.util.find_spec("multiqc") is not None
+    return bool(settings["enabled"])

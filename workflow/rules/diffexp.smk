@@ -22,10 +22,13 @@ rule deseq2:
             category="Differential expression",
             subcategory="{contrast}",
         ),
+        volcano_svg="results/de/{contrast}/volcano.svg",
+        ma_svg="results/de/{contrast}/ma.svg",
+        normalised="results/de/{contrast}/normalised_counts.tsv.gz",
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=config["deseq2"],
+        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS, "lfc_shrink", "lfc_thresholds"),
     threads: threads_beside_vst_branch(2)
     resources:
         # PyDESeq2 keeps ~10 float64 samples x genes matrices (counts, mu, Cook's, hat values, ...)
@@ -46,8 +49,9 @@ rule vst:
         h5ad="results/filter/cohort.h5ad",
     output:
         h5ad="results/vst/vst.h5ad",
+        tsv="results/vst/vst.tsv.gz",
     params:
-        deseq2=config["deseq2"],
+        deseq2=deseq2_settings(*VST_KEYS),
     # the VST is numpy on whole matrices; its one threaded part, a dispersion fit of
     # 1000 genes (deseq2.vst_nsub), takes well under a second
     threads: 1

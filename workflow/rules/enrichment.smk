@@ -37,6 +37,8 @@ rule enrichment:
             category="Pathway enrichment",
             subcategory="{contrast}",
         ),
+        gsea_dotplot_svg="results/enrichment/{contrast}/gsea_dotplot.svg",
+        ora_dotplot_svg="results/enrichment/{contrast}/ora_dotplot.svg",
         running_scores=report(
             directory("results/enrichment/{contrast}/running_scores"),
             patterns=["{name}.png"],

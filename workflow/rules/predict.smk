@@ -29,6 +29,8 @@ rule predict:
             category="TRD prediction",
             subcategory="{contrast}",
         ),
+        roc_svg="results/predict/{contrast}/roc.svg",
+        calibration_svg="results/predict/{contrast}/calibration.svg",
     params:
         predict=config["predict"],
         contrast=lambda wc: config["contrasts"][wc.contrast],

@@ -1,3 +1,7 @@
+QC_FIGURES = ["pca", "scree", "pc_covariate_association", "sample_distances", "library_size",
+              "detected_genes", "sex_check"]
+
+
 rule qc:
     input:
         h5ad="results/ingest/cohort.h5ad",
@@ -25,9 +29,11 @@ rule qc:
         library_size=qc_figure("library_size"),
         detected_genes=qc_figure("detected_genes"),
         sex_check=qc_figure("sex_check"),
+        # save_figure writes each figure as SVG too, for publication
+        svgs=expand("results/qc/{name}.svg", name=QC_FIGURES),
     params:
         qc=config["qc"],
-        deseq2=config["deseq2"],
+        deseq2=deseq2_settings(*VST_KEYS),
         contrasts=config["contrasts"],
     threads: 1  # as vst: the blind VST's threaded part is short
     resources:

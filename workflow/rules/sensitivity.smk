@@ -33,6 +33,7 @@ rule cell_composition:
             category="Robustness",
             subcategory="Cell composition",
         ),
+        svgs=expand("results/cells/{contrast}/scores_by_group.svg", contrast=CONTRASTS),
     params:
         cells=CELLS,
         contrasts=config["contrasts"],
@@ -78,11 +79,13 @@ rule sensitivity:
             category="Robustness",
             subcategory="{contrast}",
         ),
+        scatter_svg="results/sensitivity/{contrast}/{model}/lfc_scatter.svg",
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
         spec=lambda wc: SENSITIVITY[wc.model],
-        deseq2=config["deseq2"],
+        # no lfc_shrink: the concordance compares the maximum-likelihood fold changes
+        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
     threads: threads_beside_vst_branch(2)
     resources:
         # as deseq2: one more DE fit
@@ -110,6 +113,8 @@ use rule enrichment as sensitivity_enrichment with:
         ora="results/sensitivity/{contrast}/cell_adjusted/enrichment/ora.tsv",
         gsea_dotplot="results/sensitivity/{contrast}/cell_adjusted/enrichment/gsea_dotplot.png",
         ora_dotplot="results/sensitivity/{contrast}/cell_adjusted/enrichment/ora_dotplot.png",
+        gsea_dotplot_svg="results/sensitivity/{contrast}/cell_adjusted/enrichment/gsea_dotplot.svg",
+        ora_dotplot_svg="results/sensitivity/{contrast}/cell_adjusted/enrichment/ora_dotplot.svg",
         running_scores=directory("results/sensitivity/{contrast}/cell_adjusted/enrichment/running_scores"),
     log:
         "logs/sensitivity_enrichment/{contrast}.log",

@@ -10,6 +10,10 @@ with whole-array NumPy, calling the same Inference methods on the same inputs, s
 equal PyDESeq2's (tests/test_batched_dds.py). Cases they do not cover (other size-factor
 methods, control genes, sparse counts) go to PyDESeq2's own methods.
 
+A dataset given ``warm_starts`` (the fit of the same genes under other labels, as the
+label-permutation refits have) starts its gene-wise fits from them (BatchedInference's
+starting_from); without, it fits as PyDESeq2 does.
+
 Written against PyDESeq2 0.5 (requirements pin it below 0.6): the overridden methods
 follow that version's private attribute names.
 """
@@ -17,6 +21,8 @@ follow that version's private attribute names.
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
 from math import floor
 
 import numpy as np
@@ -182,9 +188,64 @@ def bh_rejections(sorted_pvalues: np.ndarray, alpha: float) -> int:
     return int(below[-1] + 1) if len(below) else 0
 
 
+@dataclass
+class WarmStarts:
+    """Starting points of a dataset's gene-wise fits, from a fit of the same genes and design
+    columns (its non-zero genes, in order): the coefficients (natural log) start both IRLS
+    fits, the gene-wise and MAP dispersions their dispersion fits."""
+    coefficients: np.ndarray
+    genewise_dispersions: np.ndarray
+    map_dispersions: np.ndarray
+
+    @classmethod
+    def of(cls, dds: DeseqDataSet) -> "WarmStarts":
+        """The starts a fitted dataset gives (its final values, Cook's refits included)."""
+        non_zero = dds.var["non_zero"].to_numpy()
+        return cls(dds.varm["LFC"].to_numpy()[non_zero],
+                   dds.var["genewise_dispersions"].to_numpy()[non_zero],
+                   dds.var["MAP_dispersions"].to_numpy()[non_zero])
+
+    def of_stage(self, stage: str) -> dict[str, np.ndarray]:
+        """The starts of the Inference calls of a stage, by method."""
+        return {"genewise": {"irls": self.coefficients, "alpha_mle": self.genewise_dispersions},
+                "MAP": {"alpha_mle": self.map_dispersions},
+                "LFC": {"irls": self.coefficients}}[stage]
+
+
 class BatchedDeseqDataSet(DeseqDataSet):
     """``DeseqDataSet`` with size factors, the dispersion trend's bookkeeping and Cook's
-    distances computed for all genes at once; same results, same attributes."""
+    distances computed for all genes at once; same results, same attributes. With
+    ``warm_starts`` set (and a BatchedInference), the gene-wise fits start from them."""
+
+    warm_starts: WarmStarts | None = None
+
+    def _starting_from(self, stage: str):
+        """The inference's warm starts for one stage, or nothing without warm_starts."""
+        if self.warm_starts is None:
+            return nullcontext()
+        return self.inference.starting_from(**self.warm_starts.of_stage(stage))
+
+    def fit_genewise_dispersions(self, vst: bool = False) -> None:  # noqa: D102
+        with self._starting_from("genewise"):
+            super().fit_genewise_dispersions(vst)
+
+    def fit_MAP_dispersions(self) -> None:  # noqa: D102
+        with self._starting_from("MAP"):
+            super().fit_MAP_dispersions()
+
+    def fit_LFC(self) -> None:  # noqa: D102
+        if self.warm_starts is None:
+            super().fit_LFC()
+            return
+        with self.inference.starting_from(irls=self.genewise_coefficients()):
+            super().fit_LFC()
+
+    def genewise_coefficients(self) -> np.ndarray:
+        """The coefficients of the gene-wise IRLS fit (non-zero genes), from its means:
+        mu = size factor x exp(X beta), unthresholded, so log(mu / s) = X beta exactly."""
+        mu = self.layers["_mu_hat"][:, self.non_zero_idx]
+        log_means = np.log(mu / self.obs["size_factors"].to_numpy()[:, None])
+        return np.linalg.lstsq(self.obsm["design_matrix"].to_numpy(), log_means, rcond=None)[0].T
 
     @property
     def n_threads(self) -> int:

@@ -16,6 +16,13 @@ Use::
     dds = DeseqDataSet(counts=..., metadata=..., design=..., inference=inference)
     stats = DeseqStats(dds, contrast=[...], alpha=0.05, inference=inference)
 
+Warm starts: inside ``with inference.starting_from(irls=..., alpha_mle=...)`` the
+IRLS and dispersion fits start from the given coefficients and dispersions
+instead of PyDESeq2's starting points (the label-permutation refits start from
+the observed fit). The convergence tests are the same, so the optimum is the
+same within their tolerance; where PyDESeq2's L-BFGS-B would stop at, or jump
+from, its own starting point, that point is still examined first.
+
 Memory: genes are processed in blocks so that a block's working arrays (about
 a dozen samples x genes float64 arrays, plus genes x design x design matrices)
 take about ``block_mib`` MiB (more at thousands of samples, where a block
@@ -25,8 +32,10 @@ as in the default backend.
 """
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import cache
 from typing import Literal
 
 import numba_cache  # noqa: F401, I001 - before numba: where its cache goes, and that it cannot crash a run
@@ -36,7 +45,7 @@ from pydeseq2 import utils
 from pydeseq2.default_inference import DefaultInference
 from pydeseq2.inference import Inference
 from scipy.special import expit, gammaln, ndtr
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 # Working arrays per gene in a block: samples-long vectors and design-sized matrices.
 SAMPLE_ARRAYS_PER_GENE = 12
@@ -85,6 +94,7 @@ class BatchedInference(Inference):
         self._n_cpus = utils.get_num_processes(n_cpus)
         self.block_mib = block_mib
         self.min_block_genes = min_block_genes
+        self._starts: dict[str, np.ndarray] = {}
 
     @property
     def n_cpus(self) -> int:  # noqa: D102
@@ -93,6 +103,28 @@ class BatchedInference(Inference):
     @n_cpus.setter
     def n_cpus(self, n_cpus: int) -> None:
         self._n_cpus = utils.get_num_processes(n_cpus)
+
+    @contextmanager
+    def starting_from(self, irls: np.ndarray | None = None, alpha_mle: np.ndarray | None = None
+                      ) -> Iterator[None]:
+        """Warm starts of the irls and alpha_mle calls made inside the block: coefficients
+        (genes x design columns, natural log) and dispersions (genes), one row per gene fitted.
+        Non-finite starts, and coefficients beyond max_beta, leave a gene's start PyDESeq2's."""
+        self._starts = {name: np.asarray(start, dtype=float)
+                        for name, start in (("irls", irls), ("alpha_mle", alpha_mle))
+                        if start is not None}
+        try:
+            yield
+        finally:
+            self._starts = {}
+
+    def _start(self, method: str, n_genes: int) -> np.ndarray | None:
+        """The warm start of `method` set by starting_from, checked against the genes fitted."""
+        start = self._starts.get(method)
+        if start is not None and len(start) != n_genes:
+            raise ValueError(f"BatchedInference: a warm start of {method} for {len(start)} genes, "
+                             f"but {n_genes} genes to fit")
+        return start
 
     # -- scheduling ---------------------------------------------------------
 
@@ -123,7 +155,7 @@ class BatchedInference(Inference):
         def fit_and_store(block: slice) -> None:
             outputs.store(block, fit_block(block))
 
-        with threadpool_limits(limits=1, user_api="blas"):
+        with blas_controller().limit(limits=1, user_api="blas"):
             if self.n_cpus == 1 or len(blocks) == 1:
                 for block in blocks:
                     fit_and_store(block)
@@ -150,9 +182,18 @@ class BatchedInference(Inference):
     def fit_rough_dispersions(  # noqa: D102
         self, normed_counts: np.ndarray, design_matrix: np.ndarray
     ) -> np.ndarray:
-        # PyDESeq2's function is already vectorised; blocks only bound its memory.
+        # utils.fit_rough_dispersions with the least-squares fit of all genes through one
+        # pseudo-inverse (as lin_reg_mu) instead of a scikit-learn regression per block
+        n_samples, n_vars = design_matrix.shape
+        if n_samples == n_vars:  # its message: no replicates
+            return utils.fit_rough_dispersions(normed_counts, design_matrix)
+        pseudo_inverse = np.linalg.pinv(design_matrix)
+
         def fit_block(genes: slice) -> tuple:
-            return (utils.fit_rough_dispersions(normed_counts[:, genes], design_matrix),)
+            y = normed_counts[:, genes]
+            y_hat = np.maximum(design_matrix @ (pseudo_inverse @ y), 1)
+            alpha_rde = (((y - y_hat) ** 2 - y_hat) / ((n_samples - n_vars) * y_hat**2)).sum(axis=0)
+            return (np.maximum(alpha_rde, 0),)
 
         return self._map_blocks(fit_block, normed_counts.shape[1], *design_matrix.shape,
                                 gene_axes=(0,))[0]
@@ -182,6 +223,7 @@ class BatchedInference(Inference):
         maxiter: int = 250,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         disp = np.asarray(disp, dtype=float)
+        start = self._start("irls", counts.shape[1])
 
         def per_gene(gene: int) -> tuple:
             return utils.irls_solver(
@@ -192,7 +234,8 @@ class BatchedInference(Inference):
         def fit_block(genes: slice) -> tuple:
             return irls_block(float_columns(counts, genes), size_factors, design_matrix,
                               disp[genes], min_mu, beta_tol, max_beta, maxiter,
-                              per_gene=lambda g: per_gene(genes.start + g))
+                              per_gene=lambda g: per_gene(genes.start + g),
+                              start=None if start is None else start[genes])
 
         return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
                                 gene_axes=(0, 1, 1, 0))
@@ -213,6 +256,7 @@ class BatchedInference(Inference):
         if prior_reg and prior_disp_var is None:
             raise ValueError("Sigma_prior is required for prior regularization")
         alpha_hat = np.asarray(alpha_hat, dtype=float)
+        start = self._start("alpha_mle", counts.shape[1])
 
         def per_gene(gene: int) -> tuple:
             return utils.fit_alpha_mle(
@@ -229,7 +273,8 @@ class BatchedInference(Inference):
                 prior_disp_var if prior_reg else None, cr_reg)
             return fit_log_dispersion_block(
                 problem, np.log(min_disp), np.log(max_disp),
-                per_gene=lambda g: per_gene(genes.start + g))
+                per_gene=lambda g: per_gene(genes.start + g),
+                start=None if start is None else np.log(start[genes]))
 
         return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
                                 gene_axes=(0, 0))
@@ -288,6 +333,12 @@ class BatchedInference(Inference):
 
 # -- shared helpers ------------------------------------------------------------
 
+@cache
+def blas_controller() -> ThreadpoolController:
+    """The thread pools of the loaded libraries, found once: threadpool_limits looks for them at
+    every call (2-8 ms, and a DESeq2 fit calls the Inference methods about ten times)."""
+    return ThreadpoolController()
+
 def float_columns(counts: np.ndarray, genes: slice) -> np.ndarray:
     """A block of the counts as float64, converted in the worker (PyDESeq2 passes integer
     counts; converting the whole matrix up front was a serial pass over fresh memory)."""
@@ -344,10 +395,11 @@ def nb_nll_constant(counts: np.ndarray, disp: np.ndarray) -> np.ndarray:
     return counts.shape[0] * inv_disp * np.log(disp) - log_binom.sum(axis=0)
 
 
-def nb_nll_mu_part(counts: np.ndarray, mu: np.ndarray, disp: np.ndarray) -> np.ndarray:
-    """The mu-dependent part of pydeseq2.utils.nb_nll, per gene."""
+def nb_nll_mu_part(counts: np.ndarray, mu: np.ndarray, log_mu: np.ndarray, disp: np.ndarray
+                   ) -> np.ndarray:
+    """The mu-dependent part of pydeseq2.utils.nb_nll, per gene (log_mu: log(mu), known to IRLS)."""
     inv_disp = 1.0 / disp
-    return ((counts + inv_disp) * np.log(inv_disp + mu) - counts * np.log(mu)).sum(axis=0)
+    return ((counts + inv_disp) * np.log(inv_disp + mu) - counts * log_mu).sum(axis=0)
 
 
 def nb_nll_disp_part(counts: np.ndarray, mu: np.ndarray, disp: np.ndarray) -> np.ndarray:
@@ -379,7 +431,7 @@ def initial_beta(counts: np.ndarray, size_factors: np.ndarray,
 
 
 def irls_block(counts, size_factors, design_matrix, disp, min_mu, beta_tol, max_beta,
-               maxiter, per_gene) -> tuple:
+               maxiter, per_gene, start=None) -> tuple:
     """pydeseq2.utils.irls_solver for a block of genes, iterating all of them together.
 
     Each gene follows the same iterates and stopping rule as the per-gene
@@ -387,39 +439,62 @@ def irls_block(counts, size_factors, design_matrix, disp, min_mu, beta_tol, max_
     ``beta_tol``. Genes whose IRLS step leaves [-max_beta, max_beta] or that
     reach ``maxiter`` go to ``per_gene`` (PyDESeq2's solver, which then
     switches to L-BFGS-B and grid search exactly as it would by default).
+    ``start``: warm-start coefficients (genes x vars); genes whose start is not finite
+    or beyond max_beta start from PyDESeq2's point.
     """
     n_samples, n_genes = counts.shape
     outer = outer_rows(design_matrix)
     ridge = IRLS_RIDGE * np.eye(design_matrix.shape[1])
     sf = size_factors[:, None]
+    log_sf, log_min_mu = np.log(sf), np.log(min_mu)
+
+    def thresholded_log_means(coefficients):
+        """log max(s exp(X beta), min_mu): the log, that the IRLS working response and the
+        deviance take, without a log per count."""
+        return np.maximum(log_sf + design_matrix @ coefficients.T, log_min_mu)
 
     beta = initial_beta(counts, size_factors, design_matrix)
-    mu = np.maximum(sf * np.exp(design_matrix @ beta.T), min_mu)
+    if start is not None:
+        usable = np.isfinite(start).all(axis=1) & (np.abs(start) <= max_beta).all(axis=1)
+        beta[usable] = start[usable]
+    log_mu = thresholded_log_means(beta)
+    mu = np.exp(log_mu)
     nll_constant = nb_nll_constant(counts, disp)
     deviance = np.full(n_genes, 1000.0)
+    if start is not None:  # the start is the first iterate: a good one converges at once
+        deviance[usable] = -2 * (nll_constant[usable] + nb_nll_mu_part(
+            counts[:, usable], mu[:, usable], log_mu[:, usable], disp[usable]))
     diverged = np.zeros(n_genes, dtype=bool)
     active = np.arange(n_genes)
+    # the active genes' arrays, compacted when genes leave (indexing all arrays by `active` at
+    # every iteration copied each of them twice)
+    y, m, log_m, d, constant, dev = counts, mu, log_mu, disp, nll_constant, deviance
     iteration = 0
     while active.size:
         iteration += 1
-        y, m, d = counts[:, active], mu[:, active], disp[active]
         weights = m / (1.0 + m * d)
-        working = np.log(m / sf) + (y - m) / m
+        working = (log_m - log_sf) + (y - m) / m
         lhs = weighted_gram(outer, weights) + ridge
         rhs = (weights * working).T @ design_matrix
         beta_hat = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
 
         leaving = (np.abs(beta_hat) > max_beta).any(axis=1) | (iteration >= maxiter)
         diverged[active[leaving]] = True
-        active, beta_hat = active[~leaving], beta_hat[~leaving]
+        if leaving.any():
+            stay = ~leaving
+            active, beta_hat, y, d = active[stay], beta_hat[stay], y[:, stay], d[stay]
+            constant, dev = constant[stay], dev[stay]
 
         beta[active] = beta_hat
-        mu[:, active] = np.maximum(sf * np.exp(design_matrix @ beta_hat.T), min_mu)
-        new_deviance = -2 * (nll_constant[active]
-                             + nb_nll_mu_part(counts[:, active], mu[:, active], disp[active]))
-        ratio = np.abs(new_deviance - deviance[active]) / (np.abs(new_deviance) + 0.1)
-        deviance[active] = new_deviance
-        active = active[ratio > beta_tol]
+        log_m = thresholded_log_means(beta_hat)
+        m = np.exp(log_m)
+        new_dev = -2 * (constant + nb_nll_mu_part(y, m, log_m, d))
+        going_on = np.abs(new_dev - dev) / (np.abs(new_dev) + 0.1) > beta_tol
+        mu[:, active[~going_on]] = m[:, ~going_on]  # the means of the genes that converged
+        if not going_on.all():
+            active, y, m, log_m = active[going_on], y[:, going_on], m[:, going_on], log_m[:, going_on]
+            d, constant = d[going_on], constant[going_on]
+        dev = new_dev[going_on]
 
     # Hat diagonals of W^1/2 X (X^T W X + ridge)^-1 X^T W^1/2, from thresholded means.
     weights = mu / (1.0 + mu * disp)
@@ -554,31 +629,38 @@ class DispersionProblem:
             value += (log_alpha - self.log_alpha_hat[genes]) ** 2 / (2 * self.prior_var)
         return value
 
-    def derivatives(self, genes: np.ndarray, log_alpha: np.ndarray):
-        """Gradient and second derivative of the loss in log(alpha) for some genes."""
+    def derivatives(self, genes: np.ndarray, log_alpha: np.ndarray, second: bool = True):
+        """Gradient and second derivative of the loss in log(alpha) for some genes (the
+        second None when not asked for: the Cox-Reid term's is most of its cost)."""
         alpha = np.exp(log_alpha)
         r = 1.0 / alpha
         d1, d2 = nb_dispersion_sums(self.counts, self.mu, r, genes)
         # chain rule from r = exp(-log_alpha)
         grad = -r * d1
-        hess = r * r * d2 + r * d1
+        hess = r * r * d2 + r * d1 if second else None
         if self.cr_reg:
-            cr_grad, cr_hess = self._cox_reid_derivatives(self.mu[:, genes], alpha)
+            cr_grad, cr_hess = self._cox_reid_derivatives(self.mu[:, genes], alpha, second)
             grad += alpha * cr_grad
-            hess += alpha * alpha * cr_hess + alpha * cr_grad
+            if second:
+                hess += alpha * alpha * cr_hess + alpha * cr_grad
         if self.prior_var is not None:
             grad += (log_alpha - self.log_alpha_hat[genes]) / self.prior_var
-            hess += 1.0 / self.prior_var
+            if second:
+                hess += 1.0 / self.prior_var
         return grad, hess
 
-    def _cox_reid_derivatives(self, mu, alpha):
-        """d/dalpha and d2/dalpha2 of 0.5 log det(X^T W X), W = mu / (1 + alpha mu).
+    def _cox_reid_derivatives(self, mu, alpha, second: bool = True):
+        """d/dalpha and d2/dalpha2 (None unless `second`) of 0.5 log det(X^T W X),
+        W = mu / (1 + alpha mu).
 
         dW/dalpha = -W^2 and d2W/dalpha2 = 2 W^3.
         """
         weights = mu / (1.0 + mu * alpha)
         inverse = np.linalg.inv(weighted_gram(self.outer, weights))
-        inv_a = inverse @ weighted_gram(self.outer, weights**2)
+        gram_a = weighted_gram(self.outer, weights**2)
+        if not second:  # trace(inverse @ gram_a) without the matrix product
+            return -0.5 * np.einsum("gij,gji->g", inverse, gram_a), None
+        inv_a = inverse @ gram_a
         inv_b = inverse @ weighted_gram(self.outer, weights**3)
         trace_inv_a = np.trace(inv_a, axis1=1, axis2=2)
         grad = -0.5 * trace_inv_a
@@ -614,7 +696,7 @@ def lbfgsb_first_step(problem: DispersionProblem, log_alpha: np.ndarray, grad: n
 
 
 def fit_log_dispersion_block(problem: DispersionProblem, lower_bound: float,
-                             upper_bound: float, per_gene) -> tuple:
+                             upper_bound: float, per_gene, start=None) -> tuple:
     """Minimise the dispersion loss in log(alpha) within bounds, for a block of genes.
 
     Safeguarded Newton from log(alpha_hat), as L-BFGS-B starts there: the
@@ -624,10 +706,15 @@ def fit_log_dispersion_block(problem: DispersionProblem, lower_bound: float,
     optimum, as for L-BFGS-B). Genes that L-BFGS-B would send elsewhere
     (``lbfgsb_first_step``), that do not converge, or whose loss is not
     finite go to ``per_gene`` (PyDESeq2's L-BFGS-B with grid fallback).
+    ``start``: warm-start log(alpha) of the Newton iterations, for the genes that
+    L-BFGS-B would not stop at, or jump from, log(alpha_hat) (those are found at
+    log(alpha_hat) as without it); a start that is not finite leaves log(alpha_hat).
     """
     n_genes = problem.counts.shape[1]
     log_alpha = np.clip(problem.log_alpha_hat, lower_bound, upper_bound)
-    grad, hess = problem.derivatives(np.arange(n_genes), log_alpha)
+    warm = start is not None
+    # warm: only the gradient at L-BFGS-B's start is needed, for its first step
+    grad, hess = problem.derivatives(np.arange(n_genes), log_alpha, second=not warm)
     with np.errstate(all="ignore"):
         stops_at_start, accepts_bound = lbfgsb_first_step(
             problem, log_alpha, grad, lower_bound, upper_bound)
@@ -636,12 +723,16 @@ def fit_log_dispersion_block(problem: DispersionProblem, lower_bound: float,
     active = np.flatnonzero(~stops_at_start & ~accepts_bound)
     below = np.full(n_genes, lower_bound)   # gradient < 0 seen at this point
     above = np.full(n_genes, upper_bound)   # gradient > 0 seen at this point
-    grad, hess = grad[active], hess[active]
+    if warm:
+        usable = np.isfinite(start[active])
+        log_alpha[active[usable]] = np.clip(start[active[usable]], lower_bound, upper_bound)
+    else:
+        grad, hess = grad[active], hess[active]
     for iteration in range(MAX_NEWTON_ITER):
         if not active.size:
             break
         x = log_alpha[active]
-        if iteration:
+        if iteration or warm:  # the derivatives at the cold start are those computed above
             grad, hess = problem.derivatives(active, x)
         finite = np.isfinite(grad) & np.isfinite(hess)
         failed.append(active[~finite])

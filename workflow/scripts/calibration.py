@@ -237,20 +237,46 @@ def pin_size_factors(dds, fitted: SizeFactors) -> None:
     dds.fit_size_factors = lambda *args, **kwargs: None  # the values it would compute are set
 
 
-def refit_permuted(adata: ad.AnnData, labels: pd.Series, design: str, contrast: dict, settings: dict,
-                   n_cpus: int, fitted: SizeFactors | None) -> pd.DataFrame:
-    """The primary model refitted with the contrast variable replaced by `labels`: the same samples,
-    genes, design and DESeq2 settings (shrinkage aside, which the null does not use). One row per
-    gene in the cohort's order."""
-    from de_model import make_dataset
-    from deseq2 import fit_and_test
+def relabelled_dataset(adata: ad.AnnData, labels: pd.Series, design: str, contrast: dict,
+                       settings: dict, n_cpus: int, fitted: SizeFactors | None, starts=None):
+    """The primary model's dataset with the contrast variable replaced by `labels`, its size
+    factors pinned to `fitted` and, with the batched backend, its gene-wise fits starting from
+    `starts` (batched_dds.WarmStarts; None: PyDESeq2's starting points)."""
+    from batched_dds import BatchedDeseqDataSet
+    from de_model import make_dataset  # imported here: ingest uses this module's checks without PyDESeq2
 
     obs = adata.obs.copy()
     obs[contrast["variable"]] = labels.loc[obs.index].to_numpy()
-    permuted = ad.AnnData(X=adata.X, obs=obs, var=adata.var)
-    dds = make_dataset(permuted, design, settings, n_cpus, contrast)
+    dds = make_dataset(ad.AnnData(X=adata.X, obs=obs, var=adata.var), design, settings, n_cpus, contrast)
     if fitted is not None:
         pin_size_factors(dds, fitted)
+    if starts is not None and isinstance(dds, BatchedDeseqDataSet):
+        dds.warm_starts = starts
+    return dds
+
+
+def observed_starts(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int,
+                    fitted: SizeFactors | None):
+    """The fit with the observed labels (the primary fit), whose coefficients and dispersions the
+    permutation refits start from: a WarmStarts, or None with the default backend."""
+    from batched_dds import BatchedDeseqDataSet, WarmStarts
+
+    dds = relabelled_dataset(adata, adata.obs[contrast["variable"]], design, contrast, settings,
+                             n_cpus, fitted)
+    if not isinstance(dds, BatchedDeseqDataSet):
+        return None
+    dds.deseq2()  # the dataset's fits only: the starts need no test
+    return WarmStarts.of(dds)
+
+
+def refit_permuted(adata: ad.AnnData, labels: pd.Series, design: str, contrast: dict, settings: dict,
+                   n_cpus: int, fitted: SizeFactors | None, starts=None) -> pd.DataFrame:
+    """The primary model refitted with the contrast variable replaced by `labels`: the same samples,
+    genes, design and DESeq2 settings (shrinkage aside, which the null does not use), its fits
+    started from `starts` when given (observed_starts). One row per gene in the cohort's order."""
+    from deseq2 import fit_and_test
+
+    dds = relabelled_dataset(adata, labels, design, contrast, settings, n_cpus, fitted, starts)
     table = fit_and_test(dds, contrast, {**settings, "lfc_shrink": False}, adata.var)
     return table.set_index("gene_id").loc[adata.var_names]
 
@@ -274,9 +300,11 @@ def fit_block(adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: di
 def _fit_block(adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: dict, settings: dict,
                n_cpus: int) -> ad.AnnData:
     fitted = label_independent_fit(adata, design, contrast, settings)
+    # warm starts: the refits' optima are the same, reached in fewer iterations
+    starts = observed_starts(adata, design, contrast, settings, n_cpus, fitted)
     stats, layers = [], {name: [] for name in NULL_LAYERS}
     for i, name in enumerate(labels.columns, 1):
-        table = refit_permuted(adata, labels[name], design, contrast, settings, n_cpus, fitted)
+        table = refit_permuted(adata, labels[name], design, contrast, settings, n_cpus, fitted, starts)
         stats.append(table["stat"].to_numpy(dtype=np.float64))
         for layer in NULL_LAYERS:
             layers[layer].append(table[layer].to_numpy(dtype=np.float64))

@@ -42,19 +42,28 @@ def read_command_line_text(config: dict, schema: dict) -> None:
     text the schema wants as a number or a boolean into one, as the YAML config file gives it."""
     validator = jsonschema.Draft202012Validator(schema)
     for error in validator.iter_errors(config):
-        if error.validator != "type" or not isinstance(error.instance, str) or not error.absolute_path:
+        from_text = isinstance(error.instance, str) and error.absolute_path
+        if error.validator not in ("type", "enum") or not from_text:
             continue
         try:
             value = yaml.safe_load(error.instance)
         except yaml.YAMLError:
             continue
-        expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        if any(validator.is_type(value, kind) for kind in expected):
+        if _read_as_expected(validator, error, value):
             *parents, last = error.absolute_path
             container = config
             for part in parents:
                 container = container[part]
             container[last] = value
+
+
+def _read_as_expected(validator, error: jsonschema.ValidationError, value) -> bool:
+    """Whether the text read as YAML is what the schema wants: one of its types, or (as for
+    multiqc.enabled: auto, true or false) one of its choices."""
+    if error.validator == "enum":
+        return not isinstance(value, str) and value in error.validator_value
+    expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    return any(validator.is_type(value, kind) for kind in expected)
 
 
 def check_config(config: dict, schema_path: str) -> None:

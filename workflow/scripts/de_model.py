@@ -3,6 +3,7 @@
 Shared by the deseq2, vst and qc scripts so that every step fits the same way.
 """
 
+import functools
 import logging
 
 import anndata as ad
@@ -15,6 +16,7 @@ from pydeseq2.ds import DeseqStats
 from batched_dds import BatchedDeseqDataSet, BatchedDeseqStats
 from batched_inference import BatchedInference
 from input_checks import design_variables
+from pipeline_common import log_duration
 
 log = logging.getLogger("trd")
 
@@ -23,6 +25,45 @@ INFERENCE_BACKENDS = {"batched": BatchedInference, "default": DefaultInference}
 # own per-gene code (batched_dds.py); `default` is PyDESeq2 as published.
 MODEL_CLASSES = {"batched": (BatchedDeseqDataSet, BatchedDeseqStats),
                  "default": (DeseqDataSet, DeseqStats)}
+
+
+# PyDESeq2's stages as DeseqDataSet.deseq2() and DeseqStats.summary() call them, named for the log.
+FIT_STAGES = {
+    "fit_size_factors": "size factors",
+    "fit_genewise_dispersions": "genewise dispersions",
+    "fit_dispersion_trend": "dispersion trend",
+    "fit_dispersion_prior": "dispersion prior",
+    "fit_MAP_dispersions": "MAP dispersions",
+    "fit_LFC": "log fold changes (IRLS)",
+    "calculate_cooks": "Cook's distances",
+    "refit": "refit of the genes with Cook's outliers",
+}
+TEST_STAGES = {
+    "run_wald_test": "Wald test",
+    "_cooks_filtering": "Cook's filtering",
+    "_independent_filtering": "independent filtering and BH",
+    "_p_value_adjustment": "BH adjustment",
+    "lfc_shrink": "log fold-change shrinkage (apeGLM-like prior)",
+}
+
+
+def log_stages(model, stages: dict[str, str]) -> None:
+    """Make each of the model's stage methods log its duration when called.
+
+    The methods are wrapped on this one object, so deseq2() and summary() keep PyDESeq2's own
+    order and conditions (Cook's refit, independent filtering) and give the same results.
+    """
+    for name, stage in stages.items():
+        setattr(model, name, _timed(getattr(model, name), stage))
+
+
+def _timed(method, stage: str):
+    @functools.wraps(method)
+    def timed(*args, **kwargs):
+        with log_duration(stage):
+            return method(*args, **kwargs)
+
+    return timed
 
 
 def make_inference(n_cpus: int, backend: str = "batched"):

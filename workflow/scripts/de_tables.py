@@ -1,5 +1,6 @@
 """Summaries of a DESeq2 results table, without PyDESeq2 (the report uses them too)."""
 
+import numpy as np
 import pandas as pd
 
 
@@ -16,3 +17,11 @@ def count_calls(table: pd.DataFrame, alpha: float, thresholds: list[float]) -> p
             "down": int((significant & big & (table["log2FoldChange"] < 0)).sum()),
         })
     return pd.DataFrame(rows)
+
+
+def gene_by_sample_table(values: np.ndarray, samples, var: pd.DataFrame) -> pd.DataFrame:
+    """A samples x genes matrix as the genes x samples table people read: gene_id and
+    gene_symbol first, then one column per sample."""
+    table = pd.DataFrame(np.asarray(values).T, index=var.index, columns=list(samples))
+    table.insert(0, "gene_symbol", var["gene_symbol"].fillna("").to_numpy())
+    return table.rename_axis("gene_id").reset_index()

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Callable, Iterator
@@ -52,6 +53,14 @@ def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
         force=True,
     )
     return logging.getLogger("trd")
+
+
+@contextlib.contextmanager
+def log_duration(stage: str) -> Iterator[None]:
+    """Log how long the block took, as 'stage: 1.23 s' (a long step's log shows where time goes)."""
+    start = time.perf_counter()
+    yield
+    logging.getLogger("trd").info("%s: %.2f s", stage, time.perf_counter() - start)
 
 
 @contextlib.contextmanager
@@ -115,14 +124,28 @@ def deterministic_gzip(text: str) -> bytes:
 
 
 def write_table(df, path, **kwargs) -> None:
-    """Write a tab-separated table atomically (no index unless asked)."""
+    """Write a tab-separated table atomically (no index unless asked); a path ending in .gz is
+    gzipped reproducibly (deterministic_gzip), so the same table gives the same bytes."""
     kwargs.setdefault("index", False)
     with atomic_output(path) as tmp:
-        df.to_csv(tmp, sep="\t", **kwargs)
+        if str(path).endswith(".gz"):
+            tmp.write_bytes(deterministic_gzip(df.to_csv(sep="\t", **kwargs)))
+        else:
+            df.to_csv(tmp, sep="\t", **kwargs)
+
+
+# Every figure is written twice: PNG for the HTML report, SVG (vector) for publications.
+FIGURE_FORMATS = ("png", "svg")
+
+
+def figure_paths(path) -> list[Path]:
+    """The files save_figure writes for ``path``: ``path`` itself, then its SVG beside it."""
+    path = Path(path)
+    return [path] + [path.with_suffix(f".{fmt}") for fmt in FIGURE_FORMATS if f".{fmt}" != path.suffix]
 
 
 def save_figure(fig, path, **kwargs) -> None:
-    """Save a matplotlib figure atomically and close it.
+    """Save a matplotlib figure atomically as ``path`` (PNG) and as SVG beside it, then close it.
 
     A figure made with layout="tight" or "constrained" already fits its canvas; cropping it
     to its bounding box as well (the default for the others) would lay it out twice.
@@ -130,11 +153,15 @@ def save_figure(fig, path, **kwargs) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
-    fmt = Path(path).suffix.lstrip(".")
     laid_out = isinstance(fig.get_layout_engine(), (TightLayoutEngine, ConstrainedLayoutEngine))
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=kwargs.pop("dpi", 110), bbox_inches=None if laid_out else "tight",
-                    **kwargs)
+    dpi = kwargs.pop("dpi", 110)
+    for target in figure_paths(path):
+        fmt = target.suffix.lstrip(".")
+        # an SVG without its date and with fixed element ids: the same figure gives the same bytes
+        reproducible = {"metadata": {"Date": None}} if fmt == "svg" else {}
+        with atomic_output(target) as tmp, plt.rc_context({"svg.hashsalt": "trd"}):
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches=None if laid_out else "tight",
+                        **reproducible, **kwargs)
     plt.close(fig)
 
 

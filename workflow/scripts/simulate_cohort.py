@@ -17,9 +17,10 @@ like real whole blood rather than like independent genes:
   differ between TRD and responders; marker genes follow their type's proportion
   and nothing else (class `composition`), while regulated genes differ within cells
   (class `regulated`);
-- heterogeneity: the group effects of a patient scale with a per-patient signature
-  strength (mean 1 in TRD, 0 in responders), so group means differ as planted but
-  no patient is classified with certainty.
+- heterogeneity: the within-cell group effects of a patient scale with a per-patient
+  signature strength (mean 1 in TRD, 0 in responders), and its cell shifts with a second,
+  independent one, so group means differ as planted but no patient is classified with
+  certainty, and the cell shares do not stand in for the within-cell signature.
 """
 
 from dataclasses import dataclass, field
@@ -92,10 +93,12 @@ class SimulationParameters:
     trd_age_shift: float = 4.0
     trd_bmi_shift: float = 1.5
     literature_effects: bool = True
-    # per-patient signature strength: N(1, sd) in TRD, N(0, sd) in responders
+    # per-patient strengths, N(1, sd) in TRD and N(0, sd) in responders: of the within-cell
+    # signature, and (drawn independently) of the cell-share shifts
     signature_sd: float = 0.7
+    cell_signature_sd: float = 0.7
     cell_shifts: dict = field(default_factory=lambda: dict(DEFAULT_CELL_SHIFTS))
-    cell_share_sd: float = 0.2  # natural-log scale, per sample and cell type
+    cell_share_sd: float = 0.3  # natural-log scale, per sample and cell type
     marker_background: float = 0.1  # share of a marker's expression that is not from its type
     neutrophil_measurement_sd: float = 0.02
     # co-expression: modules on GO BP sets, and broad factors on random genes
@@ -175,11 +178,11 @@ def _split_counts(total: int, weights) -> np.ndarray:
     return counts
 
 
-def signature_strength(samples: pd.DataFrame, params: SimulationParameters, rng) -> np.ndarray:
-    """How strongly each patient carries the TRD signature: N(1, sd) in TRD, N(0, sd) in
-    responders. Every group effect of a sample scales with it; a null cohort has none."""
+def signature_strength(samples: pd.DataFrame, sd: float, rng) -> np.ndarray:
+    """How strongly each patient carries a TRD effect: N(1, sd) in TRD, N(0, sd) in
+    responders. The effects scaled by it vanish in a null cohort, which plants none."""
     is_trd = (samples["group"] == "TRD").to_numpy()
-    return is_trd + rng.normal(0, params.signature_sd, len(samples))
+    return is_trd + rng.normal(0, sd, len(samples))
 
 
 def cell_shares(samples: pd.DataFrame, strength: np.ndarray, params: SimulationParameters,
@@ -428,8 +431,8 @@ def simulate_cohort(annotation: pd.DataFrame, gene_sets: dict,
     params = params or SimulationParameters()
     rng = np.random.default_rng(params.seed)
     samples = simulate_samples(params, rng)
-    strength = signature_strength(samples, params, rng)
-    shares = cell_shares(samples, strength, params, rng)
+    strength = signature_strength(samples, params.signature_sd, rng)
+    shares = cell_shares(samples, signature_strength(samples, params.cell_signature_sd, rng), params, rng)
     samples["neutrophil_fraction"] = measured_neutrophils(shares, params, rng)
     genes = choose_genes(annotation, gene_sets, params, rng)
     truth = true_group_effects(genes, gene_sets, params, rng)

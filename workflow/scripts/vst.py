@@ -3,7 +3,8 @@
 import anndata as ad
 
 from de_model import variance_stabilise
-from pipeline_common import atomic_output
+from de_tables import gene_by_sample_table
+from pipeline_common import atomic_output, write_table
 
 
 def vst_cohort(adata: ad.AnnData, settings: dict, n_cpus: int) -> ad.AnnData:
@@ -16,6 +17,9 @@ def main(smk) -> None:
     result = vst_cohort(ad.read_h5ad(smk.input.h5ad), dict(smk.params.deseq2), smk.threads)
     with atomic_output(smk.output.h5ad) as tmp:
         result.write_h5ad(tmp)
+    # the same matrix as a table for readers without AnnData
+    write_table(gene_by_sample_table(result.X, result.obs_names, result.var), smk.output.tsv,
+                float_format="%.6g")
 
 
 if "snakemake" in globals():

@@ -1,0 +1,34 @@
+# MultiQC's report of the sample QC (the qc rule's metrics and flags as MultiQC custom content),
+# part of `all` when MultiQC is installed (multiqc.enabled: auto) or asked for (true).
+# Script: workflow/scripts/multiqc_report.py (offline: no version check, no upload).
+
+MULTIQC_OUTPUTS = ["results/multiqc/multiqc_report.html"] if multiqc_enabled(config["multiqc"]) else []
+
+
+# seconds of work on two small tables: on a cluster it runs on the submit host, as the report does
+localrules:
+    multiqc,
+
+
+rule multiqc:
+    input:
+        metrics=rules.qc.output.mqc_metrics,
+        flags=rules.qc.output.mqc_flags,
+    output:
+        html="results/multiqc/multiqc_report.html",
+        data=directory("results/multiqc/multiqc_data"),
+    params:
+        title=config["multiqc"]["title"],
+    threads: 1
+    resources:
+        # MultiQC reads two small tables: its own footprint, whatever the cohort
+        mem_mb=mem_mb(600, 0),
+        runtime=5,
+    log:
+        "logs/multiqc/multiqc.log",
+    benchmark:
+        "results/benchmarks/multiqc/multiqc.tsv"
+    conda:
+        "../envs/multiqc.yml"
+    script:
+        "../scripts/multiqc_report.py"
