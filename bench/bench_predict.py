@@ -33,7 +33,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import anndata as ad
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -67,7 +66,7 @@ def simulated_cohort(n_samples: int, n_genes: int, seed: int, null: bool, settin
     cohort = simulate_cohort(annotation, gene_sets, params)
     obs = cohort.samples.set_index("sample_id")
     counts = cohort.counts.T.loc[obs.index]
-    keep = expressed_genes(counts.to_numpy(), min_group_size(obs, {"c": CONTRAST}), **settings["filter"])
+    keep = expressed_genes(counts.to_numpy(), min_group_size(obs, CONTRAST), **settings["filter"])
     var = annotation.drop_duplicates("gene_id").set_index("gene_id").reindex(counts.columns[keep])
     return ad.AnnData(X=counts.to_numpy()[:, keep], obs=obs, var=var[["gene_symbol"]].fillna(""))
 

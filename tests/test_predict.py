@@ -4,6 +4,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
@@ -11,6 +12,7 @@ import prediction
 from conftest import run_snakemake, small_cohort_config
 from de_model import variance_stabilise
 from input_checks import check_prediction_inputs, prediction_group_column
+from noise_cv import coverage, null_comparison
 from pipeline_common import InputError
 from predict import model_genes
 from prediction import (FoldVST, bootstrap_indices, compare_models, cross_validate, make_cohort,
@@ -273,32 +275,87 @@ def test_auc_brier_intervals_and_gain_equal_independent_computations():
         return np.array([chosen[chosen["repeat"] == r].set_index("sample_id").loc[ids, "probability"]
                          for r in (1, 2, 3)])
 
+    def fold_aucs(feature_set):
+        """Per fold (repeat-major): sklearn's AUC, and each case's and control's placement values."""
+        chosen = predictions[predictions["feature_set"] == feature_set]
+        folds = [chosen[(chosen["repeat"] == r) & (chosen["fold"] == f)].sort_values("sample_id")
+                 for r in (1, 2, 3) for f in (1, 2, 3, 4)]
+        return np.array([roc_auc_score(f["label"], f["probability"]) for f in folds]), [placements(f) for f in folds]
+
+    def corrected(values, placement_sets):
+        """Nadeau & Bengio: 3 x 4 folds of 10 test and 30 training samples, t with 11 df; the fold
+        variance at least the mean DeLong variance, var(V10) / n1 + var(V01) / n0 per fold."""
+        delong = np.mean([np.var(v10, ddof=1) / len(v10) + np.var(v01, ddof=1) / len(v01)
+                          for v10, v01 in placement_sets])
+        se = np.sqrt((1 / 12 + 10 / 30) * max(np.var(values, ddof=1), delong))
+        half = scipy.stats.t.ppf(0.975, 11) * se
+        return values.mean() - half, values.mean() + half, 2 * scipy.stats.t.sf(abs(values.mean()) / se, 11)
+
     # the stratified resamples, drawn as the code documents it: all cases' draws, then the controls'
     rng = np.random.default_rng(9)
     cases, controls = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     draws = np.hstack([rng.choice(cases, (200, len(cases))), rng.choice(controls, (200, len(controls)))])
-    boot = {}
     for feature_set in ("clinical", "expression"):
-        m = matrix(feature_set)
-        row = table.loc[feature_set]
-        assert row["auc_mean"] == pytest.approx(np.mean([roc_auc_score(labels, p) for p in m]), abs=1e-12)
+        m, (folds, placement_sets), row = matrix(feature_set), fold_aucs(feature_set), table.loc[feature_set]
+        assert row["auc_mean"] == pytest.approx(folds.mean(), abs=1e-12)
+        low, high, _ = corrected(folds, placement_sets)
+        assert (row["auc_low"], row["auc_high"]) == pytest.approx((max(low, 0), min(high, 1)), abs=1e-12)
+        assert (row["auc_folds_low"], row["auc_folds_high"]) == pytest.approx(
+            tuple(np.percentile(folds, [2.5, 97.5])), abs=1e-12)
+        assert row["auc_pooled"] == pytest.approx(np.mean([roc_auc_score(labels, p) for p in m]), abs=1e-12)
+        boot = np.array([np.mean([roc_auc_score(labels[d], p[d]) for p in m]) for d in draws])
+        assert (row["auc_pooled_low"], row["auc_pooled_high"]) == pytest.approx(
+            tuple(np.percentile(boot, [2.5, 97.5])), abs=1e-12)
         assert row["brier"] == pytest.approx(np.mean([np.mean((p - labels) ** 2) for p in m]), abs=1e-12)
         assert row["brier"] == pytest.approx(np.mean([brier_score_loss(labels, p) for p in m]), abs=1e-12)
-        boot[feature_set] = np.array([np.mean([roc_auc_score(labels[d], p[d]) for p in m]) for d in draws])
-        assert (row["auc_low"], row["auc_high"]) == pytest.approx(tuple(np.percentile(boot[feature_set], [2.5, 97.5])),
-                                                                   abs=1e-12)
-        fold_aucs = [roc_auc_score(f["label"], f["probability"])
-                     for _, f in predictions[predictions["feature_set"] == feature_set].groupby(["repeat", "fold"])]
-        assert row["auc_folds_mean"] == pytest.approx(np.mean(fold_aucs))
-        assert row["auc_folds_low"] == pytest.approx(np.percentile(fold_aucs, 2.5))
-    gain = boot["expression"] - boot["clinical"]
+    (expression_folds, expression_placements), (clinical_folds, clinical_placements) = (
+        fold_aucs("expression"), fold_aucs("clinical"))
+    paired = [(e10 - c10, e01 - c01) for (e10, e01), (c10, c01) in zip(expression_placements, clinical_placements)]
+    gain = expression_folds - clinical_folds  # paired: the same folds
     expression = table.loc["expression"]
     assert expression["auc_gain_over_clinical"] == pytest.approx(gain.mean(), abs=1e-12)
-    assert (expression["gain_low"], expression["gain_high"]) == pytest.approx(
-        tuple(np.percentile(gain, [2.5, 97.5])), abs=1e-12)
-    assert expression["gain_p"] == pytest.approx(min(1, 2 * (1 + np.sum(gain <= 0)) / 201))
+    assert (expression["gain_low"], expression["gain_high"], expression["gain_p"]) == pytest.approx(
+        corrected(gain, paired), abs=1e-12)
+    assert 0 < expression["gain_p"] < 0.05 and expression["gain_low"] > 0
     assert bool(expression["best"]) and not table.loc["clinical", "best"]
     assert np.isnan(table.loc["clinical", "auc_gain_over_clinical"])
+
+
+def placements(fold):
+    """DeLong's placement values by pairs: a case's share of controls below it, a control's
+    share of cases above it (ties one half)."""
+    cases = fold.loc[fold["label"] == 1, "probability"].to_numpy()
+    controls = fold.loc[fold["label"] == 0, "probability"].to_numpy()
+    v10 = [np.mean([1.0 if x > y else 0.5 if x == y else 0.0 for y in controls]) for x in cases]
+    v01 = [np.mean([1.0 if x > y else 0.5 if x == y else 0.0 for x in cases]) for y in controls]
+    return np.array(v10), np.array(v01)
+
+
+def test_corrected_t_widens_the_naive_interval_by_the_overlap_of_the_training_sets():
+    values = np.array([0.6, 0.7, 0.8])
+    mean, low, high, p = prediction.corrected_t(values, test_train_ratio=0.25, null=0.5)
+    # var 0.01; (1/3 + 1/4) * 0.01 = 0.005833; t(0.975, 2 df) = 4.302653
+    assert mean == pytest.approx(0.7)
+    assert (low, high) == pytest.approx((0.7 - 4.302653 * 0.0763763, 0.7 + 4.302653 * 0.0763763), abs=1e-6)
+    assert p == pytest.approx(2 * scipy.stats.t.sf(0.2 / 0.0763763, 2), abs=1e-6)
+    # a floor above the folds' spread replaces it: (1/3 + 1/4) * 0.04 = 0.023333
+    assert prediction.corrected_t(values, 0.25, 0.5, variance_floor=0.04)[1] == pytest.approx(
+        0.7 - 4.302653 * 0.1527525, abs=1e-6)
+    assert prediction.corrected_t(np.full(4, 0.5), 0.25, null=0.5) == (0.5, 0.5, 0.5, 1.0)
+
+
+def test_on_noise_the_corrected_interval_holds_its_coverage_and_the_pooled_bootstrap_does_not():
+    """40 noise cohorts (tests/noise_cv.py), 60 samples, 2 x 5-fold nested CV: every model's
+    true AUC is 0.5 and its true gain 0. The corrected t interval contains them in about 95%
+    of the cohorts (its gain p-value falls below 0.05 in about 5%); the bootstrap of the pooled
+    predictions, which ignores the folds, misses 0.5 in a fifth of them. Without the DeLong
+    floor (corrected_t) the expression model's coverage falls to 0.85."""
+    settings = {**SETTINGS, "n_genes": 10, "outer_folds": 5, "repeats": 2, "c_grid": [1.0], "bootstrap": 200}
+    summary = coverage(pd.concat([null_comparison(60, 60, settings, seed) for seed in range(40)]))
+    assert (summary["corrected_covers"] >= 0.9).all()
+    assert (summary["bootstrap_covers"] <= summary["corrected_covers"] - 0.1).all()
+    with_genes = summary.drop(index="clinical", level=0)
+    assert (with_genes["gain_covers"] >= 0.9).all() and (with_genes["gain_p_below_05"] <= 0.1).all()
 
 
 def test_bootstrap_resamples_keep_the_number_of_cases():
@@ -323,14 +380,15 @@ def test_site_validation_gives_each_site_its_auc_and_none_to_a_one_group_site():
 def test_planted_signal_is_predicted_by_expression_not_by_clinical_data_and_its_genes_lead():
     adata = count_cohort(1.2, n_samples=60, n_genes=300)
     cohort = cohort_of(adata)
-    predictions, site_predictions, splits, split_results = cross_validate(cohort, SETTINGS, FILTER, DESEQ2,
-                                                                          seed=1, n_jobs=1)
+    predictions, site_predictions, _, split_results = cross_validate(cohort, SETTINGS, FILTER, DESEQ2,
+                                                                     seed=1, n_jobs=1)
     assert len(predictions) == 60 * 2 * 3 and set(predictions["repeat"]) == {1, 2}
     assert set(site_predictions["site"]) == {"siteA", "siteB", "siteC"}
     table = compare_models(predictions, cohort, SETTINGS, seed=1).set_index("feature_set")
     assert table.loc["expression", "auc_mean"] > 0.9 and table.loc["combined", "auc_mean"] > 0.9
-    assert table.loc["clinical", "auc_low"] < 0.5 < table.loc["clinical", "auc_high"]
-    assert table.loc["combined", "gain_low"] > 0 and table.loc["combined", "gain_p"] < 0.01
+    assert table.loc["clinical", "auc_mean"] < 0.7  # the clinical columns carry no planted signal
+    # 2 x 4 folds: the corrected t has 7 degrees of freedom
+    assert table.loc["combined", "gain_low"] > 0 and table.loc["combined", "gain_p"] < 0.05
     genes = model_genes(cohort, split_results, ("combined", "l2"), SETTINGS, FILTER, DESEQ2, 1, adata.var)
     planted = {f"g{i}" for i in range(10)}
     assert set(genes["gene_id"].head(10)) == planted
@@ -378,6 +436,16 @@ def test_a_covariate_with_missing_values_is_named():
     assert str(error.value) == (
         "config/samples.tsv: column 'age' of config predict.covariates has no value for sample(s) S03, S07; "
         "the prediction needs one for every sample (fill them in, or remove 'age' from predict.covariates).")
+
+
+def test_an_empty_covariate_list_is_refused():
+    with pytest.raises(InputError) as error:
+        check_prediction_inputs(bad_sheet(), {"c": CONTRAST}, "~ site + group", {**PREDICT, "covariates": []},
+                                "config/samples.tsv")
+    assert str(error.value) == (
+        "config predict.covariates is empty, so the clinical model has no features and the comparison of "
+        "expression with clinical data cannot be made; name at least one column of the sample sheet "
+        "config/samples.tsv, or set predict.enabled to false.")
 
 
 def test_a_group_by_column_with_a_single_level_is_refused():
@@ -460,7 +528,9 @@ def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(work
             "false to skip the prediction.") in stopped.stdout + stopped.stderr
     assert not (workflow_copy / "results" / "ingest" / "cohort.h5ad").exists()
 
-    run_snakemake(workflow_copy, *small_cohort_config(workflow_copy), *small)
+    # the fewest permutations the schema allows: the point is which jobs run, not their numbers
+    run_snakemake(workflow_copy, *small_cohort_config(workflow_copy), *small,
+                  "calibration={permutations: 10, block_size: 10}", "enrichment={permutations: 100}")
     assert (workflow_copy / "results/de/TRD_vs_responder/deseq2_results.tsv").exists()
     assert not (workflow_copy / "results" / "predict").exists()
     page = (workflow_copy / "results/report/report.html").read_text(encoding="utf-8")

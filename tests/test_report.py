@@ -818,7 +818,8 @@ def prediction_files(tmp_path, best_low=0.62):
         for learner, shift in (("l2", 0.0), ("hgb", -0.05)):
             rows.append({"feature_set": feature_set, "learner": learner, "n_samples": 48,
                          "auc_mean": auc + shift, "auc_low": auc + shift - 0.1, "auc_high": auc + shift + 0.1,
-                         "auc_folds_mean": auc, "auc_folds_low": 0.4, "auc_folds_high": 0.9,
+                         "auc_folds_low": 0.4, "auc_folds_high": 0.9, "auc_pooled": auc - 0.01,
+                         "auc_pooled_low": auc - 0.08, "auc_pooled_high": auc + 0.06,
                          "balanced_accuracy": 0.6, "brier": 0.23,
                          "auc_gain_over_clinical": None if feature_set == "clinical" else auc - 0.6,
                          "gain_low": None if feature_set == "clinical" else auc - 0.65,
@@ -849,7 +850,7 @@ def test_prediction_section(tmp_path):
     assert section["findings"] == [
         "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), label-permutation p = 0.0099.",
         "Expression adds to the clinical data: combined minus clinical AUC +0.11 (95% CI +0.06 to +0.21, "
-        "paired bootstrap p = 0.04; l2).",
+        "corrected resampled t p = 0.04; l2).",
     ]
     assert section["comparison"]["columns"][:3] == ["feature_set", "learner", "auc_mean"]
     assert len(section["comparison"]["rows"]) == 6

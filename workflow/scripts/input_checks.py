@@ -382,9 +382,14 @@ def check_prediction_inputs(sheet: pd.DataFrame, contrasts: dict, design: str, p
 def check_prediction_covariates(sheet: pd.DataFrame, predict: dict, where: str) -> None:
     """The covariates of predict.covariates that the sheet has: at least one, none with a
     missing value (scikit-learn's learners take no NaN)."""
-    covariates = predict.get("covariates", [])
-    if not covariates:  # a section without them (the schema's default fills them in a run)
+    if "covariates" not in predict:  # a section without them (the schema's default fills them in a run)
         return
+    covariates = predict["covariates"]
+    if not covariates:
+        raise InputError(
+            "config predict.covariates is empty, so the clinical model has no features and the "
+            "comparison of expression with clinical data cannot be made; name at least one column of "
+            f"the sample sheet {where}, or set predict.enabled to false.")
     present = [c for c in covariates if c in sheet.columns]
     if not present:
         raise InputError(

@@ -1,8 +1,8 @@
 """Predict the contrast's test group (TRD) from clinical covariates, blood expression and both.
 
 Three feature sets x the configured learners in repeated nested cross-validation on the same
-outer folds; site-held-out validation; bootstrap intervals; a label-permutation p-value of the
-best model; calibration. Everything that learns from data is fitted inside the folds (see
+outer folds; site-held-out validation; corrected resampled t intervals; a label-permutation
+p-value of the best model; calibration. Everything that learns from data is fitted inside the folds (see
 prediction.py); the raw counts of the filtered cohort are the input.
 """
 
@@ -20,8 +20,8 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from input_checks import prediction_group_column  # noqa: E402
-from pipeline_common import atomic_output, save_figure, write_table  # noqa: E402
-from prediction import (FEATURE_SETS, cross_validate, compare_models, make_cohort, model_grid,  # noqa: E402
+from pipeline_common import save_figure, write_table  # noqa: E402
+from prediction import (FEATURE_SETS, compare_models, cross_validate, make_cohort, model_grid,  # noqa: E402
                         permutation_null, permutation_p, rank_auc, run_split, selection_frequency,
                         validate_by_site)
 

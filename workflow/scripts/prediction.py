@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from scipy.stats import rankdata
+from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_score
+from sklearn.metrics import balanced_accuracy_score, brier_score_loss
 from sklearn.model_selection import LeaveOneGroupOut, ParameterGrid, RepeatedStratifiedKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -376,55 +377,114 @@ def percentile_interval(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_p(differences: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of a difference being 0 (with the +1 of a Monte Carlo p)."""
-    below = (1 + np.sum(differences <= 0)) / (1 + len(differences))
-    above = (1 + np.sum(differences >= 0)) / (1 + len(differences))
-    return float(min(1.0, 2 * min(below, above)))
-
-
 def repeat_matrix(predictions: pd.DataFrame, sample_ids: np.ndarray) -> np.ndarray:
     """Out-of-fold probabilities of one model as repeats x samples (in sample_ids order)."""
     wide = predictions.pivot(index="repeat", columns="sample_id", values="probability")
     return wide[sample_ids].to_numpy()
 
 
+def auc_components(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's placement values: for each case the share of controls it outscores, for each
+    control the share of cases that outscore it (ties count one half); each averages to the AUC."""
+    cases, controls = scores[labels == 1], scores[labels == 0]
+    wins = (cases[:, None] > controls[None, :]) + 0.5 * (cases[:, None] == controls[None, :])
+    return wins.mean(axis=1), wins.mean(axis=0)
+
+
+def delong_variance(scores: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> float:
+    """DeLong et al.'s (1988) variance of the AUC of `scores` over the test samples, or of its
+    difference from the AUC of `reference` on the same samples (paired)."""
+    v10, v01 = auc_components(scores, labels)
+    if reference is not None:
+        r10, r01 = auc_components(reference, labels)
+        v10, v01 = v10 - r10, v01 - r01
+    return float(sum(v.var(ddof=1) / len(v) for v in (v10, v01) if len(v) > 1))
+
+
+def fold_statistics(group: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per outer test fold of one model, indexed by (repeat, fold): its AUC (minus that of the
+    `reference` model on the same fold, when given) and the DeLong variance of that number."""
+    references = dict(iter(reference.groupby(["repeat", "fold"]))) if reference is not None else {}
+    rows = {}
+    for key, fold in group.groupby(["repeat", "fold"]):
+        fold = fold.sort_values("sample_id")
+        labels, scores = fold["label"].to_numpy(), fold["probability"].to_numpy()
+        auc = rank_auc(scores, labels)[0]
+        other = None
+        if reference is not None:
+            other = references[key].sort_values("sample_id")["probability"].to_numpy()
+            auc -= rank_auc(other, labels)[0]
+        rows[key] = {"auc": float(auc), "variance": delong_variance(scores, labels, other)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def corrected_t(values: np.ndarray, test_train_ratio: float, null: float = 0.0,
+                variance_floor: float = 0.0) -> tuple[float, float, float, float]:
+    """Mean of the per-fold statistics of repeated k-fold cross-validation, its 95% interval and
+    the two-sided p-value of mean = `null`, by Nadeau & Bengio's (2003) corrected resampled t:
+    variance (1/J + n_test/n_train) S^2 over the J folds, t with J - 1 degrees of freedom. The
+    plain S^2 / J would treat the folds as independent; their training sets overlap.
+
+    S^2 is taken at least `variance_floor`: the folds of one repeat split the same samples, and
+    under the null their models anti-learn (a training set has the opposite class excess of its
+    test fold), so their spread understates a fold's variance, which cannot be below the
+    variance from its test samples alone (the folds' mean DeLong variance)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    variance = max(float(values.var(ddof=1)), variance_floor)
+    se = float(np.sqrt((1 / len(values) + test_train_ratio) * variance))
+    if se == 0:  # every fold the same, with no test-sample variance: no spread to scale by
+        return mean, mean, mean, float(mean == null)
+    half = student_t.ppf(0.975, len(values) - 1) * se
+    return mean, mean - half, mean + half, float(2 * student_t.sf(abs(mean - null) / se, len(values) - 1))
+
+
+def fold_size_ratio(predictions: pd.DataFrame, n_samples: int) -> float:
+    """Mean outer test-fold size over the mean training-set size (the corrected t's n2 / n1)."""
+    n_test = predictions.groupby(["feature_set", "learner", "repeat", "fold"]).size().mean()
+    return float(n_test / (n_samples - n_test))
+
+
 def compare_models(predictions: pd.DataFrame, cohort: Cohort, settings: dict, seed: int) -> pd.DataFrame:
-    """model_comparison: per feature set x learner, AUC (mean over repeats of the pooled
-    out-of-fold AUC) with its bootstrap interval, the spread of the fold AUCs, balanced accuracy
-    and Brier score (means over repeats), and the AUC gain over the clinical model of the same
-    learner (paired bootstrap: the same resamples for both)."""
+    """model_comparison: per feature set x learner, AUC (mean over the repeats' outer folds of
+    the fold AUC) with its corrected resampled t interval (corrected_t), the 2.5-97.5% range of
+    the fold AUCs, the pooled out-of-fold AUC (mean over repeats) with its stratified bootstrap
+    interval, balanced accuracy and Brier score (means over repeats), and the AUC gain over the
+    clinical model of the same learner (per-fold differences on the same folds, corrected t)."""
     labels = cohort.labels
     indices = bootstrap_indices(labels, settings["bootstrap"], seed)
-    boot, rows = {}, []
+    ratio = fold_size_ratio(predictions, len(labels))
+    groups, rows = {}, []
     for (feature_set, learner), group in predictions.groupby(["feature_set", "learner"], sort=False):
+        groups[feature_set, learner] = group
         matrix = repeat_matrix(group, cohort.sample_ids)
-        boot[feature_set, learner] = bootstrap_auc(matrix, labels, indices)
-        fold_auc = [roc_auc_score(fold["label"], fold["probability"])
-                    for _, fold in group.groupby(["repeat", "fold"])]
+        folds = fold_statistics(group)
+        auc, low, high, _ = corrected_t(folds["auc"], ratio, variance_floor=folds["variance"].mean())
         rows.append({
             "feature_set": feature_set, "learner": learner, "n_samples": len(labels),
-            "auc_mean": float(np.mean(rank_auc(matrix, labels))),
-            **dict(zip(("auc_low", "auc_high"), percentile_interval(boot[feature_set, learner]))),
-            "auc_folds_mean": float(np.mean(fold_auc)),
-            **dict(zip(("auc_folds_low", "auc_folds_high"), percentile_interval(fold_auc))),
+            "auc_mean": auc, "auc_low": max(low, 0.0), "auc_high": min(high, 1.0),
+            **dict(zip(("auc_folds_low", "auc_folds_high"), percentile_interval(folds["auc"]))),
+            "auc_pooled": float(np.mean(rank_auc(matrix, labels))),
+            **dict(zip(("auc_pooled_low", "auc_pooled_high"),
+                       percentile_interval(bootstrap_auc(matrix, labels, indices)))),
             "balanced_accuracy": float(np.mean([balanced_accuracy_score(labels, p >= 0.5) for p in matrix])),
             "brier": float(np.mean([brier_score_loss(labels, p) for p in matrix])),
         })
     table = pd.DataFrame(rows)
-    gains = [gain_over_clinical(boot, row.feature_set, row.learner) for row in table.itertuples()]
+    gains = [gain_over_clinical(groups, row.feature_set, row.learner, ratio) for row in table.itertuples()]
     table = pd.concat([table, pd.DataFrame(gains)], axis=1)
     table["best"] = table.index == table["auc_mean"].idxmax()
     return table
 
 
-def gain_over_clinical(boot: dict, feature_set: str, learner: str) -> dict:
+def gain_over_clinical(groups: dict, feature_set: str, learner: str, ratio: float) -> dict:
+    """Mean per-fold AUC difference from the clinical model of the same learner (paired: the
+    same outer folds and test samples), its corrected t interval and p-value."""
     keys = ("auc_gain_over_clinical", "gain_low", "gain_high", "gain_p")
-    if feature_set == "clinical" or ("clinical", learner) not in boot:
+    if feature_set == "clinical" or ("clinical", learner) not in groups:
         return dict.fromkeys(keys, np.nan)
-    differences = boot[feature_set, learner] - boot["clinical", learner]
-    return dict(zip(keys, (float(np.mean(differences)), *percentile_interval(differences),
-                           bootstrap_p(differences))))
+    folds = fold_statistics(groups[feature_set, learner], groups["clinical", learner])
+    return dict(zip(keys, corrected_t(folds["auc"], ratio, variance_floor=folds["variance"].mean())))
 
 
 def validate_by_site(site_predictions: pd.DataFrame, settings: dict, seed: int) -> pd.DataFrame:

@@ -447,8 +447,8 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
 
 
 PREDICTION_COLUMNS = ["feature_set", "learner", "auc_mean", "auc_low", "auc_high", "auc_folds_low",
-                      "auc_folds_high", "balanced_accuracy", "brier", "auc_gain_over_clinical", "gain_low",
-                      "gain_high", "gain_p", "permutation_p"]
+                      "auc_folds_high", "auc_pooled", "auc_pooled_low", "auc_pooled_high", "balanced_accuracy",
+                      "brier", "auc_gain_over_clinical", "gain_low", "gain_high", "gain_p", "permutation_p"]
 
 
 def prediction_section(name: str, contrast: dict, files: dict, config: dict, caption_dir) -> dict:
@@ -492,7 +492,7 @@ def prediction_findings(comparison: pd.DataFrame, best: pd.Series, contrast: dic
     combined = comparison[comparison["feature_set"] == "combined"]
     row = combined.loc[combined["auc_mean"].idxmax()]
     gain = (f"combined minus clinical AUC {row['auc_gain_over_clinical']:+.2f} (95% CI "
-            f"{row['gain_low']:+.2f} to {row['gain_high']:+.2f}, paired bootstrap p = {row['gain_p']:.3g}; "
+            f"{row['gain_low']:+.2f} to {row['gain_high']:+.2f}, corrected resampled t p = {row['gain_p']:.3g}; "
             f"{row['learner']})")
     sentences.append(f"Expression adds to the clinical data: {gain}." if row["gain_low"] > 0
                      else f"Expression does not add detectably to the clinical data: {gain}.")
@@ -734,9 +734,14 @@ def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
         f"{settings['inner_folds']} inner stratified folds, and again on the whole outer training set, "
         f"the {settings['n_genes']} genes with the highest ANOVA F were selected, the features scaled "
         "and the learner fitted; each learner's hyperparameters were chosen by the mean inner-fold AUC. "
-        "Performance is the pooled out-of-fold AUC, averaged over repeats, with a 95% interval from "
-        f"{settings['bootstrap']} stratified bootstrap resamples of the samples; the gain of the combined "
-        "over the clinical model uses the same resamples (paired). The best model's p-value comes from "
+        "Performance is the mean AUC of the outer test folds over all repeats, with a 95% interval from "
+        "the corrected resampled t of Nadeau and Bengio (2003): variance (1/J + n_test/n_train) times that "
+        "of the J fold AUCs, taken at least their mean DeLong variance, and J - 1 degrees of freedom; the "
+        "gain of the combined over the clinical model is the mean of the per-fold differences on the same "
+        "folds (paired), with the same interval and its p-value. The pooled out-of-fold AUC is given "
+        f"beside it with a stratified bootstrap interval ({settings['bootstrap']} resamples), which "
+        "ignores the folds and is too narrow when there is nothing to predict. The best model's p-value "
+        "comes from "
         f"{settings['permutations']} label permutations within outer fold and site, each rerunning the whole "
         "nested procedure; it is not adjusted for choosing the best of the models. Site-held-out "
         "validation trained on all sites but one and tested on it, for each site."
