@@ -24,6 +24,7 @@ include: "workflow/rules/multiqc.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/qc/qc_metrics.tsv",
         "results/filter/cohort.h5ad",
@@ -42,8 +43,13 @@ rule all:
         expand(
             "results/calibration/{contrast}/{name}",
             contrast=CONTRASTS,
-            name=["summary.tsv", "calibrated_results.tsv", "null_statistics.h5ad", "qq.png", "null_degs.png"],
+            name=[
+                "summary.tsv",
+                "calibrated_results.tsv",
+                "null_statistics.h5ad",
+                "qq.png",
+                "null_degs.png",
+            ],
         ),
         "results/report/report.html",
         MULTIQC_OUTPUTS,
-    default_target: True

@@ -39,8 +39,10 @@ DESIGN = "~ site + sex + age + group"
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 SETTINGS = {"alpha": 0.05, "inference": "batched", "lfc_thresholds": [0.5, 1.0]}
 STRATA = ["site", "sex"]
-COLLECTIONS = {"GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
-               "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt"}
+COLLECTIONS = {
+    "GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
+    "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt",
+}
 
 _COHORT: ad.AnnData | None = None  # handed to forked workers
 
@@ -59,11 +61,19 @@ def simulated_cohort(params) -> ad.AnnData:
 
 
 def toy_cohort() -> ad.AnnData:
-    return filtered(ingest(str(ROOT / "resources/toy/counts.tsv.gz"), str(ROOT / "config/samples.tsv"),
-                           str(ROOT / "resources/annotation/genes.tsv.gz"), DESIGN, {"c": CONTRAST}))
+    return filtered(
+        ingest(
+            str(ROOT / "resources/toy/counts.tsv.gz"),
+            str(ROOT / "config/samples.tsv"),
+            str(ROOT / "resources/annotation/genes.tsv.gz"),
+            DESIGN,
+            {"c": CONTRAST},
+        )
+    )
 
 
 # ---------------------------------------------------------------- speed
+
 
 def _fit_block_in_worker(labels: pd.DataFrame) -> tuple[float, float]:
     """Wall and CPU seconds of one block (CPU time is what a shared machine does not inflate)."""
@@ -75,10 +85,13 @@ def _fit_block_in_worker(labels: pd.DataFrame) -> tuple[float, float]:
 def speed(args) -> None:
     global _COHORT
     start = time.perf_counter()
-    _COHORT = simulated_cohort(sim.SimulationParameters(n_samples=args.samples, n_genes=args.genes,
-                                                        seed=args.seed))
-    print(f"simulated and filtered {_COHORT.n_obs} x {_COHORT.n_vars} in {time.perf_counter() - start:.0f} s",
-          flush=True)
+    _COHORT = simulated_cohort(
+        sim.SimulationParameters(n_samples=args.samples, n_genes=args.genes, seed=args.seed)
+    )
+    print(
+        f"simulated and filtered {_COHORT.n_obs} x {_COHORT.n_vars} in {time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
     labels = cal.permute_labels(_COHORT.obs, "group", STRATA, args.permutations, args.seed)
     blocks = [labels[list(part)] for part in np.array_split(np.array(labels.columns), args.workers)]
     start = time.perf_counter()
@@ -87,17 +100,27 @@ def speed(args) -> None:
     wall = time.perf_counter() - start
     k = labels.shape[1]
     cpu_per_refit = sum(cpu for _, cpu in seconds) / k
-    print(pd.DataFrame([{
-        "samples": _COHORT.n_obs, "genes": _COHORT.n_vars, "permutations": k,
-        "workers": args.workers, "wall_s": round(wall, 1),
-        "cpu_s_per_refit": round(cpu_per_refit, 2),
-        # what an idle machine with one core per worker would take
-        "idle_wall_s_estimate": round(cpu_per_refit * k / args.workers, 1),
-        "block_wall_s": " ".join(f"{w:.0f}" for w, _ in seconds),
-    }]).to_string(index=False))
+    print(
+        pd.DataFrame(
+            [
+                {
+                    "samples": _COHORT.n_obs,
+                    "genes": _COHORT.n_vars,
+                    "permutations": k,
+                    "workers": args.workers,
+                    "wall_s": round(wall, 1),
+                    "cpu_s_per_refit": round(cpu_per_refit, 2),
+                    # what an idle machine with one core per worker would take
+                    "idle_wall_s_estimate": round(cpu_per_refit * k / args.workers, 1),
+                    "block_wall_s": " ".join(f"{w:.0f}" for w, _ in seconds),
+                }
+            ]
+        ).to_string(index=False)
+    )
 
 
 # ---------------------------------------------------------------- null calibration
+
 
 def null_cohort(seed: int, source: str) -> ad.AnnData:
     if source == "simulator":
@@ -116,15 +139,19 @@ def one_seed(task) -> dict:
     with threadpool_limits(limits=1, user_api="blas"):
         table = run_deseq2(adata, DESIGN, CONTRAST, SETTINGS, 1)
     labels = cal.permute_labels(adata.obs, "group", STRATA, permutations, seed)
-    null = cal.gather_blocks([cal.fit_block(adata, labels, DESIGN, CONTRAST, SETTINGS, 1)], seed,
-                             STRATA, False)
+    null = cal.gather_blocks(
+        [cal.fit_block(adata, labels, DESIGN, CONTRAST, SETTINGS, 1)], seed, STRATA, False
+    )
     calibrated, _, summary = cal.calibrate(table, null, SETTINGS["alpha"], SETTINGS["lfc_thresholds"])
     values = summary.set_index("statistic")["value"]
-    return {"seed": seed, "padj_calls": int((table["padj"] < 0.05).sum()),
-            "qvalue_perm_calls": int((calibrated["qvalue_perm"] < 0.05).sum()),
-            "pvalue_observed_degs": float(values["pvalue_observed_degs"]),
-            "observed_lambda": round(float(values["observed_lambda"]), 3),
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {
+        "seed": seed,
+        "padj_calls": int((table["padj"] < 0.05).sum()),
+        "qvalue_perm_calls": int((calibrated["qvalue_perm"] < 0.05).sum()),
+        "pvalue_observed_degs": float(values["pvalue_observed_degs"]),
+        "observed_lambda": round(float(values["observed_lambda"]), 3),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def null_calibration(args) -> None:
@@ -141,18 +168,28 @@ def null_calibration(args) -> None:
         table.to_csv(args.out, sep="\t", index=False)
     print(table.to_string(index=False))
     n = len(table)
-    print(f"\n{n} null cohorts ({args.source}), K = {args.permutations}, {time.perf_counter() - start:.0f} s:")
-    print(f"  padj < 0.05 calls any gene:        {int((table['padj_calls'] > 0).sum())} of {n} "
-          f"({(table['padj_calls'] > 0).mean():.1%})")
-    print(f"  qvalue_perm < 0.05 calls any gene: {int((table['qvalue_perm_calls'] > 0).sum())} of {n} "
-          f"({(table['qvalue_perm_calls'] > 0).mean():.1%})")
-    print(f"  observed DEG count beyond the null (permutation p <= 0.05): "
-          f"{int((table['pvalue_observed_degs'] <= 0.05).sum())} of {n}")
+    print(
+        f"\n{n} null cohorts ({args.source}), K = {args.permutations}, {time.perf_counter() - start:.0f} s:"
+    )
+    print(
+        f"  padj < 0.05 calls any gene:        {int((table['padj_calls'] > 0).sum())} of {n} "
+        f"({(table['padj_calls'] > 0).mean():.1%})"
+    )
+    print(
+        f"  qvalue_perm < 0.05 calls any gene: {int((table['qvalue_perm_calls'] > 0).sum())} of {n} "
+        f"({(table['qvalue_perm_calls'] > 0).mean():.1%})"
+    )
+    print(
+        f"  observed DEG count beyond the null (permutation p <= 0.05): "
+        f"{int((table['pvalue_observed_degs'] <= 0.05).sum())} of {n}"
+    )
     print(f"  median lambda: {table['observed_lambda'].median():.3f}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     speed_args = commands.add_parser("speed")
     speed_args.add_argument("--samples", type=int, default=300)

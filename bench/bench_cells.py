@@ -46,8 +46,9 @@ def cohort_vst(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     keep = expressed_genes(values, group_size)
     import anndata as ad
 
-    adata = ad.AnnData(X=values[:, keep], obs=pd.DataFrame(index=counts.columns.astype(str)),
-                       var=var.iloc[keep])
+    adata = ad.AnnData(
+        X=values[:, keep], obs=pd.DataFrame(index=counts.columns.astype(str)), var=var.iloc[keep]
+    )
     vst = variance_stabilise(adata, {"fit_type": "parametric", "vst_nsub": 1000}, n_cpus=1)
     return expression_by_symbol(vst, adata.obs_names, adata.var["gene_symbol"].fillna("")), truth
 
@@ -57,24 +58,36 @@ def accuracy(expr: pd.DataFrame, truth: pd.DataFrame, method: str, seed: int = 2
     start = time.perf_counter()
     scores = cell_scores(expr, table, method, seed)
     seconds = time.perf_counter() - start
-    rho = {t: stats.spearmanr(scores[t], truth.loc[scores.index, t])[0]
-           for t in scores.columns if t in truth.columns and scores[t].notna().any()}
+    rho = {
+        t: stats.spearmanr(scores[t], truth.loc[scores.index, t])[0]
+        for t in scores.columns
+        if t in truth.columns and scores[t].notna().any()
+    }
     major = [rho[t] for t in MAJOR_TYPES if t in rho]
-    return {"method": method, **{t: round(r, 3) for t, r in rho.items()},
-            "median_major": round(float(np.median(major)), 3), "min_major": round(float(np.min(major)), 3),
-            "median_all": round(float(np.median(list(rho.values()))), 3), "seconds": round(seconds, 2)}
+    return {
+        "method": method,
+        **{t: round(r, 3) for t, r in rho.items()},
+        "median_major": round(float(np.median(major)), 3),
+        "min_major": round(float(np.min(major)), 3),
+        "median_all": round(float(np.median(list(rho.values()))), 3),
+        "seconds": round(seconds, 2),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("cohorts", nargs="+", type=Path)
     args = parser.parse_args()
     pd.set_option("display.width", 250)
     for directory in args.cohorts:
         expr, truth = cohort_vst(directory)
         rows = pd.DataFrame([accuracy(expr, truth, method) for method in SCORE_METHODS])
-        print(f"{directory} ({len(expr)} samples, {expr.shape[1]} genes after the filter): Spearman "
-              "correlation of score and planted proportion")
+        print(
+            f"{directory} ({len(expr)} samples, {expr.shape[1]} genes after the filter): Spearman "
+            "correlation of score and planted proportion"
+        )
         print(rows.set_index("method").T.to_string())
         print()
 

@@ -55,8 +55,9 @@ cat(elapsed, "\\n", file = args[4])
 """
 
 
-def fit_in_this_process(backend: str, n_samples: int, n_genes: int, seed: int, threads: int,
-                        out: Path, lfc_shrink: bool = False) -> None:
+def fit_in_this_process(
+    backend: str, n_samples: int, n_genes: int, seed: int, threads: int, out: Path, lfc_shrink: bool = False
+) -> None:
     """Child process: fit one backend (then shrink the fold changes, if asked, as the deseq2 rule
     does with deseq2.lfc_shrink), save results and {seconds, shrink_seconds, peak_mib}."""
     from de_model import MODEL_CLASSES, make_inference
@@ -69,8 +70,9 @@ def fit_in_this_process(backend: str, n_samples: int, n_genes: int, seed: int, t
     warnings.simplefilter("ignore")
     cpu_start = cpu_seconds()
     start = time.perf_counter()
-    dds = dataset_class(counts=counts, metadata=metadata, design=DESIGNS["full"],
-                        inference=inference, quiet=True)
+    dds = dataset_class(
+        counts=counts, metadata=metadata, design=DESIGNS["full"], inference=inference, quiet=True
+    )
     dds.deseq2()
     stats = stats_class(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference, quiet=True)
     stats.summary()
@@ -83,12 +85,21 @@ def fit_in_this_process(backend: str, n_samples: int, n_genes: int, seed: int, t
     seconds = time.perf_counter() - start
     cpu = cpu_seconds() - cpu_start
     # children's maxrss covers joblib workers of the default backend
-    peak_kib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    out.with_suffix(".json").write_text(json.dumps({
-        "seconds": seconds, "cpu_seconds": cpu, "inference_seconds": in_inference["seconds"],
-        "shrink_seconds": shrink_seconds,
-        "peak_mib": peak_kib / 1024}))
+    peak_kib = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "inference_seconds": in_inference["seconds"],
+                "shrink_seconds": shrink_seconds,
+                "peak_mib": peak_kib / 1024,
+            }
+        )
+    )
 
 
 def time_inference_calls(inference) -> dict:
@@ -106,6 +117,7 @@ def time_inference_calls(inference) -> dict:
                 return method(*args, **kwargs)
             finally:
                 spent["seconds"] += time.perf_counter() - start
+
         return call
 
     for name in Inference.__abstractmethods__:
@@ -126,10 +138,26 @@ def cpu_seconds() -> float:
 
 def run_child(backend: str, n_samples: int, args, workdir: Path) -> tuple[dict, pd.DataFrame]:
     out = workdir / f"{backend}_{n_samples}"
-    subprocess.run([sys.executable, __file__, "--child", backend, "--sizes", str(n_samples),
-                    "--genes", str(args.genes), "--seed", str(args.seed),
-                    "--threads", str(args.threads), "--out", str(out)]
-                   + (["--lfc-shrink"] if args.lfc_shrink else []), check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            backend,
+            "--sizes",
+            str(n_samples),
+            "--genes",
+            str(args.genes),
+            "--seed",
+            str(args.seed),
+            "--threads",
+            str(args.threads),
+            "--out",
+            str(out),
+        ]
+        + (["--lfc-shrink"] if args.lfc_shrink else []),
+        check=True,
+    )
     return json.loads(out.with_suffix(".json").read_text()), pd.read_parquet(out.with_suffix(".parquet"))
 
 
@@ -140,8 +168,7 @@ def r_deseq2_available() -> bool:
 
 
 def run_r(n_samples: int, args, workdir: Path) -> tuple[float, pd.Series]:
-    counts, metadata = simulate_nb_cohort(n_samples, args.genes, seed=args.seed,
-                                          n_outliers=args.genes // 200)
+    counts, metadata = simulate_nb_cohort(n_samples, args.genes, seed=args.seed, n_outliers=args.genes // 200)
     paths = [workdir / name for name in ("counts.tsv", "meta.tsv", "res.tsv", "time.txt", "de.R")]
     counts.to_csv(paths[0], sep="\t")
     metadata.to_csv(paths[1], sep="\t")
@@ -154,9 +181,11 @@ def run_r(n_samples: int, args, workdir: Path) -> tuple[float, pd.Series]:
 def concordance(new: pd.DataFrame, reference: pd.DataFrame) -> dict:
     """Largest relative differences and DE calls that differ (padj < ALPHA)."""
     tested = reference["pvalue"].notna() & new["pvalue"].notna()
+
     def max_rel(column):
         a, b = new.loc[tested, column], reference.loc[tested, column]
         return float(((a - b).abs() / b.abs().clip(lower=1e-12)).max())
+
     return {
         "lfc_max_rel": max_rel("log2FoldChange"),
         "pvalue_max_rel": max_rel("pvalue"),
@@ -173,8 +202,10 @@ def summarise_runs(runs: list[tuple[dict, pd.DataFrame]]) -> tuple[dict, float, 
     """Medians of the timings (seconds, cpu_seconds, inference_seconds) of repeated fits of
     one backend, their largest peak MiB, and the first fit's results (fits are deterministic)."""
     timings = [timing for timing, _ in runs]
-    medians = {key: float(np.median([t[key] for t in timings]))
-               for key in ("seconds", "cpu_seconds", "inference_seconds", "shrink_seconds")}
+    medians = {
+        key: float(np.median([t[key] for t in timings]))
+        for key in ("seconds", "cpu_seconds", "inference_seconds", "shrink_seconds")
+    }
     return medians, max(t["peak_mib"] for t in timings), runs[0][1]
 
 
@@ -184,19 +215,31 @@ def main(argv=None) -> None:
     parser.add_argument("--genes", type=int, default=20000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--skip-default-above", type=int, default=10**9,
-                        help="do not run DefaultInference for cohorts larger than this")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="fit each Python backend this many times, alternately; report medians")
-    parser.add_argument("--lfc-shrink", action="store_true",
-                        help="shrink the fold changes after the test (deseq2.lfc_shrink); its time is "
-                             "part of the total and shown alone as *_shrink_s")
+    parser.add_argument(
+        "--skip-default-above",
+        type=int,
+        default=10**9,
+        help="do not run DefaultInference for cohorts larger than this",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="fit each Python backend this many times, alternately; report medians",
+    )
+    parser.add_argument(
+        "--lfc-shrink",
+        action="store_true",
+        help="shrink the fold changes after the test (deseq2.lfc_shrink); its time is "
+        "part of the total and shown alone as *_shrink_s",
+    )
     parser.add_argument("--child", choices=["default", "batched"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        fit_in_this_process(args.child, args.sizes[0], args.genes, args.seed, args.threads, args.out,
-                            args.lfc_shrink)
+        fit_in_this_process(
+            args.child, args.sizes[0], args.genes, args.seed, args.threads, args.out, args.lfc_shrink
+        )
         return
 
     with_r = r_deseq2_available()
@@ -212,20 +255,30 @@ def main(argv=None) -> None:
                 for backend in backends:
                     runs[backend].append(run_child(backend, n_samples, args, workdir))
             new, new_mib, new_res = summarise_runs(runs["batched"])
-            row.update(batched_s=new["seconds"], batched_cpu_s=new["cpu_seconds"],
-                       batched_inference_s=new["inference_seconds"], batched_shrink_s=new["shrink_seconds"],
-                       batched_mib=new_mib)
+            row.update(
+                batched_s=new["seconds"],
+                batched_cpu_s=new["cpu_seconds"],
+                batched_inference_s=new["inference_seconds"],
+                batched_shrink_s=new["shrink_seconds"],
+                batched_mib=new_mib,
+            )
             if "default" in runs:
                 old, old_mib, old_res = summarise_runs(runs["default"])
-                row.update(default_s=old["seconds"], default_cpu_s=old["cpu_seconds"],
-                           default_inference_s=old["inference_seconds"],
-                           default_shrink_s=old["shrink_seconds"], default_mib=old_mib,
-                           speedup=old["seconds"] / new["seconds"],
-                           cpu_ratio=old["cpu_seconds"] / new["cpu_seconds"],
-                           **concordance(new_res, old_res))
+                row.update(
+                    default_s=old["seconds"],
+                    default_cpu_s=old["cpu_seconds"],
+                    default_inference_s=old["inference_seconds"],
+                    default_shrink_s=old["shrink_seconds"],
+                    default_mib=old_mib,
+                    speedup=old["seconds"] / new["seconds"],
+                    cpu_ratio=old["cpu_seconds"] / new["cpu_seconds"],
+                    **concordance(new_res, old_res),
+                )
                 if args.repeats > 1:
-                    paired = [default["seconds"] / batched["seconds"]
-                              for (batched, _), (default, _) in zip(runs["batched"], runs["default"])]
+                    paired = [
+                        default["seconds"] / batched["seconds"]
+                        for (batched, _), (default, _) in zip(runs["batched"], runs["default"])
+                    ]
                     row.update(speedup_min=min(paired), speedup_max=max(paired))
             if with_r:
                 r_seconds, r_padj = run_r(n_samples, args, workdir)

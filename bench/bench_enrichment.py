@@ -50,6 +50,7 @@ fdr_perm < 0.05. Untimed, in this process.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -77,8 +78,9 @@ def make_rankings(n_genes: int, seed: int) -> tuple[pd.Series, pd.Series, list[s
     rng = np.random.default_rng(seed)
     sets = read_gmt(GMT)
     go_genes = sorted({g for _, genes in sets.values() for g in genes})
-    annotation = pd.read_csv(ROOT / "resources/annotation/genes.tsv.gz", sep="\t", dtype=str,
-                             keep_default_na=False)
+    annotation = pd.read_csv(
+        ROOT / "resources/annotation/genes.tsv.gz", sep="\t", dtype=str, keep_default_na=False
+    )
     others = sorted(set(annotation["gene_symbol"]) - set(go_genes) - {""})
     genes = list(rng.choice(go_genes, size=min(len(go_genes), int(n_genes * 0.85)), replace=False))
     genes += list(rng.choice(others, size=n_genes - len(genes), replace=False))
@@ -105,34 +107,77 @@ def gene_sets() -> dict[str, list[str]]:
 def run_gseapy(ranking: pd.Series, sets, method: str) -> pd.DataFrame:
     import gseapy
 
-    res = gseapy.prerank(rnk=ranking, gene_sets=sets, min_size=MIN_SIZE, max_size=MAX_SIZE,
-                         permutation_num=PERMUTATIONS, threads=CORES, seed=SEED, no_plot=True,
-                         outdir=None, method=method).res2d
-    return pd.DataFrame({"term": res["Term"], "ES": res["ES"].astype(float), "NES": res["NES"].astype(float),
-                         "pvalue": res["NOM p-val"].astype(float)})
+    res = gseapy.prerank(
+        rnk=ranking,
+        gene_sets=sets,
+        min_size=MIN_SIZE,
+        max_size=MAX_SIZE,
+        permutation_num=PERMUTATIONS,
+        threads=CORES,
+        seed=SEED,
+        no_plot=True,
+        outdir=None,
+        method=method,
+    ).res2d
+    return pd.DataFrame(
+        {
+            "term": res["Term"],
+            "ES": res["ES"].astype(float),
+            "NES": res["NES"].astype(float),
+            "pvalue": res["NOM p-val"].astype(float),
+        }
+    )
 
 
 def run_blitz(ranking: pd.Series, sets) -> pd.DataFrame:
     import blitzgsea
 
     signature = pd.DataFrame({"gene": ranking.index, "value": ranking.to_numpy()})
-    res = blitzgsea.gsea(signature, sets, permutations=PERMUTATIONS, processes=CORES, seed=SEED,
-                         center=False, min_size=MIN_SIZE, max_size=MAX_SIZE)
-    return pd.DataFrame({"term": res.index, "ES": res["es"].astype(float), "NES": res["nes"].astype(float),
-                         "pvalue": res["pval"].astype(float)})
+    res = blitzgsea.gsea(
+        signature,
+        sets,
+        permutations=PERMUTATIONS,
+        processes=CORES,
+        seed=SEED,
+        center=False,
+        min_size=MIN_SIZE,
+        max_size=MAX_SIZE,
+    )
+    return pd.DataFrame(
+        {
+            "term": res.index,
+            "ES": res["es"].astype(float),
+            "NES": res["nes"].astype(float),
+            "pvalue": res["pval"].astype(float),
+        }
+    )
 
 
 def run_decoupler(ranking: pd.Series, sets) -> pd.DataFrame:
     import decoupler
 
     universe = set(ranking.index)
-    net = pd.DataFrame([(t, g) for t, genes in sets.items()
-                        if MIN_SIZE <= len(universe.intersection(genes)) <= MAX_SIZE
-                        for g in genes if g in universe], columns=["source", "target"])
-    scores, pvals = decoupler.mt.gsea(ranking.to_frame("contrast").T, net, tmin=MIN_SIZE,
-                                      times=PERMUTATIONS, seed=SEED)
-    return pd.DataFrame({"term": scores.columns, "ES": np.nan, "NES": scores.iloc[0].to_numpy(float),
-                         "pvalue": pvals.iloc[0].to_numpy(float)})
+    net = pd.DataFrame(
+        [
+            (t, g)
+            for t, genes in sets.items()
+            if MIN_SIZE <= len(universe.intersection(genes)) <= MAX_SIZE
+            for g in genes
+            if g in universe
+        ],
+        columns=["source", "target"],
+    )
+    scores, pvals = decoupler.mt.gsea(
+        ranking.to_frame("contrast").T, net, tmin=MIN_SIZE, times=PERMUTATIONS, seed=SEED
+    )
+    return pd.DataFrame(
+        {
+            "term": scores.columns,
+            "ES": np.nan,
+            "NES": scores.iloc[0].to_numpy(float),
+            "pvalue": pvals.iloc[0].to_numpy(float),
+        }
+    )
 
 
 def run_pipeline(ranking: pd.Series, sets) -> pd.DataFrame:
@@ -166,10 +211,20 @@ def run_label_permutations(ranking: pd.Series, sets, k: int) -> pd.DataFrame:
     start, cpu_start = time.perf_counter(), time.process_time()
     perm.ora_permutation(observed, restricted, genes, null_de)
     ora_s, ora_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
-    return pd.DataFrame([{"permutations": k, "sets": len(restricted), "genes": len(genes),
-                          "score_s": round(score_s, 2), "score_cpu_s": round(score_cpu_s, 2),
-                          "ora_s": round(ora_s, 2), "ora_cpu_s": round(ora_cpu_s, 2),
-                          "fdr_perm_below_0.05": int((gsea["fdr_perm"] < 0.05).sum())}])
+    return pd.DataFrame(
+        [
+            {
+                "permutations": k,
+                "sets": len(restricted),
+                "genes": len(genes),
+                "score_s": round(score_s, 2),
+                "score_cpu_s": round(score_cpu_s, 2),
+                "ora_s": round(ora_s, 2),
+                "ora_cpu_s": round(ora_cpu_s, 2),
+                "fdr_perm_below_0.05": int((gsea["fdr_perm"] < 0.05).sum()),
+            }
+        ]
+    )
 
 
 def ora_calls(genes, sets, stats: np.ndarray, k: int) -> tuple[bool, bool, bool]:
@@ -181,12 +236,16 @@ def ora_calls(genes, sets, stats: np.ndarray, k: int) -> tuple[bool, bool, bool]
     from enrichment import bh, ora_collection
     from genesets import restrict_to_universe
 
-    padj = np.column_stack([bh(2 * t_dist.sf(np.abs(column), 38)) for column in stats[:, :k + 1].T])
-    collection = restrict_to_universe("modules", {t: ("", g) for t, g in sets.items()}, genes, MIN_SIZE, MAX_SIZE)
+    padj = np.column_stack([bh(2 * t_dist.sf(np.abs(column), 38)) for column in stats[:, : k + 1].T])
+    collection = restrict_to_universe(
+        "modules", {t: ("", g) for t, g in sets.items()}, genes, MIN_SIZE, MAX_SIZE
+    )
     de = hyper = permuted = False
-    lists = {direction: [genes[i] for i in np.flatnonzero((padj[:, 0] < 0.05) & (np.sign(stats[:, 0]) == sign))]
-             for direction, sign in (("up", 1), ("down", -1))}
-    null_de = perm.null_top_lists(stats[:, 1:k + 1], len(lists["up"]), len(lists["down"]))
+    lists = {
+        direction: [genes[i] for i in np.flatnonzero((padj[:, 0] < 0.05) & (np.sign(stats[:, 0]) == sign))]
+        for direction, sign in (("up", 1), ("down", -1))
+    }
+    null_de = perm.null_top_lists(stats[:, 1 : k + 1], len(lists["up"]), len(lists["down"]))
     for direction, listed in lists.items():
         if listed:
             res = ora_collection(collection, genes, listed, direction, null_de[direction])
@@ -211,19 +270,35 @@ def null_cohort_calls(ks: list[int], n_cohorts: int, loading: float) -> pd.DataF
         ranking = pd.Series(stats[:, 0], index=genes)
         fgsea = run_gsea(ranking, sets, PERMUTATIONS, SEED, CORES)
         for k in ks:
-            res = perm.phenotype_permutation_gsea(ranking, stats[:, 1:k + 1], sets)
+            res = perm.phenotype_permutation_gsea(ranking, stats[:, 1 : k + 1], sets)
             de, hyper, permuted = ora_calls(genes, sets, stats, k)
-            rows.append({"K": k, "seed": seed, "fdr_perm_calls": int((res["fdr_perm"] < 0.05).sum()),
-                         "share_p_perm_below_0.05": float((res["pvalue_perm"] < 0.05).mean()),
-                         "gene_perm_calls": int((bh(fgsea["pvalue"].to_numpy()) < 0.05).sum()),
-                         "de": de, "ora_hyper": hyper, "ora_perm": permuted})
+            rows.append(
+                {
+                    "K": k,
+                    "seed": seed,
+                    "fdr_perm_calls": int((res["fdr_perm"] < 0.05).sum()),
+                    "share_p_perm_below_0.05": float((res["pvalue_perm"] < 0.05).mean()),
+                    "gene_perm_calls": int((bh(fgsea["pvalue"].to_numpy()) < 0.05).sum()),
+                    "de": de,
+                    "ora_hyper": hyper,
+                    "ora_perm": permuted,
+                }
+            )
     per_cohort = pd.DataFrame(rows)
-    return per_cohort.groupby("K").agg(
-        cohorts=("seed", "size"), with_fdr_perm_call=("fdr_perm_calls", lambda c: int((c > 0).sum())),
-        mean_share_p_perm_below_5pct=("share_p_perm_below_0.05", "mean"),
-        with_gene_perm_call=("gene_perm_calls", lambda c: int((c > 0).sum())),
-        median_gene_perm_calls=("gene_perm_calls", "median"), with_de_gene=("de", "sum"),
-        with_ora_padj_call=("ora_hyper", "sum"), with_ora_fdr_perm_call=("ora_perm", "sum")).reset_index()
+    return (
+        per_cohort.groupby("K")
+        .agg(
+            cohorts=("seed", "size"),
+            with_fdr_perm_call=("fdr_perm_calls", lambda c: int((c > 0).sum())),
+            mean_share_p_perm_below_5pct=("share_p_perm_below_0.05", "mean"),
+            with_gene_perm_call=("gene_perm_calls", lambda c: int((c > 0).sum())),
+            median_gene_perm_calls=("gene_perm_calls", "median"),
+            with_de_gene=("de", "sum"),
+            with_ora_padj_call=("ora_hyper", "sum"),
+            with_ora_fdr_perm_call=("ora_perm", "sum"),
+        )
+        .reset_index()
+    )
 
 
 def worker(method: str, ranking_path: str, out_path: str) -> None:
@@ -231,7 +306,9 @@ def worker(method: str, ranking_path: str, out_path: str) -> None:
     ranking = pd.read_csv(ranking_path, sep="\t", index_col=0)["stat"]
     sets = gene_sets()
     if method.startswith("label_permutations_"):
-        res = run_label_permutations(ranking.sort_values(ascending=False), sets, int(method.rsplit("_", 1)[1]))
+        res = run_label_permutations(
+            ranking.sort_values(ascending=False), sets, int(method.rsplit("_", 1)[1])
+        )
     elif method == "pipeline":
         res = run_pipeline(ranking, sets)
     elif method.startswith("gseapy"):
@@ -254,10 +331,8 @@ def tree_rss(pid: int) -> int:
         return 0
     total = 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -286,8 +361,12 @@ def measure(method: str, ranking_path: Path, out_path: Path, timeout: float) -> 
         proc.communicate()
         stop.set()
         sampler.join()
-        return {"method": method, "wall_s": f">{timeout:.0f} (stopped)", "cpu_s": None,
-                "peak_mem_mb": round(peak / 2**20)}
+        return {
+            "method": method,
+            "wall_s": f">{timeout:.0f} (stopped)",
+            "cpu_s": None,
+            "peak_mem_mb": round(peak / 2**20),
+        }
     wall = time.perf_counter() - start
     stop.set()
     sampler.join()
@@ -295,8 +374,12 @@ def measure(method: str, ranking_path: Path, out_path: Path, timeout: float) -> 
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{err[-3000:]}")
-    return {"method": method, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-            "peak_mem_mb": round(peak / 2**20)}
+    return {
+        "method": method,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "peak_mem_mb": round(peak / 2**20),
+    }
 
 
 def accuracy(null_res: pd.DataFrame, planted_res: pd.DataFrame, planted_terms: list[str]) -> dict:
@@ -320,16 +403,20 @@ def agreement(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     names = list(results)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             merged = results[a].merge(results[b], on="term", suffixes=("_a", "_b"))
             lp_a = -np.log10(merged["pvalue_a"].clip(lower=1e-300))
             lp_b = -np.log10(merged["pvalue_b"].clip(lower=1e-300))
-            rows.append({
-                "a": a, "b": b, "n_terms": len(merged),
-                "spearman_NES": round(merged["NES_a"].corr(merged["NES_b"], method="spearman"), 4),
-                "spearman_log10p": round(lp_a.corr(lp_b, method="spearman"), 4),
-                "max_abs_ES_diff": round(float((merged["ES_a"] - merged["ES_b"]).abs().max()), 6),
-            })
+            rows.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "n_terms": len(merged),
+                    "spearman_NES": round(merged["NES_a"].corr(merged["NES_b"], method="spearman"), 4),
+                    "spearman_log10p": round(lp_a.corr(lp_b, method="spearman"), 4),
+                    "max_abs_ES_diff": round(float((merged["ES_a"] - merged["ES_b"]).abs().max()), 6),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -341,18 +428,30 @@ def seed_stability(ranking: pd.Series, seeds: list[int]) -> pd.DataFrame:
     universe = set(ranking.index)
     sets = {t: [g for g in genes if g in universe] for t, genes in gene_sets().items()}
     sets = {t: g for t, g in sets.items() if MIN_SIZE <= len(g) <= MAX_SIZE}
-    runs = {seed: run_gsea(ranking, sets, PERMUTATIONS, seed, CORES).set_index("term")
-            for seed in seeds}
+    runs = {seed: run_gsea(ranking, sets, PERMUTATIONS, seed, CORES).set_index("term") for seed in seeds}
     pvalues = pd.DataFrame({seed: run["pvalue"] for seed, run in runs.items()})
-    called = pd.DataFrame({seed: bh(pvalues[seed].to_numpy()) < 0.05 for seed in seeds},
-                          index=pvalues.index)
-    print(json.dumps({"sets_called_per_seed": called.sum().tolist(),
-                      "called_with_some_seeds_only": int((called.any(axis=1) & ~called.all(axis=1)).sum())}))
+    called = pd.DataFrame({seed: bh(pvalues[seed].to_numpy()) < 0.05 for seed in seeds}, index=pvalues.index)
+    print(
+        json.dumps(
+            {
+                "sets_called_per_seed": called.sum().tolist(),
+                "called_with_some_seeds_only": int((called.any(axis=1) & ~called.all(axis=1)).sum()),
+            }
+        )
+    )
     log2err = pd.DataFrame({seed: run["log2err"] for seed, run in runs.items()}).mean(axis=1)
     bands = pd.cut(pvalues.median(axis=1), [0, 1e-6, 1e-3, 0.02, 1], right=False)
-    return pd.DataFrame({"sets": bands.value_counts(sort=False),
-                         "sd_log2p_over_seeds": np.log2(pvalues).std(axis=1).groupby(bands, observed=False).mean().round(3),
-                         "mean_log2err": log2err.groupby(bands, observed=False).mean().round(3)})
+    return pd.DataFrame(
+        {
+            "sets": bands.value_counts(sort=False),
+            "sd_log2p_over_seeds": np.log2(pvalues)
+            .std(axis=1)
+            .groupby(bands, observed=False)
+            .mean()
+            .round(3),
+            "mean_log2err": log2err.groupby(bands, observed=False).mean().round(3),
+        }
+    )
 
 
 def main() -> None:
@@ -362,12 +461,21 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "enrichment"))
     ap.add_argument("--timeout", type=float, default=600, help="seconds per method and ranking")
     ap.add_argument("--seeds", type=int, nargs="+", help="seed stability of the pipeline's GSEA instead")
-    ap.add_argument("--null-cohorts", type=int, nargs="+", metavar="K",
-                    help="calibration of fdr_perm on synthetic co-expressed null cohorts instead")
+    ap.add_argument(
+        "--null-cohorts",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="calibration of fdr_perm on synthetic co-expressed null cohorts instead",
+    )
     ap.add_argument("--cohorts", type=int, default=30, help="with --null-cohorts: how many")
     ap.add_argument("--loading", type=float, default=0.8, help="with --null-cohorts: module factor loading")
-    ap.add_argument("--label-permutations", type=int, metavar="K",
-                    help="time the phenotype-permutation columns for K permuted rankings instead")
+    ap.add_argument(
+        "--label-permutations",
+        type=int,
+        metavar="K",
+        help="time the phenotype-permutation columns for K permuted rankings instead",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -383,7 +491,9 @@ def main() -> None:
     if args.label_permutations:
         method = f"label_permutations_{args.label_permutations}"
         m = measure(method, out / "ranking_planted.tsv", out / f"{method}.tsv", args.timeout)
-        print(json.dumps({**m, **pd.read_csv(out / f"{method}.tsv", sep="\t").iloc[0].to_dict()}, default=str))
+        print(
+            json.dumps({**m, **pd.read_csv(out / f"{method}.tsv", sep="\t").iloc[0].to_dict()}, default=str)
+        )
         return
 
     timings, results = [], {}

@@ -59,8 +59,12 @@ def schema_defaults() -> dict:
 def simulated_cohort(n_samples: int, n_genes: int, seed: int, null: bool, settings: dict) -> ad.AnnData:
     """A filtered cohort as results/filter/cohort.h5ad holds it."""
     annotation = pd.read_csv(ROOT / "resources/annotation/genes.tsv.gz", sep="\t", dtype=str)
-    gene_sets = load_gene_sets({"GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
-                                "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt"})
+    gene_sets = load_gene_sets(
+        {
+            "GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
+            "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt",
+        }
+    )
     size = dict(n_samples=n_samples, n_genes=n_genes, seed=seed, hazards=False)
     params = SimulationParameters.null_cohort(**size) if null else SimulationParameters(**size)
     cohort = simulate_cohort(annotation, gene_sets, params)
@@ -97,8 +101,14 @@ def run_rule(adata: ad.AnnData, settings: dict, threads: int, outdir: Path) -> d
     smk = SimpleNamespace(
         input=SimpleNamespace(h5ad=str(h5ad)),
         output={name: str(outdir / f"{name}{suffix.get(name, '.tsv')}") for name in names},
-        params=SimpleNamespace(predict=settings["predict"], contrast=CONTRAST, filter=settings["filter"],
-                               deseq2=settings["deseq2"], design="~ site + sex + age + group", seed=20250601),
+        params=SimpleNamespace(
+            predict=settings["predict"],
+            contrast=CONTRAST,
+            filter=settings["filter"],
+            deseq2=settings["deseq2"],
+            design="~ site + sex + age + group",
+            seed=20250601,
+        ),
         threads=threads,
     )
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -106,14 +116,22 @@ def run_rule(adata: ad.AnnData, settings: dict, threads: int, outdir: Path) -> d
     seconds, main_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     worker_mb, worker_cpu = workers()
     from joblib.externals.loky import get_reusable_executor
+
     get_reusable_executor().shutdown(wait=True)
     comparison = pd.read_csv(smk.output["comparison"], sep="\t")
-    return {"seconds": seconds, "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "worker_mb": worker_mb, "cpu_s": main_cpu + worker_cpu, "comparison": comparison}
+    return {
+        "seconds": seconds,
+        "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "worker_mb": worker_mb,
+        "cpu_s": main_cpu + worker_cpu,
+        "comparison": comparison,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--genes", type=int, default=20000)
     parser.add_argument("--threads", type=int, default=2)
@@ -134,17 +152,28 @@ def main() -> None:
         comparison = result["comparison"]
         best = comparison[comparison["best"]].iloc[0]
         combined = comparison[(comparison["feature_set"] == "combined") & (comparison["learner"] == "l2")]
-        rows.append({
-            "seed": seed, "samples": adata.n_obs, "genes": adata.n_vars, "threads": args.threads,
-            "permutations": settings["predict"]["permutations"], "repeats": settings["predict"]["repeats"],
-            "seconds": round(result["seconds"], 1), "cpu_s": round(result["cpu_s"], 1), "main_mb": round(result["main_mb"]),
-            "worker_mb": round(result["worker_mb"]),
-            "best": f"{best['feature_set']}/{best['learner']}",
-            "best_auc": f"{best['auc_mean']:.3f} [{best['auc_low']:.3f}, {best['auc_high']:.3f}]",
-            "permutation_p": best["permutation_p"],
-            "combined_l2_gain": (f"{combined['auc_gain_over_clinical'].iloc[0]:+.3f}"
-                                 f" (p {combined['gain_p'].iloc[0]:.3f})" if len(combined) else ""),
-        })
+        rows.append(
+            {
+                "seed": seed,
+                "samples": adata.n_obs,
+                "genes": adata.n_vars,
+                "threads": args.threads,
+                "permutations": settings["predict"]["permutations"],
+                "repeats": settings["predict"]["repeats"],
+                "seconds": round(result["seconds"], 1),
+                "cpu_s": round(result["cpu_s"], 1),
+                "main_mb": round(result["main_mb"]),
+                "worker_mb": round(result["worker_mb"]),
+                "best": f"{best['feature_set']}/{best['learner']}",
+                "best_auc": f"{best['auc_mean']:.3f} [{best['auc_low']:.3f}, {best['auc_high']:.3f}]",
+                "permutation_p": best["permutation_p"],
+                "combined_l2_gain": (
+                    f"{combined['auc_gain_over_clinical'].iloc[0]:+.3f} (p {combined['gain_p'].iloc[0]:.3f})"
+                    if len(combined)
+                    else ""
+                ),
+            }
+        )
         print(comparison.drop(columns=["n_samples"]).to_string(index=False, float_format="%.3f"), flush=True)
     print(pd.DataFrame(rows).to_string(index=False))
 

@@ -27,20 +27,32 @@ from noise_cv import coverage, null_comparison  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--genes", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--learners", nargs="+", default=["l2"])
     args = parser.parse_args()
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
-    settings = {key: spec["default"] for key, spec in schema["properties"]["predict"]["properties"].items()
-                if "default" in spec}
+    settings = {
+        key: spec["default"]
+        for key, spec in schema["properties"]["predict"]["properties"].items()
+        if "default" in spec
+    }
     settings["learners"] = args.learners
-    tables = pd.concat([null_comparison(args.samples, args.genes, settings, seed).assign(seed=seed)
-                        for seed in range(1, args.seeds + 1)], ignore_index=True)
-    print(f"{args.seeds} noise cohorts of {args.samples} samples x {args.genes} genes; {settings['repeats']} x "
-          f"{settings['outer_folds']}-fold nested CV, {settings['n_genes']} genes selected per fold")
+    tables = pd.concat(
+        [
+            null_comparison(args.samples, args.genes, settings, seed).assign(seed=seed)
+            for seed in range(1, args.seeds + 1)
+        ],
+        ignore_index=True,
+    )
+    print(
+        f"{args.seeds} noise cohorts of {args.samples} samples x {args.genes} genes; {settings['repeats']} x "
+        f"{settings['outer_folds']}-fold nested CV, {settings['n_genes']} genes selected per fold"
+    )
     print(coverage(tables).to_string(float_format="%.3f"))
 
 

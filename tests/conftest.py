@@ -25,22 +25,38 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900
-                  ) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """Run `snakemake` with this interpreter in workdir; on failure show its output."""
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir),
-           "--snakefile", str(workdir / "Snakefile"), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "--directory",
+        str(workdir),
+        "--snakefile",
+        str(workdir / "Snakefile"),
+        *args,
+    ]
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        pytest.fail(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+        pytest.fail(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+        )
     return result
 
 
 def result_tables(workdir: Path) -> dict[str, bytes]:
     """Every TSV table under results/ by relative path, except the benchmark files (timings)."""
     results = workdir / "results"
-    return {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("*.tsv"))
-            if p.relative_to(results).parts[0] != "benchmarks"}
+    return {
+        str(p.relative_to(results)): p.read_bytes()
+        for p in sorted(results.rglob("*.tsv"))
+        if p.relative_to(results).parts[0] != "benchmarks"
+    }
 
 
 def small_cohort_config(workdir: Path) -> tuple[str, str]:
@@ -49,8 +65,10 @@ def small_cohort_config(workdir: Path) -> tuple[str, str]:
     cell composition (and with it the cell-adjusted model) and the sex-stratified models off (a
     file, so that it adds to the test's own --config rather than replacing it)."""
     path = workdir / "config" / "small_cohort.yaml"
-    path.write_text("predict:\n  enabled: false\ncells:\n  enabled: false\n"
-                    "sensitivity:\n  female_only: {enabled: false}\n  male_only: {enabled: false}\n")
+    path.write_text(
+        "predict:\n  enabled: false\ncells:\n  enabled: false\n"
+        "sensitivity:\n  female_only: {enabled: false}\n  male_only: {enabled: false}\n"
+    )
     return "--configfile", str(path.relative_to(workdir))
 
 

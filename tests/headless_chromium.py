@@ -8,6 +8,7 @@ command within STARTUP_TIMEOUT seconds raises BrowserError at once, instead of a
 """
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -20,9 +21,18 @@ import time
 from dataclasses import dataclass, field
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-    "--disable-default-apps", "--mute-audio", "--hide-scrollbars", "--window-size=1280,1600",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--window-size=1280,1600",
     "--remote-debugging-pipe",
 ]
 
@@ -62,8 +72,11 @@ class DevToolsPipe:
 
         self.process = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4, to_browser_read, from_browser_write), preexec_fn=wire_fds)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(3, 4, to_browser_read, from_browser_write),
+            preexec_fn=wire_fds,
+        )
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._next_id = 0
@@ -79,8 +92,9 @@ class DevToolsPipe:
             for raw in complete:
                 self._messages.put(json.loads(raw))
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 30) -> dict:
+    def send(
+        self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30
+    ) -> dict:
         self._next_id += 1
         message = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -104,8 +118,9 @@ class DevToolsPipe:
         (checked every half second, so a crashed browser is noticed at once)."""
         while True:
             if self.process.poll() is not None and self._messages.empty():
-                raise BrowserError(f"chromium exited (code {self.process.returncode}) while waiting for "
-                                   f"{waiting_for}")
+                raise BrowserError(
+                    f"chromium exited (code {self.process.returncode}) while waiting for {waiting_for}"
+                )
             left = deadline - time.monotonic()
             if left <= 0:
                 raise BrowserError(f"chromium did not answer {waiting_for} in time")
@@ -134,10 +149,9 @@ class DevToolsPipe:
     def close(self, graceful: bool = True) -> None:
         """Ask the browser to close (graceful), else, or when it does not, kill it."""
         if graceful:
-            try:
+            # BrowserError (a RuntimeError) included: closing a dead browser
+            with contextlib.suppress(RuntimeError, OSError):
                 self.send("Browser.close", timeout=10)
-            except (RuntimeError, OSError):  # BrowserError included: closing a dead browser
-                pass
         try:
             self.process.wait(timeout=10 if graceful else 0.1)
         except subprocess.TimeoutExpired:
@@ -154,16 +168,23 @@ def summarise_events(events: list[dict], load: PageLoad) -> None:
         elif method == "Network.loadingFailed":
             load.failed_requests.append(f"{params.get('errorText')} ({params.get('requestId')})")
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            load.console_errors.append(" ".join(str(a.get("value", a.get("description")))
-                                                for a in params.get("args", [])))
+            load.console_errors.append(
+                " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+            )
         elif method == "Runtime.exceptionThrown":
             load.console_errors.append(params["exceptionDetails"].get("text", "exception"))
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             load.console_errors.append(params["entry"].get("text", ""))
 
 
-def open_page(url: str, evaluate: dict[str, str] | None = None, binary: str | None = None,
-              width: int = 1280, height: int = 1600, startup_timeout: float = STARTUP_TIMEOUT) -> PageLoad:
+def open_page(
+    url: str,
+    evaluate: dict[str, str] | None = None,
+    binary: str | None = None,
+    width: int = 1280,
+    height: int = 1600,
+    startup_timeout: float = STARTUP_TIMEOUT,
+) -> PageLoad:
     """Load url headless in a width x height window (CSS pixels, device scale 1); run each JavaScript
     expression of `evaluate` after load; screenshot."""
     load = PageLoad()
@@ -171,19 +192,25 @@ def open_page(url: str, evaluate: dict[str, str] | None = None, binary: str | No
         browser = DevToolsPipe(binary or chromium_path(), profile)
         answering = True
         try:
-            target = browser.send("Target.createTarget", {"url": "about:blank"},
-                                  timeout=startup_timeout)["targetId"]
-            session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            target = browser.send("Target.createTarget", {"url": "about:blank"}, timeout=startup_timeout)[
+                "targetId"
+            ]
+            session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+                "sessionId"
+            ]
             for domain in ("Runtime", "Log", "Network", "Page"):
                 browser.send(f"{domain}.enable", session=session)
-            browser.send("Emulation.setDeviceMetricsOverride",
-                         {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                         session=session)
+            browser.send(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                session=session,
+            )
             browser.send("Page.navigate", {"url": url}, session=session)
             browser.wait_for_event("Page.loadEventFired", timeout=60)
             for name, expression in (evaluate or {}).items():
-                result = browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True},
-                                      session=session)
+                result = browser.send(
+                    "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session
+                )
                 load.evaluations[name] = result.get("result", {}).get("value")
             browser.drain(0.5)
             shot = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)

@@ -15,9 +15,14 @@ DESIGNS = {
 }
 
 
-def simulate_nb_cohort(n_samples: int, n_genes: int, seed: int = 0, design: str = "full",
-                       de_fraction: float = 0.1, n_outliers: int = 0
-                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def simulate_nb_cohort(
+    n_samples: int,
+    n_genes: int,
+    seed: int = 0,
+    design: str = "full",
+    de_fraction: float = 0.1,
+    n_outliers: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Counts (samples x genes) and metadata for a TRD-vs-responder style cohort.
 
     Means follow log-normal base levels with covariate effects (site, sex,
@@ -28,12 +33,15 @@ def simulate_nb_cohort(n_samples: int, n_genes: int, seed: int = 0, design: str 
     """
     rng = np.random.default_rng(seed)
     terms = DESIGNS[design]
-    metadata = pd.DataFrame({
-        "site": rng.choice(["A", "B", "C"], n_samples),
-        "sex": rng.choice(["F", "M"], n_samples),
-        "age": rng.normal(0.0, 1.0, n_samples),
-        "group": np.where(np.arange(n_samples) % 2 == 0, "responder", "TRD"),
-    }, index=[f"S{i:05d}" for i in range(n_samples)])
+    metadata = pd.DataFrame(
+        {
+            "site": rng.choice(["A", "B", "C"], n_samples),
+            "sex": rng.choice(["F", "M"], n_samples),
+            "age": rng.normal(0.0, 1.0, n_samples),
+            "group": np.where(np.arange(n_samples) % 2 == 0, "responder", "TRD"),
+        },
+        index=[f"S{i:05d}" for i in range(n_samples)],
+    )
     metadata["group"] = pd.Categorical(metadata["group"], categories=["responder", "TRD"])
 
     log_mean = rng.normal(np.log(200), 1.6, n_genes)

@@ -18,9 +18,15 @@ def noise_cohort(n_samples: int, n_genes: int, n_clinical: int, seed: int) -> tu
     """A cohort of balanced labels, and its [genes | clinical] features of pure noise."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n_samples) % 2)
-    cohort = Cohort(sample_ids=np.array([f"S{i:03d}" for i in range(n_samples)]), counts=np.zeros((0, 0)),
-                    gene_ids=np.array([f"g{j}" for j in range(n_genes)]), clinical=np.zeros((n_samples, n_clinical)),
-                    clinical_names=[f"c{j}" for j in range(n_clinical)], labels=labels, sites=None)
+    cohort = Cohort(
+        sample_ids=np.array([f"S{i:03d}" for i in range(n_samples)]),
+        counts=np.zeros((0, 0)),
+        gene_ids=np.array([f"g{j}" for j in range(n_genes)]),
+        clinical=np.zeros((n_samples, n_clinical)),
+        clinical_names=[f"c{j}" for j in range(n_clinical)],
+        labels=labels,
+        sites=None,
+    )
     return cohort, rng.normal(size=(n_samples, n_genes + n_clinical))
 
 
@@ -31,10 +37,12 @@ def null_comparison(n_samples: int, n_genes: int, settings: dict, seed: int) -> 
     models = model_grid(settings)
     rows = []
     with threadpool_limits(limits=1):
-        for repeat, fold, train, test in outer_splits(cohort.labels, settings["outer_folds"], settings["repeats"],
-                                                      seed):
-            results = run_models(values, cohort.gene_ids, 3, cohort.labels[None], train, test, models, settings,
-                                 seed)
+        for repeat, fold, train, test in outer_splits(
+            cohort.labels, settings["outer_folds"], settings["repeats"], seed
+        ):
+            results = run_models(
+                values, cohort.gene_ids, 3, cohort.labels[None], train, test, models, settings, seed
+            )
             rows += prediction_rows(cohort, test, models, results, repeat=repeat, fold=fold)
     return compare_models(pd.DataFrame(rows), cohort, settings, seed)
 
@@ -52,7 +60,14 @@ def coverage(tables: pd.DataFrame) -> pd.DataFrame:
         gain_p_below_05=tables["gain_p"] < 0.05,
     )
     summary = tables.groupby(["feature_set", "learner"], sort=False)[
-        ["corrected_covers", "bootstrap_covers", "corrected_half", "bootstrap_half", "gain_covers",
-         "gain_p_below_05"]].mean()
+        [
+            "corrected_covers",
+            "bootstrap_covers",
+            "corrected_half",
+            "bootstrap_half",
+            "gain_covers",
+            "gain_p_below_05",
+        ]
+    ].mean()
     summary.loc[summary.index.get_level_values(0) == "clinical", ["gain_covers", "gain_p_below_05"]] = np.nan
     return summary

@@ -29,8 +29,7 @@ ALPHA = 0.05
 RTOL = 1e-12
 
 
-def zero_genes(counts: pd.DataFrame, metadata: pd.DataFrame, seed: int
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def zero_genes(counts: pd.DataFrame, metadata: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Three all-zero genes (not fitted) and zeros in one sample of a tenth of the others
     (left out of the size factors' geometric means)."""
     values = counts.to_numpy().copy()
@@ -41,14 +40,16 @@ def zero_genes(counts: pd.DataFrame, metadata: pd.DataFrame, seed: int
     return pd.DataFrame(values, index=counts.index, columns=counts.columns), metadata
 
 
-def small_unbalanced(counts: pd.DataFrame, metadata: pd.DataFrame, seed: int
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def small_unbalanced(
+    counts: pd.DataFrame, metadata: pd.DataFrame, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """3 TRD and 6 responders: both cells below min_replicates (7), so no count can be
     replaced, and cells of 3 and 6 in Cook's trimmed variance (the two smaller trim
     classes)."""
     metadata = metadata.copy()
-    metadata["group"] = pd.Categorical(np.where(np.arange(len(metadata)) < 3, "TRD", "responder"),
-                                       categories=["responder", "TRD"])
+    metadata["group"] = pd.Categorical(
+        np.where(np.arange(len(metadata)) < 3, "TRD", "responder"), categories=["responder", "TRD"]
+    )
     return counts, metadata
 
 
@@ -57,19 +58,22 @@ COHORTS = {
     "four terms": dict(n_samples=60, n_genes=300, design="full", n_outliers=6),
     # factor-only design with >= 7 per cell: outliers replaced and refitted
     "one factor, outliers": dict(n_samples=40, n_genes=300, design="group", n_outliers=12),
-    "genes with zeros": dict(n_samples=40, n_genes=300, design="group", n_outliers=6,
-                             edit=zero_genes),
-    "small, unbalanced": dict(n_samples=9, n_genes=300, design="group", n_outliers=6,
-                              edit=small_unbalanced),
+    "genes with zeros": dict(n_samples=40, n_genes=300, design="group", n_outliers=6, edit=zero_genes),
+    "small, unbalanced": dict(n_samples=9, n_genes=300, design="group", n_outliers=6, edit=small_unbalanced),
     # no planted effect: at most a few calls, so the filtering keeps every gene (cutoff 0)
     "null": dict(n_samples=30, n_genes=300, design="group", n_outliers=0, de_fraction=0.0),
 }
 
 
 def make_cohort(spec: dict, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]:
-    counts, metadata = simulate_nb_cohort(spec["n_samples"], spec["n_genes"], seed=seed,
-                                          design=spec["design"], n_outliers=spec["n_outliers"],
-                                          de_fraction=spec.get("de_fraction", 0.1))
+    counts, metadata = simulate_nb_cohort(
+        spec["n_samples"],
+        spec["n_genes"],
+        seed=seed,
+        design=spec["design"],
+        n_outliers=spec["n_outliers"],
+        de_fraction=spec.get("de_fraction", 0.1),
+    )
     if "edit" in spec:
         counts, metadata = spec["edit"](counts, metadata, seed)
     return counts, metadata
@@ -78,11 +82,11 @@ def make_cohort(spec: dict, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]
 def fit(counts, metadata, design, dataset_class, stats_class_, inference):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dds = dataset_class(counts=counts, metadata=metadata, design=DESIGNS[design],
-                            inference=inference, quiet=True)
+        dds = dataset_class(
+            counts=counts, metadata=metadata, design=DESIGNS[design], inference=inference, quiet=True
+        )
         dds.deseq2()
-        stats = stats_class_(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference,
-                             quiet=True)
+        stats = stats_class_(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference, quiet=True)
         stats.summary()
     return dds, stats.results_df
 
@@ -93,14 +97,14 @@ def fits(request):
     counts, metadata = make_cohort(spec)
     inference = BatchedInference(n_cpus=1)
     pydeseq2 = fit(counts, metadata, spec["design"], DeseqDataSet, DeseqStats, inference)
-    batched = fit(counts, metadata, spec["design"], bd.BatchedDeseqDataSet,
-                  bd.BatchedDeseqStats, inference)
+    batched = fit(counts, metadata, spec["design"], bd.BatchedDeseqDataSet, bd.BatchedDeseqStats, inference)
     return request.param, counts, pydeseq2, batched
 
 
 def assert_same(new, reference, err_msg=""):
-    np.testing.assert_allclose(np.asarray(new, dtype=float), np.asarray(reference, dtype=float),
-                               rtol=RTOL, atol=0, err_msg=err_msg)
+    np.testing.assert_allclose(
+        np.asarray(new, dtype=float), np.asarray(reference, dtype=float), rtol=RTOL, atol=0, err_msg=err_msg
+    )
 
 
 def test_cohorts_reach_the_edge_cases(fits):
@@ -140,8 +144,7 @@ def test_trend_coefficients_and_dispersions(fits):
         assert_same(dds1.uns["trend_coeffs"], dds0.uns["trend_coeffs"], "trend_coeffs")
     else:
         assert_same(dds1.uns["mean_disp"], dds0.uns["mean_disp"], "mean_disp")
-    for column in ["genewise_dispersions", "fitted_dispersions", "MAP_dispersions",
-                   "dispersions"]:
+    for column in ["genewise_dispersions", "fitted_dispersions", "MAP_dispersions", "dispersions"]:
         assert_same(dds1.var[column], dds0.var[column], column)
     np.testing.assert_array_equal(dds1.var["_outlier_genes"], dds0.var["_outlier_genes"])
 
@@ -172,22 +175,25 @@ def test_counts_are_not_modified_through_views(fits):
 
 # -- the pipeline's batched backend against PyDESeq2 as published ----------------
 
+
 def test_batched_backend_matches_published_pydeseq2():
     """Subclasses + BatchedInference vs DeseqDataSet + DefaultInference, with the
     tolerances of tests/test_batched_inference.py, on its cohort with Cook's refits."""
     counts, metadata = simulate_nb_cohort(40, 150, seed=7, design="group", n_outliers=8)
-    dds0, res0 = fit(counts, metadata, "group", DeseqDataSet, DeseqStats,
-                     DefaultInference(n_cpus=1))
-    dds1, res1 = fit(counts, metadata, "group", bd.BatchedDeseqDataSet, bd.BatchedDeseqStats,
-                     BatchedInference(n_cpus=1))
+    dds0, res0 = fit(counts, metadata, "group", DeseqDataSet, DeseqStats, DefaultInference(n_cpus=1))
+    dds1, res1 = fit(
+        counts, metadata, "group", bd.BatchedDeseqDataSet, bd.BatchedDeseqStats, BatchedInference(n_cpus=1)
+    )
     assert dds0.var["refitted"].sum() > 0
     np.testing.assert_array_equal(dds1.var["refitted"], dds0.var["refitted"])
     np.testing.assert_allclose(dds1.uns["trend_coeffs"], dds0.uns["trend_coeffs"], rtol=1e-4)
     keep = interior_genes(dds0)
-    np.testing.assert_allclose(dds1.var["MAP_dispersions"][keep], dds0.var["MAP_dispersions"][keep],
-                               rtol=1e-4)
-    np.testing.assert_allclose(res1["log2FoldChange"][keep], res0["log2FoldChange"][keep],
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        dds1.var["MAP_dispersions"][keep], dds0.var["MAP_dispersions"][keep], rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        res1["log2FoldChange"][keep], res0["log2FoldChange"][keep], rtol=1e-4, atol=1e-6
+    )
     moderate = keep & (res0["pvalue"] > 1e-20).to_numpy()
     np.testing.assert_allclose(res1["pvalue"][moderate], res0["pvalue"][moderate], rtol=1e-4)
     np.testing.assert_array_equal(res1["padj"].isna(), res0["padj"].isna())
@@ -198,6 +204,7 @@ def test_batched_backend_matches_published_pydeseq2():
 
 
 # -- paths left to PyDESeq2, the VST, the pipeline's hook ------------------------
+
 
 @pytest.mark.parametrize("size_factors_fit_type", ["poscounts", "ratio"])
 def test_size_factor_paths_left_to_pydeseq2(size_factors_fit_type):
@@ -210,9 +217,14 @@ def test_size_factor_paths_left_to_pydeseq2(size_factors_fit_type):
     for dataset_class in (DeseqDataSet, bd.BatchedDeseqDataSet):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            dds = dataset_class(counts=counts, metadata=metadata, design="~ group",
-                                size_factors_fit_type=size_factors_fit_type,
-                                inference=BatchedInference(n_cpus=1), quiet=True)
+            dds = dataset_class(
+                counts=counts,
+                metadata=metadata,
+                design="~ group",
+                size_factors_fit_type=size_factors_fit_type,
+                inference=BatchedInference(n_cpus=1),
+                quiet=True,
+            )
             dds.fit_size_factors()
         fitted.append(dds.obs["size_factors"].to_numpy())
     assert_same(fitted[1], fitted[0])
@@ -224,29 +236,35 @@ def test_vst_trend_matches_pydeseq2():
     for dataset_class in (DeseqDataSet, bd.BatchedDeseqDataSet):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            dds = dataset_class(counts=counts, metadata=metadata, design="~ group",
-                                inference=BatchedInference(n_cpus=1), quiet=True)
+            dds = dataset_class(
+                counts=counts,
+                metadata=metadata,
+                design="~ group",
+                inference=BatchedInference(n_cpus=1),
+                quiet=True,
+            )
             dds.vst(use_design=False)
         transformed.append((dds.uns["vst_trend_coeffs"], dds.layers["vst_counts"]))
     assert_same(transformed[1][0], transformed[0][0], "vst_trend_coeffs")
     assert_same(transformed[1][1], transformed[0][1], "vst_counts")
 
 
-@pytest.mark.parametrize("backend, dataset_class, stats_class_", [
-    ("batched", bd.BatchedDeseqDataSet, bd.BatchedDeseqStats),
-    ("default", DeseqDataSet, DeseqStats)])
+@pytest.mark.parametrize(
+    "backend, dataset_class, stats_class_",
+    [("batched", bd.BatchedDeseqDataSet, bd.BatchedDeseqStats), ("default", DeseqDataSet, DeseqStats)],
+)
 def test_pipeline_uses_the_backends_classes(backend, dataset_class, stats_class_):
     import anndata as ad
 
     counts, metadata = simulate_nb_cohort(10, 20, seed=1, design="group")
-    adata = ad.AnnData(counts.to_numpy(), obs=metadata[["group"]],
-                       var=pd.DataFrame(index=counts.columns))
+    adata = ad.AnnData(counts.to_numpy(), obs=metadata[["group"]], var=pd.DataFrame(index=counts.columns))
     settings = {"inference": backend}
     assert type(make_dataset(adata, "~ group", settings, 1)) is dataset_class
     assert stats_class(settings) is stats_class_
 
 
 # -- primitives against PyDESeq2's functions ------------------------------------
+
 
 @pytest.mark.parametrize("n_columns", [7, 8])
 def test_sorted_median_rows_equals_numpy_median(n_columns):
@@ -267,17 +285,21 @@ def test_trimmed_statistics_match_pydeseq2(n_samples):
 def test_robust_moments_dispersions_match_pydeseq2(cells):
     sizes = {"none with 3": [2, 2, 1], "3 and 9": [3, 9], "5 and 25, one of 2": [5, 25, 2]}[cells]
     level = np.repeat(np.arange(len(sizes)), sizes)
-    design = pd.DataFrame({"Intercept": 1.0, **{f"g{k}": (level == k) * 1.0
-                                                  for k in range(1, len(sizes))}})
+    design = pd.DataFrame({"Intercept": 1.0, **{f"g{k}": (level == k) * 1.0 for k in range(1, len(sizes))}})
     normed = np.random.default_rng(1).negative_binomial(3, 0.01, size=(len(level), 60)) + 0.5
-    assert_same(bd.robust_moments_dispersions(normed, design),
-                utils.robust_method_of_moments_disp(normed, design))
+    assert_same(
+        bd.robust_moments_dispersions(normed, design), utils.robust_method_of_moments_disp(normed, design)
+    )
 
 
 def test_bh_rejections_count_scipys_adjusted_pvalues():
     rng = np.random.default_rng(3)
-    for pvalues in [np.sort(np.concatenate([rng.uniform(size=500), rng.uniform(0, 1e-3, 40)])),
-                    np.array([0.01]), np.array([]), np.full(20, 0.002)]:
+    for pvalues in [
+        np.sort(np.concatenate([rng.uniform(size=500), rng.uniform(0, 1e-3, 40)])),
+        np.array([0.01]),
+        np.array([]),
+        np.full(20, 0.002),
+    ]:
         expected = (false_discovery_control(pvalues) < ALPHA).sum()
         assert bd.bh_rejections(pvalues, ALPHA) == expected
 
@@ -290,13 +312,11 @@ def test_independent_filtering_matches_pydeseq2_where_it_filters():
     dds, _ = fit(counts, metadata, "group", DeseqDataSet, DeseqStats, inference)
     rng = np.random.default_rng(6)
     base_mean = np.concatenate([rng.uniform(0.5, 5, 200), rng.uniform(50, 500, 200)])
-    pvalues = np.concatenate([rng.uniform(size=200), rng.uniform(0, 0.01, 60),
-                              rng.uniform(size=140)])
+    pvalues = np.concatenate([rng.uniform(size=200), rng.uniform(0, 0.01, 60), rng.uniform(size=140)])
     pvalues[rng.choice(400, 8, replace=False)] = np.nan
     padj = []
     for stats_class_ in (DeseqStats, bd.BatchedDeseqStats):
-        stats = stats_class_(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference,
-                             quiet=True)
+        stats = stats_class_(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference, quiet=True)
         stats.p_values = pd.Series(pvalues, index=dds.var_names)
         stats.base_mean = pd.Series(base_mean, index=dds.var_names)
         stats._independent_filtering()

@@ -23,8 +23,9 @@ def fit(counts, metadata, design, inference):
     """DESeq2 as the pipeline runs it, plus apeGLM shrinkage of the group LFC."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dds = DeseqDataSet(counts=counts, metadata=metadata, design=DESIGNS[design],
-                           inference=inference, quiet=True)
+        dds = DeseqDataSet(
+            counts=counts, metadata=metadata, design=DESIGNS[design], inference=inference, quiet=True
+        )
         dds.deseq2()
         stats = DeseqStats(dds, contrast=CONTRAST, alpha=ALPHA, inference=inference, quiet=True)
         stats.summary()
@@ -46,8 +47,9 @@ COHORTS = {
 @pytest.fixture(scope="module", params=list(COHORTS))
 def fits(request):
     spec = COHORTS[request.param]
-    counts, metadata = simulate_nb_cohort(spec["n_samples"], spec["n_genes"], seed=7,
-                                          design=spec["design"], n_outliers=spec["n_outliers"])
+    counts, metadata = simulate_nb_cohort(
+        spec["n_samples"], spec["n_genes"], seed=7, design=spec["design"], n_outliers=spec["n_outliers"]
+    )
     default = fit(counts, metadata, spec["design"], DefaultInference(n_cpus=1))
     batched = fit(counts, metadata, spec["design"], bi.BatchedInference(n_cpus=2))
     return request.param, default, batched
@@ -78,17 +80,16 @@ def test_dispersions_agree_away_from_bounds(fits):
     _, (dds0, _), (dds1, _) = fits
     keep = interior_genes(dds0)
     assert keep.sum() > 0.8 * dds0.n_vars
-    for column in ["genewise_dispersions", "fitted_dispersions", "MAP_dispersions",
-                   "dispersions"]:
-        np.testing.assert_allclose(dds1.var[column][keep], dds0.var[column][keep], rtol=1e-4,
-                                   err_msg=column)
+    for column in ["genewise_dispersions", "fitted_dispersions", "MAP_dispersions", "dispersions"]:
+        np.testing.assert_allclose(dds1.var[column][keep], dds0.var[column][keep], rtol=1e-4, err_msg=column)
 
 
 def test_lfc_and_pvalues_agree(fits):
     _, (dds0, res0), (dds1, res1) = fits
     keep = interior_genes(dds0)
-    np.testing.assert_allclose(res1["log2FoldChange"][keep], res0["log2FoldChange"][keep],
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        res1["log2FoldChange"][keep], res0["log2FoldChange"][keep], rtol=1e-4, atol=1e-6
+    )
     np.testing.assert_allclose(res1["stat"][keep], res0["stat"][keep], rtol=1e-4, atol=1e-6)
     # below 1e-20 a p-value's relative error is the statistic's times stat^2
     moderate = keep & (res0["pvalue"] > 1e-20).to_numpy()
@@ -128,19 +129,30 @@ def test_cooks_refit_goes_through_backend(fits):
 
 # -- primitives against PyDESeq2's per-gene functions --------------------------
 
+
 @pytest.fixture(scope="module")
 def small_problem():
     """Eight genes, four-term design, with PyDESeq2's own dispersion estimates."""
     counts, metadata = simulate_nb_cohort(50, 8, seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dds = DeseqDataSet(counts=counts, metadata=metadata, design=DESIGNS["full"],
-                           inference=DefaultInference(n_cpus=1), quiet=True)
+        dds = DeseqDataSet(
+            counts=counts,
+            metadata=metadata,
+            design=DESIGNS["full"],
+            inference=DefaultInference(n_cpus=1),
+            quiet=True,
+        )
         dds.deseq2()
-    return dict(counts=dds.X.astype(float), X=dds.obsm["design_matrix"].values,
-                sf=dds.obs["size_factors"].values, disp=dds.var["dispersions"].values,
-                mu=dds.layers["_mu_hat"], lfc=dds.varm["LFC"].values,
-                mom=dds.var["_MoM_dispersions"].values)
+    return dict(
+        counts=dds.X.astype(float),
+        X=dds.obsm["design_matrix"].values,
+        sf=dds.obs["size_factors"].values,
+        disp=dds.var["dispersions"].values,
+        mu=dds.layers["_mu_hat"],
+        lfc=dds.varm["LFC"].values,
+        mom=dds.var["_MoM_dispersions"].values,
+    )
 
 
 def per_gene(function, n_genes, **per_gene_args):
@@ -183,9 +195,13 @@ def test_dispersion_sums_match_scipy(monkeypatch):
 def test_irls_matches_irls_solver(small_problem):
     p = small_problem
     beta, mu, hat, converged = bi.BatchedInference(n_cpus=1).irls(
-        p["counts"], p["sf"], p["X"], p["disp"], min_mu=0.5, beta_tol=1e-8)
-    expected = per_gene(lambda g: utils.irls_solver(p["counts"][:, g], p["sf"], p["X"],
-                                                    p["disp"][g]), len(p["disp"]), g=lambda g: g)
+        p["counts"], p["sf"], p["X"], p["disp"], min_mu=0.5, beta_tol=1e-8
+    )
+    expected = per_gene(
+        lambda g: utils.irls_solver(p["counts"][:, g], p["sf"], p["X"], p["disp"][g]),
+        len(p["disp"]),
+        g=lambda g: g,
+    )
     np.testing.assert_allclose(beta, [e[0] for e in expected], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(mu.T, [e[1] for e in expected], rtol=1e-8)
     np.testing.assert_allclose(hat.T, [e[2] for e in expected], rtol=1e-7)
@@ -196,10 +212,10 @@ def test_irls_hands_diverging_genes_to_pydeseq2(small_problem):
     """With maxiter=2 every gene leaves the batched loop; results are PyDESeq2's exactly."""
     p = small_problem
     beta, mu, hat, converged = bi.BatchedInference(n_cpus=1).irls(
-        p["counts"], p["sf"], p["X"], p["disp"], min_mu=0.5, beta_tol=1e-8, maxiter=2)
+        p["counts"], p["sf"], p["X"], p["disp"], min_mu=0.5, beta_tol=1e-8, maxiter=2
+    )
     for g in range(len(p["disp"])):
-        expected = utils.irls_solver(p["counts"][:, g], p["sf"], p["X"], p["disp"][g],
-                                     maxiter=2)
+        expected = utils.irls_solver(p["counts"][:, g], p["sf"], p["X"], p["disp"][g], maxiter=2)
         np.testing.assert_array_equal(beta[g], expected[0])
         np.testing.assert_array_equal(hat[:, g], expected[2])
         assert converged[g] == expected[3]
@@ -237,12 +253,27 @@ def test_warm_started_alpha_mle_reaches_the_cold_optimum(small_problem, prior_re
     prior_var = 0.5 if prior_reg else None
     inference = bi.BatchedInference(n_cpus=1)
     with inference.starting_from(alpha_mle=np.roll(p["disp"], 3)):
-        alpha, converged = inference.alpha_mle(p["counts"], p["X"], p["mu"], p["mom"], 1e-8, MAX_DISP,
-                                               prior_disp_var=prior_var, prior_reg=prior_reg)
+        alpha, converged = inference.alpha_mle(
+            p["counts"],
+            p["X"],
+            p["mu"],
+            p["mom"],
+            1e-8,
+            MAX_DISP,
+            prior_disp_var=prior_var,
+            prior_reg=prior_reg,
+        )
     for g in range(len(p["mom"])):
-        expected, _ = utils.fit_alpha_mle(p["counts"][:, g], p["X"], p["mu"][:, g], p["mom"][g],
-                                          1e-8, MAX_DISP, prior_disp_var=prior_var,
-                                          prior_reg=prior_reg)
+        expected, _ = utils.fit_alpha_mle(
+            p["counts"][:, g],
+            p["X"],
+            p["mu"][:, g],
+            p["mom"][g],
+            1e-8,
+            MAX_DISP,
+            prior_disp_var=prior_var,
+            prior_reg=prior_reg,
+        )
         assert converged[g]
         assert alpha[g] == pytest.approx(expected, rel=1e-4)
 
@@ -259,8 +290,11 @@ def test_dispersion_gradient_alone_equals_that_of_the_derivatives(small_problem)
 def test_rough_dispersions_match_pydeseq2(small_problem):
     p = small_problem
     normed = p["counts"] / p["sf"][:, None]
-    np.testing.assert_allclose(bi.BatchedInference(n_cpus=1).fit_rough_dispersions(normed, p["X"]),
-                               utils.fit_rough_dispersions(normed, p["X"]), rtol=1e-12)
+    np.testing.assert_allclose(
+        bi.BatchedInference(n_cpus=1).fit_rough_dispersions(normed, p["X"]),
+        utils.fit_rough_dispersions(normed, p["X"]),
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("prior_reg", [False, True])
@@ -268,12 +302,19 @@ def test_alpha_mle_matches_fit_alpha_mle(small_problem, prior_reg):
     p = small_problem
     prior_var = 0.5 if prior_reg else None
     alpha, converged = bi.BatchedInference(n_cpus=1).alpha_mle(
-        p["counts"], p["X"], p["mu"], p["mom"], 1e-8, MAX_DISP, prior_disp_var=prior_var,
-        prior_reg=prior_reg)
+        p["counts"], p["X"], p["mu"], p["mom"], 1e-8, MAX_DISP, prior_disp_var=prior_var, prior_reg=prior_reg
+    )
     for g in range(len(p["mom"])):
-        expected, ok = utils.fit_alpha_mle(p["counts"][:, g], p["X"], p["mu"][:, g], p["mom"][g],
-                                           1e-8, MAX_DISP, prior_disp_var=prior_var,
-                                           prior_reg=prior_reg)
+        expected, ok = utils.fit_alpha_mle(
+            p["counts"][:, g],
+            p["X"],
+            p["mu"][:, g],
+            p["mom"][g],
+            1e-8,
+            MAX_DISP,
+            prior_disp_var=prior_var,
+            prior_reg=prior_reg,
+        )
         assert ok and converged[g]
         assert alpha[g] == pytest.approx(expected, rel=1e-4)
 
@@ -301,15 +342,16 @@ def test_dispersion_loss_changes_as_pydeseq2_objective(small_problem):
     def objective(g, log_alpha):
         alpha = np.exp(log_alpha)
         weights = p["mu"][:, g] / (1 + p["mu"][:, g] * alpha)
-        return (utils.nb_nll(p["counts"][:, g], p["mu"][:, g], alpha)
-                + 0.5 * np.linalg.slogdet((p["X"].T * weights) @ p["X"])[1]
-                + (log_alpha - np.log(p["mom"][g])) ** 2 / (2 * prior_var))
+        return (
+            utils.nb_nll(p["counts"][:, g], p["mu"][:, g], alpha)
+            + 0.5 * np.linalg.slogdet((p["X"].T * weights) @ p["X"])[1]
+            + (log_alpha - np.log(p["mom"][g])) ** 2 / (2 * prior_var)
+        )
 
     genes = np.arange(len(p["mom"]))
     low, high = np.log(p["disp"]) - 0.7, np.log(p["disp"]) + 0.4
     expected = [objective(g, high[g]) - objective(g, low[g]) for g in genes]
-    np.testing.assert_allclose(problem.loss(genes, high) - problem.loss(genes, low), expected,
-                               rtol=1e-9)
+    np.testing.assert_allclose(problem.loss(genes, high) - problem.loss(genes, low), expected, rtol=1e-9)
 
 
 @pytest.mark.parametrize("prior_reg", [False, True])
@@ -319,10 +361,9 @@ def test_dispersion_fit_ends_at_a_stationary_point(small_problem, prior_reg):
     p = small_problem
     prior_var = 0.5 if prior_reg else None
     alpha, _ = bi.BatchedInference(n_cpus=1).alpha_mle(
-        p["counts"], p["X"], p["mu"], p["mom"], 1e-8, MAX_DISP, prior_disp_var=prior_var,
-        prior_reg=prior_reg)
-    problem = bi.DispersionProblem(p["counts"], p["X"], p["mu"], np.log(p["mom"]), prior_var,
-                                   True)
+        p["counts"], p["X"], p["mu"], p["mom"], 1e-8, MAX_DISP, prior_disp_var=prior_var, prior_reg=prior_reg
+    )
+    problem = bi.DispersionProblem(p["counts"], p["X"], p["mu"], np.log(p["mom"]), prior_var, True)
     grad, hess = problem.derivatives(np.arange(len(alpha)), np.log(alpha))
     assert (hess > 0).all()
     assert np.abs(grad / hess).max() < 1e-7
@@ -337,10 +378,12 @@ def test_wald_test_matches_per_gene(small_problem, alt):
     contrast[-1] = 1.0
     lfc_null = 0.1 if alt else 0.0
     pvals, stats, se = bi.BatchedInference(n_cpus=1).wald_test(
-        p["X"], p["disp"], p["lfc"], mu, ridge, contrast, lfc_null, alt)
+        p["X"], p["disp"], p["lfc"], mu, ridge, contrast, lfc_null, alt
+    )
     for g in range(len(p["disp"])):
-        expected = utils.wald_test(p["X"], p["disp"][g], p["lfc"][g], mu[:, g], ridge, contrast,
-                                   lfc_null, alt)
+        expected = utils.wald_test(
+            p["X"], p["disp"][g], p["lfc"][g], mu[:, g], ridge, contrast, lfc_null, alt
+        )
         np.testing.assert_allclose([pvals[g], stats[g], se[g]], expected, rtol=1e-9)
 
 
@@ -351,12 +394,16 @@ def test_lfc_shrink_reaches_pydeseq2_optimum(small_problem):
     size = 1 / p["disp"]
     prior = bi.ApeglmPrior(15.0, 0.5, shrink_index=p["X"].shape[1] - 1, n_vars=p["X"].shape[1])
     beta, inv_hessian, converged = bi.BatchedInference(n_cpus=1).lfc_shrink_nbinom_glm(
-        p["X"], p["counts"], size, offset, 15.0, 0.5, "L-BFGS-B", p["X"].shape[1] - 1)
+        p["X"], p["counts"], size, offset, 15.0, 0.5, "L-BFGS-B", p["X"].shape[1] - 1
+    )
     for g in range(len(size)):
-        expected = utils.nbinomGLM(p["X"], p["counts"][:, g], size[g], offset, 15.0, 0.5,
-                                   "L-BFGS-B", p["X"].shape[1] - 1)
-        ours, theirs = (bi.shrink_objective(p["X"], p["counts"][:, [g]], size[[g]], offset,
-                                            prior, b[None])[0] for b in (beta[g], expected[0]))
+        expected = utils.nbinomGLM(
+            p["X"], p["counts"][:, g], size[g], offset, 15.0, 0.5, "L-BFGS-B", p["X"].shape[1] - 1
+        )
+        ours, theirs = (
+            bi.shrink_objective(p["X"], p["counts"][:, [g]], size[[g]], offset, prior, b[None])[0]
+            for b in (beta[g], expected[0])
+        )
         assert ours <= theirs + 1e-9
         assert beta[g, -1] == pytest.approx(expected[0][-1], abs=1e-3)
         np.testing.assert_allclose(inv_hessian[g], expected[1], rtol=1e-2, atol=1e-6)
@@ -379,8 +426,7 @@ def test_results_do_not_depend_on_blocks_or_threads(small_problem):
         ("alpha_mle", (p["counts"], p["X"], p["mu"], p["mom"], 1e-8, MAX_DISP)),
         ("irls", (p["counts"], p["sf"], p["X"], p["disp"], 0.5, 1e-8)),
     ]:
-        for a, b in zip(getattr(one_block, name)(*args), getattr(tiny_blocks, name)(*args),
-                        strict=True):
+        for a, b in zip(getattr(one_block, name)(*args), getattr(tiny_blocks, name)(*args), strict=True):
             # block sizes change BLAS summation order only
             np.testing.assert_allclose(a, b, rtol=1e-12)
 
@@ -388,5 +434,6 @@ def test_results_do_not_depend_on_blocks_or_threads(small_problem):
 def test_no_genes_is_an_error_not_an_empty_fit(small_problem):
     p = small_problem
     with pytest.raises(ValueError, match="BatchedInference: no genes to fit"):
-        bi.BatchedInference(n_cpus=1).irls(p["counts"][:, :0], p["sf"], p["X"], p["disp"][:0],
-                                           min_mu=0.5, beta_tol=1e-8)
+        bi.BatchedInference(n_cpus=1).irls(
+            p["counts"][:, :0], p["sf"], p["X"], p["disp"][:0], min_mu=0.5, beta_tol=1e-8
+        )

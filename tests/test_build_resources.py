@@ -62,8 +62,16 @@ def org(tmp_path):
         # over the smaller Entrez ID. LOST has only an Ensembl link, and NCBI links no other
         # ID to it, so it is kept; LRG IDs are not genes.
         "ncbi2ensembl": [(1, "ENSG1"), (2, "ENSG2"), (3, "ENSG3")],
-        "ensembl2ncbi": [(1, "ENSG1"), (1, "ENSG1ALT"), (4, "ENSG3"), (3, "ENSG4"), (4, "ENSG4"),
-                         (6, "ENSG4"), (5, "ENSG5"), (5, "LRG_5")],
+        "ensembl2ncbi": [
+            (1, "ENSG1"),
+            (1, "ENSG1ALT"),
+            (4, "ENSG3"),
+            (3, "ENSG4"),
+            (4, "ENSG4"),
+            (6, "ENSG4"),
+            (5, "ENSG5"),
+            (5, "LRG_5"),
+        ],
         "go_bp": [(1, "GO:3", "IDA"), (2, "GO:4", "IEA"), (3, "GO:5", "IMP"), (4, "GO:1", "ND")],
     }
     return make_sqlite(tmp_path / "org.sqlite", ORG_TABLES, rows)
@@ -75,8 +83,13 @@ def go(tmp_path):
     rows = {
         "metadata": [("GOSOURCEDATE", "2022-07-01")],
         "go_term": [(k, f"GO:{k}", f"term {k}", "BP") for k in range(1, 6)] + [(9, "GO:9", "cc", "CC")],
-        "go_bp_parents": [(2, 1, "isa"), (3, 2, "part of"), (4, 2, "isa"), (5, 2, "regulates"),
-                          (1, 99, "isa")],  # the edge to GO.db's 'all' node has no term
+        "go_bp_parents": [
+            (2, 1, "isa"),
+            (3, 2, "part of"),
+            (4, 2, "isa"),
+            (5, 2, "regulates"),
+            (1, 99, "isa"),
+        ],  # the edge to GO.db's 'all' node has no term
     }
     return make_sqlite(tmp_path / "go.sqlite", GO_TABLES, rows)
 

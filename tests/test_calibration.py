@@ -22,21 +22,27 @@ DESIGN = "~ site + sex + age + group"
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 SETTINGS = {"alpha": 0.05, "inference": "batched", "lfc_thresholds": [0.5, 1.0]}
 K = 12  # permutations of the simulated cohorts: a pooled null of K x ~750 genes
-COLLECTIONS = {"GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
-               "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt"}
+COLLECTIONS = {
+    "GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
+    "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt",
+}
 
 
 def sheet(n: int = 40, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "group": np.where(np.arange(n) % 2 == 0, "TRD", "responder"),
-        "site": rng.choice(["siteA", "siteB", "siteC"], n),
-        "sex": rng.choice(["female", "male"], n),
-        "age": rng.normal(40, 10, n).round(),
-    }, index=[f"S{i:02d}" for i in range(n)])
+    return pd.DataFrame(
+        {
+            "group": np.where(np.arange(n) % 2 == 0, "TRD", "responder"),
+            "site": rng.choice(["siteA", "siteB", "siteC"], n),
+            "sex": rng.choice(["female", "male"], n),
+            "age": rng.normal(40, 10, n).round(),
+        },
+        index=[f"S{i:02d}" for i in range(n)],
+    )
 
 
 # ---------------------------------------------------------------- permutations
+
 
 def test_default_strata_are_the_other_categorical_covariates():
     obs = sheet()
@@ -53,8 +59,7 @@ def test_permutations_stay_within_strata_and_are_reproducible():
     observed_per_stratum = pd.crosstab(strata, obs["group"])
     for name, permuted in labels.items():
         # each stratum keeps its own labels: no sample's label comes from another stratum
-        pd.testing.assert_frame_equal(pd.crosstab(strata, permuted), observed_per_stratum,
-                                      check_names=False)
+        pd.testing.assert_frame_equal(pd.crosstab(strata, permuted), observed_per_stratum, check_names=False)
         assert (permuted != obs["group"]).any(), name  # never the observed labelling
     assert not labels.T.duplicated().any()
     pd.testing.assert_frame_equal(cal.permute_labels(obs, "group", ["site", "sex"], 50, seed=11), labels)
@@ -74,9 +79,13 @@ def brute_force_labellings(labels: list[str], strata: list[str]) -> set[tuple]:
 
 
 def test_all_labellings_enumerated_when_fewer_than_asked(caplog):
-    obs = pd.DataFrame({"group": ["TRD", "TRD", "responder", "TRD", "responder", "responder", "TRD"],
-                        "site": ["A", "A", "A", "B", "B", "B", "B"]},
-                       index=[f"S{i}" for i in range(7)])
+    obs = pd.DataFrame(
+        {
+            "group": ["TRD", "TRD", "responder", "TRD", "responder", "responder", "TRD"],
+            "site": ["A", "A", "A", "B", "B", "B", "B"],
+        },
+        index=[f"S{i}" for i in range(7)],
+    )
     expected = brute_force_labellings(list(obs["group"]), list(obs["site"]))
     expected.discard(tuple(obs["group"]))
     assert len(expected) == 3 * 6 - 1  # 3!/(2! 1!) x 4!/(2! 2!) - the observed
@@ -85,7 +94,9 @@ def test_all_labellings_enumerated_when_fewer_than_asked(caplog):
         labels = cal.permute_labels(obs, "group", ["site"], 20, seed=1)
     assert {tuple(column) for _, column in labels.items()} == expected
     assert labels.shape[1] == len(expected)
-    assert "only 17 distinct labellings within strata differ from the observed one (20 asked for)" in caplog.text
+    assert (
+        "only 17 distinct labellings within strata differ from the observed one (20 asked for)" in caplog.text
+    )
 
 
 def test_label_associations():
@@ -97,8 +108,9 @@ def test_label_associations():
         is_test = permuted == "TRD"
         assert row.r_age == pytest.approx(np.corrcoef(is_test, obs["age"])[0, 1])
         assert row.r_observed_labels == pytest.approx(np.corrcoef(is_test, obs["group"] == "TRD")[0, 1])
-        assert row.cramers_v_sex == pytest.approx(association(pd.crosstab(permuted, obs["sex"]).to_numpy(),
-                                                              method="cramer"))
+        assert row.cramers_v_sex == pytest.approx(
+            association(pd.crosstab(permuted, obs["sex"]).to_numpy(), method="cramer")
+        )
     # within sites, the site composition of each label is kept
     observed_v = association(pd.crosstab(obs["group"], obs["site"]).to_numpy(), method="cramer")
     np.testing.assert_allclose(table["cramers_v_site"], observed_v)
@@ -113,22 +125,28 @@ def test_blocks_cover_every_permutation_once():
 
 # ---------------------------------------------------------------- bad input
 
+
 def test_strata_that_cannot_move_a_label():
-    obs = pd.DataFrame({"group": ["TRD", "TRD", "responder", "responder"], "site": ["A", "A", "B", "B"]},
-                       index=["S1", "S2", "S3", "S4"])
+    obs = pd.DataFrame(
+        {"group": ["TRD", "TRD", "responder", "responder"], "site": ["A", "A", "B", "B"]},
+        index=["S1", "S2", "S3", "S4"],
+    )
     with pytest.raises(InputError) as err:
         cal.check_strata(obs, "c", CONTRAST, "~ site + group", None, "s.tsv")
     assert str(err.value) == (
         "s.tsv: contrast 'c': every stratum of the label permutations (site) holds one level of "
         "'group' only (A: TRD, B: responder), so no permutation within strata can change a label; "
-        "set calibration.strata to fewer columns (or [] for none).")
+        "set calibration.strata to fewer columns (or [] for none)."
+    )
 
 
 def test_strata_column_not_in_the_sheet():
     with pytest.raises(InputError) as err:
         cal.check_strata(sheet(), "c", CONTRAST, DESIGN, ["site", "batch"], "s.tsv")
-    assert str(err.value) == ("config calibration.strata names column(s) batch that the sample sheet "
-                              "s.tsv does not have; its columns are group, site, sex, age.")
+    assert str(err.value) == (
+        "config calibration.strata names column(s) batch that the sample sheet "
+        "s.tsv does not have; its columns are group, site, sex, age."
+    )
 
 
 def test_stratum_with_one_level_is_logged(caplog):
@@ -136,30 +154,41 @@ def test_stratum_with_one_level_is_logged(caplog):
     obs.loc[obs["site"] == "siteA", "group"] = "TRD"
     with caplog.at_level(logging.INFO, logger="trd"):
         assert cal.check_strata(obs, "c", CONTRAST, "~ site + group", None, "s.tsv") == ["site"]
-    assert ("contrast c: 1 of 3 permutation strata hold one level of group, so their samples keep "
-            "their labels: siteA") in caplog.text
+    assert (
+        "contrast c: 1 of 3 permutation strata hold one level of group, so their samples keep "
+        "their labels: siteA"
+    ) in caplog.text
 
 
 def test_ingest_stops_on_a_strata_column_not_in_the_sheet():
     from ingest import ingest
+
     with pytest.raises(InputError) as err:
-        ingest(str(ROOT / "resources/toy/counts.tsv.gz"), str(ROOT / "config/samples.tsv"),
-               str(ROOT / "resources/annotation/genes.tsv.gz"), DESIGN, {"c": CONTRAST},
-               calibration={"strata": ["batch"]})
+        ingest(
+            str(ROOT / "resources/toy/counts.tsv.gz"),
+            str(ROOT / "config/samples.tsv"),
+            str(ROOT / "resources/annotation/genes.tsv.gz"),
+            DESIGN,
+            {"c": CONTRAST},
+            calibration={"strata": ["batch"]},
+        )
     assert str(err.value) == (
         f"config calibration.strata names column(s) batch that the sample sheet {ROOT / 'config/samples.tsv'} "
-        "does not have; its columns are group, site, sex, age, bmi, RIN, neutrophil_fraction.")
+        "does not have; its columns are group, site, sex, age, bmi, RIN, neutrophil_fraction."
+    )
 
 
 def test_fewer_than_ten_permutations_stop_the_workflow(workflow_copy):
-    result = run_snakemake(workflow_copy, "--dry-run", "--config", "calibration={permutations: 5}",
-                           check=False)
+    result = run_snakemake(
+        workflow_copy, "--dry-run", "--config", "calibration={permutations: 5}", check=False
+    )
     assert result.returncode != 0
     assert "config key 'calibration.permutations': 5 is less than the minimum of 10." in result.stdout
     assert not (workflow_copy / "results").exists()
 
 
 # ---------------------------------------------------------------- pooled p-values and FDR
+
 
 @pytest.fixture
 def null_and_observed():
@@ -179,8 +208,12 @@ def test_pooled_pvalues_equal_a_brute_force_count(null_and_observed):
     null_stat, null_p, stat, pvalue = null_and_observed
     pooled = cal.null_abs_statistics(null_stat, null_p)
     got = cal.pooled_pvalues(stat, pvalue, pooled)
-    valid = [abs(null_stat[i, j]) for i in range(null_stat.shape[0]) for j in range(null_stat.shape[1])
-             if not np.isnan(null_p[i, j])]
+    valid = [
+        abs(null_stat[i, j])
+        for i in range(null_stat.shape[0])
+        for j in range(null_stat.shape[1])
+        if not np.isnan(null_p[i, j])
+    ]
     for gene in range(len(stat)):
         if np.isnan(pvalue[gene]):
             assert np.isnan(got[gene])
@@ -233,6 +266,7 @@ def test_qq_quantiles_lie_on_the_diagonal_when_the_null_is_the_observed():
 
 # ---------------------------------------------------------------- refits on simulated cohorts
 
+
 @pytest.fixture(scope="module")
 def simulation_inputs():
     annotation = pd.read_csv(ROOT / "resources/annotation/genes.tsv.gz", sep="\t", dtype=str)
@@ -244,8 +278,9 @@ def simulated(simulation_inputs, params=None, **settings) -> tuple[ad.AnnData, p
     params = params or sim.SimulationParameters(hazards=False, **settings)
     cohort = sim.simulate_cohort(*simulation_inputs, params)
     obs = cohort.samples.set_index("sample_id")
-    adata = ad.AnnData(X=cohort.counts.T.to_numpy(), obs=obs,
-                       var=cohort.truth_genes.set_index("gene_id")[["gene_symbol"]])
+    adata = ad.AnnData(
+        X=cohort.counts.T.to_numpy(), obs=obs, var=cohort.truth_genes.set_index("gene_id")[["gene_symbol"]]
+    )
     keep = expressed_genes(np.asarray(adata.X), int(obs["group"].value_counts().min()))
     return adata[:, keep].copy(), cohort.truth_genes.set_index("gene_id").loc[adata.var_names[keep]]
 
@@ -253,9 +288,15 @@ def simulated(simulation_inputs, params=None, **settings) -> tuple[ad.AnnData, p
 def calibrated_run(adata: ad.AnnData, k: int, seed: int = 1):
     table = run_deseq2(adata, DESIGN, CONTRAST, SETTINGS, 1)
     labels = cal.permute_labels(adata.obs, "group", ["site", "sex"], k, seed)
-    null = cal.gather_blocks([cal.fit_block(adata, labels[block], DESIGN, CONTRAST, SETTINGS, 1)
-                              for block in (list(labels.columns[:k // 2]), list(labels.columns[k // 2:]))],
-                             seed, ["site", "sex"], False)
+    null = cal.gather_blocks(
+        [
+            cal.fit_block(adata, labels[block], DESIGN, CONTRAST, SETTINGS, 1)
+            for block in (list(labels.columns[: k // 2]), list(labels.columns[k // 2 :]))
+        ],
+        seed,
+        ["site", "sex"],
+        False,
+    )
     return table, null, cal.calibrate(table, null, SETTINGS["alpha"], SETTINGS["lfc_thresholds"])
 
 
@@ -306,21 +347,32 @@ def test_warm_started_refits_reach_the_cold_optimum(planted):
     adata, _, _ = planted
     fitted = cal.label_independent_fit(adata, DESIGN, CONTRAST, SETTINGS)
     starts = cal.observed_starts(adata, DESIGN, CONTRAST, SETTINGS, 1, fitted)
-    columns = list(cal.relabelled_dataset(adata, adata.obs["group"], DESIGN, CONTRAST, SETTINGS, 1,
-                                          fitted).obsm["design_matrix"].columns)
+    columns = list(
+        cal.relabelled_dataset(adata, adata.obs["group"], DESIGN, CONTRAST, SETTINGS, 1, fitted)
+        .obsm["design_matrix"]
+        .columns
+    )
     assert starts.coefficients.shape == (adata.n_vars, len(columns))
     # the observed fit is the primary fit: its group coefficient is the table's fold change
     primary = planted[2][0].set_index("gene_id").loc[adata.var_names]
-    np.testing.assert_allclose(starts.coefficients[:, columns.index("group[T.TRD]")] / np.log(2),
-                               primary["log2FoldChange"], rtol=1e-10)
-    another_gene = WarmStarts(*(np.roll(values, 1, axis=0) for values in (
-        starts.coefficients, starts.genewise_dispersions, starts.map_dispersions)))
+    np.testing.assert_allclose(
+        starts.coefficients[:, columns.index("group[T.TRD]")] / np.log(2),
+        primary["log2FoldChange"],
+        rtol=1e-10,
+    )
+    another_gene = WarmStarts(
+        *(
+            np.roll(values, 1, axis=0)
+            for values in (starts.coefficients, starts.genewise_dispersions, starts.map_dispersions)
+        )
+    )
     labels = cal.permute_labels(adata.obs, "group", ["site", "sex"], 2, 5)
     for name in labels.columns:
         optimum = tightly_converged_refit(adata, labels[name], fitted)
         for start in (None, starts, another_gene):
-            assert_same_optimum(cal.refit_permuted(adata, labels[name], DESIGN, CONTRAST, SETTINGS, 1,
-                                                   fitted, start), optimum)
+            assert_same_optimum(
+                cal.refit_permuted(adata, labels[name], DESIGN, CONTRAST, SETTINGS, 1, fitted, start), optimum
+            )
 
 
 def test_null_statistics_layout(planted):
@@ -332,6 +384,7 @@ def test_null_statistics_layout(planted):
     assert null.uns["calibration"]["K"] == K and null.uns["calibration"]["strata"] == ["site", "sex"]
     # X is the Wald statistic of its p-value
     from scipy.stats import norm
+
     p = null.layers["pvalue"]
     finite = np.isfinite(p)
     np.testing.assert_allclose(2 * norm.sf(np.abs(null.X[finite])), p[finite], rtol=1e-6)
@@ -357,8 +410,10 @@ def test_qvalue_perm_recovers_planted_genes_with_fdr_control(planted):
 @pytest.fixture(scope="module")
 def null_cohort(simulation_inputs):
     # no group effect, with the simulator's gene-gene correlation (co-expression modules, broad factors)
-    adata, _ = simulated(simulation_inputs, params=sim.SimulationParameters.null_cohort(
-        n_samples=40, n_genes=600, seed=4, hazards=False))
+    adata, _ = simulated(
+        simulation_inputs,
+        params=sim.SimulationParameters.null_cohort(n_samples=40, n_genes=600, seed=4, hazards=False),
+    )
     return calibrated_run(adata, k=K)
 
 
@@ -372,6 +427,7 @@ def test_null_cohort_calls_nothing_by_qvalue_perm(null_cohort):
 
 
 # ---------------------------------------------------------------- the rules on the toy run
+
 
 def test_toy_run_calibration_outputs(toy_run):
     out = toy_run / "results" / "calibration" / "TRD_vs_responder"
@@ -396,29 +452,43 @@ def test_toy_run_calibration_outputs(toy_run):
 
 # ---------------------------------------------------------------- report
 
+
 def summary_values(**changes) -> pd.Series:
-    values = {"permutations": 30, "observed_degs": 369, "null_degs_median": 0.0, "null_degs_p95": 1.0,
-              "frac_permutations_with_degs": 0.2, "pvalue_observed_degs": 1 / 31, "empirical_fdr": 0.06,
-              "qvalue_perm_calls": 352}
+    values = {
+        "permutations": 30,
+        "observed_degs": 369,
+        "null_degs_median": 0.0,
+        "null_degs_p95": 1.0,
+        "frac_permutations_with_degs": 0.2,
+        "pvalue_observed_degs": 1 / 31,
+        "empirical_fdr": 0.06,
+        "qvalue_perm_calls": 352,
+    }
     return pd.Series({**values, **changes})
 
 
 def test_calibration_verdicts():
     import report
+
     assert report.calibration_verdict(summary_values(), 0.05) == (
         "The 369 genes called would not appear by chance: shuffled labels gave a median of 0 and at most "
-        "1 calls in 95% of 30 permutations, and about 6% of the observed calls are expected to be false.")
-    assert report.calibration_verdict(summary_values(observed_degs=2, pvalue_observed_degs=0.2,
-                                                     qvalue_perm_calls=0), 0.05) == (
+        "1 calls in 95% of 30 permutations, and about 6% of the observed calls are expected to be false."
+    )
+    assert report.calibration_verdict(
+        summary_values(observed_degs=2, pvalue_observed_degs=0.2, qvalue_perm_calls=0), 0.05
+    ) == (
         "Chance alone could give these 2 calls: shuffled labels gave as many or more in 20% of 30 "
-        "permutations, so read the gene list by qvalue_perm (0 genes) rather than by padj.")
+        "permutations, so read the gene list by qvalue_perm (0 genes) rather than by padj."
+    )
     assert report.calibration_verdict(summary_values(observed_degs=0, pvalue_observed_degs=1.0), 0.05) == (
         "No gene reached padj < 0.05, and shuffled labels gave at least one call in 20% of 30 "
-        "permutations: there are no calls here that chance would have to explain.")
+        "permutations: there are no calls here that chance would have to explain."
+    )
 
 
 def test_toy_report_calibration_section(toy_run):
     from test_report import as_frame, parse_report
+
     text, parser = parse_report(toy_run / "results/report/report.html")
     anchor = "calibration-TRD_vs_responder"
     assert anchor in parser.sections
@@ -429,6 +499,7 @@ def test_toy_report_calibration_section(toy_run):
     assert shown["empirical FDR of the observed calls (SAM)"] == f"{values['empirical_fdr']:.3g}"
     assert shown["inflation lambda, observed labels"] == f"{values['observed_lambda']:.3g}"
     import report
+
     assert report.calibration_verdict(values, 0.05) in text
     for reference in ("Tusher VG", "Storey JD, Tibshirani R", "Genome Biology 23:79", "Subramanian A"):
         assert reference in text

@@ -28,8 +28,15 @@ ANNOTATION = ROOT / "resources" / "annotation" / "genes.tsv.gz"
 TOY = ROOT / "resources" / "toy"
 DESIGN = "~ site + sex + age + group"
 CONTRASTS = {"TRD_vs_responder": {"variable": "group", "test": "TRD", "reference": "responder"}}
-CELLS = {"resource": str(MARKERS), "markers": [], "measured": [], "method": "mean_z", "min_markers": 3,
-         "max_vif": 10, "pc_variance": 0.9}
+CELLS = {
+    "resource": str(MARKERS),
+    "markers": [],
+    "measured": [],
+    "method": "mean_z",
+    "min_markers": 3,
+    "max_vif": 10,
+    "pc_variance": 0.9,
+}
 
 
 def message(call, *args, **kwargs) -> str:
@@ -54,8 +61,19 @@ def test_shipped_markers_are_the_build_output():
 
 def test_resource_covers_the_eleven_blood_cell_types_with_provenance():
     sets = load_markers(str(MARKERS))
-    assert list(sets) == ["neutrophils", "eosinophils", "monocytes", "B_cells", "plasma_cells", "CD4_T",
-                          "CD8_T", "NK", "dendritic", "platelets", "erythroid"]
+    assert list(sets) == [
+        "neutrophils",
+        "eosinophils",
+        "monocytes",
+        "B_cells",
+        "plasma_cells",
+        "CD4_T",
+        "CD8_T",
+        "NK",
+        "dendritic",
+        "platelets",
+        "erythroid",
+    ]
     readme = (MARKERS.parent / "README.md").read_text(encoding="utf-8")
     for cell_type, (_, refs, genes) in CELL_MARKERS.items():
         assert f"`{cell_type}` | {len(genes)} |" in readme
@@ -68,7 +86,8 @@ def test_resource_covers_the_eleven_blood_cell_types_with_provenance():
 def test_build_rejects_a_symbol_missing_from_the_annotation(monkeypatch):
     annotation = pd.DataFrame({"gene_symbol": ["CD14", "LYZ"]})
     assert message(build_cell_markers, annotation).startswith(
-        "cell markers neutrophils: symbols not in the annotation: FCGR3B, CXCR2")
+        "cell markers neutrophils: symbols not in the annotation: FCGR3B, CXCR2"
+    )
 
 
 # ----------------------------------------------------------------------------- scores
@@ -139,7 +158,9 @@ def test_independent_scores_are_added_as_they_are():
     covariates, choice = cell_covariates(scores, max_vif=10, pc_variance=0.9)
     assert choice["covariates"] == "scores"
     assert list(covariates.columns) == ["cell_NK", "cell_B_cells", "cell_monocytes"]
-    np.testing.assert_allclose(covariates["cell_NK"], (scores["NK"] - scores["NK"].mean()) / scores["NK"].std())
+    np.testing.assert_allclose(
+        covariates["cell_NK"], (scores["NK"] - scores["NK"].mean()) / scores["NK"].std()
+    )
 
 
 def test_scores_by_group_equal_an_independent_computation():
@@ -161,7 +182,8 @@ def test_measured_column_with_a_missing_value(tmp_path):
     cells = {**CELLS, "measured": ["neutrophil_fraction"]}
     assert message(toy_ingest, tmp_path, cells, sheet) == (
         f"{tmp_path / 'samples.tsv'}: column 'neutrophil_fraction' of cells.measured has no value for "
-        f"sample(s) {sheet.loc[3, 'sample_id']}; every sample needs one.")
+        f"sample(s) {sheet.loc[3, 'sample_id']}; every sample needs one."
+    )
 
 
 def test_measured_column_with_text(tmp_path):
@@ -172,30 +194,43 @@ def test_measured_column_with_text(tmp_path):
     ids = sheet.loc[[1, 5], "sample_id"]
     assert message(toy_ingest, tmp_path, cells, sheet) == (
         f"{tmp_path / 'samples.tsv'}: column 'neutrophil_fraction' of cells.measured has non-numeric value(s) "
-        f"high (sample(s) {', '.join(ids)}); expected a measured count or share.")
+        f"high (sample(s) {', '.join(ids)}); expected a measured count or share."
+    )
 
 
 def test_measured_column_that_is_absent():
     obs = pd.DataFrame({"group": ["a", "b"], "wbc": [4.1, 5.0]}, index=["S1", "S2"])
     assert message(measured_counts, obs, ["neutrophil_pct"], "s.tsv") == (
         "s.tsv: config cells.measured names column(s) neutrophil_pct that the sample sheet does not have; "
-        "its columns are group, wbc.")
+        "its columns are group, wbc."
+    )
 
 
 def test_marker_resource_with_too_few_genes_for_every_type(tmp_path):
     gmt = tmp_path / "markers.gmt"
-    gmt.write_text("NK\tNK cells\tNKG7\tGNLY\tNOTAGENE1\tNOTAGENE2\tNOTAGENE3\n"
-                   "monocytes\tmonocytes\tCD14\tNOTAGENE4\tNOTAGENE5\n")
+    gmt.write_text(
+        "NK\tNK cells\tNKG7\tGNLY\tNOTAGENE1\tNOTAGENE2\tNOTAGENE3\n"
+        "monocytes\tmonocytes\tCD14\tNOTAGENE4\tNOTAGENE5\n"
+    )
     cells = {**CELLS, "resource": str(gmt)}
     n_genes = len(pd.read_csv(TOY / "counts.tsv.gz", sep="\t", usecols=[0]))
-    present = {g for g in ("NKG7", "GNLY", "CD14") if g in set(pd.read_csv(
-        ANNOTATION, sep="\t", dtype=str).set_index("gene_id").reindex(
-        pd.read_csv(TOY / "counts.tsv.gz", sep="\t", usecols=[0]).iloc[:, 0])["gene_symbol"].dropna())}
+    present = {
+        g
+        for g in ("NKG7", "GNLY", "CD14")
+        if g
+        in set(
+            pd.read_csv(ANNOTATION, sep="\t", dtype=str)
+            .set_index("gene_id")
+            .reindex(pd.read_csv(TOY / "counts.tsv.gz", sep="\t", usecols=[0]).iloc[:, 0])["gene_symbol"]
+            .dropna()
+        )
+    }
     found = f"NK {len(present & {'NKG7', 'GNLY'})}/5, monocytes {len(present & {'CD14'})}/3"
     assert message(toy_ingest, tmp_path, cells) == (
         f"{gmt} (config cells.resource, cells.markers) on the {n_genes} genes of the counts: no cell type has "
         f"enough marker genes in the data (at least 3, and at least half of its list); markers found per "
-        f"type: {found}. Check that the GMT uses gene symbols or Ensembl IDs of this data set.")
+        f"type: {found}. Check that the GMT uses gene symbols or Ensembl IDs of this data set."
+    )
 
 
 def test_check_estimable_passes_with_one_estimable_type():
@@ -207,8 +242,19 @@ def test_check_estimable_passes_with_one_estimable_type():
 # Spearman correlation of score and planted share reached on the toy (first_pc): monocytes 0.96,
 # B cells 0.96, NK 0.94, plasma cells 0.94, platelets 0.94, eosinophils 0.94, dendritic cells 0.93,
 # erythroid 0.92, CD8 T 0.91, CD4 T 0.83, neutrophils 0.80 (0.799).
-TOY_SPEARMAN = {"monocytes": 0.9, "B_cells": 0.9, "NK": 0.9, "CD8_T": 0.85, "neutrophils": 0.78, "CD4_T": 0.8,
-                "eosinophils": 0.9, "plasma_cells": 0.9, "dendritic": 0.9, "platelets": 0.9, "erythroid": 0.85}
+TOY_SPEARMAN = {
+    "monocytes": 0.9,
+    "B_cells": 0.9,
+    "NK": 0.9,
+    "CD8_T": 0.85,
+    "neutrophils": 0.78,
+    "CD4_T": 0.8,
+    "eosinophils": 0.9,
+    "plasma_cells": 0.9,
+    "dendritic": 0.9,
+    "platelets": 0.9,
+    "erythroid": 0.85,
+}
 
 
 @pytest.fixture(scope="module")
@@ -227,10 +273,13 @@ def test_toy_scores_follow_the_planted_shares(toy_cells):
 def test_toy_cell_shifts_are_found_by_group(toy_cells):
     """The simulator lowers NK, CD8 T and B cells and raises monocytes in TRD: all four differ
     with the planted sign (p < 0.05); B cells (g -0.64, p 0.03) miss padj < 0.05 on the toy."""
-    by_group = pd.read_csv(toy_cells / "results/cells/TRD_vs_responder/scores_by_group.tsv", sep="\t",
-                           index_col="cell_type")
+    by_group = pd.read_csv(
+        toy_cells / "results/cells/TRD_vs_responder/scores_by_group.tsv", sep="\t", index_col="cell_type"
+    )
     for cell_type, sign in (("NK", -1), ("CD8_T", -1), ("B_cells", -1), ("monocytes", 1)):
-        assert np.sign(by_group.loc[cell_type, "hedges_g"]) == sign and by_group.loc[cell_type, "pvalue"] < 0.05
+        assert (
+            np.sign(by_group.loc[cell_type, "hedges_g"]) == sign and by_group.loc[cell_type, "pvalue"] < 0.05
+        )
     assert (by_group.loc[["NK", "CD8_T", "monocytes"], "padj"] < 0.05).all()
     markers = pd.read_csv(toy_cells / "results/cells/markers.tsv", sep="\t")
     assert markers["estimable"].all()

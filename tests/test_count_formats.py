@@ -96,14 +96,17 @@ def test_fractional_counts_in_a_plain_matrix_are_an_error(tmp_path):
     path = tmp_path / "counts.tsv"  # same numbers, but not named or declared as estimated counts
     path.write_text((FORMATS / "salmon.merged.gene_counts.tsv").read_text())
     data = read_counts(path)
-    with pytest.raises(Exception, match=r"the count of gene ENSG00000000003.6 in sample S1 \('10.3'\) is not a whole number"):
+    with pytest.raises(
+        Exception, match=r"the count of gene ENSG00000000003.6 in sample S1 \('10.3'\) is not a whole number"
+    ):
         check_counts(data.counts, str(path), estimated=data.estimated)
 
 
 @pytest.mark.parametrize("fmt", ["star", "htseq", "salmon", "kallisto"])
 def test_per_sample_formats_give_the_plain_matrix(plain, fmt):
-    data = read_per_sample_counts(per_sample_files(fmt), strandedness="reverse",
-                                  tx2gene=str(FORMATS / "tx2gene.tsv"))
+    data = read_per_sample_counts(
+        per_sample_files(fmt), strandedness="reverse", tx2gene=str(FORMATS / "tx2gene.tsv")
+    )
     assert data.format == fmt
     pd.testing.assert_frame_equal(checked(data).loc[plain.index], plain, check_names=False)
 
@@ -119,8 +122,10 @@ def test_star_and_htseq_summary_rows_are_removed_and_reported():
     star = read_per_sample_counts(per_sample_files("star"), strandedness="reverse")
     htseq = read_per_sample_counts(per_sample_files("htseq"))
     assert "N_unmapped" not in star.counts.index and "__no_feature" not in htseq.counts.index
-    assert star.notes[0].splitlines()[0] == ("summary rows removed from the star files (N_unmapped, "
-                                             "N_multimapping, N_noFeature, N_ambiguous), per sample:")
+    assert star.notes[0].splitlines()[0] == (
+        "summary rows removed from the star files (N_unmapped, "
+        "N_multimapping, N_noFeature, N_ambiguous), per sample:"
+    )
     assert star.notes[0].splitlines()[2].split() == ["S1", "100", "50", "25", "2"]  # reverse column
     assert htseq.notes[0].splitlines()[4].split() == ["S3", "14", "5", "0", "2", "9"]
 
@@ -146,8 +151,12 @@ def test_sample_name_from_bam(bam, sample):
 
 
 def test_featurecounts_columns_mapped_by_sample_sheet(plain):
-    bams = {"/data/star/S1.Aligned.sortedByCoord.out.bam": "A", "/data/star/S2.markdup.sorted.bam": "B",
-            "S3_Aligned.sortedByCoord.out.bam": "C", "../S4.bam": "D"}
+    bams = {
+        "/data/star/S1.Aligned.sortedByCoord.out.bam": "A",
+        "/data/star/S2.markdup.sorted.bam": "B",
+        "S3_Aligned.sortedByCoord.out.bam": "C",
+        "../S4.bam": "D",
+    }
     data = read_counts(FORMATS / "featureCounts.txt", column_to_sample=bams)
     assert data.counts.columns.tolist() == ["A", "B", "C", "D"]
     assert checked(data)["D"].tolist() == plain["S4"].tolist()
@@ -157,8 +166,11 @@ def test_featurecounts_columns_mapped_by_sample_sheet(plain):
 def test_h5ad_counts_from_x_or_layer(plain, tmp_path, layer):
     raw = plain.T.to_numpy(dtype=float)
     lognorm = np.log1p(raw / raw.sum(axis=1, keepdims=True) * 1e4)
-    adata = ad.AnnData(X=lognorm if layer else raw, obs=pd.DataFrame(index=SAMPLES),
-                       var=pd.DataFrame({"gene_symbol": list("ABCDE")}, index=plain.index))
+    adata = ad.AnnData(
+        X=lognorm if layer else raw,
+        obs=pd.DataFrame(index=SAMPLES),
+        var=pd.DataFrame({"gene_symbol": list("ABCDE")}, index=plain.index),
+    )
     if layer:
         adata.layers[layer] = raw
     adata.write_h5ad(tmp_path / "cohort.h5ad")
@@ -180,8 +192,9 @@ def test_ingest_matches_per_sample_files_to_a_csv_sheet_in_any_order(plain, tmp_
     # every input file with its md5, for the report's run summary
     files = [*sheet["counts_file"], str(tmp_path / "samples.csv"), str(ANNOTATION)]
     assert list(adata.uns["ingest"]["input_files"]) == files
-    assert list(adata.uns["ingest"]["input_md5"]) == [hashlib.md5(Path(f).read_bytes()).hexdigest()
-                                                      for f in files]
+    assert list(adata.uns["ingest"]["input_md5"]) == [
+        hashlib.md5(Path(f).read_bytes()).hexdigest() for f in files
+    ]
 
 
 def test_workflow_ingests_star_files_named_in_the_sample_sheet(plain, tmp_path):
@@ -190,8 +203,16 @@ def test_workflow_ingests_star_files_named_in_the_sample_sheet(plain, tmp_path):
     sheet = pd.read_csv(FORMATS / "samples.csv")
     sheet["counts_file"] = [per_sample_files("star")[s] for s in sheet["sample_id"]]
     sheet.to_csv(workdir / "config" / "samples.csv", index=False)
-    run_snakemake(workdir, "results/ingest/cohort.h5ad", *small_cohort_config(workdir), "--config",
-                  "samples=config/samples.csv", "counts=", "strandedness=reverse", "design=~ group")
+    run_snakemake(
+        workdir,
+        "results/ingest/cohort.h5ad",
+        *small_cohort_config(workdir),
+        "--config",
+        "samples=config/samples.csv",
+        "counts=",
+        "strandedness=reverse",
+        "design=~ group",
+    )
     adata = ad.read_h5ad(workdir / "results" / "ingest" / "cohort.h5ad")
     np.testing.assert_array_equal(adata[SAMPLES].X, plain.T.to_numpy())
     log = (workdir / "logs" / "ingest" / "ingest.log").read_text()
@@ -201,17 +222,20 @@ def test_workflow_ingests_star_files_named_in_the_sample_sheet(plain, tmp_path):
 PLAIN_MATRIX = "gene_id\tgene_name\tS1\tS2\nG1\tA\t5\t0\n007\tB\t12\t3\n"
 
 
-@pytest.mark.parametrize("text", [
-    PLAIN_MATRIX.replace("\t0\n", "\t-1\n"),          # negative
-    PLAIN_MATRIX.replace("\t0\n", "\t0.5\n"),         # fractional
-    PLAIN_MATRIX.replace("\t0\n", "\tNA\n"),          # missing
-    PLAIN_MATRIX.replace("\t0\n", "\t\n"),            # empty cell
-    PLAIN_MATRIX.replace("\t0\n", "\n"),              # short row
-    PLAIN_MATRIX.replace("\t0\n", "\t0\t9\n"),        # long row
-    PLAIN_MATRIX.replace("S2", "S1"),                  # duplicated sample
-    PLAIN_MATRIX.replace("\t0\n", "\t1e400\n"),       # beyond int64
-    PLAIN_MATRIX.split("\n")[0] + "\n",               # header only
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        PLAIN_MATRIX.replace("\t0\n", "\t-1\n"),  # negative
+        PLAIN_MATRIX.replace("\t0\n", "\t0.5\n"),  # fractional
+        PLAIN_MATRIX.replace("\t0\n", "\tNA\n"),  # missing
+        PLAIN_MATRIX.replace("\t0\n", "\t\n"),  # empty cell
+        PLAIN_MATRIX.replace("\t0\n", "\n"),  # short row
+        PLAIN_MATRIX.replace("\t0\n", "\t0\t9\n"),  # long row
+        PLAIN_MATRIX.replace("S2", "S1"),  # duplicated sample
+        PLAIN_MATRIX.replace("\t0\n", "\t1e400\n"),  # beyond int64
+        PLAIN_MATRIX.split("\n")[0] + "\n",  # header only
+    ],
+)
 def test_only_a_plainly_valid_matrix_takes_the_fast_reader(tmp_path, text):
     path = tmp_path / "counts.tsv"
     path.write_text(text)

@@ -7,8 +7,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from pydeseq2.dds import DeseqDataSet
 from matplotlib.colors import to_hex
+from pydeseq2.dds import DeseqDataSet
 from pydeseq2.ds import DeseqStats
 
 from calibration import label_independent_fit, refit_permuted
@@ -32,8 +32,9 @@ CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 
 
 def test_metadata_scales_continuous_and_puts_reference_first():
-    obs = pd.DataFrame({"age": [20.0, 30.0, 40.0], "group": ["TRD", "responder", "TRD"],
-                        "site": ["b", "a", "b"]})
+    obs = pd.DataFrame(
+        {"age": [20.0, 30.0, 40.0], "group": ["TRD", "responder", "TRD"], "site": ["b", "a", "b"]}
+    )
     metadata, coding = prepare_metadata(obs, "~ site + age + group", CONTRAST)
     assert metadata["age"].tolist() == pytest.approx([-1.0, 0.0, 1.0])
     assert list(metadata["group"].cat.categories) == ["responder", "TRD"]
@@ -49,21 +50,36 @@ def test_shrink_coefficient_name():
 
 def test_results_table_orders_columns_and_sorts_by_pvalue():
     raw = pd.DataFrame(
-        {"baseMean": [10.0, 20, 30], "log2FoldChange": [1.0, -2, 0.5], "lfcSE": [0.1] * 3,
-         "stat": [10.0, -20, 5], "pvalue": [0.01, np.nan, 0.001], "padj": [0.02, np.nan, 0.002]},
+        {
+            "baseMean": [10.0, 20, 30],
+            "log2FoldChange": [1.0, -2, 0.5],
+            "lfcSE": [0.1] * 3,
+            "stat": [10.0, -20, 5],
+            "pvalue": [0.01, np.nan, 0.001],
+            "padj": [0.02, np.nan, 0.002],
+        },
         index=pd.Index(["g1", "g2", "g3"], name="gene_id"),
     )
     var = pd.DataFrame({"gene_symbol": ["A", None, "C"]}, index=["g1", "g2", "g3"])
     table = results_table(raw, var)
-    assert list(table.columns[:8]) == ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "lfcSE",
-                                       "stat", "pvalue", "padj"]
+    assert list(table.columns[:8]) == [
+        "gene_id",
+        "gene_symbol",
+        "baseMean",
+        "log2FoldChange",
+        "lfcSE",
+        "stat",
+        "pvalue",
+        "padj",
+    ]
     assert table["gene_id"].tolist() == ["g3", "g1", "g2"]
     assert table["gene_symbol"].tolist() == ["C", "A", ""]
 
 
 def test_count_calls_by_threshold():
-    table = pd.DataFrame({"log2FoldChange": [2.0, 0.7, -0.3, -1.5, 3.0],
-                          "padj": [0.001, 0.01, 0.04, 0.2, np.nan]})
+    table = pd.DataFrame(
+        {"log2FoldChange": [2.0, 0.7, -0.3, -1.5, 3.0], "padj": [0.001, 0.01, 0.04, 0.2, np.nan]}
+    )
     calls = count_calls(table, 0.05, [0.5, 1.0]).set_index("min_abs_log2FC")
     assert calls.loc[0.0, ["up", "down"]].tolist() == [2, 1]
     assert calls.loc[0.5, ["up", "down"]].tolist() == [2, 0]
@@ -110,11 +126,21 @@ def test_table_equals_a_direct_pydeseq2_call(toy_run, toy_results):
     metadata["age"] = (metadata["age"] - metadata["age"].mean()) / metadata["age"].std()
     metadata["group"] = pd.Categorical(metadata["group"], categories=["responder", "TRD"])
     counts = pd.DataFrame(cohort.X, index=cohort.obs_names, columns=cohort.var_names)
-    dds = DeseqDataSet(counts=counts, metadata=metadata, design="~ site + sex + age + group",
-                       inference=make_inference(2, "batched"), quiet=True)
+    dds = DeseqDataSet(
+        counts=counts,
+        metadata=metadata,
+        design="~ site + sex + age + group",
+        inference=make_inference(2, "batched"),
+        quiet=True,
+    )
     dds.deseq2()
-    stats = DeseqStats(dds, contrast=["group", "TRD", "responder"], alpha=0.05,
-                       inference=make_inference(2, "batched"), quiet=True)
+    stats = DeseqStats(
+        dds,
+        contrast=["group", "TRD", "responder"],
+        alpha=0.05,
+        inference=make_inference(2, "batched"),
+        quiet=True,
+    )
     stats.summary()
     direct = stats.results_df
     table = toy_results.set_index("gene_id").loc[direct.index]
@@ -123,10 +149,17 @@ def test_table_equals_a_direct_pydeseq2_call(toy_run, toy_results):
 
 
 def plotted_table():
-    return pd.DataFrame({"gene_id": ["g1", "g2", "g3", "g4"], "gene_symbol": ["A", "", "C", "D"],
-                         "baseMean": [100.0, 10.0, 0.0, 50.0], "log2FoldChange": [1.5, -2.0, 0.0, 0.1],
-                         "log2FoldChange_shrunk": [1.2, -1.0, 0.0, 0.05],
-                         "pvalue": [1e-6, 1e-4, np.nan, 0.5], "padj": [1e-5, 1e-3, np.nan, 0.6]})
+    return pd.DataFrame(
+        {
+            "gene_id": ["g1", "g2", "g3", "g4"],
+            "gene_symbol": ["A", "", "C", "D"],
+            "baseMean": [100.0, 10.0, 0.0, 50.0],
+            "log2FoldChange": [1.5, -2.0, 0.0, 0.1],
+            "log2FoldChange_shrunk": [1.2, -1.0, 0.0, 0.05],
+            "pvalue": [1e-6, 1e-4, np.nan, 0.5],
+            "padj": [1e-5, 1e-3, np.nan, 0.6],
+        }
+    )
 
 
 def legend_texts(ax) -> list[str]:
@@ -141,8 +174,13 @@ def test_volcano_draws_shrunk_changes_up_red_down_blue_with_thresholds():
     np.testing.assert_allclose(down.get_offsets(), [[-1.0, 4.0]])
     np.testing.assert_allclose(not_significant.get_offsets(), [[0.05, -np.log10(0.5)]])
     assert to_hex(up.get_facecolor()[0]) == UP_COLOUR and to_hex(down.get_facecolor()[0]) == DOWN_COLOUR
-    assert legend_texts(ax) == ["not significant", "up (padj < 0.05): 1", "down (padj < 0.05): 1",
-                                "padj = 0.05", "|log2FC| = 0.5, 1"]
+    assert legend_texts(ax) == [
+        "not significant",
+        "up (padj < 0.05): 1",
+        "down (padj < 0.05): 1",
+        "padj = 0.05",
+        "|log2FC| = 0.5, 1",
+    ]
     lines = {(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.get_lines()}
     assert ((0, 1), (4.0, 4.0)) in lines  # at the largest p-value called, 1e-4
     assert {x for (x, _), (_, y) in lines if y == 1} == {-1.0, -0.5, 0.0, 0.5, 1.0}
@@ -162,10 +200,16 @@ def test_volcano_labels_do_not_overlap():
     n, background = 12, 200
     lfc = np.concatenate([2.0 + 0.01 * np.arange(n), np.linspace(-4, 4, background)])
     pvalue = np.concatenate([1e-10 * (1 + 0.05 * np.arange(n)), np.linspace(0.01, 1, background)])
-    table = pd.DataFrame({"gene_id": [f"ENSG{i:011d}" for i in range(n + background)],
-                          "gene_symbol": [f"GENE{i}" for i in range(n + background)],
-                          "baseMean": 100.0, "log2FoldChange": lfc, "pvalue": pvalue,
-                          "padj": np.where(pvalue < 1e-9, 1e-8, 0.9)})
+    table = pd.DataFrame(
+        {
+            "gene_id": [f"ENSG{i:011d}" for i in range(n + background)],
+            "gene_symbol": [f"GENE{i}" for i in range(n + background)],
+            "baseMean": 100.0,
+            "log2FoldChange": lfc,
+            "pvalue": pvalue,
+            "padj": np.where(pvalue < 1e-9, 1e-8, 0.9),
+        }
+    )
     fig = volcano_plot(table, 0.05, CONTRAST, n_labels=n)
     renderer = fig.canvas.get_renderer()
     boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
@@ -181,8 +225,12 @@ def test_ma_plot_colours_up_red_down_blue_and_leaves_out_unexpressed_genes():
     np.testing.assert_allclose(down.get_offsets(), [[1.0, -1.0]])
     np.testing.assert_allclose(not_significant.get_offsets(), [[np.log10(50), 0.05]])
     assert to_hex(up.get_facecolor()[0]) == UP_COLOUR and to_hex(down.get_facecolor()[0]) == DOWN_COLOUR
-    assert legend_texts(ax) == ["not significant", "up (padj < 0.05): 1", "down (padj < 0.05): 1",
-                                "|log2FC| = 1"]
+    assert legend_texts(ax) == [
+        "not significant",
+        "up (padj < 0.05): 1",
+        "down (padj < 0.05): 1",
+        "|log2FC| = 1",
+    ]
     assert ax.get_ylabel() == "log2 fold change, TRD vs responder, shrunk (apeGLM-like prior)"
 
 
@@ -198,19 +246,30 @@ SETTINGS = {"alpha": 0.05, "inference": "batched", "lfc_shrink": False}
 def test_staged_fit_logs_every_stage_and_equals_pydeseq2s_own_run(caplog):
     adata = small_cohort(n_outliers=8)
     with caplog.at_level(logging.INFO, logger="trd"):
-        table = fit_and_test(make_dataset(adata, "~ group", SETTINGS, 1, CONTRAST), CONTRAST, SETTINGS,
-                             adata.var)
+        table = fit_and_test(
+            make_dataset(adata, "~ group", SETTINGS, 1, CONTRAST), CONTRAST, SETTINGS, adata.var
+        )
     stages = [m.rsplit(":", 1)[0] for m in caplog.messages]
-    assert stages == ["size factors", "genewise dispersions", "dispersion trend", "dispersion prior",
-                      "MAP dispersions", "log fold changes (IRLS)", "Cook's distances",
-                      "refit of the genes with Cook's outliers", "Wald test", "Cook's filtering",
-                      "independent filtering and BH"]
+    assert stages == [
+        "size factors",
+        "genewise dispersions",
+        "dispersion trend",
+        "dispersion prior",
+        "MAP dispersions",
+        "log fold changes (IRLS)",
+        "Cook's distances",
+        "refit of the genes with Cook's outliers",
+        "Wald test",
+        "Cook's filtering",
+        "independent filtering and BH",
+    ]
     assert all(re.fullmatch(r".+: \d+\.\d\d s", m) for m in caplog.messages)
     # the same dataset through PyDESeq2's own deseq2() and summary()
     dds = make_dataset(adata, "~ group", SETTINGS, 1, CONTRAST)
     dds.deseq2()
-    stats = stats_class(SETTINGS)(dds, contrast=["group", "TRD", "responder"], alpha=0.05,
-                                  inference=dds.inference, quiet=True)
+    stats = stats_class(SETTINGS)(
+        dds, contrast=["group", "TRD", "responder"], alpha=0.05, inference=dds.inference, quiet=True
+    )
     stats.summary()
     assert dds.var["replaced"].any()  # the refit stage did run
     expected = results_table(stats.results_df, adata.var)
@@ -239,8 +298,16 @@ def test_permutation_refits_skip_shrinkage(monkeypatch):
         raise AssertionError("lfc_shrink called")
 
     monkeypatch.setattr(DeseqStats, "lfc_shrink", fail)
-    labels = pd.Series(np.random.default_rng(1).permutation(adata.obs["group"].to_numpy()),
-                       index=adata.obs_names)
-    table = refit_permuted(adata, labels, "~ group", CONTRAST, {**SETTINGS, "lfc_shrink": True}, 1,
-                           label_independent_fit(adata, "~ group", CONTRAST, SETTINGS))
+    labels = pd.Series(
+        np.random.default_rng(1).permutation(adata.obs["group"].to_numpy()), index=adata.obs_names
+    )
+    table = refit_permuted(
+        adata,
+        labels,
+        "~ group",
+        CONTRAST,
+        {**SETTINGS, "lfc_shrink": True},
+        1,
+        label_independent_fit(adata, "~ group", CONTRAST, SETTINGS),
+    )
     assert table["stat"].notna().sum() > 100

@@ -6,14 +6,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ["README.md", "CONTRIBUTING.md", "CHANGELOG.md", "config/README.md", "docs/design.md",
-             "bench/README.md"]
+DOCUMENTS = [
+    "README.md",
+    "CONTRIBUTING.md",
+    "CHANGELOG.md",
+    "config/README.md",
+    "docs/design.md",
+    "bench/README.md",
+]
 MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
 def relative_links(text: str) -> list[str]:
-    return [target for target in MARKDOWN_LINK.findall(text) if "://" not in target
-            and not target.startswith("mailto:")]
+    return [
+        target
+        for target in MARKDOWN_LINK.findall(text)
+        if "://" not in target and not target.startswith("mailto:")
+    ]
 
 
 def test_relative_links_are_found():

@@ -21,39 +21,61 @@ def synthetic_de(n_genes=2000, seed=0, shifts=None):
     for gene, shift in (shifts or {}).items():
         stat[gene] += shift
     pvalue = 2 * (1 - __import__("scipy").stats.norm.cdf(np.abs(stat)))
-    return pd.DataFrame({
-        "gene_id": [f"ENSG{i:011d}" for i in range(n_genes)], "gene_symbol": genes,
-        "baseMean": 100.0, "log2FoldChange": stat.to_numpy() / 4, "lfcSE": 0.25,
-        "stat": stat.to_numpy(), "pvalue": pvalue, "padj": np.minimum(pvalue * 10, 1.0),
-    })
+    return pd.DataFrame(
+        {
+            "gene_id": [f"ENSG{i:011d}" for i in range(n_genes)],
+            "gene_symbol": genes,
+            "baseMean": 100.0,
+            "log2FoldChange": stat.to_numpy() / 4,
+            "lfcSE": 0.25,
+            "stat": stat.to_numpy(),
+            "pvalue": pvalue,
+            "padj": np.minimum(pvalue * 10, 1.0),
+        }
+    )
 
 
 def test_tested_genes_rule():
-    de = pd.DataFrame({
-        "gene_id": ["E1", "E2", "E3", "E4", "E5", "E5_PAR_Y"],
-        "gene_symbol": ["A", "B", None, "D", "E", "E"],
-        "baseMean": [10.0, 5.0, 7.0, 3.0, 50.0, 0.5],
-        "log2FoldChange": [1.0, -1.0, 0.5, 0.1, 2.0, 0.0],
-        "stat": [3.0, -2.0, 1.0, np.nan, 5.0, 0.1],
-        "pvalue": [0.003, 0.04, 0.3, np.nan, 1e-6, 0.9],
-        "padj": [0.01, np.nan, 0.5, np.nan, 1e-5, 0.9],  # B: removed by independent filtering, still tested
-    })
+    de = pd.DataFrame(
+        {
+            "gene_id": ["E1", "E2", "E3", "E4", "E5", "E5_PAR_Y"],
+            "gene_symbol": ["A", "B", None, "D", "E", "E"],
+            "baseMean": [10.0, 5.0, 7.0, 3.0, 50.0, 0.5],
+            "log2FoldChange": [1.0, -1.0, 0.5, 0.1, 2.0, 0.0],
+            "stat": [3.0, -2.0, 1.0, np.nan, 5.0, 0.1],
+            "pvalue": [0.003, 0.04, 0.3, np.nan, 1e-6, 0.9],
+            "padj": [
+                0.01,
+                np.nan,
+                0.5,
+                np.nan,
+                1e-5,
+                0.9,
+            ],  # B: removed by independent filtering, still tested
+        }
+    )
     tested = enr.tested_genes(de)
-    assert list(tested.index) == ["E", "A", "B"]          # sorted by stat; no symbol / no p-value out
-    assert tested.loc["E", "gene_id"] == "E5"             # duplicated symbol: largest baseMean kept
+    assert list(tested.index) == ["E", "A", "B"]  # sorted by stat; no symbol / no p-value out
+    assert tested.loc["E", "gene_id"] == "E5"  # duplicated symbol: largest baseMean kept
     assert de_gene_lists(tested, 0.05) == {"up": ["E", "A"], "down": []}
 
 
 def test_ora_pvalues_equal_an_independent_hypergeometric_test():
     universe = [f"G{i}" for i in range(500)]
-    sets = {"S1": ("first", universe[:40]), "S2": ("second", universe[30:130]), "S3": ("third", universe[400:420])}
+    sets = {
+        "S1": ("first", universe[:40]),
+        "S2": ("second", universe[30:130]),
+        "S3": ("third", universe[400:420]),
+    }
     collection = restrict_to_universe("c", sets, universe, 10, 500)
-    de_genes = universe[:25] + universe[100:110] + universe[450:455]   # 40 DE genes
+    de_genes = universe[:25] + universe[100:110] + universe[450:455]  # 40 DE genes
     res = ora_collection(collection, universe, de_genes, "up").set_index("term")
     for term, (_, members) in sets.items():
         overlap = len(set(members) & set(de_genes))
         # P(X >= overlap), X ~ hypergeometric(population 500, successes |set|, draws 40)
-        expected = sum(hypergeom.pmf(k, 500, len(members), 40) for k in range(overlap, min(len(members), 40) + 1))
+        expected = sum(
+            hypergeom.pmf(k, 500, len(members), 40) for k in range(overlap, min(len(members), 40) + 1)
+        )
         assert res.loc[term, "overlap"] == overlap
         assert res.loc[term, "pvalue"] == pytest.approx(expected, rel=1e-9, abs=1e-300)
     assert res.loc["S1", "overlap"] == 25 and res.loc["S3", "overlap"] == 0
@@ -115,9 +137,11 @@ def test_gsea_on_a_ranking_of_mostly_one_sign_warns_instead_of_failing(caplog):
     rng = np.random.default_rng(0)
     genes = [f"G{i}" for i in range(3000)]
     ranking = pd.Series(rng.standard_normal(3000) + 1.0, index=genes).sort_values(ascending=False)
-    sets = {"LOWEST": ("the 300 lowest", list(ranking.index[-300:])),
-            "RANDOM": ("300 at random", list(rng.choice(genes, 300, replace=False))),
-            "LOWEST20": ("the 20 lowest", list(ranking.index[-20:]))}
+    sets = {
+        "LOWEST": ("the 300 lowest", list(ranking.index[-300:])),
+        "RANDOM": ("300 at random", list(rng.choice(genes, 300, replace=False))),
+        "LOWEST20": ("the 20 lowest", list(ranking.index[-20:])),
+    }
     collection = restrict_to_universe("skewed", sets, genes, 10, 500)
     with caplog.at_level(logging.WARNING, logger="trd"):
         res = enr.gsea_collection(ranking, collection, permutations=1000, seed=1, threads=1)
@@ -127,8 +151,10 @@ def test_gsea_on_a_ranking_of_mostly_one_sign_warns_instead_of_failing(caplog):
     estimated = res.loc[["RANDOM", "LOWEST20"]]
     assert estimated[["pvalue", "padj", "NES"]].notna().all().all()
     assert list(estimated["padj"]) == pytest.approx(list(enr.bh(estimated["pvalue"].to_numpy())))
-    assert ("GSEA skewed: 1 sets have no p-value, padj or NES (LOWEST): fewer than 10 of the 1000 "
-            "random sets of their size had an enrichment score of their sign") in caplog.text
+    assert (
+        "GSEA skewed: 1 sets have no p-value, padj or NES (LOWEST): fewer than 10 of the 1000 "
+        "random sets of their size had an enrichment score of their sign"
+    ) in caplog.text
 
 
 def test_leading_edge_matches_the_running_score_peak():
@@ -150,13 +176,23 @@ def test_enrichment_reports_each_collection_separately(tmp_path):
     unshifted = sorted(set(genes) - set(planted))
     de = synthetic_de(n_genes=1500, seed=5, shifts={g: 3.0 for g in planted})
     null_sets = [list(rng.choice(unshifted, 20, replace=False)) for _ in range(5)]
-    (tmp_path / "a.gmt").write_text("P\tplanted\t" + "\t".join(planted) + "\n"
-                                    + "".join(f"N{i}\tnull\t" + "\t".join(genes) + "\n"
-                                              for i, genes in enumerate(null_sets)))
+    (tmp_path / "a.gmt").write_text(
+        "P\tplanted\t"
+        + "\t".join(planted)
+        + "\n"
+        + "".join(f"N{i}\tnull\t" + "\t".join(genes) + "\n" for i, genes in enumerate(null_sets))
+    )
     (tmp_path / "b.gmt").write_text("TINY\tx\tG1\tG2\nOTHER\ty\t" + "\t".join(genes[:15]) + "\n")
     gsea, ora, _, collections = enrichment(
-        de, {"A": tmp_path / "a.gmt", "B": tmp_path / "b.gmt"}, None, alpha=0.05,
-        min_size=10, max_size=500, permutations=500, seed=1)
+        de,
+        {"A": tmp_path / "a.gmt", "B": tmp_path / "b.gmt"},
+        None,
+        alpha=0.05,
+        min_size=10,
+        max_size=500,
+        permutations=500,
+        seed=1,
+    )
     assert set(gsea["collection"]) == {"A", "B"}
     assert collections["B"].dropped_small == ["TINY"]
     a = gsea[gsea["collection"] == "A"].set_index("term")
@@ -193,16 +229,27 @@ def ora_table(odds: dict[str, list[float]], fdr: dict[str, list[float]]) -> pd.D
     rows = []
     for direction in odds:
         for i, (value, q) in enumerate(zip(odds[direction], fdr[direction])):
-            rows.append({"collection": "GO_BP", "direction": direction, "term": f"T{direction}{i}",
-                         "name": f"term {i}", "size": 20 + i, "odds_ratio": value, "pvalue": q / 10,
-                         "padj": q})
+            rows.append(
+                {
+                    "collection": "GO_BP",
+                    "direction": direction,
+                    "term": f"T{direction}{i}",
+                    "name": f"term {i}",
+                    "size": 20 + i,
+                    "odds_ratio": value,
+                    "pvalue": q / 10,
+                    "padj": q,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_ora_dotplot_labels_several_ticks_and_colours_each_panel_by_its_own_fdrs():
     # odds ratios within one decade (a single decade tick before), FDRs 1e-12 apart from 1e-2
-    table = ora_table({"down": [3.1, 3.5, 4.2], "up": [2.2, 6.0, 8.5]},
-                      {"down": [1e-12, 1e-3, 0.2], "up": [0.01, 0.03, 0.5]})
+    table = ora_table(
+        {"down": [3.1, 3.5, 4.2], "up": [2.2, 6.0, 8.5]},
+        {"down": [1e-12, 1e-3, 0.2], "up": [0.01, 0.03, 0.5]},
+    )
     fig = enr.dotplot(table, "odds_ratio", 10, 0.05, "ORA", ["collection", "direction"])
     fig.canvas.draw()
     panels = [ax for ax in fig.axes if ax.get_xlabel() == "odds_ratio"]
@@ -219,14 +266,25 @@ def test_ora_dotplot_labels_several_ticks_and_colours_each_panel_by_its_own_fdrs
 
 def test_a_long_running_score_title_is_wrapped_inside_the_figure():
     name = "antigen processing and presentation of exogenous peptide antigen via MHC class I, TAP-dependent"
-    row = pd.Series({"collection": "GO_BP", "term": "GO:0002479", "name": name, "NES_perm": -2.11,
-                     "fdr_perm": 0.067, "NES": -2.5, "padj": 1.1e-6, "size": 24})
+    row = pd.Series(
+        {
+            "collection": "GO_BP",
+            "term": "GO:0002479",
+            "name": name,
+            "NES_perm": -2.11,
+            "fdr_perm": 0.067,
+            "NES": -2.5,
+            "padj": 1.1e-6,
+            "size": 24,
+        }
+    )
     ranking = pd.Series(np.linspace(5, -5, 400), index=[f"G{i}" for i in range(400)])
     fig = enr.running_score_figure(ranking, [f"G{i}" for i in range(350, 374)], row)
     fig.canvas.draw()
     title = fig.axes[0].title
     assert " ".join(title.get_text().split()) == " ".join(
         f"GO_BP GO:0002479: {name} label permutations: NES -2.11, fdr 0.067; gene permutations: "
-        "NES -2.50, padj 1.1e-06; 24 genes".split())
+        "NES -2.50, padj 1.1e-06; 24 genes".split()
+    )
     box, canvas = title.get_window_extent(), fig.bbox
     assert canvas.x0 <= box.x0 and box.x1 <= canvas.x1 and box.y1 <= canvas.y1

@@ -17,8 +17,10 @@ def pip_requirements() -> dict[str, str]:
 def conda_requirements() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     deps = [d for d in env["dependencies"] if isinstance(d, str) and not d.startswith("python=")]
-    reqs = [Requirement(d.replace("=", "==") if "=" in d and not any(op in d for op in "<>!") else d)
-            for d in deps]
+    reqs = [
+        Requirement(d.replace("=", "==") if "=" in d and not any(op in d for op in "<>!") else d)
+        for d in deps
+    ]
     return {r.name.lower(): str(r.specifier) for r in reqs}
 
 

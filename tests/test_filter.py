@@ -32,9 +32,13 @@ def test_large_groups_need_only_a_proportion():
 
 
 def small_cohort():
-    obs = pd.DataFrame({"group": ["TRD", "TRD", "TRD", "responder", "responder", "responder"],
-                        "age": [30, 40, 50, 35, 45, 55]},
-                       index=[f"S{i}" for i in range(6)])
+    obs = pd.DataFrame(
+        {
+            "group": ["TRD", "TRD", "TRD", "responder", "responder", "responder"],
+            "age": [30, 40, 50, 35, 45, 55],
+        },
+        index=[f"S{i}" for i in range(6)],
+    )
     rng = np.random.default_rng(1)
     X = rng.poisson(100, (6, 5))
     X[:, 4] = 0  # never expressed
@@ -55,54 +59,86 @@ def test_samples_to_keep_reads_excluded_column_as_text_or_bool():
 
 
 def test_filter_cohort_drops_excluded_samples_and_silent_genes():
-    kept, summary = filter_cohort(small_cohort(), metrics([False, True, False, False, False, False]),
-                                  {}, CONTRASTS, "~ age + group", "qc_metrics.tsv")
+    kept, summary = filter_cohort(
+        small_cohort(),
+        metrics([False, True, False, False, False, False]),
+        {},
+        CONTRASTS,
+        "~ age + group",
+        "qc_metrics.tsv",
+    )
     assert list(kept.obs_names) == ["S0", "S2", "S3", "S4", "S5"]
     assert list(kept.var_names) == ["g0", "g1", "g2", "g3"]
     assert summary.set_index("step")["n"].to_dict() == {
-        "samples in": 6, "samples excluded by QC": 1, "samples kept": 5,
-        "genes in": 5, "genes removed (low counts)": 1, "genes kept": 4, "genes kept for c": 4,
+        "samples in": 6,
+        "samples excluded by QC": 1,
+        "samples kept": 5,
+        "genes in": 5,
+        "genes removed (low counts)": 1,
+        "genes kept": 4,
+        "genes kept for c": 4,
     }
     assert kept.var["expressed:c"].tolist() == [True] * 4
 
 
 def test_group_too_small_after_exclusion_stops_before_fitting():
     with pytest.raises(InputError) as err:
-        filter_cohort(small_cohort(), metrics([True, True, False, False, False, False]), {}, CONTRASTS,
-                      "~ group", "qc_metrics.tsv")
-    assert str(err.value) == ("qc_metrics.tsv after QC exclusion: contrast 'c' has 1 sample(s) with "
-                              "group = 'TRD'; at least 2 are needed.")
+        filter_cohort(
+            small_cohort(),
+            metrics([True, True, False, False, False, False]),
+            {},
+            CONTRASTS,
+            "~ group",
+            "qc_metrics.tsv",
+        )
+    assert str(err.value) == (
+        "qc_metrics.tsv after QC exclusion: contrast 'c' has 1 sample(s) with "
+        "group = 'TRD'; at least 2 are needed."
+    )
 
 
 def test_exclusions_that_leave_too_few_for_the_prediction_stop_before_fitting():
     predict = {"enabled": True, "outer_folds": 3, "inner_folds": 2}  # 3 per group needed
-    kept, _ = filter_cohort(small_cohort(), metrics([False] * 6), {}, CONTRASTS, "~ group",
-                            "qc_metrics.tsv", predict)
+    kept, _ = filter_cohort(
+        small_cohort(), metrics([False] * 6), {}, CONTRASTS, "~ group", "qc_metrics.tsv", predict
+    )
     assert kept.n_obs == 6
     with pytest.raises(InputError) as err:
-        filter_cohort(small_cohort(), metrics([True] + [False] * 5), {}, CONTRASTS, "~ group",
-                      "qc_metrics.tsv", predict)
+        filter_cohort(
+            small_cohort(), metrics([True] + [False] * 5), {}, CONTRASTS, "~ group", "qc_metrics.tsv", predict
+        )
     assert str(err.value) == (
         "qc_metrics.tsv after QC exclusion: contrast 'c' has 2 sample(s) with group = 'TRD'; at "
         "least 3 are needed for the TRD prediction's nested cross-validation (config "
         "predict.outer_folds 3, predict.inner_folds 2): lower those, or set predict.enabled to false "
-        "to skip the prediction.")
+        "to skip the prediction."
+    )
 
 
 def test_filter_that_keeps_no_gene_stops_before_fitting():
     with pytest.raises(InputError) as err:
-        filter_cohort(small_cohort(), metrics([False] * 6), {"min_total_count": 10**9}, CONTRASTS,
-                      "~ group", "qc_metrics.tsv")
-    assert str(err.value) == ("config 'filter': none of the 5 genes has enough counts to pass the "
-                              "expression filter for contrast(s) c; lower filter.min_count or "
-                              "filter.min_total_count.")
+        filter_cohort(
+            small_cohort(),
+            metrics([False] * 6),
+            {"min_total_count": 10**9},
+            CONTRASTS,
+            "~ group",
+            "qc_metrics.tsv",
+        )
+    assert str(err.value) == (
+        "config 'filter': none of the 5 genes has enough counts to pass the "
+        "expression filter for contrast(s) c; lower filter.min_count or "
+        "filter.min_total_count."
+    )
 
 
 def test_each_contrast_filters_with_its_own_smallest_group():
     """A gene seen in 3 samples passes for a contrast of 3 vs 3 but not for one whose smaller group
     has 4; adding the second contrast leaves the first's genes as they were."""
-    obs = pd.DataFrame({"group": ["TRD"] * 3 + ["responder"] * 5,
-                        "sex": ["female"] * 4 + ["male"] * 4}, index=[f"S{i}" for i in range(8)])
+    obs = pd.DataFrame(
+        {"group": ["TRD"] * 3 + ["responder"] * 5, "sex": ["female"] * 4 + ["male"] * 4},
+        index=[f"S{i}" for i in range(8)],
+    )
     X = np.full((8, 3), 1000)
     X[:, 2] = [50, 50, 50, 0, 0, 0, 0, 0]  # CPM well above the cutoff in 3 samples only
     adata = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=["g0", "g1", "g2"]))
@@ -115,8 +151,9 @@ def test_each_contrast_filters_with_its_own_smallest_group():
     assert contrast_cohort(kept, "c").var_names.tolist() == contrast_cohort(alone, "c").var_names.tolist()
     assert contrast_cohort(kept, "sex").var_names.tolist() == ["g0", "g1"]
     assert contrast_cohort(kept, "sex").n_obs == 8
-    assert summary.set_index("step").loc[["genes kept", "genes kept for c", "genes kept for sex"], "n"].tolist() \
-        == [3, 3, 2]
+    assert summary.set_index("step").loc[
+        ["genes kept", "genes kept for c", "genes kept for sex"], "n"
+    ].tolist() == [3, 3, 2]
 
 
 def test_adding_a_contrast_leaves_another_contrasts_table_byte_identical(tmp_path, monkeypatch):
@@ -134,11 +171,21 @@ def test_adding_a_contrast_leaves_another_contrasts_table_byte_identical(tmp_pat
     run_snakemake(workdir, target, *small, "--config", "counts=config/counts.tsv")
     alone, written = table.read_bytes(), table.stat().st_mtime_ns
     (workdir / "config" / "second.yaml").write_text(
-        "contrasts:\n  female_vs_male: {variable: sex, test: female, reference: male}\n")
-    run_snakemake(workdir, target, "--configfile", small[1], "config/second.yaml", "--config",
-                  "counts=config/counts.tsv")
+        "contrasts:\n  female_vs_male: {variable: sex, test: female, reference: male}\n"
+    )
+    run_snakemake(
+        workdir,
+        target,
+        "--configfile",
+        small[1],
+        "config/second.yaml",
+        "--config",
+        "counts=config/counts.tsv",
+    )
     kept = pd.read_csv(workdir / "results/filter/filter_summary.tsv", sep="\t", index_col="step")["n"]
-    assert kept["genes kept for female_vs_male"] > kept["genes kept for TRD_vs_responder"]  # the filters differ
+    assert (
+        kept["genes kept for female_vs_male"] > kept["genes kept for TRD_vs_responder"]
+    )  # the filters differ
     assert table.stat().st_mtime_ns != written  # refitted after the new filter, not left as it was
     assert table.read_bytes() == alone
     # numba's compiled kernels went to the run's .snakemake/, not beside the scripts

@@ -8,10 +8,12 @@ import pytest
 from genesets import read_gmt, restrict_to_universe
 from pipeline_common import InputError
 
-ANNOTATION = pd.DataFrame({
-    "gene_id": ["ENSG00000000001", "ENSG00000000002", "ENSG00000000003", "ENSG00000000004"],
-    "gene_symbol": ["A1", "A2", "A3", ""],
-})
+ANNOTATION = pd.DataFrame(
+    {
+        "gene_id": ["ENSG00000000001", "ENSG00000000002", "ENSG00000000003", "ENSG00000000004"],
+        "gene_symbol": ["A1", "A2", "A3", ""],
+    }
+)
 
 
 def write(path, text, gz=False):
@@ -31,12 +33,15 @@ def test_gzipped_gmt_reads_like_plain(tmp_path):
     assert read_gmt(write(tmp_path / "a.gmt.gz", text, gz=True)) == read_gmt(write(tmp_path / "a.gmt", text))
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("S2\tno genes", "line 2 is not a gene set"),
-    ("S2\tdesc\t\t", "line 2 is not a gene set"),
-    ("\tdesc\tA", "line 2 is not a gene set"),
-    ("S1\tagain\tA", "line 2: gene set 'S1' appears a second time"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("S2\tno genes", "line 2 is not a gene set"),
+        ("S2\tdesc\t\t", "line 2 is not a gene set"),
+        ("\tdesc\tA", "line 2 is not a gene set"),
+        ("S1\tagain\tA", "line 2: gene set 'S1' appears a second time"),
+    ],
+)
 def test_malformed_lines_name_file_and_line(tmp_path, line, problem):
     gmt = write(tmp_path / "bad.gmt", f"S1\td\tA\tB\n{line}\n")
     with pytest.raises(InputError, match=f"bad.gmt: {problem}"):
@@ -56,9 +61,9 @@ def test_unreadable_files_name_the_file(tmp_path):
 
 def test_size_limits_count_only_genes_present_in_the_data():
     sets = {
-        "small_in_data": ("", ["A", "B", "X1", "X2", "X3"]),   # 5 listed, 2 in the data
-        "ok": ("", ["A", "B", "C", "X1"]),                     # 3 in the data
-        "large": ("", ["A", "B", "C", "D", "E"]),              # 5 in the data
+        "small_in_data": ("", ["A", "B", "X1", "X2", "X3"]),  # 5 listed, 2 in the data
+        "ok": ("", ["A", "B", "C", "X1"]),  # 3 in the data
+        "large": ("", ["A", "B", "C", "D", "E"]),  # 5 in the data
     }
     collection = restrict_to_universe("c", sets, ["A", "B", "C", "D", "E"], min_size=3, max_size=4)
     assert collection.sets == {"ok": ("", ["A", "B", "C"])}
@@ -70,8 +75,11 @@ def test_size_limits_count_only_genes_present_in_the_data():
 
 
 def test_ensembl_gmt_is_mapped_to_symbols_through_the_annotation(tmp_path):
-    gmt = write(tmp_path / "ens.gmt", "E1\td\tENSG00000000001.5\tENSG00000000002\tENSG00000000009\n"
-                                      "E2\td\tENSG00000000003\tENSG00000000004\tENSG00000000003.2\n")
+    gmt = write(
+        tmp_path / "ens.gmt",
+        "E1\td\tENSG00000000001.5\tENSG00000000002\tENSG00000000009\n"
+        "E2\td\tENSG00000000003\tENSG00000000004\tENSG00000000003.2\n",
+    )
     sets = read_gmt(gmt, ANNOTATION)
     # unknown IDs and IDs without a symbol are dropped; the two versions of one ID count once
     assert sets == {"E1": ("d", ["A1", "A2"]), "E2": ("d", ["A3"])}

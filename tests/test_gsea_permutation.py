@@ -28,8 +28,8 @@ def t_statistics(expression: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ref = 1.0 - test
     n1, n0 = test.sum(0), ref.sum(0)
     mean1, mean0 = expression.T @ test / n1, expression.T @ ref / n0
-    square = (expression ** 2).T
-    ss = square @ test - n1 * mean1 ** 2 + square @ ref - n0 * mean0 ** 2
+    square = (expression**2).T
+    ss = square @ test - n1 * mean1**2 + square @ ref - n0 * mean0**2
     pooled = ss / (n1 + n0 - 2)
     return (mean1 - mean0) / np.sqrt(pooled * (1 / n1 + 1 / n0))
 
@@ -47,7 +47,7 @@ def co_expressed_cohort(rng, n_samples=40, n_modules=30, module_size=30, n_free=
     factors = rng.standard_normal((n_samples, n_modules))
     expression[:, : n_modules * module_size] += loading * np.repeat(factors, module_size, axis=1)
     genes = [f"G{i}" for i in range(n_genes)]
-    sets = {f"M{m}": genes[m * module_size:(m + 1) * module_size] for m in range(n_modules)}
+    sets = {f"M{m}": genes[m * module_size : (m + 1) * module_size] for m in range(n_modules)}
     labels = np.arange(n_samples) < n_samples // 2
     return expression, genes, sets, labels
 
@@ -76,7 +76,6 @@ def test_vectorised_scores_equal_running_score_and_fgsea(monkeypatch):
     assert [by_term[t] for t in sets] == pytest.approx(scores[:, 0], abs=1e-12)
 
 
-
 def test_scores_of_a_set_whose_members_all_score_zero_take_equal_steps():
     genes = [f"G{i}" for i in range(20)]
     values = np.linspace(2, -2, 20)
@@ -93,7 +92,7 @@ def brute_force(es: np.ndarray, null: np.ndarray):
     n_sets, k = null.shape
     nes, nes_null, pvalue = np.empty(n_sets), np.empty((n_sets, k)), np.empty(n_sets)
     for s in range(n_sets):
-        scores = [es[s], *null[s]]                        # observed and null, for the means
+        scores = [es[s], *null[s]]  # observed and null, for the means
         mean_pos = np.mean([x for x in scores if x >= 0])
         mean_neg = abs(np.mean([x for x in scores if x < 0]))
         nes[s] = es[s] / (mean_pos if es[s] >= 0 else mean_neg)
@@ -152,7 +151,7 @@ def test_planted_pathway_ranks_first_and_random_sets_get_uniform_pvalues():
     genes = [f"G{i}" for i in range(n_genes)]
     labels = np.arange(n_samples) < 20
     expression = rng.standard_normal((n_samples, n_genes))
-    expression[:, :40] += 0.6 * labels[:, None]           # planted pathway: 40 genes up in the test group
+    expression[:, :40] += 0.6 * labels[:, None]  # planted pathway: 40 genes up in the test group
     sets = {"PLANTED": genes[:40], **random_sets(rng, genes[40:], 300, 15, 100)}
     stats = t_statistics(expression, label_permutations(labels, 199, rng))
     ranking = pd.Series(stats[:, 0], index=genes)
@@ -190,8 +189,9 @@ def test_ora_permutation_pvalues_and_fdr_equal_brute_force():
     null_de = rng.random((400, 30)) < rng.uniform(0, 0.08, 30)  # some permutations have no DE gene
     null_de[:, :3] = False
     observed_de = set(rng.choice(universe, 30, replace=False)) | set(sets["S0"][:8])
-    observed = np.array([hypergeom.sf(len(observed_de & set(g)) - 1, 400, len(g), len(observed_de))
-                         for g in sets.values()])
+    observed = np.array(
+        [hypergeom.sf(len(observed_de & set(g)) - 1, 400, len(g), len(observed_de)) for g in sets.values()]
+    )
     res = gp.ora_permutation(observed, sets, universe, null_de).set_index("term")
 
     null = np.ones((25, 30))
@@ -213,7 +213,10 @@ def test_null_top_lists_are_the_observed_length_by_statistic():
     stat = np.array([[3.0, -1.0], [np.nan, 2.0], [1.0, 0.5], [-2.0, -3.0], [0.0, 1.0]])
     lists = gp.null_top_lists(stat, 2, 1)
     assert lists["up"].T.tolist() == [[True, False, True, False, False], [False, True, False, False, True]]
-    assert lists["down"].T.tolist() == [[False, False, False, True, False], [False, False, False, True, False]]
+    assert lists["down"].T.tolist() == [
+        [False, False, False, True, False],
+        [False, False, False, True, False],
+    ]
     assert (lists["up"].sum(0) == 2).all() and (lists["down"].sum(0) == 1).all()
 
 
@@ -228,7 +231,10 @@ def test_ora_with_observed_length_null_lists_does_not_call_an_unrelated_set():
     sets = {"unrelated": universe[38:78], "planted": universe[:30]}
     observed = np.array([hypergeom.sf(len(set(de) & set(g)) - 1, 1000, len(g), 40) for g in sets.values()])
     empty = np.zeros((1000, 50), dtype=bool)
-    assert gp.ora_permutation(observed, sets, universe, empty).set_index("term").loc["unrelated", "fdr_perm"] < 0.05
+    assert (
+        gp.ora_permutation(observed, sets, universe, empty).set_index("term").loc["unrelated", "fdr_perm"]
+        < 0.05
+    )
     matched = gp.null_top_lists(rng.normal(size=(1000, 50)), 40, 40)["up"]
     res = gp.ora_permutation(observed, sets, universe, matched).set_index("term")
     assert res.loc["unrelated", "fdr_perm"] >= 0.05 and res.loc["planted", "fdr_perm"] < 0.05
@@ -238,9 +244,14 @@ def test_ora_with_observed_length_null_lists_does_not_call_an_unrelated_set():
 def null_file(path, gene_ids, stat, padj) -> None:
     """A null_statistics.h5ad in the calibration's format: permutations x genes."""
     k = stat.shape[1]
-    ad.AnnData(X=stat.T, obs=pd.DataFrame(index=[f"perm_{i + 1:04d}" for i in range(k)]),
-               var=pd.DataFrame({"gene_symbol": [f"S{g}" for g in gene_ids]}, index=pd.Index(gene_ids, name="gene_id")),
-               layers={"pvalue": np.full(stat.T.shape, 0.5), "padj": padj.T}).write_h5ad(path)
+    ad.AnnData(
+        X=stat.T,
+        obs=pd.DataFrame(index=[f"perm_{i + 1:04d}" for i in range(k)]),
+        var=pd.DataFrame(
+            {"gene_symbol": [f"S{g}" for g in gene_ids]}, index=pd.Index(gene_ids, name="gene_id")
+        ),
+        layers={"pvalue": np.full(stat.T.shape, 0.5), "padj": padj.T},
+    ).write_h5ad(path)
 
 
 def test_null_statistics_are_read_for_the_de_genes_in_their_order(tmp_path):
@@ -255,14 +266,18 @@ def test_null_statistics_missing_genes_is_one_clear_message(tmp_path):
     null_file(tmp_path / "null.h5ad", ["E1", "E2"], np.zeros((2, 3)), np.ones((2, 3)))
     with pytest.raises(InputError) as err:
         gp.load_null_statistics(tmp_path / "null.h5ad", ["E1", "E9", "E8"])
-    assert str(err.value) == (f"{tmp_path / 'null.h5ad'}: 2 gene(s) of the DESeq2 results are not in the "
-                              "permutation null statistics (var), e.g. E8, E9; expected the genes of the "
-                              "contrast's DESeq2 table.")
+    assert str(err.value) == (
+        f"{tmp_path / 'null.h5ad'}: 2 gene(s) of the DESeq2 results are not in the "
+        "permutation null statistics (var), e.g. E8, E9; expected the genes of the "
+        "contrast's DESeq2 table."
+    )
 
 
 # ----------------------------------------------------------------------------- DESeq2 refits
-COLLECTIONS = {"GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
-               "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt"}
+COLLECTIONS = {
+    "GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
+    "curated_TRD": ROOT / "resources/genesets/curated_trd.gmt",
+}
 DESIGN = "~ site + sex + age + group"
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 SETTINGS = {"alpha": 0.05, "inference": "batched"}
@@ -275,8 +290,11 @@ def cohort_anndata(params) -> ad.AnnData:
     cohort = sim.simulate_cohort(annotation, sim.load_gene_sets(COLLECTIONS), params)
     counts = cohort.counts[cohort.counts.mean(axis=1) >= 10]
     symbols = cohort.truth_genes.set_index("gene_id").loc[counts.index, "gene_symbol"]
-    return ad.AnnData(counts.T.to_numpy(), obs=cohort.samples.set_index("sample_id"),
-                      var=pd.DataFrame({"gene_symbol": symbols.to_numpy()}, index=counts.index))
+    return ad.AnnData(
+        counts.T.to_numpy(),
+        obs=cohort.samples.set_index("sample_id"),
+        var=pd.DataFrame({"gene_symbol": symbols.to_numpy()}, index=counts.index),
+    )
 
 
 def deseq2_null(adata: ad.AnnData, k: int, seed: int) -> tuple[pd.DataFrame, ad.AnnData]:
@@ -295,9 +313,12 @@ def deseq2_null(adata: ad.AnnData, k: int, seed: int) -> tuple[pd.DataFrame, ad.
         table = run_deseq2(shuffled, DESIGN, CONTRAST, SETTINGS, 1).set_index("gene_id").loc[adata.var_names]
         for name in layers:
             layers[name].append(table[name].to_numpy(dtype=float))
-    null = ad.AnnData(np.vstack(layers["stat"]), obs=pd.DataFrame(index=[f"perm_{i + 1:04d}" for i in range(k)]),
-                      var=adata.var.rename_axis("gene_id"),
-                      layers={"pvalue": np.vstack(layers["pvalue"]), "padj": np.vstack(layers["padj"])})
+    null = ad.AnnData(
+        np.vstack(layers["stat"]),
+        obs=pd.DataFrame(index=[f"perm_{i + 1:04d}" for i in range(k)]),
+        var=adata.var.rename_axis("gene_id"),
+        layers={"pvalue": np.vstack(layers["pvalue"]), "padj": np.vstack(layers["padj"])},
+    )
     return observed, null
 
 
@@ -306,15 +327,25 @@ def test_deseq2_refits_rank_the_planted_pathways_first(tmp_path):
     observed, null = deseq2_null(adata, k=30, seed=1)
     null.write_h5ad(tmp_path / "null_statistics.h5ad")
     gsea, ora, _, _ = enr.enrichment(
-        observed, COLLECTIONS, None, alpha=0.05, min_size=10, max_size=500, permutations=200, seed=1,
-        null=gp.load_null_statistics(tmp_path / "null_statistics.h5ad", observed["gene_id"]))
+        observed,
+        COLLECTIONS,
+        None,
+        alpha=0.05,
+        min_size=10,
+        max_size=500,
+        permutations=200,
+        seed=1,
+        null=gp.load_null_statistics(tmp_path / "null_statistics.h5ad", observed["gene_id"]),
+    )
     planted = {term: np.sign(shift) for _, term, shift in sim.DEFAULT_PATHWAYS}
     curated = gsea[gsea["collection"] == "curated_TRD"].set_index("term")
     # with 30 permutations p cannot go below about 1/16: the strongest sets tie, NES_perm orders them
     by_evidence = curated.assign(strength=-curated["NES_perm"].abs()).sort_values(["pvalue_perm", "strength"])
     assert set(by_evidence.index[:2]) == {"TRD_INFLAMMATION_INNATE_IMMUNITY", "TRD_NK_CYTOTOXIC"}
     for term in by_evidence.index[:2]:
-        assert np.sign(curated.loc[term, "NES_perm"]) == planted[term] and curated.loc[term, "fdr_perm"] < 0.05, term
+        assert (
+            np.sign(curated.loc[term, "NES_perm"]) == planted[term] and curated.loc[term, "fdr_perm"] < 0.05
+        ), term
     for _, term in sim.DEFAULT_NULL_THEMES:
         assert curated.loc[term, "fdr_perm"] >= 0.05, term
     # the planted GO term: right sign, among the strongest fifth of GO BP (10% of the sets score
@@ -328,11 +359,21 @@ def test_deseq2_refits_rank_the_planted_pathways_first(tmp_path):
 def test_deseq2_null_cohort_gene_permutation_overcalls_and_fdr_perm_does_not():
     """The simulator's null cohort (no group effect; genes of GO BP modules share latent factors,
     cell shares vary): fgsea's gene-permutation padj calls sets, fdr_perm from 20 refits none."""
-    adata = cohort_anndata(sim.SimulationParameters.null_cohort(n_samples=40, n_genes=1000, hazards=False, seed=1))
+    adata = cohort_anndata(
+        sim.SimulationParameters.null_cohort(n_samples=40, n_genes=1000, hazards=False, seed=1)
+    )
     observed, null = deseq2_null(adata, k=20, seed=1)
     gsea, _, _, _ = enr.enrichment(
-        observed, COLLECTIONS, None, alpha=0.05, min_size=10, max_size=500, permutations=200, seed=1,
-        null=pd.DataFrame(null.X.T, index=null.var_names))
+        observed,
+        COLLECTIONS,
+        None,
+        alpha=0.05,
+        min_size=10,
+        max_size=500,
+        permutations=200,
+        seed=1,
+        null=pd.DataFrame(null.X.T, index=null.var_names),
+    )
     assert (observed["padj"] < 0.05).sum() <= 5  # the Wald test's tail: 3 genes with this seed
     assert (gsea["padj"] < 0.05).sum() >= 10  # co-expressed genes make gene-permutation GSEA over-call
     assert (gsea["fdr_perm"] < 0.05).sum() == 0
@@ -343,17 +384,38 @@ def script_object(tmp_path, de_path, null_path, gmt):
     """What Snakemake hands enrichment.main: inputs (with or without the null), outputs, params."""
     from types import SimpleNamespace
 
-    inputs = SimpleNamespace(de=str(de_path), annotation=str(ROOT / "resources/annotation/genes.tsv.gz"),
-                             **({"null": str(null_path)} if null_path else {}))
+    inputs = SimpleNamespace(
+        de=str(de_path),
+        annotation=str(ROOT / "resources/annotation/genes.tsv.gz"),
+        **({"null": str(null_path)} if null_path else {}),
+    )
     out = tmp_path / "out"
-    outputs = SimpleNamespace(gsea=str(out / "gsea.tsv"), ora=str(out / "ora.tsv"),
-                              gsea_dotplot=str(out / "gsea_dotplot.png"), ora_dotplot=str(out / "ora_dotplot.png"),
-                              running_scores=str(out / "running_scores"))
-    params = SimpleNamespace(collections={"test": str(gmt)}, min_size=10, max_size=500, permutations=200,
-                             seed=1, ora_padj=0.05, top_terms=10, running_score_terms=2,
-                             similar_terms_jaccard=0.5, alpha=0.05)
-    return SimpleNamespace(input=inputs, output=outputs, params=params, threads=1,
-                           wildcards=SimpleNamespace(contrast="TRD_vs_responder"))
+    outputs = SimpleNamespace(
+        gsea=str(out / "gsea.tsv"),
+        ora=str(out / "ora.tsv"),
+        gsea_dotplot=str(out / "gsea_dotplot.png"),
+        ora_dotplot=str(out / "ora_dotplot.png"),
+        running_scores=str(out / "running_scores"),
+    )
+    params = SimpleNamespace(
+        collections={"test": str(gmt)},
+        min_size=10,
+        max_size=500,
+        permutations=200,
+        seed=1,
+        ora_padj=0.05,
+        top_terms=10,
+        running_score_terms=2,
+        similar_terms_jaccard=0.5,
+        alpha=0.05,
+    )
+    return SimpleNamespace(
+        input=inputs,
+        output=outputs,
+        params=params,
+        threads=1,
+        wildcards=SimpleNamespace(contrast="TRD_vs_responder"),
+    )
 
 
 @pytest.mark.parametrize("with_null", [True, False])
@@ -368,15 +430,25 @@ def test_enrichment_script_with_and_without_a_null_input(tmp_path, with_null):
     pvalue = 2 * __import__("scipy").stats.norm.sf(np.abs(stats))
     padj = np.column_stack([enr.bh(pvalue[:, j]) for j in range(pvalue.shape[1])])
     ids = [f"ENSG{i:011d}" for i in range(n_genes)]
-    pd.DataFrame({"gene_id": ids, "gene_symbol": genes, "baseMean": 100.0, "log2FoldChange": stats[:, 0] / 4,
-                  "lfcSE": 0.25, "stat": stats[:, 0], "pvalue": pvalue[:, 0], "padj": padj[:, 0]}
-                 ).to_csv(tmp_path / "de.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        {
+            "gene_id": ids,
+            "gene_symbol": genes,
+            "baseMean": 100.0,
+            "log2FoldChange": stats[:, 0] / 4,
+            "lfcSE": 0.25,
+            "stat": stats[:, 0],
+            "pvalue": pvalue[:, 0],
+            "padj": padj[:, 0],
+        }
+    ).to_csv(tmp_path / "de.tsv", sep="\t", index=False)
     null_file(tmp_path / "null.h5ad", ids, stats[:, 1:], padj[:, 1:])
     sets = {"PLANTED": genes[:30], **random_sets(rng, genes[30:], 20, 15, 60)}
     (tmp_path / "sets.gmt").write_text("".join(f"{t}\tx\t" + "\t".join(g) + "\n" for t, g in sets.items()))
 
-    smk = script_object(tmp_path, tmp_path / "de.tsv", tmp_path / "null.h5ad" if with_null else None,
-                        tmp_path / "sets.gmt")
+    smk = script_object(
+        tmp_path, tmp_path / "de.tsv", tmp_path / "null.h5ad" if with_null else None, tmp_path / "sets.gmt"
+    )
     enr.main(smk)
     gsea = pd.read_csv(smk.output.gsea, sep="\t")
     ora = pd.read_csv(smk.output.ora, sep="\t")
@@ -384,10 +456,17 @@ def test_enrichment_script_with_and_without_a_null_input(tmp_path, with_null):
     if with_null:
         assert gsea["term"].iloc[0] == "PLANTED" and gsea["fdr_perm"].iloc[0] < 0.05
         assert gsea["fdr_perm"].notna().all() and ora["fdr_perm"].notna().all()
-        assert ora.set_index(["direction", "term"]).loc[("up", "PLANTED"), "pvalue_perm"] == pytest.approx(1 / 31)
+        assert ora.set_index(["direction", "term"]).loc[("up", "PLANTED"), "pvalue_perm"] == pytest.approx(
+            1 / 31
+        )
     else:
         assert gsea[enr.GSEA_PERM_COLUMNS].isna().all().all() and ora[enr.ORA_PERM_COLUMNS].isna().all().all()
     # running_score_terms = 2 per direction, the planted set first of the up terms
     plots = sorted(path.name for path in (tmp_path / "out/running_scores").glob("*.png"))
-    assert [name.split("_")[1:3] for name in plots] == [["down", "01"], ["down", "02"], ["up", "01"], ["up", "02"]]
+    assert [name.split("_")[1:3] for name in plots] == [
+        ["down", "01"],
+        ["down", "02"],
+        ["up", "01"],
+        ["up", "02"],
+    ]
     assert plots[2] == "test_up_01_PLANTED.png"

@@ -8,8 +8,9 @@ from gsea_terms import collapse_similar_terms, jaccard, leading_edge_genes, top_
 
 def terms(edges: dict[str, str]) -> pd.DataFrame:
     """A ranked table (best first) of terms named by their id, with these leading edges."""
-    return pd.DataFrame({"term": list(edges), "name": [f"name {t}" for t in edges],
-                         "leading_edge": list(edges.values())})
+    return pd.DataFrame(
+        {"term": list(edges), "name": [f"name {t}" for t in edges], "leading_edge": list(edges.values())}
+    )
 
 
 def test_jaccard_of_leading_edges():
@@ -20,16 +21,18 @@ def test_jaccard_of_leading_edges():
 
 
 def test_near_duplicates_fold_under_the_first_similar_term_shown():
-    ranked = terms({
-        "T1": "A;B;C;D",      # shown
-        "T2": "A;B;C;E",      # J(T1) = 3/5: folded under T1
-        "T3": "X;Y;Z",        # shown
-        "T4": "A;B;X;Y",      # J(T1) = 2/6, J(T3) = 2/5: shown
-        "T5": "X;Y;Z;W",      # J(T3) = 3/4 (also J(T4) = 2/5): folded under T3
-        "T6": "A;B;C;D;X;Y",  # J(T1) = 4/6: folded under T1, the first similar term shown
-        "T7": "P;Q",          # a fourth distinct term: not shown with n = 3, and folding stops
-        "T8": "A;B;C;D",      # identical to T1, but after the stop: not counted
-    })
+    ranked = terms(
+        {
+            "T1": "A;B;C;D",  # shown
+            "T2": "A;B;C;E",  # J(T1) = 3/5: folded under T1
+            "T3": "X;Y;Z",  # shown
+            "T4": "A;B;X;Y",  # J(T1) = 2/6, J(T3) = 2/5: shown
+            "T5": "X;Y;Z;W",  # J(T3) = 3/4 (also J(T4) = 2/5): folded under T3
+            "T6": "A;B;C;D;X;Y",  # J(T1) = 4/6: folded under T1, the first similar term shown
+            "T7": "P;Q",  # a fourth distinct term: not shown with n = 3, and folding stops
+            "T8": "A;B;C;D",  # identical to T1, but after the stop: not counted
+        }
+    )
     shown = collapse_similar_terms(ranked, 3, 0.5)
     assert shown["term"].tolist() == ["T1", "T3", "T4"]
     assert shown["similar_terms"].tolist() == [["name T2", "name T6"], ["name T5"], []]
@@ -37,22 +40,29 @@ def test_near_duplicates_fold_under_the_first_similar_term_shown():
     strict = collapse_similar_terms(ranked, 10, 0.65)
     assert strict["term"].tolist() == ["T1", "T2", "T3", "T4", "T7"]
     assert strict.set_index("term")["similar_terms"].to_dict() == {
-        "T1": ["name T6", "name T8"], "T2": [], "T3": ["name T5"], "T4": [], "T7": []}
+        "T1": ["name T6", "name T8"],
+        "T2": [],
+        "T3": ["name T5"],
+        "T4": [],
+        "T7": [],
+    }
 
 
 def gsea_table(with_permutations: bool = True) -> pd.DataFrame:
-    table = pd.DataFrame({
-        "collection": ["go"] * 5 + ["curated"],
-        "term": ["GO:1", "GO:2", "GO:3", "GO:4", "GO:5", "SET"],
-        "name": ["a", "b", "c", "d", "e", "f"],
-        "NES_perm": [-2.0, 1.5, -1.8, 1.2, -1.9, 2.2],
-        "pvalue_perm": [0.01, 0.02, 0.01, 0.2, 0.01, 0.001],
-        "fdr_perm": [0.05, 0.04, 0.03, 0.5, 0.05, 0.01],
-        "NES": [-2.5, 1.1, -2.6, 1.9, -2.0, 2.5],
-        "pvalue": [1e-6, 0.01, 1e-7, 1e-4, 1e-5, 1e-8],
-        "padj": [1e-5, 0.02, 1e-6, 1e-3, 1e-4, 1e-7],
-        "leading_edge": ["A;B", "C;D", "E;F", "G;H", "A;B;Z", "K;L"],
-    })
+    table = pd.DataFrame(
+        {
+            "collection": ["go"] * 5 + ["curated"],
+            "term": ["GO:1", "GO:2", "GO:3", "GO:4", "GO:5", "SET"],
+            "name": ["a", "b", "c", "d", "e", "f"],
+            "NES_perm": [-2.0, 1.5, -1.8, 1.2, -1.9, 2.2],
+            "pvalue_perm": [0.01, 0.02, 0.01, 0.2, 0.01, 0.001],
+            "fdr_perm": [0.05, 0.04, 0.03, 0.5, 0.05, 0.01],
+            "NES": [-2.5, 1.1, -2.6, 1.9, -2.0, 2.5],
+            "pvalue": [1e-6, 0.01, 1e-7, 1e-4, 1e-5, 1e-8],
+            "padj": [1e-5, 0.02, 1e-6, 1e-3, 1e-4, 1e-7],
+            "leading_edge": ["A;B", "C;D", "E;F", "G;H", "A;B;Z", "K;L"],
+        }
+    )
     if not with_permutations:
         table[["NES_perm", "pvalue_perm", "fdr_perm"]] = np.nan
     return table

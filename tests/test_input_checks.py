@@ -49,10 +49,19 @@ def test_counts_become_int64():
     "value, message",
     [
         ("-1", "c.tsv: the count of gene g2 in sample S2 ('-1') is negative; expected a count >= 0."),
-        ("2.5", "c.tsv: the count of gene g2 in sample S2 ('2.5') is not a whole number; expected raw counts (not normalised values); estimated counts (nf-core's salmon.merged.gene_counts.tsv) are rounded with counts_format: salmon."),
+        (
+            "2.5",
+            "c.tsv: the count of gene g2 in sample S2 ('2.5') is not a whole number; expected raw counts (not normalised values); estimated counts (nf-core's salmon.merged.gene_counts.tsv) are rounded with counts_format: salmon.",
+        ),
         ("abc", "c.tsv: the count of gene g2 in sample S2 ('abc') is not a number."),
-        ("inf", "c.tsv: the count of gene g2 in sample S2 ('inf') is infinite or too large; expected a count below 2^53."),
-        ("1e400", "c.tsv: the count of gene g2 in sample S2 ('1e400') is infinite or too large; expected a count below 2^53."),
+        (
+            "inf",
+            "c.tsv: the count of gene g2 in sample S2 ('inf') is infinite or too large; expected a count below 2^53.",
+        ),
+        (
+            "1e400",
+            "c.tsv: the count of gene g2 in sample S2 ('1e400') is infinite or too large; expected a count below 2^53.",
+        ),
         (None, "c.tsv: the count of gene g2 in sample S2 (None) is missing; expected a count."),
     ],
 )
@@ -76,8 +85,10 @@ def test_empty_libraries_are_named():
     counts = pd.DataFrame({"S1": [1, 0], "S2": [0, 0], "S3": [0, 0]}, index=["g1", "g2"])
     with pytest.raises(InputError) as err:
         check_libraries(counts, "c.tsv")
-    assert str(err.value) == ("c.tsv: sample(s) S2, S3 have no counts (every gene is 0); remove the "
-                              "failed libraries from the sample sheet.")
+    assert str(err.value) == (
+        "c.tsv: sample(s) S2, S3 have no counts (every gene is 0); remove the "
+        "failed libraries from the sample sheet."
+    )
     check_libraries(counts[["S1"]], "c.tsv")
 
 
@@ -107,14 +118,18 @@ def test_missing_and_extra_samples_listed_with_count():
 
 
 def test_design_variable_missing_from_sheet():
-    with pytest.raises(InputError, match=r"design '~ sex \+ group' uses column\(s\) sex that the sample sheet does not have"):
+    with pytest.raises(
+        InputError, match=r"design '~ sex \+ group' uses column\(s\) sex that the sample sheet does not have"
+    ):
         check_design(sheet(), "~ sex + group", CONTRAST, "s.tsv")
 
 
 def test_missing_value_in_design_variable():
     s = sheet()
     s.loc["S3", "age"] = np.nan
-    with pytest.raises(InputError, match=r"^s.tsv: column 'age' of the design has no value for sample\(s\) S3"):
+    with pytest.raises(
+        InputError, match=r"^s.tsv: column 'age' of the design has no value for sample\(s\) S3"
+    ):
         check_design(s, "~ age + group", CONTRAST, "s.tsv")
 
 
@@ -122,8 +137,10 @@ def test_contrast_level_absent():
     bad = {"c": {"variable": "group", "test": "TRD", "reference": "placebo"}}
     with pytest.raises(InputError) as err:
         check_design(sheet(), "~ group", bad, "s.tsv")
-    assert str(err.value) == ("s.tsv: contrast 'c': reference level 'placebo' does not occur in column "
-                              "'group'; its levels are TRD, responder.")
+    assert str(err.value) == (
+        "s.tsv: contrast 'c': reference level 'placebo' does not occur in column "
+        "'group'; its levels are TRD, responder."
+    )
 
 
 def test_reference_equal_to_test():
@@ -137,12 +154,17 @@ def test_design_not_full_rank_names_columns():
     s["site"] = np.where(s["group"] == "TRD", "A", "B")  # site completely confounded with group
     with pytest.raises(InputError) as err:
         check_design(s, "~ site + group", CONTRAST, "s.tsv")
-    assert "is not full rank (rank 2 < 3 columns): site[T.B], group[T.responder] can be written" in str(err.value)
+    assert "is not full rank (rank 2 < 3 columns): site[T.B], group[T.responder] can be written" in str(
+        err.value
+    )
 
 
 def test_group_too_small():
     s = sheet().iloc[[0, 1, 3, 5]]  # one TRD sample left
-    with pytest.raises(InputError, match=r"^after QC: contrast 'c' has 1 sample\(s\) with group = 'TRD'; at least 2 are needed.$"):
+    with pytest.raises(
+        InputError,
+        match=r"^after QC: contrast 'c' has 1 sample\(s\) with group = 'TRD'; at least 2 are needed.$",
+    ):
         check_group_sizes(s, CONTRAST, "after QC")
 
 
@@ -158,7 +180,8 @@ def test_groups_too_small_for_the_predictions_cross_validation():
     assert str(err.value) == (
         "s.tsv: contrast 'c' has 4 sample(s) with group = 'TRD'; at least 5 are needed for the TRD "
         "prediction's nested cross-validation (config predict.outer_folds 5, predict.inner_folds 4): "
-        "lower those, or set predict.enabled to false to skip the prediction.")
+        "lower those, or set predict.enabled to false to skip the prediction."
+    )
     check_group_sizes(sheet(5), CONTRAST, "s.tsv", predict=PREDICT)
     check_group_sizes(sheet(4), CONTRAST, "s.tsv", predict={**PREDICT, "outer_folds": 2, "inner_folds": 2})
     check_group_sizes(sheet(2), CONTRAST, "s.tsv", predict={**PREDICT, "enabled": False})
@@ -209,21 +232,24 @@ def test_missing_value_markers_in_sheet_are_missing(tmp_path, marker):
     table = read_sample_sheet(path)
     assert table["age"].isna().tolist() == [True, False]
     assert table["age"].dtype == float  # the other values stay numbers
-    with pytest.raises(InputError, match=r"^s.tsv: column 'age' of the design has no value for "
-                                         r"sample\(s\) S1; every sample needs one.$"):
+    with pytest.raises(
+        InputError,
+        match=r"^s.tsv: column 'age' of the design has no value for "
+        r"sample\(s\) S1; every sample needs one.$",
+    ):
         check_design(table, "~ age + group", {}, "s.tsv")
 
 
 def test_design_column_mixing_numbers_and_text(tmp_path):
     path = tmp_path / "s.tsv"
-    path.write_text("sample_id\tgroup\tage\tnote\nS1\tTRD\t4O\tx\nS2\tresponder\t51\t2\n"
-                    "S3\tTRD\t60\t3\n")
+    path.write_text("sample_id\tgroup\tage\tnote\nS1\tTRD\t4O\tx\nS2\tresponder\t51\t2\nS3\tTRD\t60\t3\n")
     table = read_sample_sheet(path)
     with pytest.raises(InputError) as err:
         check_design(table, "~ age + group", {}, "s.tsv")
     assert str(err.value) == (
         "s.tsv: column 'age' of the design has numbers but also 4O (sample(s) S1); use numbers "
-        "throughout for a continuous covariate, or text throughout (e.g. 'batch1') for a factor.")
+        "throughout for a continuous covariate, or text throughout (e.g. 'batch1') for a factor."
+    )
     check_design(table.drop(columns="age"), "~ group", {}, "s.tsv")  # 'note' is not in the design
 
 
@@ -232,8 +258,10 @@ def test_design_column_with_one_value(column, value):
     s = sheet().assign(**{column: value})
     with pytest.raises(InputError) as err:
         check_design(s, "~ site + age + group", CONTRAST, "s.tsv")
-    assert str(err.value) == (f"s.tsv: column '{column}' of the design has the same value ({value}) "
-                              "for every sample, so it explains nothing; remove it from the design.")
+    assert str(err.value) == (
+        f"s.tsv: column '{column}' of the design has the same value ({value}) "
+        "for every sample, so it explains nothing; remove it from the design."
+    )
 
 
 @pytest.mark.parametrize("design", ["~ site + group + ", "~ site + (group"])
@@ -241,8 +269,9 @@ def test_design_that_is_not_a_formula(design):
     with pytest.raises(InputError) as err:
         check_design(sheet(), design, CONTRAST, "s.tsv")
     # the reason in brackets is formulaic's own first line (its wording is formulaic's)
-    assert re.fullmatch(rf"config 'design': '{re.escape(design)}' is not a valid formula \([^\n]+\)\.",
-                        str(err.value))
+    assert re.fullmatch(
+        rf"config 'design': '{re.escape(design)}' is not a valid formula \([^\n]+\)\.", str(err.value)
+    )
 
 
 def test_contrast_of_a_continuous_column():
@@ -252,7 +281,8 @@ def test_contrast_of_a_continuous_column():
     assert str(err.value) == (
         "s.tsv: contrast 'c': column 'age' holds numbers, so the model treats it as continuous and "
         "it has no levels to compare; write its values as text (e.g. 'TRD', 'responder') to make "
-        "it categorical.")
+        "it categorical."
+    )
 
 
 def test_duplicated_sample_ids_in_sheet(tmp_path):
@@ -267,10 +297,16 @@ def test_duplicated_sample_ids_in_sheet(tmp_path):
     [
         (b"", "the count matrix is empty."),
         (b"gene_id\tS1\tS2\n", "the count matrix has a header but no rows."),
-        (b"gene_id;S1;S2\ng1;1;2\n", "the count matrix's header has a single column; expected columns separated by tabs (TSV) or commas (CSV)."),
+        (
+            b"gene_id;S1;S2\ng1;1;2\n",
+            "the count matrix's header has a single column; expected columns separated by tabs (TSV) or commas (CSV).",
+        ),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "is a binary file, not a text table."),
         (gzip.compress(b"gene_id\tS1\ng1\t1\n" * 50)[:40], "the gzip file is truncated or corrupt."),
-        (b"gene_id\tS1\tS2\ng1\t1\n", "line 2 of the count matrix has 2 fields but the header has 3; is the delimiter consistent?"),
+        (
+            b"gene_id\tS1\tS2\ng1\t1\n",
+            "line 2 of the count matrix has 2 fields but the header has 3; is the delimiter consistent?",
+        ),
     ],
 )
 def test_unreadable_count_files(tmp_path, payload, message):

@@ -34,8 +34,9 @@ def test_normalised_counts_are_the_counts_over_median_of_ratios_size_factors(toy
     no_zero = (counts > 0).all(axis=0)
     log_geomeans = np.log(counts[:, no_zero]).mean(axis=0)
     size_factors = np.exp(np.median(np.log(counts[:, no_zero]) - log_geomeans, axis=1))
-    np.testing.assert_allclose(table[cohort.obs_names].to_numpy(), (counts / size_factors[:, None]).T,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        table[cohort.obs_names].to_numpy(), (counts / size_factors[:, None]).T, rtol=1e-5
+    )
 
 
 def test_vst_table_holds_the_h5ad_matrix(toy_run):
@@ -54,8 +55,10 @@ def test_shrunk_fold_changes_pull_the_null_genes_towards_zero(toy_run):
     null, de = ~genes["is_de"], genes["is_de"]
     assert shrunk[null].abs().mean() < 0.5 * mle[null].abs().mean()
     # closer to the planted truth over all genes, and the called genes keep their sign
-    error = {name: ((genes[name] - genes["true_log2FC"]) ** 2).mean()
-             for name in ("log2FoldChange_shrunk", "log2FoldChange")}
+    error = {
+        name: ((genes[name] - genes["true_log2FC"]) ** 2).mean()
+        for name in ("log2FoldChange_shrunk", "log2FoldChange")
+    }
     assert error["log2FoldChange_shrunk"] < 0.7 * error["log2FoldChange"]
     called = genes[de & (genes["padj"] < 0.05)]
     assert (np.sign(called["log2FoldChange_shrunk"]) == np.sign(called["true_log2FC"])).mean() > 0.95
@@ -73,10 +76,20 @@ def test_every_figure_is_png_and_svg(toy_run):
 def test_deseq2_log_times_every_stage(toy_run):
     log = (toy_run / f"logs/deseq2/{CONTRAST}.log").read_text()
     stages = re.findall(r"INFO (.+): \d+\.\d\d s$", log, flags=re.MULTILINE)
-    assert stages == ["size factors", "genewise dispersions", "dispersion trend", "dispersion prior",
-                      "MAP dispersions", "log fold changes (IRLS)", "Cook's distances",
-                      "refit of the genes with Cook's outliers", "Wald test", "Cook's filtering",
-                      "independent filtering and BH", "log fold-change shrinkage (apeGLM-like prior)"]
+    assert stages == [
+        "size factors",
+        "genewise dispersions",
+        "dispersion trend",
+        "dispersion prior",
+        "MAP dispersions",
+        "log fold changes (IRLS)",
+        "Cook's distances",
+        "refit of the genes with Cook's outliers",
+        "Wald test",
+        "Cook's filtering",
+        "independent filtering and BH",
+        "log fold-change shrinkage (apeGLM-like prior)",
+    ]
 
 
 def test_sensitivity_models_and_permutations_fit_no_prior(toy_run):
@@ -117,7 +130,7 @@ def jobs_after_config_change(toy_run, tmp_path, old: str, new: str) -> set[str]:
     assert text.count(old) == 1
     config.write_text(text.replace(old, new))
     out = run_snakemake(workdir, "--dry-run", "--rerun-triggers", "params").stdout
-    stats = out[out.index("Job stats:"):].splitlines()[3:]
+    stats = out[out.index("Job stats:") :].splitlines()[3:]
     return {line.split()[0] for line in stats if line.strip() and not line.startswith("total")}
 
 

@@ -21,10 +21,9 @@ from pipeline_common import (
 
 def test_atomic_output_renames_only_on_success(tmp_path):
     target = tmp_path / "sub" / "table.tsv"
-    with pytest.raises(RuntimeError):
-        with atomic_output(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
     assert not target.exists()
     assert list((tmp_path / "sub").iterdir()) == []  # no temporary file left behind
     with atomic_output(target) as tmp:
@@ -45,7 +44,8 @@ def test_a_killed_attempts_temporaries_are_removed_by_the_next(tmp_path):
     with atomic_directory(tmp_path / "running_scores") as tmp:
         (tmp / "b.png").write_bytes(b"png")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [".other.png.k1ll3d.tmp", ".volcano.png.notes", "running_scores", "volcano.png"])
+        [".other.png.k1ll3d.tmp", ".volcano.png.notes", "running_scores", "volcano.png"]
+    )
     assert [p.name for p in (tmp_path / "running_scores").iterdir()] == ["b.png"]
 
 
@@ -53,10 +53,9 @@ def test_atomic_directory_replaces_the_old_directory_only_on_success(tmp_path):
     target = tmp_path / "figures"
     with atomic_directory(target) as tmp:
         (tmp / "old.png").write_bytes(b"1")
-    with pytest.raises(RuntimeError):
-        with atomic_directory(target) as tmp:
-            (tmp / "new.png").write_bytes(b"2")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
+        (tmp / "new.png").write_bytes(b"2")
+        raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]
     assert [p.name for p in target.iterdir()] == ["old.png"]
 
@@ -152,8 +151,10 @@ def test_an_unexpected_error_is_logged_with_a_summary_then_the_traceback(tmp_pat
     lines = run_failing(tmp_path, lambda smk: format_list(None))
     source, start = inspect.getsourcelines(pipeline_common.format_list)
     line = start + next(i for i, text in enumerate(source) if "for i in items" in text)
-    assert lines[0] == ("ERROR rule qc failed: TypeError: 'NoneType' object is not iterable "
-                        f"(workflow/scripts/pipeline_common.py, line {line}, in format_list)")
+    assert lines[0] == (
+        "ERROR rule qc failed: TypeError: 'NoneType' object is not iterable "
+        f"(workflow/scripts/pipeline_common.py, line {line}, in format_list)"
+    )
     assert lines[1] == "Traceback (most recent call last):"
     assert lines[-1] == "TypeError: 'NoneType' object is not iterable"
 
@@ -164,7 +165,8 @@ def test_a_full_disk_is_one_line(tmp_path):
 
     assert run_failing(tmp_path, main) == [
         "ERROR rule qc failed: no space left on the device while writing results/qc/m.tsv; free some "
-        "space and run the workflow again (finished outputs are kept)."]
+        "space and run the workflow again (finished outputs are kept)."
+    ]
 
 
 def test_an_input_error_is_its_message_alone(tmp_path):
@@ -176,8 +178,11 @@ def test_an_input_error_is_its_message_alone(tmp_path):
 
 def test_a_full_disk_reported_by_a_library_is_one_line_too(tmp_path):
     def main(smk):  # as h5py words it, with no errno and no file name
-        raise OSError("Can't write data (file write failed: errno = 28, error message = 'No space left on device')")
+        raise OSError(
+            "Can't write data (file write failed: errno = 28, error message = 'No space left on device')"
+        )
 
     assert run_failing(tmp_path, main) == [
         f"ERROR rule qc failed: no space left on the device while writing {tmp_path / 'results' / 'qc'}; free "
-        "some space and run the workflow again (finished outputs are kept)."]
+        "some space and run the workflow again (finished outputs are kept)."
+    ]

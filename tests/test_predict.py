@@ -15,17 +15,40 @@ from input_checks import check_prediction_inputs, prediction_group_column
 from noise_cv import coverage, null_comparison
 from pipeline_common import InputError
 from predict import model_genes
-from prediction import (FoldVST, bootstrap_indices, compare_models, cross_validate, make_cohort,
-                        outer_splits, permutation_null, permutation_p, permuted_labels, rank_auc,
-                        site_splits, validate_by_site, vst_settings)
+from prediction import (
+    FoldVST,
+    bootstrap_indices,
+    compare_models,
+    cross_validate,
+    make_cohort,
+    outer_splits,
+    permutation_null,
+    permutation_p,
+    permuted_labels,
+    rank_auc,
+    site_splits,
+    validate_by_site,
+    vst_settings,
+)
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 FILTER = {"min_count": 10, "min_total_count": 15, "large_n": 10, "min_prop": 0.7}
 DESEQ2 = {"fit_type": "parametric", "vst_nsub": 1000, "inference": "batched"}
-SETTINGS = {"n_genes": 20, "outer_folds": 4, "inner_folds": 3, "repeats": 2, "learners": ["l2"],
-            "c_grid": [0.1, 1.0], "elasticnet_c_grid": [1.0], "elasticnet_l1_ratios": [0.5],
-            "hgb_learning_rates": [0.1], "covariates": ["sex", "age", "site"],
-            "group_by": "auto", "permutations": 19, "bootstrap": 500}
+SETTINGS = {
+    "n_genes": 20,
+    "outer_folds": 4,
+    "inner_folds": 3,
+    "repeats": 2,
+    "learners": ["l2"],
+    "c_grid": [0.1, 1.0],
+    "elasticnet_c_grid": [1.0],
+    "elasticnet_l1_ratios": [0.5],
+    "hgb_learning_rates": [0.1],
+    "covariates": ["sex", "age", "site"],
+    "group_by": "auto",
+    "permutations": 19,
+    "bootstrap": 500,
+}
 
 
 def count_cohort(signal: float, n_samples=60, n_genes=300, seed=3, n_signal=10) -> ad.AnnData:
@@ -38,13 +61,18 @@ def count_cohort(signal: float, n_samples=60, n_genes=300, seed=3, n_signal=10) 
     mean = np.exp(log_mean)
     shape = 1 / (0.05 + 3 / mean)  # a dispersion trend DESeq2's parametric fit can find
     counts = rng.poisson(rng.gamma(shape, mean / shape))
-    obs = pd.DataFrame({"group": np.where(labels == 1, "TRD", "responder"),
-                        "site": rng.choice(["siteA", "siteB", "siteC"], n_samples),
-                        "sex": rng.choice(["female", "male"], n_samples),
-                        "age": rng.normal(45, 10, n_samples).round(1)},
-                       index=[f"S{i:02d}" for i in range(n_samples)])
-    var = pd.DataFrame({"gene_symbol": [f"G{i}" for i in range(n_genes)]},
-                       index=[f"g{i}" for i in range(n_genes)])
+    obs = pd.DataFrame(
+        {
+            "group": np.where(labels == 1, "TRD", "responder"),
+            "site": rng.choice(["siteA", "siteB", "siteC"], n_samples),
+            "sex": rng.choice(["female", "male"], n_samples),
+            "age": rng.normal(45, 10, n_samples).round(1),
+        },
+        index=[f"S{i:02d}" for i in range(n_samples)],
+    )
+    var = pd.DataFrame(
+        {"gene_symbol": [f"G{i}" for i in range(n_genes)]}, index=[f"g{i}" for i in range(n_genes)]
+    )
     return ad.AnnData(X=counts, obs=obs, var=var)
 
 
@@ -53,6 +81,7 @@ def cohort_of(adata, group_by="site"):
 
 
 # ---------------------------------------------------------------- in-fold VST
+
 
 def test_fold_vst_gives_training_samples_the_pipeline_vst_and_test_samples_values_of_their_own():
     adata = count_cohort(0.0, n_samples=40)
@@ -70,8 +99,9 @@ def test_fold_vst_gives_training_samples_the_pipeline_vst_and_test_samples_value
         logmeans = np.log(kept[train]).mean(axis=0)
     usable = np.isfinite(logmeans)
     size_factor = np.exp(np.median(np.log(kept[35, usable]) - logmeans[usable]))
-    np.testing.assert_allclose(vst.transform(counts[[35]])[0], transformed_by_hand(vst, kept[35] / size_factor),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        vst.transform(counts[[35]])[0], transformed_by_hand(vst, kept[35] / size_factor), rtol=1e-10
+    )
     # fitted with the test samples, the values would differ: the check above can fail
     everyone = FoldVST(FILTER, vst_settings(DESEQ2), group_size=10).fit(counts)
     assert not np.allclose(everyone.transform(counts[test])[:, :50], vst.transform(counts[test])[:, :50])
@@ -84,6 +114,7 @@ def transformed_by_hand(vst, normed):
 
 
 # ---------------------------------------------------------------- no test sample is ever seen
+
 
 class Spy:
     """Records the samples every learning step is fitted on: the fold VST (size factors and
@@ -145,13 +176,19 @@ def test_no_learning_step_ever_sees_a_test_sample(monkeypatch, leak):
     cohort = cohort_of(adata)
     if leak == "vst":
         original_features = prediction.split_features
-        monkeypatch.setattr(prediction, "split_features",
-                            lambda cohort, train, *args: original_features(cohort, np.arange(40), *args))
+        monkeypatch.setattr(
+            prediction,
+            "split_features",
+            lambda cohort, train, *args: original_features(cohort, np.arange(40), *args),
+        )
     spy = Spy(cohort, monkeypatch)
     if leak == "selection":  # planted in the caller of the spied selection, as a bug would be
         spied = prediction.top_genes
-        monkeypatch.setattr(prediction, "top_genes",
-                            lambda genes, labels, masks, k: spied(genes, labels, np.ones_like(masks), k))
+        monkeypatch.setattr(
+            prediction,
+            "top_genes",
+            lambda genes, labels, masks, k: spied(genes, labels, np.ones_like(masks), k),
+        )
     settings = {**SETTINGS, "learners": ["l2", "hgb"], "repeats": 1}
     cross_validate(cohort, settings, FILTER, DESEQ2, seed=1, n_jobs=1)
     assert set(spy.fits) == {"size factors and VST trend", "gene selection", "learner", "scaling"}
@@ -167,6 +204,7 @@ def test_no_learning_step_ever_sees_a_test_sample(monkeypatch, leak):
 
 
 # ---------------------------------------------------------------- folds and permutations
+
 
 def test_site_held_out_folds_never_mix_sites():
     sites = np.array(["a", "b", "c", "a", "c", "c", "b", "a"])
@@ -205,7 +243,9 @@ def noise_null_p(seed):
     settings = {**SETTINGS, "repeats": 1, "c_grid": [1.0]}
     splits = outer_splits(cohort.labels, settings["outer_folds"], 1, seed)
     predictions, *_ = cross_validate(cohort, settings, FILTER, DESEQ2, seed, n_jobs=1)
-    first = predictions[predictions["feature_set"] == "expression"].set_index("sample_id").loc[cohort.sample_ids]
+    first = (
+        predictions[predictions["feature_set"] == "expression"].set_index("sample_id").loc[cohort.sample_ids]
+    )
     observed = rank_auc(first["probability"].to_numpy(), cohort.labels)[0]
     null = permutation_null(cohort, splits, ("expression", "l2"), settings, FILTER, DESEQ2, seed, n_jobs=1)
     return permutation_p(observed, null), null
@@ -217,7 +257,9 @@ def test_permutation_p_value_is_small_on_a_planted_signal():
     settings = {**SETTINGS, "repeats": 1, "c_grid": [1.0]}
     splits = outer_splits(cohort.labels, settings["outer_folds"], 1, 11)
     predictions, *_ = cross_validate(cohort, settings, FILTER, DESEQ2, 11, n_jobs=1)
-    first = predictions[predictions["feature_set"] == "expression"].set_index("sample_id").loc[cohort.sample_ids]
+    first = (
+        predictions[predictions["feature_set"] == "expression"].set_index("sample_id").loc[cohort.sample_ids]
+    )
     observed = rank_auc(first["probability"].to_numpy(), cohort.labels)[0]
     null = permutation_null(cohort, splits, ("expression", "l2"), settings, FILTER, DESEQ2, 11, n_jobs=1)
     assert observed > 0.85
@@ -240,6 +282,7 @@ def test_permutation_p_value_counts_ties_and_the_observed_run():
 
 # ---------------------------------------------------------------- metrics against independent computations
 
+
 def test_rank_auc_equals_sklearn_with_ties():
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 2, 50)
@@ -258,9 +301,19 @@ def synthetic_predictions(n=40, repeats=3, seed=5):
         folds = rng.permutation(np.arange(n) % 4) + 1
         for feature_set, strength in (("clinical", 0.3), ("expression", 1.5)):
             probability = 1 / (1 + np.exp(-(strength * (labels - 0.5) * 2 + rng.normal(0, 1, n))))
-            rows.append(pd.DataFrame({"sample_id": ids, "repeat": repeat, "fold": folds,
-                                      "feature_set": feature_set, "learner": "l2", "label": labels,
-                                      "probability": probability}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "sample_id": ids,
+                        "repeat": repeat,
+                        "fold": folds,
+                        "feature_set": feature_set,
+                        "learner": "l2",
+                        "label": labels,
+                        "probability": probability,
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True), labels, ids
 
 
@@ -272,21 +325,28 @@ def test_auc_brier_intervals_and_gain_equal_independent_computations():
 
     def matrix(feature_set):
         chosen = predictions[predictions["feature_set"] == feature_set]
-        return np.array([chosen[chosen["repeat"] == r].set_index("sample_id").loc[ids, "probability"]
-                         for r in (1, 2, 3)])
+        return np.array(
+            [chosen[chosen["repeat"] == r].set_index("sample_id").loc[ids, "probability"] for r in (1, 2, 3)]
+        )
 
     def fold_aucs(feature_set):
         """Per fold (repeat-major): sklearn's AUC, and each case's and control's placement values."""
         chosen = predictions[predictions["feature_set"] == feature_set]
-        folds = [chosen[(chosen["repeat"] == r) & (chosen["fold"] == f)].sort_values("sample_id")
-                 for r in (1, 2, 3) for f in (1, 2, 3, 4)]
-        return np.array([roc_auc_score(f["label"], f["probability"]) for f in folds]), [placements(f) for f in folds]
+        folds = [
+            chosen[(chosen["repeat"] == r) & (chosen["fold"] == f)].sort_values("sample_id")
+            for r in (1, 2, 3)
+            for f in (1, 2, 3, 4)
+        ]
+        return np.array([roc_auc_score(f["label"], f["probability"]) for f in folds]), [
+            placements(f) for f in folds
+        ]
 
     def corrected(values, placement_sets):
         """Nadeau & Bengio: 3 x 4 folds of 10 test and 30 training samples, t with 11 df; the fold
         variance at least the mean DeLong variance, var(V10) / n1 + var(V01) / n0 per fold."""
-        delong = np.mean([np.var(v10, ddof=1) / len(v10) + np.var(v01, ddof=1) / len(v01)
-                          for v10, v01 in placement_sets])
+        delong = np.mean(
+            [np.var(v10, ddof=1) / len(v10) + np.var(v01, ddof=1) / len(v01) for v10, v01 in placement_sets]
+        )
         se = np.sqrt((1 / 12 + 10 / 30) * max(np.var(values, ddof=1), delong))
         half = scipy.stats.t.ppf(0.975, 11) * se
         return values.mean() - half, values.mean() + half, 2 * scipy.stats.t.sf(abs(values.mean()) / se, 11)
@@ -301,21 +361,28 @@ def test_auc_brier_intervals_and_gain_equal_independent_computations():
         low, high, _ = corrected(folds, placement_sets)
         assert (row["auc_low"], row["auc_high"]) == pytest.approx((max(low, 0), min(high, 1)), abs=1e-12)
         assert (row["auc_folds_low"], row["auc_folds_high"]) == pytest.approx(
-            tuple(np.percentile(folds, [2.5, 97.5])), abs=1e-12)
+            tuple(np.percentile(folds, [2.5, 97.5])), abs=1e-12
+        )
         assert row["auc_pooled"] == pytest.approx(np.mean([roc_auc_score(labels, p) for p in m]), abs=1e-12)
         boot = np.array([np.mean([roc_auc_score(labels[d], p[d]) for p in m]) for d in draws])
         assert (row["auc_pooled_low"], row["auc_pooled_high"]) == pytest.approx(
-            tuple(np.percentile(boot, [2.5, 97.5])), abs=1e-12)
+            tuple(np.percentile(boot, [2.5, 97.5])), abs=1e-12
+        )
         assert row["brier"] == pytest.approx(np.mean([np.mean((p - labels) ** 2) for p in m]), abs=1e-12)
         assert row["brier"] == pytest.approx(np.mean([brier_score_loss(labels, p) for p in m]), abs=1e-12)
     (expression_folds, expression_placements), (clinical_folds, clinical_placements) = (
-        fold_aucs("expression"), fold_aucs("clinical"))
-    paired = [(e10 - c10, e01 - c01) for (e10, e01), (c10, c01) in zip(expression_placements, clinical_placements)]
+        fold_aucs("expression"),
+        fold_aucs("clinical"),
+    )
+    paired = [
+        (e10 - c10, e01 - c01) for (e10, e01), (c10, c01) in zip(expression_placements, clinical_placements)
+    ]
     gain = expression_folds - clinical_folds  # paired: the same folds
     expression = table.loc["expression"]
     assert expression["auc_gain_over_clinical"] == pytest.approx(gain.mean(), abs=1e-12)
     assert (expression["gain_low"], expression["gain_high"], expression["gain_p"]) == pytest.approx(
-        corrected(gain, paired), abs=1e-12)
+        corrected(gain, paired), abs=1e-12
+    )
     assert 0 < expression["gain_p"] < 0.05 and expression["gain_low"] > 0
     assert bool(expression["best"]) and not table.loc["clinical", "best"]
     assert np.isnan(table.loc["clinical", "auc_gain_over_clinical"])
@@ -340,7 +407,8 @@ def test_corrected_t_widens_the_naive_interval_by_the_overlap_of_the_training_se
     assert p == pytest.approx(2 * scipy.stats.t.sf(0.2 / 0.0763763, 2), abs=1e-6)
     # a floor above the folds' spread replaces it: (1/3 + 1/4) * 0.04 = 0.023333
     assert prediction.corrected_t(values, 0.25, 0.5, variance_floor=0.04)[1] == pytest.approx(
-        0.7 - 4.302653 * 0.1527525, abs=1e-6)
+        0.7 - 4.302653 * 0.1527525, abs=1e-6
+    )
     assert prediction.corrected_t(np.full(4, 0.5), 0.25, null=0.5) == (0.5, 0.5, 0.5, 1.0)
 
 
@@ -365,23 +433,37 @@ def test_bootstrap_resamples_keep_the_number_of_cases():
 
 
 def test_site_validation_gives_each_site_its_auc_and_none_to_a_one_group_site():
-    frame = pd.DataFrame({"site": ["a"] * 6 + ["b"] * 3, "feature_set": "combined", "learner": "l2",
-                          "label": [1, 1, 0, 0, 1, 0, 1, 1, 1],
-                          "probability": [0.9, 0.4, 0.5, 0.1, 0.7, 0.8, 0.6, 0.2, 0.9]})
+    frame = pd.DataFrame(
+        {
+            "site": ["a"] * 6 + ["b"] * 3,
+            "feature_set": "combined",
+            "learner": "l2",
+            "label": [1, 1, 0, 0, 1, 0, 1, 1, 1],
+            "probability": [0.9, 0.4, 0.5, 0.1, 0.7, 0.8, 0.6, 0.2, 0.9],
+        }
+    )
     table = validate_by_site(frame, {"bootstrap": 200}, seed=1).set_index("site")
-    assert table.loc["a", "auc"] == pytest.approx(roc_auc_score([1, 1, 0, 0, 1, 0], [0.9, 0.4, 0.5, 0.1, 0.7, 0.8]))
+    assert table.loc["a", "auc"] == pytest.approx(
+        roc_auc_score([1, 1, 0, 0, 1, 0], [0.9, 0.4, 0.5, 0.1, 0.7, 0.8])
+    )
     assert np.isnan(table.loc["b", "auc"]) and table.loc["b", "n_test_group"] == 3
-    assert table.loc["all sites (pooled)", "auc"] == pytest.approx(roc_auc_score(frame["label"], frame["probability"]))
-    assert table.loc["a", "brier"] == pytest.approx(np.mean((frame["probability"][:6] - frame["label"][:6]) ** 2))
+    assert table.loc["all sites (pooled)", "auc"] == pytest.approx(
+        roc_auc_score(frame["label"], frame["probability"])
+    )
+    assert table.loc["a", "brier"] == pytest.approx(
+        np.mean((frame["probability"][:6] - frame["label"][:6]) ** 2)
+    )
 
 
 # ---------------------------------------------------------------- the whole procedure
 
+
 def test_planted_signal_is_predicted_by_expression_not_by_clinical_data_and_its_genes_lead():
     adata = count_cohort(1.2, n_samples=60, n_genes=300)
     cohort = cohort_of(adata)
-    predictions, site_predictions, _, split_results = cross_validate(cohort, SETTINGS, FILTER, DESEQ2,
-                                                                     seed=1, n_jobs=1)
+    predictions, site_predictions, _, split_results = cross_validate(
+        cohort, SETTINGS, FILTER, DESEQ2, seed=1, n_jobs=1
+    )
     assert len(predictions) == 60 * 2 * 3 and set(predictions["repeat"]) == {1, 2}
     assert set(site_predictions["site"]) == {"siteA", "siteB", "siteC"}
     table = compare_models(predictions, cohort, SETTINGS, seed=1).set_index("feature_set")
@@ -410,19 +492,32 @@ def test_noise_gives_chance_performance_with_an_interval_that_includes_one_half(
 
 # ---------------------------------------------------------------- bad input, stopped before any DE
 
+
 def test_group_column_defaults_to_the_design_site_column_when_it_has_three_levels():
     sheet = pd.DataFrame({"site": ["a", "b", "c", "a"], "batch": ["x", "y", "x", "y"]})
     assert prediction_group_column(sheet, {"group_by": "auto"}, "~ site + group") == "site"
     assert prediction_group_column(sheet, {"group_by": "auto"}, "~ group") is None
-    assert prediction_group_column(sheet.assign(site=["a", "b", "a", "b"]), {"group_by": "auto"}, "~ site + group") is None
+    assert (
+        prediction_group_column(
+            sheet.assign(site=["a", "b", "a", "b"]), {"group_by": "auto"}, "~ site + group"
+        )
+        is None
+    )
     assert prediction_group_column(sheet, {"group_by": "batch"}, "~ group") == "batch"
     assert prediction_group_column(sheet, {"group_by": ""}, "~ site + group") is None
 
 
 def bad_sheet():
-    return pd.DataFrame({"group": ["TRD", "responder"] * 12, "site": ["a", "b", "c"] * 8,
-                         "sex": ["f", "m"] * 12, "age": np.arange(24.0), "one_site": "x"},
-                        index=[f"S{i:02d}" for i in range(24)])
+    return pd.DataFrame(
+        {
+            "group": ["TRD", "responder"] * 12,
+            "site": ["a", "b", "c"] * 8,
+            "sex": ["f", "m"] * 12,
+            "age": np.arange(24.0),
+            "one_site": "x",
+        },
+        index=[f"S{i:02d}" for i in range(24)],
+    )
 
 
 PREDICT = {"enabled": True, "inner_folds": 4, "covariates": ["sex", "age", "site"], "group_by": "auto"}
@@ -435,27 +530,40 @@ def test_a_covariate_with_missing_values_is_named():
         check_prediction_inputs(sheet, {"c": CONTRAST}, "~ site + group", PREDICT, "config/samples.tsv")
     assert str(error.value) == (
         "config/samples.tsv: column 'age' of config predict.covariates has no value for sample(s) S03, S07; "
-        "the prediction needs one for every sample (fill them in, or remove 'age' from predict.covariates).")
+        "the prediction needs one for every sample (fill them in, or remove 'age' from predict.covariates)."
+    )
 
 
 def test_an_empty_covariate_list_is_refused():
     with pytest.raises(InputError) as error:
-        check_prediction_inputs(bad_sheet(), {"c": CONTRAST}, "~ site + group", {**PREDICT, "covariates": []},
-                                "config/samples.tsv")
+        check_prediction_inputs(
+            bad_sheet(),
+            {"c": CONTRAST},
+            "~ site + group",
+            {**PREDICT, "covariates": []},
+            "config/samples.tsv",
+        )
     assert str(error.value) == (
         "config predict.covariates is empty, so the clinical model has no features and the comparison of "
         "expression with clinical data cannot be made; name at least one column of the sample sheet "
-        "config/samples.tsv, or set predict.enabled to false.")
+        "config/samples.tsv, or set predict.enabled to false."
+    )
 
 
 def test_a_group_by_column_with_a_single_level_is_refused():
     with pytest.raises(InputError) as error:
-        check_prediction_inputs(bad_sheet(), {"c": CONTRAST}, "~ site + group",
-                                {**PREDICT, "group_by": "one_site"}, "config/samples.tsv")
+        check_prediction_inputs(
+            bad_sheet(),
+            {"c": CONTRAST},
+            "~ site + group",
+            {**PREDICT, "group_by": "one_site"},
+            "config/samples.tsv",
+        )
     assert str(error.value) == (
         "config/samples.tsv: column 'one_site' (config predict.group_by) has a single level (x), so no "
         "site can be held out; name a column with at least 2 levels, or set predict.group_by to '' for "
-        "no site-held-out validation.")
+        "no site-held-out validation."
+    )
 
 
 def test_too_few_samples_per_group_once_a_site_is_held_out():
@@ -463,13 +571,15 @@ def test_too_few_samples_per_group_once_a_site_is_held_out():
     sheet.loc[sheet["site"] != "a", "group"] = "responder"  # every TRD patient from site a
     sheet.loc[["S01", "S04", "S07"], "group"] = "TRD"
     with pytest.raises(InputError) as error:
-        check_prediction_inputs(sheet, {"TRD_vs_responder": CONTRAST}, "~ site + group", PREDICT,
-                                "config/samples.tsv")
+        check_prediction_inputs(
+            sheet, {"TRD_vs_responder": CONTRAST}, "~ site + group", PREDICT, "config/samples.tsv"
+        )
     assert str(error.value) == (
         "config/samples.tsv: contrast 'TRD_vs_responder': without site 'a' (held out in the site-held-out "
         "validation) 3 sample(s) with group = 'TRD' remain; at least 4 are needed for the inner folds "
         "(config predict.inner_folds): lower it, set predict.group_by to '' for no site-held-out "
-        "validation, or set predict.enabled to false.")
+        "validation, or set predict.enabled to false."
+    )
 
 
 def test_a_covariate_with_missing_values_stops_the_run_at_ingest(workflow_copy):
@@ -481,13 +591,16 @@ def test_a_covariate_with_missing_values_stops_the_run_at_ingest(workflow_copy):
     result = run_snakemake(workflow_copy, "--config", "predict={covariates: [sex, age, bmi]}", check=False)
     assert result.returncode != 0
     missing = ", ".join(sheet.index[[4, 9]])
-    assert (f"config/samples.tsv: column 'bmi' of config predict.covariates has no value for sample(s) "
-            f"{missing}; the prediction needs one for every sample (fill them in, or remove 'bmi' from "
-            "predict.covariates).") in result.stdout + result.stderr
+    assert (
+        f"config/samples.tsv: column 'bmi' of config predict.covariates has no value for sample(s) "
+        f"{missing}; the prediction needs one for every sample (fill them in, or remove 'bmi' from "
+        "predict.covariates)."
+    ) in result.stdout + result.stderr
     assert not (workflow_copy / "results").exists() or not any((workflow_copy / "results").rglob("*.h5ad"))
 
 
 # ---------------------------------------------------------------- the rule on the toy cohort
+
 
 def test_toy_cohort_prediction(toy_run):
     out = toy_run / "results/predict/TRD_vs_responder"
@@ -522,15 +635,22 @@ def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(work
 
     stopped = run_snakemake(workflow_copy, *small, check=False)
     assert stopped.returncode != 0
-    assert ("config/samples.tsv: contrast 'TRD_vs_responder' has 4 sample(s) with group = 'TRD'; "
-            "at least 5 are needed for the TRD prediction's nested cross-validation (config "
-            "predict.outer_folds 5, predict.inner_folds 4): lower those, or set predict.enabled to "
-            "false to skip the prediction.") in stopped.stdout + stopped.stderr
+    assert (
+        "config/samples.tsv: contrast 'TRD_vs_responder' has 4 sample(s) with group = 'TRD'; "
+        "at least 5 are needed for the TRD prediction's nested cross-validation (config "
+        "predict.outer_folds 5, predict.inner_folds 4): lower those, or set predict.enabled to "
+        "false to skip the prediction."
+    ) in stopped.stdout + stopped.stderr
     assert not (workflow_copy / "results" / "ingest" / "cohort.h5ad").exists()
 
     # the fewest permutations the schema allows: the point is which jobs run, not their numbers
-    run_snakemake(workflow_copy, *small_cohort_config(workflow_copy), *small,
-                  "calibration={permutations: 10, block_size: 10}", "enrichment={permutations: 100}")
+    run_snakemake(
+        workflow_copy,
+        *small_cohort_config(workflow_copy),
+        *small,
+        "calibration={permutations: 10, block_size: 10}",
+        "enrichment={permutations: 100}",
+    )
     assert (workflow_copy / "results/de/TRD_vs_responder/deseq2_results.tsv").exists()
     assert not (workflow_copy / "results" / "predict").exists()
     page = (workflow_copy / "results/report/report.html").read_text(encoding="utf-8")
@@ -550,6 +670,7 @@ def test_new_prediction_settings_redo_only_the_prediction_and_the_report(toy_run
 
 def test_top_genes_ranks_as_sklearn_f_classif_for_every_label_vector_and_sample_set():
     from sklearn.feature_selection import f_classif
+
     rng = np.random.default_rng(4)
     genes = rng.normal(5, 2, (30, 40))
     labels = np.array([rng.permutation(np.repeat([1, 0], 15)) for _ in range(3)])
@@ -566,5 +687,6 @@ def test_a_contrast_of_sites_has_no_site_held_out_validation():
     assert prediction_group_column(sheet, settings, "~ site + group") == "site"
     assert prediction_group_column(sheet, settings, "~ site + group", compared="site") is None
     sites = {"c": {"variable": "site", "test": "B", "reference": "A"}}
-    check_prediction_inputs(sheet, sites, "~ site + group", {"group_by": "auto", "inner_folds": 4},
-                            "s.tsv")  # would need 4 samples of site A without site A
+    check_prediction_inputs(
+        sheet, sites, "~ site + group", {"group_by": "auto", "inner_folds": 4}, "s.tsv"
+    )  # would need 4 samples of site A without site A

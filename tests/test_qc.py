@@ -25,14 +25,15 @@ TOY_SAMPLES = pd.read_csv(ROOT / "config/samples.tsv", sep="\t", index_col="samp
 
 def tiny_cohort(counts: np.ndarray, symbols: list[str], chromosomes: list[str], sex=None) -> ad.AnnData:
     n = counts.shape[0]
-    obs = pd.DataFrame({"sex": sex if sex is not None else ["female"] * n},
-                       index=[f"S{i}" for i in range(n)])
-    var = pd.DataFrame({"gene_symbol": symbols, "chromosome": chromosomes},
-                       index=[f"G{i}" for i in range(len(symbols))])
+    obs = pd.DataFrame({"sex": sex if sex is not None else ["female"] * n}, index=[f"S{i}" for i in range(n)])
+    var = pd.DataFrame(
+        {"gene_symbol": symbols, "chromosome": chromosomes}, index=[f"G{i}" for i in range(len(symbols))]
+    )
     return ad.AnnData(counts.astype(np.int64), obs=obs, var=var)
 
 
 # --- unit tests ---------------------------------------------------------------------------------
+
 
 def test_mad_limits_on_a_hand_made_vector():
     # median 3, |deviations| 2,1,0,1,97 -> MAD 1, robust SD 1.4826
@@ -59,11 +60,13 @@ def test_library_metrics_fractions_by_hand():
 
 def test_sex_inference_on_a_tiny_matrix():
     # Each sample has 1e6 counts, so a count is its CPM. Columns: XIST, RPS4Y1, DDX3Y, filler.
-    counts = np.array([
-        [1023, 0, 0, 998977],      # female: XIST log2(1024) = 10, Y 0
-        [0, 255, 63, 999682],      # male: XIST 0, Y mean(log2 256, log2 64) = 7
-        [255, 255, 255, 999235],   # both expressed: score 0 -> ambiguous
-    ])
+    counts = np.array(
+        [
+            [1023, 0, 0, 998977],  # female: XIST log2(1024) = 10, Y 0
+            [0, 255, 63, 999682],  # male: XIST 0, Y mean(log2 256, log2 64) = 7
+            [255, 255, 255, 999235],  # both expressed: score 0 -> ambiguous
+        ]
+    )
     adata = tiny_cohort(counts, ["XIST", "RPS4Y1", "DDX3Y", "GAPDH"], ["X", "Y", "Y", "12"])
     scores = qc.sex_scores(adata, ["XIST"], ["RPS4Y1", "DDX3Y", "UTY"])
     assert scores["xist_score"].tolist() == pytest.approx([10, 0, 8])
@@ -97,13 +100,16 @@ def test_sex_flags_name_mismatch_and_ambiguous_calls():
 
 def test_outlier_flags_name_the_metric_and_the_limit():
     n = 9
-    metrics = pd.DataFrame({
-        "library_size": [1e6, 1.1e6, 0.9e6, 1.05e6, 0.95e6, 1e6, 1.02e6, 0.98e6, 1e4],
-        "detected_genes": [5000, 5010, 4990, 5005, 4995, 5000, 5002, 4998, 5001],
-        "pct_counts_globin": [3, 3.3, 2.7, 3.1, 2.9, 3, 60, 3.2, 2.8],
-        "pct_counts_mito": [2.0] * n,
-        "pca_distance": [1, 2, 1.5, 1.2, 0.8, 1.1, 1.3, 0.9, 1.4],
-    }, index=[f"S{i}" for i in range(n)])
+    metrics = pd.DataFrame(
+        {
+            "library_size": [1e6, 1.1e6, 0.9e6, 1.05e6, 0.95e6, 1e6, 1.02e6, 0.98e6, 1e4],
+            "detected_genes": [5000, 5010, 4990, 5005, 4995, 5000, 5002, 4998, 5001],
+            "pct_counts_globin": [3, 3.3, 2.7, 3.1, 2.9, 3, 60, 3.2, 2.8],
+            "pct_counts_mito": [2.0] * n,
+            "pca_distance": [1, 2, 1.5, 1.2, 0.8, 1.1, 1.3, 0.9, 1.4],
+        },
+        index=[f"S{i}" for i in range(n)],
+    )
     reasons, limits = qc.outlier_flags(metrics, threshold=5, min_relative_deviation=0.1)
     assert reasons[reasons != ""].index.tolist() == ["S6", "S8"]
     assert reasons["S8"].startswith("low_library_size: library size 1e+04 < limit ")
@@ -118,9 +124,16 @@ def test_outlier_flags_name_the_metric_and_the_limit():
 
 def saturated_metrics(detected: list[float]) -> pd.DataFrame:
     n = len(detected)
-    return pd.DataFrame({"library_size": [1e6] * n, "detected_genes": detected, "pct_counts_globin": [3.0] * n,
-                         "pct_counts_mito": [2.0] * n, "pca_distance": [1.0] * n},
-                        index=[f"S{i}" for i in range(n)])
+    return pd.DataFrame(
+        {
+            "library_size": [1e6] * n,
+            "detected_genes": detected,
+            "pct_counts_globin": [3.0] * n,
+            "pct_counts_mito": [2.0] * n,
+            "pca_distance": [1.0] * n,
+        },
+        index=[f"S{i}" for i in range(n)],
+    )
 
 
 def test_a_saturated_metric_flags_only_real_outliers():
@@ -128,8 +141,8 @@ def test_a_saturated_metric_flags_only_real_outliers():
     be flagged (limit = the median); the floor keeps limits 10% from the median."""
     rng = np.random.default_rng(3)
     counts = rng.poisson(200, (9, 2000)) + 1
-    counts[6, 0] = 0           # one gene short: noise
-    counts[8, :1000] = 0       # half the genes missing: a failed library
+    counts[6, 0] = 0  # one gene short: noise
+    counts[8, :1000] = 0  # half the genes missing: a failed library
     adata = tiny_cohort(counts, [f"G{i}" for i in range(2000)], ["MT"] + ["1"] * 1999)
     metrics = qc.library_metrics(adata, globin_genes=["G1999"]).assign(pca_distance=1.0)
     assert metrics["detected_genes"].tolist() == [2000] * 6 + [1999, 2000, 1000]
@@ -137,9 +150,12 @@ def test_a_saturated_metric_flags_only_real_outliers():
     assert "low_detected_genes" in unfloored["S6"]  # what happened without the floor
     reasons, limits = qc.outlier_flags(metrics, threshold=5, min_relative_deviation=0.1)
     detected = reasons.map(lambda r: [f for f in r.split("; ") if f.startswith("low_detected_genes")])
-    assert detected[detected.str.len() > 0].to_dict() == {"S8": [
-        "low_detected_genes: detected genes 1000 < limit 1818 (median - 10%, qc.min_relative_deviation, "
-        "as 5 MAD is less)"]}
+    assert detected[detected.str.len() > 0].to_dict() == {
+        "S8": [
+            "low_detected_genes: detected genes 1000 < limit 1818 (median - 10%, qc.min_relative_deviation, "
+            "as 5 MAD is less)"
+        ]
+    }
     assert limits.set_index("flag").at["low_detected_genes", "limit"] == pytest.approx(2000 / 1.1)
 
 
@@ -174,8 +190,14 @@ def test_a_sheet_with_only_the_group_column_gets_a_balance_table_and_a_log():
     obs = pd.DataFrame({"group": ["TRD", "responder"] * 3}, index=[f"S{i}" for i in range(6)])
     balance = qc.balance_tables(obs, {"c": {"variable": "group", "test": "TRD", "reference": "responder"}})
     assert balance.drop(columns=["test", "test_statistic", "pvalue"]).to_dict("list") == {
-        "grouping": ["group"], "covariate": ["n"], "level": [""], "statistic": ["count"], "TRD": [3],
-        "responder": [3], "all": [6]}
+        "grouping": ["group"],
+        "covariate": ["n"],
+        "level": [""],
+        "statistic": ["count"],
+        "TRD": [3],
+        "responder": [3],
+        "all": [6],
+    }
     assert balance[["test", "test_statistic", "pvalue"]].isna().all(axis=None)
     metrics = pd.DataFrame({"flags": [""] * 6, "excluded": [False] * 6}, index=obs.index)
     qc.log_findings({"metrics": metrics, "limits": pd.DataFrame()}, balance)
@@ -205,7 +227,11 @@ def test_pc_covariate_association_values():
     # eta squared of two groups = squared point-biserial correlation
     assert site["r_squared"] == pytest.approx(np.corrcoef(scores[:, 0], obs["site"] == "b")[0, 1] ** 2)
     age = table.loc[("PC2", "age")]
-    assert (age["test"], age["statistic"], age["r_squared"]) == ("pearson", pytest.approx(1), pytest.approx(1))
+    assert (age["test"], age["statistic"], age["r_squared"]) == (
+        "pearson",
+        pytest.approx(1),
+        pytest.approx(1),
+    )
 
 
 def test_categorical_test_uses_fisher_for_small_two_by_two_tables():
@@ -222,11 +248,17 @@ def test_multiqc_table_has_a_yaml_header(tmp_path):
     path = tmp_path / "x_mqc.tsv"
     qc.write_multiqc_table(table, path, "sec_id", "Section", "About it.")
     lines = path.read_text().splitlines()
-    assert lines[:4] == ["# id: sec_id", "# section_name: Section", "# description: About it.", "# plot_type: table"]
+    assert lines[:4] == [
+        "# id: sec_id",
+        "# section_name: Section",
+        "# description: About it.",
+        "# plot_type: table",
+    ]
     assert lines[-3:] == ["sample_id\tlibrary_size", "A\t10", "B\t20"]
 
 
 # --- toy run: planted hazards, confounding, balance -----------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def toy_qc(toy_run) -> Path:
@@ -292,7 +324,9 @@ def test_covariate_balance_equals_independent_computation(toy_qc):
         trd, resp = (TOY_SAMPLES.loc[TOY_SAMPLES["group"] == g, covariate] for g in ["TRD", "responder"])
         assert rows.at[(covariate, "", "mean"), "TRD"] == pytest.approx(trd.mean(), rel=1e-5)
         assert rows.at[(covariate, "", "sd"), "responder"] == pytest.approx(resp.std(), rel=1e-5)
-        assert rows.at[(covariate, "", "mean"), "all"] == pytest.approx(TOY_SAMPLES[covariate].mean(), rel=1e-5)
+        assert rows.at[(covariate, "", "mean"), "all"] == pytest.approx(
+            TOY_SAMPLES[covariate].mean(), rel=1e-5
+        )
         welch = stats.ttest_ind(trd, resp, equal_var=False)
         assert rows.at[(covariate, "", "mean"), "pvalue"] == pytest.approx(welch.pvalue, rel=1e-4)
     for covariate in ["site", "sex"]:
@@ -305,8 +339,15 @@ def test_covariate_balance_equals_independent_computation(toy_qc):
 
 
 def test_qc_figures_are_written(toy_qc):
-    for name in ["pca", "scree", "pc_covariate_association", "sample_distances", "library_size",
-                 "detected_genes", "sex_check"]:
+    for name in [
+        "pca",
+        "scree",
+        "pc_covariate_association",
+        "sample_distances",
+        "library_size",
+        "detected_genes",
+        "sex_check",
+    ]:
         assert (toy_qc / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
@@ -316,8 +357,12 @@ def test_multiqc_finds_the_custom_content(toy_qc, tmp_path):
     for name in ["trd_qc_metrics_mqc.tsv", "trd_qc_flags_mqc.yaml"]:
         shutil.copy(toy_qc / name, folder / name)
     multiqc = Path(sys.executable).with_name("multiqc")
-    subprocess.run([str(multiqc), "--no-version-check", "--quiet", "--outdir", str(tmp_path / "out"), str(folder)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [str(multiqc), "--no-version-check", "--quiet", "--outdir", str(tmp_path / "out"), str(folder)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     data = tmp_path / "out" / "multiqc_data"
     metrics = pd.read_csv(data / "multiqc_trd_qc_metrics_table.txt", sep="\t", index_col="Sample")
     flags = pd.read_csv(data / "multiqc_trd_qc_flags_table.txt", sep="\t", index_col="Sample")
@@ -331,13 +376,16 @@ def test_de_writes_the_samples_it_used(toy_run):
 
 
 def test_exclude_removes_the_flagged_samples_before_de(workflow_copy):
-    run_snakemake(workflow_copy, f"results/de/{CONTRAST}/samples_used.tsv",
-                  "--config", "qc={action: exclude}")
+    run_snakemake(
+        workflow_copy, f"results/de/{CONTRAST}/samples_used.tsv", "--config", "qc={action: exclude}"
+    )
     excluded = pd.read_csv(workflow_copy / "results/qc/excluded_samples.tsv", sep="\t", index_col="sample_id")
     assert sorted(excluded.index) == sorted(TRUTH.index)
     for sample, hazard in TRUTH["hazard"].items():
         assert hazard + ":" in excluded.at[sample, "flags"]
-    used = pd.read_csv(workflow_copy / f"results/de/{CONTRAST}/samples_used.tsv", sep="\t", index_col="sample_id")
+    used = pd.read_csv(
+        workflow_copy / f"results/de/{CONTRAST}/samples_used.tsv", sep="\t", index_col="sample_id"
+    )
     assert len(used) == 45 and not used.index.isin(TRUTH.index).any()
     log = (workflow_copy / f"logs/deseq2/{CONTRAST}.log").read_text()
     assert "samples used (45)" in log
@@ -349,8 +397,10 @@ def clustered_samples(seed: int = 4) -> tuple[np.ndarray, pd.DataFrame]:
     """Two planted clusters of samples (4 and 3) and one far outlier (s7), with annotations."""
     rng = np.random.default_rng(seed)
     vst = np.vstack([rng.normal(0, 1, (4, 30)), rng.normal(6, 1, (3, 30)), rng.normal(60, 1, (1, 30))])
-    obs = pd.DataFrame({"group": ["TRD", "responder"] * 4, "site": list("AABBAABB"), "sex": ["female"] * 8},
-                       index=[f"s{i}" for i in range(8)])
+    obs = pd.DataFrame(
+        {"group": ["TRD", "responder"] * 4, "site": list("AABBAABB"), "sex": ["female"] * 8},
+        index=[f"s{i}" for i in range(8)],
+    )
     return vst, obs
 
 
@@ -404,8 +454,9 @@ def test_pca_marks_the_flagged_samples_of_qc_metrics():
     rng = np.random.default_rng(0)
     scores = rng.normal(0, 1, (6, 3))
     obs = pd.DataFrame({"group": list("ababab"), "site": list("xxyyxx")}, index=[f"s{i}" for i in range(6)])
-    metrics = pd.DataFrame({"flags": ["", "low_library_size: ...", "", "", "sex_mismatch: ...", ""]},
-                           index=obs.index)
+    metrics = pd.DataFrame(
+        {"flags": ["", "low_library_size: ...", "", "", "sex_mismatch: ...", ""]}, index=obs.index
+    )
     fig = qc.pca_plot(scores, np.array([0.5, 0.3, 0.2]), obs, ["group", "site"], metrics["flags"] != "")
     for ax in fig.axes:
         marked = next(c for c in ax.collections if c.get_label() == "QC-flagged (2)")
@@ -414,10 +465,16 @@ def test_pca_marks_the_flagged_samples_of_qc_metrics():
 
 
 def test_library_size_bars_are_red_for_their_own_check_only():
-    flags = pd.Series(["low_library_size: library size 10 < limit 50 (median - 5 MAD)",
-                       "high_globin: % 40 > limit 20; low_library_size: library size 9 < limit 50",
-                       "sex_mismatch: recorded male, inferred female", "", "low_detected_genes: 3 < 5"],
-                      index=[f"s{i}" for i in range(5)])
+    flags = pd.Series(
+        [
+            "low_library_size: library size 10 < limit 50 (median - 5 MAD)",
+            "high_globin: % 40 > limit 20; low_library_size: library size 9 < limit 50",
+            "sex_mismatch: recorded male, inferred female",
+            "",
+            "low_detected_genes: 3 < 5",
+        ],
+        index=[f"s{i}" for i in range(5)],
+    )
     own = qc.flagged_by(flags, "low_library_size")
     assert own.tolist() == [True, True, False, False, False]
     values = pd.Series([10.0, 9.0, 80.0, 90.0, 85.0], index=flags.index)
@@ -428,4 +485,7 @@ def test_library_size_bars_are_red_for_their_own_check_only():
     others = next(c for c in ax.collections)
     assert np.asarray(others.get_offsets())[:, 0].tolist() == [2, 4]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "flagged: low_library_size (2)", "flagged by another check (2)", "QC limit"]
+        "flagged: low_library_size (2)",
+        "flagged by another check (2)",
+        "QC limit",
+    ]

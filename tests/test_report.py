@@ -30,6 +30,7 @@ CONTRAST = "TRD_vs_responder"
 
 # ---------------------------------------------------------------- reading the page back
 
+
 class ReportParser(HTMLParser):
     """Tables by id (cell texts per row), section ids, image sources and external references."""
 
@@ -82,16 +83,28 @@ def as_frame(rows: list[list[str]]) -> pd.DataFrame:
 
 
 def read_de(workdir: Path, contrast: str) -> pd.DataFrame:
-    return pd.read_csv(workdir / f"results/de/{contrast}/deseq2_results.tsv", sep="\t",
-                       keep_default_na=False, na_values=[""])
+    return pd.read_csv(
+        workdir / f"results/de/{contrast}/deseq2_results.tsv", sep="\t", keep_default_na=False, na_values=[""]
+    )
 
 
 # ---------------------------------------------------------------- unit tests
 
-@pytest.mark.parametrize("value, text", [
-    (1.23456e-5, "1.23e-05"), (0.049999, "0.05"), (3.0, "3"), (12, "12"), (float("nan"), "NA"),
-    (None, "NA"), (True, "yes"), ("siteA", "siteA"), (-0.12345, "-0.123"),
-])
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (1.23456e-5, "1.23e-05"),
+        (0.049999, "0.05"),
+        (3.0, "3"),
+        (12, "12"),
+        (float("nan"), "NA"),
+        (None, "NA"),
+        (True, "yes"),
+        ("siteA", "siteA"),
+        (-0.12345, "-0.123"),
+    ],
+)
 def test_format_value(value, text):
     assert report.format_value(value) == text
 
@@ -102,13 +115,16 @@ def test_join_words():
     assert report.join_words(["site", "sex", "age"]) == "site, sex and age"
 
 
-MODEL = pd.DataFrame({
-    "variable": ["site", "sex", "age", "group"],
-    "type": ["categorical", "categorical", "continuous", "categorical"],
-    "levels": ["siteA,siteB", "female,male", "", "responder,TRD"],
-    "reference": ["siteA", "female", "", "responder"],
-    "centre": [np.nan, np.nan, 44.5, np.nan], "scale": [np.nan, np.nan, 12.25, np.nan],
-})
+MODEL = pd.DataFrame(
+    {
+        "variable": ["site", "sex", "age", "group"],
+        "type": ["categorical", "categorical", "continuous", "categorical"],
+        "levels": ["siteA,siteB", "female,male", "", "responder,TRD"],
+        "reference": ["siteA", "female", "", "responder"],
+        "centre": [np.nan, np.nan, 44.5, np.nan],
+        "scale": [np.nan, np.nan, 12.25, np.nan],
+    }
+)
 
 
 def test_describe_contrast_and_coding():
@@ -122,22 +138,27 @@ def test_describe_contrast_and_coding():
     assert report.categorical_covariates(MODEL) == ["site", "sex", "group"]
 
 
-DE = pd.DataFrame({
-    "gene_id": ["g1", "g2", "g3", "g4", "g5"],
-    "gene_symbol": ["IL1B", "BDNF", "TNF", "HTR1A", ""],
-    "baseMean": [100.0, 50.0, 20.0, 5.0, 1.0],
-    "log2FoldChange": [1.2, -0.6, 0.3, 0.1, 2.0],
-    "lfcSE": [0.2, 0.1, 0.25, 0.5, 1.0],
-    "stat": [6.0, -6.0, 1.2, 0.2, 2.0],
-    "pvalue": [1e-9, 1e-9, 0.2, 0.8, 0.04],
-    "padj": [1e-8, 1e-8, 0.04, 0.9, np.nan],
-})
+DE = pd.DataFrame(
+    {
+        "gene_id": ["g1", "g2", "g3", "g4", "g5"],
+        "gene_symbol": ["IL1B", "BDNF", "TNF", "HTR1A", ""],
+        "baseMean": [100.0, 50.0, 20.0, 5.0, 1.0],
+        "log2FoldChange": [1.2, -0.6, 0.3, 0.1, 2.0],
+        "lfcSE": [0.2, 0.1, 0.25, 0.5, 1.0],
+        "stat": [6.0, -6.0, 1.2, 0.2, 2.0],
+        "pvalue": [1e-9, 1e-9, 0.2, 0.8, 0.04],
+        "padj": [1e-8, 1e-8, 0.04, 0.9, np.nan],
+    }
+)
 
 
 def test_calls_table_counts_up_and_down_per_threshold():
     calls = report.calls_table(DE, 0.05, [0.5, 1.0])
-    assert calls["genes"].tolist() == ["padj < 0.05", "padj < 0.05, |log2FC| ≥ 0.5",
-                                       "padj < 0.05, |log2FC| ≥ 1"]
+    assert calls["genes"].tolist() == [
+        "padj < 0.05",
+        "padj < 0.05, |log2FC| ≥ 0.5",
+        "padj < 0.05, |log2FC| ≥ 1",
+    ]
     assert calls[["up", "down", "total"]].to_numpy().tolist() == [[2, 1, 3], [1, 1, 2], [1, 0, 1]]
 
 
@@ -145,8 +166,13 @@ def test_candidate_panel():
     panel = report.candidate_panel(DE, 0.05, ["IL1B", "BDNF", "TNF", "HTR1A", "IL6"]).set_index("gene")
     assert panel.loc["IL1B", "CI95_low"] == pytest.approx(1.2 - 1.959964 * 0.2)
     assert panel.loc["BDNF", "CI95_high"] == pytest.approx(-0.6 + 1.959964 * 0.1)
-    assert panel["call"].tolist() == ["significant, up", "significant, down", "significant, up",
-                                      "not significant", "not measured/filtered"]
+    assert panel["call"].tolist() == [
+        "significant, up",
+        "significant, down",
+        "significant, up",
+        "not significant",
+        "not measured/filtered",
+    ]
     assert math.isnan(panel.loc["IL6", "log2FoldChange"])
     assert panel.loc["HTR1A", "padj"] == 0.9
 
@@ -161,26 +187,42 @@ def test_top_genes_by_pvalue():
     assert top["gene_id"].tolist() == ["g1", "g2", "g5"]
     assert "log2FoldChange_shrunk" not in top
     with_shrunk = report.top_genes(DE.assign(log2FoldChange_shrunk=0.0), 2)
-    assert with_shrunk.columns.tolist() == ["gene_id", "gene_symbol", "baseMean", "log2FoldChange",
-                                            "log2FoldChange_shrunk", "lfcSE", "stat", "pvalue", "padj"]
+    assert with_shrunk.columns.tolist() == [
+        "gene_id",
+        "gene_symbol",
+        "baseMean",
+        "log2FoldChange",
+        "log2FoldChange_shrunk",
+        "lfcSE",
+        "stat",
+        "pvalue",
+        "padj",
+    ]
 
 
 def test_table_rows_formats_cells():
     rows = report.table_rows(DE.head(2)[["gene_symbol", "pvalue", "padj"]])
-    assert rows == {"columns": ["gene_symbol", "pvalue", "padj"],
-                    "rows": [["IL1B", "1e-09", "1e-08"], ["BDNF", "1e-09", "1e-08"]]}
+    assert rows == {
+        "columns": ["gene_symbol", "pvalue", "padj"],
+        "rows": [["IL1B", "1e-09", "1e-08"], ["BDNF", "1e-09", "1e-08"]],
+    }
 
 
 def test_input_checksums_sorted_by_file():
-    ingest = {"input_files": np.array(["resources/toy/counts.tsv.gz", "config/samples.tsv"]),
-              "input_md5": np.array(["b", "a"])}
+    ingest = {
+        "input_files": np.array(["resources/toy/counts.tsv.gz", "config/samples.tsv"]),
+        "input_md5": np.array(["b", "a"]),
+    }
     assert report.input_checksums(ingest).to_dict("list") == {
-        "file": ["config/samples.tsv", "resources/toy/counts.tsv.gz"], "md5": ["a", "b"]}
+        "file": ["config/samples.tsv", "resources/toy/counts.tsv.gz"],
+        "md5": ["a", "b"],
+    }
 
 
 def test_cohort_table():
-    obs = pd.DataFrame({"group": ["TRD", "TRD", "responder"], "site": ["A", "B", "B"],
-                        "sex": ["female", "male", "male"]})
+    obs = pd.DataFrame(
+        {"group": ["TRD", "TRD", "responder"], "site": ["A", "B", "B"], "sex": ["female", "male", "male"]}
+    )
     table = report.cohort_table(obs, "group", ["site", "sex", "group"]).set_index("group")
     assert table.columns.tolist() == ["n", "site: A", "site: B", "sex: female", "sex: male"]
     assert table.loc["TRD"].tolist() == [2, 1, 1, 1, 1]
@@ -188,87 +230,159 @@ def test_cohort_table():
 
 
 def test_cohort_and_balance_tables_per_compared_variable():
-    obs = pd.DataFrame({"group": ["TRD", "TRD", "responder", "responder"], "site": ["A", "B", "B", "B"],
-                        "sex": ["female", "male", "male", "female"]})
-    contrasts = {"trd": {"variable": "group", "test": "TRD", "reference": "responder"},
-                 "site": {"variable": "site", "test": "B", "reference": "A"},
-                 "trd_again": {"variable": "group", "test": "TRD", "reference": "responder"}}
+    obs = pd.DataFrame(
+        {
+            "group": ["TRD", "TRD", "responder", "responder"],
+            "site": ["A", "B", "B", "B"],
+            "sex": ["female", "male", "male", "female"],
+        }
+    )
+    contrasts = {
+        "trd": {"variable": "group", "test": "TRD", "reference": "responder"},
+        "site": {"variable": "site", "test": "B", "reference": "A"},
+        "trd_again": {"variable": "group", "test": "TRD", "reference": "responder"},
+    }
     model = pd.DataFrame({"variable": ["site", "sex", "group"], "type": "categorical"})
     cohort = report.cohort_tables(obs, contrasts, {"trd": model, "site": model, "trd_again": model})
     assert [(c["variable"], c["id"]) for c in cohort] == [("group", "cohort-group"), ("site", "cohort-site")]
-    assert cohort[1]["table"]["columns"] == ["site", "n", "sex: female", "sex: male", "group: TRD",
-                                             "group: responder"]
-    assert cohort[1]["table"]["rows"] == [["A", "1", "1", "0", "1", "0"], ["B", "3", "1", "2", "1", "2"],
-                                          ["total", "4", "2", "2", "2", "2"]]
+    assert cohort[1]["table"]["columns"] == [
+        "site",
+        "n",
+        "sex: female",
+        "sex: male",
+        "group: TRD",
+        "group: responder",
+    ]
+    assert cohort[1]["table"]["rows"] == [
+        ["A", "1", "1", "0", "1", "0"],
+        ["B", "3", "1", "2", "1", "2"],
+        ["total", "4", "2", "2", "2", "2"],
+    ]
     # qc's file: one block per compared variable, each padded with the other's level columns
-    balance = pd.DataFrame({
-        "grouping": ["group", "group", "site", "site"], "covariate": ["n", "sex", "n", "sex"],
-        "level": [np.nan, "female", np.nan, "female"], "statistic": "count",
-        "TRD": [2, 1, np.nan, np.nan], "responder": [2, 1, np.nan, np.nan], "A": [np.nan, np.nan, 1, 1],
-        "B": [np.nan, np.nan, 3, 1], "all": [4, 2, 4, 2], "test": [np.nan, "chi2", np.nan, "chi2"],
-        "test_statistic": [np.nan, 0.0, np.nan, 1.33], "pvalue": [np.nan, 1.0, np.nan, 0.25]})
+    balance = pd.DataFrame(
+        {
+            "grouping": ["group", "group", "site", "site"],
+            "covariate": ["n", "sex", "n", "sex"],
+            "level": [np.nan, "female", np.nan, "female"],
+            "statistic": "count",
+            "TRD": [2, 1, np.nan, np.nan],
+            "responder": [2, 1, np.nan, np.nan],
+            "A": [np.nan, np.nan, 1, 1],
+            "B": [np.nan, np.nan, 3, 1],
+            "all": [4, 2, 4, 2],
+            "test": [np.nan, "chi2", np.nan, "chi2"],
+            "test_statistic": [np.nan, 0.0, np.nan, 1.33],
+            "pvalue": [np.nan, 1.0, np.nan, 0.25],
+        }
+    )
     tables = report.balance_by_variable(balance, contrasts)
     assert [(t["variable"], t["contrasts"], t["id"]) for t in tables] == [
-        ("group", "trd, trd_again", "covariate-balance-group"), ("site", "site", "covariate-balance-site")]
+        ("group", "trd, trd_again", "covariate-balance-group"),
+        ("site", "site", "covariate-balance-site"),
+    ]
     assert tables[1]["table"] == {
         "columns": ["covariate", "level", "statistic", "A", "B", "all", "test", "test_statistic", "pvalue"],
-        "rows": [["n", "", "count", "1", "3", "4", "", "", ""],
-                 ["sex", "female", "count", "1", "1", "2", "chi2", "1.33", "0.25"]]}
+        "rows": [
+            ["n", "", "count", "1", "3", "4", "", "", ""],
+            ["sex", "female", "count", "1", "1", "2", "chi2", "1.33", "0.25"],
+        ],
+    }
 
 
 def test_qc_sentence_says_what_was_flagged_and_kept():
     assert report.qc_sentence(3, 0, 48) == (
-        "Quality control flagged 3 samples and kept them (qc.action: flag), "
-        "so all 48 samples were analysed.")
+        "Quality control flagged 3 samples and kept them (qc.action: flag), so all 48 samples were analysed."
+    )
     assert report.qc_sentence(3, 3, 45) == "Quality control flagged 3 samples and excluded 3, leaving 45."
     assert report.qc_sentence(0, 0, 48) == "Quality control flagged no sample; all 48 samples were analysed."
 
 
 def test_flagged_samples():
-    metrics = pd.DataFrame({"flags": ["", "sex mismatch", np.nan], "excluded": [False, False, True]},
-                           index=pd.Index(["s1", "s2", "s3"], name="sample_id"))
+    metrics = pd.DataFrame(
+        {"flags": ["", "sex mismatch", np.nan], "excluded": [False, False, True]},
+        index=pd.Index(["s1", "s2", "s3"], name="sample_id"),
+    )
     flagged = report.flagged_samples(metrics)
-    assert flagged.to_dict("list") == {"sample_id": ["s2", "s3"], "flags": ["sex mismatch", ""],
-                                       "excluded": [False, True]}
+    assert flagged.to_dict("list") == {
+        "sample_id": ["s2", "s3"],
+        "flags": ["sex mismatch", ""],
+        "excluded": [False, True],
+    }
 
 
 def test_gsea_term_table_per_collection_and_direction():
-    gsea = pd.DataFrame({
-        "collection": ["go", "go", "curated"], "term": ["GO:1", "GO:2", "SET"],
-        "name": ["a", "b", "c"], "size": [10, 20, 30], "ES": [0.5, -0.4, 0.7], "NES": [1.5, -1.2, 2.0],
-        "pvalue": [0.2, 0.01, 0.001], "log2err": [0.1, 0.3, 0.35], "padj": [0.3, 0.02, 0.003],
-        "leading_edge": ["A;B", "C", ";".join(f"G{i}" for i in range(20))],
-    })
+    gsea = pd.DataFrame(
+        {
+            "collection": ["go", "go", "curated"],
+            "term": ["GO:1", "GO:2", "SET"],
+            "name": ["a", "b", "c"],
+            "size": [10, 20, 30],
+            "ES": [0.5, -0.4, 0.7],
+            "NES": [1.5, -1.2, 2.0],
+            "pvalue": [0.2, 0.01, 0.001],
+            "log2err": [0.1, 0.3, 0.35],
+            "padj": [0.3, 0.02, 0.003],
+            "leading_edge": ["A;B", "C", ";".join(f"G{i}" for i in range(20))],
+        }
+    )
     shown = report.top_terms_by_direction(gsea, 5, 0.5)
     assert list(shown) == [("curated", "up"), ("go", "up"), ("go", "down")]
     table = report.gsea_term_table(shown[("curated", "up")])
-    assert table.columns.tolist() == ["term", "name", "size", "NES (gene perm.)", "pvalue (gene perm.)",
-                                      "log2err", "padj (gene perm.)", "leading_edge", "similar_terms"]
+    assert table.columns.tolist() == [
+        "term",
+        "name",
+        "size",
+        "NES (gene perm.)",
+        "pvalue (gene perm.)",
+        "log2err",
+        "padj (gene perm.)",
+        "leading_edge",
+        "similar_terms",
+    ]
     assert table["leading_edge"].iloc[0].endswith("G11, ... (and 8 more)")
     assert report.gsea_term_table(shown[("go", "down")])["term"].tolist() == ["GO:2"]
 
 
 def test_gsea_term_table_leads_with_the_label_permutation_fdr_and_names_folded_terms():
-    gsea = pd.DataFrame({
-        "collection": "go", "term": ["GO:1", "GO:2", "GO:3", "GO:4"], "name": ["a", "b", "c", "d"],
-        "size": [10, 20, 30, 12], "ES": [0.5, -0.4, 0.7, 0.6], "NES_perm": [1.9, -1.1, 1.4, 1.8],
-        "pvalue_perm": [0.01, 0.3, 0.02, 0.01], "fdr_perm": [0.02, 0.6, 0.04, 0.03],
-        "NES": [2.5, -1.2, 3.0, 2.0], "pvalue": [1e-6, 0.01, 1e-9, 1e-5], "log2err": [0.6, 0.3, 0.8, 0.5],
-        "padj": [1e-6, 0.01, 3e-9, 1e-5], "leading_edge": ["A;B;C", "B", "C;D", "A;B"],
-    })
+    gsea = pd.DataFrame(
+        {
+            "collection": "go",
+            "term": ["GO:1", "GO:2", "GO:3", "GO:4"],
+            "name": ["a", "b", "c", "d"],
+            "size": [10, 20, 30, 12],
+            "ES": [0.5, -0.4, 0.7, 0.6],
+            "NES_perm": [1.9, -1.1, 1.4, 1.8],
+            "pvalue_perm": [0.01, 0.3, 0.02, 0.01],
+            "fdr_perm": [0.02, 0.6, 0.04, 0.03],
+            "NES": [2.5, -1.2, 3.0, 2.0],
+            "pvalue": [1e-6, 0.01, 1e-9, 1e-5],
+            "log2err": [0.6, 0.3, 0.8, 0.5],
+            "padj": [1e-6, 0.01, 3e-9, 1e-5],
+            "leading_edge": ["A;B;C", "B", "C;D", "A;B"],
+        }
+    )
     up = report.gsea_term_table(report.top_terms_by_direction(gsea, 5, 0.5)[("go", "up")])
     # by fdr_perm, not by fgsea's p; GO:4's leading edge (J = 2/3 with GO:1's) is folded under GO:1
     assert up["term"].tolist() == ["GO:1", "GO:3"]
     assert up["similar_terms"].tolist() == ["and 1 similar term: d", ""]
-    assert up.columns.tolist()[3:10] == ["NES_perm", "pvalue_perm", "fdr_perm", "NES (gene perm.)",
-                                         "pvalue (gene perm.)", "log2err", "padj (gene perm.)"]
+    assert up.columns.tolist()[3:10] == [
+        "NES_perm",
+        "pvalue_perm",
+        "fdr_perm",
+        "NES (gene perm.)",
+        "pvalue (gene perm.)",
+        "log2err",
+        "padj (gene perm.)",
+    ]
     assert report.pathway_findings(gsea, 0.05) == (
-        "GSEA go: 3 of 4 sets at label-permutation FDR < 0.05 (4 at gene-permutation padj < 0.05).")
+        "GSEA go: 3 of 4 sets at label-permutation FDR < 0.05 (4 at gene-permutation padj < 0.05)."
+    )
     without = gsea.assign(NES_perm=np.nan, pvalue_perm=np.nan, fdr_perm=np.nan)
     up = report.gsea_term_table(report.top_terms_by_direction(without, 5, 0.5)[("go", "up")])
     assert up["term"].tolist() == ["GO:3", "GO:1"]
     assert report.pathway_findings(without, 0.05).startswith(
-        "GSEA go: 4 of 4 sets at gene-permutation padj < 0.05. No label-permutation null was computed")
+        "GSEA go: 4 of 4 sets at gene-permutation padj < 0.05. No label-permutation null was computed"
+    )
     assert report.similar_terms_text(["x", "y", "z", "w"]) == "and 4 similar terms: x, y, z, ... (and 1 more)"
 
 
@@ -299,14 +413,28 @@ def test_figures_keep_their_pixel_width_and_wide_ones_are_marked(tmp_path):
 
 def test_methods_paragraph_states_every_parameter():
     run = {
-        "pipeline_version": "abc", "versions": {"python": "3.11.7", "snakemake": "9.1", "pydeseq2": "0.5.4"},
-        "design": "~ site + group", "filter": {"min_count": 10, "min_total_count": 15, "large_n": 10,
-                                               "min_prop": 0.7},
-        "deseq2": {"alpha": 0.05, "cooks_filter": True, "independent_filter": False, "refit_cooks": True,
-                   "min_replicates": 7, "fit_type": "parametric", "size_factors_fit_type": "ratio",
-                   "lfc_shrink": True, "vst_nsub": 1000},
-        "n_samples_in": 48, "n_samples_flagged": 3, "n_samples_excluded": 3, "n_samples_kept": 45,
-        "n_genes_in": 6000, "n_genes_kept": 5724, "coding": "site (categorical, reference siteA)",
+        "pipeline_version": "abc",
+        "versions": {"python": "3.11.7", "snakemake": "9.1", "pydeseq2": "0.5.4"},
+        "design": "~ site + group",
+        "filter": {"min_count": 10, "min_total_count": 15, "large_n": 10, "min_prop": 0.7},
+        "deseq2": {
+            "alpha": 0.05,
+            "cooks_filter": True,
+            "independent_filter": False,
+            "refit_cooks": True,
+            "min_replicates": 7,
+            "fit_type": "parametric",
+            "size_factors_fit_type": "ratio",
+            "lfc_shrink": True,
+            "vst_nsub": 1000,
+        },
+        "n_samples_in": 48,
+        "n_samples_flagged": 3,
+        "n_samples_excluded": 3,
+        "n_samples_kept": 45,
+        "n_genes_in": 6000,
+        "n_genes_kept": 5724,
+        "coding": "site (categorical, reference siteA)",
         "contrasts": "TRD vs responder, adjusted for site",
         "provenance": ["org.Hs.eg.db 3.16.0 (Debian).", "GO release 2022-07-01."],
     }
@@ -314,11 +442,26 @@ def test_methods_paragraph_states_every_parameter():
     # each provenance entry ends its own sentence: joined, they must not give ".;" or ".."
     assert ".;" not in text and ".." not in text
     assert "Gene annotation and gene sets: org.Hs.eg.db 3.16.0 (Debian); GO release 2022-07-01." in text
-    for fragment in ["48 samples", "flagged 3 samples and excluded 3, leaving 45", "reached 10 counts",
-                     "larger than 10, 10 plus 0.7", "total count reached 15", "5724 of 6000 genes",
-                     "PyDESeq2 0.5.4", "'~ site + group'", "'ratio'", "'parametric'",
-                     "at least 7 samples", "without independent filtering", "Cook's-distance outliers",
-                     "below 0.05", "apeGLM", "fitted on 1000 genes", "Sirés et al. (2025)", "version abc"]:
+    for fragment in [
+        "48 samples",
+        "flagged 3 samples and excluded 3, leaving 45",
+        "reached 10 counts",
+        "larger than 10, 10 plus 0.7",
+        "total count reached 15",
+        "5724 of 6000 genes",
+        "PyDESeq2 0.5.4",
+        "'~ site + group'",
+        "'ratio'",
+        "'parametric'",
+        "at least 7 samples",
+        "without independent filtering",
+        "Cook's-distance outliers",
+        "below 0.05",
+        "apeGLM",
+        "fitted on 1000 genes",
+        "Sirés et al. (2025)",
+        "version abc",
+    ]:
         assert fragment in text, fragment
 
 
@@ -329,8 +472,10 @@ def test_zscore_rows():
 
 def test_top_gene_heatmap_orders_genes_and_samples():
     rng = np.random.default_rng(0)
-    obs = pd.DataFrame({"group": ["TRD", "responder", "TRD", "responder"], "site": ["A", "A", "B", "B"]},
-                       index=["s1", "s2", "s3", "s4"])
+    obs = pd.DataFrame(
+        {"group": ["TRD", "responder", "TRD", "responder"], "site": ["A", "A", "B", "B"]},
+        index=["s1", "s2", "s3", "s4"],
+    )
     vst = pd.DataFrame(rng.normal(size=(4, 5)), index=obs.index, columns=DE["gene_id"])
     fig = report_figures.top_gene_heatmap(DE, vst, obs, 4, ["group", "site"], "t")
     labels = [t.get_text() for t in fig.axes[2].get_yticklabels()]
@@ -342,21 +487,31 @@ def test_top_gene_heatmap_orders_genes_and_samples():
 
 def test_caption_text_renders_the_snakemake_caption():
     rst = 'Top {{ snakemake.config["qc"]["n_top_genes"] }} genes, design ``{{ snakemake.config["design"] }}``.\n'
-    assert report.caption_text(rst, {"qc": {"n_top_genes": 500}, "design": "~ group"}) == \
-        "Top 500 genes, design ~ group."
+    assert (
+        report.caption_text(rst, {"qc": {"n_top_genes": 500}, "design": "~ group"})
+        == "Top 500 genes, design ~ group."
+    )
 
 
 def test_significant_associations():
-    association = pd.DataFrame({"pc": ["PC1", "PC1", "PC2"], "variance_explained": [0.3, 0.3, 0.1],
-                                "covariate": ["site", "age", "group"], "test": ["anova", "pearson", "anova"],
-                                "statistic": [9.0, 0.1, 5.0], "r_squared": [0.4, 0.01, 0.2],
-                                "pvalue": [1e-4, 0.6, 0.03]})
+    association = pd.DataFrame(
+        {
+            "pc": ["PC1", "PC1", "PC2"],
+            "variance_explained": [0.3, 0.3, 0.1],
+            "covariate": ["site", "age", "group"],
+            "test": ["anova", "pearson", "anova"],
+            "statistic": [9.0, 0.1, 5.0],
+            "r_squared": [0.4, 0.01, 0.2],
+            "pvalue": [1e-4, 0.6, 0.03],
+        }
+    )
     hits = report.significant_associations(association)
     assert hits["covariate"].tolist() == ["site", "group"]
     assert "statistic" not in hits
 
 
 # ---------------------------------------------------------------- the toy run's report
+
 
 def contrast_checks(workdir: Path, parser: ReportParser, contrast: str, config: dict) -> None:
     """The contrast's numbers in the page equal those computed here from its result table."""
@@ -393,7 +548,10 @@ def contrast_checks(workdir: Path, parser: ReportParser, contrast: str, config: 
 def test_compute_resources_tables_every_job_and_their_sum(tmp_path):
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     paths = []
-    for rule, name, seconds, rss, cpu in [("qc", "qc", 12.5, 640.2, 15.0), ("deseq2", "TRD_vs_responder", 8.25, 1049.0, 14.5)]:
+    for rule, name, seconds, rss, cpu in [
+        ("qc", "qc", 12.5, 640.2, 15.0),
+        ("deseq2", "TRD_vs_responder", 8.25, 1049.0, 14.5),
+    ]:
         path = tmp_path / rule / f"{name}.tsv"
         path.parent.mkdir()
         path.write_text(header + f"{seconds}\t0:00:12\t{rss}\t1\t1\t1\t0\t0\t100\t{cpu}\n")
@@ -434,15 +592,29 @@ def test_toy_report_sections_and_numbers(toy_run):
     assert checksums[counts] == hashlib.md5((toy_run / counts).read_bytes()).hexdigest()
     assert set(checksums) == {counts, "config/samples.tsv", "resources/annotation/genes.tsv.gz"}
     resources = as_frame(parser.tables["resources"]).set_index("job")
-    jobs = ["ingest", "qc", "filter", "vst", f"deseq2 {CONTRAST}", f"enrichment {CONTRAST}",
-            f"calibration_permutations {CONTRAST}", f"calibration_block {CONTRAST}_1-of-2",
-            f"calibration_block {CONTRAST}_2-of-2", f"calibration {CONTRAST}", f"predict {CONTRAST}",
-            "cell_composition", *(f"sensitivity {CONTRAST}.{model}" for model in config["sensitivity"]),
-            f"sensitivity_enrichment {CONTRAST}", "software_versions"]
+    jobs = [
+        "ingest",
+        "qc",
+        "filter",
+        "vst",
+        f"deseq2 {CONTRAST}",
+        f"enrichment {CONTRAST}",
+        f"calibration_permutations {CONTRAST}",
+        f"calibration_block {CONTRAST}_1-of-2",
+        f"calibration_block {CONTRAST}_2-of-2",
+        f"calibration {CONTRAST}",
+        f"predict {CONTRAST}",
+        "cell_composition",
+        *(f"sensitivity {CONTRAST}.{model}" for model in config["sensitivity"]),
+        f"sensitivity_enrichment {CONTRAST}",
+        "software_versions",
+    ]
     assert resources.index.tolist() == [*jobs, "all jobs"]
     deseq2_run = pd.read_csv(toy_run / f"results/benchmarks/deseq2/{CONTRAST}.tsv", sep="\t").iloc[0]
     assert resources.loc[f"deseq2 {CONTRAST}", "wall time (s)"] == report.format_value(float(deseq2_run["s"]))
-    shown_config = yaml.safe_load(html.unescape(re.search(r'<pre id="config">(.*?)</pre>', text, re.S).group(1)))
+    shown_config = yaml.safe_load(
+        html.unescape(re.search(r'<pre id="config">(.*?)</pre>', text, re.S).group(1))
+    )
     assert shown_config["design"] == config["design"]
     assert shown_config["deseq2"]["alpha"] == config["deseq2"]["alpha"]
 
@@ -450,8 +622,10 @@ def test_toy_report_sections_and_numbers(toy_run):
     samples = pd.read_csv(toy_run / "config/samples.tsv", sep="\t")
     cohort = as_frame(parser.tables["cohort-group"]).set_index("group")
     assert int(cohort.loc["TRD", "n"]) == (samples["group"] == "TRD").sum()
-    assert int(cohort.loc["responder", "site: siteA"]) == ((samples["group"] == "responder")
-                                                           & (samples["site"] == "siteA")).sum()
+    assert (
+        int(cohort.loc["responder", "site: siteA"])
+        == ((samples["group"] == "responder") & (samples["site"] == "siteA")).sum()
+    )
     summary = pd.read_csv(toy_run / "results/filter/filter_summary.tsv", sep="\t")
     assert as_frame(parser.tables["filter-summary"])["n"].astype(int).tolist() == summary["n"].tolist()
     metrics = pd.read_csv(toy_run / "results/qc/qc_metrics.tsv", sep="\t", index_col=0)
@@ -461,13 +635,15 @@ def test_toy_report_sections_and_numbers(toy_run):
     balance = pd.read_csv(toy_run / "results/qc/covariate_balance.tsv", sep="\t")
     shown_balance = as_frame(parser.tables["covariate-balance-group"])
     assert shown_balance["covariate"].tolist() == balance["covariate"].tolist()
-    assert shown_balance["pvalue"].tolist() == [report.format_value(v) if pd.notna(v) else ""
-                                                for v in balance["pvalue"]]
+    assert shown_balance["pvalue"].tolist() == [
+        report.format_value(v) if pd.notna(v) else "" for v in balance["pvalue"]
+    ]
     n_flagged = int((metrics["flags"].fillna("") != "").sum())
     assert n_flagged == 3  # the toy's planted hazards, flagged and kept
     assert re.search(r'<p id="qc-summary">(.*?)</p>', text).group(1) == (
         f"Quality control flagged {n_flagged} samples and kept them (qc.action: flag), so all 48 "
-        "samples were analysed.")
+        "samples were analysed."
+    )
 
     methods = html.unescape(re.search(r'<p id="methods-text">(.*?)</p>', text, re.S).group(1))
     assert ".;" not in methods and ".." not in methods
@@ -485,14 +661,21 @@ def test_toy_report_robustness_section(toy_run):
     config = yaml.safe_load((toy_run / "config/config.yaml").read_text())
     shown = as_frame(parser.tables["concordance"]).set_index("model")
     for model in config["sensitivity"]:
-        row = pd.read_csv(toy_run / f"results/sensitivity/{CONTRAST}/{model}/concordance.tsv", sep="\t").iloc[0]
+        row = pd.read_csv(toy_run / f"results/sensitivity/{CONTRAST}/{model}/concordance.tsv", sep="\t").iloc[
+            0
+        ]
         assert int(shown.loc[model, "degs_model"]) == row["degs_model"]
         assert int(shown.loc[model, "lost"]) == row["lost"]
-        assert f"{model} ({row['n_samples']} samples, {row['design']}): {row['degs_model']} DEGs instead of " \
-               f"{row['degs_primary']}" in html.unescape(text)
+        assert (
+            f"{model} ({row['n_samples']} samples, {row['design']}): {row['degs_model']} DEGs instead of "
+            f"{row['degs_primary']}" in html.unescape(text)
+        )
     by_group = pd.read_csv(toy_run / f"results/cells/{CONTRAST}/scores_by_group.tsv", sep="\t").dropna(
-        subset=["hedges_g"])
-    assert as_frame(parser.tables["cell-composition-1"])["cell_type"].tolist() == by_group["cell_type"].tolist()
+        subset=["hedges_g"]
+    )
+    assert (
+        as_frame(parser.tables["cell-composition-1"])["cell_type"].tolist() == by_group["cell_type"].tolist()
+    )
     assert "pathway-survival-table-1" in parser.tables or "0 of 0 immune-related" in text
 
 
@@ -502,12 +685,17 @@ def test_toy_report_is_self_contained_with_every_figure(toy_run):
     plots = sorted((toy_run / f"results/enrichment/{CONTRAST}/running_scores").glob("*.png"))
     # each running-score plot is of the term shown at its rank, in its collection and direction
     for plot in plots:
-        collection, direction, rank, term = re.fullmatch(r"(GO_BP|curated_TRD)_(up|down)_(\d+)_(.+)\.png",
-                                                         plot.name).groups()
+        collection, direction, rank, term = re.fullmatch(
+            r"(GO_BP|curated_TRD)_(up|down)_(\d+)_(.+)\.png", plot.name
+        ).groups()
         shown = parser.tables[f"enrichment-{CONTRAST}-{collection}-{direction}"][int(rank)]
         assert shown[0].replace(":", "_") == term
-    assert {p.name.split("_0")[0] for p in plots} == {"GO_BP_up", "GO_BP_down", "curated_TRD_up",
-                                                      "curated_TRD_down"}
+    assert {p.name.split("_0")[0] for p in plots} == {
+        "GO_BP_up",
+        "GO_BP_down",
+        "curated_TRD_up",
+        "curated_TRD_down",
+    }
     # every QC figure, then per contrast volcano, MA and heat map, the counts of the top and of the
     # candidate genes, 2 enrichment dot plots and every running-score plot, the calibration's QQ plot
     # and null-count histogram, the ROC and reliability curves, the cell scores by group
@@ -572,8 +760,10 @@ def expected_survival(adjusted: pd.DataFrame, collection_terms: pd.DataFrame, te
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(chromium_path() is None,
-                    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+@pytest.mark.skipif(
+    chromium_path() is None,
+    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)",
+)
 def test_toy_report_in_headless_chromium(toy_run):
     """At 1400 px: the key findings hold the run's numbers, every figure is readable and enlarges on
     a click, the tables sort and search, and the page asks for nothing beyond itself."""
@@ -589,35 +779,39 @@ def test_toy_report_in_headless_chromium(toy_run):
     # one gene with a call and one without, by symbol in lower case
     with_symbol = tested[tested["gene_symbol"].fillna("") != ""]
     searched = [with_symbol.iloc[3], with_symbol[~(with_symbol["padj"] < 0.05)].iloc[-1]]
-    load = open_page(page.as_uri(), width=1400, evaluate={
-        "key": KEY_FINDINGS_JS,
-        "figures": FIGURES_JS,
-        # the figures' images (the lightbox holds one more, empty until a figure is clicked)
-        "images": "Array.from(document.querySelectorAll('figure img'))"
-                  ".filter(i => i.complete && i.naturalWidth > 0).length",
-        "all_images": "document.querySelectorAll('figure img').length",
-        "addresses": ADDRESSES_JS,
-        "lightbox": LIGHTBOX_JS,
-        # the points Plotly holds and those it drew (its full data), per trace, the search ring last
-        "volcano_points": f"document.getElementById('{volcano}').data.map(t => t.x.length)",
-        "volcano_drawn": f"document.getElementById('{volcano}')._fullData.map(t => t._length)",
-        "volcano_canvases": f"document.querySelectorAll('#{volcano} canvas').length",
-        "volcano_search": f"""{[gene['gene_symbol'].lower() for gene in searched]}.map(symbol => {{
+    load = open_page(
+        page.as_uri(),
+        width=1400,
+        evaluate={
+            "key": KEY_FINDINGS_JS,
+            "figures": FIGURES_JS,
+            # the figures' images (the lightbox holds one more, empty until a figure is clicked)
+            "images": "Array.from(document.querySelectorAll('figure img'))"
+            ".filter(i => i.complete && i.naturalWidth > 0).length",
+            "all_images": "document.querySelectorAll('figure img').length",
+            "addresses": ADDRESSES_JS,
+            "lightbox": LIGHTBOX_JS,
+            # the points Plotly holds and those it drew (its full data), per trace, the search ring last
+            "volcano_points": f"document.getElementById('{volcano}').data.map(t => t.x.length)",
+            "volcano_drawn": f"document.getElementById('{volcano}')._fullData.map(t => t._length)",
+            "volcano_canvases": f"document.querySelectorAll('#{volcano} canvas').length",
+            "volcano_search": f"""{[gene["gene_symbol"].lower() for gene in searched]}.map(symbol => {{
             const box = document.querySelector('input[data-plot="{volcano}"]');
             box.value = symbol; box.dispatchEvent(new Event('input'));
             const ring = document.getElementById('{volcano}').data.at(-1);
             return [document.getElementById('{volcano}-found').textContent, ring.x, ring.text]; }})""",
-        "sorted_first": f"""(() => {{ const t = document.getElementById('{top}');
+            "sorted_first": f"""(() => {{ const t = document.getElementById('{top}');
             t.tHead.rows[0].cells[{column}].click();
             return t.tBodies[0].rows[0].cells[{column}].textContent; }})()""",
-        "sorted_first_descending": f"""(() => {{ const t = document.getElementById('{top}');
+            "sorted_first_descending": f"""(() => {{ const t = document.getElementById('{top}');
             t.tHead.rows[0].cells[{column}].click();
             return t.tBodies[0].rows[0].cells[{column}].textContent; }})()""",
-        "search_hits": f"""(() => {{ const box = document.querySelector('input[data-table="{top}"]');
-            box.value = '{table['gene_id'].iloc[4]}'; box.dispatchEvent(new Event('input'));
+            "search_hits": f"""(() => {{ const box = document.querySelector('input[data-table="{top}"]');
+            box.value = '{table["gene_id"].iloc[4]}'; box.dispatchEvent(new Event('input'));
             return Array.from(document.getElementById('{top}').tBodies[0].rows).filter(r => !r.hidden).length; }})()""",
-        # the interactive volcano's check (its points drawn) goes here
-    })
+            # the interactive volcano's check (its points drawn) goes here
+        },
+    )
     assert load.console_errors == []
 
     # the key findings open the page and hold the numbers of the run's tables
@@ -625,7 +819,8 @@ def test_toy_report_in_headless_chromium(toy_run):
     assert key["first_section"] == "key-findings"
     significant = de["padj"] < alpha
     summary = pd.read_csv(toy_run / f"results/calibration/{CONTRAST}/summary.tsv", sep="\t").set_index(
-        "statistic")["value"]
+        "statistic"
+    )["value"]
     assert int(key["degs"]) == significant.sum() == int(summary["observed_degs"])
     assert int(key["up"]) == (significant & (de["log2FoldChange"] > 0)).sum()
     assert int(key["down"]) == (significant & (de["log2FoldChange"] < 0)).sum()
@@ -643,12 +838,16 @@ def test_toy_report_in_headless_chromium(toy_run):
             assert fdr == f"{gsea.set_index('term').loc[term, 'fdr_perm']:.3g}"
             assert survival == expected_survival(adjusted, gsea, term, cut)
     concordance = pd.read_csv(cell_adjusted / "concordance.tsv", sep="\t").iloc[0]
-    assert f"{concordance['degs_model']} genes are called instead of {concordance['degs_primary']}" \
+    assert (
+        f"{concordance['degs_model']} genes are called instead of {concordance['degs_primary']}"
         in key["cells"]
+    )
     comparison = pd.read_csv(toy_run / f"results/predict/{CONTRAST}/model_comparison.tsv", sep="\t")
     best = comparison[comparison["best"]].iloc[0]
-    assert (f"out-of-fold AUC {best['auc_mean']:.2f} (95% CI {best['auc_low']:.2f}-{best['auc_high']:.2f})"
-            in key["prediction"])
+    assert (
+        f"out-of-fold AUC {best['auc_mean']:.2f} (95% CI {best['auc_low']:.2f}-{best['auc_high']:.2f})"
+        in key["prediction"]
+    )
     assert ("includes 0.5" in key["prediction"]) == (best["auc_low"] <= 0.5)
 
     # no figure is shrunk below 70% of its pixel size (its text below ~70%), wide ones span >= 600 px
@@ -704,8 +903,16 @@ def test_snakemake_native_report(toy_run):
     with zipfile.ZipFile(toy_run / "report.zip") as archive:
         names = archive.namelist()
         main_page = archive.read("report/report.html").decode()
-    expected = ["report.html", "deseq2_results.tsv", "volcano.png", "ma.png", "pca.png",
-                "qc_metrics.tsv", "covariate_balance.tsv", "sex_check.png"]
+    expected = [
+        "report.html",
+        "deseq2_results.tsv",
+        "volcano.png",
+        "ma.png",
+        "pca.png",
+        "qc_metrics.tsv",
+        "covariate_balance.tsv",
+        "sex_check.png",
+    ]
     for name in expected:
         assert any(n.startswith("report/data/raw/") and n.endswith("/" + name) for n in names), name
     assert "Differential expression" in main_page and "Quality control" in main_page
@@ -727,7 +934,9 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     # Snakemake does not look behind an up-to-date target for inputs it could still make.
     (workdir / "results/report/report.html").unlink()
-    run_snakemake(workdir, "results/report/report.html", "--rerun-triggers", "mtime", "--forcerun", "qc", "filter")
+    run_snakemake(
+        workdir, "results/report/report.html", "--rerun-triggers", "mtime", "--forcerun", "qc", "filter"
+    )
     text, parser = parse_report(workdir / "results/report/report.html")
     for contrast in (CONTRAST, "siteB_vs_siteA"):
         contrast_checks(workdir, parser, contrast, config)
@@ -750,16 +959,29 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
     # 2 calibration figures, ROC and reliability curves, cell scores by group; and the running-score
     # plots of both
     running_scores = len(list((workdir / "results/enrichment").glob("*/running_scores/*.png")))
-    assert len(parser.images) == (len(list((workdir / "results/qc").glob("*.png")))
-                                  + 2 * (3 + 2 + 2 + 2 + 2 + 1) + running_scores)
+    assert len(parser.images) == (
+        len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 2 + 2 + 1) + running_scores
+    )
 
 
 def test_enrichment_methods_states_the_settings():
-    settings = {"collections": {"GO_BP": "go.gmt", "curated_TRD": "c.gmt"}, "permutations": 1000,
-                "seed": 42, "min_size": 10, "max_size": 500}
+    settings = {
+        "collections": {"GO_BP": "go.gmt", "curated_TRD": "c.gmt"},
+        "permutations": 1000,
+        "seed": 42,
+        "min_size": 10,
+        "max_size": 500,
+    }
     text = report.enrichment_methods(settings, {"gseapy": "1.3.1"})
-    for fragment in ["(GO_BP, curated_TRD)", "gseapy 1.3.1", "1000 permutations, seed 42",
-                     "10 to 500 genes", "Wald statistic", "hypergeometric", "annotated in the collection"]:
+    for fragment in [
+        "(GO_BP, curated_TRD)",
+        "gseapy 1.3.1",
+        "1000 permutations, seed 42",
+        "10 to 500 genes",
+        "Wald statistic",
+        "hypergeometric",
+        "annotated in the collection",
+    ]:
         assert fragment in text, fragment
     assert "permutations of the contrast's labels" not in text
     calibrated = report.enrichment_methods(settings, {"gseapy": "1.3.1"}, 100)
@@ -768,20 +990,37 @@ def test_enrichment_methods_states_the_settings():
 
 
 def test_enrichment_section(tmp_path):
-    gsea = pd.DataFrame({
-        "collection": ["GO_BP", "GO_BP", "curated_TRD"], "term": ["GO:1", "GO:2", "TRD_NK_CYTOTOXIC"],
-        "name": ["a", "b", "NK"], "size": [10, 20, 29], "ES": [0.5, -0.4, -0.7], "NES": [1.5, -1.2, -2.1],
-        "pvalue": [0.2, 0.01, 1e-5], "log2err": [0.1, 0.3, 0.5], "padj": [0.3, 0.02, 8e-5],
-        "leading_edge": ["A;B", "C", "GZMB;PRF1"],
-    })
+    gsea = pd.DataFrame(
+        {
+            "collection": ["GO_BP", "GO_BP", "curated_TRD"],
+            "term": ["GO:1", "GO:2", "TRD_NK_CYTOTOXIC"],
+            "name": ["a", "b", "NK"],
+            "size": [10, 20, 29],
+            "ES": [0.5, -0.4, -0.7],
+            "NES": [1.5, -1.2, -2.1],
+            "pvalue": [0.2, 0.01, 1e-5],
+            "log2err": [0.1, 0.3, 0.5],
+            "padj": [0.3, 0.02, 8e-5],
+            "leading_edge": ["A;B", "C", "GZMB;PRF1"],
+        }
+    )
     gsea.to_csv(tmp_path / "gsea.tsv", sep="\t", index=False)
-    ora = pd.DataFrame({
-        "collection": ["curated_TRD", "curated_TRD"], "direction": ["down", "up"],
-        "term": ["TRD_NK_CYTOTOXIC", "TRD_INFLAMMATION_INNATE_IMMUNITY"], "name": ["NK", "inflammation"],
-        "size": [29, 29], "overlap": [6, 7], "universe": [5000, 5000], "n_de": [180, 190],
-        "pvalue": [1e-6, 2e-7], "padj": [8e-6, 1e-6], "odds_ratio": [9.5, 11.25],
-        "overlap_genes": ["GZMB;PRF1", "IL1B;TNF"],
-    })
+    ora = pd.DataFrame(
+        {
+            "collection": ["curated_TRD", "curated_TRD"],
+            "direction": ["down", "up"],
+            "term": ["TRD_NK_CYTOTOXIC", "TRD_INFLAMMATION_INNATE_IMMUNITY"],
+            "name": ["NK", "inflammation"],
+            "size": [29, 29],
+            "overlap": [6, 7],
+            "universe": [5000, 5000],
+            "n_de": [180, 190],
+            "pvalue": [1e-6, 2e-7],
+            "padj": [8e-6, 1e-6],
+            "odds_ratio": [9.5, 11.25],
+            "overlap_genes": ["GZMB;PRF1", "IL1B;TNF"],
+        }
+    )
     ora.to_csv(tmp_path / "ora.tsv", sep="\t", index=False)
     files = {"gsea": tmp_path / "gsea.tsv", "ora": tmp_path / "ora.tsv"}
     for key in ("gsea_dotplot", "ora_dotplot"):
@@ -798,17 +1037,20 @@ def test_enrichment_section(tmp_path):
     # collections sorted by name, each up then down
     dotplots, go_up, go_down, curated, ora_down, ora_up = section["collections"]
     assert [f["caption"] for f in dotplots["figures"]] == ["GSEA of ~ group.", "ora_dotplot"]
-    assert curated["title"] == ("GSEA, curated_TRD, lower in TRD (negative NES): top 1 terms by "
-                                "gene-permutation p-value")
-    assert curated["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "-2.1", "1e-05", "0.5", "8e-05",
-                                        "GZMB, PRF1", ""]]
+    assert curated["title"] == (
+        "GSEA, curated_TRD, lower in TRD (negative NES): top 1 terms by gene-permutation p-value"
+    )
+    assert curated["table"]["rows"] == [
+        ["TRD_NK_CYTOTOXIC", "NK", "29", "-2.1", "1e-05", "0.5", "8e-05", "GZMB, PRF1", ""]
+    ]
     assert [f["caption"] for f in curated["figures"]] == ["TRD_NK_CYTOTOXIC, NK. Running score."]
     assert go_up["title"].startswith("GSEA, GO_BP, higher in TRD (positive NES): top 1 terms")
     assert [row[0] for row in go_up["table"]["rows"]] == ["GO:1"] and go_up["figures"] == []
     assert [row[0] for row in go_down["table"]["rows"]] == ["GO:2"]
     assert ora_down["title"] == "ORA of down-regulated genes, curated_TRD: top 1 terms"
-    assert ora_down["table"]["rows"] == [["TRD_NK_CYTOTOXIC", "NK", "29", "6", "9.5", "1e-06", "8e-06",
-                                          "GZMB, PRF1"]]
+    assert ora_down["table"]["rows"] == [
+        ["TRD_NK_CYTOTOXIC", "NK", "29", "6", "9.5", "1e-06", "8e-06", "GZMB, PRF1"]
+    ]
     assert ora_up["table"]["rows"][0][0] == "TRD_INFLAMMATION_INNATE_IMMUNITY"
 
 
@@ -816,36 +1058,72 @@ def prediction_files(tmp_path, best_low=0.62):
     rows = []
     for feature_set, auc in (("clinical", 0.6), ("expression", 0.66), ("combined", 0.71)):
         for learner, shift in (("l2", 0.0), ("hgb", -0.05)):
-            rows.append({"feature_set": feature_set, "learner": learner, "n_samples": 48,
-                         "auc_mean": auc + shift, "auc_low": auc + shift - 0.1, "auc_high": auc + shift + 0.1,
-                         "auc_folds_low": 0.4, "auc_folds_high": 0.9, "auc_pooled": auc - 0.01,
-                         "auc_pooled_low": auc - 0.08, "auc_pooled_high": auc + 0.06,
-                         "balanced_accuracy": 0.6, "brier": 0.23,
-                         "auc_gain_over_clinical": None if feature_set == "clinical" else auc - 0.6,
-                         "gain_low": None if feature_set == "clinical" else auc - 0.65,
-                         "gain_high": None if feature_set == "clinical" else auc - 0.5,
-                         "gain_p": None if feature_set == "clinical" else 0.04,
-                         "best": feature_set == "combined" and learner == "l2",
-                         "permutation_p": 0.0099 if feature_set == "combined" and learner == "l2" else None})
+            rows.append(
+                {
+                    "feature_set": feature_set,
+                    "learner": learner,
+                    "n_samples": 48,
+                    "auc_mean": auc + shift,
+                    "auc_low": auc + shift - 0.1,
+                    "auc_high": auc + shift + 0.1,
+                    "auc_folds_low": 0.4,
+                    "auc_folds_high": 0.9,
+                    "auc_pooled": auc - 0.01,
+                    "auc_pooled_low": auc - 0.08,
+                    "auc_pooled_high": auc + 0.06,
+                    "balanced_accuracy": 0.6,
+                    "brier": 0.23,
+                    "auc_gain_over_clinical": None if feature_set == "clinical" else auc - 0.6,
+                    "gain_low": None if feature_set == "clinical" else auc - 0.65,
+                    "gain_high": None if feature_set == "clinical" else auc - 0.5,
+                    "gain_p": None if feature_set == "clinical" else 0.04,
+                    "best": feature_set == "combined" and learner == "l2",
+                    "permutation_p": 0.0099 if feature_set == "combined" and learner == "l2" else None,
+                }
+            )
     comparison = pd.DataFrame(rows)
     comparison.loc[comparison["best"], "auc_low"] = best_low
     comparison.to_csv(tmp_path / "model_comparison.tsv", sep="\t", index=False)
-    pd.DataFrame({"site": ["siteA"], "feature_set": ["combined"], "learner": ["l2"], "n_test": [20],
-                  "n_test_group": [9], "auc": [0.7], "auc_low": [0.5], "auc_high": [0.9], "brier": [0.22]}).to_csv(
-        tmp_path / "site_validation.tsv", sep="\t", index=False)
-    pd.DataFrame({"gene_id": ["g1", "g2"], "gene_symbol": ["IL1B", ""], "feature_set": "combined", "learner": "l2",
-                  "in_final_model": [True, False], "coefficient": [0.3, None],
-                  "selection_frequency": [1.0, 0.4]}).to_csv(tmp_path / "model_genes.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        {
+            "site": ["siteA"],
+            "feature_set": ["combined"],
+            "learner": ["l2"],
+            "n_test": [20],
+            "n_test_group": [9],
+            "auc": [0.7],
+            "auc_low": [0.5],
+            "auc_high": [0.9],
+            "brier": [0.22],
+        }
+    ).to_csv(tmp_path / "site_validation.tsv", sep="\t", index=False)
+    pd.DataFrame(
+        {
+            "gene_id": ["g1", "g2"],
+            "gene_symbol": ["IL1B", ""],
+            "feature_set": "combined",
+            "learner": "l2",
+            "in_final_model": [True, False],
+            "coefficient": [0.3, None],
+            "selection_frequency": [1.0, 0.4],
+        }
+    ).to_csv(tmp_path / "model_genes.tsv", sep="\t", index=False)
     for figure_name in ("roc", "calibration"):
         Image.new("RGB", (60, 60), "white").save(tmp_path / f"{figure_name}.png")
-    return {"comparison": tmp_path / "model_comparison.tsv", "site": tmp_path / "site_validation.tsv",
-            "genes": tmp_path / "model_genes.tsv", "roc": tmp_path / "roc.png",
-            "calibration": tmp_path / "calibration.png"}
+    return {
+        "comparison": tmp_path / "model_comparison.tsv",
+        "site": tmp_path / "site_validation.tsv",
+        "genes": tmp_path / "model_genes.tsv",
+        "roc": tmp_path / "roc.png",
+        "calibration": tmp_path / "calibration.png",
+    }
 
 
 def test_prediction_section(tmp_path):
     contrast = {"variable": "group", "test": "TRD", "reference": "responder"}
-    section = report.prediction_section("TRD_vs_responder", contrast, prediction_files(tmp_path), {}, tmp_path)
+    section = report.prediction_section(
+        "TRD_vs_responder", contrast, prediction_files(tmp_path), {}, tmp_path
+    )
     assert section["heading"] == "Prediction of TRD vs responder"
     assert section["findings"] == [
         "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), label-permutation p = 0.0099.",
@@ -861,41 +1139,90 @@ def test_prediction_section(tmp_path):
 
 def test_prediction_section_says_plainly_when_the_best_interval_includes_one_half(tmp_path):
     contrast = {"variable": "diagnosis", "test": "MDD", "reference": "control"}
-    section = report.prediction_section("MDD_vs_control", contrast, prediction_files(tmp_path, best_low=0.48),
-                                        {}, tmp_path)
+    section = report.prediction_section(
+        "MDD_vs_control", contrast, prediction_files(tmp_path, best_low=0.48), {}, tmp_path
+    )
     assert section["heading"] == "Prediction of MDD vs control"
-    assert section["findings"][1] == ("The 95% interval of the best model's AUC includes 0.5: these data do "
-                                      "not show that MDD can be predicted better than by chance.")
+    assert section["findings"][1] == (
+        "The 95% interval of the best model's AUC includes 0.5: these data do "
+        "not show that MDD can be predicted better than by chance."
+    )
 
 
 def key_finding_tables(tmp_path, best_low=0.62, cells=True, prediction=True) -> dict:
-    summary = pd.DataFrame({"statistic": ["permutations", "strata", "observed_degs", "null_degs_median",
-                                          "null_degs_p95", "frac_permutations_with_degs",
-                                          "pvalue_observed_degs", "empirical_fdr", "qvalue_perm_calls"],
-                            "value": ["30", "site x sex", "3", "0", "1", "0.2", "0.0323", "0.08", "3"]})
-    gsea = pd.DataFrame({
-        "collection": ["GO_BP", "GO_BP", "GO_BP", "GO_BP", "curated", "curated", "GO_BP"],
-        "term": ["GO:1", "GO:2", "GO:3", "GO:4", "SET_UP", "SET_DOWN", "GO:5"],
-        "name": ["antigen presentation", "antigen presentation II", "interferon", "cilium", "inflammation",
-                 "NK cells", "spindle"],
-        "NES_perm": [-2.1, -2.0, -1.9, 1.6, 1.8, -1.7, 1.2],
-        "pvalue_perm": [0.01, 0.01, 0.02, 0.05, 0.01, 0.03, 0.2],
-        "fdr_perm": [0.01, 0.02, 0.03, 0.2, 0.02, 0.04, 0.6],
-        "NES": [-2.5, -2.4, -2.0, 1.5, 2.0, -1.8, 1.1],
-        "pvalue": [1e-6, 1e-6, 1e-5, 0.01, 1e-4, 1e-3, 0.3],
-        "padj": [1e-5, 1e-5, 1e-4, 0.05, 1e-3, 0.01, 0.6],
-        "leading_edge": ["HLA-A;HLA-B;B2M", "HLA-A;HLA-B;B2M;CD74", "IFI6;MX1", "DNAH5", "IL1B;TNF",
-                         "GZMB;PRF1", "KIF11"],
-    })
+    summary = pd.DataFrame(
+        {
+            "statistic": [
+                "permutations",
+                "strata",
+                "observed_degs",
+                "null_degs_median",
+                "null_degs_p95",
+                "frac_permutations_with_degs",
+                "pvalue_observed_degs",
+                "empirical_fdr",
+                "qvalue_perm_calls",
+            ],
+            "value": ["30", "site x sex", "3", "0", "1", "0.2", "0.0323", "0.08", "3"],
+        }
+    )
+    gsea = pd.DataFrame(
+        {
+            "collection": ["GO_BP", "GO_BP", "GO_BP", "GO_BP", "curated", "curated", "GO_BP"],
+            "term": ["GO:1", "GO:2", "GO:3", "GO:4", "SET_UP", "SET_DOWN", "GO:5"],
+            "name": [
+                "antigen presentation",
+                "antigen presentation II",
+                "interferon",
+                "cilium",
+                "inflammation",
+                "NK cells",
+                "spindle",
+            ],
+            "NES_perm": [-2.1, -2.0, -1.9, 1.6, 1.8, -1.7, 1.2],
+            "pvalue_perm": [0.01, 0.01, 0.02, 0.05, 0.01, 0.03, 0.2],
+            "fdr_perm": [0.01, 0.02, 0.03, 0.2, 0.02, 0.04, 0.6],
+            "NES": [-2.5, -2.4, -2.0, 1.5, 2.0, -1.8, 1.1],
+            "pvalue": [1e-6, 1e-6, 1e-5, 0.01, 1e-4, 1e-3, 0.3],
+            "padj": [1e-5, 1e-5, 1e-4, 0.05, 1e-3, 0.01, 0.6],
+            "leading_edge": [
+                "HLA-A;HLA-B;B2M",
+                "HLA-A;HLA-B;B2M;CD74",
+                "IFI6;MX1",
+                "DNAH5",
+                "IL1B;TNF",
+                "GZMB;PRF1",
+                "KIF11",
+            ],
+        }
+    )
     adjusted = gsea[["collection", "term", "name"]].assign(
-        NES=[-1.9, -1.8, 0.9, 1.4, 1.7, -1.2, 1.0], padj=[0.01, 0.02, 0.5, 0.3, 0.04, 0.2, 0.9])
-    concordance = pd.DataFrame({"contrast": [CONTRAST], "model": ["cell_adjusted"], "design": ["~ x"],
-                                "n_samples": [48], "degs_primary": [3], "degs_model": [1], "overlap": [1],
-                                "lost": [2], "gained": [0]})
-    comparison = (pd.read_csv(prediction_files(tmp_path, best_low)["comparison"], sep="\t") if prediction
-                  else None)
-    return {"de": DE, "calibration": summary, "gsea": gsea, "adjusted_gsea": adjusted if cells else None,
-            "concordance": concordance if cells else None, "comparison": comparison}
+        NES=[-1.9, -1.8, 0.9, 1.4, 1.7, -1.2, 1.0], padj=[0.01, 0.02, 0.5, 0.3, 0.04, 0.2, 0.9]
+    )
+    concordance = pd.DataFrame(
+        {
+            "contrast": [CONTRAST],
+            "model": ["cell_adjusted"],
+            "design": ["~ x"],
+            "n_samples": [48],
+            "degs_primary": [3],
+            "degs_model": [1],
+            "overlap": [1],
+            "lost": [2],
+            "gained": [0],
+        }
+    )
+    comparison = (
+        pd.read_csv(prediction_files(tmp_path, best_low)["comparison"], sep="\t") if prediction else None
+    )
+    return {
+        "de": DE,
+        "calibration": summary,
+        "gsea": gsea,
+        "adjusted_gsea": adjusted if cells else None,
+        "concordance": concordance if cells else None,
+        "comparison": comparison,
+    }
 
 
 KEY_CONFIG = {"deseq2": {"alpha": 0.05}, "enrichment": {"ora_padj": 0.05, "similar_terms_jaccard": 0.5}}
@@ -906,30 +1233,42 @@ def test_key_findings_from_the_run_tables(tmp_path):
     tables = key_finding_tables(tmp_path)
     findings = report.key_findings("TRD_vs_responder", TRD, tables, KEY_CONFIG)
     significant = DE["padj"] < 0.05
-    assert findings["degs"] == {"total": int(significant.sum()),
-                                "up": int((significant & (DE["log2FoldChange"] > 0)).sum()),
-                                "down": int((significant & (DE["log2FoldChange"] < 0)).sum())} \
+    assert (
+        findings["degs"]
+        == {
+            "total": int(significant.sum()),
+            "up": int((significant & (DE["log2FoldChange"] > 0)).sum()),
+            "down": int((significant & (DE["log2FoldChange"] < 0)).sum()),
+        }
         == {"total": 3, "up": 2, "down": 1}
+    )
     assert findings["verdict"].startswith(
         "The 3 genes called would not appear by chance: shuffled labels gave "
-        "a median of 0 and at most 1 calls in 95% of 30 permutations")
+        "a median of 0 and at most 1 calls in 95% of 30 permutations"
+    )
     # up: SET_UP (FDR 0.02), GO:4 (0.2), GO:5 (0.6), over both collections
     up = findings["pathways"]["up"]
     assert [(t["term"], t["fdr"], t["nes"], t["significant"]) for t in up] == [
-        ("SET_UP", "0.02", "1.8", True), ("GO:4", "0.2", "1.6", False), ("GO:5", "0.6", "1.2", False)]
+        ("SET_UP", "0.02", "1.8", True),
+        ("GO:4", "0.2", "1.6", False),
+        ("GO:5", "0.6", "1.2", False),
+    ]
     # down: GO:1, then GO:2 folded under it (leading edges J = 3/4), GO:3, SET_DOWN
     down = findings["pathways"]["down"]
     assert [(t["term"], t["n_similar"]) for t in down] == [("GO:1", 1), ("GO:3", 0), ("SET_DOWN", 0)]
-    assert [t["survival"] for t in down] == ["survives cell adjustment (padj 0.01)",
-                                             "reverses direction after cell adjustment (NES 0.9)",
-                                             "does not survive cell adjustment (padj 0.2)"]
+    assert [t["survival"] for t in down] == [
+        "survives cell adjustment (padj 0.01)",
+        "reverses direction after cell adjustment (NES 0.9)",
+        "does not survive cell adjustment (padj 0.2)",
+    ]
     assert up[0]["survival"] == "survives cell adjustment (padj 0.04)"
     assert findings["cell_adjusted"] == (
-        "With cell composition in the model, 1 genes are called instead of 3 "
-        "(1 of them shared).")
+        "With cell composition in the model, 1 genes are called instead of 3 (1 of them shared)."
+    )
     assert findings["prediction"] == [
         "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), "
-        "label-permutation p = 0.0099."]
+        "label-permutation p = 0.0099."
+    ]
     assert findings["fdr_label"] == "label-permutation FDR"
 
 
@@ -937,9 +1276,11 @@ def test_key_findings_say_plainly_what_was_not_shown_or_not_run(tmp_path):
     findings = report.key_findings(CONTRAST, TRD, key_finding_tables(tmp_path, best_low=0.45), KEY_CONFIG)
     assert findings["prediction"][1] == (
         "The 95% interval of the best model's AUC includes 0.5: these data do "
-        "not show that TRD can be predicted better than by chance.")
-    off = report.key_findings(CONTRAST, TRD, key_finding_tables(tmp_path, cells=False, prediction=False),
-                              KEY_CONFIG)
+        "not show that TRD can be predicted better than by chance."
+    )
+    off = report.key_findings(
+        CONTRAST, TRD, key_finding_tables(tmp_path, cells=False, prediction=False), KEY_CONFIG
+    )
     assert off["prediction"] == ["Not run: the config sets predict.enabled to false."]
     assert off["pathways"]["up"][0]["survival"] == "no cell-adjusted model in this run"
     assert off["cell_adjusted"].startswith("No cell-adjusted model in this run")

@@ -8,14 +8,16 @@ from matplotlib.collections import PathCollection
 import report_figures as rf
 from nb_cohort import simulate_nb_cohort
 
-DE = pd.DataFrame({
-    "gene_id": ["g1", "g2", "g3", "g4", "g5", "g6"],
-    "gene_symbol": ["IL1B", "BDNF", "TNF", "", "HTR1A", "MIF"],
-    "log2FoldChange": [1.2, -0.6, 0.3, 2.0, 0.1, 0.5],
-    "log2FoldChange_shrunk": [1.1, -0.5, 0.1, 0.4, 0.0, np.nan],
-    "pvalue": [1e-9, 1e-6, 0.002, 0.04, np.nan, 0.5],
-    "padj": [1e-8, 1e-5, 0.01, np.nan, np.nan, 0.7],
-})
+DE = pd.DataFrame(
+    {
+        "gene_id": ["g1", "g2", "g3", "g4", "g5", "g6"],
+        "gene_symbol": ["IL1B", "BDNF", "TNF", "", "HTR1A", "MIF"],
+        "log2FoldChange": [1.2, -0.6, 0.3, 2.0, 0.1, 0.5],
+        "log2FoldChange_shrunk": [1.1, -0.5, 0.1, 0.4, 0.0, np.nan],
+        "pvalue": [1e-9, 1e-6, 0.002, 0.04, np.nan, 0.5],
+        "padj": [1e-8, 1e-5, 0.01, np.nan, np.nan, 0.7],
+    }
+)
 
 
 def test_volcano_points_are_the_tested_genes_of_the_table():
@@ -56,8 +58,11 @@ def test_normalised_counts_are_counts_over_median_of_ratios_size_factors():
     import anndata as ad
 
     counts, obs = simulate_nb_cohort(12, 60, seed=3, design="group")
-    adata = ad.AnnData(counts.to_numpy(dtype=float), obs=obs.assign(group=obs["group"].astype(str)),
-                       var=pd.DataFrame(index=counts.columns))
+    adata = ad.AnnData(
+        counts.to_numpy(dtype=float),
+        obs=obs.assign(group=obs["group"].astype(str)),
+        var=pd.DataFrame(index=counts.columns),
+    )
     contrast = {"variable": "group", "test": "TRD", "reference": "responder"}
     normalised = rf.normalised_counts(adata, "~ group", {"inference": "default"}, contrast)
     # DESeq2's median of ratios, computed here: genes with no zero count give the geometric means
@@ -94,10 +99,20 @@ def test_candidate_genes_come_from_the_config_and_missing_ones_are_named():
     counts, obs = simulate_nb_cohort(10, 40, seed=1, design="group")
     var = pd.DataFrame({"gene_symbol": [f"SYM{i}" for i in range(40)]}, index=counts.columns)
     adata = ad.AnnData(counts.to_numpy(dtype=float), obs=obs.assign(group=obs["group"].astype(str)), var=var)
-    table = pd.DataFrame({"gene_id": counts.columns, "gene_symbol": adata.var["gene_symbol"].to_numpy(),
-                          "log2FoldChange": 0.1, "pvalue": np.linspace(0.001, 0.9, 40), "padj": 0.5})
-    config = {"design": "~ group", "deseq2": {"inference": "default"},
-              "report": {"candidate_genes": ["SYM5", "NOTHERE", "SYM2"]}}
+    table = pd.DataFrame(
+        {
+            "gene_id": counts.columns,
+            "gene_symbol": adata.var["gene_symbol"].to_numpy(),
+            "log2FoldChange": 0.1,
+            "pvalue": np.linspace(0.001, 0.9, 40),
+            "padj": 0.5,
+        }
+    )
+    config = {
+        "design": "~ group",
+        "deseq2": {"inference": "default"},
+        "report": {"candidate_genes": ["SYM5", "NOTHERE", "SYM2"]},
+    }
     contrast = {"variable": "group", "test": "TRD", "reference": "responder"}
     top, candidates = report.gene_figures(table, contrast, config, adata)
     assert top["caption"].startswith("The 12 genes with the smallest p-values: counts normalised")

@@ -36,14 +36,29 @@ def resumed_run(tmp_path_factory) -> Path:
     started, then resumed. The steps after them resume the same way; the SLURM test compares every
     table of a whole run with the local one."""
     workdir = copy_workflow(tmp_path_factory.mktemp("interrupted"))
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir),
-           "--snakefile", str(workdir / "Snakefile"), *RESUMED_TARGETS]
-    process = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "--directory",
+        str(workdir),
+        "--snakefile",
+        str(workdir / "Snakefile"),
+        *RESUMED_TARGETS,
+    ]
+    process = subprocess.Popen(
+        cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
-        wait_for(lambda: (workdir / "results/ingest/cohort.h5ad").exists() and (
-            any((workdir / "logs").glob("deseq2/*.log")) or (workdir / "logs/vst/vst.log").exists()),
-            process)
+        wait_for(
+            lambda: (
+                (workdir / "results/ingest/cohort.h5ad").exists()
+                and (any((workdir / "logs").glob("deseq2/*.log")) or (workdir / "logs/vst/vst.log").exists())
+            ),
+            process,
+        )
         time.sleep(1)  # let the job get into its fit
     finally:
         os.killpg(process.pid, signal.SIGKILL)
@@ -62,8 +77,12 @@ def test_interrupted_run_resumes_to_the_same_deseq2_results(resumed_run, toy_run
 
 def test_two_runs_give_byte_identical_tables(resumed_run, toy_run):
     resumed = result_tables(resumed_run)
-    assert {"qc/qc_metrics.tsv", "filter/filter_summary.tsv", "de/TRD_vs_responder/deseq2_results.tsv",
-            "de/TRD_vs_responder/model.tsv"} <= set(resumed)
+    assert {
+        "qc/qc_metrics.tsv",
+        "filter/filter_summary.tsv",
+        "de/TRD_vs_responder/deseq2_results.tsv",
+        "de/TRD_vs_responder/model.tsv",
+    } <= set(resumed)
     reference = result_tables(toy_run)
     assert resumed == {name: reference[name] for name in resumed}
 
@@ -82,8 +101,14 @@ def test_awkward_sample_ids_and_a_space_in_the_path(tmp_path):
     rename = dict(zip(keep, new_ids))
     counts[list(keep)].rename(columns=rename).to_csv(workdir / "config" / "counts.tsv", sep="\t")
     sheet.loc[keep].rename(index=rename).to_csv(workdir / "config" / "samples.tsv", sep="\t")
-    run_snakemake(workdir, "results/filter/cohort.h5ad", *small_cohort_config(workdir), "--config",
-                  "counts=config/counts.tsv", "design=~ sex + group")
+    run_snakemake(
+        workdir,
+        "results/filter/cohort.h5ad",
+        *small_cohort_config(workdir),
+        "--config",
+        "counts=config/counts.tsv",
+        "design=~ sex + group",
+    )
     filtered = ad.read_h5ad(workdir / "results/filter/cohort.h5ad")
     ingested = ad.read_h5ad(workdir / "results/ingest/cohort.h5ad")
     assert ingested.obs_names.tolist() == new_ids

@@ -32,21 +32,26 @@ def message(call, *args, **kwargs) -> str:
 
 def sheet(n: int = 24, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "group": np.tile(["TRD", "responder"], n // 2),
-        "site": np.repeat(["A", "B"], n // 2),
-        "sex": np.tile(["female", "female", "male", "male"], n // 4),
-        "age": rng.integers(20, 60, n),
-        "bmi": rng.normal(26, 4, n).round(1),
-    }, index=[f"S{i:02d}" for i in range(n)])
+    return pd.DataFrame(
+        {
+            "group": np.tile(["TRD", "responder"], n // 2),
+            "site": np.repeat(["A", "B"], n // 2),
+            "sex": np.tile(["female", "female", "male", "male"], n // 4),
+            "age": rng.integers(20, 60, n),
+            "bmi": rng.normal(26, 4, n).round(1),
+        },
+        index=[f"S{i:02d}" for i in range(n)],
+    )
 
 
 # ----------------------------------------------------------------------------- model specs
 def test_model_designs():
     assert model_design(DESIGN, {"keep": {"sex": ["female"]}, "remove": ["sex"]}) == "~ site + age + group"
     assert model_design(DESIGN, {"add": ["bmi"]}) == "~ site + sex + age + group + bmi"
-    assert model_design(DESIGN, {"cell_scores": True}, ["cell_PC1", "cell_PC2"]) == \
-        "~ site + sex + age + group + cell_PC1 + cell_PC2"
+    assert (
+        model_design(DESIGN, {"cell_scores": True}, ["cell_PC1", "cell_PC2"])
+        == "~ site + sex + age + group + cell_PC1 + cell_PC2"
+    )
     # cell covariates are added only to a model that asks for them
     assert model_design(DESIGN, {"add": ["bmi"]}, ["cell_PC1"]) == "~ site + sex + age + group + bmi"
     # a removed variable takes its interaction terms with it
@@ -63,9 +68,11 @@ def test_model_samples_keep_and_drop():
 
 
 def test_default_models_pass_the_checks():
-    models = {"cell_adjusted": {"cell_scores": True},
-              "female_only": {"keep": {"sex": ["female"]}, "remove": ["sex"]},
-              "male_only": {"keep": {"sex": ["male"]}, "remove": ["sex"]}}
+    models = {
+        "cell_adjusted": {"cell_scores": True},
+        "female_only": {"keep": {"sex": ["female"]}, "remove": ["sex"]},
+        "male_only": {"keep": {"sex": ["male"]}, "remove": ["sex"]},
+    }
     check_models(models, sheet(), DESIGN, CONTRASTS, "s.tsv")
 
 
@@ -73,14 +80,17 @@ def test_default_models_pass_the_checks():
 def test_model_naming_an_absent_column():
     assert message(check_models, {"with_bmi": {"add": ["BMI"]}}, sheet(), DESIGN, CONTRASTS, "s.tsv") == (
         "s.tsv: sensitivity model 'with_bmi' names column(s) BMI that the sample sheet does not have; "
-        "its columns are group, site, sex, age, bmi.")
+        "its columns are group, site, sex, age, bmi."
+    )
 
 
 def test_model_that_keeps_sex_in_a_single_sex_design():
-    assert message(check_models, {"female_only": {"keep": {"sex": ["female"]}}}, sheet(), DESIGN, CONTRASTS,
-                   "s.tsv") == (
+    assert message(
+        check_models, {"female_only": {"keep": {"sex": ["female"]}}}, sheet(), DESIGN, CONTRASTS, "s.tsv"
+    ) == (
         "sensitivity model 'female_only': s.tsv: column 'sex' of the design has the same value (female) for "
-        "every sample, so it explains nothing; remove it from the design.")
+        "every sample, so it explains nothing; remove it from the design."
+    )
 
 
 def test_model_leaving_a_group_too_small():
@@ -92,7 +102,8 @@ def test_model_leaving_a_group_too_small():
     n_male = int((obs["sex"] == "male").sum())
     assert message(check_models, spec, obs, DESIGN, CONTRASTS, "s.tsv") == (
         f"s.tsv, sensitivity model 'male_only' ({n_male} samples): contrast 'TRD_vs_responder' has 1 sample(s) "
-        "with group = 'TRD'; at least 2 are needed.")
+        "with group = 'TRD'; at least 2 are needed."
+    )
 
 
 def test_model_that_is_not_full_rank():
@@ -101,22 +112,33 @@ def test_model_that_is_not_full_rank():
     assert message(check_models, {"by_centre": {"add": ["centre"]}}, obs, DESIGN, CONTRASTS, "s.tsv") == (
         "sensitivity model 'by_centre': s.tsv: the design '~ site + sex + age + group + centre' is not full "
         "rank (rank 5 < 6 columns): site[T.B], centre[T.south] can be written as combinations of the "
-        "other columns, e.g. a covariate completely confounded with another. Remove or merge one of them.")
+        "other columns, e.g. a covariate completely confounded with another. Remove or merge one of them."
+    )
 
 
 def test_model_without_the_contrast_variable():
-    assert message(check_models, {"no_group": {"remove": ["group"]}}, sheet(), DESIGN, CONTRASTS, "s.tsv") == (
+    assert message(
+        check_models, {"no_group": {"remove": ["group"]}}, sheet(), DESIGN, CONTRASTS, "s.tsv"
+    ) == (
         "sensitivity model 'no_group': its design '~ site + sex + age' has no 'group', the variable of "
-        "contrast 'TRD_vs_responder'; a sensitivity model must keep it.")
+        "contrast 'TRD_vs_responder'; a sensitivity model must keep it."
+    )
 
 
 def test_ingest_stops_on_a_model_naming_an_absent_column():
     """The check runs at ingest, the first rule, so nothing has been fitted."""
-    assert message(ingest, str(TOY / "counts.tsv.gz"), str(TOY / "samples.tsv"),
-                   str(ROOT / "resources/annotation/genes.tsv.gz"), DESIGN, CONTRASTS,
-                   sensitivity={"on_lithium": {"drop": {"lithium": ["yes"]}}}).startswith(
+    assert message(
+        ingest,
+        str(TOY / "counts.tsv.gz"),
+        str(TOY / "samples.tsv"),
+        str(ROOT / "resources/annotation/genes.tsv.gz"),
+        DESIGN,
+        CONTRASTS,
+        sensitivity={"on_lithium": {"drop": {"lithium": ["yes"]}}},
+    ).startswith(
         f"{TOY / 'samples.tsv'}: sensitivity model 'on_lithium' names column(s) lithium that the sample "
-        "sheet does not have; its columns are group, site, sex, age")
+        "sheet does not have; its columns are group, site, sex, age"
+    )
 
 
 # ----------------------------------------------------------------------------- concordance
@@ -124,10 +146,16 @@ def random_tables(seed: int = 3, n: int = 400):
     rng = np.random.default_rng(seed)
     genes = [f"G{i}" for i in range(n)]
     lfc = rng.normal(0, 1, n)
-    primary = pd.DataFrame({"gene_id": genes, "log2FoldChange": lfc,
-                            "padj": np.where(rng.random(n) < 0.3, 0.001, 0.5)})
-    model = pd.DataFrame({"gene_id": genes[::-1], "log2FoldChange": (lfc + rng.normal(0, 0.7, n))[::-1],
-                          "padj": np.where(rng.random(n) < 0.25, 0.01, 0.3)})
+    primary = pd.DataFrame(
+        {"gene_id": genes, "log2FoldChange": lfc, "padj": np.where(rng.random(n) < 0.3, 0.001, 0.5)}
+    )
+    model = pd.DataFrame(
+        {
+            "gene_id": genes[::-1],
+            "log2FoldChange": (lfc + rng.normal(0, 0.7, n))[::-1],
+            "padj": np.where(rng.random(n) < 0.25, 0.01, 0.3),
+        }
+    )
     primary.loc[5, "padj"] = np.nan  # filtered genes count as not significant
     model.loc[7, "log2FoldChange"] = np.nan
     return primary, model
@@ -145,12 +173,15 @@ def test_concordance_equals_an_independent_computation():
     assert row["degs_primary"] == len(deg_p) and row["degs_model"] == len(deg_m)
     assert row["overlap"] == len(deg_p & deg_m)
     assert row["lost"] == len(deg_p - deg_m) and row["gained"] == len(deg_m - deg_p)
-    assert row["lfc_r_all"] == pytest.approx(stats.pearsonr([p[g][0] for g in paired],
-                                                            [m[g][0] for g in paired])[0])
-    assert row["lfc_r_primary_degs"] == pytest.approx(stats.pearsonr([p[g][0] for g in paired_deg],
-                                                                     [m[g][0] for g in paired_deg])[0])
-    assert row["sign_agreement"] == pytest.approx(np.mean([np.sign(p[g][0]) == np.sign(m[g][0])
-                                                           for g in paired_deg]))
+    assert row["lfc_r_all"] == pytest.approx(
+        stats.pearsonr([p[g][0] for g in paired], [m[g][0] for g in paired])[0]
+    )
+    assert row["lfc_r_primary_degs"] == pytest.approx(
+        stats.pearsonr([p[g][0] for g in paired_deg], [m[g][0] for g in paired_deg])[0]
+    )
+    assert row["sign_agreement"] == pytest.approx(
+        np.mean([np.sign(p[g][0]) == np.sign(m[g][0]) for g in paired_deg])
+    )
 
 
 def test_group_r2_equals_an_independent_computation():
@@ -162,29 +193,54 @@ def test_group_r2_equals_an_independent_computation():
     obs["cell_PC2"] = rng.normal(0, 1, 40)
     y = (obs["group"] == "TRD").astype(float)
     fit = stats.linregress(obs["cell_PC1"], y)
-    assert group_r2(obs, CONTRASTS["TRD_vs_responder"], ["cell_PC1"]) == pytest.approx(fit.rvalue ** 2)
+    assert group_r2(obs, CONTRASTS["TRD_vs_responder"], ["cell_PC1"]) == pytest.approx(fit.rvalue**2)
     both = group_r2(obs, CONTRASTS["TRD_vs_responder"], ["cell_PC1", "cell_PC2"])
-    assert fit.rvalue ** 2 <= both < 1
+    assert fit.rvalue**2 <= both < 1
     assert np.isnan(group_r2(obs, CONTRASTS["TRD_vs_responder"], []))
 
 
 def test_concordance_sentence_warns_when_the_group_is_nearly_determined_by_the_cells():
-    row = {"contrast": "c", "model": "cell_adjusted", "design": "~ group + cell_PC1", "n_samples": 48,
-           "degs_primary": 10, "degs_model": 0, "overlap": 0, "lost": 10, "gained": 0, "lfc_r_all": 0.5,
-           "lfc_r_primary_degs": 0.7, "sign_agreement": 0.9, "group_r2_cells": 0.93}
+    row = {
+        "contrast": "c",
+        "model": "cell_adjusted",
+        "design": "~ group + cell_PC1",
+        "n_samples": 48,
+        "degs_primary": 10,
+        "degs_model": 0,
+        "overlap": 0,
+        "lost": 10,
+        "gained": 0,
+        "lfc_r_all": 0.5,
+        "lfc_r_primary_degs": 0.7,
+        "sign_agreement": 0.9,
+        "group_r2_cells": 0.93,
+    }
     assert describe(row).endswith(
         "The cell covariates explain 93% of the variance of the group, so the adjusted group effect is "
-        "poorly estimable: DEGs lost here do not show that they are a cell-count shift.")
+        "poorly estimable: DEGs lost here do not show that they are a cell-count shift."
+    )
 
 
 def test_concordance_sentence():
-    row = {"contrast": "c", "model": "female_only", "design": "~ age + group", "n_samples": 30,
-           "degs_primary": 200, "degs_model": 120, "overlap": 100, "lost": 100, "gained": 20,
-           "lfc_r_all": 0.8123, "lfc_r_primary_degs": 0.95, "sign_agreement": 0.995}
+    row = {
+        "contrast": "c",
+        "model": "female_only",
+        "design": "~ age + group",
+        "n_samples": 30,
+        "degs_primary": 200,
+        "degs_model": 120,
+        "overlap": 100,
+        "lost": 100,
+        "gained": 20,
+        "lfc_r_all": 0.8123,
+        "lfc_r_primary_degs": 0.95,
+        "sign_agreement": 0.995,
+    }
     assert describe(row) == (
         "female_only (30 samples, ~ age + group): 120 DEGs instead of 200; 100 shared, so 50% of the primary "
         "DEGs stay significant and 100 lose significance; 100% of the primary DEGs keep their sign; 20 new; "
-        "log2 fold changes correlate at r = 0.81 over all genes and 0.95 over the primary DEGs.")
+        "log2 fold changes correlate at r = 0.81 over all genes and 0.95 over the primary DEGs."
+    )
 
 
 # ----------------------------------------------------------------------------- the toy cohort
@@ -199,8 +255,11 @@ def toy_sensitivity(toy_run) -> Path:
 
 def de_table(workdir: Path, model: str | None = None) -> pd.DataFrame:
     folder = "de/TRD_vs_responder" if model is None else f"sensitivity/TRD_vs_responder/{model}"
-    return pd.read_csv(workdir / "results" / folder / "deseq2_results.tsv", sep="\t",
-                       dtype={"gene_id": str, "gene_symbol": str})
+    return pd.read_csv(
+        workdir / "results" / folder / "deseq2_results.tsv",
+        sep="\t",
+        dtype={"gene_id": str, "gene_symbol": str},
+    )
 
 
 def calls(table: pd.DataFrame) -> set[str]:
@@ -212,8 +271,9 @@ def test_sex_stratified_models_use_one_sex_without_a_sex_term(toy_sensitivity, m
     folder = toy_sensitivity / "results" / "sensitivity" / "TRD_vs_responder" / model
     used = pd.read_csv(folder / "samples_used.tsv", sep="\t", index_col=0)
     sheet = pd.read_csv(TOY / "samples.tsv", sep="\t", index_col="sample_id")
-    filtered = pd.read_csv(toy_sensitivity / "results/de/TRD_vs_responder/samples_used.tsv", sep="\t",
-                           index_col=0)
+    filtered = pd.read_csv(
+        toy_sensitivity / "results/de/TRD_vs_responder/samples_used.tsv", sep="\t", index_col=0
+    )
     assert set(used["sex"]) == {sex}
     assert sorted(used.index) == sorted(filtered.index[filtered["sex"] == sex])
     assert sheet.loc[used.index, "sex"].eq(sex).all()
@@ -227,20 +287,28 @@ def test_toy_concordance_tables_equal_a_recomputation(toy_sensitivity):
     primary = de_table(toy_sensitivity)
     for model in MODELS:
         table = de_table(toy_sensitivity, model)
-        row = pd.read_csv(toy_sensitivity / "results/sensitivity/TRD_vs_responder" / model / "concordance.tsv",
-                          sep="\t").iloc[0]
+        row = pd.read_csv(
+            toy_sensitivity / "results/sensitivity/TRD_vs_responder" / model / "concordance.tsv", sep="\t"
+        ).iloc[0]
         deg_p, deg_m = calls(primary), calls(table)
         lfc_p = primary.set_index("gene_id")["log2FoldChange"].dropna()
         lfc_m = table.set_index("gene_id")["log2FoldChange"].dropna()
         shared = sorted(set(lfc_p.index) & set(lfc_m.index))
         shared_deg = sorted(set(shared) & deg_p)
         assert (row["degs_primary"], row["degs_model"], row["overlap"], row["lost"], row["gained"]) == (
-            len(deg_p), len(deg_m), len(deg_p & deg_m), len(deg_p - deg_m), len(deg_m - deg_p))
+            len(deg_p),
+            len(deg_m),
+            len(deg_p & deg_m),
+            len(deg_p - deg_m),
+            len(deg_m - deg_p),
+        )
         assert row["lfc_r_all"] == pytest.approx(stats.pearsonr(lfc_p[shared], lfc_m[shared])[0], abs=1e-6)
         assert row["lfc_r_primary_degs"] == pytest.approx(
-            stats.pearsonr(lfc_p[shared_deg], lfc_m[shared_deg])[0], abs=1e-6)
+            stats.pearsonr(lfc_p[shared_deg], lfc_m[shared_deg])[0], abs=1e-6
+        )
         assert row["sign_agreement"] == pytest.approx(
-            float((np.sign(lfc_p[shared_deg]) == np.sign(lfc_m[shared_deg])).mean()), abs=1e-6)
+            float((np.sign(lfc_p[shared_deg]) == np.sign(lfc_m[shared_deg])).mean()), abs=1e-6
+        )
 
 
 def planted(cls: str) -> set[str]:
@@ -264,7 +332,9 @@ def test_toy_regulated_genes_keep_sign_and_nominal_significance_after_cell_adjus
     primary = de_table(toy_sensitivity).set_index("gene_id")
     adjusted = de_table(toy_sensitivity, "cell_adjusted").set_index("gene_id")
     genes = sorted(regulated & calls(de_table(toy_sensitivity)))
-    same_sign = np.sign(primary.loc[genes, "log2FoldChange"]) == np.sign(adjusted.loc[genes, "log2FoldChange"])
+    same_sign = np.sign(primary.loc[genes, "log2FoldChange"]) == np.sign(
+        adjusted.loc[genes, "log2FoldChange"]
+    )
     assert same_sign.mean() >= 0.95
     assert (adjusted.loc[genes, "pvalue"] < 0.05).mean() >= 0.7
     assert len(set(genes) & calls(de_table(toy_sensitivity, "cell_adjusted"))) / len(genes) >= 0.1
@@ -280,13 +350,16 @@ def test_toy_cell_models_report_the_group_r2(toy_sensitivity):
     keeps them where composition varies mostly within groups."""
     folder = toy_sensitivity / "results/sensitivity/TRD_vs_responder"
     adjusted = pd.read_csv(folder / "cell_adjusted/concordance.tsv", sep="\t").iloc[0]
-    covariates = pd.read_csv(toy_sensitivity / "results/cells/covariates.tsv", sep="\t", index_col="sample_id")
+    covariates = pd.read_csv(
+        toy_sensitivity / "results/cells/covariates.tsv", sep="\t", index_col="sample_id"
+    )
     obs = pd.read_csv(folder / "cell_adjusted/samples_used.tsv", sep="\t", index_col=0)
     y = (obs["group"] == "TRD").to_numpy(dtype=float)
     x = np.column_stack([np.ones(len(obs)), covariates.loc[obs.index].to_numpy()])
     residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
-    assert adjusted["group_r2_cells"] == pytest.approx(1 - (residual**2).sum() / ((y - y.mean()) ** 2).sum(),
-                                                       abs=1e-5)
+    assert adjusted["group_r2_cells"] == pytest.approx(
+        1 - (residual**2).sum() / ((y - y.mean()) ** 2).sum(), abs=1e-5
+    )
     for model in ("female_only", "male_only"):
         assert np.isnan(pd.read_csv(folder / model / "concordance.tsv", sep="\t").iloc[0]["group_r2_cells"])
 
@@ -310,8 +383,10 @@ def test_workflow_stops_at_ingest_on_a_model_naming_an_absent_column(tmp_path):
     result = run_snakemake(workdir, "--configfile", str(extra.relative_to(workdir)), check=False)
     assert result.returncode != 0
     log = (workdir / "logs" / "ingest" / "ingest.log").read_text()
-    assert ("config/samples.tsv: sensitivity model 'with_bmi' names column(s) body_mass that the sample "
-            "sheet does not have") in log
+    assert (
+        "config/samples.tsv: sensitivity model 'with_bmi' names column(s) body_mass that the sample "
+        "sheet does not have"
+    ) in log
     assert not (workdir / "results" / "ingest" / "cohort.h5ad").exists()
     assert not (workdir / "results" / "de").exists()
 
@@ -359,8 +434,12 @@ def identifiable_cohort():
     from deseq2 import run_deseq2
     from simulate_cohort import DEFAULT_CELL_SHIFTS, SimulationParameters
 
-    params = SimulationParameters(hazards=False, signature_sd=0.0, cell_share_sd=0.5,
-                                  cell_shifts={t: s / 2 for t, s in DEFAULT_CELL_SHIFTS.items()})
+    params = SimulationParameters(
+        hazards=False,
+        signature_sd=0.0,
+        cell_share_sd=0.5,
+        cell_shifts={t: s / 2 for t, s in DEFAULT_CELL_SHIFTS.items()},
+    )
     adata, result, config, truth = simulated_cells(params)
     primary = run_deseq2(adata, DESIGN, CONTRASTS["TRD_vs_responder"], config["deseq2"], 1)
     adjusted, r2 = cell_adjusted_fit(adata, result, config)
@@ -372,7 +451,9 @@ def null_cohort():
     """A simulated cohort with the toy's correlation and composition structure and no group effect."""
     from simulate_cohort import SimulationParameters
 
-    return simulated_cells(SimulationParameters.null_cohort(n_samples=60, n_genes=3000, seed=11, hazards=False))
+    return simulated_cells(
+        SimulationParameters.null_cohort(n_samples=60, n_genes=3000, seed=11, hazards=False)
+    )
 
 
 def test_null_cohort_cell_scores_do_not_differ_by_group(null_cohort):
@@ -383,8 +464,13 @@ def test_null_cohort_cell_scores_do_not_differ_by_group(null_cohort):
 
     calls_per_seed = []
     for seed in (11, 12, 13, 14):
-        adata, result, _, _ = null_cohort if seed == 11 else simulated_cells(
-            SimulationParameters.null_cohort(n_samples=60, n_genes=3000, seed=seed, hazards=False))
+        adata, result, _, _ = (
+            null_cohort
+            if seed == 11
+            else simulated_cells(
+                SimulationParameters.null_cohort(n_samples=60, n_genes=3000, seed=seed, hazards=False)
+            )
+        )
         by_group = scores_by_group(result["scores"], adata.obs, CONTRASTS["TRD_vs_responder"])
         calls_per_seed.append(int((by_group["padj"].dropna() < ALPHA).sum()))
     assert sum(calls_per_seed) <= 1, calls_per_seed

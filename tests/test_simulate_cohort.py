@@ -48,7 +48,9 @@ def test_genes_are_real_annotated_genes_with_markers(toy, inputs):
     genes = toy.truth_genes
     assert len(genes) == 6000
     assert set(genes["gene_id"]) <= set(annotation["gene_id"])
-    required = sim.SEX_GENES_FEMALE + sim.SEX_GENES_MALE + ["HBA1", "HBA2", "HBB"] + list(sim.LITERATURE_EFFECTS)
+    required = (
+        sim.SEX_GENES_FEMALE + sim.SEX_GENES_MALE + ["HBA1", "HBA2", "HBB"] + list(sim.LITERATURE_EFFECTS)
+    )
     required += [gene for markers in sim.CELL_MARKERS.values() for gene in markers]
     assert set(required) <= set(genes["gene_symbol"])
     assert toy.counts.index.equals(pd.Index(genes["gene_id"]))
@@ -96,8 +98,9 @@ def test_counts_follow_sex_and_hazards(toy):
 
 def test_negative_binomial_variance_matches_dispersion_trend(inputs):
     """Without group, site or hazards, variance over mean^2 approaches a1/mean + a0."""
-    params = sim.SimulationParameters(n_samples=400, n_genes=300, hazards=False, frac_de=0.0,
-                                      dispersion_scatter_sd=0.0)
+    params = sim.SimulationParameters(
+        n_samples=400, n_genes=300, hazards=False, frac_de=0.0, dispersion_scatter_sd=0.0
+    )
     rng = np.random.default_rng(0)
     mu = np.full(400, 200.0)
     alpha = sim.gene_dispersions(mu, params, rng)
@@ -109,7 +112,11 @@ def test_negative_binomial_variance_matches_dispersion_trend(inputs):
 
 
 def test_split_counts_is_exact():
-    assert sim._split_counts(48, (0.5, 0.3, 0.2)).tolist() == [24, 14, 10]  # 14.4 and 9.6: the spare sample goes to the larger remainder
+    assert sim._split_counts(48, (0.5, 0.3, 0.2)).tolist() == [
+        24,
+        14,
+        10,
+    ]  # 14.4 and 9.6: the spare sample goes to the larger remainder
     assert sim._split_counts(7, (1, 1)).sum() == 7
 
 
@@ -157,8 +164,7 @@ def test_genes_of_a_module_are_correlated(inputs):
     annotation, gene_sets = inputs
     params = sim.SimulationParameters.null_cohort(n_samples=200, n_genes=2000, n_broad_factors=0)
     genes = sim.choose_genes(annotation, gene_sets, params, np.random.default_rng(0))
-    effects = sim.coexpression_effects(genes, params.n_samples, gene_sets, params,
-                                       np.random.default_rng(1))
+    effects = sim.coexpression_effects(genes, params.n_samples, gene_sets, params, np.random.default_rng(1))
     in_module = effects.std(axis=1) > 0
     assert 0.05 < in_module.mean() < 0.7 and not in_module[sim.fixed_genes(genes)].any()
     correlation = np.corrcoef(effects[in_module])

@@ -71,8 +71,10 @@ def slurm_cluster():
         return
     why = (status.stdout or status.stderr).strip().splitlines()[-1:] or ["no answer"]
     if os.environ.get(START_OPT_IN) != "1":
-        pytest.skip(f"{why[0]}; set {START_OPT_IN}=1 (as root) to let the test install and start a one-node "
-                    "SLURM with tests/cluster/start_slurm.sh, as .ci/run does")
+        pytest.skip(
+            f"{why[0]}; set {START_OPT_IN}=1 (as root) to let the test install and start a one-node "
+            "SLURM with tests/cluster/start_slurm.sh, as .ci/run does"
+        )
     if os.geteuid() != 0:
         pytest.skip("starting the test SLURM needs root (tests/cluster/start_slurm.sh)")
     started = _cluster("start")
@@ -86,7 +88,9 @@ def squeue_jobs(job_name: str) -> list[SlurmJob]:
     """All jobs of one Snakemake run, finished ones included (they stay for MinJobAge)."""
     out = subprocess.run(
         ["squeue", "--states=all", "--noheader", "--name", job_name, "--format=%i|%T|%m|%k"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     jobs = [SlurmJob(*line.split("|")) for line in out.splitlines()]
     return sorted(jobs, key=lambda job: int(job.job_id))
@@ -96,8 +100,9 @@ def squeue_jobs(job_name: str) -> list[SlurmJob]:
 def cluster_run(slurm_cluster, tmp_path_factory) -> ClusterRun:
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"))
     try:
-        run_snakemake(workdir, "--profile", "profiles/slurm", "--profile", str(TEST_PROFILE),
-                      timeout=RUN_TIMEOUT_S)
+        run_snakemake(
+            workdir, "--profile", "profiles/slurm", "--profile", str(TEST_PROFILE), timeout=RUN_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:
         queue = subprocess.run(["squeue", "--states=all"], capture_output=True, text=True, timeout=30)
         pytest.fail(f"the SLURM run did not finish within {RUN_TIMEOUT_S} s; squeue:\n{queue.stdout[-2000:]}")
@@ -171,8 +176,10 @@ def test_result_tables_equal_a_local_run(cluster_run, request):
     local_tables = result_tables(local_run)
     assert "de/TRD_vs_responder/deseq2_results.tsv" in local_tables
     # the calibration's blocks ran as separate SLURM jobs; their gathered tables must be the local ones
-    calibration = {f"calibration/TRD_vs_responder/{name}" for name in
-                   ("summary.tsv", "permutations.tsv", "permuted_labels.tsv", "calibrated_results.tsv")}
+    calibration = {
+        f"calibration/TRD_vs_responder/{name}"
+        for name in ("summary.tsv", "permutations.tsv", "permuted_labels.tsv", "calibrated_results.tsv")
+    }
     assert calibration <= local_tables.keys()
     assert cluster_tables.keys() == local_tables.keys()
     differing = [name for name in local_tables if cluster_tables[name] != local_tables[name]]

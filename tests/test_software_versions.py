@@ -12,9 +12,11 @@ from conftest import ROOT
 
 def test_imported_modules_of_a_script_and_a_rule_file(tmp_path):
     script = tmp_path / "step.py"
-    script.write_text('"""Docstring.\nimport notamodule\n"""\nimport os\nimport numpy as np, scipy.stats\n'
-                      "from sklearn.linear_model import LogisticRegression\nfrom pipeline_common import X\n"
-                      "from . import sibling\n\ndef f():\n    import matplotlib.pyplot as plt\n")
+    script.write_text(
+        '"""Docstring.\nimport notamodule\n"""\nimport os\nimport numpy as np, scipy.stats\n'
+        "from sklearn.linear_model import LogisticRegression\nfrom pipeline_common import X\n"
+        "from . import sibling\n\ndef f():\n    import matplotlib.pyplot as plt\n"
+    )
     rules = tmp_path / "common.smk"
     rules.write_text("import os\nfrom snakemake.utils import validate\n\nrule a:\n    input: 'x'\n")
     assert sv.imported_modules(script) == {"os", "numpy", "scipy", "sklearn", "pipeline_common", "matplotlib"}
@@ -22,13 +24,17 @@ def test_imported_modules_of_a_script_and_a_rule_file(tmp_path):
 
 
 def test_third_party_distributions_leave_out_the_standard_library_and_local_modules():
-    names = sv.third_party_distributions({"os", "yaml", "sklearn", "pipeline_common", "no_such_module_xyz"},
-                                         local={"pipeline_common"})
+    names = sv.third_party_distributions(
+        {"os", "yaml", "sklearn", "pipeline_common", "no_such_module_xyz"}, local={"pipeline_common"}
+    )
     assert names == ["no_such_module_xyz", "PyYAML", "scikit-learn"]
     versions = sv.package_versions(names)
-    assert versions == {"python": platform.python_version(), "no_such_module_xyz": "not installed",
-                        "PyYAML": importlib.metadata.version("PyYAML"),
-                        "scikit-learn": importlib.metadata.version("scikit-learn")}
+    assert versions == {
+        "python": platform.python_version(),
+        "no_such_module_xyz": "not installed",
+        "PyYAML": importlib.metadata.version("PyYAML"),
+        "scikit-learn": importlib.metadata.version("scikit-learn"),
+    }
 
 
 def test_version_outside_git_is_the_version_file_without_a_commit(tmp_path):
@@ -36,16 +42,19 @@ def test_version_outside_git_is_the_version_file_without_a_commit(tmp_path):
     (tmp_path / "a.py").write_text("import pandas\n")
     document = sv.versions_document(tmp_path / "VERSION", [tmp_path / "a.py"], set())
     assert document["workflow"] == {"name": "trd-deseq2", "version": "1.2.3"}
-    assert document["packages"] == {"python": platform.python_version(),
-                                    "pandas": importlib.metadata.version("pandas"),
-                                    "snakemake": importlib.metadata.version("snakemake")}
+    assert document["packages"] == {
+        "python": platform.python_version(),
+        "pandas": importlib.metadata.version("pandas"),
+        "snakemake": importlib.metadata.version("snakemake"),
+    }
 
 
 def test_version_of_the_repository_with_its_commit():
     document = sv.versions_document(ROOT / "VERSION", [], set())
     assert document["workflow"]["version"] == (ROOT / "VERSION").read_text().strip() == "0.1.0.dev0"
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                          text=True)
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
+    )
     if head.returncode == 0:  # a git checkout (an unpacked archive has no commit to show)
         assert document["workflow"]["commit"].removesuffix("-dirty") == head.stdout.strip()
 
@@ -55,7 +64,18 @@ def test_toy_run_lists_every_package_the_pipeline_imports(toy_run):
     # the toy run's copy of the workflow is not a git checkout: the version, no commit
     assert document["workflow"] == {"name": "trd-deseq2", "version": (ROOT / "VERSION").read_text().strip()}
     packages = document["packages"]
-    for name in ("pydeseq2", "anndata", "pandas", "numpy", "scipy", "gseapy", "scikit-learn", "matplotlib",
-                 "scanpy", "PyYAML", "snakemake"):
+    for name in (
+        "pydeseq2",
+        "anndata",
+        "pandas",
+        "numpy",
+        "scipy",
+        "gseapy",
+        "scikit-learn",
+        "matplotlib",
+        "scanpy",
+        "PyYAML",
+        "snakemake",
+    ):
         assert packages[name] == importlib.metadata.version(name), name
     assert "not installed" not in packages.values()

@@ -11,8 +11,11 @@ from vst import vst_cohort
 
 def test_vst_keeps_samples_and_genes_and_approaches_log2_for_high_counts():
     counts, metadata = simulate_nb_cohort(24, 300, seed=5, design="group")
-    adata = ad.AnnData(X=counts.to_numpy(), obs=metadata,
-                       var=pd.DataFrame({"gene_symbol": counts.columns}, index=counts.columns))
+    adata = ad.AnnData(
+        X=counts.to_numpy(),
+        obs=metadata,
+        var=pd.DataFrame({"gene_symbol": counts.columns}, index=counts.columns),
+    )
     result = vst_cohort(adata, {"inference": "batched"}, n_cpus=1)
     assert result.shape == adata.shape
     assert result.obs.equals(adata.obs) and result.var.equals(adata.var)
@@ -32,8 +35,9 @@ R_VST = ROOT / "tests/data/r_vst"  # R DESeq2 1.38.3 vst(blind = TRUE, nsub = 10
 
 def toy_cohort() -> ad.AnnData:
     counts = pd.read_csv(ROOT / "resources/toy/counts.tsv.gz", sep="\t", index_col=0)
-    return ad.AnnData(X=counts.T.to_numpy(), obs=pd.DataFrame(index=counts.columns),
-                      var=pd.DataFrame(index=counts.index))
+    return ad.AnnData(
+        X=counts.T.to_numpy(), obs=pd.DataFrame(index=counts.columns), var=pd.DataFrame(index=counts.index)
+    )
 
 
 def test_trend_genes_follow_the_selection_rule_of_r_vst():

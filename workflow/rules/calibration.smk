@@ -17,22 +17,22 @@ rule calibration_permutations:
         h5ad="results/filter/cohort.h5ad",
     output:
         labels="results/calibration/{contrast}/permuted_labels.tsv",
-    params:
-        design=config["design"],
-        contrast=lambda wc: config["contrasts"][wc.contrast],
-        permutations=CALIBRATION["permutations"],
-        strata=CALIBRATION["strata"],
-        seed=CALIBRATION["seed"],
-    threads: 1
-    resources:
-        mem_mb=mem_mb(500, 10),
-        runtime=5,
     log:
         "logs/calibration_permutations/{contrast}.log",
     benchmark:
         "results/benchmarks/calibration_permutations/{contrast}.tsv"
     conda:
         "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(500, 10),
+        runtime=5,
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        permutations=CALIBRATION["permutations"],
+        strata=CALIBRATION["strata"],
+        seed=CALIBRATION["seed"],
     script:
         "../scripts/calibration_permute.py"
 
@@ -43,11 +43,12 @@ rule calibration_block:
         labels="results/calibration/{contrast}/permuted_labels.tsv",
     output:
         h5ad="results/calibration/{contrast}/blocks/{scatteritem}.h5ad",
-    params:
-        design=config["design"],
-        contrast=lambda wc: config["contrasts"][wc.contrast],
-        # no lfc_shrink: the null needs the Wald statistics only (calibration.refit_permuted)
-        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
+    log:
+        "logs/calibration_block/{contrast}_{scatteritem}.log",
+    benchmark:
+        "results/benchmarks/calibration_block/{contrast}_{scatteritem}.tsv"
+    conda:
+        "../../environment.yml"
     # one thread per block: blocks run side by side, and PyDESeq2's serial steps gain nothing
     # from a second thread
     threads: 1
@@ -55,12 +56,11 @@ rule calibration_block:
         # a DESeq2 fit at a time, as the deseq2 rule
         mem_mb=mem_mb(1500, 100),
         runtime=runtime_min(10, 0.5 * CALIBRATION["block_size"]),
-    log:
-        "logs/calibration_block/{contrast}_{scatteritem}.log",
-    benchmark:
-        "results/benchmarks/calibration_block/{contrast}_{scatteritem}.tsv"
-    conda:
-        "../../environment.yml"
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        # no lfc_shrink: the null needs the Wald statistics only (calibration.refit_permuted)
+        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
     script:
         "../scripts/calibration_block.py"
 
@@ -95,6 +95,17 @@ rule calibration:
         ),
         qq_svg="results/calibration/{contrast}/qq.svg",
         null_degs_svg="results/calibration/{contrast}/null_degs.svg",
+    log:
+        "logs/calibration/{contrast}.log",
+    benchmark:
+        "results/benchmarks/calibration/{contrast}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        # the null (permutations x genes, four float64 layers) a few times over
+        mem_mb=mem_mb(1000, 0.3 * CALIBRATION["permutations"]),
+        runtime=runtime_min(5, 0.2),
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
@@ -102,16 +113,5 @@ rule calibration:
         permutations=CALIBRATION["permutations"],
         strata=CALIBRATION["strata"],
         seed=CALIBRATION["seed"],
-    threads: 1
-    resources:
-        # the null (permutations x genes, four float64 layers) a few times over
-        mem_mb=mem_mb(1000, 0.3 * CALIBRATION["permutations"]),
-        runtime=runtime_min(5, 0.2),
-    log:
-        "logs/calibration/{contrast}.log",
-    benchmark:
-        "results/benchmarks/calibration/{contrast}.tsv"
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/calibration_summary.py"

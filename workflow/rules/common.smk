@@ -8,7 +8,6 @@ from functools import lru_cache
 
 from snakemake.utils import validate
 
-
 SCRIPTS_DIR = os.path.join(workflow.basedir, "workflow", "scripts")
 sys.path.insert(0, SCRIPTS_DIR)  # the Snakefile reuses the scripts' config check and sheet reader
 from config_check import check_config
@@ -137,8 +136,16 @@ def calibration_null(wildcards):
 # The deseq2 keys each rule reads, so that a changed key reruns only the rules that use it
 # (deseq2.alpha reruns DE, calibration, enrichment and the report, not qc, filter or vst).
 VST_KEYS = ("inference", "fit_type", "size_factors_fit_type", "vst_nsub")
-FIT_AND_TEST_KEYS = ("inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates",
-                     "alpha", "cooks_filter", "independent_filter")
+FIT_AND_TEST_KEYS = (
+    "inference",
+    "fit_type",
+    "size_factors_fit_type",
+    "refit_cooks",
+    "min_replicates",
+    "alpha",
+    "cooks_filter",
+    "independent_filter",
+)
 
 
 def deseq2_settings(*keys):

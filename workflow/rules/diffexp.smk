@@ -25,21 +25,21 @@ rule deseq2:
         volcano_svg="results/de/{contrast}/volcano.svg",
         ma_svg="results/de/{contrast}/ma.svg",
         normalised="results/de/{contrast}/normalised_counts.tsv.gz",
-    params:
-        design=config["design"],
-        contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS, "lfc_shrink", "lfc_thresholds"),
+    log:
+        "logs/deseq2/{contrast}.log",
+    benchmark:
+        "results/benchmarks/deseq2/{contrast}.tsv"
+    conda:
+        "../../environment.yml"
     threads: threads_beside_vst_branch(2)
     resources:
         # PyDESeq2 keeps ~10 float64 samples x genes matrices (counts, mu, Cook's, hat values, ...)
         mem_mb=mem_mb(1500, 100),
         runtime=runtime_min(10, 4),
-    log:
-        "logs/deseq2/{contrast}.log",
-    benchmark:
-        "results/benchmarks/deseq2/{contrast}.tsv",
-    conda:
-        "../../environment.yml"
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS, "lfc_shrink", "lfc_thresholds"),
     script:
         "../scripts/deseq2.py"
 
@@ -50,19 +50,19 @@ rule vst:
     output:
         h5ad="results/vst/vst.h5ad",
         tsv="results/vst/vst.tsv.gz",
-    params:
-        deseq2=deseq2_settings(*VST_KEYS),
+    log:
+        "logs/vst/vst.log",
+    benchmark:
+        "results/benchmarks/vst/vst.tsv"
+    conda:
+        "../../environment.yml"
     # the VST is numpy on whole matrices; its one threaded part, a dispersion fit of
     # 1000 genes (deseq2.vst_nsub), takes well under a second
     threads: 1
     resources:
         mem_mb=mem_mb(1000, 80),
         runtime=runtime_min(5, 2),
-    log:
-        "logs/vst/vst.log",
-    benchmark:
-        "results/benchmarks/vst/vst.tsv",
-    conda:
-        "../../environment.yml"
+    params:
+        deseq2=deseq2_settings(*VST_KEYS),
     script:
         "../scripts/vst.py"

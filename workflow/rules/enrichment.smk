@@ -46,6 +46,19 @@ rule enrichment:
             category="Pathway enrichment",
             subcategory="{contrast}",
         ),
+    log:
+        "logs/enrichment/{contrast}.log",
+    benchmark:
+        "results/benchmarks/enrichment/{contrast}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        # gene sets x genes membership plus gseapy's per-thread null samples: grows with genes and
+        # sets, not samples (~0.6 GB measured for 18,000 genes x GO BP), so no per-cell slope;
+        # the permutation scores work in blocks of bounded size (gsea_permutation.BLOCK_CELLS)
+        mem_mb=mem_mb(1100, 0),
+        runtime=runtime_min(15, 0),
     params:
         collections=ENRICHMENT["collections"],
         min_size=ENRICHMENT["min_size"],
@@ -57,18 +70,5 @@ rule enrichment:
         running_score_terms=ENRICHMENT["running_score_terms"],
         similar_terms_jaccard=ENRICHMENT["similar_terms_jaccard"],
         alpha=config["deseq2"]["alpha"],
-    threads: 2
-    resources:
-        # gene sets x genes membership plus gseapy's per-thread null samples: grows with genes and
-        # sets, not samples (~0.6 GB measured for 18,000 genes x GO BP), so no per-cell slope;
-        # the permutation scores work in blocks of bounded size (gsea_permutation.BLOCK_CELLS)
-        mem_mb=mem_mb(1100, 0),
-        runtime=runtime_min(15, 0),
-    log:
-        "logs/enrichment/{contrast}.log",
-    benchmark:
-        "results/benchmarks/enrichment/{contrast}.tsv",
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/enrichment.py"

@@ -5,6 +5,17 @@ rule ingest:
         annotation=config["annotation"],
     output:
         h5ad="results/ingest/cohort.h5ad",
+    log:
+        "logs/ingest/ingest.log",
+    benchmark:
+        "results/benchmarks/ingest/ingest.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        # parsing text holds a few copies of the samples x genes matrix (~40 bytes a cell)
+        mem_mb=mem_mb(1000, 40),
+        runtime=runtime_min(5, 0.5),
     params:
         counts=config["counts"],
         design=config["design"],
@@ -13,16 +24,5 @@ rule ingest:
         strandedness=config["strandedness"],
         counts_layer=config["counts_layer"],
         tx2gene=config["tx2gene"],
-    threads: 1
-    resources:
-        # parsing text holds a few copies of the samples x genes matrix (~40 bytes a cell)
-        mem_mb=mem_mb(1000, 40),
-        runtime=runtime_min(5, 0.5),
-    log:
-        "logs/ingest/ingest.log",
-    benchmark:
-        "results/benchmarks/ingest/ingest.tsv",
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/ingest.py"

@@ -17,18 +17,18 @@ rule multiqc:
     output:
         html="results/multiqc/multiqc_report.html",
         data=directory("results/multiqc/multiqc_data"),
-    params:
-        title=config["multiqc"]["title"],
-    threads: 1
-    resources:
-        # MultiQC reads two small tables: its own footprint, whatever the cohort
-        mem_mb=mem_mb(600, 0),
-        runtime=5,
     log:
         "logs/multiqc/multiqc.log",
     benchmark:
         "results/benchmarks/multiqc/multiqc.tsv"
     conda:
         "../envs/multiqc.yml"
+    threads: 1
+    resources:
+        # MultiQC reads two small tables: its own footprint, whatever the cohort
+        mem_mb=mem_mb(600, 0),
+        runtime=5,
+    params:
+        title=config["multiqc"]["title"],
     script:
         "../scripts/multiqc_report.py"

@@ -31,13 +31,12 @@ rule predict:
         ),
         roc_svg="results/predict/{contrast}/roc.svg",
         calibration_svg="results/predict/{contrast}/calibration.svg",
-    params:
-        predict=config["predict"],
-        contrast=lambda wc: config["contrasts"][wc.contrast],
-        filter=config["filter"],
-        deseq2={key: config["deseq2"][key] for key in PREDICT_VST_KEYS if key in config["deseq2"]},
-        design=config["design"],
-        seed=config["seed"],
+    log:
+        "logs/predict/{contrast}.log",
+    benchmark:
+        "results/benchmarks/predict/{contrast}.tsv"
+    conda:
+        "../../environment.yml"
     # outer splits and permutation blocks run in parallel (joblib), one thread each
     threads: 8
     resources:
@@ -45,11 +44,12 @@ rule predict:
         # the parent keeps the counts and the predictions
         mem_mb=mem_mb(1500, 150),
         runtime=runtime_min(10, 1),
-    log:
-        "logs/predict/{contrast}.log",
-    benchmark:
-        "results/benchmarks/predict/{contrast}.tsv",
-    conda:
-        "../../environment.yml"
+    params:
+        predict=config["predict"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        filter=config["filter"],
+        deseq2={key: config["deseq2"][key] for key in PREDICT_VST_KEYS if key in config["deseq2"]},
+        design=config["design"],
+        seed=config["seed"],
     script:
         "../scripts/predict.py"

@@ -1,5 +1,12 @@
-QC_FIGURES = ["pca", "scree", "pc_covariate_association", "sample_distances", "library_size",
-              "detected_genes", "sex_check"]
+QC_FIGURES = [
+    "pca",
+    "scree",
+    "pc_covariate_association",
+    "sample_distances",
+    "library_size",
+    "detected_genes",
+    "sex_check",
+]
 
 
 rule qc:
@@ -31,21 +38,21 @@ rule qc:
         sex_check=qc_figure("sex_check"),
         # save_figure writes each figure as SVG too, for publication
         svgs=expand("results/qc/{name}.svg", name=QC_FIGURES),
-    params:
-        qc=config["qc"],
-        deseq2=deseq2_settings(*VST_KEYS),
-        contrasts=config["contrasts"],
+    log:
+        "logs/qc/qc.log",
+    benchmark:
+        "results/benchmarks/qc/qc.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1  # as vst: the blind VST's threaded part is short
     resources:
         # the blind VST: a few float64 samples x genes matrices
         mem_mb=mem_mb(1000, 60),
         runtime=runtime_min(5, 1),
-    log:
-        "logs/qc/qc.log",
-    benchmark:
-        "results/benchmarks/qc/qc.tsv",
-    conda:
-        "../../environment.yml"
+    params:
+        qc=config["qc"],
+        deseq2=deseq2_settings(*VST_KEYS),
+        contrasts=config["contrasts"],
     script:
         "../scripts/qc.py"
 
@@ -57,19 +64,19 @@ rule filter:
     output:
         h5ad="results/filter/cohort.h5ad",
         summary="results/filter/filter_summary.tsv",
-    params:
-        filter=config["filter"],
-        contrasts=config["contrasts"],
-        design=config["design"],
+    log:
+        "logs/filter/filter.log",
+    benchmark:
+        "results/benchmarks/filter/filter.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(1000, 30),
         runtime=runtime_min(5, 0.5),
-    log:
-        "logs/filter/filter.log",
-    benchmark:
-        "results/benchmarks/filter/filter.tsv",
-    conda:
-        "../../environment.yml"
+    params:
+        filter=config["filter"],
+        contrasts=config["contrasts"],
+        design=config["design"],
     script:
         "../scripts/filter.py"

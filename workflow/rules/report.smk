@@ -20,16 +20,16 @@ rule software_versions:
         + [os.path.join(workflow.basedir, "Snakefile")],
     output:
         yml="results/software_versions.yml",
+    log:
+        "logs/software_versions/software_versions.log",
+    benchmark:
+        "results/benchmarks/software_versions/software_versions.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(200, 0),
         runtime=2,
-    log:
-        "logs/software_versions/software_versions.log",
-    benchmark:
-        "results/benchmarks/software_versions/software_versions.tsv",
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/software_versions.py"
 
@@ -94,17 +94,17 @@ rule report:
             caption="../report/html_report.rst",
             category="Summary",
         ),
-    params:
-        config=config,
+    log:
+        "logs/report/report.log",
+    benchmark:
+        "results/benchmarks/report/report.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(1000, 20),
         runtime=5,
-    log:
-        "logs/report/report.log",
-    benchmark:
-        "results/benchmarks/report/report.tsv",
-    conda:
-        "../../environment.yml"
+    params:
+        config=config,
     script:
         "../scripts/report.py"

@@ -24,14 +24,14 @@ if config.get("orgdb_sqlite") and config.get("godb_sqlite"):
             godb=config["godb_sqlite"],
         output:
             **RESOURCE_FILES,
-        threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=10,
         log:
             "logs/build_resources/build_resources.log",
         conda:
             "../../environment.yml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
         script:
             "../scripts/build_resources.py"
 
@@ -56,13 +56,13 @@ rule build_cell_markers:
         annotation="resources/annotation/genes.tsv.gz",
     output:
         gmt="results/resources/blood_cell_markers.gmt",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     log:
         "logs/build_cell_markers/build_cell_markers.log",
     conda:
         "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     script:
         "../scripts/build_cell_markers.py"

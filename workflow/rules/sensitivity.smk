@@ -34,23 +34,23 @@ rule cell_composition:
             subcategory="Cell composition",
         ),
         svgs=expand("results/cells/{contrast}/scores_by_group.svg", contrast=CONTRASTS),
-    params:
-        cells=CELLS,
-        contrasts=config["contrasts"],
-        n_top_genes=config["qc"]["n_top_genes"],
-        n_pcs=config["qc"]["n_pcs"],
-        seed=config["seed"],
-    threads: 1
-    resources:
-        # the VST matrix and one standardised copy of it
-        mem_mb=mem_mb(800, 20),
-        runtime=runtime_min(5, 0.5),
     log:
         "logs/cell_composition/cell_composition.log",
     benchmark:
         "results/benchmarks/cell_composition/cell_composition.tsv"
     conda:
         "../../environment.yml"
+    threads: 1
+    resources:
+        # the VST matrix and one standardised copy of it
+        mem_mb=mem_mb(800, 20),
+        runtime=runtime_min(5, 0.5),
+    params:
+        cells=CELLS,
+        contrasts=config["contrasts"],
+        n_top_genes=config["qc"]["n_top_genes"],
+        n_pcs=config["qc"]["n_pcs"],
+        seed=config["seed"],
     script:
         "../scripts/cell_composition.py"
 
@@ -80,23 +80,23 @@ rule sensitivity:
             subcategory="{contrast}",
         ),
         scatter_svg="results/sensitivity/{contrast}/{model}/lfc_scatter.svg",
-    params:
-        design=config["design"],
-        contrast=lambda wc: config["contrasts"][wc.contrast],
-        spec=lambda wc: SENSITIVITY[wc.model],
-        # no lfc_shrink: the concordance compares the maximum-likelihood fold changes
-        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
-    threads: threads_beside_vst_branch(2)
-    resources:
-        # as deseq2: one more DE fit
-        mem_mb=mem_mb(1500, 100),
-        runtime=runtime_min(10, 4),
     log:
         "logs/sensitivity/{contrast}/{model}.log",
     benchmark:
         "results/benchmarks/sensitivity/{contrast}.{model}.tsv"
     conda:
         "../../environment.yml"
+    threads: threads_beside_vst_branch(2)
+    resources:
+        # as deseq2: one more DE fit
+        mem_mb=mem_mb(1500, 100),
+        runtime=runtime_min(10, 4),
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        spec=lambda wc: SENSITIVITY[wc.model],
+        # no lfc_shrink: the concordance compares the maximum-likelihood fold changes
+        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
     script:
         "../scripts/sensitivity.py"
 

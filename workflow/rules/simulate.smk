@@ -2,6 +2,7 @@
 # `snakemake --cores 2 simulate --config sim_samples=300 sim_genes=20000 sim_seed=1`
 # writes results/simulated/n300_g20000_seed1/.
 
+
 rule simulate:
     input:
         expand(
@@ -23,6 +24,17 @@ rule simulate_cohort:
         truth_pathways="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_pathways.tsv",
         truth_hazards="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_hazards.tsv",
         truth_cells="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_cells.tsv",
+    log:
+        "logs/simulate/n{n_samples}_g{n_genes}_seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        # counts are drawn as float64 matrices of samples x genes (a few copies at once)
+        mem_mb=lambda wc, attempt: int(
+            (JOB_RUNNER_MB + 1000 + 60 * int(wc.n_samples) * int(wc.n_genes) / 1e6) * attempt
+        ),
+        runtime=lambda wc: int(5 + 2 * int(wc.n_samples) * int(wc.n_genes) / 1e6),
     params:
         n_samples=lambda wc: int(wc.n_samples),
         n_genes=lambda wc: int(wc.n_genes),
@@ -31,16 +43,5 @@ rule simulate_cohort:
             "GO_BP": "resources/genesets/go_bp.gmt.gz",
             "curated_TRD": "resources/genesets/curated_trd.gmt",
         },
-    threads: 1
-    resources:
-        # counts are drawn as float64 matrices of samples x genes (a few copies at once)
-        mem_mb=lambda wc, attempt: int(
-            (JOB_RUNNER_MB + 1000 + 60 * int(wc.n_samples) * int(wc.n_genes) / 1e6) * attempt
-        ),
-        runtime=lambda wc: int(5 + 2 * int(wc.n_samples) * int(wc.n_genes) / 1e6),
-    log:
-        "logs/simulate/n{n_samples}_g{n_genes}_seed{seed}.log",
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/simulate_cohort.py"

@@ -49,8 +49,7 @@ FILTER_LOWESS_FRAC = 1 / 5
 BLOCK_GENES = 512
 
 
-def in_blocks(fill_block: Callable[[slice], None], n_items: int, block: int,
-              n_threads: int) -> None:
+def in_blocks(fill_block: Callable[[slice], None], n_items: int, block: int, n_threads: int) -> None:
     """fill_block(items) for consecutive slices of `block` items, in n_threads threads; each
     call writes its own part of a preallocated output. NumPy releases the GIL in its sorts
     and ufuncs, so the blocks run in parallel."""
@@ -73,8 +72,7 @@ def sorted_median_rows(x: np.ndarray) -> np.ndarray:
     return (s[:, n // 2 - 1] + s[:, n // 2]) / 2
 
 
-def median_of_ratios(counts: np.ndarray, n_threads: int = 1
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def median_of_ratios(counts: np.ndarray, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log geometric means, the genes with no zero count, and the size factors of
     preprocessing.deseq2_norm_fit/transform, taking the logs once and the samples' medians
     in blocks of samples."""
@@ -97,7 +95,7 @@ def trimmed_means(rows: np.ndarray, trim: float) -> np.ndarray:
     (utils.trimmed_mean along the row); rows are contiguous, so the sort is fast."""
     n = rows.shape[1]
     ntrim = floor(n * trim)
-    return np.sort(rows, axis=1)[:, ntrim:n - ntrim].mean(axis=1)
+    return np.sort(rows, axis=1)[:, ntrim : n - ntrim].mean(axis=1)
 
 
 def trimmed_variances(rows: np.ndarray, trim: float, scale: float) -> np.ndarray:
@@ -112,8 +110,7 @@ def trim_class(cell_size: int) -> int:
     return 2 if cell_size >= 23.5 else 1 if cell_size >= 3.5 else 0
 
 
-def cell_trimmed_variances(genes_by_samples: np.ndarray, cells: np.ndarray | None
-                           ) -> np.ndarray:
+def cell_trimmed_variances(genes_by_samples: np.ndarray, cells: np.ndarray | None) -> np.ndarray:
     """The largest trimmed variance of each gene over the cells (one label per sample), or
     over all samples when cells is None (utils.trimmed_cell_variance, trimmed_variance)."""
     if cells is None:
@@ -121,13 +118,17 @@ def cell_trimmed_variances(genes_by_samples: np.ndarray, cells: np.ndarray | Non
     variances = []
     for cell in np.unique(cells):
         size_class = trim_class(int((cells == cell).sum()))
-        variances.append(trimmed_variances(genes_by_samples[:, cells == cell],
-                                           CELL_TRIM[size_class], CELL_SCALE[size_class]))
+        variances.append(
+            trimmed_variances(
+                genes_by_samples[:, cells == cell], CELL_TRIM[size_class], CELL_SCALE[size_class]
+            )
+        )
     return np.max(variances, axis=0)
 
 
-def robust_moments_dispersions(normed_counts: np.ndarray, design_matrix: pd.DataFrame,
-                               n_threads: int = 1) -> np.ndarray:
+def robust_moments_dispersions(
+    normed_counts: np.ndarray, design_matrix: pd.DataFrame, n_threads: int = 1
+) -> np.ndarray:
     """utils.robust_method_of_moments_disp: the trimmed method-of-moments dispersions that
     Cook's distances use. The largest trimmed variance over the design cells with 3 or more
     replicates, or over all samples when there are none."""
@@ -151,8 +152,14 @@ def robust_moments_dispersions(normed_counts: np.ndarray, design_matrix: pd.Data
     return np.maximum((variance - mean) / mean**2, COOKS_MIN_DISP)
 
 
-def cooks_distances(counts: np.ndarray, mu: np.ndarray, hat_diagonals: np.ndarray,
-                    dispersions: np.ndarray, num_vars: int, n_threads: int = 1) -> np.ndarray:
+def cooks_distances(
+    counts: np.ndarray,
+    mu: np.ndarray,
+    hat_diagonals: np.ndarray,
+    dispersions: np.ndarray,
+    num_vars: int,
+    n_threads: int = 1,
+) -> np.ndarray:
     """Cook's distances as dds.calculate_cooks computes them, operation for operation, in
     blocks of genes so that the temporaries stay in cache (the whole-matrix passes were
     memory-bound)."""
@@ -193,6 +200,7 @@ class WarmStarts:
     """Starting points of a dataset's gene-wise fits, from a fit of the same genes and design
     columns (its non-zero genes, in order): the coefficients (natural log) start both IRLS
     fits, the gene-wise and MAP dispersions their dispersion fits."""
+
     coefficients: np.ndarray
     genewise_dispersions: np.ndarray
     map_dispersions: np.ndarray
@@ -201,15 +209,19 @@ class WarmStarts:
     def of(cls, dds: DeseqDataSet) -> "WarmStarts":
         """The starts a fitted dataset gives (its final values, Cook's refits included)."""
         non_zero = dds.var["non_zero"].to_numpy()
-        return cls(dds.varm["LFC"].to_numpy()[non_zero],
-                   dds.var["genewise_dispersions"].to_numpy()[non_zero],
-                   dds.var["MAP_dispersions"].to_numpy()[non_zero])
+        return cls(
+            dds.varm["LFC"].to_numpy()[non_zero],
+            dds.var["genewise_dispersions"].to_numpy()[non_zero],
+            dds.var["MAP_dispersions"].to_numpy()[non_zero],
+        )
 
     def of_stage(self, stage: str) -> dict[str, np.ndarray]:
         """The starts of the Inference calls of a stage, by method."""
-        return {"genewise": {"irls": self.coefficients, "alpha_mle": self.genewise_dispersions},
-                "MAP": {"alpha_mle": self.map_dispersions},
-                "LFC": {"irls": self.coefficients}}[stage]
+        return {
+            "genewise": {"irls": self.coefficients, "alpha_mle": self.genewise_dispersions},
+            "MAP": {"alpha_mle": self.map_dispersions},
+            "LFC": {"irls": self.coefficients},
+        }[stage]
 
 
 class BatchedDeseqDataSet(DeseqDataSet):
@@ -267,12 +279,16 @@ class BatchedDeseqDataSet(DeseqDataSet):
     def fit_size_factors(self, fit_type=None, control_genes=None) -> None:  # noqa: D102
         fit_type = fit_type or self.size_factors_fit_type
         counts = self.X
-        if (fit_type != "ratio" or control_genes is not None or self.control_genes is not None
-                or not isinstance(counts, np.ndarray) or (counts == 0).any(0).all()):
+        if (
+            fit_type != "ratio"
+            or control_genes is not None
+            or self.control_genes is not None
+            or not isinstance(counts, np.ndarray)
+            or (counts == 0).any(0).all()
+        ):
             super().fit_size_factors(fit_type=fit_type, control_genes=control_genes)
             return
-        self.logmeans, self.filtered_genes, size_factors = median_of_ratios(
-            counts, self.n_threads)
+        self.logmeans, self.filtered_genes, size_factors = median_of_ratios(counts, self.n_threads)
         self.layers["normed_counts"] = counts / size_factors[:, None]
         self.obs["size_factors"] = size_factors
         self.var["_normed_means"] = self.layers["normed_counts"].mean(axis=0)
@@ -290,16 +306,21 @@ class BatchedDeseqDataSet(DeseqDataSet):
         genes = self.var_names[non_zero]
         keep = np.isfinite(covariates)
         old_coeffs, coeffs = np.array([0.1, 0.1]), np.array([1.0, 1.0])
-        while ((coeffs > TREND_MIN_COEFF).all()
-               and (np.log(np.abs(coeffs / old_coeffs)) ** 2).sum() >= TREND_LOG_CHANGE_TOL):
+        while (coeffs > TREND_MIN_COEFF).all() and (
+            np.log(np.abs(coeffs / old_coeffs)) ** 2
+        ).sum() >= TREND_LOG_CHANGE_TOL:
             old_coeffs = coeffs
             coeffs, predictions, converged = self.inference.dispersion_trend_gamma_glm(
                 pd.Series(covariates[keep], index=genes[keep]),
-                pd.Series(dispersions[keep], index=genes[keep]))
+                pd.Series(dispersions[keep], index=genes[keep]),
+            )
             if not converged or (coeffs <= TREND_MIN_COEFF).any():
                 warnings.warn(
                     "The dispersion trend curve fitting did not converge. "
-                    "Switching to a mean-based dispersion trend.", UserWarning, stacklevel=2)
+                    "Switching to a mean-based dispersion trend.",
+                    UserWarning,
+                    stacklevel=2,
+                )
                 self._fit_mean_dispersion_trend(vst)
                 return
             ratios = dispersions[keep] / predictions
@@ -321,10 +342,16 @@ class BatchedDeseqDataSet(DeseqDataSet):
         non_zero = self.var["non_zero"].to_numpy()
         design_matrix = self.obsm["design_matrix"]
         dispersions = robust_moments_dispersions(
-            self.layers["normed_counts"][:, self.non_zero_idx], design_matrix, self.n_threads)
-        distances = cooks_distances(self.X[:, self.non_zero_idx], self.obsm["_mu_LFC"],
-                                    self.obsm["_hat_diagonals"], dispersions,
-                                    design_matrix.shape[-1], self.n_threads)
+            self.layers["normed_counts"][:, self.non_zero_idx], design_matrix, self.n_threads
+        )
+        distances = cooks_distances(
+            self.X[:, self.non_zero_idx],
+            self.obsm["_mu_LFC"],
+            self.obsm["_hat_diagonals"],
+            dispersions,
+            design_matrix.shape[-1],
+            self.n_threads,
+        )
         if self.low_memory:
             del self.obsm["_mu_LFC"]
             del self.obsm["_hat_diagonals"]
@@ -350,8 +377,9 @@ class BatchedDeseqStats(DeseqStats):
         cutoffs = np.quantile(base_mean, theta)
         tested = np.flatnonzero(~np.isnan(pvalues))
         order = tested[np.argsort(pvalues[tested])]
-        num_rej = np.array([bh_rejections(pvalues[order][base_mean[order] >= cutoff], self.alpha)
-                            for cutoff in cutoffs])
+        num_rej = np.array(
+            [bh_rejections(pvalues[order][base_mean[order] >= cutoff], self.alpha) for cutoff in cutoffs]
+        )
         j = chosen_cutoff(theta, num_rej)
         use = (base_mean >= cutoffs[j]) & ~np.isnan(pvalues)
         padj = np.full(len(pvalues), np.nan)

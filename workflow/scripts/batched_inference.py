@@ -38,7 +38,6 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Literal
 
-import numba_cache  # noqa: F401, I001 - before numba: where its cache goes, and that it cannot crash a run
 import numba
 import numpy as np
 from pydeseq2 import utils
@@ -46,6 +45,8 @@ from pydeseq2.default_inference import DefaultInference
 from pydeseq2.inference import Inference
 from scipy.special import expit, gammaln, ndtr
 from threadpoolctl import ThreadpoolController
+
+import numba_cache  # noqa: F401, I001 - before numba: where its cache goes, and that it cannot crash a run
 
 # Working arrays per gene in a block: samples-long vectors and design-sized matrices.
 SAMPLE_ARRAYS_PER_GENE = 12
@@ -89,8 +90,7 @@ class BatchedInference(Inference):
     # Already computed for all genes at once by a single small optimisation.
     dispersion_trend_gamma_glm = DefaultInference.dispersion_trend_gamma_glm
 
-    def __init__(self, n_cpus: int | None = None, block_mib: float = 16.0,
-                 min_block_genes: int = 200):
+    def __init__(self, n_cpus: int | None = None, block_mib: float = 16.0, min_block_genes: int = 200):
         self._n_cpus = utils.get_num_processes(n_cpus)
         self.block_mib = block_mib
         self.min_block_genes = min_block_genes
@@ -105,14 +105,17 @@ class BatchedInference(Inference):
         self._n_cpus = utils.get_num_processes(n_cpus)
 
     @contextmanager
-    def starting_from(self, irls: np.ndarray | None = None, alpha_mle: np.ndarray | None = None
-                      ) -> Iterator[None]:
+    def starting_from(
+        self, irls: np.ndarray | None = None, alpha_mle: np.ndarray | None = None
+    ) -> Iterator[None]:
         """Warm starts of the irls and alpha_mle calls made inside the block: coefficients
         (genes x design columns, natural log) and dispersions (genes), one row per gene fitted.
         Non-finite starts, and coefficients beyond max_beta, leave a gene's start PyDESeq2's."""
-        self._starts = {name: np.asarray(start, dtype=float)
-                        for name, start in (("irls", irls), ("alpha_mle", alpha_mle))
-                        if start is not None}
+        self._starts = {
+            name: np.asarray(start, dtype=float)
+            for name, start in (("irls", irls), ("alpha_mle", alpha_mle))
+            if start is not None
+        }
         try:
             yield
         finally:
@@ -122,8 +125,10 @@ class BatchedInference(Inference):
         """The warm start of `method` set by starting_from, checked against the genes fitted."""
         start = self._starts.get(method)
         if start is not None and len(start) != n_genes:
-            raise ValueError(f"BatchedInference: a warm start of {method} for {len(start)} genes, "
-                             f"but {n_genes} genes to fit")
+            raise ValueError(
+                f"BatchedInference: a warm start of {method} for {len(start)} genes, "
+                f"but {n_genes} genes to fit"
+            )
         return start
 
     # -- scheduling ---------------------------------------------------------
@@ -131,12 +136,17 @@ class BatchedInference(Inference):
     def block_size(self, n_samples: int, n_vars: int) -> int:
         """Genes per block so that one block's working set is about ``block_mib``,
         but at least ``min_block_genes``."""
-        bytes_per_gene = 8 * (SAMPLE_ARRAYS_PER_GENE * n_samples
-                              + MATRIX_ARRAYS_PER_GENE * n_vars * n_vars)
+        bytes_per_gene = 8 * (SAMPLE_ARRAYS_PER_GENE * n_samples + MATRIX_ARRAYS_PER_GENE * n_vars * n_vars)
         return max(1, self.min_block_genes, int(self.block_mib * 2**20 // bytes_per_gene))
 
-    def _map_blocks(self, fit_block: Callable[[slice], tuple], n_genes: int,
-                    n_samples: int, n_vars: int, gene_axes: tuple[int, ...]) -> tuple:
+    def _map_blocks(
+        self,
+        fit_block: Callable[[slice], tuple],
+        n_genes: int,
+        n_samples: int,
+        n_vars: int,
+        gene_axes: tuple[int, ...],
+    ) -> tuple:
         """Apply ``fit_block`` to consecutive gene slices in a pool of threads and
         join its outputs; ``gene_axes[k]`` is the gene axis of output k.
 
@@ -167,7 +177,10 @@ class BatchedInference(Inference):
     # -- the Inference interface ------------------------------------------
 
     def lin_reg_mu(  # noqa: D102
-        self, counts: np.ndarray, size_factors: np.ndarray, design_matrix: np.ndarray,
+        self,
+        counts: np.ndarray,
+        size_factors: np.ndarray,
+        design_matrix: np.ndarray,
         min_mu: float,
     ) -> np.ndarray:
         # The least-squares fit of utils.fit_lin_mu, for all genes with one pseudo-inverse.
@@ -195,8 +208,7 @@ class BatchedInference(Inference):
             alpha_rde = (((y - y_hat) ** 2 - y_hat) / ((n_samples - n_vars) * y_hat**2)).sum(axis=0)
             return (np.maximum(alpha_rde, 0),)
 
-        return self._map_blocks(fit_block, normed_counts.shape[1], *design_matrix.shape,
-                                gene_axes=(0,))[0]
+        return self._map_blocks(fit_block, normed_counts.shape[1], *design_matrix.shape, gene_axes=(0,))[0]
 
     def fit_moments_dispersions(  # noqa: D102
         self, normed_counts: np.ndarray, size_factors: np.ndarray
@@ -206,8 +218,9 @@ class BatchedInference(Inference):
         def fit_block(genes: slice) -> tuple:
             return (utils.fit_moments_dispersions(normed_counts[:, genes], size_factors),)
 
-        return self._map_blocks(fit_block, normed_counts.shape[1], normed_counts.shape[0], 1,
-                                gene_axes=(0,))[0]
+        return self._map_blocks(fit_block, normed_counts.shape[1], normed_counts.shape[0], 1, gene_axes=(0,))[
+            0
+        ]
 
     def irls(  # noqa: D102
         self,
@@ -227,18 +240,33 @@ class BatchedInference(Inference):
 
         def per_gene(gene: int) -> tuple:
             return utils.irls_solver(
-                counts[:, gene], size_factors, design_matrix, disp[gene], min_mu=min_mu,
-                beta_tol=beta_tol, min_beta=min_beta, max_beta=max_beta,
-                optimizer=optimizer, maxiter=maxiter)
+                counts[:, gene],
+                size_factors,
+                design_matrix,
+                disp[gene],
+                min_mu=min_mu,
+                beta_tol=beta_tol,
+                min_beta=min_beta,
+                max_beta=max_beta,
+                optimizer=optimizer,
+                maxiter=maxiter,
+            )
 
         def fit_block(genes: slice) -> tuple:
-            return irls_block(float_columns(counts, genes), size_factors, design_matrix,
-                              disp[genes], min_mu, beta_tol, max_beta, maxiter,
-                              per_gene=lambda g: per_gene(genes.start + g),
-                              start=None if start is None else start[genes])
+            return irls_block(
+                float_columns(counts, genes),
+                size_factors,
+                design_matrix,
+                disp[genes],
+                min_mu,
+                beta_tol,
+                max_beta,
+                maxiter,
+                per_gene=lambda g: per_gene(genes.start + g),
+                start=None if start is None else start[genes],
+            )
 
-        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
-                                gene_axes=(0, 1, 1, 0))
+        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape, gene_axes=(0, 1, 1, 0))
 
     def alpha_mle(  # noqa: D102
         self,
@@ -260,24 +288,39 @@ class BatchedInference(Inference):
 
         def per_gene(gene: int) -> tuple:
             return utils.fit_alpha_mle(
-                counts[:, gene], design_matrix, mu[:, gene], alpha_hat[gene], min_disp,
-                max_disp, prior_disp_var=prior_disp_var, cr_reg=cr_reg,
-                prior_reg=prior_reg, optimizer=optimizer)
+                counts[:, gene],
+                design_matrix,
+                mu[:, gene],
+                alpha_hat[gene],
+                min_disp,
+                max_disp,
+                prior_disp_var=prior_disp_var,
+                cr_reg=cr_reg,
+                prior_reg=prior_reg,
+                optimizer=optimizer,
+            )
 
         def fit_block(genes: slice) -> tuple:
             if optimizer != "L-BFGS-B":
                 # The batched Newton reproduces the bounded optimum only.
                 return _per_gene_block(per_gene, genes)
             problem = DispersionProblem(
-                float_columns(counts, genes), design_matrix, mu[:, genes], np.log(alpha_hat[genes]),
-                prior_disp_var if prior_reg else None, cr_reg)
+                float_columns(counts, genes),
+                design_matrix,
+                mu[:, genes],
+                np.log(alpha_hat[genes]),
+                prior_disp_var if prior_reg else None,
+                cr_reg,
+            )
             return fit_log_dispersion_block(
-                problem, np.log(min_disp), np.log(max_disp),
+                problem,
+                np.log(min_disp),
+                np.log(max_disp),
                 per_gene=lambda g: per_gene(genes.start + g),
-                start=None if start is None else np.log(start[genes]))
+                start=None if start is None else np.log(start[genes]),
+            )
 
-        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
-                                gene_axes=(0, 0))
+        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape, gene_axes=(0, 0))
 
     def wald_test(  # noqa: D102
         self,
@@ -288,18 +331,23 @@ class BatchedInference(Inference):
         ridge_factor: np.ndarray,
         contrast: np.ndarray,
         lfc_null: np.ndarray,
-        alt_hypothesis: (
-            Literal["greaterAbs", "lessAbs", "greater", "less"] | None
-        ) = None,
+        alt_hypothesis: (Literal["greaterAbs", "lessAbs", "greater", "less"] | None) = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         disp, lfc, mu = np.asarray(disp, float), np.asarray(lfc, float), np.asarray(mu, float)
 
         def fit_block(genes: slice) -> tuple:
-            return wald_test_block(design_matrix, disp[genes], lfc[genes], mu[:, genes],
-                                   ridge_factor, contrast, lfc_null, alt_hypothesis)
+            return wald_test_block(
+                design_matrix,
+                disp[genes],
+                lfc[genes],
+                mu[:, genes],
+                ridge_factor,
+                contrast,
+                lfc_null,
+                alt_hypothesis,
+            )
 
-        return self._map_blocks(fit_block, mu.shape[1], *design_matrix.shape,
-                                gene_axes=(0, 0, 0))
+        return self._map_blocks(fit_block, mu.shape[1], *design_matrix.shape, gene_axes=(0, 0, 0))
 
     def lfc_shrink_nbinom_glm(  # noqa: D102
         self,
@@ -316,28 +364,41 @@ class BatchedInference(Inference):
         offset = np.asarray(offset, dtype=float)
 
         def per_gene(gene: int) -> tuple:
-            return utils.nbinomGLM(design_matrix, counts[:, gene], size[gene], offset,
-                                   prior_no_shrink_scale, prior_scale, optimizer,
-                                   shrink_index)
+            return utils.nbinomGLM(
+                design_matrix,
+                counts[:, gene],
+                size[gene],
+                offset,
+                prior_no_shrink_scale,
+                prior_scale,
+                optimizer,
+                shrink_index,
+            )
 
-        prior = ApeglmPrior(prior_no_shrink_scale, prior_scale, shrink_index,
-                            design_matrix.shape[1])
+        prior = ApeglmPrior(prior_no_shrink_scale, prior_scale, shrink_index, design_matrix.shape[1])
 
         def fit_block(genes: slice) -> tuple:
-            return shrink_block(design_matrix, float_columns(counts, genes), size[genes], offset,
-                                prior, per_gene=lambda g: per_gene(genes.start + g))
+            return shrink_block(
+                design_matrix,
+                float_columns(counts, genes),
+                size[genes],
+                offset,
+                prior,
+                per_gene=lambda g: per_gene(genes.start + g),
+            )
 
-        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape,
-                                gene_axes=(0, 0, 0))
+        return self._map_blocks(fit_block, counts.shape[1], *design_matrix.shape, gene_axes=(0, 0, 0))
 
 
 # -- shared helpers ------------------------------------------------------------
+
 
 @cache
 def blas_controller() -> ThreadpoolController:
     """The thread pools of the loaded libraries, found once: threadpool_limits looks for them at
     every call (2-8 ms, and a DESeq2 fit calls the Inference methods about ten times)."""
     return ThreadpoolController()
+
 
 def float_columns(counts: np.ndarray, genes: slice) -> np.ndarray:
     """A block of the counts as float64, converted in the worker (PyDESeq2 passes integer
@@ -358,9 +419,9 @@ class BlockOutputs:
         with self._allocating:
             if self.arrays is None:
                 self.arrays = tuple(
-                    np.empty(part.shape[:axis] + (self.n_genes,) + part.shape[axis + 1:],
-                             dtype=part.dtype)
-                    for part, axis in zip(parts, self.gene_axes, strict=True))
+                    np.empty(part.shape[:axis] + (self.n_genes,) + part.shape[axis + 1 :], dtype=part.dtype)
+                    for part, axis in zip(parts, self.gene_axes, strict=True)
+                )
         for array, part, axis in zip(self.arrays, parts, self.gene_axes, strict=True):
             array[(slice(None),) * axis + (genes,)] = part
 
@@ -395,8 +456,7 @@ def nb_nll_constant(counts: np.ndarray, disp: np.ndarray) -> np.ndarray:
     return counts.shape[0] * inv_disp * np.log(disp) - log_binom.sum(axis=0)
 
 
-def nb_nll_mu_part(counts: np.ndarray, mu: np.ndarray, log_mu: np.ndarray, disp: np.ndarray
-                   ) -> np.ndarray:
+def nb_nll_mu_part(counts: np.ndarray, mu: np.ndarray, log_mu: np.ndarray, disp: np.ndarray) -> np.ndarray:
     """The mu-dependent part of pydeseq2.utils.nb_nll, per gene (log_mu: log(mu), known to IRLS)."""
     inv_disp = 1.0 / disp
     return ((counts + inv_disp) * np.log(inv_disp + mu) - counts * log_mu).sum(axis=0)
@@ -410,14 +470,13 @@ def nb_nll_disp_part(counts: np.ndarray, mu: np.ndarray, disp: np.ndarray) -> np
     """
     inv_disp = 1.0 / disp
     per_gene = counts.shape[0] * (inv_disp * np.log(disp) + gammaln(inv_disp))
-    return per_gene + ((counts + inv_disp) * np.log(inv_disp + mu)
-                       - gammaln(counts + inv_disp)).sum(axis=0)
+    return per_gene + ((counts + inv_disp) * np.log(inv_disp + mu) - gammaln(counts + inv_disp)).sum(axis=0)
 
 
 # -- IRLS ----------------------------------------------------------------------
 
-def initial_beta(counts: np.ndarray, size_factors: np.ndarray,
-                 design_matrix: np.ndarray) -> np.ndarray:
+
+def initial_beta(counts: np.ndarray, size_factors: np.ndarray, design_matrix: np.ndarray) -> np.ndarray:
     """IRLS starting point of pydeseq2.utils.irls_solver, genes x vars."""
     n_vars = design_matrix.shape[1]
     if np.linalg.matrix_rank(design_matrix) == n_vars:
@@ -430,8 +489,9 @@ def initial_beta(counts: np.ndarray, size_factors: np.ndarray,
     return beta
 
 
-def irls_block(counts, size_factors, design_matrix, disp, min_mu, beta_tol, max_beta,
-               maxiter, per_gene, start=None) -> tuple:
+def irls_block(
+    counts, size_factors, design_matrix, disp, min_mu, beta_tol, max_beta, maxiter, per_gene, start=None
+) -> tuple:
     """pydeseq2.utils.irls_solver for a block of genes, iterating all of them together.
 
     Each gene follows the same iterates and stopping rule as the per-gene
@@ -462,8 +522,10 @@ def irls_block(counts, size_factors, design_matrix, disp, min_mu, beta_tol, max_
     nll_constant = nb_nll_constant(counts, disp)
     deviance = np.full(n_genes, 1000.0)
     if start is not None:  # the start is the first iterate: a good one converges at once
-        deviance[usable] = -2 * (nll_constant[usable] + nb_nll_mu_part(
-            counts[:, usable], mu[:, usable], log_mu[:, usable], disp[usable]))
+        deviance[usable] = -2 * (
+            nll_constant[usable]
+            + nb_nll_mu_part(counts[:, usable], mu[:, usable], log_mu[:, usable], disp[usable])
+        )
     diverged = np.zeros(n_genes, dtype=bool)
     active = np.arange(n_genes)
     # the active genes' arrays, compacted when genes leave (indexing all arrays by `active` at
@@ -522,10 +584,18 @@ CHUNK_COUNTS = 12288
 def _series_digamma_trigamma(log_x: float, inv: float) -> tuple[float, float]:
     """Digamma and trigamma at x >= SERIES_FROM from log(x) and 1/x (asymptotic series)."""
     f = inv * inv
-    psi = log_x - 0.5 * inv - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (
-        1 / 240 - f * (1 / 132 - f * 691 / 32760)))))
-    psi1 = inv + 0.5 * f + f * inv * (1 / 6 - f * (1 / 30 - f * (1 / 42 - f * (
-        1 / 30 - f * (5 / 66 - f * (691 / 2730 - f * 7 / 6))))))
+    psi = (
+        log_x
+        - 0.5 * inv
+        - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (1 / 132 - f * 691 / 32760)))))
+    )
+    psi1 = (
+        inv
+        + 0.5 * f
+        + f
+        * inv
+        * (1 / 6 - f * (1 / 30 - f * (1 / 42 - f * (1 / 30 - f * (5 / 66 - f * (691 / 2730 - f * 7 / 6))))))
+    )
     return psi, psi1
 
 
@@ -583,8 +653,9 @@ def _nb_dispersion_chunk(counts, mu, r, log_x, log_ratio, psi_r, psi1_r):
     return d1, d2
 
 
-def nb_dispersion_sums(counts: np.ndarray, mu: np.ndarray, inv_disp: np.ndarray,
-                       genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def nb_dispersion_sums(
+    counts: np.ndarray, mu: np.ndarray, inv_disp: np.ndarray, genes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """First and second derivatives of the NB negative log-likelihood in r = 1/alpha,
     summed over samples, for the columns ``genes`` (inv_disp: one r per gene of ``genes``).
 
@@ -601,7 +672,8 @@ def nb_dispersion_sums(counts: np.ndarray, mu: np.ndarray, inv_disp: np.ndarray,
         part = slice(start, start + chunk)
         y, m, r = counts[:, genes[part]], mu[:, genes[part]], inv_disp[part]
         d1[part], d2[part] = _nb_dispersion_chunk(
-            y, m, r, np.log(y + r), np.log1p(m / r), psi_r[part], psi1_r[part])
+            y, m, r, np.log(y + r), np.log1p(m / r), psi_r[part], psi1_r[part]
+        )
     return d1, d2
 
 
@@ -668,8 +740,13 @@ class DispersionProblem:
         return grad, hess
 
 
-def lbfgsb_first_step(problem: DispersionProblem, log_alpha: np.ndarray, grad: np.ndarray,
-                      lower_bound: float, upper_bound: float) -> tuple:
+def lbfgsb_first_step(
+    problem: DispersionProblem,
+    log_alpha: np.ndarray,
+    grad: np.ndarray,
+    lower_bound: float,
+    upper_bound: float,
+) -> tuple:
     """Genes whose L-BFGS-B run (as scipy does it) stops at, or leaves for, another point.
 
     L-BFGS-B stops at its start when the projected gradient there is below
@@ -682,8 +759,9 @@ def lbfgsb_first_step(problem: DispersionProblem, log_alpha: np.ndarray, grad: n
     accepts_bound) masks.
     """
     genes = np.arange(log_alpha.size)
-    projected = np.where(grad > 0, np.minimum(log_alpha - lower_bound, grad),
-                         np.maximum(log_alpha - upper_bound, grad))
+    projected = np.where(
+        grad > 0, np.minimum(log_alpha - lower_bound, grad), np.maximum(log_alpha - upper_bound, grad)
+    )
     stops_at_start = np.abs(projected) <= LBFGSB_PGTOL
     trial = np.clip(log_alpha - grad, lower_bound, upper_bound)
     to_bound = ~stops_at_start & ((trial == lower_bound) | (trial == upper_bound))
@@ -695,8 +773,9 @@ def lbfgsb_first_step(problem: DispersionProblem, log_alpha: np.ndarray, grad: n
     return stops_at_start, accepts_bound
 
 
-def fit_log_dispersion_block(problem: DispersionProblem, lower_bound: float,
-                             upper_bound: float, per_gene, start=None) -> tuple:
+def fit_log_dispersion_block(
+    problem: DispersionProblem, lower_bound: float, upper_bound: float, per_gene, start=None
+) -> tuple:
     """Minimise the dispersion loss in log(alpha) within bounds, for a block of genes.
 
     Safeguarded Newton from log(alpha_hat), as L-BFGS-B starts there: the
@@ -716,13 +795,12 @@ def fit_log_dispersion_block(problem: DispersionProblem, lower_bound: float,
     # warm: only the gradient at L-BFGS-B's start is needed, for its first step
     grad, hess = problem.derivatives(np.arange(n_genes), log_alpha, second=not warm)
     with np.errstate(all="ignore"):
-        stops_at_start, accepts_bound = lbfgsb_first_step(
-            problem, log_alpha, grad, lower_bound, upper_bound)
+        stops_at_start, accepts_bound = lbfgsb_first_step(problem, log_alpha, grad, lower_bound, upper_bound)
     converged = stops_at_start.copy()
     failed = [np.flatnonzero(accepts_bound & ~stops_at_start)]
     active = np.flatnonzero(~stops_at_start & ~accepts_bound)
-    below = np.full(n_genes, lower_bound)   # gradient < 0 seen at this point
-    above = np.full(n_genes, upper_bound)   # gradient > 0 seen at this point
+    below = np.full(n_genes, lower_bound)  # gradient < 0 seen at this point
+    above = np.full(n_genes, upper_bound)  # gradient > 0 seen at this point
     if warm:
         usable = np.isfinite(start[active])
         log_alpha[active[usable]] = np.clip(start[active[usable]], lower_bound, upper_bound)
@@ -764,16 +842,17 @@ def fit_log_dispersion_block(problem: DispersionProblem, lower_bound: float,
 
 # -- Wald test ----------------------------------------------------------------
 
-def wald_test_block(design_matrix, disp, lfc, mu, ridge_factor, contrast, lfc_null,
-                    alt_hypothesis) -> tuple:
+
+def wald_test_block(design_matrix, disp, lfc, mu, ridge_factor, contrast, lfc_null, alt_hypothesis) -> tuple:
     """pydeseq2.utils.wald_test for a block of genes (genes without a fit give NaN)."""
     n_genes = mu.shape[1]
     se = np.full(n_genes, np.nan)
     fitted = np.isfinite(mu).all(axis=0) & np.isfinite(disp) & np.isfinite(lfc).all(axis=1)
     weights = mu[:, fitted] / (1 + mu[:, fitted] * disp[fitted])
     gram = weighted_gram(outer_rows(design_matrix), weights)
-    h_contrast = np.linalg.solve(gram + ridge_factor, np.broadcast_to(
-        contrast, (gram.shape[0], contrast.size))[:, :, None])[:, :, 0]
+    h_contrast = np.linalg.solve(
+        gram + ridge_factor, np.broadcast_to(contrast, (gram.shape[0], contrast.size))[:, :, None]
+    )[:, :, 0]
     se[fitted] = np.sqrt(np.einsum("gi,gij,gj->g", h_contrast, gram, h_contrast))
     stat, pval = wald_statistic(lfc, se, contrast, lfc_null, alt_hypothesis)
     return pval, stat, se
@@ -817,6 +896,7 @@ def norm_sf(x: np.ndarray) -> np.ndarray:
 
 # -- LFC shrinkage (apeGLM prior) ----------------------------------------------
 
+
 class ApeglmPrior:
     """The prior of pydeseq2.utils.nbinomFn: normal on all but one coefficient, Cauchy on it."""
 
@@ -845,8 +925,7 @@ class ApeglmPrior:
 def shrink_objective(design_matrix, counts, size, offset, prior, beta):
     """pydeseq2.utils.nbinomFn for a block of genes (beta: genes x vars)."""
     xbeta = design_matrix @ beta.T
-    nll = (counts * xbeta
-           - (counts + size) * np.logaddexp(xbeta + offset[:, None], np.log(size))).sum(axis=0)
+    nll = (counts * xbeta - (counts + size) * np.logaddexp(xbeta + offset[:, None], np.log(size))).sum(axis=0)
     return prior.value(beta) - nll
 
 
@@ -864,8 +943,7 @@ def shrink_block(design_matrix, counts, size, offset, prior: ApeglmPrior, per_ge
     log_size = np.log(size)
 
     def objective(genes, beta):
-        return shrink_objective(design_matrix, counts[:, genes], size[genes], offset,
-                                prior, beta)
+        return shrink_objective(design_matrix, counts[:, genes], size[genes], offset, prior, beta)
 
     def derivatives(genes, beta):
         y = counts[:, genes]
@@ -884,7 +962,7 @@ def shrink_block(design_matrix, counts, size, offset, prior: ApeglmPrior, per_ge
         b = beta[active]
         grad, gram, prior_diag = derivatives(active, b)
         step = -modified_newton_direction(gram + _diag_matrices(prior_diag), grad)
-        new_b, accepted = armijo_search(lambda g, x: objective(active[g], x), b, grad, step)
+        new_b, accepted = armijo_search(lambda g, x, active=active: objective(active[g], x), b, grad, step)
         beta[active] = new_b
         done = accepted & (np.abs(new_b - b).max(axis=1) < SHRINK_STEP_TOL)
         converged[active[done]] = True

@@ -39,7 +39,6 @@ relations, so neither table is used.  Annotations with evidence ND (no biologica
 data; made to the root term) are dropped.
 """
 
-
 import io
 import logging
 import sqlite3
@@ -65,54 +64,249 @@ CURATED_SETS: dict[str, tuple[str, str, list[str]]] = {
     "TRD_INFLAMMATION_INNATE_IMMUNITY": (
         "Inflammasome, pro-inflammatory cytokines and innate immune sensing in blood",
         "Cattaneo 2013; Cattaneo 2020; Iwata 2016; Miller & Raison 2016",
-        """IL1B TNF IL6 MIF P2RX7 NLRP3 CASP1 PYCARD IL18 IL1A IL1RN IL1R1 IL1R2 CXCL8
-        CCL2 TLR2 TLR4 CD14 MYD88 NFKB1 RELA TNFAIP3 PTGS2 SOCS3 IL10 S100A8 S100A9
-        S100A12 CRP""".split(),
+        [
+            "IL1B",
+            "TNF",
+            "IL6",
+            "MIF",
+            "P2RX7",
+            "NLRP3",
+            "CASP1",
+            "PYCARD",
+            "IL18",
+            "IL1A",
+            "IL1RN",
+            "IL1R1",
+            "IL1R2",
+            "CXCL8",
+            "CCL2",
+            "TLR2",
+            "TLR4",
+            "CD14",
+            "MYD88",
+            "NFKB1",
+            "RELA",
+            "TNFAIP3",
+            "PTGS2",
+            "SOCS3",
+            "IL10",
+            "S100A8",
+            "S100A9",
+            "S100A12",
+            "CRP",
+        ],
     ),
     "TRD_NK_CYTOTOXIC": (
         "NK cells and cytotoxic lymphocytes (granule, receptor and lineage genes)",
         "Bindea 2013; Newman 2015",
-        """GZMB PRF1 NKG7 KLRD1 GZMA GZMH GZMK GZMM GNLY CST7 CTSW KLRB1 KLRF1 KLRK1 KLRC1
-        NCR1 NCR3 FCGR3A CD160 CD247 SH2D1B FGFBP2 SPON2 KIR2DL1 KIR2DL3 KIR3DL1 KIR3DL2
-        TBX21 EOMES""".split(),
+        [
+            "GZMB",
+            "PRF1",
+            "NKG7",
+            "KLRD1",
+            "GZMA",
+            "GZMH",
+            "GZMK",
+            "GZMM",
+            "GNLY",
+            "CST7",
+            "CTSW",
+            "KLRB1",
+            "KLRF1",
+            "KLRK1",
+            "KLRC1",
+            "NCR1",
+            "NCR3",
+            "FCGR3A",
+            "CD160",
+            "CD247",
+            "SH2D1B",
+            "FGFBP2",
+            "SPON2",
+            "KIR2DL1",
+            "KIR2DL3",
+            "KIR3DL1",
+            "KIR3DL2",
+            "TBX21",
+            "EOMES",
+        ],
     ),
     "TRD_INTERFERON_RESPONSE": (
         "Type I interferon-stimulated genes in whole blood",
         "Schoggins 2011; Rice 2013; Mostafavi 2014",
-        """IFI27 IFI44L IFI44 IFIT1 IFIT2 IFIT3 IFI6 ISG15 MX1 MX2 OAS1 OAS2 OAS3 OASL RSAD2
-        HERC5 SIGLEC1 EPSTI1 USP18 STAT1 STAT2 IRF7 IRF9 IFITM1 IFITM3 XAF1 LY6E CMPK2
-        RTP4 BST2""".split(),
+        [
+            "IFI27",
+            "IFI44L",
+            "IFI44",
+            "IFIT1",
+            "IFIT2",
+            "IFIT3",
+            "IFI6",
+            "ISG15",
+            "MX1",
+            "MX2",
+            "OAS1",
+            "OAS2",
+            "OAS3",
+            "OASL",
+            "RSAD2",
+            "HERC5",
+            "SIGLEC1",
+            "EPSTI1",
+            "USP18",
+            "STAT1",
+            "STAT2",
+            "IRF7",
+            "IRF9",
+            "IFITM1",
+            "IFITM3",
+            "XAF1",
+            "LY6E",
+            "CMPK2",
+            "RTP4",
+            "BST2",
+        ],
     ),
     "TRD_GLUCOCORTICOID_SIGNALLING": (
         "Glucocorticoid receptor and its target genes in blood cells",
         "Pariante & Miller 2001; Binder 2009; Menke 2012; Cattaneo 2020",
-        """NR3C1 FKBP5 TSC22D3 SGK1 PER1 DUSP1 KLF9 ZBTB16 DDIT4 KLF15 CXCR4 IRS2 ERRFI1
-        SESN1 TXNIP CD163 NFKBIA ADORA3 CEBPD HSP90AA1 NR3C2 CRHR1""".split(),
+        [
+            "NR3C1",
+            "FKBP5",
+            "TSC22D3",
+            "SGK1",
+            "PER1",
+            "DUSP1",
+            "KLF9",
+            "ZBTB16",
+            "DDIT4",
+            "KLF15",
+            "CXCR4",
+            "IRS2",
+            "ERRFI1",
+            "SESN1",
+            "TXNIP",
+            "CD163",
+            "NFKBIA",
+            "ADORA3",
+            "CEBPD",
+            "HSP90AA1",
+            "NR3C2",
+            "CRHR1",
+        ],
     ),
     "TRD_NEUROPLASTICITY": (
         "Neurotrophin and synaptic-plasticity signalling implicated in antidepressant action",
         "Duman & Monteggia 2006; Hunsberger 2007; Duman & Aghajanian 2012",
-        """BDNF VGF NTRK2 NTF3 NTF4 NGF NGFR CREB1 ARC EGR1 FOS GRIA1 GRIA2 GRIN1 GRIN2A
-        GRIN2B CAMK2A DLG4 SYN1 SYP MTOR RPS6KB1 EIF4EBP1 GSK3B AKT1 MAPK1 MAPK3 RELN
-        NRG1 SHANK3""".split(),
+        [
+            "BDNF",
+            "VGF",
+            "NTRK2",
+            "NTF3",
+            "NTF4",
+            "NGF",
+            "NGFR",
+            "CREB1",
+            "ARC",
+            "EGR1",
+            "FOS",
+            "GRIA1",
+            "GRIA2",
+            "GRIN1",
+            "GRIN2A",
+            "GRIN2B",
+            "CAMK2A",
+            "DLG4",
+            "SYN1",
+            "SYP",
+            "MTOR",
+            "RPS6KB1",
+            "EIF4EBP1",
+            "GSK3B",
+            "AKT1",
+            "MAPK1",
+            "MAPK3",
+            "RELN",
+            "NRG1",
+            "SHANK3",
+        ],
     ),
     "TRD_SEROTONIN_SIGNALLING": (
         "Serotonin synthesis, transport, receptors and degradation",
         "Berger 2009",
-        """HTR1A HTR1B HTR1D HTR1E HTR1F HTR2A HTR2B HTR2C HTR3A HTR3B HTR4 HTR5A HTR6 HTR7
-        SLC6A4 TPH1 TPH2 DDC MAOA MAOB SLC18A2 FEV""".split(),
+        [
+            "HTR1A",
+            "HTR1B",
+            "HTR1D",
+            "HTR1E",
+            "HTR1F",
+            "HTR2A",
+            "HTR2B",
+            "HTR2C",
+            "HTR3A",
+            "HTR3B",
+            "HTR4",
+            "HTR5A",
+            "HTR6",
+            "HTR7",
+            "SLC6A4",
+            "TPH1",
+            "TPH2",
+            "DDC",
+            "MAOA",
+            "MAOB",
+            "SLC18A2",
+            "FEV",
+        ],
     ),
     "TRD_KYNURENINE_PATHWAY": (
         "Tryptophan-kynurenine metabolism linking inflammation to serotonin availability",
         "Dantzer 2008; Schwarcz 2012; Savitz 2020",
-        """IDO1 IDO2 TDO2 AFMID KMO KYNU HAAO ACMSD QPRT AADAT KYAT1 KYAT3 GOT2 SLC7A5
-        SLC36A4 NAMPT""".split(),
+        [
+            "IDO1",
+            "IDO2",
+            "TDO2",
+            "AFMID",
+            "KMO",
+            "KYNU",
+            "HAAO",
+            "ACMSD",
+            "QPRT",
+            "AADAT",
+            "KYAT1",
+            "KYAT3",
+            "GOT2",
+            "SLC7A5",
+            "SLC36A4",
+            "NAMPT",
+        ],
     ),
     "TRD_CIRCADIAN_CLOCK": (
         "Core circadian clock genes (disrupted in depression)",
         "Li 2013; Takahashi 2017",
-        """CLOCK BMAL1 BMAL2 NPAS2 PER2 PER3 CRY1 CRY2 NR1D1 NR1D2 RORA RORC DBP TEF HLF
-        NFIL3 BHLHE40 BHLHE41 CSNK1D CSNK1E CIART""".split(),
+        [
+            "CLOCK",
+            "BMAL1",
+            "BMAL2",
+            "NPAS2",
+            "PER2",
+            "PER3",
+            "CRY1",
+            "CRY2",
+            "NR1D1",
+            "NR1D2",
+            "RORA",
+            "RORC",
+            "DBP",
+            "TEF",
+            "HLF",
+            "NFIL3",
+            "BHLHE40",
+            "BHLHE41",
+            "CSNK1D",
+            "CSNK1E",
+            "CIART",
+        ],
     ),
 }
 CURATED_MIN_SIZE = 10
@@ -181,9 +375,7 @@ def build_gene_table(org: sqlite3.Connection) -> pd.DataFrame:
     ncbi_linked_entrez = set(ncbi["_id"])
     ncbi_linked_ids = set(ncbi["ensembl_id"])
     alt = (
-        ~links["in_ncbi"]
-        & links["_id"].isin(ncbi_linked_entrez)
-        & ~links["ensembl_id"].isin(ncbi_linked_ids)
+        ~links["in_ncbi"] & links["_id"].isin(ncbi_linked_entrez) & ~links["ensembl_id"].isin(ncbi_linked_ids)
     )
     n_alt_ids = links.loc[alt, "ensembl_id"].nunique()
     links = links[~alt]
@@ -203,16 +395,23 @@ def build_gene_table(org: sqlite3.Connection) -> pd.DataFrame:
     log.info(
         "annotation: %d Ensembl-Entrez links; %d alternate-haplotype/patch Ensembl IDs left out; "
         "%d Ensembl IDs with several Entrez IDs resolved; %d genes written",
-        n_links, n_alt_ids, n_multi, len(table),
+        n_links,
+        n_alt_ids,
+        n_multi,
+        len(table),
     )
-    log.info("annotation: %d distinct symbols; %d symbols on more than one Ensembl ID",
-             table["gene_symbol"].nunique(), int((table["gene_symbol"].value_counts() > 1).sum()))
+    log.info(
+        "annotation: %d distinct symbols; %d symbols on more than one Ensembl ID",
+        table["gene_symbol"].nunique(),
+        int((table["gene_symbol"].value_counts() > 1).sum()),
+    )
     return table
 
 
 # --------------------------------------------------------------------------- GO BP
-def build_go_bp(org: sqlite3.Connection, go: sqlite3.Connection,
-                min_size: int = GO_MIN_SIZE, max_size: int = GO_MAX_SIZE) -> list[tuple[str, str, list[str]]]:
+def build_go_bp(
+    org: sqlite3.Connection, go: sqlite3.Connection, min_size: int = GO_MIN_SIZE, max_size: int = GO_MAX_SIZE
+) -> list[tuple[str, str, list[str]]]:
     """GO BP sets of gene symbols, propagated over is_a and part_of."""
     terms = pd.read_sql_query("select _id, go_id, term from go_term where ontology = 'BP'", go)
     rowid_to_go = dict(zip(terms["_id"], terms["go_id"]))
@@ -277,7 +476,14 @@ def build_go_bp(org: sqlite3.Connection, go: sqlite3.Connection,
     log.info(
         "GO BP: %d direct annotations of %d genes; %d terms with genes after propagation; "
         "%d kept (%d-%d genes), %d smaller, %d larger",
-        len(ann), ann["symbol"].nunique(), len(members), len(sets), min_size, max_size, n_small, n_large,
+        len(ann),
+        ann["symbol"].nunique(),
+        len(members),
+        len(sets),
+        min_size,
+        max_size,
+        n_small,
+        n_large,
     )
     return sets
 
@@ -292,8 +498,13 @@ def gmt_text(sets: list[tuple[str, str, list[str]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def checked_curated_sets(entries: dict[str, tuple[str, str, list[str]]], annotation: pd.DataFrame,
-                         what: str, min_size: int, max_size: int) -> list[tuple[str, str, list[str]]]:
+def checked_curated_sets(
+    entries: dict[str, tuple[str, str, list[str]]],
+    annotation: pd.DataFrame,
+    what: str,
+    min_size: int,
+    max_size: int,
+) -> list[tuple[str, str, list[str]]]:
     """GMT sets (name, 'description (references)', genes) from curated lists, after checking that
     every symbol is in the annotation, that a list has min_size-max_size distinct genes and
     that no gene is in two lists. `what` names the lists in messages and the log."""
@@ -326,12 +537,19 @@ def build(orgdb_sqlite, godb_sqlite, genes_out, go_bp_out, curated_out) -> None:
     org = connect(orgdb_sqlite, "org.Hs.eg.db")
     go = connect(godb_sqlite, "GO.db")
     meta_org, meta_go = metadata(org), metadata(go)
-    log.info("org.Hs.eg.db: Entrez Gene %s, Ensembl %s, GO %s",
-             meta_org.get("EGSOURCEDATE"), meta_org.get("ENSOURCEDATE"), meta_org.get("GOSOURCEDATE"))
+    log.info(
+        "org.Hs.eg.db: Entrez Gene %s, Ensembl %s, GO %s",
+        meta_org.get("EGSOURCEDATE"),
+        meta_org.get("ENSOURCEDATE"),
+        meta_org.get("GOSOURCEDATE"),
+    )
     log.info("GO.db: GO %s", meta_go.get("GOSOURCEDATE"))
     if meta_org.get("GOSOURCEDATE") != meta_go.get("GOSOURCEDATE"):
-        log.warning("GO releases differ: org.Hs.eg.db %s vs GO.db %s",
-                    meta_org.get("GOSOURCEDATE"), meta_go.get("GOSOURCEDATE"))
+        log.warning(
+            "GO releases differ: org.Hs.eg.db %s vs GO.db %s",
+            meta_org.get("GOSOURCEDATE"),
+            meta_go.get("GOSOURCEDATE"),
+        )
 
     table = build_gene_table(org)
     buf = io.StringIO()

@@ -38,15 +38,16 @@ def permutation_ids(n: int) -> list[str]:
 
 # ---------------------------------------------------------------- strata
 
-def calibration_strata(obs: pd.DataFrame, design: str, variable: str, strata: list[str] | None
-                       ) -> list[str]:
+
+def calibration_strata(obs: pd.DataFrame, design: str, variable: str, strata: list[str] | None) -> list[str]:
     """The columns permutations stay within: `strata` when given, else the design's categorical
     covariates other than the contrast variable (numeric columns are continuous and move with
     their samples)."""
     if strata is not None:
         return list(strata)
-    return [v for v in design_variables(design)
-            if v != variable and not pd.api.types.is_numeric_dtype(obs[v])]
+    return [
+        v for v in design_variables(design) if v != variable and not pd.api.types.is_numeric_dtype(obs[v])
+    ]
 
 
 def stratum_of_each_sample(obs: pd.DataFrame, strata: list[str]) -> pd.Series:
@@ -66,16 +67,19 @@ def count_labellings(labels: np.ndarray, strata: np.ndarray) -> int:
     return total
 
 
-def check_strata(obs: pd.DataFrame, name: str, contrast: dict, design: str, strata: list[str] | None,
-                 where: str) -> list[str]:
+def check_strata(
+    obs: pd.DataFrame, name: str, contrast: dict, design: str, strata: list[str] | None, where: str
+) -> list[str]:
     """The strata of a contrast's permutations, checked: they exist in the sheet, and at least one
     stratum holds two levels of the contrast variable (else no permutation changes a label).
     Strata with one level are logged: their samples keep their labels. Returns the strata."""
     absent = [c for c in (strata or []) if c not in obs.columns]
     if absent:
-        raise InputError(f"config calibration.strata names column(s) {format_list(absent)} that the "
-                         f"sample sheet {where} does not have; its columns are "
-                         f"{format_list(obs.columns, 30)}.")
+        raise InputError(
+            f"config calibration.strata names column(s) {format_list(absent)} that the "
+            f"sample sheet {where} does not have; its columns are "
+            f"{format_list(obs.columns, 30)}."
+        )
     columns = calibration_strata(obs, design, contrast["variable"], strata)
     labels = obs[contrast["variable"]].astype(str)
     levels = labels.groupby(stratum_of_each_sample(obs, columns)).unique()
@@ -86,15 +90,23 @@ def check_strata(obs: pd.DataFrame, name: str, contrast: dict, design: str, stra
             f"{where}: contrast '{name}': every stratum of the label permutations "
             f"({' x '.join(columns)}) holds one level of '{contrast['variable']}' only "
             f"({format_list(held)}), so no permutation within strata can change a label; "
-            "set calibration.strata to fewer columns (or [] for none).")
+            "set calibration.strata to fewer columns (or [] for none)."
+        )
     if len(fixed):
-        log.info("contrast %s: %d of %d permutation strata hold one level of %s, so their samples "
-                 "keep their labels: %s", name, len(fixed), len(levels), contrast["variable"],
-                 format_list(fixed.index))
+        log.info(
+            "contrast %s: %d of %d permutation strata hold one level of %s, so their samples "
+            "keep their labels: %s",
+            name,
+            len(fixed),
+            len(levels),
+            contrast["variable"],
+            format_list(fixed.index),
+        )
     return columns
 
 
 # ---------------------------------------------------------------- permutations
+
 
 def _arrangements(codes: np.ndarray) -> list[np.ndarray]:
     """Every distinct ordering of a multiset of codes, in lexicographic order (next permutation)."""
@@ -107,7 +119,7 @@ def _arrangements(codes: np.ndarray) -> list[np.ndarray]:
         i = pivots[-1]
         j = np.flatnonzero(current > current[i])[-1]
         current[i], current[j] = current[j], current[i]
-        current[i + 1:] = current[i + 1:][::-1]
+        current[i + 1 :] = current[i + 1 :][::-1]
         found.append(current.copy())
 
 
@@ -156,8 +168,7 @@ def labellings_available(obs: pd.DataFrame, variable: str, strata: list[str]) ->
     return count_labellings(codes, strata_codes) - 1
 
 
-def permute_labels(obs: pd.DataFrame, variable: str, strata: list[str], k: int, seed: int
-                   ) -> pd.DataFrame:
+def permute_labels(obs: pd.DataFrame, variable: str, strata: list[str], k: int, seed: int) -> pd.DataFrame:
     """Permuted labels of `variable` (samples x permutations perm_0001...), within strata.
 
     All distinct labellings when there are no more than k (then fewer than k columns, logged).
@@ -165,8 +176,12 @@ def permute_labels(obs: pd.DataFrame, variable: str, strata: list[str], k: int, 
     levels, codes, strata_codes = _coded(obs, variable, strata)
     available = count_labellings(codes, strata_codes) - 1
     if available <= k:
-        log.info("only %d distinct labellings within strata differ from the observed one "
-                 "(%d asked for): all of them are used", available, k)
+        log.info(
+            "only %d distinct labellings within strata differ from the observed one "
+            "(%d asked for): all of them are used",
+            available,
+            k,
+        )
         rows = enumerate_labellings(codes, strata_codes)
     else:
         rows = sample_labellings(codes, strata_codes, k, seed)
@@ -175,8 +190,9 @@ def permute_labels(obs: pd.DataFrame, variable: str, strata: list[str], k: int, 
     return labels
 
 
-def label_associations(labels: pd.DataFrame, obs: pd.DataFrame, variable: str, test: str,
-                       covariates: list[str]) -> pd.DataFrame:
+def label_associations(
+    labels: pd.DataFrame, obs: pd.DataFrame, variable: str, test: str, covariates: list[str]
+) -> pd.DataFrame:
     """Per permutation: samples whose label moved, and how the permuted labels relate to the observed
     ones and to each covariate. Continuous covariates and the observed labels: Pearson r with the
     indicator of the test level; categorical covariates: Cramer's V (no bias correction) of the
@@ -185,14 +201,19 @@ def label_associations(labels: pd.DataFrame, obs: pd.DataFrame, variable: str, t
     rows = []
     for name, permuted in labels.items():
         is_test = (permuted == test).astype(float)
-        row = {"permutation": name, "samples_moved": int((permuted != observed).sum()),
-               "r_observed_labels": float(np.corrcoef(is_test, observed == test)[0, 1])}
+        row = {
+            "permutation": name,
+            "samples_moved": int((permuted != observed).sum()),
+            "r_observed_labels": float(np.corrcoef(is_test, observed == test)[0, 1]),
+        }
         for covariate in covariates:
             values = obs[covariate]
             if pd.api.types.is_numeric_dtype(values):
                 row[f"r_{covariate}"] = float(np.corrcoef(is_test, values.astype(float))[0, 1])
             else:
-                row[f"cramers_v_{covariate}"] = cramers_v(pd.crosstab(permuted, values.astype(str)).to_numpy())
+                row[f"cramers_v_{covariate}"] = cramers_v(
+                    pd.crosstab(permuted, values.astype(str)).to_numpy()
+                )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -207,16 +228,19 @@ def cramers_v(table: np.ndarray) -> float:
 
 # ---------------------------------------------------------------- refits
 
+
 @dataclass
 class SizeFactors:
     """What DESeq2's fit_size_factors leaves, for label-independent methods (ratio, poscounts)."""
+
     size_factors: np.ndarray
     normed_counts: np.ndarray
     normed_means: np.ndarray
 
 
-def label_independent_fit(adata: ad.AnnData, design: str, contrast: dict, settings: dict
-                          ) -> SizeFactors | None:
+def label_independent_fit(
+    adata: ad.AnnData, design: str, contrast: dict, settings: dict
+) -> SizeFactors | None:
     """Size factors and normalised counts, fitted once for all permutations. None for the
     `iterative` method, whose size factors depend on the design (so on the labels)."""
     from de_model import make_dataset  # imported here: ingest uses this module's checks without PyDESeq2
@@ -225,8 +249,11 @@ def label_independent_fit(adata: ad.AnnData, design: str, contrast: dict, settin
         return None
     dds = make_dataset(adata, design, settings, 1, contrast)
     dds.fit_size_factors()
-    return SizeFactors(dds.obs["size_factors"].to_numpy(), np.asarray(dds.layers["normed_counts"]),
-                       dds.var["_normed_means"].to_numpy())
+    return SizeFactors(
+        dds.obs["size_factors"].to_numpy(),
+        np.asarray(dds.layers["normed_counts"]),
+        dds.var["_normed_means"].to_numpy(),
+    )
 
 
 def pin_size_factors(dds, fitted: SizeFactors) -> None:
@@ -237,8 +264,16 @@ def pin_size_factors(dds, fitted: SizeFactors) -> None:
     dds.fit_size_factors = lambda *args, **kwargs: None  # the values it would compute are set
 
 
-def relabelled_dataset(adata: ad.AnnData, labels: pd.Series, design: str, contrast: dict,
-                       settings: dict, n_cpus: int, fitted: SizeFactors | None, starts=None):
+def relabelled_dataset(
+    adata: ad.AnnData,
+    labels: pd.Series,
+    design: str,
+    contrast: dict,
+    settings: dict,
+    n_cpus: int,
+    fitted: SizeFactors | None,
+    starts=None,
+):
     """The primary model's dataset with the contrast variable replaced by `labels`, its size
     factors pinned to `fitted` and, with the batched backend, its gene-wise fits starting from
     `starts` (batched_dds.WarmStarts; None: PyDESeq2's starting points)."""
@@ -255,22 +290,32 @@ def relabelled_dataset(adata: ad.AnnData, labels: pd.Series, design: str, contra
     return dds
 
 
-def observed_starts(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int,
-                    fitted: SizeFactors | None):
+def observed_starts(
+    adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int, fitted: SizeFactors | None
+):
     """The fit with the observed labels (the primary fit), whose coefficients and dispersions the
     permutation refits start from: a WarmStarts, or None with the default backend."""
     from batched_dds import BatchedDeseqDataSet, WarmStarts
 
-    dds = relabelled_dataset(adata, adata.obs[contrast["variable"]], design, contrast, settings,
-                             n_cpus, fitted)
+    dds = relabelled_dataset(
+        adata, adata.obs[contrast["variable"]], design, contrast, settings, n_cpus, fitted
+    )
     if not isinstance(dds, BatchedDeseqDataSet):
         return None
     dds.deseq2()  # the dataset's fits only: the starts need no test
     return WarmStarts.of(dds)
 
 
-def refit_permuted(adata: ad.AnnData, labels: pd.Series, design: str, contrast: dict, settings: dict,
-                   n_cpus: int, fitted: SizeFactors | None, starts=None) -> pd.DataFrame:
+def refit_permuted(
+    adata: ad.AnnData,
+    labels: pd.Series,
+    design: str,
+    contrast: dict,
+    settings: dict,
+    n_cpus: int,
+    fitted: SizeFactors | None,
+    starts=None,
+) -> pd.DataFrame:
     """The primary model refitted with the contrast variable replaced by `labels`: the same samples,
     genes, design and DESeq2 settings (shrinkage aside, which the null does not use), its fits
     started from `starts` when given (observed_starts). One row per gene in the cohort's order."""
@@ -287,8 +332,9 @@ def block_of(scatteritem: str, permutations: list[str]) -> list[str]:
     return [list(part) for part in np.array_split(np.array(permutations, dtype=object), n)][i - 1]
 
 
-def fit_block(adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: dict, settings: dict,
-              n_cpus: int) -> ad.AnnData:
+def fit_block(
+    adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: dict, settings: dict, n_cpus: int
+) -> ad.AnnData:
     """Null statistics of the permutations in `labels` (columns): obs = permutations, var = genes,
     X = Wald statistic, layers p-value, padj and log2 fold change (NaN where DESeq2 gives NaN)."""
     # BLAS on the job's threads: its own thread pool, spinning beside a single-threaded job, made
@@ -297,8 +343,9 @@ def fit_block(adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: di
         return _fit_block(adata, labels, design, contrast, settings, n_cpus)
 
 
-def _fit_block(adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: dict, settings: dict,
-               n_cpus: int) -> ad.AnnData:
+def _fit_block(
+    adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: dict, settings: dict, n_cpus: int
+) -> ad.AnnData:
     fitted = label_independent_fit(adata, design, contrast, settings)
     # warm starts: the refits' optima are the same, reached in fewer iterations
     starts = observed_starts(adata, design, contrast, settings, n_cpus, fitted)
@@ -308,36 +355,51 @@ def _fit_block(adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: d
         stats.append(table["stat"].to_numpy(dtype=np.float64))
         for layer in NULL_LAYERS:
             layers[layer].append(table[layer].to_numpy(dtype=np.float64))
-        log.info("permutation %s (%d of %d): %d genes at padj < %s", name, i, labels.shape[1],
-                 int((table["padj"] < settings["alpha"]).sum()), settings["alpha"])
-    return null_anndata(np.array(stats).reshape(len(stats), adata.n_vars),
-                        {k: np.array(v).reshape(len(v), adata.n_vars) for k, v in layers.items()},
-                        list(labels.columns), adata.var)
+        log.info(
+            "permutation %s (%d of %d): %d genes at padj < %s",
+            name,
+            i,
+            labels.shape[1],
+            int((table["padj"] < settings["alpha"]).sum()),
+            settings["alpha"],
+        )
+    return null_anndata(
+        np.array(stats).reshape(len(stats), adata.n_vars),
+        {k: np.array(v).reshape(len(v), adata.n_vars) for k, v in layers.items()},
+        list(labels.columns),
+        adata.var,
+    )
 
 
-def null_anndata(stat: np.ndarray, layers: dict, permutations: list[str], var: pd.DataFrame
-                 ) -> ad.AnnData:
+def null_anndata(stat: np.ndarray, layers: dict, permutations: list[str], var: pd.DataFrame) -> ad.AnnData:
     obs = pd.DataFrame(index=pd.Index(permutations, name="permutation"))
-    genes = pd.DataFrame({"gene_symbol": var["gene_symbol"].fillna("").astype(str).to_numpy()},
-                         index=pd.Index(var.index.astype(str), name="gene_id"))
+    genes = pd.DataFrame(
+        {"gene_symbol": var["gene_symbol"].fillna("").astype(str).to_numpy()},
+        index=pd.Index(var.index.astype(str), name="gene_id"),
+    )
     return ad.AnnData(X=stat, obs=obs, var=genes, layers=layers)
 
 
-def gather_blocks(blocks: list[ad.AnnData], seed: int, strata: list[str], enumerated: bool
-                  ) -> ad.AnnData:
+def gather_blocks(blocks: list[ad.AnnData], seed: int, strata: list[str], enumerated: bool) -> ad.AnnData:
     """One null_statistics AnnData from the blocks, in permutation order, with how it was made."""
     null = ad.concat(blocks, axis=0, merge="same")
     null = null[sorted(null.obs_names)].copy()
-    null.uns["calibration"] = {"seed": int(seed), "strata": list(strata), "K": int(null.n_obs),
-                               "all_labellings_enumerated": bool(enumerated),
-                               "X": "Wald statistic of the contrast"}
+    null.uns["calibration"] = {
+        "seed": int(seed),
+        "strata": list(strata),
+        "K": int(null.n_obs),
+        "all_labellings_enumerated": bool(enumerated),
+        "X": "Wald statistic of the contrast",
+    }
     return null
 
 
 # ---------------------------------------------------------------- statistics
 
-def deg_count_columns(padj: np.ndarray, lfc: np.ndarray, alpha: float, thresholds: list[float]
-                      ) -> dict[str, int]:
+
+def deg_count_columns(
+    padj: np.ndarray, lfc: np.ndarray, alpha: float, thresholds: list[float]
+) -> dict[str, int]:
     """DEGs at padj < alpha, overall and beyond each |log2FC| threshold (as the DE table counts them)."""
     calls = count_calls(pd.DataFrame({"padj": padj, "log2FoldChange": lfc}), alpha, thresholds)
     total = (calls["up"] + calls["down"]).to_numpy()
@@ -356,11 +418,16 @@ def permutation_table(null: ad.AnnData, alpha: float, thresholds: list[float]) -
     rows = []
     for i, name in enumerate(null.obs_names):
         pvalue = null.layers["pvalue"][i]
-        rows.append({"permutation": name,
-                     **deg_count_columns(null.layers["padj"][i], null.layers["log2FoldChange"][i],
-                                         alpha, thresholds),
-                     "frac_p_below_0.05": float(np.mean(pvalue[np.isfinite(pvalue)] < NOMINAL_P)),
-                     "lambda": inflation_factor(np.asarray(null.X[i]), pvalue)})
+        rows.append(
+            {
+                "permutation": name,
+                **deg_count_columns(
+                    null.layers["padj"][i], null.layers["log2FoldChange"][i], alpha, thresholds
+                ),
+                "frac_p_below_0.05": float(np.mean(pvalue[np.isfinite(pvalue)] < NOMINAL_P)),
+                "lambda": inflation_factor(np.asarray(null.X[i]), pvalue),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -371,8 +438,9 @@ def null_abs_statistics(null_stat: np.ndarray, null_pvalue: np.ndarray) -> np.nd
     return np.sort(np.abs(null_stat[valid]))
 
 
-def pooled_pvalues(observed_stat: np.ndarray, observed_pvalue: np.ndarray, pooled_null: np.ndarray
-                   ) -> np.ndarray:
+def pooled_pvalues(
+    observed_stat: np.ndarray, observed_pvalue: np.ndarray, pooled_null: np.ndarray
+) -> np.ndarray:
     """(b + 1) / (N + 1): b the pooled null |statistics| >= the gene's |statistic|, N the pooled
     null's size (K x G when every gene has a p-value in every permutation). NaN without a p-value."""
     b = len(pooled_null) - np.searchsorted(pooled_null, np.abs(observed_stat), side="left")
@@ -398,8 +466,9 @@ def storey_qvalues(pvalues: np.ndarray, pi0: float) -> np.ndarray:
     return q
 
 
-def empirical_fdr(observed_pvalue: np.ndarray, observed_padj: np.ndarray, null_pvalue: np.ndarray,
-                  alpha: float, pi0: float) -> tuple[float, float, float]:
+def empirical_fdr(
+    observed_pvalue: np.ndarray, observed_padj: np.ndarray, null_pvalue: np.ndarray, alpha: float, pi0: float
+) -> tuple[float, float, float]:
     """SAM's FDR of the observed call list: pi0 x the mean number of null p-values at or below the
     largest p-value called, over the permutations, / the number called. Returns (FDR, threshold,
     mean null count); NaN when nothing is called."""
@@ -411,8 +480,9 @@ def empirical_fdr(observed_pvalue: np.ndarray, observed_padj: np.ndarray, null_p
     return pi0 * null_calls / int(called.sum()), threshold, null_calls
 
 
-def calibrate(table: pd.DataFrame, null: ad.AnnData, alpha: float, thresholds: list[float]
-              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def calibrate(
+    table: pd.DataFrame, null: ad.AnnData, alpha: float, thresholds: list[float]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The DE table with pvalue_perm and qvalue_perm, the per-permutation table and the summary."""
     genes = table.set_index("gene_id").loc[null.var_names]
     stat, pvalue = genes["stat"].to_numpy(float), genes["pvalue"].to_numpy(float)
@@ -426,43 +496,81 @@ def calibrate(table: pd.DataFrame, null: ad.AnnData, alpha: float, thresholds: l
     calibrated = calibrated.join(by_gene, on="gene_id")
 
     per_permutation = permutation_table(null, alpha, thresholds)
-    observed = deg_count_columns(genes["padj"].to_numpy(float), genes["log2FoldChange"].to_numpy(float),
-                                 alpha, thresholds)
-    fdr, threshold, null_at_threshold = empirical_fdr(pvalue, genes["padj"].to_numpy(float), null_p,
-                                                      alpha, pi0)
-    summary = summary_table(observed, per_permutation, inflation_factor(stat, pvalue), pi0, fdr,
-                            threshold, null_at_threshold, int(np.sum(q_perm < alpha)), alpha,
-                            len(pooled), dict(null.uns.get("calibration", {})))
+    observed = deg_count_columns(
+        genes["padj"].to_numpy(float), genes["log2FoldChange"].to_numpy(float), alpha, thresholds
+    )
+    fdr, threshold, null_at_threshold = empirical_fdr(
+        pvalue, genes["padj"].to_numpy(float), null_p, alpha, pi0
+    )
+    summary = summary_table(
+        observed,
+        per_permutation,
+        inflation_factor(stat, pvalue),
+        pi0,
+        fdr,
+        threshold,
+        null_at_threshold,
+        int(np.sum(q_perm < alpha)),
+        alpha,
+        len(pooled),
+        dict(null.uns.get("calibration", {})),
+    )
     return calibrated, per_permutation, summary
 
 
-def summary_table(observed: dict, per_permutation: pd.DataFrame, observed_lambda: float, pi0: float,
-                  fdr: float, threshold: float, null_at_threshold: float, qvalue_calls: int,
-                  alpha: float, n_pooled: int, setup: dict) -> pd.DataFrame:
+def summary_table(
+    observed: dict,
+    per_permutation: pd.DataFrame,
+    observed_lambda: float,
+    pi0: float,
+    fdr: float,
+    threshold: float,
+    null_at_threshold: float,
+    qvalue_calls: int,
+    alpha: float,
+    n_pooled: int,
+    setup: dict,
+) -> pd.DataFrame:
     null_degs = per_permutation["degs"].to_numpy()
     k = len(null_degs)
     strata = list(setup.get("strata", []))
     rows = [
         ("permutations", k, "label permutations refitted (K)"),
-        ("all_labellings_enumerated", bool(setup.get("all_labellings_enumerated", False)),
-         "true when fewer distinct labellings exist than asked for, and all were used"),
-        ("strata", " x ".join(strata) or "none", "labels permuted within the crossed levels of these columns"),
+        (
+            "all_labellings_enumerated",
+            bool(setup.get("all_labellings_enumerated", False)),
+            "true when fewer distinct labellings exist than asked for, and all were used",
+        ),
+        (
+            "strata",
+            " x ".join(strata) or "none",
+            "labels permuted within the crossed levels of these columns",
+        ),
         ("seed", setup.get("seed", ""), "seed of the permutations"),
         ("pooled_null_size", n_pooled, "null Wald statistics with a p-value, all genes x permutations"),
         ("observed_degs", observed["degs"], f"genes at padj < {alpha:g} in the observed analysis"),
         ("null_degs_mean", float(null_degs.mean()), f"mean genes at padj < {alpha:g} over permutations"),
         ("null_degs_median", float(np.median(null_degs)), "median over permutations"),
         ("null_degs_p95", float(np.percentile(null_degs, 95)), "95th percentile over permutations"),
-        ("frac_permutations_with_degs", float(np.mean(null_degs >= 1)),
-         "share of permutations with at least one gene called"),
-        ("pvalue_observed_degs", float((np.sum(null_degs >= observed["degs"]) + 1) / (k + 1)),
-         "permutation p-value of the observed count, (b + 1) / (K + 1), b = permutations with as many or more"),
+        (
+            "frac_permutations_with_degs",
+            float(np.mean(null_degs >= 1)),
+            "share of permutations with at least one gene called",
+        ),
+        (
+            "pvalue_observed_degs",
+            float((np.sum(null_degs >= observed["degs"]) + 1) / (k + 1)),
+            "permutation p-value of the observed count, (b + 1) / (K + 1), b = permutations with as many or more",
+        ),
         ("observed_lambda", observed_lambda, "median(stat^2) / 0.455 of the observed analysis"),
         ("null_lambda_median", float(per_permutation["lambda"].median()), "median lambda over permutations"),
         ("pi0", pi0, f"share of true nulls, Storey's estimate at lambda = {STOREY_LAMBDA:g} on pvalue_perm"),
         ("p_threshold_of_calls", threshold, "largest p-value among the observed calls"),
-        ("null_calls_at_threshold_mean", null_at_threshold,
-         "mean number of null p-values at or below that threshold, per permutation"),
+        (
+            "null_calls_at_threshold_mean",
+            null_at_threshold,
+            "mean number of null p-values at or below that threshold, per permutation",
+        ),
         ("empirical_fdr", fdr, "SAM estimate: pi0 x null_calls_at_threshold_mean / observed_degs"),
         ("qvalue_perm_calls", qvalue_calls, f"genes at qvalue_perm < {alpha:g}"),
     ]

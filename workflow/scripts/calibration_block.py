@@ -17,11 +17,23 @@ def main(smk) -> None:
     adata = contrast_cohort(ad.read_h5ad(smk.input.h5ad), smk.wildcards.contrast)
     labels = pd.read_csv(smk.input.labels, sep="\t", index_col=0, dtype=str)
     block = block_of(smk.wildcards.scatteritem, list(labels.columns))
-    log.info("contrast %s, block %s: %d permutations (%s), %d samples x %d genes",
-             smk.wildcards.contrast, smk.wildcards.scatteritem, len(block),
-             ", ".join(block[:1] + block[-1:]), adata.n_obs, adata.n_vars)
-    null = fit_block(adata, labels[block], smk.params.design, dict(smk.params.contrast),
-                     dict(smk.params.deseq2), smk.threads)
+    log.info(
+        "contrast %s, block %s: %d permutations (%s), %d samples x %d genes",
+        smk.wildcards.contrast,
+        smk.wildcards.scatteritem,
+        len(block),
+        ", ".join(block[:1] + block[-1:]),
+        adata.n_obs,
+        adata.n_vars,
+    )
+    null = fit_block(
+        adata,
+        labels[block],
+        smk.params.design,
+        dict(smk.params.contrast),
+        dict(smk.params.deseq2),
+        smk.threads,
+    )
     with atomic_output(smk.output.h5ad) as tmp:
         null.write_h5ad(tmp)
 

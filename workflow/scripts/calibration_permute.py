@@ -14,12 +14,20 @@ def main(smk) -> None:
     obs = ad.read_h5ad(smk.input.h5ad, backed="r").obs.copy()
     contrast, name = dict(smk.params.contrast), smk.wildcards.contrast
     # checked in ingest on the whole sheet; again here on the samples QC kept
-    strata = check_strata(obs, name, contrast, smk.params.design, smk.params.strata,
-                          f"{smk.input.h5ad} (samples kept after QC)")
-    labels = permute_labels(obs, contrast["variable"], strata, int(smk.params.permutations),
-                            int(smk.params.seed))
-    log.info("contrast %s: %d permutations of %s within strata %s (seed %s)", name, labels.shape[1],
-             contrast["variable"], " x ".join(strata) or "none", smk.params.seed)
+    strata = check_strata(
+        obs, name, contrast, smk.params.design, smk.params.strata, f"{smk.input.h5ad} (samples kept after QC)"
+    )
+    labels = permute_labels(
+        obs, contrast["variable"], strata, int(smk.params.permutations), int(smk.params.seed)
+    )
+    log.info(
+        "contrast %s: %d permutations of %s within strata %s (seed %s)",
+        name,
+        labels.shape[1],
+        contrast["variable"],
+        " x ".join(strata) or "none",
+        smk.params.seed,
+    )
     write_table(labels, smk.output.labels, index=True)
 
 

@@ -33,16 +33,26 @@ def qq_quantiles(observed_p: np.ndarray, null_p: np.ndarray) -> tuple[np.ndarray
     null = np.array([np.quantile(row[np.isfinite(row)], probabilities) for row in null_p])
     null = -np.log10(np.clip(null, 1e-300, None))
     low, high = np.percentile(null, [2.5, 97.5], axis=0)
-    return (null.mean(axis=0), low, high,
-            -np.log10(np.clip(np.quantile(observed, probabilities), 1e-300, None)))
+    return (
+        null.mean(axis=0),
+        low,
+        high,
+        -np.log10(np.clip(np.quantile(observed, probabilities), 1e-300, None)),
+    )
 
 
 def qq_plot(observed_p: np.ndarray, null_p: np.ndarray, title: str):
     expected, low, high, observed = qq_quantiles(observed_p, null_p)
     fig, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
     ax.fill_between(expected, low, high, color="0.85", lw=0, label="95% of permutations")
-    ax.plot([0, expected.max()], [0, expected.max()], c="0.4", lw=0.8, ls="--",
-            label="observed = permutation null")
+    ax.plot(
+        [0, expected.max()],
+        [0, expected.max()],
+        c="0.4",
+        lw=0.8,
+        ls="--",
+        label="observed = permutation null",
+    )
     ax.scatter(expected, observed, s=5, c="#c0392b", lw=0, label="observed genes")
     ax.set_xlabel("-log10 p, label permutations (mean at each quantile)")
     ax.set_ylabel("-log10 p, observed labels")
@@ -75,15 +85,18 @@ def main(smk) -> None:
     labels = pd.read_csv(smk.input.labels, sep="\t", index_col=0, dtype=str)
     strata = calibration_strata(obs, smk.params.design, contrast["variable"], smk.params.strata)
     enumerated = labellings_available(obs, contrast["variable"], strata) <= int(smk.params.permutations)
-    null = gather_blocks([ad.read_h5ad(path) for path in smk.input.blocks], smk.params.seed, strata,
-                         enumerated)
+    null = gather_blocks(
+        [ad.read_h5ad(path) for path in smk.input.blocks], smk.params.seed, strata, enumerated
+    )
     table = pd.read_csv(smk.input.table, sep="\t", keep_default_na=False, na_values=[""])
     calibrated, per_permutation, summary = calibrate(table, null, alpha, thresholds)
-    covariates = [v for v in dict.fromkeys(design_variables(smk.params.design) + strata)
-                  if v != contrast["variable"]]
+    covariates = [
+        v for v in dict.fromkeys(design_variables(smk.params.design) + strata) if v != contrast["variable"]
+    ]
     per_permutation = per_permutation.merge(
         label_associations(labels[null.obs_names], obs, contrast["variable"], contrast["test"], covariates),
-        on="permutation")
+        on="permutation",
+    )
     log.info("contrast %s:\n%s", name, summary[["statistic", "value"]].to_string(index=False))
 
     with atomic_output(smk.output.null) as tmp:
@@ -95,8 +108,9 @@ def main(smk) -> None:
     genes = table.set_index("gene_id").loc[null.var_names]
     save_figure(qq_plot(genes["pvalue"].to_numpy(float), null.layers["pvalue"], title), smk.output.qq)
     observed = int(summary.set_index("statistic").loc["observed_degs", "value"])
-    save_figure(null_degs_plot(per_permutation["degs"].to_numpy(), observed, alpha, title),
-                smk.output.null_degs)
+    save_figure(
+        null_degs_plot(per_permutation["degs"].to_numpy(), observed, alpha, title), smk.output.null_degs
+    )
 
 
 if "snakemake" in globals():

@@ -41,8 +41,12 @@ def composition(vst: ad.AnnData, settings: dict, seed: int) -> dict:
     expr = expression_by_symbol(vst.X, vst.obs_names, vst.var["gene_symbol"].fillna(""))
     table = marker_table(markers, expr.columns, settings["min_markers"])
     # ingest checked the markers on all genes; the expression filter may have removed some
-    check_estimable(table, f"{format_list(marker_files(settings))} (config cells.resource, cells.markers) on "
-                    f"the {vst.n_vars} genes kept by the filter", settings["min_markers"])
+    check_estimable(
+        table,
+        f"{format_list(marker_files(settings))} (config cells.resource, cells.markers) on "
+        f"the {vst.n_vars} genes kept by the filter",
+        settings["min_markers"],
+    )
     for row in table[~table["estimable"]].itertuples():
         log.warning("cell type %s %s", row.cell_type, row.note)
     scores = cell_scores(expr, table, settings["method"], seed)
@@ -65,8 +69,9 @@ def scores_figure(scores: pd.DataFrame, obs: pd.DataFrame, contrast: dict, by_gr
     shown = [c for c in scores.columns if scores[c].notna().any()]
     ncols = min(4, len(shown))
     nrows = int(np.ceil(len(shown) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.6 * nrows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.0 * ncols, 2.6 * nrows), squeeze=False, layout="constrained"
+    )
     labels = obs.loc[scores.index, contrast["variable"]].astype(str)
     levels = [contrast["reference"], contrast["test"]]
     stats = by_group.set_index("cell_type")
@@ -75,14 +80,22 @@ def scores_figure(scores: pd.DataFrame, obs: pd.DataFrame, contrast: dict, by_gr
         groups = [scores.loc[labels == level, cell_type].dropna().to_numpy() for level in levels]
         ax.boxplot(groups, tick_labels=levels, widths=0.5, showfliers=False)
         for i, values in enumerate(groups, start=1):
-            ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=8, alpha=0.6,
-                       c="#c0392b" if i == 2 else "#2471a3", lw=0)
+            ax.scatter(
+                i + rng.uniform(-0.12, 0.12, len(values)),
+                values,
+                s=8,
+                alpha=0.6,
+                c="#c0392b" if i == 2 else "#2471a3",
+                lw=0,
+            )
         row = stats.loc[cell_type]
         ax.set_title(f"{cell_type}\ng {row['hedges_g']:.2f}, padj {row['padj']:.2g}", fontsize=9)
-    for ax in list(axes.flat)[len(shown):]:
+    for ax in list(axes.flat)[len(shown) :]:
         ax.axis("off")
-    fig.suptitle(f"Cell scores, {contrast['test']} vs {contrast['reference']} (Hedges' g, Welch t-test BH)",
-                 fontsize=10)
+    fig.suptitle(
+        f"Cell scores, {contrast['test']} vs {contrast['reference']} (Hedges' g, Welch t-test BH)",
+        fontsize=10,
+    )
     return fig
 
 
@@ -93,8 +106,9 @@ def main(smk) -> None:
     scores = result["scores"]
     write_table(result["markers"], smk.output.markers)
     write_table(scores.rename_axis("sample_id"), smk.output.scores, index=True, float_format="%.6g")
-    write_table(result["covariates"].rename_axis("sample_id"), smk.output.covariates, index=True,
-                float_format="%.6g")
+    write_table(
+        result["covariates"].rename_axis("sample_id"), smk.output.covariates, index=True, float_format="%.6g"
+    )
     write_table(pd.DataFrame([result["choice"]]), smk.output.choice, float_format="%.6g")
     association = score_pc_table(vst, scores, int(smk.params.n_top_genes), int(smk.params.n_pcs))
     write_table(association, smk.output.association, float_format="%.6g")

@@ -25,8 +25,9 @@ COVARIATE_PREFIX = "cell_"
 
 
 # ----------------------------------------------------------------------------- markers
-def load_markers(resource: str, extra: list[str] | None = None, annotation: pd.DataFrame | None = None
-                 ) -> GeneSets:
+def load_markers(
+    resource: str, extra: list[str] | None = None, annotation: pd.DataFrame | None = None
+) -> GeneSets:
     """The shipped marker sets plus the user's GMTs; a user set named like a shipped one replaces it."""
     markers = dict(read_gmt(resource, annotation))
     for path in extra or []:
@@ -41,11 +42,21 @@ def marker_table(markers: GeneSets, symbols, min_markers: int) -> pd.DataFrame:
     for cell_type, (_, genes) in markers.items():
         present = [g for g in genes if g in symbols]
         enough = len(present) >= min_markers and len(present) >= MIN_PRESENT_FRACTION * len(genes)
-        rows.append({"cell_type": cell_type, "n_markers": len(genes), "n_present": len(present),
-                     "estimable": enough,
-                     "note": "" if enough else (f"not estimable: {len(present)} of {len(genes)} markers in "
-                                                f"the data (needs {min_markers} and at least half)"),
-                     "genes_present": ";".join(present)})
+        rows.append(
+            {
+                "cell_type": cell_type,
+                "n_markers": len(genes),
+                "n_present": len(present),
+                "estimable": enough,
+                "note": ""
+                if enough
+                else (
+                    f"not estimable: {len(present)} of {len(genes)} markers in "
+                    f"the data (needs {min_markers} and at least half)"
+                ),
+                "genes_present": ";".join(present),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -63,7 +74,9 @@ def check_estimable(table: pd.DataFrame, source: str, min_markers: int) -> None:
 
 def gene_table(var: pd.DataFrame) -> pd.DataFrame:
     """gene_id and gene_symbol of the data's genes, for mapping an Ensembl-ID marker GMT."""
-    return pd.DataFrame({"gene_id": var.index.astype(str), "gene_symbol": var["gene_symbol"].fillna("").to_numpy()})
+    return pd.DataFrame(
+        {"gene_id": var.index.astype(str), "gene_symbol": var["gene_symbol"].fillna("").to_numpy()}
+    )
 
 
 def marker_files(settings: dict) -> list[str]:
@@ -75,28 +88,38 @@ def check_cell_inputs(settings: dict, sheet: pd.DataFrame, var: pd.DataFrame, wh
     measured_counts(sheet, list(settings.get("measured", [])), where)
     markers = load_markers(settings["resource"], settings.get("markers", []), gene_table(var))
     table = marker_table(markers, var["gene_symbol"].dropna(), settings["min_markers"])
-    check_estimable(table, f"{format_list(marker_files(settings))} (config cells.resource, cells.markers) on "
-                    f"the {len(var)} genes of the counts", settings["min_markers"])
+    check_estimable(
+        table,
+        f"{format_list(marker_files(settings))} (config cells.resource, cells.markers) on "
+        f"the {len(var)} genes of the counts",
+        settings["min_markers"],
+    )
 
 
 def measured_counts(obs: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
     """The sheet's measured cell counts (config cells.measured): numbers for every sample."""
     absent = [c for c in columns if c not in obs.columns]
     if absent:
-        raise InputError(f"{source}: config cells.measured names column(s) {format_list(absent)} that the "
-                         f"sample sheet does not have; its columns are {format_list(obs.columns, 30)}.")
+        raise InputError(
+            f"{source}: config cells.measured names column(s) {format_list(absent)} that the "
+            f"sample sheet does not have; its columns are {format_list(obs.columns, 30)}."
+        )
     table = pd.DataFrame(index=obs.index)
     for column in columns:
         values = pd.to_numeric(obs[column], errors="coerce")
         text = obs[column].notna() & values.isna()
         missing = obs[column].isna()
         if text.any():
-            raise InputError(f"{source}: column '{column}' of cells.measured has non-numeric value(s) "
-                             f"{format_list(obs.loc[text, column].unique())} (sample(s) "
-                             f"{format_list(obs.index[text])}); expected a measured count or share.")
+            raise InputError(
+                f"{source}: column '{column}' of cells.measured has non-numeric value(s) "
+                f"{format_list(obs.loc[text, column].unique())} (sample(s) "
+                f"{format_list(obs.index[text])}); expected a measured count or share."
+            )
         if missing.any():
-            raise InputError(f"{source}: column '{column}' of cells.measured has no value for sample(s) "
-                             f"{format_list(obs.index[missing])}; every sample needs one.")
+            raise InputError(
+                f"{source}: column '{column}' of cells.measured has no value for sample(s) "
+                f"{format_list(obs.index[missing])}; every sample needs one."
+            )
         table[column] = values.astype(float)
     return table
 
@@ -140,15 +163,22 @@ def score_genes(expr: pd.DataFrame, genes: list[str], seed: int) -> np.ndarray:
     import anndata as ad
     import scanpy as sc
 
-    adata = ad.AnnData(X=expr.to_numpy(), obs=pd.DataFrame(index=expr.index.astype(str)),
-                       var=pd.DataFrame(index=expr.columns.astype(str)))
+    adata = ad.AnnData(
+        X=expr.to_numpy(),
+        obs=pd.DataFrame(index=expr.index.astype(str)),
+        var=pd.DataFrame(index=expr.columns.astype(str)),
+    )
     sc.tl.score_genes(adata, genes, score_name="score", random_state=seed, use_raw=False)
     return adata.obs["score"].to_numpy()
 
 
 # every scorer takes (expression, markers, seed); only score_genes draws at random
-SCORERS = {"mean_z": score_mean_z, "first_pc": score_first_pc, "mean_expression": score_mean_expression,
-           "score_genes": score_genes}
+SCORERS = {
+    "mean_z": score_mean_z,
+    "first_pc": score_first_pc,
+    "mean_expression": score_mean_expression,
+    "score_genes": score_genes,
+}
 
 
 def cell_scores(expr: pd.DataFrame, table: pd.DataFrame, method: str, seed: int) -> pd.DataFrame:
@@ -175,8 +205,7 @@ def variance_inflation(values: pd.DataFrame) -> pd.Series:
     return pd.Series(np.diag(np.linalg.inv(corr)), index=values.columns)
 
 
-def cell_covariates(scores: pd.DataFrame, max_vif: float, pc_variance: float
-                    ) -> tuple[pd.DataFrame, dict]:
+def cell_covariates(scores: pd.DataFrame, max_vif: float, pc_variance: float) -> tuple[pd.DataFrame, dict]:
     """The covariates a cell-adjusted model adds, and what was chosen and why.
 
     All estimable scores when none has a variance inflation factor above `max_vif`; otherwise
@@ -190,21 +219,33 @@ def cell_covariates(scores: pd.DataFrame, max_vif: float, pc_variance: float
     vif = variance_inflation(z) if usable.shape[1] > 1 else pd.Series(1.0, index=usable.columns)
     if float(vif.max()) <= max_vif:
         covariates = z.rename(columns=covariate_name)
-        return covariates, {"covariates": "scores", "n_covariates": covariates.shape[1],
-                            "max_vif": float(vif.max()), "variance_explained": 1.0,
-                            "reason": f"largest variance inflation factor {vif.max():.3g} <= {max_vif:g}"}
+        return covariates, {
+            "covariates": "scores",
+            "n_covariates": covariates.shape[1],
+            "max_vif": float(vif.max()),
+            "variance_explained": 1.0,
+            "reason": f"largest variance inflation factor {vif.max():.3g} <= {max_vif:g}",
+        }
     u, s, _ = np.linalg.svd(z.to_numpy(), full_matrices=False)
     explained = np.cumsum(s**2) / (s**2).sum()
     k = int(np.searchsorted(explained, pc_variance - 1e-12) + 1)
     pcs = u[:, :k] * s[:k]
     pcs = pcs / pcs.std(axis=0, ddof=1)
-    covariates = pd.DataFrame(pcs, index=scores.index, columns=[f"{COVARIATE_PREFIX}PC{i + 1}" for i in range(k)])
+    covariates = pd.DataFrame(
+        pcs, index=scores.index, columns=[f"{COVARIATE_PREFIX}PC{i + 1}" for i in range(k)]
+    )
     worst = vif.idxmax()
-    return covariates, {"covariates": "principal components", "n_covariates": k, "max_vif": float(vif.max()),
-                        "variance_explained": float(explained[k - 1]),
-                        "reason": (f"scores collinear (variance inflation factor of {worst} {vif.max():.3g} > "
-                                   f"{max_vif:g}): {k} principal components explain "
-                                   f"{explained[k - 1]:.0%} of their variance")}
+    return covariates, {
+        "covariates": "principal components",
+        "n_covariates": k,
+        "max_vif": float(vif.max()),
+        "variance_explained": float(explained[k - 1]),
+        "reason": (
+            f"scores collinear (variance inflation factor of {worst} {vif.max():.3g} > "
+            f"{max_vif:g}): {k} principal components explain "
+            f"{explained[k - 1]:.0%} of their variance"
+        ),
+    }
 
 
 # ----------------------------------------------------------------------------- by group
@@ -230,12 +271,19 @@ def scores_by_group(scores: pd.DataFrame, obs: pd.DataFrame, contrast: dict) -> 
         reference = values[labels == contrast["reference"]].dropna().to_numpy()
         estimable = len(test) > 1 and len(reference) > 1
         t, p = stats.ttest_ind(test, reference, equal_var=False) if estimable else (np.nan, np.nan)
-        rows.append({"cell_type": cell_type, "n_test": len(test), "n_reference": len(reference),
-                     "mean_test": test.mean() if estimable else np.nan,
-                     "mean_reference": reference.mean() if estimable else np.nan,
-                     "difference": test.mean() - reference.mean() if estimable else np.nan,
-                     "hedges_g": hedges_g(test, reference) if estimable else np.nan,
-                     "welch_t": t, "pvalue": p})
+        rows.append(
+            {
+                "cell_type": cell_type,
+                "n_test": len(test),
+                "n_reference": len(reference),
+                "mean_test": test.mean() if estimable else np.nan,
+                "mean_reference": reference.mean() if estimable else np.nan,
+                "difference": test.mean() - reference.mean() if estimable else np.nan,
+                "hedges_g": hedges_g(test, reference) if estimable else np.nan,
+                "welch_t": t,
+                "pvalue": p,
+            }
+        )
     table = pd.DataFrame(rows)
     table["padj"] = bh(table["pvalue"].to_numpy())
     return table

@@ -15,18 +15,28 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
     if error.validator == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         section = f" of '{key}'" if key else ""
-        return [f"config key '{key + '.' if key else ''}{name}' does not exist; valid keys{section}: "
-                f"{', '.join(allowed)}." for name in error.instance if name not in allowed]
+        return [
+            f"config key '{key + '.' if key else ''}{name}' does not exist; valid keys{section}: "
+            f"{', '.join(allowed)}."
+            for name in error.instance
+            if name not in allowed
+        ]
     if error.validator == "enum":
-        return [f"config key '{key}' is {error.instance!r}; valid choices: "
-                f"{', '.join(map(str, error.validator_value))}."]
+        return [
+            f"config key '{key}' is {error.instance!r}; valid choices: "
+            f"{', '.join(map(str, error.validator_value))}."
+        ]
     if error.validator == "pattern" and "propertyNames" in error.schema_path:
-        return [f"config key '{key}': the name {error.instance!r} cannot be used, because names under "
-                f"'{key}' become parts of file paths; a name must match {error.validator_value} "
-                f"({error.schema.get('description', '').rstrip('.')})."]
+        return [
+            f"config key '{key}': the name {error.instance!r} cannot be used, because names under "
+            f"'{key}' become parts of file paths; a name must match {error.validator_value} "
+            f"({error.schema.get('description', '').rstrip('.')})."
+        ]
     if error.validator == "type":
-        return [f"config key '{key}' is {error.instance!r} ({type(error.instance).__name__}); "
-                f"expected {error.validator_value}."]
+        return [
+            f"config key '{key}' is {error.instance!r} ({type(error.instance).__name__}); "
+            f"expected {error.validator_value}."
+        ]
     return [f"config key '{key}': {error.message}."]
 
 

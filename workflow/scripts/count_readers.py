@@ -44,8 +44,14 @@ KALLISTO_COLUMNS = ["target_id", "length", "eff_length", "est_counts", "tpm"]
 STAR_STRAND_COLUMN = {"unstranded": 1, "forward": 2, "reverse": 3}
 STAR_SUMMARY_ROWS = ("N_unmapped", "N_multimapping", "N_noFeature", "N_ambiguous")
 # Aligner and post-processing suffixes removed from BAM file names (after '.bam')
-BAM_SUFFIXES = ("Aligned.sortedByCoord.out", "Aligned.toTranscriptome.out", "Aligned.out",
-                ".markdup", ".sorted", ".dedup")
+BAM_SUFFIXES = (
+    "Aligned.sortedByCoord.out",
+    "Aligned.toTranscriptome.out",
+    "Aligned.out",
+    ".markdup",
+    ".sorted",
+    ".dedup",
+)
 # Sample-sheet columns that name files or count columns: never converted to numbers ('001')
 SHEET_TEXT_COLUMNS = ("counts_file", "counts_column")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -68,6 +74,7 @@ def clean_sample_id(value: str) -> str:
 
 # --- text tables -------------------------------------------------------------------------------
 
+
 def read_text(path: str | Path) -> str:
     """The text of a (possibly gzipped) file; unreadable, binary or truncated files raise InputError."""
     path = Path(path)
@@ -81,8 +88,9 @@ def read_text(path: str | Path) -> str:
         except (EOFError, OSError, zlib.error):
             raise InputError(f"{path}: the gzip file is truncated or corrupt.") from None
     if _is_utf16(raw[:8192]):
-        raise InputError(f"{path}: is UTF-16 text; save it as UTF-8 (Excel: 'CSV UTF-8'; or "
-                         f"iconv -f UTF-16 -t UTF-8).")
+        raise InputError(
+            f"{path}: is UTF-16 text; save it as UTF-8 (Excel: 'CSV UTF-8'; or iconv -f UTF-16 -t UTF-8)."
+        )
     if b"\x00" in raw[:8192]:
         raise InputError(f"{path}: is a binary file, not a text table.")
     try:
@@ -95,11 +103,12 @@ def _is_utf16(head: bytes) -> bool:
     """A UTF-16 byte-order mark, or ASCII text with every other byte zero (UTF-16 without one)."""
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return True
-    sample = head[:200 - len(head[:200]) % 2]
+    sample = head[: 200 - len(head[:200]) % 2]
     text = set(range(32, 127)) | {9, 10, 13}
     return len(sample) >= 4 and any(
-        not any(zeros) and set(chars) <= text for zeros, chars in ((sample[1::2], sample[0::2]),
-                                                                   (sample[0::2], sample[1::2])))
+        not any(zeros) and set(chars) <= text
+        for zeros, chars in ((sample[1::2], sample[0::2]), (sample[0::2], sample[1::2]))
+    )
 
 
 def _not_utf8_message(path, raw: bytes, offset: int) -> str:
@@ -107,9 +116,11 @@ def _not_utf8_message(path, raw: bytes, offset: int) -> str:
     line_start = raw.rfind(b"\n", 0, offset) + 1
     line = raw.count(b"\n", 0, offset) + 1
     column = len(raw[line_start:offset].decode("utf-8", errors="replace")) + 1
-    byte = raw[offset:offset + 1]
-    return (f"{path}: is not UTF-8 text: line {line}, column {column} has the byte 0x{byte.hex()} "
-            f"('{byte.decode('latin-1')}' in Latin-1); save the file as UTF-8.")
+    byte = raw[offset : offset + 1]
+    return (
+        f"{path}: is not UTF-8 text: line {line}, column {column} has the byte 0x{byte.hex()} "
+        f"('{byte.decode('latin-1')}' in Latin-1); save the file as UTF-8."
+    )
 
 
 def read_lines(path: str | Path, what: str, comments: bool = False) -> list[str]:
@@ -122,8 +133,9 @@ def read_lines(path: str | Path, what: str, comments: bool = False) -> list[str]
     return lines
 
 
-def split_rows(lines: list[str], path, what: str, delimiter: str = "\t", first: str = "line 1"
-               ) -> list[list[str]]:
+def split_rows(
+    lines: list[str], path, what: str, delimiter: str = "\t", first: str = "line 1"
+) -> list[list[str]]:
     """Rows of equal length (the first row sets it); a ragged row names its line."""
     rows = list(csv.reader(lines, delimiter=delimiter))
     for number, row in enumerate(rows[1:], start=2):
@@ -162,8 +174,10 @@ def _detect_delimiter(header: str) -> str | None:
 
 def require_columns(table: pd.DataFrame, expected: list[str], path, what: str) -> None:
     if list(table.columns[: len(expected)]) != expected:
-        raise InputError(f"{path}: the {what}'s columns are {format_list(table.columns, 8)}; "
-                         f"expected {', '.join(expected)}.")
+        raise InputError(
+            f"{path}: the {what}'s columns are {format_list(table.columns, 8)}; "
+            f"expected {', '.join(expected)}."
+        )
 
 
 # --- sample sheet ------------------------------------------------------------------------------
@@ -196,23 +210,36 @@ def _check_unique_column_names(columns: pd.Index, path) -> None:
     names = [name.strip() for name in columns]
     duplicated = list(dict.fromkeys(n for n in names if names.count(n) > 1))
     if duplicated:
-        where = "; ".join(f"'{n}' is columns {format_list([i + 1 for i, m in enumerate(names) if m == n])}"
-                          for n in duplicated)
-        raise InputError(f"{path}: the sample sheet has several columns of the same name ({where}); "
-                         "each column name must appear once.")
+        where = "; ".join(
+            f"'{n}' is columns {format_list([i + 1 for i, m in enumerate(names) if m == n])}"
+            for n in duplicated
+        )
+        raise InputError(
+            f"{path}: the sample sheet has several columns of the same name ({where}); "
+            "each column name must appear once."
+        )
 
 
 def _first_column_not_ids_message(table: pd.DataFrame, id_column: str, duplicated, path) -> str:
     """The sheet has no `sample_id` column and its first column repeats values: say which column was
     used, and which columns could be the IDs (text with a distinct value in every row)."""
-    candidates = [c for c in table.columns[1:] if table[c].map(clean_sample_id).is_unique
-                  and table[c].str.strip().ne("").all()
-                  and pd.to_numeric(table[c], errors="coerce").isna().any()]  # not a measurement (age)
-    hint = (f"; column(s) {format_list(repr(c) for c in candidates)} have a distinct value in every row: "
-            "name the sample-ID column 'sample_id' or put it first" if candidates
-            else "; name the sample-ID column 'sample_id' or put it first")
-    return (f"{path}: there is no column 'sample_id', so the first column, '{id_column}', is taken as the "
-            f"sample IDs, but it repeats {format_list(duplicated)}{hint}.")
+    candidates = [
+        c
+        for c in table.columns[1:]
+        if table[c].map(clean_sample_id).is_unique
+        and table[c].str.strip().ne("").all()
+        and pd.to_numeric(table[c], errors="coerce").isna().any()
+    ]  # not a measurement (age)
+    hint = (
+        f"; column(s) {format_list(repr(c) for c in candidates)} have a distinct value in every row: "
+        "name the sample-ID column 'sample_id' or put it first"
+        if candidates
+        else "; name the sample-ID column 'sample_id' or put it first"
+    )
+    return (
+        f"{path}: there is no column 'sample_id', so the first column, '{id_column}', is taken as the "
+        f"sample IDs, but it repeats {format_list(duplicated)}{hint}."
+    )
 
 
 def _numeric_if_possible(column: pd.Series) -> pd.Series:
@@ -224,6 +251,7 @@ def _numeric_if_possible(column: pd.Series) -> pd.Series:
 
 
 # --- format detection --------------------------------------------------------------------------
+
 
 def _head(path: str | Path, size: int = 65536) -> bytes:
     """The first bytes of a file, decompressed when gzipped (errors are left to the readers)."""
@@ -271,6 +299,7 @@ def _is_number(text: str) -> bool:
 
 # --- one file for all samples ------------------------------------------------------------------
 
+
 def read_whole_number_matrix(path: str | Path) -> pd.DataFrame | None:
     """A count matrix read by pandas' C parser, when it is plainly valid: a unique header, and
     every cell outside the ID and symbol columns a whole number >= 0. Otherwise None, and the
@@ -287,14 +316,23 @@ def read_whole_number_matrix(path: str | Path) -> pd.DataFrame | None:
     header = _matrix_header(next(csv.reader([first_line], delimiter=delimiter)))
     text_columns = [header[0], *(c for c in (ID_COLUMN, *SYMBOL_COLUMNS) if c in header[1:])]
     try:  # IDs and symbols stay text; no cell becomes NaN, so an empty or 'NA' one is not plain
-        table = pd.read_csv(io.StringIO(text), sep=delimiter, na_filter=False, header=0, names=header,
-                            dtype={name: str for name in text_columns})
+        table = pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            na_filter=False,
+            header=0,
+            names=header,
+            dtype={name: str for name in text_columns},
+        )
     except (pd.errors.ParserError, ValueError):
         return None
     counts = table.drop(columns=text_columns)
     # pandas renames a duplicated column ('S1.1') and types the columns of an empty body object
-    plain = (list(table.columns) == header and all(dtype == np.int64 for dtype in counts.dtypes)
-             and bool((counts.to_numpy() >= 0).all()))
+    plain = (
+        list(table.columns) == header
+        and all(dtype == np.int64 for dtype in counts.dtypes)
+        and bool((counts.to_numpy() >= 0).all())
+    )
     return table if plain else None
 
 
@@ -348,14 +386,15 @@ def read_featurecounts(path: str | Path, column_to_sample: dict | None = None) -
     """featureCounts table; samples named by `column_to_sample` (sample sheet) or by BAM file name."""
     table = read_delimited(path, "featureCounts table", comments=True)
     require_columns(table, FEATURECOUNTS_COLUMNS, path, "featureCounts table")
-    counts = table.set_index("Geneid").iloc[:, len(FEATURECOUNTS_COLUMNS) - 1:]
+    counts = table.set_index("Geneid").iloc[:, len(FEATURECOUNTS_COLUMNS) - 1 :]
     counts.index = counts.index.str.strip()
     counts.index.name = "gene_id"
     bams = list(counts.columns)
     if column_to_sample is None:
         counts.columns = [sample_name_from_bam(b) for b in bams]
         note = "featureCounts columns named by BAM file name: " + format_list(
-            f"{b} -> {s}" for b, s in zip(bams, counts.columns))
+            f"{b} -> {s}" for b, s in zip(bams, counts.columns)
+        )
     else:
         counts.columns = [clean_sample_id(b) for b in bams]
         note = "featureCounts columns named by the sample sheet's counts_column"
@@ -371,29 +410,43 @@ def read_h5ad_counts(path: str | Path, layer: str = "") -> CountData:
     except Exception as err:  # h5py/anndata raise many types for a damaged file
         raise InputError(f"{path}: cannot be read as an AnnData .h5ad file ({err}).") from None
     if layer and layer not in adata.layers:
-        raise InputError(f"{path}: has no layer '{layer}' (config counts_layer); its layers are "
-                         f"{format_list(adata.layers) or 'none'}, or leave counts_layer empty for X.")
+        raise InputError(
+            f"{path}: has no layer '{layer}' (config counts_layer); its layers are "
+            f"{format_list(adata.layers) or 'none'}, or leave counts_layer empty for X."
+        )
     matrix = adata.layers[layer] if layer else adata.X
     if matrix is None:
         raise InputError(f"{path}: X is empty; set counts_layer to the layer holding raw counts.")
     matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
-    counts = pd.DataFrame(matrix.T, index=pd.Index(adata.var_names.astype(str), name="gene_id"),
-                          columns=[clean_sample_id(s) for s in adata.obs_names])
-    symbols = next((adata.var[c].astype(str).reset_index(drop=True)
-                    for c in SYMBOL_COLUMNS if c in adata.var.columns), None)
+    counts = pd.DataFrame(
+        matrix.T,
+        index=pd.Index(adata.var_names.astype(str), name="gene_id"),
+        columns=[clean_sample_id(s) for s in adata.obs_names],
+    )
+    symbols = next(
+        (adata.var[c].astype(str).reset_index(drop=True) for c in SYMBOL_COLUMNS if c in adata.var.columns),
+        None,
+    )
     where = f"layer '{layer}'" if layer else "X"
-    return CountData(counts=counts, gene_symbols=symbols, format="h5ad",
-                     notes=[f"counts taken from {where} of the AnnData file"])
+    return CountData(
+        counts=counts,
+        gene_symbols=symbols,
+        format="h5ad",
+        notes=[f"counts taken from {where} of the AnnData file"],
+    )
 
 
 # --- one file per sample -----------------------------------------------------------------------
+
 
 def read_star(path: str | Path, strandedness: str) -> tuple[pd.Series, pd.Series]:
     """(counts of the configured strand column, summary rows) of one ReadsPerGene.out.tab."""
     rows = split_rows(read_lines(path, "STAR ReadsPerGene file"), path, "STAR ReadsPerGene file")
     if len(rows[0]) != 4 or rows[0][0] != STAR_SUMMARY_ROWS[0]:
-        raise InputError(f"{path}: is not a STAR ReadsPerGene.out.tab file; expected 4 tab-separated "
-                         f"columns starting with the rows {', '.join(STAR_SUMMARY_ROWS)}.")
+        raise InputError(
+            f"{path}: is not a STAR ReadsPerGene.out.tab file; expected 4 tab-separated "
+            f"columns starting with the rows {', '.join(STAR_SUMMARY_ROWS)}."
+        )
     table = pd.DataFrame(rows).set_index(0)
     column = table[STAR_STRAND_COLUMN[strandedness]]
     summary = column.index.isin(STAR_SUMMARY_ROWS)
@@ -404,8 +457,10 @@ def read_htseq(path: str | Path) -> tuple[pd.Series, pd.Series]:
     """(counts, summary rows '__no_feature' ...) of one htseq-count file."""
     rows = split_rows(read_lines(path, "htseq-count file"), path, "htseq-count file")
     if len(rows[0]) != 2:
-        raise InputError(f"{path}: is not an htseq-count file; expected 2 tab-separated columns "
-                         f"(gene ID, count), found {len(rows[0])}.")
+        raise InputError(
+            f"{path}: is not an htseq-count file; expected 2 tab-separated columns "
+            f"(gene ID, count), found {len(rows[0])}."
+        )
     column = pd.DataFrame(rows).set_index(0)[1]
     summary = column.index.str.startswith("__")
     return column[~summary], column[summary]
@@ -423,8 +478,10 @@ def read_gene_count_files(files: dict[str, str], fmt: str, strandedness: str) ->
     counts.index.name = "gene_id"
     summary = pd.DataFrame(summaries).T
     summary.columns.name = None
-    notes = [f"summary rows removed from the {fmt} files ({', '.join(summary.columns)}), per sample:\n"
-             + summary.to_string()]
+    notes = [
+        f"summary rows removed from the {fmt} files ({', '.join(summary.columns)}), per sample:\n"
+        + summary.to_string()
+    ]
     if fmt == "star":
         notes.append(f"STAR column used: '{strandedness}' (config strandedness)")
     return CountData(counts=counts, gene_symbols=None, format=fmt, notes=notes)
@@ -449,8 +506,10 @@ def read_tx2gene(path: str | Path) -> pd.DataFrame:
     lines = read_lines(path, "transcript-to-gene table")
     delimiter = _detect_delimiter(lines[0])
     if delimiter is None:
-        raise InputError(f"{path}: the transcript-to-gene table has a single column; expected "
-                         "transcript_id and gene_id separated by a tab or comma.")
+        raise InputError(
+            f"{path}: the transcript-to-gene table has a single column; expected "
+            "transcript_id and gene_id separated by a tab or comma."
+        )
     rows = split_rows(lines, path, "transcript-to-gene table", delimiter)
     names = ["transcript_id", "gene_id", "gene_name"][: len(rows[0])]
     has_header = {"transcript_id", "gene_id"} <= set(rows[0])
@@ -465,32 +524,46 @@ def read_transcript_files(files: dict[str, str], fmt: str, tx2gene_path: str) ->
     from pytximport import tximport
 
     if not tx2gene_path:
-        raise InputError(f"config tx2gene is empty: {fmt} files are transcript-level and need a "
-                         "transcript-to-gene table (columns transcript_id, gene_id) to be summarised to genes.")
+        raise InputError(
+            f"config tx2gene is empty: {fmt} files are transcript-level and need a "
+            "transcript-to-gene table (columns transcript_id, gene_id) to be summarised to genes."
+        )
     expected = SALMON_COLUMNS if fmt == "salmon" else KALLISTO_COLUMNS
     for path in files.values():
-        require_columns(read_delimited(path, f"{fmt} quantification"), expected, path, f"{fmt} quantification")
+        require_columns(
+            read_delimited(path, f"{fmt} quantification"), expected, path, f"{fmt} quantification"
+        )
     tx2gene = read_tx2gene(tx2gene_path)
     # a copy: pytximport strips transcript versions in place in the map it is given
     transcript_gene_map = tx2gene[["transcript_id", "gene_id"]].copy()
-    summed = tximport(list(files.values()), data_type=fmt, transcript_gene_map=transcript_gene_map,
-                      counts_from_abundance="length_scaled_tpm", output_type="anndata")
-    counts = pd.DataFrame(np.asarray(summed.X).T, index=pd.Index(summed.var_names, name="gene_id"),
-                          columns=list(files))
+    summed = tximport(
+        list(files.values()),
+        data_type=fmt,
+        transcript_gene_map=transcript_gene_map,
+        counts_from_abundance="length_scaled_tpm",
+        output_type="anndata",
+    )
+    counts = pd.DataFrame(
+        np.asarray(summed.X).T, index=pd.Index(summed.var_names, name="gene_id"), columns=list(files)
+    )
     symbols = None
     if "gene_name" in tx2gene.columns:
         names = tx2gene.drop_duplicates("gene_id").set_index("gene_id")["gene_name"]
         symbols = names.reindex(counts.index).fillna("").reset_index(drop=True)
-    note = (f"{fmt} transcript quantifications of {len(files)} samples summarised to "
-            f"{counts.shape[0]} genes with pytximport, counts_from_abundance='length_scaled_tpm' "
-            f"(counts for DESeq2 without length offsets); transcript-to-gene table {tx2gene_path}")
+    note = (
+        f"{fmt} transcript quantifications of {len(files)} samples summarised to "
+        f"{counts.shape[0]} genes with pytximport, counts_from_abundance='length_scaled_tpm' "
+        f"(counts for DESeq2 without length offsets); transcript-to-gene table {tx2gene_path}"
+    )
     return CountData(counts=counts, gene_symbols=symbols, format=fmt, notes=[note], estimated=True)
 
 
 # --- entry point -------------------------------------------------------------------------------
 
-def read_counts(path: str | Path, fmt: str = "auto", *, layer: str = "",
-                column_to_sample: dict | None = None) -> CountData:
+
+def read_counts(
+    path: str | Path, fmt: str = "auto", *, layer: str = "", column_to_sample: dict | None = None
+) -> CountData:
     """One count file holding every sample, in the configured format ('auto' detects it)."""
     if fmt not in FORMATS:
         raise InputError(f"counts format '{fmt}' is not supported; choose one of: {', '.join(FORMATS)}.")
@@ -521,16 +594,19 @@ def _is_quant_sf(path) -> bool:
     return first_line.rstrip("\r").split("\t")[:5] == SALMON_COLUMNS
 
 
-def read_per_sample_counts(files: dict[str, str], fmt: str = "auto", *, strandedness: str = "unstranded",
-                           tx2gene: str = "") -> CountData:
+def read_per_sample_counts(
+    files: dict[str, str], fmt: str = "auto", *, strandedness: str = "unstranded", tx2gene: str = ""
+) -> CountData:
     """One count file per sample (sample -> path), all in one per-sample format."""
     formats = {sample: detect_format(path)[0] for sample, path in files.items()}
     if fmt == "auto":
         fmt = formats[next(iter(files))]
         log.info("counts format detected from %s: %s", next(iter(files.values())), fmt)
     if fmt not in PER_SAMPLE_FORMATS:
-        raise InputError(f"counts_file column of the sample sheet: {fmt} is not a per-sample format; "
-                         f"expected one of {', '.join(PER_SAMPLE_FORMATS)}.")
+        raise InputError(
+            f"counts_file column of the sample sheet: {fmt} is not a per-sample format; "
+            f"expected one of {', '.join(PER_SAMPLE_FORMATS)}."
+        )
     differing = [f"{files[s]} ({f})" for s, f in formats.items() if f != fmt]
     if differing:
         raise InputError(f"counts files are not all {fmt} files: {format_list(differing)}.")

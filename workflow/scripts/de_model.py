@@ -23,8 +23,7 @@ log = logging.getLogger("trd")
 INFERENCE_BACKENDS = {"batched": BatchedInference, "default": DefaultInference}
 # The dataset and statistics classes of each backend: `batched` also vectorises PyDESeq2's
 # own per-gene code (batched_dds.py); `default` is PyDESeq2 as published.
-MODEL_CLASSES = {"batched": (BatchedDeseqDataSet, BatchedDeseqStats),
-                 "default": (DeseqDataSet, DeseqStats)}
+MODEL_CLASSES = {"batched": (BatchedDeseqDataSet, BatchedDeseqStats), "default": (DeseqDataSet, DeseqStats)}
 
 
 # PyDESeq2's stages as DeseqDataSet.deseq2() and DeseqStats.summary() call them, named for the log.
@@ -80,8 +79,9 @@ def stats_class(settings: dict) -> type[DeseqStats]:
     return MODEL_CLASSES[settings.get("inference", "batched")][1]
 
 
-def prepare_metadata(obs: pd.DataFrame, design: str, contrast: dict | None = None
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def prepare_metadata(
+    obs: pd.DataFrame, design: str, contrast: dict | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Design columns ready to fit, and a table saying how each was coded.
 
     Continuous covariates are centred and scaled (so the optimiser sees
@@ -108,8 +108,9 @@ def prepare_metadata(obs: pd.DataFrame, design: str, contrast: dict | None = Non
     return metadata, coding
 
 
-def make_dataset(adata: ad.AnnData, design: str, settings: dict, n_cpus: int,
-                 contrast: dict | None = None) -> DeseqDataSet:
+def make_dataset(
+    adata: ad.AnnData, design: str, settings: dict, n_cpus: int, contrast: dict | None = None
+) -> DeseqDataSet:
     """A PyDESeq2 dataset of raw counts with the prepared design metadata."""
     metadata, _ = prepare_metadata(adata.obs, design, contrast)
     counts = pd.DataFrame(np.asarray(adata.X), index=adata.obs_names, columns=adata.var_names)

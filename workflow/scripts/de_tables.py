@@ -10,12 +10,14 @@ def count_calls(table: pd.DataFrame, alpha: float, thresholds: list[float]) -> p
     rows = []
     for threshold in [0.0, *thresholds]:
         big = table["log2FoldChange"].abs() >= threshold
-        rows.append({
-            "alpha": alpha,
-            "min_abs_log2FC": threshold,
-            "up": int((significant & big & (table["log2FoldChange"] > 0)).sum()),
-            "down": int((significant & big & (table["log2FoldChange"] < 0)).sum()),
-        })
+        rows.append(
+            {
+                "alpha": alpha,
+                "min_abs_log2FC": threshold,
+                "up": int((significant & big & (table["log2FoldChange"] > 0)).sum()),
+                "down": int((significant & big & (table["log2FoldChange"] < 0)).sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -36,11 +36,11 @@ def shrink_coefficient(contrast: dict) -> str:
     return f"{contrast['variable']}[T.{contrast['test']}]"
 
 
-def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int
-               ) -> pd.DataFrame:
+def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int) -> pd.DataFrame:
     """Fit the model and test the contrast; one row per gene, sorted by p-value."""
-    return fit_and_test(make_dataset(adata, design, settings, n_cpus, contrast), contrast, settings,
-                        adata.var)
+    return fit_and_test(
+        make_dataset(adata, design, settings, n_cpus, contrast), contrast, settings, adata.var
+    )
 
 
 def fit_and_test(dds, contrast: dict, settings: dict, var: pd.DataFrame) -> pd.DataFrame:
@@ -74,8 +74,9 @@ def results_table(table: pd.DataFrame, var: pd.DataFrame) -> pd.DataFrame:
     table.insert(1, "gene_symbol", var.loc[table.index, "gene_symbol"].fillna("").to_numpy())
     extra = [c for c in table.columns if c not in RESULT_COLUMNS]
     table = table[RESULT_COLUMNS + extra]
-    return (table.sort_values(["pvalue", "gene_id"], na_position="last", kind="mergesort")
-            .reset_index(drop=True))
+    return table.sort_values(["pvalue", "gene_id"], na_position="last", kind="mergesort").reset_index(
+        drop=True
+    )
 
 
 def plotted_lfc(table: pd.DataFrame) -> str:
@@ -92,12 +93,17 @@ def draw_calls(ax, x: pd.Series, y: pd.Series, lfc: pd.Series, padj: pd.Series, 
     """Grey genes not called, red up and blue down at padj < alpha, each in the legend."""
     significant = padj < alpha
     # the grey cloud of thousands of genes as an image inside the SVG: a small file, vector text
-    ax.scatter(x[~significant], y[~significant], s=4, c="0.7", lw=0, label="not significant",
-               rasterized=True)
+    ax.scatter(x[~significant], y[~significant], s=4, c="0.7", lw=0, label="not significant", rasterized=True)
     for direction, chosen, colour in (("up", lfc > 0, UP_COLOUR), ("down", lfc < 0, DOWN_COLOUR)):
         called = significant & chosen
-        ax.scatter(x[called], y[called], s=6, c=colour, lw=0,
-                   label=f"{direction} (padj < {alpha:g}): {int(called.sum())}")
+        ax.scatter(
+            x[called],
+            y[called],
+            s=6,
+            c=colour,
+            lw=0,
+            label=f"{direction} (padj < {alpha:g}): {int(called.sum())}",
+        )
 
 
 def draw_lfc_thresholds(ax, thresholds: list[float], vertical: bool) -> None:
@@ -106,8 +112,13 @@ def draw_lfc_thresholds(ax, thresholds: list[float], vertical: bool) -> None:
     for i, threshold in enumerate(thresholds):
         for value in (-threshold, threshold):
             named = i == 0 and value > 0  # one legend entry for all the lines
-            line(value, c="0.55", lw=0.6, ls="--",
-                 label=f"|log2FC| = {', '.join(f'{t:g}' for t in thresholds)}" if named else None)
+            line(
+                value,
+                c="0.55",
+                lw=0.6,
+                ls="--",
+                label=f"|log2FC| = {', '.join(f'{t:g}' for t in thresholds)}" if named else None,
+            )
 
 
 def pvalue_cutoff(tested: pd.DataFrame, alpha: float) -> float | None:
@@ -123,12 +134,19 @@ def repel_labels(ax, texts: list, x: np.ndarray, y: np.ndarray) -> None:
     ax.figure.canvas.draw()  # the constrained layout first: labels are moved in display space
     # a number of steps, not adjustText's default of 1 s, which depends on the load: the same figure
     # every run (it stops as soon as no two labels overlap)
-    adjust_text(texts, x=x, y=y, ax=ax, iter_lim=REPEL_STEPS,
-                arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.5})
+    adjust_text(
+        texts,
+        x=x,
+        y=y,
+        ax=ax,
+        iter_lim=REPEL_STEPS,
+        arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.5},
+    )
 
 
-def volcano_plot(table: pd.DataFrame, alpha: float, contrast: dict, thresholds: list[float] = (),
-                 n_labels: int = 12):
+def volcano_plot(
+    table: pd.DataFrame, alpha: float, contrast: dict, thresholds: list[float] = (), n_labels: int = 12
+):
     """-log10 p against the (shrunk, when there) log2 fold change, the top genes labelled."""
     fig, ax = plt.subplots(figsize=(6.5, 5.5), layout="constrained")
     tested = table.dropna(subset=["pvalue"])
@@ -140,8 +158,10 @@ def volcano_plot(table: pd.DataFrame, alpha: float, contrast: dict, thresholds: 
         ax.axhline(-np.log10(cutoff), c="0.3", lw=0.6, ls=":", label=f"padj = {alpha:g}")
     draw_lfc_thresholds(ax, list(thresholds), vertical=True)
     top = tested.head(n_labels)
-    texts = [ax.text(row[column], y[i], row["gene_symbol"] or row["gene_id"], fontsize=7)
-             for i, row in top.iterrows()]
+    texts = [
+        ax.text(row[column], y[i], row["gene_symbol"] or row["gene_id"], fontsize=7)
+        for i, row in top.iterrows()
+    ]
     ax.axvline(0, c="0.5", lw=0.5)
     label_axes(ax, lfc_label(contrast, column), "-log10 p-value", contrast)
     repel_labels(ax, texts, top[column].to_numpy(), y[top.index].to_numpy())
@@ -173,9 +193,16 @@ def main(smk) -> None:
     thresholds = list(settings.get("lfc_thresholds", []))
     name = smk.wildcards.contrast
     adata = contrast_cohort(ad.read_h5ad(smk.input.h5ad), name)
-    log.info("contrast %s: %s = %s vs %s, design %s, alpha %s, shrunk fold changes %s", name,
-             contrast["variable"], contrast["test"], contrast["reference"], smk.params.design,
-             settings["alpha"], settings.get("lfc_shrink", False))
+    log.info(
+        "contrast %s: %s = %s vs %s, design %s, alpha %s, shrunk fold changes %s",
+        name,
+        contrast["variable"],
+        contrast["test"],
+        contrast["reference"],
+        smk.params.design,
+        settings["alpha"],
+        settings.get("lfc_shrink", False),
+    )
     log.info("samples used (%d): %s", adata.n_obs, ", ".join(adata.obs_names))
     dds = make_dataset(adata, smk.params.design, settings, smk.threads, contrast)
     table = fit_and_test(dds, contrast, settings, adata.var)
@@ -187,8 +214,11 @@ def main(smk) -> None:
     # The samples the model saw (after any QC exclusion), with the covariates it used.
     write_table(adata.obs, smk.output.samples, index=True)
     # the counts divided by the fit's size factors (R: counts(dds, normalized = TRUE))
-    write_table(gene_by_sample_table(dds.layers["normed_counts"], adata.obs_names, adata.var),
-                smk.output.normalised, float_format="%.6g")
+    write_table(
+        gene_by_sample_table(dds.layers["normed_counts"], adata.obs_names, adata.var),
+        smk.output.normalised,
+        float_format="%.6g",
+    )
     save_figure(volcano_plot(table, settings["alpha"], contrast, thresholds), smk.output.volcano)
     save_figure(ma_plot(table, settings["alpha"], contrast, thresholds), smk.output.ma)
 

@@ -46,11 +46,35 @@ log = logging.getLogger("trd")
 
 DE_COLUMNS = ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "stat", "pvalue", "padj"]
 GSEA_PERM_COLUMNS = ["NES_perm", "pvalue_perm", "fdr_perm"]
-GSEA_COLUMNS = ["collection", "term", "name", "size", "ES", *GSEA_PERM_COLUMNS, "NES", "pvalue",
-                "log2err", "padj", "leading_edge"]
+GSEA_COLUMNS = [
+    "collection",
+    "term",
+    "name",
+    "size",
+    "ES",
+    *GSEA_PERM_COLUMNS,
+    "NES",
+    "pvalue",
+    "log2err",
+    "padj",
+    "leading_edge",
+]
 ORA_PERM_COLUMNS = ["pvalue_perm", "fdr_perm"]
-ORA_COLUMNS = ["collection", "direction", "term", "name", "size", "overlap", "universe", "n_de",
-               "pvalue", "padj", *ORA_PERM_COLUMNS, "odds_ratio", "overlap_genes"]
+ORA_COLUMNS = [
+    "collection",
+    "direction",
+    "term",
+    "name",
+    "size",
+    "overlap",
+    "universe",
+    "n_de",
+    "pvalue",
+    "padj",
+    *ORA_PERM_COLUMNS,
+    "odds_ratio",
+    "overlap_genes",
+]
 # gsea.tsv's order: the permutation answer first; fgsea's p-value orders the sets it ties
 GSEA_ORDER = ["fdr_perm", "pvalue_perm", "pvalue", "term"]
 
@@ -63,8 +87,9 @@ def load_de_results(path) -> pd.DataFrame:
         raise InputError(f"{path}: cannot read the DESeq2 results ({err}).") from err
     missing = [c for c in DE_COLUMNS if c not in de.columns]
     if missing:
-        raise InputError(f"{path}: DESeq2 results lack column(s) {', '.join(missing)}; "
-                         f"expected {', '.join(DE_COLUMNS)}.")
+        raise InputError(
+            f"{path}: DESeq2 results lack column(s) {', '.join(missing)}; expected {', '.join(DE_COLUMNS)}."
+        )
     return de
 
 
@@ -104,15 +129,16 @@ def leading_edge(values: np.ndarray, hits: np.ndarray, es: float) -> np.ndarray:
     if es >= 0:
         return hits[: int(np.argmax(after_hit)) + 1]
     before_hit = after_hit - (weights / total if total > 0 else 1 / n_hit)
-    return hits[int(np.argmin(before_hit)):]
+    return hits[int(np.argmin(before_hit)) :]
 
 
 FGSEA_SAMPLE_SIZE = 101  # fgsea's default sampleSize: random sets per multilevel level
 GSEA_CHUNK = 250  # gene sets per call of the fgsea core: bounds memory (it keeps a running score per set)
 
 
-def run_gsea(ranking: pd.Series, sets: dict[str, list[str]], permutations: int, seed: int,
-             threads: int) -> pd.DataFrame:
+def run_gsea(
+    ranking: pd.Series, sets: dict[str, list[str]], permutations: int, seed: int, threads: int
+) -> pd.DataFrame:
     """Columns term, ES, NES, pvalue, log2err, leading_edge.
 
     log2err is fgsea's standard error of log2(pvalue), so that a reader can tell a p-value
@@ -140,24 +166,49 @@ def run_gsea(ranking: pd.Series, sets: dict[str, list[str]], permutations: int, 
     def run_chunk(chunk_terms: list[str]) -> list[tuple]:
         chunk = {t: sets[t] for t in chunk_terms}
         sizes = [len(g) for g in chunk.values()]
-        result = fgsea_rs(genes, value_list, chunk, 1.0, min(sizes), max(sizes),
-                          FGSEA_SAMPLE_SIZE, permutations, 1e-50, 1, seed)
+        result = fgsea_rs(
+            genes,
+            value_list,
+            chunk,
+            1.0,
+            min(sizes),
+            max(sizes),
+            FGSEA_SAMPLE_SIZE,
+            permutations,
+            1e-50,
+            1,
+            seed,
+        )
         rows = []
         for summary in result.summaries:
             hits = np.sort(np.asarray(summary.hits, dtype=int))
             edge = leading_edge(values, hits, summary.es)
-            rows.append((summary.term, summary.es, summary.nes, summary.pval, summary.log2err,
-                         ";".join(genes[i] for i in edge)))
+            rows.append(
+                (
+                    summary.term,
+                    summary.es,
+                    summary.nes,
+                    summary.pval,
+                    summary.log2err,
+                    ";".join(genes[i] for i in edge),
+                )
+            )
         return rows
 
-    chunks = [terms[start:start + GSEA_CHUNK] for start in range(0, len(terms), GSEA_CHUNK)]
+    chunks = [terms[start : start + GSEA_CHUNK] for start in range(0, len(terms), GSEA_CHUNK)]
     with ThreadPoolExecutor(max_workers=max(int(threads), 1)) as pool:
         rows = [row for chunk_rows in pool.map(run_chunk, chunks) for row in chunk_rows]
     return pd.DataFrame(rows, columns=["term", "ES", "NES", "pvalue", "log2err", "leading_edge"])
 
 
-def gsea_collection(ranking: pd.Series, collection: Collection, permutations: int, seed: int,
-                    threads: int, null_stat: np.ndarray | None = None) -> pd.DataFrame:
+def gsea_collection(
+    ranking: pd.Series,
+    collection: Collection,
+    permutations: int,
+    seed: int,
+    threads: int,
+    null_stat: np.ndarray | None = None,
+) -> pd.DataFrame:
     """fgsea's columns and, given the ranking's genes' statistics under each permutation
     (genes x permutations), the phenotype-permutation ones (NA without)."""
     sets = {term: genes for term, (_, genes) in collection.sets.items()}
@@ -181,11 +232,16 @@ def warn_unestimated(res: pd.DataFrame, collection: str, permutations: int) -> N
     size scored with its sign (a ranking whose statistics are mostly of one sign)."""
     unestimated = res.loc[res["pvalue"].isna(), "term"]
     if len(unestimated):
-        log.warning("GSEA %s: %d sets have no p-value, padj or NES (%s): fewer than 10 of the %d "
-                    "random sets of their size had an enrichment score of their sign, because the "
-                    "ranking's statistics are mostly of the other sign. A larger "
-                    "enrichment.permutations may estimate them.", collection, len(unestimated),
-                    format_list(sorted(unestimated)), permutations)
+        log.warning(
+            "GSEA %s: %d sets have no p-value, padj or NES (%s): fewer than 10 of the %d "
+            "random sets of their size had an enrichment score of their sign, because the "
+            "ranking's statistics are mostly of the other sign. A larger "
+            "enrichment.permutations may estimate them.",
+            collection,
+            len(unestimated),
+            format_list(sorted(unestimated)),
+            permutations,
+        )
 
 
 # ----------------------------------------------------------------------------- ORA
@@ -196,23 +252,27 @@ def bh(pvalues: np.ndarray) -> np.ndarray:
     adjusted = np.full(pvalues.shape, np.nan)
     estimated = ~np.isnan(pvalues)
     if estimated.any():
-        adjusted[estimated] = false_discovery_control(np.clip(pvalues[estimated], 0.0, 1.0),
-                                                      method="bh")
+        adjusted[estimated] = false_discovery_control(np.clip(pvalues[estimated], 0.0, 1.0), method="bh")
     return adjusted
 
 
 def odds_ratio(overlap: np.ndarray, size: np.ndarray, n_de: int, universe: int) -> np.ndarray:
     a = overlap.astype(float)
-    b = (size - overlap).astype(float)         # in set, not DE
-    c = (n_de - overlap).astype(float)         # DE, not in set
+    b = (size - overlap).astype(float)  # in set, not DE
+    c = (n_de - overlap).astype(float)  # DE, not in set
     d = (universe - size - n_de + overlap).astype(float)
     zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
     a, b, c, d = (x + 0.5 * zero for x in (a, b, c, d))
     return (a * d) / (b * c)
 
 
-def ora_collection(collection: Collection, universe: list[str], de_genes: list[str],
-                   direction: str, null_de: np.ndarray | None = None) -> pd.DataFrame:
+def ora_collection(
+    collection: Collection,
+    universe: list[str],
+    de_genes: list[str],
+    direction: str,
+    null_de: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Hypergeometric test of every set of the collection (already restricted to the universe);
     with null_de (universe genes x permutations, True in a permuted DE list), the permutation
     columns (NA without)."""
@@ -226,13 +286,22 @@ def ora_collection(collection: Collection, universe: list[str], de_genes: list[s
     k = np.array([len(o) for o in overlaps])
     n_universe, n_de = len(universe), len(de_genes)
     pvalues = hypergeom.sf(k - 1, n_universe, sizes, n_de)
-    res = pd.DataFrame({
-        "collection": collection.name, "direction": direction, "term": terms,
-        "name": [collection.sets[t][0] for t in terms], "size": sizes, "overlap": k,
-        "universe": n_universe, "n_de": n_de, "pvalue": pvalues, "padj": bh(pvalues),
-        "odds_ratio": odds_ratio(k, sizes, n_de, n_universe),
-        "overlap_genes": [";".join(o) for o in overlaps],
-    })
+    res = pd.DataFrame(
+        {
+            "collection": collection.name,
+            "direction": direction,
+            "term": terms,
+            "name": [collection.sets[t][0] for t in terms],
+            "size": sizes,
+            "overlap": k,
+            "universe": n_universe,
+            "n_de": n_de,
+            "pvalue": pvalues,
+            "padj": bh(pvalues),
+            "odds_ratio": odds_ratio(k, sizes, n_de, n_universe),
+            "overlap_genes": [";".join(o) for o in overlaps],
+        }
+    )
     if null_de is None:
         res[ORA_PERM_COLUMNS] = np.nan
     else:
@@ -282,27 +351,49 @@ def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, 
     import matplotlib.pyplot as plt
 
     fdr = lead_fdr(table)
-    groups = [(key, g.sort_values([fdr, "pvalue", "term"], kind="mergesort").head(top))
-              for key, g in table.groupby(by, sort=True)] if len(table) else []
+    groups = (
+        [
+            (key, g.sort_values([fdr, "pvalue", "term"], kind="mergesort").head(top))
+            for key, g in table.groupby(by, sort=True)
+        ]
+        if len(table)
+        else []
+    )
     if not groups:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.text(0.5, 0.5, "no gene sets tested", ha="center", va="center")
         ax.axis("off")
         return fig
     heights = [max(len(g), 1) * 0.28 + 1.0 for _, g in groups]
-    fig, axes = plt.subplots(len(groups), 1, figsize=(9, sum(heights)), layout="constrained",
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    fig, axes = plt.subplots(
+        len(groups),
+        1,
+        figsize=(9, sum(heights)),
+        layout="constrained",
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
     # a permutation FDR of 0 (no null score as extreme) is drawn at the smallest positive one
     floor = table.loc[table[fdr] > 0, fdr].min() if (table[fdr] > 0).any() else 1e-300
     for ax, (key, g) in zip(axes[:, 0], groups):
         g = g.iloc[::-1]
-        labels = [f"{_short(str(n))} ({t})" if str(n) != str(t) else str(t) for t, n in zip(g["term"], g["name"])]
+        labels = [
+            f"{_short(str(n))} ({t})" if str(n) != str(t) else str(t) for t, n in zip(g["term"], g["name"])
+        ]
         y = np.arange(len(g))
         sig = (g[fdr] < padj_cut).to_numpy()
         colour = -np.log10(g[fdr].clip(lower=floor))
         vmax = max(float(colour.max()), -np.log10(padj_cut))  # the cut is always on the scale
-        sc = ax.scatter(g[x], y, s=20 + 180 * g["size"] / max(table["size"].max(), 1), c=colour,
-                        cmap="viridis", vmin=0, vmax=vmax, edgecolors=np.where(sig, "black", "none"))
+        sc = ax.scatter(
+            g[x],
+            y,
+            s=20 + 180 * g["size"] / max(table["size"].max(), 1),
+            c=colour,
+            cmap="viridis",
+            vmin=0,
+            vmax=vmax,
+            edgecolors=np.where(sig, "black", "none"),
+        )
         ax.set_yticks(y, labels, fontsize=7)
         ax.set_title(" / ".join(np.atleast_1d(key).astype(str)), fontsize=9)
         ax.set_xlabel(x)
@@ -311,8 +402,10 @@ def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, 
         else:
             ax.axvline(0, color="grey", lw=0.5)
         fig.colorbar(sc, ax=ax, label=f"-log10 {fdr}\n(this panel)", pad=0.01)
-    fig.suptitle(f"{title} (dot size = set size; black edge = {fdr} < {padj_cut:g}; "
-                 "colour scale per panel)", fontsize=10)
+    fig.suptitle(
+        f"{title} (dot size = set size; black edge = {fdr} < {padj_cut:g}; colour scale per panel)",
+        fontsize=10,
+    )
     return fig
 
 
@@ -322,9 +415,11 @@ TITLE_WIDTH = 75  # characters per line of a running-score title, which fits the
 def running_score_title(row: pd.Series) -> str:
     """Collection, term and full name, then the statistics, each wrapped to TITLE_WIDTH."""
     name = f"{row['collection']} {row['term']}: {row['name']}"
-    stats = ((f"label permutations: NES {row['NES_perm']:.2f}, fdr {row['fdr_perm']:.2g}; "
-              if pd.notna(row["fdr_perm"]) else "")
-             + f"gene permutations: NES {row['NES']:.2f}, padj {row['padj']:.2g}; {row['size']} genes")
+    stats = (
+        f"label permutations: NES {row['NES_perm']:.2f}, fdr {row['fdr_perm']:.2g}; "
+        if pd.notna(row["fdr_perm"])
+        else ""
+    ) + f"gene permutations: NES {row['NES']:.2f}, padj {row['padj']:.2g}; {row['size']} genes"
     return "\n".join(textwrap.fill(line, TITLE_WIDTH) for line in (name, stats))
 
 
@@ -337,8 +432,9 @@ def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
     ranking = ranking.sort_values(ascending=False, kind="mergesort")
     scores = running_score(ranking, genes)
     hits = np.flatnonzero(ranking.index.isin(list(genes)))
-    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(6.5, 4.5), sharex=True, layout="tight",
-                                        gridspec_kw={"height_ratios": [3, 0.6, 1.4]})
+    fig, (ax1, ax2, ax3) = plt.subplots(
+        3, 1, figsize=(6.5, 4.5), sharex=True, layout="tight", gridspec_kw={"height_ratios": [3, 0.6, 1.4]}
+    )
     ax1.plot(scores, color="tab:green", lw=1.5)
     ax1.axhline(0, color="grey", lw=0.5)
     peak = int(np.argmax(np.abs(scores)))
@@ -363,10 +459,19 @@ def running_score_file(collection: str, direction: str, rank: int, term: str) ->
 
 
 # ----------------------------------------------------------------------------- driver
-def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.DataFrame | None, *,
-               alpha: float, min_size: int, max_size: int, permutations: int, seed: int,
-               threads: int = 1, null: tuple[pd.DataFrame, pd.DataFrame] | None = None
-               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, dict[str, Collection]]:
+def enrichment(
+    de: pd.DataFrame,
+    collections: dict[str, str],
+    annotation: pd.DataFrame | None,
+    *,
+    alpha: float,
+    min_size: int,
+    max_size: int,
+    permutations: int,
+    seed: int,
+    threads: int = 1,
+    null: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, dict[str, Collection]]:
     """(gsea, ora, ranking, collections restricted to the data) for one contrast.
 
     null: the Wald statistic under each permutation, genes (gene_id) x permutations
@@ -375,9 +480,14 @@ def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.Dat
     tested = tested_genes(de)
     ranking = tested["stat"].astype(float)
     universe = list(tested.index)
-    log.info("%d genes tested with a symbol (%d DESeq2 rows; %d without p-value, %d without symbol "
-             "or duplicated symbol left out)", len(universe), len(de),
-             int(de["pvalue"].isna().sum()), int(de["pvalue"].notna().sum() - len(universe)))
+    log.info(
+        "%d genes tested with a symbol (%d DESeq2 rows; %d without p-value, %d without symbol "
+        "or duplicated symbol left out)",
+        len(universe),
+        len(de),
+        int(de["pvalue"].isna().sum()),
+        int(de["pvalue"].notna().sum() - len(universe)),
+    )
     null_stat = None
     if null is not None:
         # the permuted rankings use the observed one's genes: same rows, same symbol collapsing
@@ -392,13 +502,29 @@ def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.Dat
         gsea_tables.append(gsea_collection(ranking, collection, permutations, seed, threads, null_stat))
         annotated = tested.index.isin(collection.annotated)
         de_lists = de_gene_lists(tested[annotated], alpha)
-        log.info("ORA %s: universe %d tested genes annotated in the collection; at padj < %g, %d up "
-                 "and %d down", name, int(annotated.sum()), alpha, len(de_lists["up"]), len(de_lists["down"]))
-        null_de = None if null_stat is None else perm.null_top_lists(
-            null_stat[annotated], len(de_lists["up"]), len(de_lists["down"]))
+        log.info(
+            "ORA %s: universe %d tested genes annotated in the collection; at padj < %g, %d up and %d down",
+            name,
+            int(annotated.sum()),
+            alpha,
+            len(de_lists["up"]),
+            len(de_lists["down"]),
+        )
+        null_de = (
+            None
+            if null_stat is None
+            else perm.null_top_lists(null_stat[annotated], len(de_lists["up"]), len(de_lists["down"]))
+        )
         for direction, genes in de_lists.items():
-            ora_tables.append(ora_collection(collection, list(tested.index[annotated]), genes, direction,
-                                             None if null_de is None else null_de[direction]))
+            ora_tables.append(
+                ora_collection(
+                    collection,
+                    list(tested.index[annotated]),
+                    genes,
+                    direction,
+                    None if null_de is None else null_de[direction],
+                )
+            )
     # empty tables (a direction without DE genes) would turn the numeric columns into objects
     gsea_tables, ora_tables = [t for t in gsea_tables if len(t)], [t for t in ora_tables if len(t)]
     gsea = pd.concat(gsea_tables, ignore_index=True) if gsea_tables else pd.DataFrame(columns=GSEA_COLUMNS)
@@ -409,17 +535,39 @@ def enrichment(de: pd.DataFrame, collections: dict[str, str], annotation: pd.Dat
 def log_top(gsea: pd.DataFrame, ora: pd.DataFrame, padj_cut: float) -> None:
     for name, g in gsea.groupby("collection", sort=False):
         sig = g[g["padj"] < padj_cut]
-        log.info("GSEA %s: %d of %d sets at gene-permutation padj < %g (%d up, %d down); %d at "
-                 "label-permutation fdr_perm < %g", name, len(sig), len(g), padj_cut,
-                 int((sig["NES"] > 0).sum()), int((sig["NES"] < 0).sum()),
-                 int((g["fdr_perm"] < padj_cut).sum()), padj_cut)
+        log.info(
+            "GSEA %s: %d of %d sets at gene-permutation padj < %g (%d up, %d down); %d at "
+            "label-permutation fdr_perm < %g",
+            name,
+            len(sig),
+            len(g),
+            padj_cut,
+            int((sig["NES"] > 0).sum()),
+            int((sig["NES"] < 0).sum()),
+            int((g["fdr_perm"] < padj_cut).sum()),
+            padj_cut,
+        )
         for _, row in g.head(5).iterrows():
-            log.info("  %s %s NES_perm %.2f fdr_perm %.3g NES %.2f padj %.3g", row["term"],
-                     _short(str(row["name"]), 60), row["NES_perm"], row["fdr_perm"], row["NES"], row["padj"])
+            log.info(
+                "  %s %s NES_perm %.2f fdr_perm %.3g NES %.2f padj %.3g",
+                row["term"],
+                _short(str(row["name"]), 60),
+                row["NES_perm"],
+                row["fdr_perm"],
+                row["NES"],
+                row["padj"],
+            )
     for (name, direction), g in ora.groupby(["collection", "direction"], sort=False):
-        log.info("ORA %s %s: %d of %d sets at padj < %g; %d at fdr_perm < %g", name, direction,
-                 int((g["padj"] < padj_cut).sum()), len(g), padj_cut, int((g["fdr_perm"] < padj_cut).sum()),
-                 padj_cut)
+        log.info(
+            "ORA %s %s: %d of %d sets at padj < %g; %d at fdr_perm < %g",
+            name,
+            direction,
+            int((g["padj"] < padj_cut).sum()),
+            len(g),
+            padj_cut,
+            int((g["fdr_perm"] < padj_cut).sum()),
+            padj_cut,
+        )
 
 
 def main(smk) -> None:
@@ -432,25 +580,45 @@ def main(smk) -> None:
     null = perm.load_null_statistics(null_path, de["gene_id"]) if null_path else None
     annotation = load_annotation(smk.input.annotation)
     gsea, ora, ranking, collections = enrichment(
-        de, dict(p.collections), annotation, alpha=float(p.alpha), min_size=int(p.min_size),
-        max_size=int(p.max_size), permutations=int(p.permutations), seed=int(p.seed), threads=smk.threads,
+        de,
+        dict(p.collections),
+        annotation,
+        alpha=float(p.alpha),
+        min_size=int(p.min_size),
+        max_size=int(p.max_size),
+        permutations=int(p.permutations),
+        seed=int(p.seed),
+        threads=smk.threads,
         null=null,
     )
     log_top(gsea, ora, float(p.ora_padj))
     top = int(p.top_terms)
     nes = "NES_perm" if lead_fdr(gsea) == "fdr_perm" else "NES"
-    save_figure(dotplot(gsea, nes, top, float(p.ora_padj), f"GSEA {smk.wildcards.contrast}", ["collection"]),
-                smk.output.gsea_dotplot)
-    save_figure(dotplot(ora, "odds_ratio", top, float(p.ora_padj), f"ORA {smk.wildcards.contrast}",
-                        ["collection", "direction"]), smk.output.ora_dotplot)
+    save_figure(
+        dotplot(gsea, nes, top, float(p.ora_padj), f"GSEA {smk.wildcards.contrast}", ["collection"]),
+        smk.output.gsea_dotplot,
+    )
+    save_figure(
+        dotplot(
+            ora,
+            "odds_ratio",
+            top,
+            float(p.ora_padj),
+            f"ORA {smk.wildcards.contrast}",
+            ["collection", "direction"],
+        ),
+        smk.output.ora_dotplot,
+    )
     with atomic_directory(smk.output.running_scores) as tmp:
         # the terms the report shows first, up and down (near-duplicates folded: gsea_terms.py)
         shown = top_terms_by_direction(gsea, int(p.running_score_terms), float(p.similar_terms_jaccard))
         for (name, direction), terms in shown.items():
             for rank, (_, row) in enumerate(terms.iterrows(), start=1):
                 genes = collections[name].sets[row["term"]][1]
-                save_figure(running_score_figure(ranking, genes, row),
-                            tmp / running_score_file(name, direction, rank, row["term"]))
+                save_figure(
+                    running_score_figure(ranking, genes, row),
+                    tmp / running_score_file(name, direction, rank, row["term"]),
+                )
     write_table(ora, smk.output.ora)
     write_table(gsea, smk.output.gsea)
 

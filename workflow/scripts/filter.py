@@ -40,14 +40,21 @@ def contrast_cohort(adata: ad.AnnData, contrast_name: str) -> ad.AnnData:
     """
     column = expressed_column(contrast_name)
     if column not in adata.var.columns:
-        raise KeyError(f"the filtered cohort has no column '{column}' in var: contrast "
-                       f"'{contrast_name}' was not configured when the filter rule ran")
+        raise KeyError(
+            f"the filtered cohort has no column '{column}' in var: contrast "
+            f"'{contrast_name}' was not configured when the filter rule ran"
+        )
     return adata[:, adata.var[column].to_numpy(dtype=bool)].copy()
 
 
-def expressed_genes(counts: np.ndarray, group_size: int, min_count: float = 10,
-                    min_total_count: float = 15, large_n: int = 10, min_prop: float = 0.7
-                    ) -> np.ndarray:
+def expressed_genes(
+    counts: np.ndarray,
+    group_size: int,
+    min_count: float = 10,
+    min_total_count: float = 15,
+    large_n: int = 10,
+    min_prop: float = 0.7,
+) -> np.ndarray:
     """Boolean mask of genes kept, as edgeR::filterByExpr computes it.
 
     A gene is kept when its CPM reaches min_count / median library size (in
@@ -70,8 +77,15 @@ def samples_to_keep(metrics: pd.DataFrame) -> pd.Index:
     return metrics.index[~excluded]
 
 
-def filter_cohort(adata: ad.AnnData, metrics: pd.DataFrame, settings: dict, contrasts: dict,
-                  design: str, source: str, predict: dict | None = None) -> tuple[ad.AnnData, pd.DataFrame]:
+def filter_cohort(
+    adata: ad.AnnData,
+    metrics: pd.DataFrame,
+    settings: dict,
+    contrasts: dict,
+    design: str,
+    source: str,
+    predict: dict | None = None,
+) -> tuple[ad.AnnData, pd.DataFrame]:
     keep_samples = samples_to_keep(metrics)
     adata = adata[adata.obs_names.isin(keep_samples)].copy()
     # Exclusions can leave a group too small or the design singular: stop before fitting.
@@ -80,8 +94,10 @@ def filter_cohort(adata: ad.AnnData, metrics: pd.DataFrame, settings: dict, cont
         check_prediction_inputs(adata.obs, contrasts, design, predict, where=f"{source} after QC exclusion")
     check_full_rank(adata.obs, design, f"{source} after QC exclusion")
     counts = np.asarray(adata.X)
-    per_contrast = {name: expressed_genes(counts, min_group_size(adata.obs, contrast), **settings)
-                    for name, contrast in contrasts.items()}
+    per_contrast = {
+        name: expressed_genes(counts, min_group_size(adata.obs, contrast), **settings)
+        for name, contrast in contrasts.items()
+    }
     empty = [name for name, keep in per_contrast.items() if not keep.any()]
     if empty:
         raise InputError(
@@ -90,14 +106,28 @@ def filter_cohort(adata: ad.AnnData, metrics: pd.DataFrame, settings: dict, cont
             "filter.min_total_count."
         )
     keep_genes = np.logical_or.reduce(list(per_contrast.values()))
-    summary = pd.DataFrame({
-        "step": ["samples in", "samples excluded by QC", "samples kept",
-                 "genes in", "genes removed (low counts)", "genes kept",
-                 *(f"genes kept for {name}" for name in per_contrast)],
-        "n": [len(metrics), len(metrics) - adata.n_obs, adata.n_obs,
-              adata.n_vars, int((~keep_genes).sum()), int(keep_genes.sum()),
-              *(int(keep.sum()) for keep in per_contrast.values())],
-    })
+    summary = pd.DataFrame(
+        {
+            "step": [
+                "samples in",
+                "samples excluded by QC",
+                "samples kept",
+                "genes in",
+                "genes removed (low counts)",
+                "genes kept",
+                *(f"genes kept for {name}" for name in per_contrast),
+            ],
+            "n": [
+                len(metrics),
+                len(metrics) - adata.n_obs,
+                adata.n_obs,
+                adata.n_vars,
+                int((~keep_genes).sum()),
+                int(keep_genes.sum()),
+                *(int(keep.sum()) for keep in per_contrast.values()),
+            ],
+        }
+    )
     filtered = adata[:, keep_genes].copy()
     for name, keep in per_contrast.items():
         filtered.var[expressed_column(name)] = keep[keep_genes]
@@ -107,10 +137,16 @@ def filter_cohort(adata: ad.AnnData, metrics: pd.DataFrame, settings: dict, cont
 def main(smk) -> None:
     adata = ad.read_h5ad(smk.input.h5ad)
     metrics = pd.read_csv(smk.input.metrics, sep="\t", index_col="sample_id", dtype={"sample_id": str})
-    filtered, summary = filter_cohort(adata, metrics, dict(smk.params.filter), dict(smk.params.contrasts),
-                                      smk.params.design, smk.input.metrics,
-                                      # a check only: from the config, so that it redoes nothing
-                                      dict(smk.config["predict"]))
+    filtered, summary = filter_cohort(
+        adata,
+        metrics,
+        dict(smk.params.filter),
+        dict(smk.params.contrasts),
+        smk.params.design,
+        smk.input.metrics,
+        # a check only: from the config, so that it redoes nothing
+        dict(smk.config["predict"]),
+    )
     log.info("filter summary:\n%s", summary.to_string(index=False))
     with atomic_output(smk.output.h5ad) as tmp:
         filtered.write_h5ad(tmp)

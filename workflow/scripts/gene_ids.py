@@ -51,23 +51,31 @@ def load_annotation(path) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, EOFError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise InputError(f"{path}: cannot read the gene annotation ({err}); expected a tab-separated "
-                         f"table with columns {', '.join(ANNOTATION_COLUMNS)}.") from err
+        raise InputError(
+            f"{path}: cannot read the gene annotation ({err}); expected a tab-separated "
+            f"table with columns {', '.join(ANNOTATION_COLUMNS)}."
+        ) from err
     missing = [c for c in ANNOTATION_COLUMNS if c not in table.columns]
     if missing:
-        raise InputError(f"{path}: gene annotation lacks column(s) {', '.join(missing)}; expected "
-                         f"{', '.join(ANNOTATION_COLUMNS)} (found: {format_list(table.columns)}).")
+        raise InputError(
+            f"{path}: gene annotation lacks column(s) {', '.join(missing)}; expected "
+            f"{', '.join(ANNOTATION_COLUMNS)} (found: {format_list(table.columns)})."
+        )
     table["gene_id"] = [clean_ensembl_id(g) or g for g in table["gene_id"].str.strip()]
     duplicated = table["gene_id"][table["gene_id"].duplicated()].unique()
     if len(duplicated):
-        raise InputError(f"{path}: gene annotation has duplicated gene_id(s) {format_list(duplicated)}; "
-                         "expected one row per gene.")
+        raise InputError(
+            f"{path}: gene annotation has duplicated gene_id(s) {format_list(duplicated)}; "
+            "expected one row per gene."
+        )
     return table
 
 
 def symbol_to_id(annotation: pd.DataFrame) -> tuple[dict[str, str], set[str]]:
     """{symbol: chosen Ensembl ID} and the set of symbols that had several IDs (rule in the module doc)."""
-    rows = annotation.loc[annotation["gene_symbol"] != "", ["gene_id", "gene_symbol", "gene_type", "chromosome"]]
+    rows = annotation.loc[
+        annotation["gene_symbol"] != "", ["gene_id", "gene_symbol", "gene_type", "chromosome"]
+    ]
     rows = rows.assign(
         not_coding=rows["gene_type"] != "protein-coding",
         unplaced=rows["chromosome"] == "",
@@ -77,8 +85,13 @@ def symbol_to_id(annotation: pd.DataFrame) -> tuple[dict[str, str], set[str]]:
     return dict(zip(first["gene_symbol"], first["gene_id"])), ambiguous
 
 
-def annotate_genes(gene_ids: pd.Index, annotation: pd.DataFrame, symbols: pd.Series | None = None,
-                   *, source: str = "count matrix") -> tuple[pd.DataFrame, dict]:
+def annotate_genes(
+    gene_ids: pd.Index,
+    annotation: pd.DataFrame,
+    symbols: pd.Series | None = None,
+    *,
+    source: str = "count matrix",
+) -> tuple[pd.DataFrame, dict]:
     """Var table for the matrix's genes, in input order, and counts for the log.
 
     gene_ids: the matrix's identifiers (unique); symbols: an optional symbol column of the
@@ -88,7 +101,8 @@ def annotate_genes(gene_ids: pd.Index, annotation: pd.DataFrame, symbols: pd.Ser
     """
     raw = pd.Index(gene_ids).astype(str).str.strip()
     given_symbols = (
-        pd.Series([""] * len(raw)) if symbols is None
+        pd.Series([""] * len(raw))
+        if symbols is None
         else pd.Series(symbols).reset_index(drop=True).fillna("").astype(str).str.strip()
     )
     if len(given_symbols) != len(raw):
@@ -155,7 +169,9 @@ def _check_no_collisions(raw: pd.Index, cleaned: pd.Index, source: str) -> None:
     if not len(duplicated):
         return
     groups = (
-        pd.Series(raw, index=cleaned).loc[duplicated.unique()].groupby(level=0, sort=False)
+        pd.Series(raw, index=cleaned)
+        .loc[duplicated.unique()]
+        .groupby(level=0, sort=False)
         .agg(lambda ids: " and ".join(ids))
     )
     described = [f"{ids} (-> {gene})" for gene, ids in groups.items()]

@@ -49,13 +49,17 @@ def read_gmt(path, annotation: pd.DataFrame | None = None) -> GeneSets:
                         "'name<TAB>description<TAB>gene<TAB>gene...' with at least one gene."
                     )
                 if name in sets:
-                    raise InputError(f"{path}: line {line_no}: gene set '{name}' appears a second time; "
-                                     "set names must be unique within a file.")
+                    raise InputError(
+                        f"{path}: line {line_no}: gene set '{name}' appears a second time; "
+                        "set names must be unique within a file."
+                    )
                 sets[name] = (fields[1].strip(), list(dict.fromkeys(genes)))
     except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as err:
         where = f"line {line_no + 1}" if line_no else "start of file"
-        raise InputError(f"{path}: cannot read the GMT file at {where} ({err}); expected a "
-                         "tab-separated text file, plain or gzipped.") from err
+        raise InputError(
+            f"{path}: cannot read the GMT file at {where} ({err}); expected a "
+            "tab-separated text file, plain or gzipped."
+        ) from err
     if not sets:
         raise InputError(f"{path}: GMT file has no gene sets.")
     if annotation is not None and is_ensembl_gmt(sets):
@@ -96,8 +100,13 @@ def ensembl_to_symbols(sets: GeneSets, annotation: pd.DataFrame, path) -> GeneSe
             else:
                 symbols.append(symbol)
         mapped[name] = (description, list(dict.fromkeys(symbols)))
-    log.info("%s: Ensembl-ID gene sets mapped to symbols; %d of %d IDs have no symbol in the "
-             "annotation and were dropped", path, n_unmapped, n_ids)
+    log.info(
+        "%s: Ensembl-ID gene sets mapped to symbols; %d of %d IDs have no symbol in the "
+        "annotation and were dropped",
+        path,
+        n_unmapped,
+        n_ids,
+    )
     return mapped
 
 
@@ -115,10 +124,12 @@ class Collection:
     annotated: frozenset[str] = frozenset()  # the data's genes in some set of the file, kept or not
 
     def summary(self) -> str:
-        return (f"collection {self.name}: {self.n_genes_in_data} of {self.n_genes_in_file} genes found "
-                f"in the data; {len(self.sets)} of {self.n_sets_in_file} sets tested "
-                f"({len(self.dropped_small)} smaller than min_size, {len(self.dropped_large)} "
-                "larger than max_size once restricted to the data)")
+        return (
+            f"collection {self.name}: {self.n_genes_in_data} of {self.n_genes_in_file} genes found "
+            f"in the data; {len(self.sets)} of {self.n_sets_in_file} sets tested "
+            f"({len(self.dropped_small)} smaller than min_size, {len(self.dropped_large)} "
+            "larger than max_size once restricted to the data)"
+        )
 
 
 def restrict_to_universe(name: str, sets: GeneSets, universe, min_size: int, max_size: int) -> Collection:
@@ -147,7 +158,8 @@ def restrict_to_universe(name: str, sets: GeneSets, universe, min_size: int, max
     )
 
 
-def load_collection(name: str, path, universe, min_size: int, max_size: int,
-                    annotation: pd.DataFrame | None = None) -> Collection:
+def load_collection(
+    name: str, path, universe, min_size: int, max_size: int, annotation: pd.DataFrame | None = None
+) -> Collection:
     """Read a GMT and restrict it to the data's genes (symbols)."""
     return restrict_to_universe(name, read_gmt(path, annotation), universe, min_size, max_size)

@@ -66,18 +66,23 @@ def load_null_statistics(path, gene_ids) -> pd.DataFrame:
     try:
         null = ad.read_h5ad(path)
     except (OSError, KeyError, ValueError) as err:
-        raise InputError(f"{path}: cannot read the permutation null statistics ({err}); expected "
-                         "an AnnData file (obs = permutations, var = genes).") from err
+        raise InputError(
+            f"{path}: cannot read the permutation null statistics ({err}); expected "
+            "an AnnData file (obs = permutations, var = genes)."
+        ) from err
     missing = pd.Index(gene_ids).difference(null.var_names)
     if len(missing):
-        raise InputError(f"{path}: {len(missing)} gene(s) of the DESeq2 results are not in the "
-                         f"permutation null statistics (var), e.g. {', '.join(missing[:5])}; "
-                         "expected the genes of the contrast's DESeq2 table.")
+        raise InputError(
+            f"{path}: {len(missing)} gene(s) of the DESeq2 results are not in the "
+            f"permutation null statistics (var), e.g. {', '.join(missing[:5])}; "
+            "expected the genes of the contrast's DESeq2 table."
+        )
     if null.n_obs < 1:
         raise InputError(f"{path}: the permutation null statistics have no permutation (obs).")
     columns = null.var_names.get_indexer(gene_ids)
-    return pd.DataFrame(np.asarray(null.X, dtype=float)[:, columns].T, index=pd.Index(gene_ids),
-                        columns=null.obs_names)
+    return pd.DataFrame(
+        np.asarray(null.X, dtype=float)[:, columns].T, index=pd.Index(gene_ids), columns=null.obs_names
+    )
 
 
 # ----------------------------------------------------------------------------- GSEA
@@ -86,7 +91,7 @@ class Membership:
     """Gene sets as one flat array of member genes (indices into the ranking's genes), set by set."""
 
     terms: list[str]
-    genes: np.ndarray   # member gene indices, grouped by set
+    genes: np.ndarray  # member gene indices, grouped by set
     set_of: np.ndarray  # set index of each member
     starts: np.ndarray  # first member of each set
     sizes: np.ndarray
@@ -100,8 +105,13 @@ class Membership:
             raise ValueError("gene sets must be non-empty and restricted to the ranking's genes")
         sizes = np.array([len(m) for m in members], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        return cls(terms, np.concatenate(members).astype(np.int64),
-                   np.repeat(np.arange(len(terms)), sizes), starts, sizes)
+        return cls(
+            terms,
+            np.concatenate(members).astype(np.int64),
+            np.repeat(np.arange(len(terms)), sizes),
+            starts,
+            sizes,
+        )
 
 
 def enrichment_scores(values: np.ndarray, membership: Membership, threads: int = 1) -> np.ndarray:
@@ -121,18 +131,18 @@ def enrichment_scores(values: np.ndarray, membership: Membership, threads: int =
     m = membership
     key_type = np.int32 if len(m.terms) * n_genes < np.iinfo(np.int32).max else np.int64
     offset = (m.set_of * n_genes).astype(key_type)
-    miss_step = 1.0 / (n_genes - m.sizes[m.set_of])        # the running score's step at a miss
+    miss_step = 1.0 / (n_genes - m.sizes[m.set_of])  # the running score's step at a miss
     misses_before = np.arange(len(m.genes)) - m.starts[m.set_of]
     block = max(1, BLOCK_CELLS // max(len(m.genes), 1))
 
     def block_scores(start: int) -> np.ndarray:
-        chunk = values[:, start:start + block]
-        order = np.argsort(-chunk, axis=0, kind="stable")          # genes by decreasing statistic
+        chunk = values[:, start : start + block]
+        order = np.argsort(-chunk, axis=0, kind="stable")  # genes by decreasing statistic
         position = np.empty(chunk.shape, dtype=key_type)
         np.put_along_axis(position, order, np.arange(n_genes, dtype=key_type)[:, None], axis=0)
         weight_at = np.abs(np.take_along_axis(chunk, order, axis=0)).T  # |statistic| by position
 
-        pos = np.sort(offset + position[m.genes].T, axis=1) - offset    # rankings x members
+        pos = np.sort(offset + position[m.genes].T, axis=1) - offset  # rankings x members
         weight = np.take_along_axis(weight_at, pos, axis=1)
         total = np.add.reduceat(weight, m.starts, axis=1)
         if (total <= 0).any():  # every member at statistic 0: equal steps, as running_score takes
@@ -143,7 +153,7 @@ def enrichment_scores(values: np.ndarray, membership: Membership, threads: int =
         after_hit -= np.repeat(after_hit[:, m.starts] - step[:, m.starts], m.sizes, axis=1)
         after_hit -= (pos - misses_before) * miss_step
         top = np.maximum.reduceat(after_hit, m.starts, axis=1)
-        after_hit -= step                                           # now: just before each hit
+        after_hit -= step  # now: just before each hit
         bottom = np.minimum.reduceat(after_hit, m.starts, axis=1)
         return np.where(top > -bottom, top, bottom).T
 
@@ -199,13 +209,17 @@ def null_rankings(null_stat: np.ndarray) -> np.ndarray:
     """Permuted statistics with NaN (no statistic under that labelling) put at 0."""
     missing = np.isnan(null_stat)
     if missing.any():
-        log.info("permutation null: %d of %d gene x permutation statistics are NaN, ranked as 0",
-                 int(missing.sum()), missing.size)
+        log.info(
+            "permutation null: %d of %d gene x permutation statistics are NaN, ranked as 0",
+            int(missing.sum()),
+            missing.size,
+        )
     return np.where(missing, 0.0, null_stat)
 
 
-def phenotype_permutation_gsea(ranking: pd.Series, null_stat: np.ndarray,
-                               sets: dict[str, list[str]], threads: int = 1) -> pd.DataFrame:
+def phenotype_permutation_gsea(
+    ranking: pd.Series, null_stat: np.ndarray, sets: dict[str, list[str]], threads: int = 1
+) -> pd.DataFrame:
     """Columns term, NES_perm, pvalue_perm, fdr_perm; ranking: observed statistic by symbol,
     null_stat: the same genes' statistic under each permutation (genes x permutations)."""
     membership = Membership.of(sets, ranking.index)
@@ -217,16 +231,26 @@ def phenotype_permutation_gsea(ranking: pd.Series, null_stat: np.ndarray,
     nes[np.isnan(pvalue)] = np.nan
     unestimated = int(np.isnan(pvalue).sum())
     if unestimated:
-        log.warning("phenotype-permutation GSEA: %d sets have no null score of the sign of their "
-                    "ES among the %d permutations, so no NES_perm, pvalue_perm or fdr_perm",
-                    unestimated, null.shape[1])
-    return pd.DataFrame({"term": membership.terms, "NES_perm": nes, "pvalue_perm": pvalue,
-                         "fdr_perm": pooled_fdr(nes, nes_null)})
+        log.warning(
+            "phenotype-permutation GSEA: %d sets have no null score of the sign of their "
+            "ES among the %d permutations, so no NES_perm, pvalue_perm or fdr_perm",
+            unestimated,
+            null.shape[1],
+        )
+    return pd.DataFrame(
+        {
+            "term": membership.terms,
+            "NES_perm": nes,
+            "pvalue_perm": pvalue,
+            "fdr_perm": pooled_fdr(nes, nes_null),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- ORA
-def hypergeometric_pvalues(overlap: np.ndarray, sizes: np.ndarray, n_de: np.ndarray,
-                           universe: int) -> np.ndarray:
+def hypergeometric_pvalues(
+    overlap: np.ndarray, sizes: np.ndarray, n_de: np.ndarray, universe: int
+) -> np.ndarray:
     """P(X >= overlap) of every set (rows) and DE list (columns); exactly 1 where the overlap
     is 0. Each distinct (overlap, size, list length) is evaluated once: SciPy's hypergeometric
     costs microseconds a call, and a collection x K permutations repeats few distinct ones."""
@@ -242,21 +266,22 @@ def hypergeometric_pvalues(overlap: np.ndarray, sizes: np.ndarray, n_de: np.ndar
     return pvalues
 
 
-def ora_permutation(observed: np.ndarray, sets: dict[str, list[str]], universe: list[str],
-                    null_de: np.ndarray) -> pd.DataFrame:
+def ora_permutation(
+    observed: np.ndarray, sets: dict[str, list[str]], universe: list[str], null_de: np.ndarray
+) -> pd.DataFrame:
     """Columns term, pvalue_perm, fdr_perm of one collection and direction.
 
     observed: the observed hypergeometric p of each set (in the order of `sets`); null_de:
     universe genes x permutations, True where the gene is in the permuted DE list.
     """
     m = Membership.of(sets, universe)
-    matrix = sparse.csr_matrix((np.ones(len(m.genes)), (m.set_of, m.genes)),
-                               shape=(len(m.terms), len(universe)))
+    matrix = sparse.csr_matrix(
+        (np.ones(len(m.genes)), (m.set_of, m.genes)), shape=(len(m.terms), len(universe))
+    )
     overlap = (matrix @ null_de.astype(float)).round().astype(int)
     null = hypergeometric_pvalues(overlap, m.sizes, null_de.sum(0), len(universe))
     pvalue = ((null <= observed[:, None]).sum(1) + 1) / (null.shape[1] + 1)
-    return pd.DataFrame({"term": m.terms, "pvalue_perm": pvalue,
-                         "fdr_perm": pooled_qvalues(observed, null)})
+    return pd.DataFrame({"term": m.terms, "pvalue_perm": pvalue, "fdr_perm": pooled_qvalues(observed, null)})
 
 
 def pooled_qvalues(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
@@ -274,6 +299,7 @@ def null_top_lists(null_stat: np.ndarray, n_up: int, n_down: int) -> dict[str, n
     """Permuted up and down lists (genes x permutations) as long as the observed ones: in each
     permutation the n_up genes with the largest and the n_down with the smallest statistic
     (genes without one last; ties by gene order)."""
+
     def top(scores: np.ndarray, n: int) -> np.ndarray:
         order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), axis=0, kind="stable")[:n]
         chosen = np.zeros(scores.shape, dtype=bool)

@@ -62,8 +62,9 @@ def collapse_similar_terms(ranked: pd.DataFrame, n: int, threshold: float) -> pd
     return ranked.loc[keep].assign(similar_terms=[folded[index] for index in keep])
 
 
-def top_terms_by_direction(gsea: pd.DataFrame, n: int, threshold: float
-                           ) -> dict[tuple[str, str], pd.DataFrame]:
+def top_terms_by_direction(
+    gsea: pd.DataFrame, n: int, threshold: float
+) -> dict[tuple[str, str], pd.DataFrame]:
     """Per collection and direction (up: NES > 0, down: NES < 0), the top n terms with their
     near-duplicates folded (collapse_similar_terms); a direction without terms is left out."""
     nes, order = lead_nes(gsea), gsea_order(gsea)

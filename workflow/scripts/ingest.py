@@ -12,6 +12,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from calibration import check_strata
 from cells import check_cell_inputs
 from count_readers import (
     CountData,
@@ -21,7 +22,6 @@ from count_readers import (
     read_sample_sheet,
 )
 from gene_ids import annotate_genes, load_annotation
-from calibration import check_strata
 from genesets import check_collections
 from input_checks import (
     check_counts,
@@ -72,12 +72,16 @@ def counts_files_from_sheet(sheet: pd.DataFrame, samples_path: str) -> dict[str,
     files = sheet["counts_file"]
     empty = files.index[files.isna()]
     if len(empty):
-        raise InputError(f"{samples_path}: column 'counts_file' is empty for sample(s) "
-                         f"{format_list(empty)}; every sample needs its count file.")
+        raise InputError(
+            f"{samples_path}: column 'counts_file' is empty for sample(s) "
+            f"{format_list(empty)}; every sample needs its count file."
+        )
     missing = [f"{sample} ({path})" for sample, path in files.items() if not Path(path).is_file()]
     if missing:
-        raise InputError(f"{samples_path}: column 'counts_file' names {len(missing)} file(s) that do "
-                         f"not exist: {format_list(missing)}.")
+        raise InputError(
+            f"{samples_path}: column 'counts_file' names {len(missing)} file(s) that do "
+            f"not exist: {format_list(missing)}."
+        )
     return {sample: str(path) for sample, path in files.items()}
 
 
@@ -88,32 +92,58 @@ def columns_from_sheet(sheet: pd.DataFrame, samples_path: str) -> dict[str, str]
     columns = sheet["counts_column"].dropna().map(clean_sample_id)
     duplicated = columns[columns.duplicated()].unique()
     if len(duplicated):
-        raise InputError(f"{samples_path}: column 'counts_column' names {format_list(duplicated)} for "
-                         "several samples; each counts column belongs to one sample.")
+        raise InputError(
+            f"{samples_path}: column 'counts_column' names {format_list(duplicated)} for "
+            "several samples; each counts column belongs to one sample."
+        )
     return dict(zip(columns, columns.index))
 
 
-def load_counts(counts_path: str, sheet: pd.DataFrame, samples_path: str, counts_format: str = "auto",
-                strandedness: str = "unstranded", counts_layer: str = "", tx2gene: str = "") -> CountData:
+def load_counts(
+    counts_path: str,
+    sheet: pd.DataFrame,
+    samples_path: str,
+    counts_format: str = "auto",
+    strandedness: str = "unstranded",
+    counts_layer: str = "",
+    tx2gene: str = "",
+) -> CountData:
     """Counts from config `counts` (one file) or from the sheet's `counts_file` column (one per sample)."""
     files = counts_files_from_sheet(sheet, samples_path)
     if files is not None and counts_path:
-        raise InputError(f"counts are given twice: config counts is {counts_path} and the sample sheet "
-                         f"{samples_path} has a counts_file column; set counts to '' to use the per-sample files.")
+        raise InputError(
+            f"counts are given twice: config counts is {counts_path} and the sample sheet "
+            f"{samples_path} has a counts_file column; set counts to '' to use the per-sample files."
+        )
     if files is not None:
         return read_per_sample_counts(files, counts_format, strandedness=strandedness, tx2gene=tx2gene)
     if not counts_path:
-        raise InputError(f"no counts: config counts is empty and the sample sheet {samples_path} has no "
-                         "counts_file column; give one of them.")
-    return read_counts(counts_path, counts_format, layer=counts_layer,
-                       column_to_sample=columns_from_sheet(sheet, samples_path))
+        raise InputError(
+            f"no counts: config counts is empty and the sample sheet {samples_path} has no "
+            "counts_file column; give one of them."
+        )
+    return read_counts(
+        counts_path,
+        counts_format,
+        layer=counts_layer,
+        column_to_sample=columns_from_sheet(sheet, samples_path),
+    )
 
 
-def ingest(counts_path: str, samples_path: str, annotation_path: str, design: str,
-           contrasts: dict, counts_format: str = "auto", predict: dict | None = None,
-           collections: dict | None = None, cells: dict | None = None,
-           sensitivity: dict | None = None, calibration: dict | None = None,
-           **count_options) -> ad.AnnData:
+def ingest(
+    counts_path: str,
+    samples_path: str,
+    annotation_path: str,
+    design: str,
+    contrasts: dict,
+    counts_format: str = "auto",
+    predict: dict | None = None,
+    collections: dict | None = None,
+    cells: dict | None = None,
+    sensitivity: dict | None = None,
+    calibration: dict | None = None,
+    **count_options,
+) -> ad.AnnData:
     """Read and check every input; return the cohort or raise InputError.
 
     predict: the config's predict section (group sizes its cross-validation needs, covariates);
@@ -130,8 +160,9 @@ def ingest(counts_path: str, samples_path: str, annotation_path: str, design: st
     annotation = load_annotation(annotation_path)
     data = load_counts(counts_path, sheet, samples_path, counts_format, **count_options)
     counts_source = counts_path or f"counts_file of {samples_path}"
-    log.info("counts %s read as format '%s': %d genes x %d samples",
-             counts_source, data.format, *data.counts.shape)
+    log.info(
+        "counts %s read as format '%s': %d genes x %d samples", counts_source, data.format, *data.counts.shape
+    )
     for note in data.notes:
         log.info("%s", note)
     counts = check_counts(data.counts, str(counts_source), estimated=data.estimated)

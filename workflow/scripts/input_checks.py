@@ -32,19 +32,35 @@ def check_counts(counts: pd.DataFrame, source: str, estimated: bool = False) -> 
     _check_unique(counts.columns, "sample ID", source)
     numeric = _as_numbers(counts, source)
     values = numeric.to_numpy(dtype=float)
-    _check_cells(pd.DataFrame(values < 0, counts.index, counts.columns), counts, source,
-                 "is negative; expected a count >= 0")
+    _check_cells(
+        pd.DataFrame(values < 0, counts.index, counts.columns),
+        counts,
+        source,
+        "is negative; expected a count >= 0",
+    )
     # beyond 2^53 floats no longer hold every whole number, and int64 cannot hold inf
-    _check_cells(pd.DataFrame(values >= MAX_COUNT, counts.index, counts.columns), counts, source,
-                 "is infinite or too large; expected a count below 2^53")
+    _check_cells(
+        pd.DataFrame(values >= MAX_COUNT, counts.index, counts.columns),
+        counts,
+        source,
+        "is infinite or too large; expected a count below 2^53",
+    )
     fractional = values != np.round(values)
     if estimated:
-        log.info("%s: %d of %d estimated counts were fractional and are rounded to integers.",
-                 source, int(fractional.sum()), fractional.size)
+        log.info(
+            "%s: %d of %d estimated counts were fractional and are rounded to integers.",
+            source,
+            int(fractional.sum()),
+            fractional.size,
+        )
         return numeric.round().astype(np.int64)
-    _check_cells(pd.DataFrame(fractional, counts.index, counts.columns), counts,
-                 source, "is not a whole number; expected raw counts (not normalised values); estimated "
-                 "counts (nf-core's salmon.merged.gene_counts.tsv) are rounded with counts_format: salmon")
+    _check_cells(
+        pd.DataFrame(fractional, counts.index, counts.columns),
+        counts,
+        source,
+        "is not a whole number; expected raw counts (not normalised values); estimated "
+        "counts (nf-core's salmon.merged.gene_counts.tsv) are rounded with counts_format: salmon",
+    )
     return numeric.astype(np.int64)
 
 
@@ -66,7 +82,8 @@ def _as_numbers(counts: pd.DataFrame, source: str) -> pd.DataFrame:
         raise InputError(
             f"{source}: column(s) {format_list(text_columns)} hold no number, so they are not a sample's "
             f"counts; a column of gene IDs must be the first or be named gene_id, one of gene symbols "
-            f"be named gene_name, gene_symbol or symbol.")
+            f"be named gene_name, gene_symbol or symbol."
+        )
     _check_cells(numeric.isna() & counts.notna(), counts, source, "is not a number")
     _check_cells(counts.isna(), counts, source, "is missing; expected a count")
     return numeric
@@ -76,7 +93,9 @@ def _check_not_empty(gene_ids: pd.Index, source: str) -> None:
     empty = np.flatnonzero(gene_ids.astype(str).str.strip() == "")
     if len(empty):
         more = f" ({len(empty)} such rows in all)" if len(empty) > 1 else ""
-        raise InputError(f"{source}: gene row {empty[0] + 1} has an empty gene ID{more}; every row needs one.")
+        raise InputError(
+            f"{source}: gene row {empty[0] + 1} has an empty gene ID{more}; every row needs one."
+        )
 
 
 def _check_unique(labels: pd.Index, what: str, source: str) -> None:
@@ -109,12 +128,15 @@ def check_libraries(counts: pd.DataFrame, source: str) -> None:
     """Every sample needs some counts: an empty library has no size factor (DESeq2 stops too)."""
     empty = counts.columns[counts.sum(axis=0).to_numpy() == 0]
     if len(empty):
-        raise InputError(f"{source}: sample(s) {format_list(empty)} have no counts (every gene is 0); "
-                         f"remove the failed libraries from the sample sheet.")
+        raise InputError(
+            f"{source}: sample(s) {format_list(empty)} have no counts (every gene is 0); "
+            f"remove the failed libraries from the sample sheet."
+        )
 
 
-def match_samples(counts: pd.DataFrame, sheet: pd.DataFrame, counts_source: str,
-                  sheet_source: str) -> pd.DataFrame:
+def match_samples(
+    counts: pd.DataFrame, sheet: pd.DataFrame, counts_source: str, sheet_source: str
+) -> pd.DataFrame:
     """Counts with columns in sample-sheet order; every sample must be in both files."""
     missing = [s for s in sheet.index if s not in counts.columns]
     extra = [s for s in counts.columns if s not in sheet.index]
@@ -123,14 +145,19 @@ def match_samples(counts: pd.DataFrame, sheet: pd.DataFrame, counts_source: str,
         raise InputError(
             f"{counts_source}: the matrix looks transposed: {len(in_rows)} of the {len(missing)} samples "
             f"of the sample sheet {sheet_source} that are not among its columns are row names "
-            f"({format_list(in_rows, 5)}); expected one row per gene and one column per sample.")
+            f"({format_list(in_rows, 5)}); expected one row per gene and one column per sample."
+        )
     problems = []
     if missing:
-        problems.append(f"{len(missing)} sample(s) of the sample sheet {sheet_source} are not "
-                        f"in the counts {counts_source}: {format_list(missing)}")
+        problems.append(
+            f"{len(missing)} sample(s) of the sample sheet {sheet_source} are not "
+            f"in the counts {counts_source}: {format_list(missing)}"
+        )
     if extra:
-        problems.append(f"{len(extra)} sample(s) of the counts {counts_source} are not in the "
-                        f"sample sheet {sheet_source}: {format_list(extra)}")
+        problems.append(
+            f"{len(extra)} sample(s) of the counts {counts_source} are not in the "
+            f"sample sheet {sheet_source}: {format_list(extra)}"
+        )
     if problems:
         raise InputError("; ".join(problems) + ".")
     return counts.loc[:, sheet.index]
@@ -190,11 +217,18 @@ def _check_design_column(column: pd.Series, sheet_source: str) -> None:
         _check_confusable_levels(column, where)
     values = column.unique()
     if len(values) == 1:
-        raise InputError(f"{where} has the same value ({plain_number(values[0])}) for every sample, so it "
-                         f"explains nothing; remove it from the design.")
+        raise InputError(
+            f"{where} has the same value ({plain_number(values[0])}) for every sample, so it "
+            f"explains nothing; remove it from the design."
+        )
     if not pd.api.types.is_numeric_dtype(column) and len(values) > len(column) / 3:
-        log.warning("%s is categorical with %d levels for %d samples: a factor of that many levels "
-                    "costs a coefficient each; is it meant to be a number?", where, len(values), len(column))
+        log.warning(
+            "%s is categorical with %d levels for %d samples: a factor of that many levels "
+            "costs a coefficient each; is it meant to be a number?",
+            where,
+            len(values),
+            len(column),
+        )
 
 
 # '45 years', '3.5 kg': a number, then text
@@ -211,7 +245,8 @@ def _check_numbers_with_units(column: pd.Series, where: str) -> None:
             f"{where} holds a number and the text '{units.iloc[0]}' in every cell "
             f"({format_list(column.unique()[:3])}, ...), which would make it a factor of "
             f"{column.nunique()} levels; write the numbers alone (the unit can go in the column name, "
-            f"e.g. '{column.name}_{units.iloc[0]}'), or text throughout for a factor.")
+            f"e.g. '{column.name}_{units.iloc[0]}'), or text throughout for a factor."
+        )
 
 
 def level_key(level: str) -> str:
@@ -229,10 +264,16 @@ def _check_confusable_levels(column: pd.Series, where: str) -> None:
     clashes = [levels for levels in by_key.values() if len(levels) > 1]
     if clashes:
         described = "; ".join(
-            " and ".join(f"{level!r} (sample(s) {format_list(column.index[column.astype(str) == level], 5)})"
-                         for level in levels) for levels in clashes)
-        raise InputError(f"{where} has levels that differ only in case or in invisible characters: "
-                         f"{described}; write each level the same way in every row.")
+            " and ".join(
+                f"{level!r} (sample(s) {format_list(column.index[column.astype(str) == level], 5)})"
+                for level in levels
+            )
+            for levels in clashes
+        )
+        raise InputError(
+            f"{where} has levels that differ only in case or in invisible characters: "
+            f"{described}; write each level the same way in every row."
+        )
 
 
 def check_no_interaction(design: str, name: str, variable: str) -> None:
@@ -249,15 +290,18 @@ def check_no_interaction(design: str, name: str, variable: str) -> None:
                 f"config 'design': '{design}' has the interaction {':'.join(factors)}, so the coefficient "
                 f"that contrast '{name}' tests would be the {variable} effect at the reference level of "
                 f"{format_list(others)} only, not {variable} overall. The pipeline fits main effects: "
-                f"remove the interaction term (with '*', write '+').")
+                f"remove the interaction term (with '*', write '+')."
+            )
 
 
-def check_contrast(sheet: pd.DataFrame, name: str, contrast: dict, variables: list[str],
-                   sheet_source: str) -> None:
+def check_contrast(
+    sheet: pd.DataFrame, name: str, contrast: dict, variables: list[str], sheet_source: str
+) -> None:
     variable, test, reference = contrast["variable"], contrast["test"], contrast["reference"]
     if variable not in variables:
-        raise InputError(f"contrast '{name}': variable '{variable}' is not in the design "
-                         f"({format_list(variables)}).")
+        raise InputError(
+            f"contrast '{name}': variable '{variable}' is not in the design ({format_list(variables)})."
+        )
     if pd.api.types.is_numeric_dtype(sheet[variable]):
         raise InputError(
             f"{sheet_source}: contrast '{name}': column '{variable}' holds numbers, so the model "
@@ -265,8 +309,9 @@ def check_contrast(sheet: pd.DataFrame, name: str, contrast: dict, variables: li
             f"(e.g. 'TRD', 'responder') to make it categorical."
         )
     if test == reference:
-        raise InputError(f"contrast '{name}': the test level and the reference level are both "
-                         f"'{test}'; they must differ.")
+        raise InputError(
+            f"contrast '{name}': the test level and the reference level are both '{test}'; they must differ."
+        )
     levels = sorted(sheet[variable].astype(str).unique())
     for role, level in (("test", test), ("reference", reference)):
         if level not in levels:
@@ -317,15 +362,18 @@ def check_group_sizes(sheet: pd.DataFrame, contrasts: dict, where: str, predict:
             n = int(sizes.get(level, 0))
             if n >= needed:
                 continue
-            problem = (f"{where}: contrast '{name}' has {n} sample(s) with {contrast['variable']} = "
-                       f"'{level}'; at least")
+            problem = (
+                f"{where}: contrast '{name}' has {n} sample(s) with {contrast['variable']} = "
+                f"'{level}'; at least"
+            )
             if n < 2:
                 raise InputError(f"{problem} 2 are needed.")
             raise InputError(
                 f"{problem} {needed} are needed for the TRD prediction's nested cross-validation "
                 f"(config predict.outer_folds {predict['outer_folds']}, predict.inner_folds "
                 f"{predict['inner_folds']}): lower those, or set predict.enabled to false to skip "
-                "the prediction.")
+                "the prediction."
+            )
 
 
 def samples_for_prediction(predict: dict) -> int:
@@ -339,8 +387,9 @@ def samples_for_prediction(predict: dict) -> int:
     return n
 
 
-def prediction_group_column(sheet: pd.DataFrame, predict: dict, design: str,
-                            compared: str | None = None) -> str | None:
+def prediction_group_column(
+    sheet: pd.DataFrame, predict: dict, design: str, compared: str | None = None
+) -> str | None:
     """The column whose levels the site-held-out validation holds out, or None.
 
     predict.group_by 'auto': the design's `site` column when it has at least 3 levels (with 2,
@@ -357,8 +406,9 @@ def prediction_group_column(sheet: pd.DataFrame, predict: dict, design: str,
     return None if group_by == compared else group_by
 
 
-def check_prediction_inputs(sheet: pd.DataFrame, contrasts: dict, design: str, predict: dict,
-                            where: str) -> None:
+def check_prediction_inputs(
+    sheet: pd.DataFrame, contrasts: dict, design: str, predict: dict, where: str
+) -> None:
     """The prediction's covariates and site column are usable, and every site-held-out training
     set can still be split into the inner folds; checked before anything is fitted."""
     if not predict.get("enabled", True):
@@ -368,14 +418,17 @@ def check_prediction_inputs(sheet: pd.DataFrame, contrasts: dict, design: str, p
     if group_by is None:
         return
     if group_by not in sheet.columns:
-        raise InputError(f"config predict.group_by: column '{group_by}' is not in the sample sheet "
-                         f"{where}; its columns are {format_list(sheet.columns, 30)}.")
+        raise InputError(
+            f"config predict.group_by: column '{group_by}' is not in the sample sheet "
+            f"{where}; its columns are {format_list(sheet.columns, 30)}."
+        )
     _check_no_missing(sheet, group_by, "predict.group_by", where)
     if sheet[group_by].nunique() < 2:
         raise InputError(
             f"{where}: column '{group_by}' (config predict.group_by) has a single level "
             f"({sheet[group_by].iloc[0]}), so no site can be held out; name a column with at least 2 "
-            f"levels, or set predict.group_by to '' for no site-held-out validation.")
+            f"levels, or set predict.group_by to '' for no site-held-out validation."
+        )
     check_site_fold_sizes(sheet, contrasts, group_by, int(predict.get("inner_folds", 2)), where)
 
 
@@ -389,13 +442,15 @@ def check_prediction_covariates(sheet: pd.DataFrame, predict: dict, where: str) 
         raise InputError(
             "config predict.covariates is empty, so the clinical model has no features and the "
             "comparison of expression with clinical data cannot be made; name at least one column of "
-            f"the sample sheet {where}, or set predict.enabled to false.")
+            f"the sample sheet {where}, or set predict.enabled to false."
+        )
     present = [c for c in covariates if c in sheet.columns]
     if not present:
         raise InputError(
             f"{where}: none of the columns of config predict.covariates ({format_list(covariates)}) "
             f"is in the sample sheet, so the clinical model has no features; its columns are "
-            f"{format_list(sheet.columns, 30)}.")
+            f"{format_list(sheet.columns, 30)}."
+        )
     for column in present:
         _check_no_missing(sheet, column, "predict.covariates", where)
 
@@ -405,11 +460,13 @@ def _check_no_missing(sheet: pd.DataFrame, column: str, key: str, where: str) ->
     if len(empty):
         raise InputError(
             f"{where}: column '{column}' of config {key} has no value for sample(s) {format_list(empty)}; "
-            f"the prediction needs one for every sample (fill them in, or remove '{column}' from {key}).")
+            f"the prediction needs one for every sample (fill them in, or remove '{column}' from {key})."
+        )
 
 
-def check_site_fold_sizes(sheet: pd.DataFrame, contrasts: dict, group_by: str, inner_folds: int,
-                          where: str) -> None:
+def check_site_fold_sizes(
+    sheet: pd.DataFrame, contrasts: dict, group_by: str, inner_folds: int, where: str
+) -> None:
     """With a site held out, each compared group keeps at least inner_folds samples in the
     other sites, so that the inner folds can tune the model."""
     for name, contrast in contrasts.items():
@@ -426,4 +483,5 @@ def check_site_fold_sizes(sheet: pd.DataFrame, contrasts: dict, group_by: str, i
                         f"site-held-out validation) {n} sample(s) with {contrast['variable']} = "
                         f"'{level}' remain; at least {inner_folds} are needed for the inner folds "
                         f"(config predict.inner_folds): lower it, set predict.group_by to '' for no "
-                        f"site-held-out validation, or set predict.enabled to false.")
+                        f"site-held-out validation, or set predict.enabled to false."
+                    )

@@ -15,9 +15,18 @@ REPORT_NAME = "multiqc_report.html"
 
 def multiqc_options(outdir: Path, title: str) -> dict:
     """MultiQC's settings: its report and data folder in outdir, nothing sent over the network."""
-    return {"output_dir": str(outdir), "filename": REPORT_NAME, "title": title, "force": True,
-            "make_data_dir": True, "no_version_check": True, "no_megaqc_upload": True, "no_ai": True,
-            "no_ansi": True, "quiet": True}
+    return {
+        "output_dir": str(outdir),
+        "filename": REPORT_NAME,
+        "title": title,
+        "force": True,
+        "make_data_dir": True,
+        "no_version_check": True,
+        "no_megaqc_upload": True,
+        "no_ai": True,
+        "no_ansi": True,
+        "quiet": True,
+    }
 
 
 def run_multiqc(inputs: list[str], outdir: Path, title: str) -> None:

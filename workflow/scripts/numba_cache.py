@@ -43,8 +43,7 @@ def _never_fatal(method, fallback_doing: str):
             return method(self, *args, **kwargs)
         except Exception as err:  # noqa: BLE001 - pickles of a foreign cache raise anything
             name = getattr(getattr(self, "_py_func", None), "__qualname__", self._name)
-            log.warning("numba cache of %s %s (%s: %s)", name, fallback_doing,
-                        type(err).__name__, err)
+            log.warning("numba cache of %s %s (%s: %s)", name, fallback_doing, type(err).__name__, err)
             return None
 
     return guarded
@@ -56,8 +55,9 @@ def make_cache_errors_harmless() -> None:
 
     if getattr(caching.Cache.load_overload, "_trd_guarded", False):
         return
-    caching.Cache.load_overload = _never_fatal(caching.Cache.load_overload,
-                                               "could not be loaded; compiling again")
+    caching.Cache.load_overload = _never_fatal(
+        caching.Cache.load_overload, "could not be loaded; compiling again"
+    )
     caching.Cache.save_overload = _never_fatal(caching.Cache.save_overload, "could not be written")
     caching.Cache.load_overload._trd_guarded = True
 

@@ -16,8 +16,8 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 # This folder: the pipeline's own code, which a failure's one-line summary points into.
 SCRIPTS_DIR = Path(__file__).resolve().parent
@@ -160,8 +160,9 @@ def save_figure(fig, path, **kwargs) -> None:
         # an SVG without its date and with fixed element ids: the same figure gives the same bytes
         reproducible = {"metadata": {"Date": None}} if fmt == "svg" else {}
         with atomic_output(target) as tmp, plt.rc_context({"svg.hashsalt": "trd"}):
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches=None if laid_out else "tight",
-                        **reproducible, **kwargs)
+            fig.savefig(
+                tmp, format=fmt, dpi=dpi, bbox_inches=None if laid_out else "tight", **reproducible, **kwargs
+            )
     plt.close(fig)
 
 
@@ -181,8 +182,11 @@ def run_script(main: Callable, smk) -> None:
         if disk_full(err):
             log.error("%s", disk_full_message(smk, err))
         else:
-            log.error("%s\n%s", failure_summary(getattr(smk, "rule", "script"), err),
-                      "".join(traceback.format_exception(err)).rstrip())
+            log.error(
+                "%s\n%s",
+                failure_summary(getattr(smk, "rule", "script"), err),
+                "".join(traceback.format_exception(err)).rstrip(),
+            )
         sys.exit(1)
 
 
@@ -213,13 +217,16 @@ def disk_full(err: BaseException | None) -> bool:
 def disk_full_message(smk, err: BaseException) -> str:
     """One line for ENOSPC, naming the file (or the first output's folder) being written."""
     outputs = list(getattr(smk, "output", []))
-    target = getattr(err, "filename", None) or (os.path.dirname(str(outputs[0])) if outputs else "its outputs")
-    return (f"rule {getattr(smk, 'rule', 'script')} failed: no space left on the device while writing "
-            f"{target}; free some space and run the workflow again (finished outputs are kept).")
+    target = getattr(err, "filename", None) or (
+        os.path.dirname(str(outputs[0])) if outputs else "its outputs"
+    )
+    return (
+        f"rule {getattr(smk, 'rule', 'script')} failed: no space left on the device while writing "
+        f"{target}; free some space and run the workflow again (finished outputs are kept)."
+    )
 
 
 def _shown_path(filename: str) -> str:
     """The pipeline's scripts as workflow/scripts/<name>, other files as they are."""
     path = Path(filename)
     return f"workflow/scripts/{path.name}" if path.parent == SCRIPTS_DIR else filename
-

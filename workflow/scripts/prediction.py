@@ -72,6 +72,7 @@ def make_cohort(adata: ad.AnnData, contrast: dict, covariates: list[str], group_
 
 # ---------------------------------------------------------------- in-fold VST
 
+
 class FoldVST(BaseEstimator, TransformerMixin):
     """Gene filter, size factors and VST learnt from the training samples' raw counts.
 
@@ -88,8 +89,11 @@ class FoldVST(BaseEstimator, TransformerMixin):
 
     def fit(self, counts: np.ndarray, y=None):
         self.genes_ = expressed_genes(counts, self.group_size, **self.filter_settings)
-        kept = ad.AnnData(X=counts[:, self.genes_], obs=pd.DataFrame(index=[str(i) for i in range(len(counts))]),
-                          var=pd.DataFrame(index=[str(j) for j in np.flatnonzero(self.genes_)]))
+        kept = ad.AnnData(
+            X=counts[:, self.genes_],
+            obs=pd.DataFrame(index=[str(i) for i in range(len(counts))]),
+            var=pd.DataFrame(index=[str(j) for j in np.flatnonzero(self.genes_)]),
+        )
         self.dds_ = fit_vst(kept, self.vst_settings, n_cpus=1)
         return self
 
@@ -105,23 +109,42 @@ def vst_settings(deseq2: dict) -> dict:
 
 # ---------------------------------------------------------------- learners
 
+
 def make_learner(name: str, settings: dict, seed: int) -> tuple[BaseEstimator, dict]:
     """A scikit-learn classifier and its inner grid (parameter -> values)."""
     if name == "l2":
         return LogisticRegression(max_iter=5000), {"C": list(settings["c_grid"])}
     if name == "elasticnet":
-        return (LogisticRegression(solver="saga", max_iter=5000, tol=1e-2, random_state=seed),
-                {"C": list(settings["elasticnet_c_grid"]), "l1_ratio": list(settings["elasticnet_l1_ratios"])})
+        return (
+            LogisticRegression(solver="saga", max_iter=5000, tol=1e-2, random_state=seed),
+            {"C": list(settings["elasticnet_c_grid"]), "l1_ratio": list(settings["elasticnet_l1_ratios"])},
+        )
     if name == "hgb":
         # few small trees and coarse bins: a few hundred samples carry no more, and a fit stays ~0.05 s
-        return (HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=4, max_bins=32, min_samples_leaf=10,
-                                               early_stopping=False, random_state=seed),
-                {"learning_rate": list(settings["hgb_learning_rates"])})
+        return (
+            HistGradientBoostingClassifier(
+                max_iter=30,
+                max_leaf_nodes=4,
+                max_bins=32,
+                min_samples_leaf=10,
+                early_stopping=False,
+                random_state=seed,
+            ),
+            {"learning_rate": list(settings["hgb_learning_rates"])},
+        )
     raise ValueError(f"unknown learner {name!r}")
 
 
-def fit_model(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, labels: np.ndarray, learner: str,
-              params: dict, settings: dict, seed: int) -> Pipeline:
+def fit_model(
+    values: np.ndarray,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    labels: np.ndarray,
+    learner: str,
+    params: dict,
+    settings: dict,
+    seed: int,
+) -> Pipeline:
     """Scaling and the learner, fitted on `rows` (the scaler learns their means and SDs only)."""
     model, _ = make_learner(learner, settings, seed)
     pipeline = Pipeline([("scale", StandardScaler()), ("model", model.set_params(**params))])
@@ -149,7 +172,9 @@ def top_genes(genes: np.ndarray, labels: np.ndarray, masks: np.ndarray, k: int) 
     return np.sort(np.argpartition(-f, k - 1, axis=1)[:, :k], axis=1)
 
 
-def selected_genes(pipeline: Pipeline, chosen: np.ndarray, gene_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def selected_genes(
+    pipeline: Pipeline, chosen: np.ndarray, gene_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Gene IDs of a fitted model's gene columns (first), and their coefficients (NaN for trees)."""
     model = pipeline.named_steps["model"]
     coefficients = model.coef_[0][: len(chosen)] if hasattr(model, "coef_") else np.full(len(chosen), np.nan)
@@ -158,21 +183,27 @@ def selected_genes(pipeline: Pipeline, chosen: np.ndarray, gene_ids: np.ndarray)
 
 # ---------------------------------------------------------------- folds
 
+
 def outer_splits(labels: np.ndarray, folds: int, repeats: int, seed: int) -> list[tuple]:
     """(repeat, fold, train, test) of the repeated stratified outer folds (1-based numbers)."""
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    return [(i // folds + 1, i % folds + 1, train, test)
-            for i, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels))]
+    return [
+        (i // folds + 1, i % folds + 1, train, test)
+        for i, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels))
+    ]
 
 
 def site_splits(sites: np.ndarray) -> list[tuple]:
     """(site, train, test): each site held out once, trained on all the others."""
-    return [(sites[test[0]], train, test)
-            for train, test in LeaveOneGroupOut().split(np.zeros(len(sites)), groups=sites)]
+    return [
+        (sites[test[0]], train, test)
+        for train, test in LeaveOneGroupOut().split(np.zeros(len(sites)), groups=sites)
+    ]
 
 
-def permuted_labels(labels: np.ndarray, folds: np.ndarray, sites: np.ndarray | None, n: int,
-                    seed: int) -> np.ndarray:
+def permuted_labels(
+    labels: np.ndarray, folds: np.ndarray, sites: np.ndarray | None, n: int, seed: int
+) -> np.ndarray:
     """n label vectors, each shuffled within every (outer fold x site) cell.
 
     Shuffling within the outer folds of the first repeat keeps each fold's number of cases, so
@@ -191,8 +222,10 @@ def permuted_labels(labels: np.ndarray, folds: np.ndarray, sites: np.ndarray | N
 
 # ---------------------------------------------------------------- fitting
 
-def split_features(cohort: Cohort, train: np.ndarray, settings: dict, filter_settings: dict,
-                   deseq2: dict) -> tuple[np.ndarray, np.ndarray]:
+
+def split_features(
+    cohort: Cohort, train: np.ndarray, settings: dict, filter_settings: dict, deseq2: dict
+) -> tuple[np.ndarray, np.ndarray]:
     """[fold VST genes | covariates] of every sample, the VST fitted on `train`; and the genes."""
     group_size = int(np.bincount(cohort.labels[train], minlength=2).min())
     vst = FoldVST(filter_settings, vst_settings(deseq2), group_size).fit(cohort.counts[train])
@@ -208,39 +241,65 @@ def inner_folds(labels: np.ndarray, train: np.ndarray, n_folds: int, seed: int) 
 
 def model_columns(feature_set: str, chosen: np.ndarray, n_genes: int, n_clinical: int) -> np.ndarray:
     clinical = np.arange(n_genes, n_genes + n_clinical)
-    return {"clinical": clinical, "expression": chosen, "combined": np.concatenate([chosen, clinical])}[feature_set]
+    return {"clinical": clinical, "expression": chosen, "combined": np.concatenate([chosen, clinical])}[
+        feature_set
+    ]
 
 
-def run_models(values: np.ndarray, gene_ids: np.ndarray, n_clinical: int, label_sets: np.ndarray,
-               train: np.ndarray, test: np.ndarray, models: list[tuple], settings: dict, seed: int) -> list[dict]:
+def run_models(
+    values: np.ndarray,
+    gene_ids: np.ndarray,
+    n_clinical: int,
+    label_sets: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    models: list[tuple],
+    settings: dict,
+    seed: int,
+) -> list[dict]:
     """Every (label vector, model): grid point chosen by the mean AUC of the inner folds
     (genes selected, scaler and learner fitted on each inner fit set), then selection, scaling
     and the learner refitted on the whole training set and applied to the test samples."""
     n_genes = len(gene_ids)
     k = min(settings["n_genes"], n_genes)
-    folds = [inner_folds(labels, train, settings["inner_folds"], seed) + [(train, test)] for labels in label_sets]
+    folds = [
+        inner_folds(labels, train, settings["inner_folds"], seed) + [(train, test)] for labels in label_sets
+    ]
     masks = np.zeros((len(label_sets), len(folds[0]), values.shape[0]), dtype=bool)
     for b, label_folds in enumerate(folds):
         for j, (fit_rows, _) in enumerate(label_folds):
             masks[b, j, fit_rows] = True
     repeated = np.repeat(label_sets, masks.shape[1], axis=0)
     chosen = top_genes(values[:, :n_genes], repeated, masks.reshape(-1, masks.shape[2]), k).reshape(
-        len(label_sets), masks.shape[1], k)
+        len(label_sets), masks.shape[1], k
+    )
     results = []
     for b, labels in enumerate(label_sets):
         for feature_set, learner in models:
-            columns = [model_columns(feature_set, chosen[b, j], n_genes, n_clinical) for j in range(masks.shape[1])]
+            columns = [
+                model_columns(feature_set, chosen[b, j], n_genes, n_clinical) for j in range(masks.shape[1])
+            ]
             params = best_params(values, labels, folds[b][:-1], columns[:-1], learner, settings, seed)
             pipeline = fit_model(values, train, columns[-1], labels, learner, params, settings, seed)
-            result = {"probability": pipeline.predict_proba(values[np.ix_(test, columns[-1])])[:, 1], "params": params}
+            result = {
+                "probability": pipeline.predict_proba(values[np.ix_(test, columns[-1])])[:, 1],
+                "params": params,
+            }
             if feature_set != "clinical":
                 result["genes"], result["coefficients"] = selected_genes(pipeline, chosen[b, -1], gene_ids)
             results.append(result)
     return results
 
 
-def best_params(values: np.ndarray, labels: np.ndarray, folds: list[tuple], columns: list[np.ndarray],
-                learner: str, settings: dict, seed: int) -> dict:
+def best_params(
+    values: np.ndarray,
+    labels: np.ndarray,
+    folds: list[tuple],
+    columns: list[np.ndarray],
+    learner: str,
+    settings: dict,
+    seed: int,
+) -> dict:
     """The grid point with the highest mean validation AUC over the inner folds (the first of
     equals, as GridSearchCV); a grid of one point needs no inner fits."""
     _, grid = make_learner(learner, settings, seed)
@@ -258,24 +317,35 @@ def best_params(values: np.ndarray, labels: np.ndarray, folds: list[tuple], colu
     return candidates[int(np.argmax(scores))]
 
 
-def run_split(cohort: Cohort, train: np.ndarray, test: np.ndarray, models: list[tuple],
-              settings: dict, filter_settings: dict, deseq2: dict, seed: int,
-              label_sets: np.ndarray | None = None) -> list[dict]:
+def run_split(
+    cohort: Cohort,
+    train: np.ndarray,
+    test: np.ndarray,
+    models: list[tuple],
+    settings: dict,
+    filter_settings: dict,
+    deseq2: dict,
+    seed: int,
+    label_sets: np.ndarray | None = None,
+) -> list[dict]:
     """One outer split: the fold VST once, then every (feature set, learner) on every label
     vector of `label_sets` (the cohort's own labels when None). One thread (BLAS and OpenMP):
     the splits run in parallel, and OpenMP's waiting threads slow small fits down on a busy machine."""
     with threadpool_limits(limits=1):
         values, genes = split_features(cohort, train, settings, filter_settings, deseq2)
         label_sets = cohort.labels[None, :] if label_sets is None else label_sets
-        return run_models(values, genes, cohort.clinical.shape[1], label_sets, train, test, models, settings, seed)
+        return run_models(
+            values, genes, cohort.clinical.shape[1], label_sets, train, test, models, settings, seed
+        )
 
 
 def model_grid(settings: dict) -> list[tuple]:
     return [(feature_set, learner) for feature_set in FEATURE_SETS for learner in settings["learners"]]
 
 
-def cross_validate(cohort: Cohort, settings: dict, filter_settings: dict, deseq2: dict, seed: int,
-                   n_jobs: int) -> tuple[pd.DataFrame, pd.DataFrame, list, list]:
+def cross_validate(
+    cohort: Cohort, settings: dict, filter_settings: dict, deseq2: dict, seed: int, n_jobs: int
+) -> tuple[pd.DataFrame, pd.DataFrame, list, list]:
     """Out-of-fold predictions of every model in every repeat, the same outer folds for all;
     the site-held-out predictions; the outer splits (for the permutations) and what each
     split's models selected (for the selection frequencies)."""
@@ -283,28 +353,45 @@ def cross_validate(cohort: Cohort, settings: dict, filter_settings: dict, deseq2
     splits = outer_splits(cohort.labels, settings["outer_folds"], settings["repeats"], seed)
     sites = site_splits(cohort.sites) if cohort.sites is not None else []
     jobs = [(train, test) for *_, train, test in splits] + [(train, test) for _, train, test in sites]
-    log.info("%d outer splits (%d repeats x %d folds) and %d site-held-out splits, %d models each, "
-             "on %d threads", len(splits), settings["repeats"], settings["outer_folds"], len(sites),
-             len(models), n_jobs)
+    log.info(
+        "%d outer splits (%d repeats x %d folds) and %d site-held-out splits, %d models each, on %d threads",
+        len(splits),
+        settings["repeats"],
+        settings["outer_folds"],
+        len(sites),
+        len(models),
+        n_jobs,
+    )
     results = Parallel(n_jobs=n_jobs)(
         delayed(run_split)(cohort, train, test, models, settings, filter_settings, deseq2, seed)
-        for train, test in jobs)
+        for train, test in jobs
+    )
     rows, site_rows = [], []
     for (repeat, fold, _, test), split_results in zip(splits, results[: len(splits)]):
         rows += prediction_rows(cohort, test, models, split_results, repeat=repeat, fold=fold)
-    for (site, _, test), split_results in zip(sites, results[len(splits):]):
+    for (site, _, test), split_results in zip(sites, results[len(splits) :]):
         site_rows += prediction_rows(cohort, test, models, split_results, site=site)
     return pd.DataFrame(rows), pd.DataFrame(site_rows), splits, results[: len(splits)]
 
 
-def prediction_rows(cohort: Cohort, test: np.ndarray, models: list[tuple], split_results: list[dict],
-                    **where) -> list[dict]:
+def prediction_rows(
+    cohort: Cohort, test: np.ndarray, models: list[tuple], split_results: list[dict], **where
+) -> list[dict]:
     rows = []
     for (feature_set, learner), result in zip(models, split_results):
-        for sample, label, probability in zip(cohort.sample_ids[test], cohort.labels[test],
-                                              result["probability"]):
-            rows.append({"sample_id": sample, **where, "feature_set": feature_set, "learner": learner,
-                         "label": label, "probability": probability})
+        for sample, label, probability in zip(
+            cohort.sample_ids[test], cohort.labels[test], result["probability"]
+        ):
+            rows.append(
+                {
+                    "sample_id": sample,
+                    **where,
+                    "feature_set": feature_set,
+                    "learner": learner,
+                    "label": label,
+                    "probability": probability,
+                }
+            )
     return rows
 
 
@@ -315,8 +402,16 @@ def selection_frequency(models: list[tuple], split_results: list[list[dict]], mo
     return chosen.value_counts() / len(split_results)
 
 
-def permutation_null(cohort: Cohort, splits: list, model: tuple, settings: dict, filter_settings: dict,
-                     deseq2: dict, seed: int, n_jobs: int) -> np.ndarray:
+def permutation_null(
+    cohort: Cohort,
+    splits: list,
+    model: tuple,
+    settings: dict,
+    filter_settings: dict,
+    deseq2: dict,
+    seed: int,
+    n_jobs: int,
+) -> np.ndarray:
     """Pooled out-of-fold AUC of `model` in the first repeat's folds, on label vectors shuffled
     within fold x site (permuted_labels); the whole nested procedure reruns on each. A task
     runs a block of permutations on one split, with that split's VST computed once."""
@@ -328,12 +423,19 @@ def permutation_null(cohort: Cohort, splits: list, model: tuple, settings: dict,
     # blocks of permutations per split, so that both threads stay busy to the end
     blocks = np.array_split(np.arange(len(labels)), max(1, min(len(labels), 4 * n_jobs // len(first) + 1)))
     tasks = [(split, block) for split in range(len(first)) for block in blocks if len(block)]
-    log.info("permutation null of %s: %d label permutations x %d folds in %d tasks", "/".join(model),
-             len(labels), len(first), len(tasks))
+    log.info(
+        "permutation null of %s: %d label permutations x %d folds in %d tasks",
+        "/".join(model),
+        len(labels),
+        len(first),
+        len(tasks),
+    )
     results = Parallel(n_jobs=n_jobs)(
-        delayed(run_split)(cohort, *first[split], [model], settings, filter_settings, deseq2, seed,
-                           label_sets=labels[block])
-        for split, block in tasks)
+        delayed(run_split)(
+            cohort, *first[split], [model], settings, filter_settings, deseq2, seed, label_sets=labels[block]
+        )
+        for split, block in tasks
+    )
     probabilities = np.zeros(labels.shape)
     for (split, block), block_results in zip(tasks, results):
         probabilities[np.ix_(block, first[split][1])] = [r["probability"] for r in block_results]
@@ -346,6 +448,7 @@ def permutation_p(observed: float, null: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- metrics
+
 
 def rank_auc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """AUC of each row of scores (Mann-Whitney: mid-ranks, ties count one half); labels of the
@@ -418,8 +521,9 @@ def fold_statistics(group: pd.DataFrame, reference: pd.DataFrame | None = None) 
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def corrected_t(values: np.ndarray, test_train_ratio: float, null: float = 0.0,
-                variance_floor: float = 0.0) -> tuple[float, float, float, float]:
+def corrected_t(
+    values: np.ndarray, test_train_ratio: float, null: float = 0.0, variance_floor: float = 0.0
+) -> tuple[float, float, float, float]:
     """Mean of the per-fold statistics of repeated k-fold cross-validation, its 95% interval and
     the two-sided p-value of mean = `null`, by Nadeau & Bengio's (2003) corrected resampled t:
     variance (1/J + n_test/n_train) S^2 over the J folds, t with J - 1 degrees of freedom. The
@@ -460,16 +564,28 @@ def compare_models(predictions: pd.DataFrame, cohort: Cohort, settings: dict, se
         matrix = repeat_matrix(group, cohort.sample_ids)
         folds = fold_statistics(group)
         auc, low, high, _ = corrected_t(folds["auc"], ratio, variance_floor=folds["variance"].mean())
-        rows.append({
-            "feature_set": feature_set, "learner": learner, "n_samples": len(labels),
-            "auc_mean": auc, "auc_low": max(low, 0.0), "auc_high": min(high, 1.0),
-            **dict(zip(("auc_folds_low", "auc_folds_high"), percentile_interval(folds["auc"]))),
-            "auc_pooled": float(np.mean(rank_auc(matrix, labels))),
-            **dict(zip(("auc_pooled_low", "auc_pooled_high"),
-                       percentile_interval(bootstrap_auc(matrix, labels, indices)))),
-            "balanced_accuracy": float(np.mean([balanced_accuracy_score(labels, p >= 0.5) for p in matrix])),
-            "brier": float(np.mean([brier_score_loss(labels, p) for p in matrix])),
-        })
+        rows.append(
+            {
+                "feature_set": feature_set,
+                "learner": learner,
+                "n_samples": len(labels),
+                "auc_mean": auc,
+                "auc_low": max(low, 0.0),
+                "auc_high": min(high, 1.0),
+                **dict(zip(("auc_folds_low", "auc_folds_high"), percentile_interval(folds["auc"]))),
+                "auc_pooled": float(np.mean(rank_auc(matrix, labels))),
+                **dict(
+                    zip(
+                        ("auc_pooled_low", "auc_pooled_high"),
+                        percentile_interval(bootstrap_auc(matrix, labels, indices)),
+                    )
+                ),
+                "balanced_accuracy": float(
+                    np.mean([balanced_accuracy_score(labels, p >= 0.5) for p in matrix])
+                ),
+                "brier": float(np.mean([brier_score_loss(labels, p) for p in matrix])),
+            }
+        )
     table = pd.DataFrame(rows)
     gains = [gain_over_clinical(groups, row.feature_set, row.learner, ratio) for row in table.itertuples()]
     table = pd.concat([table, pd.DataFrame(gains)], axis=1)
@@ -491,22 +607,34 @@ def validate_by_site(site_predictions: pd.DataFrame, settings: dict, seed: int) 
     """Per held-out site and model: AUC (NaN when the site has one group only) with a bootstrap
     interval, Brier score; and all held-out sites pooled."""
     rows = []
-    for (site, feature_set, learner), group in site_predictions.groupby(["site", "feature_set", "learner"],
-                                                                      sort=False):
+    for (site, feature_set, learner), group in site_predictions.groupby(
+        ["site", "feature_set", "learner"], sort=False
+    ):
         rows.append(site_row(site, feature_set, learner, group, settings, seed))
     for (feature_set, learner), group in site_predictions.groupby(["feature_set", "learner"], sort=False):
         rows.append(site_row("all sites (pooled)", feature_set, learner, group, settings, seed))
     return pd.DataFrame(rows)
 
 
-def site_row(site: str, feature_set: str, learner: str, group: pd.DataFrame, settings: dict,
-             seed: int) -> dict:
+def site_row(
+    site: str, feature_set: str, learner: str, group: pd.DataFrame, settings: dict, seed: int
+) -> dict:
     labels, probability = group["label"].to_numpy(), group["probability"].to_numpy()
-    row = {"site": site, "feature_set": feature_set, "learner": learner, "n_test": len(labels),
-           "n_test_group": int(labels.sum()), "auc": np.nan, "auc_low": np.nan, "auc_high": np.nan,
-           "brier": brier_score_loss(labels, probability)}
+    row = {
+        "site": site,
+        "feature_set": feature_set,
+        "learner": learner,
+        "n_test": len(labels),
+        "n_test_group": int(labels.sum()),
+        "auc": np.nan,
+        "auc_low": np.nan,
+        "auc_high": np.nan,
+        "brier": brier_score_loss(labels, probability),
+    }
     if 0 < labels.sum() < len(labels):
         indices = bootstrap_indices(labels, settings["bootstrap"], seed)
         row["auc"] = float(rank_auc(probability, labels)[0])
-        row["auc_low"], row["auc_high"] = percentile_interval(bootstrap_auc(probability[None], labels, indices))
+        row["auc_low"], row["auc_high"] = percentile_interval(
+            bootstrap_auc(probability[None], labels, indices)
+        )
     return row

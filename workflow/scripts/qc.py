@@ -32,34 +32,53 @@ log = logging.getLogger("trd")
 
 # Robust SD of a normal sample = 1.4826 x MAD.
 MAD_TO_SD = 1.4826
-RECORDED_SEX = {"female": "female", "f": "female", "woman": "female", "w": "female",
-                "male": "male", "m": "male", "man": "male"}
+RECORDED_SEX = {
+    "female": "female",
+    "f": "female",
+    "woman": "female",
+    "w": "female",
+    "male": "male",
+    "m": "male",
+    "man": "male",
+}
 
 
 # --- per-sample metrics -----------------------------------------------------------------
 
+
 def library_metrics(adata: ad.AnnData, globin_genes: list[str], n_top: int = 50) -> pd.DataFrame:
     """Library size, detected genes, size factor and % of counts in MT, globin and top genes."""
     counts = np.asarray(adata.X)
-    masks = pd.DataFrame({
-        "mito": (adata.var["chromosome"].astype(str) == "MT").to_numpy(),
-        "globin": adata.var["gene_symbol"].isin(globin_genes).to_numpy(),
-    }, index=adata.var_names)
+    masks = pd.DataFrame(
+        {
+            "mito": (adata.var["chromosome"].astype(str) == "MT").to_numpy(),
+            "globin": adata.var["gene_symbol"].isin(globin_genes).to_numpy(),
+        },
+        index=adata.var_names,
+    )
     qc, _ = sc.pp.calculate_qc_metrics(
-        ad.AnnData(counts.astype(np.float64), var=masks), qc_vars=["mito", "globin"],
-        percent_top=(n_top,), log1p=False, inplace=False)
+        ad.AnnData(counts.astype(np.float64), var=masks),
+        qc_vars=["mito", "globin"],
+        percent_top=(n_top,),
+        log1p=False,
+        inplace=False,
+    )
     _, size_factors = deseq2_norm(counts)
-    return pd.DataFrame({
-        "library_size": counts.sum(axis=1),
-        "detected_genes": (counts > 0).sum(axis=1),
-        "size_factor": size_factors,
-        "pct_counts_mito": qc["pct_counts_mito"].to_numpy(),
-        "pct_counts_globin": qc["pct_counts_globin"].to_numpy(),
-        f"pct_counts_top{n_top}": qc[f"pct_counts_in_top_{n_top}_genes"].to_numpy(),
-    }, index=pd.Index(adata.obs_names, name="sample_id"))
+    return pd.DataFrame(
+        {
+            "library_size": counts.sum(axis=1),
+            "detected_genes": (counts > 0).sum(axis=1),
+            "size_factor": size_factors,
+            "pct_counts_mito": qc["pct_counts_mito"].to_numpy(),
+            "pct_counts_globin": qc["pct_counts_globin"].to_numpy(),
+            f"pct_counts_top{n_top}": qc[f"pct_counts_in_top_{n_top}_genes"].to_numpy(),
+        },
+        index=pd.Index(adata.obs_names, name="sample_id"),
+    )
 
 
 # --- sex check ----------------------------------------------------------------------------
+
 
 def mean_log_cpm(counts: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """Mean log2(CPM + 1) of the given gene columns per sample (NaN when there are none)."""
@@ -81,14 +100,21 @@ def sex_scores(adata: ad.AnnData, female_genes: list[str], male_genes: list[str]
         log.info("sex check, %s genes present: %s", label, format_list(present) or "none")
     female = mean_log_cpm(counts, symbols.isin(female_genes).to_numpy())
     male = mean_log_cpm(counts, symbols.isin(male_genes).to_numpy())
-    return pd.DataFrame({"xist_score": female, "y_score": male, "sex_score": male - female},
-                        index=pd.Index(adata.obs_names, name="sample_id"))
+    return pd.DataFrame(
+        {"xist_score": female, "y_score": male, "sex_score": male - female},
+        index=pd.Index(adata.obs_names, name="sample_id"),
+    )
 
 
-def sex_genes_used(symbols: pd.Series, female_genes: list[str], male_genes: list[str]) -> dict[str, list[str]]:
+def sex_genes_used(
+    symbols: pd.Series, female_genes: list[str], male_genes: list[str]
+) -> dict[str, list[str]]:
     """The configured sex genes present in the matrix, by side ('female', 'male')."""
     present = set(symbols)
-    return {"female": [g for g in female_genes if g in present], "male": [g for g in male_genes if g in present]}
+    return {
+        "female": [g for g in female_genes if g in present],
+        "male": [g for g in male_genes if g in present],
+    }
 
 
 def one_sided_sex_score(scores: pd.DataFrame, margin: float) -> pd.Series:
@@ -118,8 +144,11 @@ def sex_call_basis(genes: dict[str, list[str]]) -> str:
 
 def infer_sex(sex_score: pd.Series, margin: float) -> pd.Series:
     """'male' above +margin, 'female' below -margin, 'ambiguous' between, 'unknown' without genes."""
-    inferred = np.select([sex_score > margin, sex_score < -margin, sex_score.notna()],
-                         ["male", "female", "ambiguous"], default="unknown")
+    inferred = np.select(
+        [sex_score > margin, sex_score < -margin, sex_score.notna()],
+        ["male", "female", "ambiguous"],
+        default="unknown",
+    )
     return pd.Series(inferred, index=sex_score.index, name="inferred_sex")
 
 
@@ -141,17 +170,24 @@ def sex_flags(recorded: pd.Series, inferred: pd.Series, score: pd.Series, margin
     recorded = normalise_sex_labels(recorded)
     reasons = pd.Series("", index=inferred.index)
     ambiguous = inferred == "ambiguous"
-    reasons[ambiguous] = [f"sex_ambiguous: XIST and Y genes do not separate (score {s:.2f}, "
-                          f"needs |score| > {margin:g})" for s in score[ambiguous]]
+    reasons[ambiguous] = [
+        f"sex_ambiguous: XIST and Y genes do not separate (score {s:.2f}, needs |score| > {margin:g})"
+        for s in score[ambiguous]
+    ]
     mismatch = inferred.isin(["female", "male"]) & recorded.notna() & (recorded != inferred)
-    reasons[mismatch] = [f"sex_mismatch: recorded {r}, inferred {i} (score {s:.2f})"
-                         for r, i, s in zip(recorded[mismatch], inferred[mismatch], score[mismatch])]
+    reasons[mismatch] = [
+        f"sex_mismatch: recorded {r}, inferred {i} (score {s:.2f})"
+        for r, i, s in zip(recorded[mismatch], inferred[mismatch], score[mismatch])
+    ]
     return reasons
 
 
 # --- robust outlier limits ------------------------------------------------------------------
 
-def mad_limits(values: np.ndarray, threshold: float, min_deviation: float = 0.0) -> tuple[float, float, float]:
+
+def mad_limits(
+    values: np.ndarray, threshold: float, min_deviation: float = 0.0
+) -> tuple[float, float, float]:
     """(lower, upper, robust SD): median -/+ threshold x 1.4826 x MAD, ignoring NaN, and at least
     `min_deviation` from the median (a metric that saturates has a MAD near 0)."""
     median = np.nanmedian(values)
@@ -171,8 +207,9 @@ OUTLIER_CHECKS = [
 ]
 
 
-def outlier_flags(metrics: pd.DataFrame, threshold: float, min_relative_deviation: float
-                  ) -> tuple[pd.Series, pd.DataFrame]:
+def outlier_flags(
+    metrics: pd.DataFrame, threshold: float, min_relative_deviation: float
+) -> tuple[pd.Series, pd.DataFrame]:
     """A reason per sample for every metric beyond its MAD limit, and the table of limits.
 
     A limit is also at least `min_relative_deviation` from the median (a factor 1 + it on the
@@ -185,11 +222,17 @@ def outlier_flags(metrics: pd.DataFrame, threshold: float, min_relative_deviatio
         values = metrics[column].to_numpy(dtype=np.float64)
         # A zero fraction (no globin gene in the matrix) has no logarithm; it is never 'high'.
         scaled = np.log10(np.where(values > 0, values, np.nan)) if on_log else values
-        floor = (np.log10(1 + min_relative_deviation) if on_log
-                 else min_relative_deviation * abs(np.nanmedian(scaled)))
+        floor = (
+            np.log10(1 + min_relative_deviation)
+            if on_log
+            else min_relative_deviation * abs(np.nanmedian(scaled))
+        )
         lower, upper, robust_sd = mad_limits(scaled, threshold, floor)
-        basis = (f"{threshold:g} MAD{' on log10 scale' if on_log else ''}" if threshold * robust_sd >= floor
-                 else f"{min_relative_deviation:.0%}, qc.min_relative_deviation, as {threshold:g} MAD is less")
+        basis = (
+            f"{threshold:g} MAD{' on log10 scale' if on_log else ''}"
+            if threshold * robust_sd >= floor
+            else f"{min_relative_deviation:.0%}, qc.min_relative_deviation, as {threshold:g} MAD is less"
+        )
         limit = lower if side == "low" else upper
         hit = scaled < limit if side == "low" else scaled > limit
         limit_value = 10**limit if on_log else limit
@@ -197,10 +240,20 @@ def outlier_flags(metrics: pd.DataFrame, threshold: float, min_relative_deviatio
         for sample in metrics.index[hit]:
             reasons[sample].append(
                 f"{flag}: {label} {metrics.at[sample, column]:.4g} {relation} limit {limit_value:.4g} "
-                f"(median {sign} {basis})")
-        rows.append({"flag": flag, "metric": column, "scale": "log10" if on_log else "linear",
-                     "side": side, "median": 10 ** np.nanmedian(scaled) if on_log else np.nanmedian(scaled),
-                     "limit": limit_value, "robust_sd": robust_sd, "n_flagged": int(hit.sum())})
+                f"(median {sign} {basis})"
+            )
+        rows.append(
+            {
+                "flag": flag,
+                "metric": column,
+                "scale": "log10" if on_log else "linear",
+                "side": side,
+                "median": 10 ** np.nanmedian(scaled) if on_log else np.nanmedian(scaled),
+                "limit": limit_value,
+                "robust_sd": robust_sd,
+                "n_flagged": int(hit.sum()),
+            }
+        )
     return reasons.map("; ".join), pd.DataFrame(rows)
 
 
@@ -212,8 +265,10 @@ def combine_flags(*reasons: pd.Series) -> pd.Series:
 
 # --- PCA and confounding ---------------------------------------------------------------------
 
-def top_variable_pca(vst: np.ndarray, n_top_genes: int, n_components: int = 10
-                     ) -> tuple[np.ndarray, np.ndarray]:
+
+def top_variable_pca(
+    vst: np.ndarray, n_top_genes: int, n_components: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """PCA scores and explained-variance ratios of the most variable genes (as DESeq2's plotPCA)."""
     top = np.argsort(-vst.var(axis=0), kind="stable")[:n_top_genes]
     centred = vst[:, top] - vst[:, top].mean(axis=0)
@@ -257,8 +312,14 @@ def pc_covariate_association(scores: np.ndarray, explained: np.ndarray, obs: pd.
         for covariate in obs.columns:
             if obs[covariate].nunique() < 2:
                 continue
-            rows.append({"pc": f"PC{pc + 1}", "variance_explained": explained[pc], "covariate": covariate,
-                         **association_test(scores[:, pc], obs[covariate])})
+            rows.append(
+                {
+                    "pc": f"PC{pc + 1}",
+                    "variance_explained": explained[pc],
+                    "covariate": covariate,
+                    **association_test(scores[:, pc], obs[covariate]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -288,8 +349,15 @@ def covariate_balance(obs: pd.DataFrame, group: str) -> pd.DataFrame:
     """
     labels = obs[group].astype(str)
     levels = sorted(labels.unique())
-    rows = [{"covariate": "n", "level": "", "statistic": "count",
-             **{lv: int((labels == lv).sum()) for lv in levels}, "all": len(obs)}]
+    rows = [
+        {
+            "covariate": "n",
+            "level": "",
+            "statistic": "count",
+            **{lv: int((labels == lv).sum()) for lv in levels},
+            "all": len(obs),
+        }
+    ]
     for covariate in obs.columns.drop(group):
         column = obs[covariate]
         present = column.notna()
@@ -297,17 +365,36 @@ def covariate_balance(obs: pd.DataFrame, group: str) -> pd.DataFrame:
             by_group = [column[present & (labels == lv)].to_numpy(dtype=np.float64) for lv in levels]
             test = continuous_test(by_group)
             for statistic, fn in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1))):
-                rows.append({"covariate": covariate, "level": "", "statistic": statistic,
-                             **{lv: fn(v) for lv, v in zip(levels, by_group)},
-                             "all": fn(column[present].to_numpy(dtype=np.float64)),
-                             "test": test[0], "test_statistic": test[1], "pvalue": test[2]})
+                rows.append(
+                    {
+                        "covariate": covariate,
+                        "level": "",
+                        "statistic": statistic,
+                        **{lv: fn(v) for lv, v in zip(levels, by_group)},
+                        "all": fn(column[present].to_numpy(dtype=np.float64)),
+                        "test": test[0],
+                        "test_statistic": test[1],
+                        "pvalue": test[2],
+                    }
+                )
         else:
-            table = pd.crosstab(column[present].astype(str), labels[present]).reindex(columns=levels, fill_value=0)
+            table = pd.crosstab(column[present].astype(str), labels[present]).reindex(
+                columns=levels, fill_value=0
+            )
             test = categorical_test(table) if table.shape[0] > 1 else ("", np.nan, np.nan)
             for level, counts in table.iterrows():
-                rows.append({"covariate": covariate, "level": level, "statistic": "count",
-                             **counts.to_dict(), "all": int(counts.sum()),
-                             "test": test[0], "test_statistic": test[1], "pvalue": test[2]})
+                rows.append(
+                    {
+                        "covariate": covariate,
+                        "level": level,
+                        "statistic": "count",
+                        **counts.to_dict(),
+                        "all": int(counts.sum()),
+                        "test": test[0],
+                        "test_statistic": test[1],
+                        "pvalue": test[2],
+                    }
+                )
     # a sheet with no covariate besides the group has no test columns: add them, empty
     table = pd.DataFrame(rows).reindex(columns=[*rows[0], "test", "test_statistic", "pvalue"])
     table.insert(0, "grouping", group)
@@ -322,15 +409,19 @@ def balance_tables(obs: pd.DataFrame, contrasts: dict) -> pd.DataFrame:
 
 # --- figures -----------------------------------------------------------------------------------
 
+
 def colour_covariates(obs: pd.DataFrame, max_levels: int = 12) -> list[str]:
     """Categorical columns worth colouring a PCA by (2 to max_levels levels)."""
     return [c for c in obs.columns if not is_continuous(obs[c]) and 2 <= obs[c].nunique() <= max_levels]
 
 
-def pca_plot(scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame, covariates: list[str],
-             flagged: pd.Series):
+def pca_plot(
+    scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame, covariates: list[str], flagged: pd.Series
+):
     """PC1 vs PC2, one panel per covariate; the QC-flagged samples ringed in black."""
-    fig, axes = plt.subplots(1, len(covariates), figsize=(4.6 * len(covariates), 4.2), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(covariates), figsize=(4.6 * len(covariates), 4.2), squeeze=False, layout="constrained"
+    )
     marked = flagged.to_numpy(dtype=bool)
     for ax, covariate in zip(axes[0], covariates):
         labels = obs[covariate].astype(str)
@@ -338,8 +429,15 @@ def pca_plot(scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame, covar
             hit = (labels == level).to_numpy()
             ax.scatter(scores[hit, 0], scores[hit, 1], s=18, label=level)
         if marked.any():
-            ax.scatter(scores[marked, 0], scores[marked, 1], s=70, facecolors="none", edgecolors="black",
-                       lw=1.1, label=f"QC-flagged ({marked.sum()})")
+            ax.scatter(
+                scores[marked, 0],
+                scores[marked, 1],
+                s=70,
+                facecolors="none",
+                edgecolors="black",
+                lw=1.1,
+                label=f"QC-flagged ({marked.sum()})",
+            )
         ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
         ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
         ax.set_title(f"VST PCA by {covariate}")
@@ -372,7 +470,7 @@ def association_heatmap(association: pd.DataFrame, alpha: float = 0.05):
             ax.text(j, i, "*", ha="center", va="center", color="w" if r2.iat[i, j] < 0.6 else "k")
     ax.set_xticks(range(len(order)), order, rotation=90)
     ax.set_yticks(range(len(r2)), r2.index)
-    fig.colorbar(image, ax=ax, label="R² (* p < %g)" % alpha)
+    fig.colorbar(image, ax=ax, label=f"R² (* p < {alpha:g})")
     ax.set_title("PC-covariate association")
     return fig
 
@@ -394,8 +492,9 @@ def distance_colour_limits(square: np.ndarray, mad_threshold: float) -> tuple[fl
     return float(between.min()), float(min(between.max(), mad_limits(between, mad_threshold)[1]))
 
 
-def distance_heatmap(vst: np.ndarray, obs: pd.DataFrame, annotations: list[str], mad_threshold: float,
-                     max_labels: int = 100):
+def distance_heatmap(
+    vst: np.ndarray, obs: pd.DataFrame, annotations: list[str], mad_threshold: float, max_labels: int = 100
+):
     """Sample distances ordered by average-linkage clustering: the dendrogram above, one bar per
     annotation (group, site, sex, ...), the matrix with colours clipped (distance_colour_limits)."""
     square, tree = sample_clustering(vst)
@@ -403,8 +502,14 @@ def distance_heatmap(vst: np.ndarray, obs: pd.DataFrame, annotations: list[str],
     names = obs.index[order]
     size = min(4 + 0.12 * len(names), 16)
     fig = plt.figure(figsize=(size + 1.5, size * 0.9 + 1.2 + 0.25 * len(annotations)))
-    grid = fig.add_gridspec(2 + len(annotations), 2, width_ratios=[1, 0.03], wspace=0.03, hspace=0.05,
-                            height_ratios=[size * 0.15] + [0.25] * len(annotations) + [size * 0.9])
+    grid = fig.add_gridspec(
+        2 + len(annotations),
+        2,
+        width_ratios=[1, 0.03],
+        wspace=0.03,
+        hspace=0.05,
+        height_ratios=[size * 0.15] + [0.25] * len(annotations) + [size * 0.9],
+    )
     tree_ax = fig.add_subplot(grid[0, 0])
     hierarchy.dendrogram(tree, ax=tree_ax, no_labels=True, color_threshold=0, above_threshold_color="0.3")
     tree_ax.axis("off")
@@ -413,8 +518,14 @@ def distance_heatmap(vst: np.ndarray, obs: pd.DataFrame, annotations: list[str],
     bar_axes = [fig.add_subplot(grid[1 + i, 0]) for i in range(len(annotations))]  # imshow aligns them
     handles = annotation_bars(bar_axes, obs.iloc[order], annotations)
     vmin, vmax = distance_colour_limits(square, mad_threshold)
-    image = heat_ax.imshow(square[np.ix_(order, order)], cmap="magma_r", vmin=vmin, vmax=vmax, aspect="auto",
-                           interpolation="nearest")
+    image = heat_ax.imshow(
+        square[np.ix_(order, order)],
+        cmap="magma_r",
+        vmin=vmin,
+        vmax=vmax,
+        aspect="auto",
+        interpolation="nearest",
+    )
     if len(names) <= max_labels:
         heat_ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
         heat_ax.set_yticks(range(len(names)), names, fontsize=6)
@@ -422,23 +533,30 @@ def distance_heatmap(vst: np.ndarray, obs: pd.DataFrame, annotations: list[str],
         heat_ax.set_xticks([])
         heat_ax.set_yticks([])
     clipped = vmax < square.max()
-    fig.colorbar(image, cax=fig.add_subplot(grid[-1, 1]), extend="max" if clipped else "neither",
-                 label="Euclidean distance (VST)" + (f"; darkest from median + {mad_threshold:g} MAD"
-                                                     if clipped else ""))
+    fig.colorbar(
+        image,
+        cax=fig.add_subplot(grid[-1, 1]),
+        extend="max" if clipped else "neither",
+        label="Euclidean distance (VST)"
+        + (f"; darkest from median + {mad_threshold:g} MAD" if clipped else ""),
+    )
     if handles:
-        tree_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7,
-                       frameon=False)
+        tree_ax.legend(
+            handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False
+        )
     return fig
 
 
 def flagged_by(flags: pd.Series, flag: str) -> pd.Series:
     """True for the samples whose flags include this check (the text before a reason's ':')."""
-    return flags.fillna("").map(lambda text: any(reason.split(":", 1)[0] == flag
-                                                 for reason in text.split("; ")))
+    return flags.fillna("").map(
+        lambda text: any(reason.split(":", 1)[0] == flag for reason in text.split("; "))
+    )
 
 
-def metric_bar_chart(values: pd.Series, own: pd.Series, other: pd.Series, limit: float | None, ylabel: str,
-                     flag: str):
+def metric_bar_chart(
+    values: pd.Series, own: pd.Series, other: pd.Series, limit: float | None, ylabel: str, flag: str
+):
     """One bar per sample: red when this metric's check (`flag`) flagged it, a black triangle above
     the bar when another check did; the MAD limit as a dashed line."""
     fig, ax = plt.subplots(figsize=(min(3 + 0.18 * len(values), 24), 3.8), layout="constrained")
@@ -446,9 +564,10 @@ def metric_bar_chart(values: pd.Series, own: pd.Series, other: pd.Series, limit:
     ax.bar(x, values.to_numpy(), color=np.where(own.to_numpy(dtype=bool), "#c0392b", "#85929e"))
     others = other.to_numpy(dtype=bool)
     ax.scatter(x[others], values.to_numpy()[others] * 1.04, marker="v", s=22, c="black", zorder=3)
-    handles = [plt.Rectangle((0, 0), 1, 1, color="#c0392b", label=f"flagged: {flag} ({int(own.sum())})"),
-               plt.Line2D([], [], marker="v", ls="", c="black",
-                          label=f"flagged by another check ({others.sum()})")]
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color="#c0392b", label=f"flagged: {flag} ({int(own.sum())})"),
+        plt.Line2D([], [], marker="v", ls="", c="black", label=f"flagged by another check ({others.sum()})"),
+    ]
     if limit is not None:
         handles.append(ax.axhline(limit, ls="--", c="k", lw=0.8, label="QC limit"))
     ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -468,10 +587,22 @@ def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series, 
         hit = recorded == level
         ax.scatter(scores.loc[hit, "xist_score"], scores.loc[hit, "y_score"], s=20, label=f"recorded {level}")
     for sample in flags.index[flags.str.contains("sex_", regex=False)]:
-        ax.scatter(scores.at[sample, "xist_score"], scores.at[sample, "y_score"], s=90, facecolors="none",
-                   edgecolors="#c0392b", lw=1.2)
-        ax.annotate(sample, (scores.at[sample, "xist_score"], scores.at[sample, "y_score"]),
-                    fontsize=7, xytext=(3, 3), textcoords="offset points", color="#c0392b")
+        ax.scatter(
+            scores.at[sample, "xist_score"],
+            scores.at[sample, "y_score"],
+            s=90,
+            facecolors="none",
+            edgecolors="#c0392b",
+            lw=1.2,
+        )
+        ax.annotate(
+            sample,
+            (scores.at[sample, "xist_score"], scores.at[sample, "y_score"]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+            color="#c0392b",
+        )
     ax.set_xlabel(f"female score: mean log2(CPM+1) of {format_list(genes['female'], 3) or 'no gene present'}")
     ax.set_ylabel(f"male score: mean log2(CPM+1) of {format_list(genes['male'], 3) or 'no gene present'}")
     ax.set_title("Sex check: " + sex_call_basis(genes), fontsize=9, wrap=True)
@@ -481,15 +612,22 @@ def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series, 
 
 # --- MultiQC custom content ---------------------------------------------------------------------
 
-def write_multiqc_table(table: pd.DataFrame, path, section_id: str, section_name: str, description: str) -> None:
+
+def write_multiqc_table(
+    table: pd.DataFrame, path, section_id: str, section_name: str, description: str
+) -> None:
     """A MultiQC custom-content table (`*_mqc.tsv`): YAML header in '#' lines, then the TSV."""
-    header = {"id": section_id, "section_name": section_name, "description": description,
-              "plot_type": "table", "pconfig": {"id": f"{section_id}_table", "title": section_name}}
+    header = {
+        "id": section_id,
+        "section_name": section_name,
+        "description": description,
+        "plot_type": "table",
+        "pconfig": {"id": f"{section_id}_table", "title": section_name},
+    }
     lines = "".join(f"# {line}\n" for line in yaml.safe_dump(header, sort_keys=False).splitlines())
-    with atomic_output(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(lines)
-            table.to_csv(handle, sep="\t", float_format="%.6g")
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(lines)
+        table.to_csv(handle, sep="\t", float_format="%.6g")
 
 
 def write_multiqc_flags(metrics: pd.DataFrame, path, action: str) -> None:
@@ -500,15 +638,21 @@ def write_multiqc_flags(metrics: pd.DataFrame, path, action: str) -> None:
         "description": f"Reasons each sample was flagged by the TRD pipeline's QC (action: {action}).",
         "plot_type": "table",
         "pconfig": {"id": "trd_qc_flags_table", "title": "TRD QC flags"},
-        "data": {sample: {"n_flags": len([f for f in row["flags"].split("; ") if f]),
-                          "flags": row["flags"] or "none", "excluded": str(bool(row["excluded"]))}
-                 for sample, row in metrics.iterrows()},
+        "data": {
+            sample: {
+                "n_flags": len([f for f in row["flags"].split("; ") if f]),
+                "flags": row["flags"] or "none",
+                "excluded": str(bool(row["excluded"])),
+            }
+            for sample, row in metrics.iterrows()
+        },
     }
     with atomic_output(path) as tmp:
         tmp.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
 
 
 # --- the rule ----------------------------------------------------------------------------------
+
 
 def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict) -> dict:
     """Every table the rule writes, from counts, their VST and the qc settings."""
@@ -523,26 +667,43 @@ def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict) -> dict:
     recorded = recorded_sex(adata.obs, settings["sex_column"])
     metrics = metrics.join(sex)
     sex_reasons = sex_flags(recorded, sex["inferred_sex"], sex["sex_score"], settings["sex_margin"])
-    outlier_reasons, limits = outlier_flags(metrics, settings["mad_threshold"], settings["min_relative_deviation"])
+    outlier_reasons, limits = outlier_flags(
+        metrics, settings["mad_threshold"], settings["min_relative_deviation"]
+    )
     metrics["flags"] = combine_flags(sex_reasons, outlier_reasons)
     metrics["excluded"] = (metrics["flags"] != "") & (settings["action"] == "exclude")
     pcs = pd.DataFrame(scores, index=metrics.index, columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
-    return {"metrics": metrics, "limits": limits, "pcs": pcs, "explained": explained, "recorded_sex": recorded,
-            "sex_genes": sex_genes,
-            "association": pc_covariate_association(scores, explained, adata.obs)}
+    return {
+        "metrics": metrics,
+        "limits": limits,
+        "pcs": pcs,
+        "explained": explained,
+        "recorded_sex": recorded,
+        "sex_genes": sex_genes,
+        "association": pc_covariate_association(scores, explained, adata.obs),
+    }
 
 
 def log_findings(results: dict, balance: pd.DataFrame, alpha: float = 0.05) -> None:
     metrics = results["metrics"]
     flagged = metrics[metrics["flags"] != ""]
     log.info("QC limits:\n%s", results["limits"].to_string(index=False))
-    log.info("%d of %d samples flagged%s", len(flagged), len(metrics),
-             "".join(f"\n  {s}: {f}" for s, f in flagged["flags"].items()))
+    log.info(
+        "%d of %d samples flagged%s",
+        len(flagged),
+        len(metrics),
+        "".join(f"\n  {s}: {f}" for s, f in flagged["flags"].items()),
+    )
     log.info("samples excluded: %s", format_list(metrics.index[metrics["excluded"]]) or "none")
     imbalanced = balance[(balance["pvalue"] < alpha)].drop_duplicates(["grouping", "covariate"])
     for _, row in imbalanced.iterrows():
-        log.warning("%s is associated with %s (%s p = %.3g): adjust for it or interpret with care",
-                    row["grouping"], row["covariate"], row["test"], row["pvalue"])
+        log.warning(
+            "%s is associated with %s (%s p = %.3g): adjust for it or interpret with care",
+            row["grouping"],
+            row["covariate"],
+            row["test"],
+            row["pvalue"],
+        )
 
 
 def main(smk) -> None:
@@ -560,8 +721,13 @@ def main(smk) -> None:
     write_table(pcs, smk.output.pcs, index=True, float_format="%.6g")
     write_table(results["association"], smk.output.association, float_format="%.6g")
     write_table(balance, smk.output.balance, float_format="%.6g")
-    write_multiqc_table(metrics.drop(columns=["flags"]), smk.output.mqc_metrics, "trd_qc_metrics",
-                        "TRD QC metrics", "Per-sample library, globin, mitochondrial and sex-check metrics.")
+    write_multiqc_table(
+        metrics.drop(columns=["flags"]),
+        smk.output.mqc_metrics,
+        "trd_qc_metrics",
+        "TRD QC metrics",
+        "Per-sample library, globin, mitochondrial and sex-check metrics.",
+    )
     write_multiqc_flags(metrics, smk.output.mqc_flags, settings["action"])
 
     flagged = metrics["flags"] != ""
@@ -571,13 +737,17 @@ def main(smk) -> None:
     save_figure(scree_plot(explained), smk.output.scree)
     save_figure(association_heatmap(results["association"]), smk.output.pc_heatmap)
     save_figure(distance_heatmap(vst, adata.obs, covariates, settings["mad_threshold"]), smk.output.distances)
-    bar_charts = [("library_size", "low_library_size", "library size", smk.output.library_size),
-                  ("detected_genes", "low_detected_genes", "detected genes", smk.output.detected_genes)]
+    bar_charts = [
+        ("library_size", "low_library_size", "library size", smk.output.library_size),
+        ("detected_genes", "low_detected_genes", "detected genes", smk.output.detected_genes),
+    ]
     for metric, flag, label, path in bar_charts:
         own = flagged_by(metrics["flags"], flag)
         save_figure(metric_bar_chart(metrics[metric], own, flagged & ~own, limits[flag], label, flag), path)
-    save_figure(sex_check_plot(metrics, results["recorded_sex"], metrics["flags"], results["sex_genes"]),
-                smk.output.sex_check)
+    save_figure(
+        sex_check_plot(metrics, results["recorded_sex"], metrics["flags"], results["sex_genes"]),
+        smk.output.sex_check,
+    )
 
 
 if "snakemake" in globals():

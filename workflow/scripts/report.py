@@ -12,7 +12,7 @@ import logging
 import math
 import re
 import struct
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anndata as ad
@@ -26,9 +26,19 @@ from enrichment import running_score_file
 from filter import contrast_cohort
 from gsea_terms import gsea_order, lead_fdr, lead_nes, top_terms_by_direction
 from pipeline_common import atomic_output, format_list
-from report_figures import (gene_count_figure, gene_count_values, group_levels, normalised_counts,
-                            plotly_library, top_gene_heatmap, top_tested_genes, volcano_figure, volcano_html,
-                            volcano_points, volcano_x_column)
+from report_figures import (
+    gene_count_figure,
+    gene_count_values,
+    group_levels,
+    normalised_counts,
+    plotly_library,
+    top_gene_heatmap,
+    top_tested_genes,
+    volcano_figure,
+    volcano_html,
+    volcano_points,
+    volcano_x_column,
+)
 from sensitivity_models import active_models, describe, pathway_survival
 
 log = logging.getLogger("trd")
@@ -81,6 +91,7 @@ REFERENCES = [
 
 # ---------------------------------------------------------------- formatting
 
+
 def format_value(value) -> str:
     """Numbers as people read them in a table: 3 significant digits, NA for missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -97,8 +108,10 @@ def format_value(value) -> str:
 def table_rows(df: pd.DataFrame) -> dict:
     """A DataFrame as {'columns': [...], 'rows': [[str, ...], ...]} for the template's table macro."""
     records = df.astype(object).where(df.notna(), None).to_numpy().tolist()
-    return {"columns": [str(c) for c in df.columns],
-            "rows": [[format_value(v) for v in row] for row in records]}
+    return {
+        "columns": [str(c) for c in df.columns],
+        "rows": [[format_value(v) for v in row] for row in records],
+    }
 
 
 def join_words(items: list[str]) -> str:
@@ -141,8 +154,12 @@ def inline_png(data: bytes, caption: str) -> dict:
     110 dpi, so their text is as large as the page's) or the page's width if smaller; a wide one
     (WIDE_ASPECT, WIDE_PIXELS) gets a row of its own."""
     width, height = png_size(data)
-    return {"src": png_data_uri(data), "caption": caption, "width": width,
-            "wide": width >= WIDE_ASPECT * height or width >= WIDE_PIXELS}
+    return {
+        "src": png_data_uri(data),
+        "caption": caption,
+        "width": width,
+        "wide": width >= WIDE_ASPECT * height or width >= WIDE_PIXELS,
+    }
 
 
 def figure(path, caption_dir, config: dict, caption: str | None = None) -> dict:
@@ -154,6 +171,7 @@ def figure(path, caption_dir, config: dict, caption: str | None = None) -> dict:
 
 
 # ---------------------------------------------------------------- run summary
+
 
 def read_software_versions(path) -> dict:
     """results/software_versions.yml (rule software_versions): {workflow: {...}, packages: {...}}."""
@@ -183,8 +201,9 @@ def resource_provenance(readme_text: str) -> str:
 
 def input_checksums(ingest: dict) -> pd.DataFrame:
     """File and md5 of every input, from cohort.h5ad's uns["ingest"]."""
-    return pd.DataFrame({"file": list(ingest["input_files"]), "md5": list(ingest["input_md5"])}
-                        ).sort_values("file", kind="stable")
+    return pd.DataFrame({"file": list(ingest["input_files"]), "md5": list(ingest["input_md5"])}).sort_values(
+        "file", kind="stable"
+    )
 
 
 def compute_resources(paths: list[str]) -> pd.DataFrame:
@@ -194,15 +213,26 @@ def compute_resources(paths: list[str]) -> pd.DataFrame:
     for path in map(Path, paths):
         rule, name = path.parent.name, path.stem
         measured = pd.read_csv(path, sep="\t").iloc[-1]
-        rows.append({"job": rule if name == rule else f"{rule} {name}", "wall time (s)": measured["s"],
-                     "CPU time (s)": measured["cpu_time"], "peak memory (MB)": measured["max_rss"]})
+        rows.append(
+            {
+                "job": rule if name == rule else f"{rule} {name}",
+                "wall time (s)": measured["s"],
+                "CPU time (s)": measured["cpu_time"],
+                "peak memory (MB)": measured["max_rss"],
+            }
+        )
     table = pd.DataFrame(rows, columns=["job", "wall time (s)", "CPU time (s)", "peak memory (MB)"])
-    total = {"job": "all jobs", "wall time (s)": table["wall time (s)"].sum(),
-             "CPU time (s)": table["CPU time (s)"].sum(), "peak memory (MB)": table["peak memory (MB)"].max()}
+    total = {
+        "job": "all jobs",
+        "wall time (s)": table["wall time (s)"].sum(),
+        "CPU time (s)": table["CPU time (s)"].sum(),
+        "peak memory (MB)": table["peak memory (MB)"].max(),
+    }
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
 # ---------------------------------------------------------------- cohort and QC
+
 
 def cohort_table(obs: pd.DataFrame, variable: str, categorical: list[str]) -> pd.DataFrame:
     """Samples per level of the contrast variable, split by every other categorical covariate."""
@@ -243,9 +273,14 @@ def balance_by_variable(balance: pd.DataFrame, contrasts: dict) -> list[dict]:
         names = [name for name, c in contrasts.items() if c["variable"] == variable]
         rows = rows.dropna(axis=1, how="all")
         # blank, not NA, where a row has nothing to say (the level of a continuous covariate)
-        tables.append({"variable": variable, "contrasts": ", ".join(names),
-                       "id": anchor_of("covariate-balance", variable),
-                       "table": table_rows(rows.astype(object).where(rows.notna(), ""))})
+        tables.append(
+            {
+                "variable": variable,
+                "contrasts": ", ".join(names),
+                "id": anchor_of("covariate-balance", variable),
+                "table": table_rows(rows.astype(object).where(rows.notna(), "")),
+            }
+        )
     return tables
 
 
@@ -261,11 +296,17 @@ def flagged_samples(metrics: pd.DataFrame) -> pd.DataFrame:
     flags = metrics["flags"].fillna("").astype(str)
     excluded = metrics["excluded"].astype(str).str.lower() == "true"
     hit = (flags != "") | excluded
-    return pd.DataFrame({"sample_id": metrics.index[hit], "flags": flags[hit].to_numpy(),
-                         "excluded": excluded[hit].to_numpy()})
+    return pd.DataFrame(
+        {
+            "sample_id": metrics.index[hit],
+            "flags": flags[hit].to_numpy(),
+            "excluded": excluded[hit].to_numpy(),
+        }
+    )
 
 
 # ---------------------------------------------------------------- differential expression
+
 
 def categorical_covariates(model: pd.DataFrame) -> list[str]:
     return model.loc[model["type"] == "categorical", "variable"].tolist()
@@ -283,8 +324,10 @@ def describe_coding(model: pd.DataFrame) -> str:
     parts = []
     for row in model.itertuples():
         if row.type == "continuous":
-            parts.append(f"{row.variable} (continuous, centred at {row.centre:.3g} and scaled by "
-                         f"its SD {row.scale:.3g})")
+            parts.append(
+                f"{row.variable} (continuous, centred at {row.centre:.3g} and scaled by "
+                f"its SD {row.scale:.3g})"
+            )
         else:
             parts.append(f"{row.variable} (categorical, reference {row.reference})")
     return join_words(parts)
@@ -292,16 +335,34 @@ def describe_coding(model: pd.DataFrame) -> str:
 
 def calls_table(table: pd.DataFrame, alpha: float, thresholds: list[float]) -> pd.DataFrame:
     calls = count_calls(table, alpha, thresholds)
-    return pd.DataFrame({
-        "genes": [f"padj < {alpha}" + (f", |log2FC| ≥ {t:g}" if t > 0 else "")
-                  for t in calls["min_abs_log2FC"]],
-        "up": calls["up"], "down": calls["down"], "total": calls["up"] + calls["down"],
-    })
+    return pd.DataFrame(
+        {
+            "genes": [
+                f"padj < {alpha}" + (f", |log2FC| ≥ {t:g}" if t > 0 else "") for t in calls["min_abs_log2FC"]
+            ],
+            "up": calls["up"],
+            "down": calls["down"],
+            "total": calls["up"] + calls["down"],
+        }
+    )
 
 
 def top_genes(table: pd.DataFrame, n: int) -> pd.DataFrame:
-    columns = [c for c in ["gene_id", "gene_symbol", "baseMean", "log2FoldChange",
-                           "log2FoldChange_shrunk", "lfcSE", "stat", "pvalue", "padj"] if c in table]
+    columns = [
+        c
+        for c in [
+            "gene_id",
+            "gene_symbol",
+            "baseMean",
+            "log2FoldChange",
+            "log2FoldChange_shrunk",
+            "lfcSE",
+            "stat",
+            "pvalue",
+            "padj",
+        ]
+        if c in table
+    ]
     return top_tested_genes(table, n)[columns]
 
 
@@ -328,21 +389,27 @@ def candidate_panel(table: pd.DataFrame, alpha: float, genes: list[str]) -> pd.D
         else:
             status = "not significant"
         rows.append((gene, lfc, lfc - Z_95 * se, lfc + Z_95 * se, padj, status))
-    return pd.DataFrame(rows, columns=["gene", "log2FoldChange", "CI95_low", "CI95_high", "padj",
-                                       "call"])
+    return pd.DataFrame(rows, columns=["gene", "log2FoldChange", "CI95_low", "CI95_high", "padj", "call"])
 
 
 # ---------------------------------------------------------------- enrichment
 
+
 def shorten_genes(genes: pd.Series, limit: int = 12) -> pd.Series:
     """';'-separated gene lists shortened for reading."""
-    return genes.fillna("").astype(str).map(
-        lambda text: format_list([g for g in re.split(r"[;,\s]+", text) if g], limit=limit))
+    return (
+        genes.fillna("")
+        .astype(str)
+        .map(lambda text: format_list([g for g in re.split(r"[;,\s]+", text) if g], limit=limit))
+    )
 
 
 # fgsea's columns come from gene permutations (genes treated as independent): labelled so
-GENE_PERMUTATION_LABELS = {"NES": "NES (gene perm.)", "pvalue": "pvalue (gene perm.)",
-                           "padj": "padj (gene perm.)"}
+GENE_PERMUTATION_LABELS = {
+    "NES": "NES (gene perm.)",
+    "pvalue": "pvalue (gene perm.)",
+    "padj": "padj (gene perm.)",
+}
 
 
 def permutation_columns(table: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -363,10 +430,14 @@ def gsea_term_table(best: pd.DataFrame) -> pd.DataFrame:
     gene-permutation ones (with the log2 error of p, so that a reader can weigh a borderline padj),
     the leading edge shortened and the folded terms."""
     leading = permutation_columns(best, ["NES_perm", "pvalue_perm", "fdr_perm"])
-    return best[["term", "name", "size", *leading, "NES", "pvalue", "log2err", "padj"]].assign(
-        leading_edge=shorten_genes(best["leading_edge"]).to_numpy(),
-        similar_terms=best["similar_terms"].map(similar_terms_text).to_numpy(),
-    ).rename(columns=GENE_PERMUTATION_LABELS)
+    return (
+        best[["term", "name", "size", *leading, "NES", "pvalue", "log2err", "padj"]]
+        .assign(
+            leading_edge=shorten_genes(best["leading_edge"]).to_numpy(),
+            similar_terms=best["similar_terms"].map(similar_terms_text).to_numpy(),
+        )
+        .rename(columns=GENE_PERMUTATION_LABELS)
+    )
 
 
 def top_ora_terms(ora: pd.DataFrame, n: int) -> dict[tuple[str, str], pd.DataFrame]:
@@ -377,8 +448,9 @@ def top_ora_terms(ora: pd.DataFrame, n: int) -> dict[tuple[str, str], pd.DataFra
     out = {}
     for (collection, direction), terms in ora.groupby(["collection", "direction"], sort=True):
         best = terms.sort_values(order, kind="mergesort").head(n)
-        out[(collection, direction)] = best[["term", "name", "size", "overlap", "odds_ratio", *leading, "pvalue",
-                                             "padj"]].assign(overlap_genes=shorten_genes(best["overlap_genes"]).to_numpy())
+        out[(collection, direction)] = best[
+            ["term", "name", "size", "overlap", "odds_ratio", *leading, "pvalue", "padj"]
+        ].assign(overlap_genes=shorten_genes(best["overlap_genes"]).to_numpy())
     return out
 
 
@@ -390,13 +462,22 @@ def pathway_findings(gsea: pd.DataFrame, cut: float) -> str:
     for collection, terms in gsea.groupby("collection", sort=True):
         n_gene_perm = int((terms["padj"] < cut).sum())
         if fdr == "fdr_perm":
-            parts.append(f"{collection}: {int((terms['fdr_perm'] < cut).sum())} of {len(terms)} sets at "
-                         f"label-permutation FDR < {cut:g} ({n_gene_perm} at gene-permutation padj < {cut:g})")
+            parts.append(
+                f"{collection}: {int((terms['fdr_perm'] < cut).sum())} of {len(terms)} sets at "
+                f"label-permutation FDR < {cut:g} ({n_gene_perm} at gene-permutation padj < {cut:g})"
+            )
         else:
-            parts.append(f"{collection}: {n_gene_perm} of {len(terms)} sets at gene-permutation padj < {cut:g}")
-    verdict = "" if fdr == "fdr_perm" else (
-        " No label-permutation null was computed: gene-permutation p-values treat genes as "
-        "independent and over-call co-expressed sets.")
+            parts.append(
+                f"{collection}: {n_gene_perm} of {len(terms)} sets at gene-permutation padj < {cut:g}"
+            )
+    verdict = (
+        ""
+        if fdr == "fdr_perm"
+        else (
+            " No label-permutation null was computed: gene-permutation p-values treat genes as "
+            "independent and over-call co-expressed sets."
+        )
+    )
     return "GSEA " + "; ".join(parts) + "." + verdict
 
 
@@ -404,8 +485,9 @@ def anchor_of(*parts: str) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9_-]", "-", part) for part in parts)
 
 
-def running_score_figures(directory, collection: str, direction: str, terms: pd.DataFrame, caption: str
-                          ) -> list[dict]:
+def running_score_figures(
+    directory, collection: str, direction: str, terms: pd.DataFrame, caption: str
+) -> list[dict]:
     """The running-score plots the enrichment rule drew for these terms (its first
     enrichment.running_score_terms of the same selection), in rank order."""
     figures = []
@@ -427,28 +509,67 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
     by = "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation p-value"
     rst = Path(caption_dir) / "running_scores.rst"
     caption = caption_text(rst.read_text(encoding="utf-8"), config) if rst.exists() else ""
-    words = {"up": f"higher in {contrast['test']} (positive NES)",
-             "down": f"lower in {contrast['test']} (negative NES)"}
+    words = {
+        "up": f"higher in {contrast['test']} (positive NES)",
+        "down": f"lower in {contrast['test']} (negative NES)",
+    }
     shown = top_terms_by_direction(gsea, n_terms, settings.get("similar_terms_jaccard", 0.5))
-    blocks = [{"title": f"GSEA, {collection}, {words[direction]}: top {len(terms)} terms by {by}",
-               "id": anchor_of(anchor, collection, direction), "table": table_rows(gsea_term_table(terms)),
-               "figures": (running_score_figures(files["running_scores"], collection, direction, terms,
-                                                 caption) if files.get("running_scores") else [])}
-              for (collection, direction), terms in shown.items()]
-    blocks += [{"title": f"ORA of {direction}-regulated genes, {collection}: top {len(terms)} terms",
-                "figures": [], "id": anchor_of(anchor, "ora", collection, direction),
-                "table": table_rows(terms)}
-               for (collection, direction), terms in top_ora_terms(ora, n_terms).items()]
-    dotplots = {"title": "Dot plots", "id": "", "table": None,
-                "figures": [figure(files[key], caption_dir, config) for key in ("gsea_dotplot", "ora_dotplot")]}
+    blocks = [
+        {
+            "title": f"GSEA, {collection}, {words[direction]}: top {len(terms)} terms by {by}",
+            "id": anchor_of(anchor, collection, direction),
+            "table": table_rows(gsea_term_table(terms)),
+            "figures": (
+                running_score_figures(files["running_scores"], collection, direction, terms, caption)
+                if files.get("running_scores")
+                else []
+            ),
+        }
+        for (collection, direction), terms in shown.items()
+    ]
+    blocks += [
+        {
+            "title": f"ORA of {direction}-regulated genes, {collection}: top {len(terms)} terms",
+            "figures": [],
+            "id": anchor_of(anchor, "ora", collection, direction),
+            "table": table_rows(terms),
+        }
+        for (collection, direction), terms in top_ora_terms(ora, n_terms).items()
+    ]
+    dotplots = {
+        "title": "Dot plots",
+        "id": "",
+        "table": None,
+        "figures": [figure(files[key], caption_dir, config) for key in ("gsea_dotplot", "ora_dotplot")],
+    }
     cut = settings.get("ora_padj", 0.05)
-    return {"name": name, "anchor": anchor, "collections": [dotplots, *blocks],
-            "findings": pathway_findings(gsea, cut)}
+    return {
+        "name": name,
+        "anchor": anchor,
+        "collections": [dotplots, *blocks],
+        "findings": pathway_findings(gsea, cut),
+    }
 
 
-PREDICTION_COLUMNS = ["feature_set", "learner", "auc_mean", "auc_low", "auc_high", "auc_folds_low",
-                      "auc_folds_high", "auc_pooled", "auc_pooled_low", "auc_pooled_high", "balanced_accuracy",
-                      "brier", "auc_gain_over_clinical", "gain_low", "gain_high", "gain_p", "permutation_p"]
+PREDICTION_COLUMNS = [
+    "feature_set",
+    "learner",
+    "auc_mean",
+    "auc_low",
+    "auc_high",
+    "auc_folds_low",
+    "auc_folds_high",
+    "auc_pooled",
+    "auc_pooled_low",
+    "auc_pooled_high",
+    "balanced_accuracy",
+    "brier",
+    "auc_gain_over_clinical",
+    "gain_low",
+    "gain_high",
+    "gain_p",
+    "permutation_p",
+]
 
 
 def prediction_section(name: str, contrast: dict, files: dict, config: dict, caption_dir) -> dict:
@@ -459,25 +580,36 @@ def prediction_section(name: str, contrast: dict, files: dict, config: dict, cap
     genes = pd.read_csv(files["genes"], sep="\t", keep_default_na=False).head(N_MODEL_GENES)
     best = best_model(comparison)
     heading = f"Prediction of {contrast['test']} vs {contrast['reference']}"
-    return {"name": name, "anchor": anchor_of("predict", name), "heading": heading,
-            "findings": prediction_findings(comparison, best, contrast),
-            "comparison": table_rows(comparison[PREDICTION_COLUMNS].round(3)),
-            "sites": table_rows(sites.round(3)) if len(sites) else None,
-            "genes": table_rows(genes), "genes_model": f"{genes['feature_set'].iloc[0]} / {genes['learner'].iloc[0]}"
-            if len(genes) else "",
-            "figures": [figure(files[key], caption_dir, config) for key in ("roc", "calibration")]}
+    return {
+        "name": name,
+        "anchor": anchor_of("predict", name),
+        "heading": heading,
+        "findings": prediction_findings(comparison, best, contrast),
+        "comparison": table_rows(comparison[PREDICTION_COLUMNS].round(3)),
+        "sites": table_rows(sites.round(3)) if len(sites) else None,
+        "genes": table_rows(genes),
+        "genes_model": f"{genes['feature_set'].iloc[0]} / {genes['learner'].iloc[0]}" if len(genes) else "",
+        "figures": [figure(files[key], caption_dir, config) for key in ("roc", "calibration")],
+    }
 
 
 def best_model_findings(best: pd.Series, test: str) -> list[str]:
     """The best model's AUC with its interval and p-value, and a plain warning when the interval
     includes 0.5."""
-    permutation = ("no label permutations (predict.permutations 0)" if pd.isna(best["permutation_p"])
-                   else f"label-permutation p = {best['permutation_p']:.3g}")
-    sentences = [f"Best model: {best['feature_set']} features, {best['learner']}: out-of-fold AUC "
-                 f"{best['auc_mean']:.2f} (95% CI {best['auc_low']:.2f}-{best['auc_high']:.2f}), {permutation}."]
+    permutation = (
+        "no label permutations (predict.permutations 0)"
+        if pd.isna(best["permutation_p"])
+        else f"label-permutation p = {best['permutation_p']:.3g}"
+    )
+    sentences = [
+        f"Best model: {best['feature_set']} features, {best['learner']}: out-of-fold AUC "
+        f"{best['auc_mean']:.2f} (95% CI {best['auc_low']:.2f}-{best['auc_high']:.2f}), {permutation}."
+    ]
     if best["auc_low"] <= 0.5:
-        sentences.append(f"The 95% interval of the best model's AUC includes 0.5: these data do not show "
-                         f"that {test} can be predicted better than by chance.")
+        sentences.append(
+            f"The 95% interval of the best model's AUC includes 0.5: these data do not show "
+            f"that {test} can be predicted better than by chance."
+        )
     return sentences
 
 
@@ -491,11 +623,16 @@ def prediction_findings(comparison: pd.DataFrame, best: pd.Series, contrast: dic
     sentences = best_model_findings(best, contrast["test"])
     combined = comparison[comparison["feature_set"] == "combined"]
     row = combined.loc[combined["auc_mean"].idxmax()]
-    gain = (f"combined minus clinical AUC {row['auc_gain_over_clinical']:+.2f} (95% CI "
-            f"{row['gain_low']:+.2f} to {row['gain_high']:+.2f}, corrected resampled t p = {row['gain_p']:.3g}; "
-            f"{row['learner']})")
-    sentences.append(f"Expression adds to the clinical data: {gain}." if row["gain_low"] > 0
-                     else f"Expression does not add detectably to the clinical data: {gain}.")
+    gain = (
+        f"combined minus clinical AUC {row['auc_gain_over_clinical']:+.2f} (95% CI "
+        f"{row['gain_low']:+.2f} to {row['gain_high']:+.2f}, corrected resampled t p = {row['gain_p']:.3g}; "
+        f"{row['learner']})"
+    )
+    sentences.append(
+        f"Expression adds to the clinical data: {gain}."
+        if row["gain_low"] > 0
+        else f"Expression does not add detectably to the clinical data: {gain}."
+    )
     return sentences
 
 
@@ -503,16 +640,20 @@ def enrichment_methods(settings: dict, versions: dict, label_permutations: int |
     """label_permutations: K of the calibration whose refits give the permutation p-values."""
     collections = ", ".join(settings["collections"])
     permutation = (
-        f" Gene-set p-values and FDRs were then taken from the {label_permutations} permutations of "
-        "the contrast's labels, each refitting the whole model (so covariates and the correlation "
-        "between genes are kept): every set's enrichment score on the observed ranking was compared "
-        "with its scores on the permuted Wald-statistic rankings, NES normalised by the mean of the "
-        "set's same-sign scores over the observed and permuted rankings and the FDR taken from the "
-        "null |NES| pooled over the collection's sets (phenotype-permutation GSEA after Subramanian "
-        "et al. 2005); ORA was treated alike, with the DE "
-        "lists of each permuted fit. fgsea's gene-permutation padj is reported beside it; it treats "
-        "genes as independent and over-calls co-expressed sets."
-    ) if label_permutations else ""
+        (
+            f" Gene-set p-values and FDRs were then taken from the {label_permutations} permutations of "
+            "the contrast's labels, each refitting the whole model (so covariates and the correlation "
+            "between genes are kept): every set's enrichment score on the observed ranking was compared "
+            "with its scores on the permuted Wald-statistic rankings, NES normalised by the mean of the "
+            "set's same-sign scores over the observed and permuted rankings and the FDR taken from the "
+            "null |NES| pooled over the collection's sets (phenotype-permutation GSEA after Subramanian "
+            "et al. 2005); ORA was treated alike, with the DE "
+            "lists of each permuted fit. fgsea's gene-permutation padj is reported beside it; it treats "
+            "genes as independent and over-calls co-expressed sets."
+        )
+        if label_permutations
+        else ""
+    )
     return (
         f"Pathway enrichment was tested per contrast and gene-set collection ({collections}): "
         f"preranked GSEA of the genes ranked by the Wald statistic with gseapy {versions['gseapy']} "
@@ -522,7 +663,8 @@ def enrichment_methods(settings: dict, versions: dict, label_permutations: int |
         "of the up- and of the down-regulated genes (one-sided hypergeometric test, universe the "
         "tested genes annotated in the collection), each adjusted by the Benjamini-Hochberg method "
         "within collection." + permutation + " The report shows the top terms of positive and of negative "
-        "NES separately, ranked by " + ("the label-permutation FDR" if label_permutations else "padj")
+        "NES separately, ranked by "
+        + ("the label-permutation FDR" if label_permutations else "padj")
         + "; a term whose leading edge has a Jaccard index of at least "
         f"{settings.get('similar_terms_jaccard', 0.5):g} with the leading edge of a better-ranked term shown "
         "is folded under it as a similar term."
@@ -530,6 +672,7 @@ def enrichment_methods(settings: dict, versions: dict, label_permutations: int |
 
 
 # ---------------------------------------------------------------- robustness
+
 
 def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) -> dict:
     """How robust are the findings: cell composition by group, concordance of every sensitivity
@@ -546,16 +689,32 @@ def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) 
     composition = []
     for name, table, png in zip(contrasts, files["cell_by_group"], files["cell_figures"]):
         by_group = pd.read_csv(table, sep="\t")
-        composition.append({"name": name, "table": table_rows(by_group[
-            ["cell_type", "mean_test", "mean_reference", "hedges_g", "pvalue", "padj"]].dropna(subset=["hedges_g"])),
-            "figures": [figure(png, caption_dir, config)]})
+        composition.append(
+            {
+                "name": name,
+                "table": table_rows(
+                    by_group[
+                        ["cell_type", "mean_test", "mean_reference", "hedges_g", "pvalue", "padj"]
+                    ].dropna(subset=["hedges_g"])
+                ),
+                "figures": [figure(png, caption_dir, config)],
+            }
+        )
     pathways = []
     for name, primary, adjusted in zip(contrasts, files["gsea"], files["cell_adjusted_gsea"]):
         survival = pathway_survival(pd.read_csv(primary, sep="\t"), pd.read_csv(adjusted, sep="\t"), padj_cut)
-        pathways.append({"name": name, "n": len(survival), "n_survive": int(survival["survives"].sum()),
-                         "table": table_rows(survival.head(N_TOP_PATHWAYS))})
+        pathways.append(
+            {
+                "name": name,
+                "n": len(survival),
+                "n_survive": int(survival["survives"].sum()),
+                "table": table_rows(survival.head(N_TOP_PATHWAYS)),
+            }
+        )
     return {
-        "not_estimable": [f"{row.cell_type} ({row.note})" for row in markers.itertuples() if not row.estimable],
+        "not_estimable": [
+            f"{row.cell_type} ({row.note})" for row in markers.itertuples() if not row.estimable
+        ],
         "covariates": f"{choice['covariates']}: {choice['reason']}",
         "composition": composition,
         "concordance": table_rows(concordance),
@@ -600,15 +759,21 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
     observed, k = int(values["observed_degs"]), int(values["permutations"])
     share, median = float(values["frac_permutations_with_degs"]), float(values["null_degs_median"])
     if observed == 0:
-        return (f"No gene reached padj < {alpha:g}, and shuffled labels gave at least one call in "
-                f"{share:.0%} of {k} permutations: there are no calls here that chance would have to explain.")
+        return (
+            f"No gene reached padj < {alpha:g}, and shuffled labels gave at least one call in "
+            f"{share:.0%} of {k} permutations: there are no calls here that chance would have to explain."
+        )
     if float(values["pvalue_observed_degs"]) <= 0.05:
-        return (f"The {observed} genes called would not appear by chance: shuffled labels gave a median of "
-                f"{median:g} and at most {float(values['null_degs_p95']):g} calls in 95% of {k} permutations, "
-                f"and about {float(values['empirical_fdr']):.0%} of the observed calls are expected to be false.")
-    return (f"Chance alone could give these {observed} calls: shuffled labels gave as many or more in "
-            f"{float(values['pvalue_observed_degs']):.0%} of {k} permutations, so read the gene list by "
-            f"qvalue_perm ({int(values['qvalue_perm_calls'])} genes) rather than by padj.")
+        return (
+            f"The {observed} genes called would not appear by chance: shuffled labels gave a median of "
+            f"{median:g} and at most {float(values['null_degs_p95']):g} calls in 95% of {k} permutations, "
+            f"and about {float(values['empirical_fdr']):.0%} of the observed calls are expected to be false."
+        )
+    return (
+        f"Chance alone could give these {observed} calls: shuffled labels gave as many or more in "
+        f"{float(values['pvalue_observed_degs']):.0%} of {k} permutations, so read the gene list by "
+        f"qvalue_perm ({int(values['qvalue_perm_calls'])} genes) rather than by padj."
+    )
 
 
 def calibration_section(name: str, files: dict, config: dict, caption_dir) -> dict:
@@ -616,13 +781,18 @@ def calibration_section(name: str, files: dict, config: dict, caption_dir) -> di
     summary = pd.read_csv(files["summary"], sep="\t", keep_default_na=False, na_values=[""])
     values = summary.set_index("statistic")["value"]
     numeric = pd.to_numeric(values, errors="coerce")
-    shown = pd.DataFrame({"statistic": list(CALIBRATION_ROWS.values()),
-                          "value": [numeric[key] for key in CALIBRATION_ROWS]})
-    return {"name": name, "anchor": anchor_of("calibration", name),
-            "verdict": calibration_verdict(numeric, config["deseq2"]["alpha"]),
-            "permutations": int(numeric["permutations"]), "strata": values["strata"],
-            "table": table_rows(shown),
-            "figures": [figure(files[key], caption_dir, config) for key in ("qq", "null_degs")]}
+    shown = pd.DataFrame(
+        {"statistic": list(CALIBRATION_ROWS.values()), "value": [numeric[key] for key in CALIBRATION_ROWS]}
+    )
+    return {
+        "name": name,
+        "anchor": anchor_of("calibration", name),
+        "verdict": calibration_verdict(numeric, config["deseq2"]["alpha"]),
+        "permutations": int(numeric["permutations"]),
+        "strata": values["strata"],
+        "table": table_rows(shown),
+        "figures": [figure(files[key], caption_dir, config) for key in ("qq", "null_degs")],
+    }
 
 
 def calibration_methods(settings: dict, sections: list[dict]) -> str:
@@ -644,6 +814,7 @@ def calibration_methods(settings: dict, sections: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------- key findings
+
 
 def deg_counts(table: pd.DataFrame, alpha: float) -> dict[str, int]:
     calls = calls_table(table, alpha, []).iloc[0]
@@ -677,19 +848,29 @@ def survival_after_adjustment(term: pd.Series, nes: float, adjusted: pd.DataFram
 
 def pathway_finding(term: pd.Series, gsea: pd.DataFrame, adjusted: pd.DataFrame | None, cut: float) -> dict:
     fdr, nes = lead_fdr(gsea), float(term[lead_nes(gsea)])
-    return {"term": term["term"], "name": term["name"], "collection": term["collection"],
-            "nes": format_value(nes), "fdr": format_value(float(term[fdr])),
-            "significant": bool(term[fdr] < cut), "n_similar": len(term["similar_terms"]),
-            "survival": survival_after_adjustment(term, nes, adjusted, cut)}
+    return {
+        "term": term["term"],
+        "name": term["name"],
+        "collection": term["collection"],
+        "nes": format_value(nes),
+        "fdr": format_value(float(term[fdr])),
+        "significant": bool(term[fdr] < cut),
+        "n_similar": len(term["similar_terms"]),
+        "survival": survival_after_adjustment(term, nes, adjusted, cut),
+    }
 
 
 def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
     if concordance is None:
-        return ("No cell-adjusted model in this run (cells.enabled or sensitivity.cell_adjusted.enabled "
-                "is false).")
+        return (
+            "No cell-adjusted model in this run (cells.enabled or sensitivity.cell_adjusted.enabled "
+            "is false)."
+        )
     row = concordance.iloc[0]
-    return (f"With cell composition in the model, {int(row['degs_model'])} genes are called instead of "
-            f"{int(row['degs_primary'])} ({int(row['overlap'])} of them shared).")
+    return (
+        f"With cell composition in the model, {int(row['degs_model'])} genes are called instead of "
+        f"{int(row['degs_primary'])} ({int(row['overlap'])} of them shared)."
+    )
 
 
 def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
@@ -703,25 +884,44 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
     gsea = tables["gsea"]
     shown = top_terms_by_direction(gsea, N_KEY_PATHWAYS, config["enrichment"]["similar_terms_jaccard"])
     summary = pd.to_numeric(tables["calibration"].set_index("statistic")["value"], errors="coerce")
-    pathways = {direction: [pathway_finding(row, gsea, tables["adjusted_gsea"], cut)
-                            for _, row in top_pathways(shown, direction, N_KEY_PATHWAYS).iterrows()]
-                for direction in ("up", "down")}
+    pathways = {
+        direction: [
+            pathway_finding(row, gsea, tables["adjusted_gsea"], cut)
+            for _, row in top_pathways(shown, direction, N_KEY_PATHWAYS).iterrows()
+        ]
+        for direction in ("up", "down")
+    }
     comparison = tables["comparison"]
-    prediction = (best_model_findings(best_model(comparison), contrast["test"]) if comparison is not None
-                  else ["Not run: the config sets predict.enabled to false."])
-    return {"name": name, "anchor": anchor_of("key", name), "test": contrast["test"],
-            "description": f"{contrast['test']} vs {contrast['reference']}", "alpha": format_value(alpha),
-            "degs": deg_counts(tables["de"], alpha), "verdict": calibration_verdict(summary, alpha),
-            "pathways": pathways, "cut": format_value(cut),
-            "fdr_label": "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation padj",
-            "cell_adjusted": cell_adjusted_finding(tables["concordance"]), "prediction": prediction}
+    prediction = (
+        best_model_findings(best_model(comparison), contrast["test"])
+        if comparison is not None
+        else ["Not run: the config sets predict.enabled to false."]
+    )
+    return {
+        "name": name,
+        "anchor": anchor_of("key", name),
+        "test": contrast["test"],
+        "description": f"{contrast['test']} vs {contrast['reference']}",
+        "alpha": format_value(alpha),
+        "degs": deg_counts(tables["de"], alpha),
+        "verdict": calibration_verdict(summary, alpha),
+        "pathways": pathways,
+        "cut": format_value(cut),
+        "fdr_label": "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation padj",
+        "cell_adjusted": cell_adjusted_finding(tables["concordance"]),
+        "prediction": prediction,
+    }
 
 
 # ---------------------------------------------------------------- methods
 
+
 def prediction_methods(settings: dict, seed: int, versions: dict) -> str:
-    learners = {"l2": "L2-penalised logistic regression", "elasticnet": "elastic-net logistic regression",
-                "hgb": "histogram gradient boosting"}
+    learners = {
+        "l2": "L2-penalised logistic regression",
+        "elasticnet": "elastic-net logistic regression",
+        "hgb": "histogram gradient boosting",
+    }
     return (
         f"The test group was predicted from the clinical covariates ({join_words(settings['covariates'])}), "
         f"from expression, and from both, by {join_words([learners[name] for name in settings['learners']])} "
@@ -753,8 +953,10 @@ def qc_sentence(flagged: int, excluded: int, kept: int) -> str:
     if excluded:
         return f"Quality control flagged {flagged} samples and excluded {excluded}, leaving {kept}."
     if flagged:
-        return (f"Quality control flagged {flagged} samples and kept them (qc.action: flag), "
-                f"so all {kept} samples were analysed.")
+        return (
+            f"Quality control flagged {flagged} samples and kept them (qc.action: flag), "
+            f"so all {kept} samples were analysed."
+        )
     return f"Quality control flagged no sample; all {kept} samples were analysed."
 
 
@@ -769,8 +971,12 @@ def methods_paragraph(run: dict) -> str:
         qc_sentence(run["n_samples_flagged"], run["n_samples_excluded"], run["n_samples_kept"]),
         "QC's principal components used a blind variance-stabilising "
         "transformation (DESeq2's vst) whose dispersion trend was fitted "
-        + (f"on {nsub} genes evenly spaced by mean, as vst(nsub) does (on all genes when fewer "
-           "have a mean normalised count above 5)." if nsub else "on all genes."),
+        + (
+            f"on {nsub} genes evenly spaced by mean, as vst(nsub) does (on all genes when fewer "
+            "have a mean normalised count above 5)."
+            if nsub
+            else "on all genes."
+        ),
         f"Genes were filtered with the rule of edgeR's filterByExpr (Chen et al. 2016): a gene was "
         f"kept when its count per million reached {f['min_count']:g} counts at the median library "
         f"size in at least as many samples as the smallest compared group (for groups larger than "
@@ -781,15 +987,25 @@ def methods_paragraph(run: dict) -> str:
         f"'{run['design']}': {run['coding']}.",
         f"Size factors were estimated by the '{d.get('size_factors_fit_type', 'ratio')}' method and the "
         f"dispersion trend by the '{d.get('fit_type', 'parametric')}' fit; "
-        + ("counts of Cook's-distance outliers were replaced and refitted for groups of at least "
-           f"{d.get('min_replicates', 7)} samples" if d.get("refit_cooks", True)
-           else "Cook's-distance outliers were not refitted") + ".",
+        + (
+            "counts of Cook's-distance outliers were replaced and refitted for groups of at least "
+            f"{d.get('min_replicates', 7)} samples"
+            if d.get("refit_cooks", True)
+            else "Cook's-distance outliers were not refitted"
+        )
+        + ".",
         f"Each contrast ({run['contrasts']}) was tested with a Wald test; p-values were adjusted by "
         f"the Benjamini-Hochberg method"
-        + (f" after independent filtering of low-mean genes at alpha = {d['alpha']:g}"
-           if d.get("independent_filter", True) else " without independent filtering")
-        + (", genes with Cook's-distance outliers being given no p-value" if d.get("cooks_filter", True)
-           else "")
+        + (
+            f" after independent filtering of low-mean genes at alpha = {d['alpha']:g}"
+            if d.get("independent_filter", True)
+            else " without independent filtering"
+        )
+        + (
+            ", genes with Cook's-distance outliers being given no p-value"
+            if d.get("cooks_filter", True)
+            else ""
+        )
         + f", and genes with an adjusted p-value below {d['alpha']:g} were called differentially "
         "expressed.",
     ]
@@ -813,16 +1029,20 @@ def methods_paragraph(run: dict) -> str:
 
 # ---------------------------------------------------------------- page
 
+
 def interactive_scripts(template_dir) -> dict:
     """Plotly's library (once per page) and the volcano's search box, inline like the rest."""
-    return {"plotly_js": Markup(plotly_library()),
-            "volcano_js": Markup((Path(template_dir) / "volcano.js").read_text(encoding="utf-8"))}
+    return {
+        "plotly_js": Markup(plotly_library()),
+        "volcano_js": Markup((Path(template_dir) / "volcano.js").read_text(encoding="utf-8")),
+    }
 
 
 def render_page(context: dict, template_dir) -> str:
     template_dir = Path(template_dir)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     return env.get_template("report.html.j2").render(
         css=Markup((template_dir / "report.css").read_text(encoding="utf-8")),
         js=Markup((template_dir / "report.js").read_text(encoding="utf-8")),
@@ -834,9 +1054,13 @@ def interactive_volcano(table: pd.DataFrame, contrast: dict, config: dict, div_i
     """The contrast's volcano as a Plotly figure drawn in the page (every tested gene)."""
     alpha = config["deseq2"]["alpha"]
     shrunk = " (shrunk)" if volcano_x_column(table) == "log2FoldChange_shrunk" else ""
-    fig = volcano_figure(volcano_points(table, alpha), alpha, config["deseq2"].get("lfc_thresholds", []),
-                         f"{contrast['test']} vs {contrast['reference']}",
-                         f"log2 fold change{shrunk}, {contrast['test']} vs {contrast['reference']}")
+    fig = volcano_figure(
+        volcano_points(table, alpha),
+        alpha,
+        config["deseq2"].get("lfc_thresholds", []),
+        f"{contrast['test']} vs {contrast['reference']}",
+        f"log2 fold change{shrunk}, {contrast['test']} vs {contrast['reference']}",
+    )
     return Markup(volcano_html(fig, div_id))
 
 
@@ -846,16 +1070,26 @@ def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.A
     levels = group_levels(cohort.obs, contrast)
     symbols = table["gene_symbol"].fillna("").astype(str)
     labels = symbols.where(symbols != "", table["gene_id"])
-    titles = {gene: f"{label}\npadj {format_value(padj)}"
-              for gene, label, padj in zip(table["gene_id"], labels, table["padj"])}
+    titles = {
+        gene: f"{label}\npadj {format_value(padj)}"
+        for gene, label, padj in zip(table["gene_id"], labels, table["padj"])
+    }
     top = top_tested_genes(table, N_GENE_PLOTS)["gene_id"].tolist()
     wanted = list(config["report"]["candidate_genes"])
-    by_symbol = table[symbols.isin(wanted).to_numpy()].assign(
-        order=lambda t: t["gene_symbol"].map(wanted.index)).sort_values("order", kind="mergesort")
+    by_symbol = (
+        table[symbols.isin(wanted).to_numpy()]
+        .assign(order=lambda t: t["gene_symbol"].map(wanted.index))
+        .sort_values("order", kind="mergesort")
+    )
     missing = [gene for gene in wanted if gene not in set(by_symbol["gene_symbol"])]
-    panels = [(top, f"The {len(top)} genes with the smallest p-values", ""),
-              (by_symbol["gene_id"].tolist(), "The candidate genes",
-               f" Not in the filtered data: {', '.join(missing)}." if missing else "")]
+    panels = [
+        (top, f"The {len(top)} genes with the smallest p-values", ""),
+        (
+            by_symbol["gene_id"].tolist(),
+            "The candidate genes",
+            f" Not in the filtered data: {', '.join(missing)}." if missing else "",
+        ),
+    ]
     figures = []
     for genes, what, note in panels:
         if not genes:
@@ -863,22 +1097,33 @@ def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.A
         values = gene_count_values(normalised, cohort.obs, genes, contrast["variable"])
         title = f"{what}: {contrast['test']} vs {contrast['reference']}"
         fig = gene_count_figure(values, levels, titles, title)
-        figures.append(inline_png(figure_png(fig),
-                                  f"{what}: counts normalised by the DE model's size factors, per "
-                                  f"{contrast['variable']} (box: quartiles; log axis, 0.5 added).{note}"))
+        figures.append(
+            inline_png(
+                figure_png(fig),
+                f"{what}: counts normalised by the DE model's size factors, per "
+                f"{contrast['variable']} (box: quartiles; log axis, 0.5 added).{note}",
+            )
+        )
     return figures
 
 
-def contrast_section(name: str, contrast: dict, files: dict, config: dict, vst: ad.AnnData,
-                     caption_dir, cohort: ad.AnnData) -> dict:
+def contrast_section(
+    name: str, contrast: dict, files: dict, config: dict, vst: ad.AnnData, caption_dir, cohort: ad.AnnData
+) -> dict:
     alpha, thresholds = config["deseq2"]["alpha"], config["deseq2"].get("lfc_thresholds", [])
     table = read_tsv(files["table"])
     model = pd.read_csv(files["model"], sep="\t")
-    annotations = [contrast["variable"]] + [v for v in categorical_covariates(model)
-                                            if v != contrast["variable"]]
+    annotations = [contrast["variable"]] + [
+        v for v in categorical_covariates(model) if v != contrast["variable"]
+    ]
     heatmap = top_gene_heatmap(
-        table, vst.to_df(), vst.obs, N_HEATMAP_GENES, annotations,
-        f"Top {N_HEATMAP_GENES} genes, {contrast['test']} vs {contrast['reference']}")
+        table,
+        vst.to_df(),
+        vst.obs,
+        N_HEATMAP_GENES,
+        annotations,
+        f"Top {N_HEATMAP_GENES} genes, {contrast['test']} vs {contrast['reference']}",
+    )
     anchor = "de-" + re.sub(r"[^A-Za-z0-9_-]", "-", name)
     return {
         "name": name,
@@ -895,9 +1140,11 @@ def contrast_section(name: str, contrast: dict, files: dict, config: dict, vst: 
         "figures": [
             figure(files["volcano"], caption_dir, config),
             figure(files["ma"], caption_dir, config),
-            inline_png(figure_png(heatmap),
-                       f"The {N_HEATMAP_GENES} genes with the smallest p-values: blind-VST "
-                       f"expression z-scored per gene; samples ordered by {join_words(annotations)}."),
+            inline_png(
+                figure_png(heatmap),
+                f"The {N_HEATMAP_GENES} genes with the smallest p-values: blind-VST "
+                f"expression z-scored per gene; samples ordered by {join_words(annotations)}.",
+            ),
         ],
         "candidates": table_rows(candidate_panel(table, alpha, config["report"]["candidate_genes"])),
         "top_genes": table_rows(top_genes(table, N_TOP_GENES_TABLE)),
@@ -911,14 +1158,18 @@ def read_tsv(path) -> pd.DataFrame:
 
 def contrast_tables(name: str, index: int, smk) -> dict:
     """The tables the key findings of one contrast read, None for a step this run skipped."""
-    concordance = [p for p in smk.input.concordance if Path(p).parent.name == "cell_adjusted"
-                   and Path(p).parent.parent.name == name]
+    concordance = [
+        p
+        for p in smk.input.concordance
+        if Path(p).parent.name == "cell_adjusted" and Path(p).parent.parent.name == name
+    ]
     return {
         "de": read_tsv(smk.input.tables[index]),
         "calibration": read_tsv(smk.input.calibration_summaries[index]),
         "gsea": read_tsv(smk.input.gsea[index]),
-        "adjusted_gsea": (read_tsv(smk.input.cell_adjusted_gsea[index]) if smk.input.cell_adjusted_gsea
-                          else None),
+        "adjusted_gsea": (
+            read_tsv(smk.input.cell_adjusted_gsea[index]) if smk.input.cell_adjusted_gsea else None
+        ),
         "concordance": read_tsv(concordance[0]) if concordance else None,
         "comparison": read_tsv(smk.input.predict_comparison[index]) if smk.input.predict_comparison else None,
     }
@@ -939,29 +1190,49 @@ def main(smk) -> None:
     template_dir = Path(smk.input.template).parent
 
     sections = []
-    for name, table, model, volcano, ma in zip(contrasts, smk.input.tables, smk.input.models,
-                                               smk.input.volcanos, smk.input.mas):
+    for name, table, model, volcano, ma in zip(
+        contrasts, smk.input.tables, smk.input.models, smk.input.volcanos, smk.input.mas
+    ):
         files = {"table": table, "model": model, "volcano": volcano, "ma": ma}
         log.info("contrast %s", name)
-        sections.append(contrast_section(name, contrasts[name], files, config, vst, template_dir,
-                                         contrast_cohort(filtered, name)))
-    findings = [key_findings(name, contrasts[name], contrast_tables(name, index, smk), config)
-                for index, name in enumerate(contrasts)]
+        sections.append(
+            contrast_section(
+                name, contrasts[name], files, config, vst, template_dir, contrast_cohort(filtered, name)
+            )
+        )
+    findings = [
+        key_findings(name, contrasts[name], contrast_tables(name, index, smk), config)
+        for index, name in enumerate(contrasts)
+    ]
     enrichment = []
-    for name, *paths in zip(contrasts, smk.input.gsea, smk.input.ora, smk.input.gsea_dotplots,
-                            smk.input.ora_dotplots, smk.input.running_scores):
+    for name, *paths in zip(
+        contrasts,
+        smk.input.gsea,
+        smk.input.ora,
+        smk.input.gsea_dotplots,
+        smk.input.ora_dotplots,
+        smk.input.running_scores,
+    ):
         files = dict(zip(("gsea", "ora", "gsea_dotplot", "ora_dotplot", "running_scores"), paths))
         enrichment.append(enrichment_section(name, contrasts[name], files, config, template_dir))
     predictions = []
-    for name, *paths in zip(contrasts, smk.input.predict_comparison, smk.input.predict_site,
-                            smk.input.predict_genes, smk.input.predict_roc, smk.input.predict_calibration):
+    for name, *paths in zip(
+        contrasts,
+        smk.input.predict_comparison,
+        smk.input.predict_site,
+        smk.input.predict_genes,
+        smk.input.predict_roc,
+        smk.input.predict_calibration,
+    ):
         files = dict(zip(("comparison", "site", "genes", "roc", "calibration"), paths))
         predictions.append(prediction_section(name, contrasts[name], files, config, template_dir))
-    robustness = (robustness_section(contrasts, smk.input, config, template_dir)
-                  if smk.input.concordance else None)
+    robustness = (
+        robustness_section(contrasts, smk.input, config, template_dir) if smk.input.concordance else None
+    )
     calibration = []
-    for name, *paths in zip(contrasts, smk.input.calibration_summaries, smk.input.calibration_qq,
-                            smk.input.calibration_null_degs):
+    for name, *paths in zip(
+        contrasts, smk.input.calibration_summaries, smk.input.calibration_qq, smk.input.calibration_null_degs
+    ):
         files = dict(zip(("summary", "qq", "null_degs"), paths))
         calibration.append(calibration_section(name, files, config, template_dir))
     models = {name: pd.read_csv(path, sep="\t") for name, path in zip(contrasts, smk.input.models)}
@@ -969,27 +1240,38 @@ def main(smk) -> None:
     flagged = flagged_samples(metrics)
 
     run = {
-        "pipeline_version": version, "versions": versions, "design": config["design"],
-        "filter": config["filter"], "deseq2": config["deseq2"],
+        "pipeline_version": version,
+        "versions": versions,
+        "design": config["design"],
+        "filter": config["filter"],
+        "deseq2": config["deseq2"],
         "n_samples_in": int(filter_summary["samples in"]),
         "n_samples_flagged": int((flagged["flags"] != "").sum()),
         "n_samples_excluded": int(filter_summary["samples excluded by QC"]),
         "n_samples_kept": int(filter_summary["samples kept"]),
-        "n_genes_in": int(filter_summary["genes in"]), "n_genes_kept": int(filter_summary["genes kept"]),
+        "n_genes_in": int(filter_summary["genes in"]),
+        "n_genes_kept": int(filter_summary["genes kept"]),
         "coding": describe_coding(next(iter(models.values()))),
         "contrasts": "; ".join(s["description"] for s in sections),
         "provenance": [p for p in provenance if p],
-        "enrichment": enrichment_methods(config["enrichment"], versions,
-                                         config["calibration"]["permutations"]),
+        "enrichment": enrichment_methods(
+            config["enrichment"], versions, config["calibration"]["permutations"]
+        ),
         "calibration": calibration_methods(config["calibration"], calibration),
         "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
-        "robustness": (robustness_methods(config["cells"], active_models(config["sensitivity"], config["cells"]),
-                                          robustness["covariates"])
-                       if robustness else ""),
+        "robustness": (
+            robustness_methods(
+                config["cells"],
+                active_models(config["sensitivity"], config["cells"]),
+                robustness["covariates"],
+            )
+            if robustness
+            else ""
+        ),
     }
     context = {
         "title": "TRD blood-transcriptome differential expression",
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "pipeline_version": version,
         "versions": versions,
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
@@ -1002,10 +1284,13 @@ def main(smk) -> None:
         "flagged": table_rows(flagged),
         "qc_summary": qc_sentence(run["n_samples_flagged"], run["n_samples_excluded"], run["n_samples_kept"]),
         "balance": balance_by_variable(pd.read_csv(smk.input.balance, sep="\t"), contrasts),
-        "qc_tables": [{"title": "Principal components associated with a covariate (p < 0.05)",
-                       "id": "pc-covariate-association",
-                       "table": table_rows(significant_associations(
-                           pd.read_csv(smk.input.association, sep="\t")))}],
+        "qc_tables": [
+            {
+                "title": "Principal components associated with a covariate (p < 0.05)",
+                "id": "pc-covariate-association",
+                "table": table_rows(significant_associations(pd.read_csv(smk.input.association, sep="\t"))),
+            }
+        ],
         "enrichment": enrichment,
         "calibration": calibration,
         "predictions": predictions,

@@ -44,13 +44,21 @@ def annotation_bars(axes, obs: pd.DataFrame, annotations: list[str]) -> list:
         codes, levels = annotation_codes(obs, column)
         colours = [palette[(used + i) % len(palette)] for i in range(len(levels))]
         used += len(levels)
-        ax.imshow(codes[None, :], aspect="auto", interpolation="nearest", cmap=ListedColormap(colours),
-                  vmin=-0.5, vmax=len(levels) - 0.5)
+        ax.imshow(
+            codes[None, :],
+            aspect="auto",
+            interpolation="nearest",
+            cmap=ListedColormap(colours),
+            vmin=-0.5,
+            vmax=len(levels) - 0.5,
+        )
         ax.set_yticks([0], [column])
         ax.set_xticks([])
         ax.tick_params(length=0)
-        legend_handles += [plt.Rectangle((0, 0), 1, 1, color=colour, label=f"{column}: {level}")
-                           for colour, level in zip(colours, levels)]
+        legend_handles += [
+            plt.Rectangle((0, 0), 1, 1, color=colour, label=f"{column}: {level}")
+            for colour, level in zip(colours, levels)
+        ]
     return legend_handles
 
 
@@ -59,25 +67,41 @@ def heatmap_figure(zscores: pd.DataFrame, obs: pd.DataFrame, annotations: list[s
     n_genes = zscores.shape[0]
     height = 1.2 + 0.16 * n_genes + 0.25 * len(annotations)
     fig, axes = plt.subplots(
-        len(annotations) + 1, 1, figsize=(8, height), sharex=True,
+        len(annotations) + 1,
+        1,
+        figsize=(8, height),
+        sharex=True,
         gridspec_kw={"height_ratios": [0.35] * len(annotations) + [0.16 * n_genes]},
     )
     legend_handles = annotation_bars(axes[:-1], obs, annotations)
     limit = max(2.0, float(np.nanmax(np.abs(zscores.to_numpy()))))
-    image = axes[-1].imshow(zscores.to_numpy(), aspect="auto", interpolation="nearest",
-                            cmap="RdBu_r", vmin=-limit, vmax=limit)
+    image = axes[-1].imshow(
+        zscores.to_numpy(), aspect="auto", interpolation="nearest", cmap="RdBu_r", vmin=-limit, vmax=limit
+    )
     axes[-1].set_yticks(range(n_genes), zscores.index, fontsize=7)
     axes[-1].set_xticks([])
     axes[-1].set_xlabel(f"{zscores.shape[1]} samples")
     axes[0].set_title(title)
     fig.colorbar(image, ax=axes, shrink=min(1.0, 6 / height), label="z-score of VST expression")
-    axes[-1].legend(handles=legend_handles, loc="upper left", bbox_to_anchor=(0.0, -0.03), ncol=4,
-                    fontsize=7, frameon=False)
+    axes[-1].legend(
+        handles=legend_handles,
+        loc="upper left",
+        bbox_to_anchor=(0.0, -0.03),
+        ncol=4,
+        fontsize=7,
+        frameon=False,
+    )
     return fig
 
 
-def top_gene_heatmap(table: pd.DataFrame, vst: pd.DataFrame, obs: pd.DataFrame, n_genes: int,
-                     annotations: list[str], title: str):
+def top_gene_heatmap(
+    table: pd.DataFrame,
+    vst: pd.DataFrame,
+    obs: pd.DataFrame,
+    n_genes: int,
+    annotations: list[str],
+    title: str,
+):
     """Heat map of the n most significant genes: VST values (samples x genes) z-scored per gene.
 
     Genes are labelled with their symbol (the ID when there is none) and ordered by
@@ -85,8 +109,9 @@ def top_gene_heatmap(table: pd.DataFrame, vst: pd.DataFrame, obs: pd.DataFrame, 
     """
     top = top_tested_genes(table, n_genes)
     top = top[top["gene_id"].isin(vst.columns)]
-    top = top.assign(up=top["log2FoldChange"] > 0).sort_values(["up", "pvalue"], ascending=[False, True],
-                                                                kind="mergesort")
+    top = top.assign(up=top["log2FoldChange"] > 0).sort_values(
+        ["up", "pvalue"], ascending=[False, True], kind="mergesort"
+    )
     order = sample_order(obs, annotations)
     values = vst.loc[order, top["gene_id"]].to_numpy().T
     labels = top["gene_symbol"].fillna("").where(top["gene_symbol"].fillna("") != "", top["gene_id"])
@@ -113,15 +138,18 @@ def volcano_points(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     significant = (tested["padj"] < alpha).to_numpy()
     lfc = tested["log2FoldChange"].to_numpy()
     symbols = tested["gene_symbol"].fillna("").astype(str)
-    return pd.DataFrame({
-        "gene_id": tested["gene_id"].to_numpy(),
-        "label": symbols.where(symbols != "", tested["gene_id"]).to_numpy(),
-        "x": tested[volcano_x_column(table)].to_numpy(dtype=float),
-        "y": -np.log10(tested["pvalue"].clip(lower=MIN_PVALUE).to_numpy(dtype=float)),
-        "padj": tested["padj"].to_numpy(dtype=float),
-        "call": np.select([significant & (lfc > 0), significant & (lfc < 0)], ["up", "down"],
-                          "not significant"),
-    })
+    return pd.DataFrame(
+        {
+            "gene_id": tested["gene_id"].to_numpy(),
+            "label": symbols.where(symbols != "", tested["gene_id"]).to_numpy(),
+            "x": tested[volcano_x_column(table)].to_numpy(dtype=float),
+            "y": -np.log10(tested["pvalue"].clip(lower=MIN_PVALUE).to_numpy(dtype=float)),
+            "padj": tested["padj"].to_numpy(dtype=float),
+            "call": np.select(
+                [significant & (lfc > 0), significant & (lfc < 0)], ["up", "down"], "not significant"
+            ),
+        }
+    )
 
 
 def significance_height(points: pd.DataFrame) -> float | None:
@@ -139,8 +167,7 @@ def significant_digits(values: pd.Series, digits: int) -> list[float | None]:
     return [None if np.isnan(v) else float(f"{v:.{digits}g}") for v in values.to_numpy(dtype=float)]
 
 
-def volcano_figure(points: pd.DataFrame, alpha: float, lfc_thresholds: list[float], title: str,
-                   xlabel: str):
+def volcano_figure(points: pd.DataFrame, alpha: float, lfc_thresholds: list[float], title: str, xlabel: str):
     """Plotly volcano: one WebGL trace per call (rounded coordinates keep the page small), the
     padj cut and the |log2FC| thresholds as lines, and an empty last trace that the page's
     search box fills with the gene it finds (workflow/report/volcano.js)."""
@@ -150,34 +177,66 @@ def volcano_figure(points: pd.DataFrame, alpha: float, lfc_thresholds: list[floa
     for call, colour in VOLCANO_COLOURS.items():
         hit = points[points["call"] == call]
         name = call if call == "not significant" else f"{call} (padj < {alpha:g})"
-        fig.add_trace(go.Scattergl(
-            x=rounded(hit["x"], 3), y=rounded(hit["y"], 3), customdata=significant_digits(hit["padj"], 3),
-            text=hit["label"].tolist(), meta=call, mode="markers", name=f"{name}: {len(hit)}",
-            marker={"color": colour, "size": 4},
-            hovertemplate="<b>%{text}</b><br>log2FC %{x:.3f}<br>-log10 p %{y:.2f}<br>"
-                          "padj %{customdata:.3g}<extra></extra>"))
-    fig.add_trace(go.Scattergl(x=[], y=[], text=[], mode="markers+text", name="searched gene",
-                               textposition="top center", hoverinfo="skip", showlegend=False,
-                               marker={"size": 14, "color": "rgba(0,0,0,0)",
-                                       "line": {"color": "black", "width": 2}}))
+        fig.add_trace(
+            go.Scattergl(
+                x=rounded(hit["x"], 3),
+                y=rounded(hit["y"], 3),
+                customdata=significant_digits(hit["padj"], 3),
+                text=hit["label"].tolist(),
+                meta=call,
+                mode="markers",
+                name=f"{name}: {len(hit)}",
+                marker={"color": colour, "size": 4},
+                hovertemplate="<b>%{text}</b><br>log2FC %{x:.3f}<br>-log10 p %{y:.2f}<br>"
+                "padj %{customdata:.3g}<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scattergl(
+            x=[],
+            y=[],
+            text=[],
+            mode="markers+text",
+            name="searched gene",
+            textposition="top center",
+            hoverinfo="skip",
+            showlegend=False,
+            marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}},
+        )
+    )
     height = significance_height(points)
     if height is not None:
-        fig.add_hline(y=height, line={"dash": "dash", "color": "grey", "width": 1},
-                      annotation_text=f"padj = {alpha:g}", annotation_position="top left")
+        fig.add_hline(
+            y=height,
+            line={"dash": "dash", "color": "grey", "width": 1},
+            annotation_text=f"padj = {alpha:g}",
+            annotation_position="top left",
+        )
     fig.add_vline(x=0, line={"color": "grey", "width": 0.5})
     for threshold in lfc_thresholds:
         for side in (-threshold, threshold):
             fig.add_vline(x=side, line={"dash": "dot", "color": "grey", "width": 1})
-    fig.update_layout(template="none", title=title, height=560, margin={"l": 60, "r": 20, "t": 50, "b": 50},
-                      xaxis_title=xlabel, yaxis_title="-log10 p-value", hovermode="closest",
-                      legend={"orientation": "h", "y": -0.15})
+    fig.update_layout(
+        template="none",
+        title=title,
+        height=560,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        xaxis_title=xlabel,
+        yaxis_title="-log10 p-value",
+        hovermode="closest",
+        legend={"orientation": "h", "y": -0.15},
+    )
     return fig
 
 
 def volcano_html(fig, div_id: str) -> str:
     """The figure as a <div> and the script that draws it; Plotly's library is on the page once."""
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config={"displaylogo": False, "responsive": True})
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        config={"displaylogo": False, "responsive": True},
+    )
 
 
 def plotly_library() -> str:
@@ -199,8 +258,9 @@ def normalised_counts(adata, design: str, settings: dict, contrast: dict) -> pd.
 
     dds = make_dataset(adata, design, settings, 1, contrast)
     dds.fit_size_factors()
-    return pd.DataFrame(np.asarray(dds.layers["normed_counts"]), index=adata.obs_names,
-                        columns=adata.var_names)
+    return pd.DataFrame(
+        np.asarray(dds.layers["normed_counts"]), index=adata.obs_names, columns=adata.var_names
+    )
 
 
 def group_levels(obs: pd.DataFrame, contrast: dict) -> list[str]:
@@ -209,39 +269,58 @@ def group_levels(obs: pd.DataFrame, contrast: dict) -> list[str]:
     return [contrast["reference"], contrast["test"], *others]
 
 
-def gene_count_values(normalised: pd.DataFrame, obs: pd.DataFrame, gene_ids: list[str],
-                      variable: str) -> pd.DataFrame:
+def gene_count_values(
+    normalised: pd.DataFrame, obs: pd.DataFrame, gene_ids: list[str], variable: str
+) -> pd.DataFrame:
     """Long table of the genes' normalised counts, gene by gene in the given order: gene_id,
     sample, level (of the compared variable), count."""
-    long = (normalised.loc[:, gene_ids].rename_axis(index="sample", columns="gene_id")
-            .melt(ignore_index=False, value_name="count").reset_index())
+    long = (
+        normalised.loc[:, gene_ids]
+        .rename_axis(index="sample", columns="gene_id")
+        .melt(ignore_index=False, value_name="count")
+        .reset_index()
+    )
     long["level"] = obs.loc[long["sample"], variable].astype(str).to_numpy()
     return long[["gene_id", "sample", "level", "count"]]
 
 
-def gene_count_figure(values: pd.DataFrame, levels: list[str], titles: dict[str, str], title: str,
-                      seed: int = 0, ncols: int = 6):
+def gene_count_figure(
+    values: pd.DataFrame, levels: list[str], titles: dict[str, str], title: str, seed: int = 0, ncols: int = 6
+):
     """One panel per gene (gene_count_values' order, titled by `titles` of its gene_id): box and
     jittered points of normalised count + 0.5 per level, on a log axis."""
     genes = list(dict.fromkeys(values["gene_id"]))
     nrows = -(-len(genes) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.1 * ncols, 2.3 * nrows + 0.5), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(2.1 * ncols, 2.3 * nrows + 0.5), squeeze=False, layout="constrained"
+    )
     rng = np.random.default_rng(seed)
     colours = plt.get_cmap("tab10").colors
     for ax, gene_id in zip(axes.flat, genes):
         gene = values[values["gene_id"] == gene_id]
         by_level = [gene.loc[gene["level"] == level, "count"].to_numpy() + PSEUDOCOUNT for level in levels]
-        ax.boxplot(by_level, positions=range(len(levels)), widths=0.6, showfliers=False,
-                   medianprops={"color": "black"})
+        ax.boxplot(
+            by_level,
+            positions=range(len(levels)),
+            widths=0.6,
+            showfliers=False,
+            medianprops={"color": "black"},
+        )
         for i, y in enumerate(by_level):
-            ax.scatter(i + rng.uniform(-0.18, 0.18, len(y)), y, s=8, color=colours[i % len(colours)],
-                       alpha=0.7, lw=0, zorder=3)
+            ax.scatter(
+                i + rng.uniform(-0.18, 0.18, len(y)),
+                y,
+                s=8,
+                color=colours[i % len(colours)],
+                alpha=0.7,
+                lw=0,
+                zorder=3,
+            )
         log_axis_ticks(ax, np.concatenate(by_level), which="y")
         ax.set_xticks(range(len(levels)), levels, fontsize=8)
         ax.set_title(titles.get(gene_id, gene_id), fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
-    for ax in axes.flat[len(genes):]:
+    for ax in axes.flat[len(genes) :]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("normalised count + 0.5", fontsize=8)

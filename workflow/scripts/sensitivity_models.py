@@ -17,8 +17,21 @@ import pandas as pd
 from input_checks import check_design, check_full_rank, check_group_sizes, design_variables
 from pipeline_common import InputError, format_list
 
-CONCORDANCE_COLUMNS = ["contrast", "model", "design", "n_samples", "degs_primary", "degs_model", "overlap",
-                       "lost", "gained", "lfc_r_all", "lfc_r_primary_degs", "sign_agreement", "group_r2_cells"]
+CONCORDANCE_COLUMNS = [
+    "contrast",
+    "model",
+    "design",
+    "n_samples",
+    "degs_primary",
+    "degs_model",
+    "overlap",
+    "lost",
+    "gained",
+    "lfc_r_all",
+    "lfc_r_primary_degs",
+    "sign_agreement",
+    "group_r2_cells",
+]
 # above this share of the group's variance explained by the cell covariates, the report warns that
 # the cell-adjusted group effect is barely estimable
 GROUP_R2_WARNING = 0.5
@@ -33,8 +46,11 @@ def design_terms(design: str) -> list[str]:
 def model_design(primary: str, spec: dict, cell_covariates: list[str] = ()) -> str:
     """The model's formula: its own design or the primary's, minus `remove`, plus `add` and cells."""
     removed = set(spec.get("remove", []))
-    terms = [t for t in design_terms(spec.get("design") or primary)
-             if t not in removed and not set(design_variables(f"~ {t}")) & removed]
+    terms = [
+        t
+        for t in design_terms(spec.get("design") or primary)
+        if t not in removed and not set(design_variables(f"~ {t}")) & removed
+    ]
     added = list(spec.get("add", [])) + (list(cell_covariates) if spec.get("cell_scores") else [])
     terms += [t for t in added if t not in terms]
     return "~ " + " + ".join(terms)
@@ -55,8 +71,15 @@ def named_columns(spec: dict) -> list[str]:
     return list(dict.fromkeys([*spec.get("add", []), *spec.get("keep", {}), *spec.get("drop", {})]))
 
 
-def check_model(name: str, spec: dict, obs: pd.DataFrame, primary: str, contrasts: dict, where: str,
-                cell_covariates: list[str] = ()) -> str:
+def check_model(
+    name: str,
+    spec: dict,
+    obs: pd.DataFrame,
+    primary: str,
+    contrasts: dict,
+    where: str,
+    cell_covariates: list[str] = (),
+) -> str:
     """Stop with a message naming the model if it cannot be fitted; return its design.
 
     Without `cell_covariates` (at ingest, before the cell scores exist) the model is checked
@@ -65,14 +88,18 @@ def check_model(name: str, spec: dict, obs: pd.DataFrame, primary: str, contrast
     prefix = f"sensitivity model '{name}'"
     absent = [c for c in named_columns(spec) if c not in obs.columns]
     if absent:
-        raise InputError(f"{where}: {prefix} names column(s) {format_list(absent)} that the sample sheet "
-                         f"does not have; its columns are {format_list(obs.columns, 30)}.")
+        raise InputError(
+            f"{where}: {prefix} names column(s) {format_list(absent)} that the sample sheet "
+            f"does not have; its columns are {format_list(obs.columns, 30)}."
+        )
     design = model_design(primary, spec, cell_covariates)
     variables = design_variables(design)
     for contrast_name, contrast in contrasts.items():
         if contrast["variable"] not in variables:
-            raise InputError(f"{prefix}: its design '{design}' has no '{contrast['variable']}', the variable "
-                             f"of contrast '{contrast_name}'; a sensitivity model must keep it.")
+            raise InputError(
+                f"{prefix}: its design '{design}' has no '{contrast['variable']}', the variable "
+                f"of contrast '{contrast_name}'; a sensitivity model must keep it."
+            )
     samples = model_samples(obs, spec)
     subset = obs.loc[samples]
     try:
@@ -89,8 +116,11 @@ def check_model(name: str, spec: dict, obs: pd.DataFrame, primary: str, contrast
 def active_models(models: dict, cells: dict) -> dict:
     """The models that run: those not switched off (`enabled: false`), and none that needs the
     cell scores when cell composition is off (`cells.enabled: false`)."""
-    return {name: spec for name, spec in models.items()
-            if spec.get("enabled", True) and (cells.get("enabled", True) or not spec.get("cell_scores"))}
+    return {
+        name: spec
+        for name, spec in models.items()
+        if spec.get("enabled", True) and (cells.get("enabled", True) or not spec.get("cell_scores"))
+    }
 
 
 def check_models(models: dict, obs: pd.DataFrame, primary: str, contrasts: dict, where: str) -> None:
@@ -124,8 +154,11 @@ def concordance(primary: pd.DataFrame, model: pd.DataFrame, alpha: float) -> dic
     change in both tables (all of them, and the primary DEGs among them).
     """
     both = primary.set_index("gene_id")[["log2FoldChange", "padj"]].join(
-        model.set_index("gene_id")[["log2FoldChange", "padj"]], lsuffix="_primary", rsuffix="_model",
-        how="outer")
+        model.set_index("gene_id")[["log2FoldChange", "padj"]],
+        lsuffix="_primary",
+        rsuffix="_model",
+        how="outer",
+    )
     deg_primary = both["padj_primary"] < alpha
     deg_model = both["padj_model"] < alpha
     paired = both.dropna(subset=["log2FoldChange_primary", "log2FoldChange_model"])
@@ -152,39 +185,51 @@ def concordance(primary: pd.DataFrame, model: pd.DataFrame, alpha: float) -> dic
 def describe(row: dict) -> str:
     """One plain sentence on what a model changed (for the report)."""
     kept = row["overlap"] / row["degs_primary"] if row["degs_primary"] else np.nan
-    text = (f"{row['model']} ({row['n_samples']} samples, {row['design']}): {row['degs_model']} DEGs instead "
-            f"of {row['degs_primary']}; {row['overlap']} shared")
+    text = (
+        f"{row['model']} ({row['n_samples']} samples, {row['design']}): {row['degs_model']} DEGs instead "
+        f"of {row['degs_primary']}; {row['overlap']} shared"
+    )
     if row["degs_primary"]:
-        text += (f", so {kept:.0%} of the primary DEGs stay significant and {row['lost']} lose significance; "
-                 f"{row['sign_agreement']:.0%} of the primary DEGs keep their sign")
+        text += (
+            f", so {kept:.0%} of the primary DEGs stay significant and {row['lost']} lose significance; "
+            f"{row['sign_agreement']:.0%} of the primary DEGs keep their sign"
+        )
     text += f"; {row['gained']} new; log2 fold changes correlate at r = {row['lfc_r_all']:.2f} over all genes"
     if row["degs_primary"]:
         text += f" and {row['lfc_r_primary_degs']:.2f} over the primary DEGs"
     text += "."
     if row.get("group_r2_cells", np.nan) > GROUP_R2_WARNING:
-        text += (f" The cell covariates explain {row['group_r2_cells']:.0%} of the variance of the group, so"
-                 " the adjusted group effect is poorly estimable: DEGs lost here do not show that they are"
-                 " a cell-count shift.")
+        text += (
+            f" The cell covariates explain {row['group_r2_cells']:.0%} of the variance of the group, so"
+            " the adjusted group effect is poorly estimable: DEGs lost here do not show that they are"
+            " a cell-count shift."
+        )
     return text
 
 
 # ----------------------------------------------------------------------------- pathways
-IMMUNE_TERMS = (r"immun|inflamm|interferon|cytokine|cytotox|leukocyte|lymphocyte|T cell|B cell|NK|"
-                r"natural killer|antigen|myeloid|neutrophil|monocyte|defen[cs]e response")
+IMMUNE_TERMS = (
+    r"immun|inflamm|interferon|cytokine|cytotox|leukocyte|lymphocyte|T cell|B cell|NK|"
+    r"natural killer|antigen|myeloid|neutrophil|monocyte|defen[cs]e response"
+)
 
 
-def pathway_survival(primary: pd.DataFrame, adjusted: pd.DataFrame, padj_cut: float,
-                     pattern: str = IMMUNE_TERMS) -> pd.DataFrame:
+def pathway_survival(
+    primary: pd.DataFrame, adjusted: pd.DataFrame, padj_cut: float, pattern: str = IMMUNE_TERMS
+) -> pd.DataFrame:
     """Immune-related gene sets significant in the primary GSEA, with their result after cell adjustment.
 
     A set 'survives' when it is significant after adjustment too, with the same sign of NES.
     """
     key = ["collection", "term"]
-    immune = primary["name"].astype(str).str.contains(pattern, case=False, regex=True) | \
-        primary["term"].astype(str).str.contains(pattern, case=False, regex=True)
+    immune = primary["name"].astype(str).str.contains(pattern, case=False, regex=True) | primary[
+        "term"
+    ].astype(str).str.contains(pattern, case=False, regex=True)
     hits = primary[immune & (primary["padj"] < padj_cut)]
     table = hits[key + ["name", "NES", "padj"]].merge(
-        adjusted[key + ["NES", "padj"]], on=key, how="left", suffixes=("_primary", "_cell_adjusted"))
-    table["survives"] = (table["padj_cell_adjusted"] < padj_cut) & \
-        (np.sign(table["NES_primary"]) == np.sign(table["NES_cell_adjusted"]))
+        adjusted[key + ["NES", "padj"]], on=key, how="left", suffixes=("_primary", "_cell_adjusted")
+    )
+    table["survives"] = (table["padj_cell_adjusted"] < padj_cut) & (
+        np.sign(table["NES_primary"]) == np.sign(table["NES_cell_adjusted"])
+    )
     return table.sort_values(["padj_primary", "term"], kind="mergesort").reset_index(drop=True)

@@ -37,12 +37,22 @@ SEX_GENES_MALE = ["RPS4Y1", "DDX3Y", "KDM5D", "UTY", "EIF1AY"]
 GLOBIN_GENES = ["HBA1", "HBA2", "HBB", "HBD", "HBM", "HBQ1"]
 # Effects reported in the depression literature (log2 fold change TRD vs responder).
 LITERATURE_EFFECTS = {
-    "IL1B": 0.8, "TNF": 0.6, "IL6": 0.7, "MIF": 0.5, "P2RX7": 0.6,
-    "GZMB": -0.8, "PRF1": -0.7, "NKG7": -0.7, "KLRD1": -0.6,
-    "NR3C1": -0.5, "FKBP5": 0.6,
-    "BDNF": -0.6, "VGF": -0.5,
+    "IL1B": 0.8,
+    "TNF": 0.6,
+    "IL6": 0.7,
+    "MIF": 0.5,
+    "P2RX7": 0.6,
+    "GZMB": -0.8,
+    "PRF1": -0.7,
+    "NKG7": -0.7,
+    "KLRD1": -0.6,
+    "NR3C1": -0.5,
+    "FKBP5": 0.6,
+    "BDNF": -0.6,
+    "VGF": -0.5,
     "SLC6A4": -0.5,
-    "HTR1A": 0.0, "HTR2B": 0.0,
+    "HTR1A": 0.0,
+    "HTR2B": 0.0,
 }
 # Planted pathway shifts: (collection, term, mean log2 shift of every member gene).
 DEFAULT_PATHWAYS = (
@@ -59,12 +69,23 @@ DEFAULT_NULL_THEMES = (
 # approximation), mean share of whole-blood mRNA, and log2 shift of the mean share in TRD
 # at signature strength 1 (lymphoid cytotoxic cells lower, myeloid cells higher).
 CELL_MARKERS = {
-    "neutrophils": ["FCGR3B", "CSF3R", "CXCR2", "CXCR1", "FPR1", "CMTM2", "PROK2", "MME",
-                    "ALPL", "S100P", "KCNJ15", "TNFRSF10C"],
+    "neutrophils": [
+        "FCGR3B",
+        "CSF3R",
+        "CXCR2",
+        "CXCR1",
+        "FPR1",
+        "CMTM2",
+        "PROK2",
+        "MME",
+        "ALPL",
+        "S100P",
+        "KCNJ15",
+        "TNFRSF10C",
+    ],
     "eosinophils": ["CLC", "IL5RA", "CCR3", "SIGLEC8", "PRG2", "EPX", "ALOX15", "HRH4"],
     "monocytes": ["CD14", "CSF1R", "FCN1", "VCAN", "CD163", "MS4A7", "CD300E", "CCR2"],
-    "B_cells": ["CD19", "MS4A1", "CD79A", "CD79B", "CD22", "BANK1", "FCRL1", "PAX5", "BLK",
-                "FCRLA"],
+    "B_cells": ["CD19", "MS4A1", "CD79A", "CD79B", "CD22", "BANK1", "FCRL1", "PAX5", "BLK", "FCRLA"],
     "plasma_cells": ["JCHAIN", "MZB1", "TNFRSF17", "TXNDC5", "SDC1", "DERL3"],
     "CD4_T": ["CD4", "CD40LG", "ANKRD55", "ICOS", "TRAT1", "CCR4"],
     "CD8_T": ["CD8A", "CD8B", "CRTAM", "NELL2", "S100B"],
@@ -74,9 +95,17 @@ CELL_MARKERS = {
     "erythroid": ["ALAS2", "CA1", "SLC4A1", "GYPA", "AHSP", "EPB42"],
 }
 CELL_MEAN_SHARES = {
-    "neutrophils": 0.55, "eosinophils": 0.03, "monocytes": 0.07, "B_cells": 0.05,
-    "plasma_cells": 0.005, "CD4_T": 0.14, "CD8_T": 0.08, "NK": 0.04, "dendritic": 0.01,
-    "platelets": 0.015, "erythroid": 0.01,
+    "neutrophils": 0.55,
+    "eosinophils": 0.03,
+    "monocytes": 0.07,
+    "B_cells": 0.05,
+    "plasma_cells": 0.005,
+    "CD4_T": 0.14,
+    "CD8_T": 0.08,
+    "NK": 0.04,
+    "dendritic": 0.01,
+    "platelets": 0.015,
+    "erythroid": 0.01,
 }
 DEFAULT_CELL_SHIFTS = {"NK": -1.0, "CD8_T": -1.0, "B_cells": -1.0, "monocytes": 0.9}
 
@@ -119,8 +148,15 @@ class SimulationParameters:
     @classmethod
     def null_cohort(cls, **overrides) -> "SimulationParameters":
         """No group effect of any kind (genes, pathways, cells, clinical), the same correlation."""
-        null = dict(frac_de=0.0, pathways=(), literature_effects=False, cell_shifts={},
-                    trd_age_shift=0.0, trd_bmi_shift=0.0, site_trd_share=(0.5, 0.5, 0.5))
+        null = dict(
+            frac_de=0.0,
+            pathways=(),
+            literature_effects=False,
+            cell_shifts={},
+            trd_age_shift=0.0,
+            trd_bmi_shift=0.0,
+            site_trd_share=(0.5, 0.5, 0.5),
+        )
         return cls(**{**null, **overrides})
 
 
@@ -185,8 +221,9 @@ def signature_strength(samples: pd.DataFrame, sd: float, rng) -> np.ndarray:
     return is_trd + rng.normal(0, sd, len(samples))
 
 
-def cell_shares(samples: pd.DataFrame, strength: np.ndarray, params: SimulationParameters,
-                rng) -> pd.DataFrame:
+def cell_shares(
+    samples: pd.DataFrame, strength: np.ndarray, params: SimulationParameters, rng
+) -> pd.DataFrame:
     """Per-sample shares of whole-blood mRNA by cell type (rows sum to 1).
 
     Log-normal scatter around the mean shares, the TRD shift scaled by the signature
@@ -204,13 +241,13 @@ def cell_shares(samples: pd.DataFrame, strength: np.ndarray, params: SimulationP
 
 def measured_neutrophils(shares: pd.DataFrame, params: SimulationParameters, rng) -> np.ndarray:
     """A blood count's neutrophil fraction: the planted share with measurement noise."""
-    measured = shares["neutrophils"].to_numpy() + rng.normal(
-        0, params.neutrophil_measurement_sd, len(shares))
+    measured = shares["neutrophils"].to_numpy() + rng.normal(0, params.neutrophil_measurement_sd, len(shares))
     return np.clip(measured, 0.05, 0.95).round(3)
 
 
-def choose_genes(annotation: pd.DataFrame, gene_sets: dict, params: SimulationParameters,
-                 rng: np.random.Generator) -> pd.DataFrame:
+def choose_genes(
+    annotation: pd.DataFrame, gene_sets: dict, params: SimulationParameters, rng: np.random.Generator
+) -> pd.DataFrame:
     """Real protein-coding genes: the required marker genes, the planted pathways, then random ones."""
     annotation = annotation.dropna(subset=["gene_symbol", "chromosome"])
     annotation = annotation.drop_duplicates("gene_symbol").set_index("gene_symbol", drop=False)
@@ -243,8 +280,9 @@ def fixed_genes(genes: pd.DataFrame) -> np.ndarray:
     return fixed | (marker_cell_types(genes) != "")
 
 
-def true_group_effects(genes: pd.DataFrame, gene_sets: dict, params: SimulationParameters,
-                       rng: np.random.Generator) -> pd.DataFrame:
+def true_group_effects(
+    genes: pd.DataFrame, gene_sets: dict, params: SimulationParameters, rng: np.random.Generator
+) -> pd.DataFrame:
     """True within-cell log2 fold change TRD vs responder per gene, and where each comes from."""
     symbols = genes["gene_symbol"].to_numpy()
     lfc = np.zeros(len(genes))
@@ -282,8 +320,9 @@ def true_group_effects(genes: pd.DataFrame, gene_sets: dict, params: SimulationP
     )
 
 
-def composition_effects(genes: pd.DataFrame, shares: pd.DataFrame,
-                        params: SimulationParameters) -> np.ndarray:
+def composition_effects(
+    genes: pd.DataFrame, shares: pd.DataFrame, params: SimulationParameters
+) -> np.ndarray:
     """log2 expression of every gene from the cell shares (genes x samples; 0 for non-markers).
 
     A marker's expression is its type's share relative to the mean share, plus a constant
@@ -298,8 +337,13 @@ def composition_effects(genes: pd.DataFrame, shares: pd.DataFrame,
     return effects
 
 
-def classify_genes(truth: pd.DataFrame, genes: pd.DataFrame, composition: np.ndarray,
-                   samples: pd.DataFrame, params: SimulationParameters) -> pd.DataFrame:
+def classify_genes(
+    truth: pd.DataFrame,
+    genes: pd.DataFrame,
+    composition: np.ndarray,
+    samples: pd.DataFrame,
+    params: SimulationParameters,
+) -> pd.DataFrame:
     """Add `class`, `cell_type` and `is_de`.
 
     `composition`: markers of a cell type whose share differs between the groups; their fold
@@ -315,7 +359,8 @@ def classify_genes(truth: pd.DataFrame, genes: pd.DataFrame, composition: np.nda
     linear = np.exp2(composition[composition_driven])
     truth = truth.copy()
     truth.loc[composition_driven, "true_log2FC"] = np.log2(
-        linear[:, is_trd].mean(axis=1) / linear[:, ~is_trd].mean(axis=1)).round(4)
+        linear[:, is_trd].mean(axis=1) / linear[:, ~is_trd].mean(axis=1)
+    ).round(4)
     truth.loc[is_marker, "source"] = "composition"
     regulated = (truth["true_log2FC"].to_numpy() != 0) & ~is_marker
     truth["class"] = np.where(composition_driven, "composition", np.where(regulated, "regulated", "null"))
@@ -324,8 +369,9 @@ def classify_genes(truth: pd.DataFrame, genes: pd.DataFrame, composition: np.nda
     return truth[["gene_id", "gene_symbol", "true_log2FC", "is_de", "class", "cell_type", "source"]]
 
 
-def coexpression_effects(genes: pd.DataFrame, n_samples: int, gene_sets: dict,
-                         params: SimulationParameters, rng) -> np.ndarray:
+def coexpression_effects(
+    genes: pd.DataFrame, n_samples: int, gene_sets: dict, params: SimulationParameters, rng
+) -> np.ndarray:
     """log2 effects of latent factors (genes x samples), independent of group.
 
     Modules: `n_modules` GO BP sets with `module_size` members among the simulated genes;
@@ -368,8 +414,7 @@ def baseline_log_means(genes: pd.DataFrame, rng: np.random.Generator) -> np.ndar
     return np.clip(log_mu, np.log(0.5), np.log(1e5))
 
 
-def mean_matrix(genes, samples, group_lfc, strength, composition, coexpression, params, rng
-                ) -> np.ndarray:
+def mean_matrix(genes, samples, group_lfc, strength, composition, coexpression, params, rng) -> np.ndarray:
     """Expected counts (genes x samples) before size factors, from all planted effects."""
     n_genes = len(genes)
     symbols = genes["gene_symbol"].to_numpy()
@@ -402,8 +447,9 @@ def gene_dispersions(base_mean: np.ndarray, params: SimulationParameters, rng) -
     return trend * np.exp(rng.normal(0, params.dispersion_scatter_sd, len(base_mean)))
 
 
-def plant_hazards(samples: pd.DataFrame, size_factors: np.ndarray, mu: np.ndarray,
-                  genes: pd.DataFrame, rng) -> pd.DataFrame:
+def plant_hazards(
+    samples: pd.DataFrame, size_factors: np.ndarray, mu: np.ndarray, genes: pd.DataFrame, rng
+) -> pd.DataFrame:
     """Plant a sex swap (sheet only), a tiny library and a globin-dominated sample."""
     chosen = rng.choice(len(samples), size=3, replace=False)
     swap, tiny, globin = (int(i) for i in chosen)
@@ -425,8 +471,9 @@ def plant_hazards(samples: pd.DataFrame, size_factors: np.ndarray, mu: np.ndarra
     )
 
 
-def simulate_cohort(annotation: pd.DataFrame, gene_sets: dict,
-                    params: SimulationParameters | None = None) -> Cohort:
+def simulate_cohort(
+    annotation: pd.DataFrame, gene_sets: dict, params: SimulationParameters | None = None
+) -> Cohort:
     """Simulate counts, sample sheet and ground truth for one cohort."""
     params = params or SimulationParameters()
     rng = np.random.default_rng(params.seed)
@@ -438,12 +485,16 @@ def simulate_cohort(annotation: pd.DataFrame, gene_sets: dict,
     truth = true_group_effects(genes, gene_sets, params, rng)
     composition = composition_effects(genes, shares, params)
     coexpression = coexpression_effects(genes, len(samples), gene_sets, params, rng)
-    mu = mean_matrix(genes, samples, truth["true_log2FC"].to_numpy(), strength, composition,
-                     coexpression, params, rng)
+    mu = mean_matrix(
+        genes, samples, truth["true_log2FC"].to_numpy(), strength, composition, coexpression, params, rng
+    )
     truth = classify_genes(truth, genes, composition, samples, params)
     size_factors = np.exp(rng.normal(0, 0.25, len(samples)))
-    hazards = (plant_hazards(samples, size_factors, mu, genes, rng) if params.hazards
-               else pd.DataFrame(columns=["sample_id", "hazard", "detail"]))
+    hazards = (
+        plant_hazards(samples, size_factors, mu, genes, rng)
+        if params.hazards
+        else pd.DataFrame(columns=["sample_id", "hazard", "detail"])
+    )
     alpha = gene_dispersions(mu.mean(axis=1), params, rng)
     mu = mu * size_factors[None, :]
     # Negative binomial as a gamma-Poisson mixture: variance mu + alpha * mu^2.

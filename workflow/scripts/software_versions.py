@@ -35,9 +35,11 @@ def read_version(path) -> str:
 def git_commit(directory) -> str | None:
     """The commit of the checkout holding `directory` (with a mark for uncommitted changes), or
     None when it is not a git checkout or git is missing."""
+
     def git(*args):
-        return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True,
-                              timeout=20)
+        return subprocess.run(
+            ["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=20
+        )
 
     try:
         commit = git("rev-parse", "--short=12", "HEAD")
@@ -92,13 +94,17 @@ def versions_document(version_file, sources, local_modules: set[str]) -> dict:
     if commit:
         workflow["commit"] = commit
     modules = set().union(*map(imported_modules, sources)) | {"snakemake"}
-    return {"workflow": workflow,
-            "packages": package_versions(third_party_distributions(modules, local_modules))}
+    return {
+        "workflow": workflow,
+        "packages": package_versions(third_party_distributions(modules, local_modules)),
+    }
 
 
 def main(smk) -> None:
     scripts = list(smk.input.scripts)
-    document = versions_document(smk.input.version, [*scripts, *smk.input.rules], {Path(p).stem for p in scripts})
+    document = versions_document(
+        smk.input.version, [*scripts, *smk.input.rules], {Path(p).stem for p in scripts}
+    )
     log.info("workflow %s, %d packages", document["workflow"], len(document["packages"]))
     with atomic_output(smk.output.yml) as tmp:
         tmp.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")

@@ -9,8 +9,9 @@ from pipeline_common import atomic_output, write_table
 
 def vst_cohort(adata: ad.AnnData, settings: dict, n_cpus: int) -> ad.AnnData:
     """Same samples and genes, X = blind VST values (log2-like scale)."""
-    return ad.AnnData(X=variance_stabilise(adata, settings, n_cpus), obs=adata.obs.copy(),
-                      var=adata.var.copy())
+    return ad.AnnData(
+        X=variance_stabilise(adata, settings, n_cpus), obs=adata.obs.copy(), var=adata.var.copy()
+    )
 
 
 def main(smk) -> None:
@@ -18,8 +19,9 @@ def main(smk) -> None:
     with atomic_output(smk.output.h5ad) as tmp:
         result.write_h5ad(tmp)
     # the same matrix as a table for readers without AnnData
-    write_table(gene_by_sample_table(result.X, result.obs_names, result.var), smk.output.tsv,
-                float_format="%.6g")
+    write_table(
+        gene_by_sample_table(result.X, result.obs_names, result.var), smk.output.tsv, float_format="%.6g"
+    )
 
 
 if "snakemake" in globals():
