@@ -7,6 +7,7 @@ also shows SLURM killing a job and Snakemake resubmitting it with more.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -26,7 +27,10 @@ START_SLURM = ROOT / "tests" / "cluster" / "start_slurm.sh"
 TEST_PROFILE = ROOT / "tests" / "cluster" / "profile"
 SLURMD_LOG = Path("/var/log/slurm/slurmd.log")
 # Rules the workflow runs on the submit host (README, "Running on a cluster").
-LOCAL_RULES = {"all", "report", "software_versions"}
+# multiqc runs (on the submit host) when MultiQC is installed (multiqc.enabled: auto)
+LOCAL_RULES = {"all", "report", "software_versions"} | (
+    {"multiqc"} if importlib.util.find_spec("multiqc") else set()
+)
 FORCED_FAILURE_RULE = "deseq2"
 
 

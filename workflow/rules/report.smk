@@ -18,6 +18,8 @@ rule software_versions:
         scripts=sorted(glob.glob(os.path.join(SCRIPTS_DIR, "*.py"))),
         rules=sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "rules", "*.smk")))
         + [os.path.join(workflow.basedir, "Snakefile")],
+        # after ingest has checked the inputs: a run that bad input stops leaves no results
+        checked="results/ingest/cohort.h5ad",
     output:
         yml="results/software_versions.yml",
     log:
