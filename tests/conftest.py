@@ -25,11 +25,9 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def run_snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 900
-) -> subprocess.CompletedProcess:
-    """Run `snakemake` with this interpreter in workdir; on failure show its output."""
-    cmd = [
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """`snakemake` with this interpreter on the workflow copy in workdir, on 2 cores."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -41,6 +39,13 @@ def run_snakemake(
         str(workdir / "Snakefile"),
         *args,
     ]
+
+
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """Run `snakemake` with this interpreter in workdir; on failure show its output."""
+    cmd = snakemake_command(workdir, *args)
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         pytest.fail(

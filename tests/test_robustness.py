@@ -4,7 +4,6 @@ awkward sample IDs and paths work."""
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from conftest import copy_workflow, result_tables, run_snakemake, small_cohort_config
+from conftest import copy_workflow, result_tables, run_snakemake, small_cohort_config, snakemake_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,18 +35,7 @@ def resumed_run(tmp_path_factory) -> Path:
     started, then resumed. The steps after them resume the same way; the SLURM test compares every
     table of a whole run with the local one."""
     workdir = copy_workflow(tmp_path_factory.mktemp("interrupted"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        "2",
-        "--directory",
-        str(workdir),
-        "--snakefile",
-        str(workdir / "Snakefile"),
-        *RESUMED_TARGETS,
-    ]
+    cmd = snakemake_command(workdir, *RESUMED_TARGETS)
     process = subprocess.Popen(
         cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
