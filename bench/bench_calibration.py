@@ -1,4 +1,4 @@
-"""Benchmark the label-permutation calibration (workflow/scripts/calibration.py).
+"""Benchmark the label-permutation calibration (workflow/lib/trdpipe/calibration/permutation.py).
 
 speed: K permutations of a simulated cohort (default 300 x 20,000, the simulator of the `simulate`
 rule) refitted as the workflow does on 2 cores: the permutations split into `--workers` blocks,
@@ -27,13 +27,13 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "workflow" / "scripts")]
+sys.path[:0] = [str(ROOT / "workflow" / "lib")]
 
-import calibration as cal  # noqa: E402
-import simulate_cohort as sim  # noqa: E402
-from deseq2 import run_deseq2  # noqa: E402
-from filter import expressed_genes  # noqa: E402
-from ingest import ingest  # noqa: E402
+from trdpipe import simulate as sim  # noqa: E402
+from trdpipe.calibration import permutation as cal  # noqa: E402
+from trdpipe.ingest import ingest  # noqa: E402
+from trdpipe.model.deseq2 import run_deseq2  # noqa: E402
+from trdpipe.model.filtering import expressed_genes  # noqa: E402
 
 DESIGN = "~ site + sex + age + group"
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}

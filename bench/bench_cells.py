@@ -3,7 +3,7 @@
 A simulated cohort directory (counts.tsv.gz, samples.tsv, truth_cells.tsv: the bundled toy
 resources/toy/, or one written by the `simulate` target) goes through the pipeline's steps up
 to the VST (ingest's gene annotation, the expression filter, the blind VST); each method of
-workflow/scripts/cells.py (SCORE_METHODS) then scores every sample with the shipped markers.
+workflow/lib/trdpipe/cells/scores.py (SCORE_METHODS) then scores every sample with the shipped markers.
 Printed per cohort and method: the Spearman correlation of each cell type's score with its
 planted proportion, their median over the major types (neutrophils, monocytes, B cells, CD4 T,
 CD8 T, NK) and over all, the rank-sum of the major types, and the seconds the method took
@@ -23,12 +23,12 @@ import pandas as pd
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+sys.path.insert(0, str(ROOT / "workflow" / "lib"))
 
-from cells import SCORE_METHODS, cell_scores, expression_by_symbol, load_markers, marker_table  # noqa: E402
-from de_model import variance_stabilise  # noqa: E402
-from filter import expressed_genes  # noqa: E402
-from gene_ids import annotate_genes, load_annotation  # noqa: E402
+from trdpipe.cells.scores import SCORE_METHODS, cell_scores, expression_by_symbol, load_markers, marker_table  # noqa: E402
+from trdpipe.io.annotation import annotate_genes, load_annotation  # noqa: E402
+from trdpipe.model.design import variance_stabilise  # noqa: E402
+from trdpipe.model.filtering import expressed_genes  # noqa: E402
 
 MARKERS = ROOT / "resources" / "cells" / "blood_cell_markers.gmt"
 ANNOTATION = ROOT / "resources" / "annotation" / "genes.tsv.gz"

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "workflow" / "scripts"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "workflow" / "lib"), str(ROOT / "tests")]
 
 from nb_cohort import DESIGNS, simulate_nb_cohort  # noqa: E402
 
@@ -60,7 +60,7 @@ def fit_in_this_process(
 ) -> None:
     """Child process: fit one backend (then shrink the fold changes, if asked, as the deseq2 rule
     does with deseq2.lfc_shrink), save results and {seconds, shrink_seconds, peak_mib}."""
-    from de_model import MODEL_CLASSES, make_inference
+    from trdpipe.model.design import MODEL_CLASSES, make_inference
 
     counts, metadata = simulate_nb_cohort(n_samples, n_genes, seed=seed, n_outliers=n_genes // 200)
     # batched: BatchedInference in batched_dds' subclasses; default: PyDESeq2 as published

@@ -6,7 +6,7 @@ scored against resources/genesets/go_bp.gmt.gz (min 10, max 500 genes) by:
 
   gseapy prerank, method='permutation' (1000 gene-set permutations)
   gseapy prerank, method='multilevel' (fgsea's adaptive multilevel algorithm)
-  pipeline: the same fgsea core called in chunks of 500 sets (workflow/scripts/enrichment.py)
+  pipeline: the same fgsea core called in chunks of 500 sets (workflow/lib/trdpipe/enrichment/analysis.py)
   blitzgsea (gamma-approximated null from 1000 permutations)
   decoupler mt.gsea (1000 permutations)
 
@@ -28,7 +28,7 @@ do so with some seeds only, and how the spread of log2(p) over seeds compares wi
 own log2err, by band of p-value.
 
 With --label-permutations K, the phenotype-permutation step that the enrichment rule adds when a
-calibration gives it K permuted Wald rankings (workflow/scripts/gsea_permutation.py) is timed
+calibration gives it K permuted Wald rankings (workflow/lib/trdpipe/enrichment/phenotype_permutation.py) is timed
 instead, in its own process pinned to 2 cores: the ES of every GO BP set on the planted ranking
 and on K rankings of independent standard-normal statistics, NES_perm / pvalue_perm / fdr_perm,
 and the ORA permutation columns of the up list with permuted DE lists of 2% of the genes each
@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+sys.path.insert(0, str(ROOT / "workflow" / "lib"))
 
 GMT = ROOT / "resources" / "genesets" / "go_bp.gmt.gz"
 METHODS = ["pipeline", "gseapy_multilevel", "blitzgsea", "decoupler", "gseapy_permutation"]
@@ -73,7 +73,7 @@ MIN_SIZE, MAX_SIZE, PERMUTATIONS, SEED, CORES = 10, 500, 1000, 42, 2
 # ----------------------------------------------------------------------------- data
 def make_rankings(n_genes: int, seed: int) -> tuple[pd.Series, pd.Series, list[str]]:
     """(null ranking, planted ranking, planted terms) over n_genes symbols."""
-    from genesets import read_gmt
+    from trdpipe.io.genesets import read_gmt
 
     rng = np.random.default_rng(seed)
     sets = read_gmt(GMT)
@@ -98,7 +98,7 @@ def make_rankings(n_genes: int, seed: int) -> tuple[pd.Series, pd.Series, list[s
 
 
 def gene_sets() -> dict[str, list[str]]:
-    from genesets import read_gmt
+    from trdpipe.io.genesets import read_gmt
 
     return {term: genes for term, (_, genes) in read_gmt(GMT).items()}
 
@@ -181,7 +181,7 @@ def run_decoupler(ranking: pd.Series, sets) -> pd.DataFrame:
 
 
 def run_pipeline(ranking: pd.Series, sets) -> pd.DataFrame:
-    from enrichment import run_gsea
+    from trdpipe.enrichment.analysis import run_gsea
 
     universe = set(ranking.index)
     restricted = {t: [g for g in genes if g in universe] for t, genes in sets.items()}
@@ -192,7 +192,7 @@ def run_pipeline(ranking: pd.Series, sets) -> pd.DataFrame:
 def run_label_permutations(ranking: pd.Series, sets, k: int) -> pd.DataFrame:
     """The enrichment rule's permutation columns (GSEA and one ORA direction) on k random null
     rankings; one row: sets, score_s (GSEA), ora_s, sets at fdr_perm < 0.05."""
-    import gsea_permutation as perm
+    from trdpipe.enrichment import phenotype_permutation as perm
 
     universe = set(ranking.index)
     restricted = {t: [g for g in genes if g in universe] for t, genes in sets.items()}
@@ -232,9 +232,9 @@ def ora_calls(genes, sets, stats: np.ndarray, k: int) -> tuple[bool, bool, bool]
     cohort: DE = BH padj < 0.05 of the t statistics' p-values (38 degrees of freedom)."""
     from scipy.stats import t as t_dist
 
-    import gsea_permutation as perm
-    from enrichment import bh, ora_collection
-    from genesets import restrict_to_universe
+    from trdpipe.enrichment import phenotype_permutation as perm
+    from trdpipe.enrichment.analysis import bh, ora_collection
+    from trdpipe.io.genesets import restrict_to_universe
 
     padj = np.column_stack([bh(2 * t_dist.sf(np.abs(column), 38)) for column in stats[:, : k + 1].T])
     collection = restrict_to_universe(
@@ -258,9 +258,9 @@ def null_cohort_calls(ks: list[int], n_cohorts: int, loading: float) -> pd.DataF
     """Per K: null cohorts with any fdr_perm < 0.05 (GSEA; ORA) beside the gene-permutation and
     hypergeometric calls."""
     sys.path.insert(0, str(ROOT / "tests"))
-    import gsea_permutation as perm
-    from enrichment import bh, run_gsea
     from test_gsea_permutation import co_expressed_cohort, label_permutations, t_statistics
+    from trdpipe.enrichment import phenotype_permutation as perm
+    from trdpipe.enrichment.analysis import bh, run_gsea
 
     rows = []
     for seed in range(n_cohorts):
@@ -383,7 +383,7 @@ def measure(method: str, ranking_path: Path, out_path: Path, timeout: float) -> 
 
 
 def accuracy(null_res: pd.DataFrame, planted_res: pd.DataFrame, planted_terms: list[str]) -> dict:
-    from enrichment import bh  # the pipeline's BH (NaN p-values left out, as R's p.adjust)
+    from trdpipe.enrichment.analysis import bh  # the pipeline's BH (NaN p-values left out, as R's p.adjust)
 
     p_null = null_res["pvalue"].to_numpy()
     planted_res = planted_res.assign(padj=bh(planted_res["pvalue"].to_numpy()))
@@ -423,7 +423,7 @@ def agreement(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def seed_stability(ranking: pd.Series, seeds: list[int]) -> pd.DataFrame:
     """Per band of median p over seeds: sets, the SD of log2 p over seeds, the mean log2err;
     prints the calls per seed and the sets called with some seeds only."""
-    from enrichment import bh, run_gsea
+    from trdpipe.enrichment.analysis import bh, run_gsea
 
     universe = set(ranking.index)
     sets = {t: [g for g in genes if g in universe] for t, genes in gene_sets().items()}

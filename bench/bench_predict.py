@@ -1,7 +1,7 @@
 """Benchmark of the predict rule: wall time and memory at a given cohort size, and the
 permutation p-value and AUC gain on a null cohort.
 
-A cohort is simulated with the pipeline's simulator (workflow/scripts/simulate_cohort.py,
+A cohort is simulated with the pipeline's simulator (workflow/lib/trdpipe/simulate.py,
 default parameters but no QC hazards), its genes filtered as the filter rule does, and the
 predict rule's script (predict.main) run on it with the config's defaults (3 feature sets x 3
 learners, 5 repeats of 5 outer folds, 4 inner folds, site-held-out validation, 100 permutations
@@ -37,11 +37,11 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+sys.path[:0] = [str(ROOT / "workflow" / "lib"), str(ROOT / "tests")]
 
-import predict  # noqa: E402
-from filter import expressed_genes, min_group_size  # noqa: E402
-from simulate_cohort import SimulationParameters, load_gene_sets, simulate_cohort  # noqa: E402
+from rule_scripts import rule_script  # noqa: E402
+from trdpipe.model.filtering import expressed_genes, min_group_size  # noqa: E402
+from trdpipe.simulate import SimulationParameters, load_gene_sets, simulate_cohort  # noqa: E402
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 
@@ -112,7 +112,7 @@ def run_rule(adata: ad.AnnData, settings: dict, threads: int, outdir: Path) -> d
         threads=threads,
     )
     start, start_cpu = time.perf_counter(), time.process_time()
-    predict.main(smk)
+    rule_script("predict").main(smk)
     seconds, main_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     worker_mb, worker_cpu = workers()
     from joblib.externals.loky import get_reusable_executor

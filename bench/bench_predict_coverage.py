@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "workflow" / "scripts"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "workflow" / "lib"), str(ROOT / "tests")]
 
 from noise_cv import coverage, null_comparison  # noqa: E402
 

@@ -13,6 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ("Snakefile", "VERSION", "config", "workflow", "resources", "profiles", "environment.yml")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-snapshot",
+        action="store_true",
+        help="record the toy run's tables as tests/data/toy_snapshot.tsv (tests/test_snapshot.py)",
+    )
+
+
 def copy_workflow(dest: Path) -> Path:
     """The workflow's files (no results) copied to dest, as a user's fresh checkout would be."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from prediction import Cohort, compare_models, model_grid, outer_splits, prediction_rows, run_models
+from trdpipe.predict.models import (
+    Cohort,
+    compare_models,
+    model_grid,
+    outer_splits,
+    prediction_rows,
+    run_models,
+)
 
 
 def noise_cohort(n_samples: int, n_genes: int, n_clinical: int, seed: int) -> tuple[Cohort, np.ndarray]:

@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from config_check import config_problems, read_command_line_text
 from conftest import ROOT, copy_workflow, run_snakemake
-from count_readers import read_counts, read_per_sample_counts, read_sample_sheet
-from filter import filter_cohort
-from gene_ids import load_annotation
-from genesets import read_gmt
-from ingest import load_counts
-from input_checks import check_counts, match_samples
-from pipeline_common import InputError
+from trdpipe.checks.config import config_problems, read_command_line_text
+from trdpipe.checks.inputs import check_counts, match_samples
+from trdpipe.common import InputError
+from trdpipe.ingest import load_counts
+from trdpipe.io.annotation import load_annotation
+from trdpipe.io.counts import read_counts, read_per_sample_counts, read_sample_sheet
+from trdpipe.io.genesets import read_gmt
+from trdpipe.model.filtering import filter_cohort
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 ANNOTATION = Path(__file__).parents[1] / "resources" / "annotation" / "genes.tsv.gz"

@@ -18,11 +18,11 @@ from pydeseq2.default_inference import DefaultInference
 from pydeseq2.ds import DeseqStats
 from scipy.stats import f, false_discovery_control
 
-import batched_dds as bd
-from batched_inference import BatchedInference
-from de_model import make_dataset, stats_class
+from batched_deseq2 import dds as bd
+from batched_deseq2.inference import BatchedInference
 from nb_cohort import DESIGNS, simulate_nb_cohort
 from test_batched_inference import interior_genes
+from trdpipe.model.design import make_dataset, stats_class
 
 CONTRAST = ["group", "TRD", "responder"]
 ALPHA = 0.05

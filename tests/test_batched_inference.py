@@ -10,7 +10,7 @@ from pydeseq2.default_inference import DefaultInference
 from pydeseq2.ds import DeseqStats
 from scipy.special import digamma, polygamma
 
-import batched_inference as bi
+from batched_deseq2 import inference as bi
 from nb_cohort import DESIGNS, simulate_nb_cohort
 
 CONTRAST = ["group", "TRD", "responder"]

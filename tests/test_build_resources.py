@@ -5,9 +5,9 @@ import sqlite3
 
 import pytest
 
-from build_resources import build_gene_table, build_go_bp, connect, gmt_text
 from conftest import run_snakemake
-from pipeline_common import InputError
+from trdpipe.common import InputError
+from trdpipe.resources.build import build_gene_table, build_go_bp, connect, gmt_text
 
 ORG_TABLES = {
     "metadata": "name, value",

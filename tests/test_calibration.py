@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from scipy.stats.contingency import association
 
-import calibration as cal
-import simulate_cohort as sim
-from calibration_summary import qq_quantiles
 from conftest import ROOT, run_snakemake
-from deseq2 import run_deseq2
-from filter import expressed_genes
-from pipeline_common import InputError
+from trdpipe import simulate as sim
+from trdpipe.calibration import permutation as cal
+from trdpipe.calibration.summary import qq_quantiles
+from trdpipe.common import InputError
+from trdpipe.model.deseq2 import run_deseq2
+from trdpipe.model.filtering import expressed_genes
 
 DESIGN = "~ site + sex + age + group"
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
@@ -161,7 +161,7 @@ def test_stratum_with_one_level_is_logged(caplog):
 
 
 def test_ingest_stops_on_a_strata_column_not_in_the_sheet():
-    from ingest import ingest
+    from trdpipe.ingest import ingest
 
     with pytest.raises(InputError) as err:
         ingest(
@@ -323,7 +323,7 @@ CONVERGENCE_ATOL = {"stat": 3e-3, "pvalue": 2e-3, "padj": 2e-3, "log2FoldChange"
 
 def tightly_converged_refit(adata, labels, fitted) -> pd.DataFrame:
     """A cold refit with IRLS converged far below PyDESeq2's tolerance: the optimum to compare with."""
-    from deseq2 import fit_and_test
+    from trdpipe.model.deseq2 import fit_and_test
 
     dds = cal.relabelled_dataset(adata, labels, DESIGN, CONTRAST, SETTINGS, 1, fitted)
     dds.beta_tol = 1e-13
@@ -342,7 +342,7 @@ def test_warm_started_refits_reach_the_cold_optimum(planted):
     """Refits started from the observed fit, or from another gene's values (a far start), end
     where a cold refit converged to 1e-13 does, within PyDESeq2's own convergence tolerance,
     and call the same genes; the cold refit is that close too."""
-    from batched_dds import WarmStarts
+    from batched_deseq2.dds import WarmStarts
 
     adata, _, _ = planted
     fitted = cal.label_independent_fit(adata, DESIGN, CONTRAST, SETTINGS)
@@ -468,7 +468,7 @@ def summary_values(**changes) -> pd.Series:
 
 
 def test_calibration_verdicts():
-    import report
+    from trdpipe.report import page as report
 
     assert report.calibration_verdict(summary_values(), 0.05) == (
         "The 369 genes called would not appear by chance: shuffled labels gave a median of 0 and at most "
@@ -498,7 +498,7 @@ def test_toy_report_calibration_section(toy_run):
     assert shown["genes called, observed labels"] == str(int(values["observed_degs"]))
     assert shown["empirical FDR of the observed calls (SAM)"] == f"{values['empirical_fdr']:.3g}"
     assert shown["inflation lambda, observed labels"] == f"{values['observed_lambda']:.3g}"
-    import report
+    from trdpipe.report import page as report
 
     assert report.calibration_verdict(values, 0.05) in text
     for reference in ("Tusher VG", "Storey JD, Tibshirani R", "Genome Biology 23:79", "Subramanian A"):

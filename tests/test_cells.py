@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from build_cell_markers import CELL_MARKERS, build_cell_markers
-from build_resources import gmt_text
-from cells import (
+from conftest import ROOT
+from trdpipe.cells.scores import (
     cell_covariates,
     cell_scores,
     check_estimable,
@@ -19,9 +18,10 @@ from cells import (
     measured_counts,
     scores_by_group,
 )
-from conftest import ROOT
-from ingest import ingest
-from pipeline_common import InputError
+from trdpipe.common import InputError
+from trdpipe.ingest import ingest
+from trdpipe.resources.build import gmt_text
+from trdpipe.resources.cell_markers import CELL_MARKERS, build_cell_markers
 
 MARKERS = ROOT / "resources" / "cells" / "blood_cell_markers.gmt"
 ANNOTATION = ROOT / "resources" / "annotation" / "genes.tsv.gz"
@@ -288,7 +288,7 @@ def test_toy_cell_shifts_are_found_by_group(toy_cells):
 def test_resource_holds_the_canonical_markers_of_the_simulator():
     """76 of the simulator's 80 planted markers are in the resource; the 4 left out (S100P, CCR2,
     S100B, KLRC1) are expressed by other blood cells as well."""
-    from simulate_cohort import CELL_MARKERS as PLANTED
+    from trdpipe.simulate import CELL_MARKERS as PLANTED
 
     ours = {t: set(genes) for t, (_, _, genes) in CELL_MARKERS.items()}
     missing = sorted(g for t, genes in PLANTED.items() for g in genes if g not in ours[t])

@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 from conftest import copy_workflow, run_snakemake, small_cohort_config
-from count_readers import (
+from trdpipe.checks.inputs import check_counts
+from trdpipe.ingest import ingest
+from trdpipe.io.counts import (
     detect_format,
     read_count_matrix,
     read_counts,
@@ -23,8 +25,6 @@ from count_readers import (
     read_whole_number_matrix,
     sample_name_from_bam,
 )
-from ingest import ingest
-from input_checks import check_counts
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 SAMPLES = ["S1", "S2", "S3", "S4"]

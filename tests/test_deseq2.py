@@ -11,11 +11,10 @@ from matplotlib.colors import to_hex
 from pydeseq2.dds import DeseqDataSet
 from pydeseq2.ds import DeseqStats
 
-from calibration import label_independent_fit, refit_permuted
 from conftest import ROOT
-from de_model import make_dataset, make_inference, prepare_metadata, stats_class
-from de_tables import count_calls
-from deseq2 import (
+from nb_cohort import simulate_nb_cohort
+from trdpipe.calibration.permutation import label_independent_fit, refit_permuted
+from trdpipe.model.deseq2 import (
     DOWN_COLOUR,
     UP_COLOUR,
     fit_and_test,
@@ -25,8 +24,9 @@ from deseq2 import (
     shrink_coefficient,
     volcano_plot,
 )
-from filter import contrast_cohort
-from nb_cohort import simulate_nb_cohort
+from trdpipe.model.design import make_dataset, make_inference, prepare_metadata, stats_class
+from trdpipe.model.filtering import contrast_cohort
+from trdpipe.model.tables import count_calls
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 # the stages the deseq2 log times, in order (without the shrinkage)

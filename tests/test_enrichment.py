@@ -8,9 +8,16 @@ import pytest
 from scipy.special import polygamma
 from scipy.stats import hypergeom
 
-import enrichment as enr
-from enrichment import de_gene_lists, enrichment, leading_edge, ora_collection, run_gsea, running_score
-from genesets import restrict_to_universe
+from trdpipe.enrichment import analysis as enr
+from trdpipe.enrichment.analysis import (
+    de_gene_lists,
+    enrichment,
+    leading_edge,
+    ora_collection,
+    run_gsea,
+    running_score,
+)
+from trdpipe.io.genesets import restrict_to_universe
 
 
 def synthetic_de(n_genes=2000, seed=0, shifts=None):

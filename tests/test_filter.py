@@ -4,8 +4,14 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, copy_workflow, run_snakemake, small_cohort_config
-from filter import contrast_cohort, expressed_genes, filter_cohort, min_group_size, samples_to_keep
-from pipeline_common import InputError
+from trdpipe.common import InputError
+from trdpipe.model.filtering import (
+    contrast_cohort,
+    expressed_genes,
+    filter_cohort,
+    min_group_size,
+    samples_to_keep,
+)
 
 CONTRASTS = {"c": {"variable": "group", "test": "TRD", "reference": "responder"}}
 

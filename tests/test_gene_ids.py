@@ -5,8 +5,8 @@ import gzip
 import pandas as pd
 import pytest
 
-from gene_ids import annotate_genes, clean_ensembl_id, load_annotation
-from pipeline_common import InputError
+from trdpipe.common import InputError
+from trdpipe.io.annotation import annotate_genes, clean_ensembl_id, load_annotation
 
 ANNOTATION = pd.DataFrame(
     [

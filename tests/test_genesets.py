@@ -5,8 +5,8 @@ import gzip
 import pandas as pd
 import pytest
 
-from genesets import read_gmt, restrict_to_universe
-from pipeline_common import InputError
+from trdpipe.common import InputError
+from trdpipe.io.genesets import read_gmt, restrict_to_universe
 
 ANNOTATION = pd.DataFrame(
     {

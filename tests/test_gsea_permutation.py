@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from scipy.stats import hypergeom, kstest
 
-import enrichment as enr
-import gsea_permutation as gp
-import simulate_cohort as sim
 from conftest import ROOT
-from deseq2 import run_deseq2
-from pipeline_common import InputError
+from rule_scripts import rule_script
+from trdpipe import simulate as sim
+from trdpipe.common import InputError
+from trdpipe.enrichment import analysis as enr
+from trdpipe.enrichment import phenotype_permutation as gp
+from trdpipe.model.deseq2 import run_deseq2
 
 
 def random_sets(rng, genes, n_sets, low=5, high=80) -> dict[str, list[str]]:
@@ -449,7 +450,7 @@ def test_enrichment_script_with_and_without_a_null_input(tmp_path, with_null):
     smk = script_object(
         tmp_path, tmp_path / "de.tsv", tmp_path / "null.h5ad" if with_null else None, tmp_path / "sets.gmt"
     )
-    enr.main(smk)
+    rule_script("enrichment").main(smk)
     gsea = pd.read_csv(smk.output.gsea, sep="\t")
     ora = pd.read_csv(smk.output.ora, sep="\t")
     assert list(gsea.columns) == enr.GSEA_COLUMNS and list(ora.columns) == enr.ORA_COLUMNS

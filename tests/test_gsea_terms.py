@@ -3,7 +3,12 @@
 import numpy as np
 import pandas as pd
 
-from gsea_terms import collapse_similar_terms, jaccard, leading_edge_genes, top_terms_by_direction
+from trdpipe.enrichment.terms import (
+    collapse_similar_terms,
+    jaccard,
+    leading_edge_genes,
+    top_terms_by_direction,
+)
 
 
 def terms(edges: dict[str, str]) -> pd.DataFrame:

@@ -5,8 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from count_readers import read_count_matrix, read_sample_sheet
-from input_checks import (
+from trdpipe.checks.inputs import (
     check_counts,
     check_design,
     check_group_sizes,
@@ -15,7 +14,8 @@ from input_checks import (
     match_samples,
     samples_for_prediction,
 )
-from pipeline_common import InputError
+from trdpipe.common import InputError
+from trdpipe.io.counts import read_count_matrix, read_sample_sheet
 
 
 def sheet(n_per_group=4):

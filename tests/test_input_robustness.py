@@ -13,11 +13,17 @@ import pandas as pd
 import pytest
 
 from conftest import copy_workflow, run_snakemake
-from count_readers import read_counts, read_sample_sheet
-from genesets import check_collections
-from input_checks import check_counts, check_design, check_prediction_covariates, level_key, match_samples
-from pipeline_common import InputError
 from test_bad_inputs import SMALL, small_cohort
+from trdpipe.checks.inputs import (
+    check_counts,
+    check_design,
+    check_prediction_covariates,
+    level_key,
+    match_samples,
+)
+from trdpipe.common import InputError
+from trdpipe.io.counts import read_counts, read_sample_sheet
+from trdpipe.io.genesets import check_collections
 
 CONTRAST = {"c": {"variable": "group", "test": "TRD", "reference": "responder"}}
 

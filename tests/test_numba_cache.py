@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+LIB = Path(__file__).resolve().parents[1] / "workflow" / "lib"
 KERNEL = "import numba\n\n@numba.njit(cache=True)\ndef plus_one(x):\n    return x + 1.0\n"
 
 
@@ -35,8 +35,8 @@ def test_a_foreign_cache_entry_is_compiled_again(tmp_path):
     plain = "import sys; sys.path.insert(0, '.'); import kernel; print(kernel.plus_one(1.0))"
     assert python(plain, tmp_path, **cache).returncode != 0  # what numba alone does with that cache
     guarded = python(
-        f"import sys; sys.path[:0] = ['.', {str(SCRIPTS)!r}]; import logging; "
-        "logging.basicConfig(); import numba_cache, kernel; print(kernel.plus_one(1.0))",
+        f"import sys; sys.path[:0] = ['.', {str(LIB)!r}]; import logging; "
+        "logging.basicConfig(); from batched_deseq2 import numba_cache; import kernel; print(kernel.plus_one(1.0))",
         tmp_path,
         **cache,
     )
@@ -48,7 +48,7 @@ def test_a_foreign_cache_entry_is_compiled_again(tmp_path):
 def test_without_numba_cache_dir_the_cache_goes_to_the_users_cache(tmp_path):
     (tmp_path / "kernel.py").write_text(KERNEL)
     result = python(
-        f"import sys; sys.path[:0] = ['.', {str(SCRIPTS)!r}]; import numba_cache, kernel; "
+        f"import sys; sys.path[:0] = ['.', {str(LIB)!r}]; from batched_deseq2 import numba_cache; import kernel; "
         "print(kernel.plus_one(1.0))",
         tmp_path,
         XDG_CACHE_HOME=str(tmp_path / "xdg"),

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, run_snakemake
-from filter import contrast_cohort
 from test_deseq2 import DESEQ2_STAGES
+from trdpipe.model.filtering import contrast_cohort
 
 pytestmark = pytest.mark.e2e
 CONTRAST = "TRD_vs_responder"

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-import pipeline_common
-from pipeline_common import (
+from trdpipe import common as pipeline_common
+from trdpipe.common import (
     InputError,
     atomic_directory,
     atomic_output,
@@ -153,7 +153,7 @@ def test_an_unexpected_error_is_logged_with_a_summary_then_the_traceback(tmp_pat
     line = start + next(i for i, text in enumerate(source) if "for i in items" in text)
     assert lines[0] == (
         "ERROR rule qc failed: TypeError: 'NoneType' object is not iterable "
-        f"(workflow/scripts/pipeline_common.py, line {line}, in format_list)"
+        f"(workflow/lib/trdpipe/common.py, line {line}, in format_list)"
     )
     assert lines[1] == "Traceback (most recent call last):"
     assert lines[-1] == "TypeError: 'NoneType' object is not iterable"

@@ -8,14 +8,14 @@ import scipy.stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-import prediction
 from conftest import run_snakemake, small_cohort_config
-from de_model import variance_stabilise
-from input_checks import check_prediction_inputs, prediction_group_column
 from noise_cv import coverage, null_comparison
-from pipeline_common import InputError
-from predict import model_genes
-from prediction import (
+from trdpipe.checks.inputs import check_prediction_inputs, prediction_group_column
+from trdpipe.common import InputError
+from trdpipe.model.design import variance_stabilise
+from trdpipe.predict import models as prediction
+from trdpipe.predict.features import model_genes
+from trdpipe.predict.models import (
     FoldVST,
     bootstrap_indices,
     compare_models,

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import qc
 from conftest import ROOT, run_snakemake
+from trdpipe import qc
 
 CONTRAST = "TRD_vs_responder"
 TRUTH = pd.read_csv(ROOT / "resources/toy/truth_hazards.tsv", sep="\t", index_col="sample_id")

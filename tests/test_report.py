@@ -20,10 +20,10 @@ import pytest
 import yaml
 from PIL import Image
 
-import report
-import report_figures
 from conftest import ROOT, copy_workflow, run_snakemake
 from headless_chromium import BrowserError, chromium_path, open_page
+from trdpipe.report import figures as report_figures
+from trdpipe.report import page as report
 
 CONTRAST = "TRD_vs_responder"
 

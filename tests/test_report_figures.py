@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
 
-import report_figures as rf
 from nb_cohort import simulate_nb_cohort
+from trdpipe.report import figures as rf
 
 DE = pd.DataFrame(
     {
@@ -94,7 +94,7 @@ def test_normalised_counts_are_counts_over_median_of_ratios_size_factors():
 def test_candidate_genes_come_from_the_config_and_missing_ones_are_named():
     import anndata as ad
 
-    import report
+    from trdpipe.report import page as report
 
     counts, obs = simulate_nb_cohort(10, 40, seed=1, design="group")
     var = pd.DataFrame({"gene_symbol": [f"SYM{i}" for i in range(40)]}, index=counts.columns)

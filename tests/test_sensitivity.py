@@ -10,9 +10,9 @@ import yaml
 from scipy import stats
 
 from conftest import ROOT, copy_workflow, run_snakemake
-from ingest import ingest
-from pipeline_common import InputError
-from sensitivity_models import check_models, concordance, describe, model_design, model_samples
+from trdpipe.common import InputError
+from trdpipe.ingest import ingest
+from trdpipe.model.sensitivity import check_models, concordance, describe, model_design, model_samples
 
 DESIGN = "~ site + sex + age + group"
 CONTRASTS = {"TRD_vs_responder": {"variable": "group", "test": "TRD", "reference": "responder"}}
@@ -185,7 +185,7 @@ def test_concordance_equals_an_independent_computation():
 
 
 def test_group_r2_equals_an_independent_computation():
-    from sensitivity_models import group_r2
+    from trdpipe.model.sensitivity import group_r2
 
     rng = np.random.default_rng(8)
     obs = sheet(40)
@@ -396,11 +396,11 @@ def simulated_cells(params):
     """(filtered cohort, cell-composition result, config, truth) of a cohort simulated with params."""
     import anndata as ad
 
-    from cell_composition import composition
-    from filter import expressed_genes
-    from gene_ids import annotate_genes, load_annotation
-    from simulate_cohort import load_gene_sets, simulate_cohort
-    from vst import vst_cohort
+    from trdpipe.cells.composition import composition
+    from trdpipe.io.annotation import annotate_genes, load_annotation
+    from trdpipe.model.filtering import expressed_genes
+    from trdpipe.model.vst import vst_cohort
+    from trdpipe.simulate import load_gene_sets, simulate_cohort
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     collections = {name: str(ROOT / path) for name, path in config["enrichment"]["collections"].items()}
@@ -418,9 +418,8 @@ def simulated_cells(params):
 
 def cell_adjusted_fit(adata, result, config):
     """The cell-adjusted model as the sensitivity rule fits it, and the group's R2 on the covariates."""
-    from deseq2 import run_deseq2
-    from sensitivity import model_cohort
-    from sensitivity_models import check_model, group_r2
+    from trdpipe.model.deseq2 import run_deseq2
+    from trdpipe.model.sensitivity import check_model, group_r2, model_cohort
 
     spec, names = {"cell_scores": True}, list(result["covariates"].columns)
     cohort = model_cohort(adata, spec, result["covariates"])
@@ -431,8 +430,8 @@ def cell_adjusted_fit(adata, result, config):
 
 @pytest.fixture(scope="module")
 def identifiable_cohort():
-    from deseq2 import run_deseq2
-    from simulate_cohort import DEFAULT_CELL_SHIFTS, SimulationParameters
+    from trdpipe.model.deseq2 import run_deseq2
+    from trdpipe.simulate import DEFAULT_CELL_SHIFTS, SimulationParameters
 
     params = SimulationParameters(
         hazards=False,
@@ -449,7 +448,7 @@ def identifiable_cohort():
 @pytest.fixture(scope="module")
 def null_cohort():
     """A simulated cohort with the toy's correlation and composition structure and no group effect."""
-    from simulate_cohort import SimulationParameters
+    from trdpipe.simulate import SimulationParameters
 
     return simulated_cells(
         SimulationParameters.null_cohort(n_samples=60, n_genes=3000, seed=11, hazards=False)
@@ -459,8 +458,8 @@ def null_cohort():
 def test_null_cohort_cell_scores_do_not_differ_by_group(null_cohort):
     """Four null cohorts (seeds 11-14), 11 cell types each: at most one BH call at 0.05 in all
     (measured: one, monocytes in seed 11, padj 0.03; seeds 12-16 call none)."""
-    from cells import scores_by_group
-    from simulate_cohort import SimulationParameters
+    from trdpipe.cells.scores import scores_by_group
+    from trdpipe.simulate import SimulationParameters
 
     calls_per_seed = []
     for seed in (11, 12, 13, 14):

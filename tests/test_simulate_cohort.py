@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import simulate_cohort as sim
 from conftest import ROOT
+from trdpipe import simulate as sim
 
 COLLECTIONS = {
     "GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",

@@ -6,8 +6,8 @@ import subprocess
 
 import yaml
 
-import software_versions as sv
 from conftest import ROOT
+from trdpipe.provenance import versions as sv
 
 
 def test_imported_modules_of_a_script_and_a_rule_file(tmp_path):

@@ -1,6 +1,6 @@
 # Label-permutation calibration per contrast (issue "Would these calls appear by chance?"):
 # permuted labels -> refits of the primary model in scattered blocks -> one gathering rule.
-# Engine: workflow/scripts/calibration.py. A local run spreads the blocks over cores, a SLURM run
+# Engine: workflow/lib/trdpipe/calibration/permutation.py. A local run spreads the blocks over cores, a SLURM run
 # over nodes; `--set-scatter calibration=N` changes the number of blocks, not the results.
 
 import math

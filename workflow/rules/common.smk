@@ -8,17 +8,22 @@ from functools import lru_cache
 
 from snakemake.utils import validate
 
+# The engine, workflow/lib/ (packages trdpipe and batched_deseq2): the rule scripts in
+# workflow/scripts/ import it, and so does the Snakefile (the config check, the sheet reader).
+# Every job of the run inherits PYTHONPATH, locally and on SLURM.
+LIB_DIR = os.path.join(workflow.basedir, "workflow", "lib")
 SCRIPTS_DIR = os.path.join(workflow.basedir, "workflow", "scripts")
-sys.path.insert(0, SCRIPTS_DIR)  # the Snakefile reuses the scripts' config check and sheet reader
-from config_check import check_config
-from count_readers import read_sample_sheet
-from pipeline_common import InputError
+sys.path.insert(0, LIB_DIR)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIB_DIR, os.environ.get("PYTHONPATH")]))
+from trdpipe.checks.config import check_config
+from trdpipe.io.counts import read_sample_sheet
+from trdpipe.common import InputError
 
 check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Compiled numba kernels are cached in the working directory, not in the (maybe read-only)
-# source tree; every job of the run inherits the variable (workflow/scripts/numba_cache.py).
+# source tree; every job of the run inherits the variable (workflow/lib/batched_deseq2/numba_cache.py).
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
 
 CONTRASTS = list(config["contrasts"])

@@ -1,7 +1,7 @@
 # Pathway enrichment per contrast: preranked GSEA on the DESeq2 Wald statistic and ORA of the
 # up- and down-regulated genes, for every collection under `enrichment: collections:`, with
 # p-values and FDRs from the calibration's label permutations beside fgsea's gene-permutation ones.
-# Choices and rules: workflow/scripts/enrichment.py; library choice: bench/bench_enrichment.py.
+# Choices and rules: workflow/lib/trdpipe/enrichment/analysis.py; library choice: bench/bench_enrichment.py.
 
 ENRICHMENT = config["enrichment"]
 

@@ -1,6 +1,6 @@
 # MultiQC's report of the sample QC (the qc rule's metrics and flags as MultiQC custom content),
 # part of `all` when MultiQC is installed (multiqc.enabled: auto) or asked for (true).
-# Script: workflow/scripts/multiqc_report.py (offline: no version check, no upload).
+# Script: workflow/lib/trdpipe/provenance/multiqc.py (offline: no version check, no upload).
 
 MULTIQC_OUTPUTS = ["results/multiqc/multiqc_report.html"] if multiqc_enabled(config["multiqc"]) else []
 

@@ -16,6 +16,7 @@ rule software_versions:
         version=os.path.join(workflow.basedir, "VERSION"),
         # the code whose imports are listed: a new import is listed at the next run
         scripts=sorted(glob.glob(os.path.join(SCRIPTS_DIR, "*.py"))),
+        engine=sorted(glob.glob(os.path.join(LIB_DIR, "**", "*.py"), recursive=True)),
         rules=sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "rules", "*.smk")))
         + [os.path.join(workflow.basedir, "Snakefile")],
         # after ingest has checked the inputs: a run that bad input stops leaves no results
@@ -32,6 +33,8 @@ rule software_versions:
     resources:
         mem_mb=mem_mb(200, 0),
         runtime=2,
+    params:
+        lib=LIB_DIR,
     script:
         "../scripts/software_versions.py"
 

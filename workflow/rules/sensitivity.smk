@@ -1,8 +1,8 @@
 # Cell composition and sensitivity models: is the signature a per-cell change or a shift in
-# cell counts, and does it hold within each sex? Scripts: workflow/scripts/cell_composition.py,
-# sensitivity.py; choices: workflow/scripts/cells.py, sensitivity_models.py, config/README.md.
+# cell counts, and does it hold within each sex? Scripts: workflow/lib/trdpipe/cells/composition.py,
+# sensitivity.py; choices: workflow/lib/trdpipe/cells/scores.py, workflow/lib/trdpipe/model/sensitivity.py, config/README.md.
 
-from sensitivity_models import active_models
+from trdpipe.model.sensitivity import active_models
 
 CELLS = config["cells"]
 SENSITIVITY = active_models(config["sensitivity"], CELLS)

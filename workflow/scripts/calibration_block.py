@@ -5,9 +5,9 @@ import logging
 import anndata as ad
 import pandas as pd
 
-from calibration import block_of, fit_block
-from filter import contrast_cohort
-from pipeline_common import atomic_output
+from trdpipe.calibration.permutation import block_of, fit_block
+from trdpipe.common import atomic_output
+from trdpipe.model.filtering import contrast_cohort
 
 log = logging.getLogger("trd")
 
@@ -39,6 +39,6 @@ def main(smk) -> None:
 
 
 if "snakemake" in globals():
-    from pipeline_common import run_script
+    from trdpipe.common import run_script
 
     run_script(main, snakemake)  # noqa: F821

@@ -4,8 +4,8 @@ import logging
 
 import anndata as ad
 
-from calibration import check_strata, permute_labels
-from pipeline_common import write_table
+from trdpipe.calibration.permutation import check_strata, permute_labels
+from trdpipe.common import write_table
 
 log = logging.getLogger("trd")
 
@@ -32,6 +32,6 @@ def main(smk) -> None:
 
 
 if "snakemake" in globals():
-    from pipeline_common import run_script
+    from trdpipe.common import run_script
 
     run_script(main, snakemake)  # noqa: F821

@@ -2,73 +2,21 @@
 
 Outputs (results/sensitivity/{contrast}/{model}/): deseq2_results.tsv (the primary table's
 format), model.tsv (how each variable was coded), samples_used.tsv, concordance.tsv and
-lfc_scatter.png (log2 fold changes, primary against this model).
-"""
+lfc_scatter.png (log2 fold changes, primary against this model)."""
 
 import logging
 
 import anndata as ad
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from de_model import prepare_metadata  # noqa: E402
-from deseq2 import run_deseq2  # noqa: E402
-from filter import contrast_cohort  # noqa: E402
-from pipeline_common import save_figure, write_table  # noqa: E402
-from sensitivity_models import (  # noqa: E402
-    CONCORDANCE_COLUMNS,
-    check_model,
-    concordance,
-    group_r2,
-    model_samples,
-)
+from trdpipe.common import run_script, save_figure, write_table
+from trdpipe.model.deseq2 import run_deseq2
+from trdpipe.model.design import prepare_metadata
+from trdpipe.model.filtering import contrast_cohort
+from trdpipe.model.sensitivity import CONCORDANCE_COLUMNS, check_model, concordance, group_r2, model_cohort
+from trdpipe.model.sensitivity_figure import lfc_scatter
 
 log = logging.getLogger("trd")
-
-
-def model_cohort(adata: ad.AnnData, spec: dict, covariates: pd.DataFrame | None) -> ad.AnnData:
-    """The model's samples, with the cell covariates joined to their metadata when it uses them."""
-    adata = adata[model_samples(adata.obs, spec)].copy()
-    if spec.get("cell_scores"):
-        adata.obs = adata.obs.join(covariates.loc[adata.obs_names])
-    return adata
-
-
-def lfc_scatter(primary: pd.DataFrame, model: pd.DataFrame, alpha: float, title: str):
-    both = (
-        primary.set_index("gene_id")[["log2FoldChange", "padj"]]
-        .join(
-            model.set_index("gene_id")[["log2FoldChange", "padj"]],
-            lsuffix="_primary",
-            rsuffix="_model",
-            how="inner",
-        )
-        .dropna(subset=["log2FoldChange_primary", "log2FoldChange_model"])
-    )
-    in_primary = (both["padj_primary"] < alpha).to_numpy()
-    in_model = (both["padj_model"] < alpha).to_numpy()
-    fig, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
-    x, y = both["log2FoldChange_primary"].to_numpy(), both["log2FoldChange_model"].to_numpy()
-    for mask, colour, label in (
-        (~in_primary & ~in_model, "0.75", "neither"),
-        (in_primary & in_model, "#7d3c98", "DEG in both"),
-        (in_primary & ~in_model, "#2471a3", "DEG in primary only"),
-        (~in_primary & in_model, "#c0392b", "DEG in this model only"),
-    ):
-        ax.scatter(x[mask], y[mask], s=5, c=colour, lw=0, label=f"{label} ({int(mask.sum())})")
-    limit = float(np.nanmax(np.abs(np.r_[x, y, 0.1])))
-    ax.plot([-limit, limit], [-limit, limit], c="0.4", lw=0.6, ls="--")
-    ax.axhline(0, c="0.6", lw=0.4)
-    ax.axvline(0, c="0.6", lw=0.4)
-    ax.set_xlabel("log2 fold change, primary model")
-    ax.set_ylabel("log2 fold change, sensitivity model")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, frameon=False, loc="upper left", markerscale=2)
-    return fig
 
 
 def main(smk) -> None:
@@ -115,6 +63,4 @@ def main(smk) -> None:
 
 
 if "snakemake" in globals():
-    from pipeline_common import run_script
-
     run_script(main, snakemake)  # noqa: F821

@@ -2,16 +2,9 @@
 
 import anndata as ad
 
-from de_model import variance_stabilise
-from de_tables import gene_by_sample_table
-from pipeline_common import atomic_output, write_table
-
-
-def vst_cohort(adata: ad.AnnData, settings: dict, n_cpus: int) -> ad.AnnData:
-    """Same samples and genes, X = blind VST values (log2-like scale)."""
-    return ad.AnnData(
-        X=variance_stabilise(adata, settings, n_cpus), obs=adata.obs.copy(), var=adata.var.copy()
-    )
+from trdpipe.common import atomic_output, run_script, write_table
+from trdpipe.model.tables import gene_by_sample_table
+from trdpipe.model.vst import vst_cohort
 
 
 def main(smk) -> None:
@@ -25,6 +18,4 @@ def main(smk) -> None:
 
 
 if "snakemake" in globals():
-    from pipeline_common import run_script
-
     run_script(main, snakemake)  # noqa: F821

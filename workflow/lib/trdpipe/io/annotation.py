@@ -25,7 +25,7 @@ import re
 
 import pandas as pd
 
-from pipeline_common import InputError, format_list
+from trdpipe.common import InputError, format_list
 
 ANNOTATION_COLUMNS = ["gene_id", "entrez_id", "gene_symbol", "description", "chromosome", "gene_type"]
 VAR_COLUMNS = ["gene_symbol", "entrez_id", "chromosome", "gene_type"]

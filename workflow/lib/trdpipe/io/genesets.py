@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from gene_ids import clean_ensembl_id
-from pipeline_common import InputError
+from trdpipe.common import InputError
+from trdpipe.io.annotation import clean_ensembl_id
 
 log = logging.getLogger("trd")
 

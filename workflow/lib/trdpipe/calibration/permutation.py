@@ -18,9 +18,9 @@ import pandas as pd
 from scipy.special import ndtri
 from threadpoolctl import threadpool_limits
 
-from de_tables import count_calls
-from input_checks import design_variables
-from pipeline_common import InputError, format_list
+from trdpipe.checks.inputs import design_variables
+from trdpipe.common import InputError, format_list
+from trdpipe.model.tables import count_calls
 
 log = logging.getLogger("trd")
 
@@ -243,7 +243,9 @@ def label_independent_fit(
 ) -> SizeFactors | None:
     """Size factors and normalised counts, fitted once for all permutations. None for the
     `iterative` method, whose size factors depend on the design (so on the labels)."""
-    from de_model import make_dataset  # imported here: ingest uses this module's checks without PyDESeq2
+    from trdpipe.model.design import (
+        make_dataset,  # imported here: ingest uses this module's checks without PyDESeq2
+    )
 
     if settings.get("size_factors_fit_type", "ratio") == "iterative":
         return None
@@ -277,8 +279,10 @@ def relabelled_dataset(
     """The primary model's dataset with the contrast variable replaced by `labels`, its size
     factors pinned to `fitted` and, with the batched backend, its gene-wise fits starting from
     `starts` (batched_dds.WarmStarts; None: PyDESeq2's starting points)."""
-    from batched_dds import BatchedDeseqDataSet
-    from de_model import make_dataset  # imported here: ingest uses this module's checks without PyDESeq2
+    from batched_deseq2.dds import BatchedDeseqDataSet
+    from trdpipe.model.design import (
+        make_dataset,  # imported here: ingest uses this module's checks without PyDESeq2
+    )
 
     obs = adata.obs.copy()
     obs[contrast["variable"]] = labels.loc[obs.index].to_numpy()
@@ -295,7 +299,7 @@ def observed_starts(
 ):
     """The fit with the observed labels (the primary fit), whose coefficients and dispersions the
     permutation refits start from: a WarmStarts, or None with the default backend."""
-    from batched_dds import BatchedDeseqDataSet, WarmStarts
+    from batched_deseq2.dds import BatchedDeseqDataSet, WarmStarts
 
     dds = relabelled_dataset(
         adata, adata.obs[contrast["variable"]], design, contrast, settings, n_cpus, fitted
@@ -319,7 +323,7 @@ def refit_permuted(
     """The primary model refitted with the contrast variable replaced by `labels`: the same samples,
     genes, design and DESeq2 settings (shrinkage aside, which the null does not use), its fits
     started from `starts` when given (observed_starts). One row per gene in the cohort's order."""
-    from deseq2 import fit_and_test
+    from trdpipe.model.deseq2 import fit_and_test
 
     dds = relabelled_dataset(adata, labels, design, contrast, settings, n_cpus, fitted, starts)
     table = fit_and_test(dds, contrast, {**settings, "lfc_shrink": False}, adata.var)

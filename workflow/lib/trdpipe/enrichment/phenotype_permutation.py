@@ -48,7 +48,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.stats import hypergeom
 
-from pipeline_common import InputError
+from trdpipe.common import InputError
 
 log = logging.getLogger("trd")
 

@@ -14,8 +14,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from genesets import GeneSets, read_gmt
-from pipeline_common import InputError, format_list
+from trdpipe.common import InputError, format_list
+from trdpipe.io.genesets import GeneSets, read_gmt
 
 log = logging.getLogger("trd")
 
@@ -261,7 +261,7 @@ def scores_by_group(scores: pd.DataFrame, obs: pd.DataFrame, contrast: dict) -> 
     """Each score in the test vs the reference group: means, difference, Hedges' g, Welch t-test, BH."""
     from scipy import stats
 
-    from enrichment import bh
+    from trdpipe.enrichment.analysis import bh
 
     labels = obs.loc[scores.index, contrast["variable"]].astype(str)
     rows = []

@@ -14,7 +14,7 @@ import pandas as pd
 from formulaic import Formula, model_matrix
 from formulaic.errors import FormulaParsingError
 
-from pipeline_common import InputError, format_list
+from trdpipe.common import InputError, format_list
 
 log = logging.getLogger("trd")
 

@@ -28,8 +28,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from de_model import fit_vst
-from filter import expressed_genes
+from trdpipe.model.design import fit_vst
+from trdpipe.model.filtering import expressed_genes
 
 log = logging.getLogger("trd")
 

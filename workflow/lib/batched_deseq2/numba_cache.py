@@ -1,6 +1,6 @@
 """Numba's on-disk cache of compiled kernels: outside the source tree, and never fatal.
 
-Import this module before numba compiles anything (batched_inference.py imports it first).
+Import this module before numba compiles anything (workflow/lib/batched_deseq2/inference.py imports it first).
 
 * Where: ``NUMBA_CACHE_DIR`` when set (the workflow sets ``.snakemake/numba_cache`` in its
   working directory, workflow/rules/common.smk), else the user's cache

@@ -19,8 +19,9 @@ import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-# This folder: the pipeline's own code, which a failure's one-line summary points into.
-SCRIPTS_DIR = Path(__file__).resolve().parent
+# workflow/: the pipeline's own code (the rule scripts and the engine in workflow/lib/), which a
+# failure's one-line summary points into.
+WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 
 
 class InputError(Exception):
@@ -191,12 +192,12 @@ def run_script(main: Callable, smk) -> None:
 
 
 def failure_summary(rule: str, err: BaseException) -> str:
-    """'rule qc failed: KeyError: 'pvalue' (workflow/scripts/qc.py, line 402, in log_findings)'.
+    """'rule qc failed: KeyError: 'pvalue' (workflow/lib/trdpipe/qc.py, line 402, in log_findings)'.
 
-    The place is the innermost frame in this folder (the pipeline's own code), else the innermost one.
+    The place is the innermost frame under workflow/ (the pipeline's own code), else the innermost one.
     """
     frames = traceback.extract_tb(err.__traceback__)
-    ours = [f for f in frames if Path(f.filename).parent == SCRIPTS_DIR]
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(WORKFLOW_DIR)]
     where = (ours or frames)[-1] if frames else None
     text = str(err).strip().splitlines()
     summary = f"rule {rule} failed: {type(err).__name__}" + (f": {text[0]}" if text else "")
@@ -227,6 +228,6 @@ def disk_full_message(smk, err: BaseException) -> str:
 
 
 def _shown_path(filename: str) -> str:
-    """The pipeline's scripts as workflow/scripts/<name>, other files as they are."""
-    path = Path(filename)
-    return f"workflow/scripts/{path.name}" if path.parent == SCRIPTS_DIR else filename
+    """The pipeline's files as workflow/<path>, other files as they are."""
+    path = Path(filename).resolve()
+    return f"workflow/{path.relative_to(WORKFLOW_DIR)}" if path.is_relative_to(WORKFLOW_DIR) else filename

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline_common import InputError, format_list
+from trdpipe.common import InputError, format_list
 
 log = logging.getLogger("trd")
 

@@ -1,6 +1,5 @@
 """Figures the report draws from existing result tables (no analysis): the top-gene heat map, the
-interactive volcano (Plotly), the normalised counts of single genes, and the annotation bars
-that the QC heat map of sample distances shares."""
+interactive volcano (Plotly) and the normalised counts of single genes."""
 
 import matplotlib
 
@@ -8,9 +7,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
 
-from enrichment import log_axis_ticks  # noqa: E402
+from trdpipe.enrichment.analysis import log_axis_ticks  # noqa: E402
+from trdpipe.qc import annotation_bars  # noqa: E402
 
 
 def top_tested_genes(table: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -27,39 +26,6 @@ def zscore_rows(values: np.ndarray) -> np.ndarray:
 def sample_order(obs: pd.DataFrame, annotations: list[str]) -> pd.Index:
     """Samples sorted by the annotation columns (group first), so blocks are visible."""
     return obs.sort_values(annotations, kind="mergesort").index
-
-
-def annotation_codes(obs: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
-    levels = sorted(obs[column].astype(str).unique())
-    return obs[column].astype(str).map({lev: i for i, lev in enumerate(levels)}).to_numpy(), levels
-
-
-def annotation_bars(axes, obs: pd.DataFrame, annotations: list[str]) -> list:
-    """One colour bar per sample annotation (obs in the drawn order), one axis each; returns the
-    legend handles. One run of colours across all annotations, so 'group: TRD' and 'site: siteA'
-    never share one."""
-    palette = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Set3").colors)
-    legend_handles, used = [], 0
-    for ax, column in zip(axes, annotations):
-        codes, levels = annotation_codes(obs, column)
-        colours = [palette[(used + i) % len(palette)] for i in range(len(levels))]
-        used += len(levels)
-        ax.imshow(
-            codes[None, :],
-            aspect="auto",
-            interpolation="nearest",
-            cmap=ListedColormap(colours),
-            vmin=-0.5,
-            vmax=len(levels) - 0.5,
-        )
-        ax.set_yticks([0], [column])
-        ax.set_xticks([])
-        ax.tick_params(length=0)
-        legend_handles += [
-            plt.Rectangle((0, 0), 1, 1, color=colour, label=f"{column}: {level}")
-            for colour, level in zip(colours, levels)
-        ]
-    return legend_handles
 
 
 def heatmap_figure(zscores: pd.DataFrame, obs: pd.DataFrame, annotations: list[str], title: str):
@@ -254,7 +220,7 @@ PSEUDOCOUNT = 0.5  # as DESeq2's plotCounts: zeros are drawn on the log axis
 def normalised_counts(adata, design: str, settings: dict, contrast: dict) -> pd.DataFrame:
     """Counts divided by the size factors of the contrast's DE model (samples x genes): the
     dataset the deseq2 rule fits (de_model.make_dataset), with its size_factors_fit_type."""
-    from de_model import make_dataset
+    from trdpipe.model.design import make_dataset
 
     dds = make_dataset(adata, design, settings, 1, contrast)
     dds.fit_size_factors()

@@ -46,7 +46,7 @@ from pydeseq2.inference import Inference
 from scipy.special import expit, gammaln, ndtr
 from threadpoolctl import ThreadpoolController
 
-import numba_cache  # noqa: F401, I001 - before numba: where its cache goes, and that it cannot crash a run
+from batched_deseq2 import numba_cache  # noqa: F401, I001 - before numba: where its cache goes, and that it cannot crash a run
 
 # Working arrays per gene in a block: samples-long vectors and design-sized matrices.
 SAMPLE_ARRAYS_PER_GENE = 12

@@ -13,16 +13,16 @@ from pydeseq2.dds import DeseqDataSet
 from pydeseq2.default_inference import DefaultInference
 from pydeseq2.ds import DeseqStats
 
-from batched_dds import BatchedDeseqDataSet, BatchedDeseqStats
-from batched_inference import BatchedInference
-from input_checks import design_variables
-from pipeline_common import log_duration
+from batched_deseq2.dds import BatchedDeseqDataSet, BatchedDeseqStats
+from batched_deseq2.inference import BatchedInference
+from trdpipe.checks.inputs import design_variables
+from trdpipe.common import log_duration
 
 log = logging.getLogger("trd")
 
 INFERENCE_BACKENDS = {"batched": BatchedInference, "default": DefaultInference}
 # The dataset and statistics classes of each backend: `batched` also vectorises PyDESeq2's
-# own per-gene code (batched_dds.py); `default` is PyDESeq2 as published.
+# own per-gene code (workflow/lib/batched_deseq2/dds.py); `default` is PyDESeq2 as published.
 MODEL_CLASSES = {"batched": (BatchedDeseqDataSet, BatchedDeseqStats), "default": (DeseqDataSet, DeseqStats)}
 
 

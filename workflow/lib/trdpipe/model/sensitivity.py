@@ -11,11 +11,12 @@ Also here: the concordance of a model's DE table with the primary one, and the s
 report says about it (no PyDESeq2, so ingest and the report can import this module).
 """
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 
-from input_checks import check_design, check_full_rank, check_group_sizes, design_variables
-from pipeline_common import InputError, format_list
+from trdpipe.checks.inputs import check_design, check_full_rank, check_group_sizes, design_variables
+from trdpipe.common import InputError, format_list
 
 CONCORDANCE_COLUMNS = [
     "contrast",
@@ -233,3 +234,11 @@ def pathway_survival(
         np.sign(table["NES_primary"]) == np.sign(table["NES_cell_adjusted"])
     )
     return table.sort_values(["padj_primary", "term"], kind="mergesort").reset_index(drop=True)
+
+
+def model_cohort(adata: ad.AnnData, spec: dict, covariates: pd.DataFrame | None) -> ad.AnnData:
+    """The model's samples, with the cell covariates joined to their metadata when it uses them."""
+    adata = adata[model_samples(adata.obs, spec)].copy()
+    if spec.get("cell_scores"):
+        adata.obs = adata.obs.join(covariates.loc[adata.obs_names])
+    return adata

@@ -1,0 +1,109 @@
+"""The shape of the code: the engine (workflow/lib/) at the bottom, one thin entry script per rule
+(workflow/scripts/) above it, and no import running back up."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+LIB = ROOT / "workflow" / "lib"
+SCRIPTS = ROOT / "workflow" / "scripts"
+# trdpipe's subpackages and top-level modules, bottom first: each imports only from those before
+# it (and from itself); the order is the one trdpipe/__init__.py gives
+LAYERS = [
+    "common",
+    "checks",
+    "io",
+    "model",
+    "enrichment",
+    "qc",
+    "cells",
+    "calibration",
+    "predict",
+    "report",
+    "ingest",
+    "provenance",
+    "resources",
+    "simulate",
+]
+
+
+def imports(path: Path) -> set[str]:
+    """Dotted names of the modules a file imports (lazy imports inside functions too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def script_names() -> set[str]:
+    return {p.stem for p in SCRIPTS.glob("*.py")}
+
+
+def engine_files(package: str) -> list[Path]:
+    return sorted((LIB / package).rglob("*.py"))
+
+
+def layer(dotted: str) -> str:
+    """'trdpipe.model.deseq2' -> 'model'."""
+    return dotted.split(".")[1]
+
+
+def test_every_engine_module_is_in_a_layer():
+    found = {p.relative_to(LIB / "trdpipe").with_suffix("").parts[0] for p in engine_files("trdpipe")}
+    assert found - {"__init__"} == set(LAYERS)
+
+
+@pytest.mark.parametrize("package", ["trdpipe", "batched_deseq2"])
+def test_the_engine_never_imports_a_rule_script(package):
+    scripts = script_names()
+    offending = {
+        str(path.relative_to(LIB)): sorted(n for n in imports(path) if n.split(".")[0] in scripts)
+        for path in engine_files(package)
+    }
+    assert {k: v for k, v in offending.items() if v} == {}
+
+
+def test_batched_deseq2_needs_nothing_of_the_pipeline():
+    offending = {
+        str(path.relative_to(LIB)): sorted(n for n in imports(path) if n.split(".")[0] == "trdpipe")
+        for path in engine_files("batched_deseq2")
+    }
+    assert {k: v for k, v in offending.items() if v} == {}
+
+
+def test_each_part_of_the_engine_imports_only_the_parts_beneath_it():
+    upward = []
+    for path in engine_files("trdpipe"):
+        own = path.relative_to(LIB / "trdpipe").with_suffix("").parts[0]
+        if own == "__init__":
+            continue
+        for name in imports(path):
+            above = name.startswith("trdpipe.") and LAYERS.index(layer(name)) > LAYERS.index(own)
+            if above:
+                upward.append(f"{path.relative_to(LIB)} imports {name}")
+    assert upward == []
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS.glob("*.py")), ids=lambda p: p.stem)
+def test_a_rule_script_is_main_alone_calling_the_engine(script):
+    tree = ast.parse(script.read_text())
+    definitions = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    assert definitions == ["main"]
+    assert not {n.split(".")[0] for n in imports(script)} & script_names()
+    guard = tree.body[-1]
+    assert isinstance(guard, ast.If) and ast.unparse(guard.test) == "'snakemake' in globals()"
+
+
+def test_every_rule_script_belongs_to_a_rule():
+    used = set()
+    for rules in (ROOT / "workflow" / "rules").glob("*.smk"):
+        used.update(re.findall(r'"\.\./scripts/(\w+)\.py"', rules.read_text()))
+    assert used == script_names()

@@ -1,0 +1,1 @@
+"""The label-permutation null of a contrast: permutations within strata, refits, summaries."""

@@ -1,0 +1,1 @@
+"""Pathway enrichment: preranked GSEA and ORA, their label-permutation null, term folding."""

@@ -1,0 +1,1 @@
+"""Reading inputs: count formats, gene identifiers and annotation, gene sets; ingest."""

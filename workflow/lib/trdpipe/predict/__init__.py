@@ -1,0 +1,1 @@
+"""TRD prediction: feature sets and learners in repeated nested cross-validation."""

@@ -1,0 +1,236 @@
+"""Predict the contrast's test group (TRD) from clinical covariates, blood expression and both.
+
+Three feature sets x the configured learners in repeated nested cross-validation on the same
+outer folds; site-held-out validation; corrected resampled t intervals; a label-permutation
+p-value of the best model; calibration. Everything that learns from data is fitted inside the folds (see
+workflow/lib/trdpipe/predict/models.py); the raw counts of the filtered cohort are the input.
+"""
+
+import logging
+
+import anndata as ad
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from trdpipe.checks.inputs import prediction_group_column  # noqa: E402
+from trdpipe.predict.models import (
+    FEATURE_SETS,
+    compare_models,
+    cross_validate,
+    make_cohort,
+    model_grid,  # noqa: E402
+    permutation_null,
+    permutation_p,
+    rank_auc,
+    run_split,
+    selection_frequency,
+    validate_by_site,
+)
+
+log = logging.getLogger("trd")
+
+
+def best_model(comparison: pd.DataFrame, with_genes: bool = False) -> tuple[str, str]:
+    """(feature set, learner) with the highest mean AUC (among those with genes if asked)."""
+    rows = comparison[comparison["feature_set"] != "clinical"] if with_genes else comparison
+    row = rows.loc[rows["auc_mean"].idxmax()]
+    return row["feature_set"], row["learner"]
+
+
+def first_repeat_auc(predictions: pd.DataFrame, cohort, model: tuple) -> float:
+    """Pooled out-of-fold AUC of a model in the first repeat: the permutation test's statistic."""
+    rows = (
+        predictions[
+            (predictions["repeat"] == 1)
+            & (predictions["feature_set"] == model[0])
+            & (predictions["learner"] == model[1])
+        ]
+        .set_index("sample_id")
+        .loc[cohort.sample_ids]
+    )
+    return float(rank_auc(rows["probability"].to_numpy(), cohort.labels)[0])
+
+
+def model_genes(
+    cohort,
+    splits_results: list,
+    model: tuple,
+    settings: dict,
+    filter_settings: dict,
+    deseq2: dict,
+    seed: int,
+    var: pd.DataFrame,
+) -> pd.DataFrame:
+    """Genes of `model` refitted on all samples (fold VST and tuning on all of them: for
+    interpretation only, performance comes from the cross-validation), with how often each gene
+    was selected across the outer folds."""
+    everyone = np.arange(len(cohort.labels))
+    final = run_split(cohort, everyone, everyone, [model], settings, filter_settings, deseq2, seed)[0]
+    frequency = selection_frequency(model_grid(settings), splits_results, model)
+    genes = pd.Index(final["genes"]).union(frequency.index, sort=False)
+    coefficient = pd.Series(final["coefficients"], index=final["genes"])
+    table = pd.DataFrame(
+        {
+            "gene_id": genes,
+            "gene_symbol": var.reindex(genes)["gene_symbol"].fillna("").to_numpy(),
+            "feature_set": model[0],
+            "learner": model[1],
+            "in_final_model": genes.isin(final["genes"]),
+            "coefficient": coefficient.reindex(genes).to_numpy(),
+            "selection_frequency": frequency.reindex(genes).fillna(0.0).to_numpy(),
+        }
+    )
+    order = np.lexsort(
+        (-table["coefficient"].abs().fillna(0).to_numpy(), -table["selection_frequency"].to_numpy())
+    )
+    return table.iloc[order].reset_index(drop=True)
+
+
+def roc_plot(predictions: pd.DataFrame, comparison: pd.DataFrame, title: str):
+    """Pooled out-of-fold ROC curve (all repeats) of each feature set with its best learner."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8), layout="constrained")
+    for feature_set in FEATURE_SETS:
+        rows = comparison[comparison["feature_set"] == feature_set]
+        best = rows.loc[rows["auc_mean"].idxmax()]
+        chosen = predictions[
+            (predictions["feature_set"] == feature_set) & (predictions["learner"] == best["learner"])
+        ]
+        fpr, tpr, _ = roc_curve(chosen["label"], chosen["probability"])
+        ax.plot(
+            fpr,
+            tpr,
+            lw=1.5,
+            label=(
+                f"{feature_set} ({best['learner']}): AUC {best['auc_mean']:.2f} "
+                f"[{best['auc_low']:.2f}, {best['auc_high']:.2f}]"
+            ),
+        )
+    ax.plot([0, 1], [0, 1], c="0.6", lw=0.8, ls="--")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right", frameon=False, fontsize=7)
+    return fig
+
+
+def calibration_plot(predictions: pd.DataFrame, comparison: pd.DataFrame, title: str, n_bins: int = 10):
+    """Reliability curve (quantile bins of the out-of-fold probabilities) with the Brier score."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8), layout="constrained")
+    for feature_set in FEATURE_SETS:
+        rows = comparison[comparison["feature_set"] == feature_set]
+        best = rows.loc[rows["auc_mean"].idxmax()]
+        chosen = predictions[
+            (predictions["feature_set"] == feature_set) & (predictions["learner"] == best["learner"])
+        ]
+        observed, predicted = calibration_curve(
+            chosen["label"], chosen["probability"], n_bins=n_bins, strategy="quantile"
+        )
+        ax.plot(
+            predicted,
+            observed,
+            marker="o",
+            ms=3,
+            lw=1.2,
+            label=f"{feature_set} ({best['learner']}): Brier {best['brier']:.3f}",
+        )
+    ax.plot([0, 1], [0, 1], c="0.6", lw=0.8, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted probability (out of fold)")
+    ax.set_ylabel("observed fraction in the test group")
+    ax.set_title(title)
+    ax.legend(loc="upper left", frameon=False, fontsize=7)
+    return fig
+
+
+def predict_contrast(
+    adata: ad.AnnData,
+    contrast: dict,
+    settings: dict,
+    filter_settings: dict,
+    deseq2: dict,
+    design: str,
+    seed: int,
+    n_jobs: int,
+) -> dict:
+    """Every table and figure of the prediction of one contrast."""
+    covariates = [c for c in settings["covariates"] if c in adata.obs.columns]
+    group_by = prediction_group_column(adata.obs, settings, design, contrast["variable"])
+    cohort = make_cohort(adata, contrast, covariates, group_by)
+    log.info(
+        "predicting %s = %s vs %s: %d samples (%d in the test group), %d genes, covariates %s, sites from %s",
+        contrast["variable"],
+        contrast["test"],
+        contrast["reference"],
+        len(cohort.labels),
+        cohort.labels.sum(),
+        len(cohort.gene_ids),
+        ", ".join(covariates),
+        group_by or "(none: no site-held-out validation)",
+    )
+    predictions, site_predictions, splits, split_results = cross_validate(
+        cohort, settings, filter_settings, deseq2, seed, n_jobs
+    )
+    comparison = compare_models(predictions, cohort, settings, seed)
+    best = best_model(comparison)
+    comparison["permutation_p"] = np.nan
+    null = np.array([])
+    if settings["permutations"]:
+        null = permutation_null(cohort, splits, best, settings, filter_settings, deseq2, seed, n_jobs)
+        observed = first_repeat_auc(predictions, cohort, best)
+        comparison.loc[comparison["best"], "permutation_p"] = permutation_p(observed, null)
+        log.info(
+            "best model %s: first-repeat AUC %.3f; permuted AUCs mean %.3f, 95th percentile %.3f",
+            "/".join(best),
+            observed,
+            null.mean(),
+            np.percentile(null, 95),
+        )
+    log.info("model comparison:\n%s", comparison.to_string(index=False))
+    site = (
+        validate_by_site(site_predictions, settings, seed)
+        if len(site_predictions)
+        else pd.DataFrame(
+            columns=[
+                "site",
+                "feature_set",
+                "learner",
+                "n_test",
+                "n_test_group",
+                "auc",
+                "auc_low",
+                "auc_high",
+                "brier",
+            ]
+        )
+    )
+    genes = model_genes(
+        cohort,
+        split_results,
+        best_model(comparison, with_genes=True),
+        settings,
+        filter_settings,
+        deseq2,
+        seed,
+        adata.var,
+    )
+    title = (
+        "TRD prediction"
+        if contrast["test"] == "TRD"
+        else f"Prediction of {contrast['test']} vs {contrast['reference']}"
+    )
+    return {
+        "comparison": comparison,
+        "predictions": predictions,
+        "site": site,
+        "genes": genes,
+        "null": pd.DataFrame({"permutation": np.arange(1, len(null) + 1), "auc": null}),
+        "roc": roc_plot(predictions, comparison, f"{title} (nested cross-validation)"),
+        "calibration": calibration_plot(predictions, comparison, f"{title}: calibration"),
+    }

@@ -1,0 +1,1 @@
+"""Provenance: software versions and the optional MultiQC report."""

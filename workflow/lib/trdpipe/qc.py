@@ -1,0 +1,738 @@
+"""Per-sample quality control before any model is fitted.
+
+Library metrics (scanpy), a sex check (XIST against Y-chromosome genes), robust
+(median/MAD) outlier limits, PCA of the VST data and its association with every
+covariate, the covariate balance between clinical groups ("Table 1"), figures,
+and MultiQC custom content. A flagged sample is kept (`qc.action: flag`) or
+marked `excluded` for the filter rule (`qc.action: exclude`).
+"""
+
+import logging
+
+import anndata as ad
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import scanpy as sc  # noqa: E402
+import yaml  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from pydeseq2.preprocessing import deseq2_norm  # noqa: E402
+from scipy import stats  # noqa: E402
+from scipy.cluster import hierarchy  # noqa: E402
+from scipy.spatial.distance import squareform  # noqa: E402
+from sklearn.metrics.pairwise import euclidean_distances  # noqa: E402
+
+from trdpipe.common import atomic_output, format_list  # noqa: E402
+
+log = logging.getLogger("trd")
+
+# Robust SD of a normal sample = 1.4826 x MAD.
+MAD_TO_SD = 1.4826
+RECORDED_SEX = {
+    "female": "female",
+    "f": "female",
+    "woman": "female",
+    "w": "female",
+    "male": "male",
+    "m": "male",
+    "man": "male",
+}
+
+
+# --- per-sample metrics -----------------------------------------------------------------
+
+
+def annotation_codes(obs: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
+    levels = sorted(obs[column].astype(str).unique())
+    return obs[column].astype(str).map({lev: i for i, lev in enumerate(levels)}).to_numpy(), levels
+
+
+def annotation_bars(axes, obs: pd.DataFrame, annotations: list[str]) -> list:
+    """One colour bar per sample annotation (obs in the drawn order), one axis each; returns the
+    legend handles. One run of colours across all annotations, so 'group: TRD' and 'site: siteA'
+    never share one."""
+    palette = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Set3").colors)
+    legend_handles, used = [], 0
+    for ax, column in zip(axes, annotations):
+        codes, levels = annotation_codes(obs, column)
+        colours = [palette[(used + i) % len(palette)] for i in range(len(levels))]
+        used += len(levels)
+        ax.imshow(
+            codes[None, :],
+            aspect="auto",
+            interpolation="nearest",
+            cmap=ListedColormap(colours),
+            vmin=-0.5,
+            vmax=len(levels) - 0.5,
+        )
+        ax.set_yticks([0], [column])
+        ax.set_xticks([])
+        ax.tick_params(length=0)
+        legend_handles += [
+            plt.Rectangle((0, 0), 1, 1, color=colour, label=f"{column}: {level}")
+            for colour, level in zip(colours, levels)
+        ]
+    return legend_handles
+
+
+def library_metrics(adata: ad.AnnData, globin_genes: list[str], n_top: int = 50) -> pd.DataFrame:
+    """Library size, detected genes, size factor and % of counts in MT, globin and top genes."""
+    counts = np.asarray(adata.X)
+    masks = pd.DataFrame(
+        {
+            "mito": (adata.var["chromosome"].astype(str) == "MT").to_numpy(),
+            "globin": adata.var["gene_symbol"].isin(globin_genes).to_numpy(),
+        },
+        index=adata.var_names,
+    )
+    qc, _ = sc.pp.calculate_qc_metrics(
+        ad.AnnData(counts.astype(np.float64), var=masks),
+        qc_vars=["mito", "globin"],
+        percent_top=(n_top,),
+        log1p=False,
+        inplace=False,
+    )
+    _, size_factors = deseq2_norm(counts)
+    return pd.DataFrame(
+        {
+            "library_size": counts.sum(axis=1),
+            "detected_genes": (counts > 0).sum(axis=1),
+            "size_factor": size_factors,
+            "pct_counts_mito": qc["pct_counts_mito"].to_numpy(),
+            "pct_counts_globin": qc["pct_counts_globin"].to_numpy(),
+            f"pct_counts_top{n_top}": qc[f"pct_counts_in_top_{n_top}_genes"].to_numpy(),
+        },
+        index=pd.Index(adata.obs_names, name="sample_id"),
+    )
+
+
+# --- sex check ----------------------------------------------------------------------------
+
+
+def mean_log_cpm(counts: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Mean log2(CPM + 1) of the given gene columns per sample (NaN when there are none)."""
+    if not columns.any():
+        return np.full(counts.shape[0], np.nan)
+    cpm = counts[:, columns] / counts.sum(axis=1, keepdims=True) * 1e6
+    return np.log2(cpm + 1).mean(axis=1)
+
+
+def sex_scores(adata: ad.AnnData, female_genes: list[str], male_genes: list[str]) -> pd.DataFrame:
+    """XIST-like score, Y-gene score and their difference (positive = male) per sample.
+
+    Log CPM makes the scores independent of library size, so a small library
+    still gets a clear call when its sex genes are there.
+    """
+    counts = np.asarray(adata.X, dtype=np.float64)
+    symbols = adata.var["gene_symbol"]
+    for label, present in sex_genes_used(symbols, female_genes, male_genes).items():
+        log.info("sex check, %s genes present: %s", label, format_list(present) or "none")
+    female = mean_log_cpm(counts, symbols.isin(female_genes).to_numpy())
+    male = mean_log_cpm(counts, symbols.isin(male_genes).to_numpy())
+    return pd.DataFrame(
+        {"xist_score": female, "y_score": male, "sex_score": male - female},
+        index=pd.Index(adata.obs_names, name="sample_id"),
+    )
+
+
+def sex_genes_used(
+    symbols: pd.Series, female_genes: list[str], male_genes: list[str]
+) -> dict[str, list[str]]:
+    """The configured sex genes present in the matrix, by side ('female', 'male')."""
+    present = set(symbols)
+    return {
+        "female": [g for g in female_genes if g in present],
+        "male": [g for g in male_genes if g in present],
+    }
+
+
+def one_sided_sex_score(scores: pd.DataFrame, margin: float) -> pd.Series:
+    """The sex score, also when only one side's genes are in the matrix (a public matrix without
+    XIST, say): then that side alone decides, as 2 x (its score - margin), signed so that positive
+    is male. Y genes above 1.5 x margin (log2 CPM) call male, below 0.5 x margin female, and the
+    same for XIST the other way round; two-sided scores are left as they are."""
+    score = scores["sex_score"].copy()
+    only_male = scores["xist_score"].isna() & scores["y_score"].notna()
+    only_female = scores["y_score"].isna() & scores["xist_score"].notna()
+    score[only_male] = 2 * (scores.loc[only_male, "y_score"] - margin)
+    score[only_female] = -2 * (scores.loc[only_female, "xist_score"] - margin)
+    return score
+
+
+def sex_call_basis(genes: dict[str, list[str]]) -> str:
+    """Which genes the sex call used, for the log and the sex-check figure."""
+    female, male = format_list(genes["female"], 4), format_list(genes["male"], 4)
+    if genes["female"] and genes["male"]:
+        return f"{female} against Y genes {male}"
+    if genes["male"]:
+        return f"Y genes {male} alone (no female gene in the matrix)"
+    if genes["female"]:
+        return f"{female} alone (no Y gene in the matrix)"
+    return "no sex gene in the matrix: not inferred"
+
+
+def infer_sex(sex_score: pd.Series, margin: float) -> pd.Series:
+    """'male' above +margin, 'female' below -margin, 'ambiguous' between, 'unknown' without genes."""
+    inferred = np.select(
+        [sex_score > margin, sex_score < -margin, sex_score.notna()],
+        ["male", "female", "ambiguous"],
+        default="unknown",
+    )
+    return pd.Series(inferred, index=sex_score.index, name="inferred_sex")
+
+
+def normalise_sex_labels(recorded: pd.Series) -> pd.Series:
+    """Recorded sex as 'female'/'male' (F/M, Female, woman, ...); anything else NaN."""
+    return recorded.astype("string").str.strip().str.lower().map(RECORDED_SEX)
+
+
+def recorded_sex(obs: pd.DataFrame, column: str) -> pd.Series:
+    """The sample sheet's sex column; all missing (nothing to check against) when there is none."""
+    if column in obs:
+        return obs[column]
+    log.warning("no column %r in the sample sheet: sex is inferred but not checked", column)
+    return pd.Series(pd.NA, index=obs.index, dtype="string")
+
+
+def sex_flags(recorded: pd.Series, inferred: pd.Series, score: pd.Series, margin: float) -> pd.Series:
+    """One reason per sample whose inferred sex is ambiguous or disagrees with the record."""
+    recorded = normalise_sex_labels(recorded)
+    reasons = pd.Series("", index=inferred.index)
+    ambiguous = inferred == "ambiguous"
+    reasons[ambiguous] = [
+        f"sex_ambiguous: XIST and Y genes do not separate (score {s:.2f}, needs |score| > {margin:g})"
+        for s in score[ambiguous]
+    ]
+    mismatch = inferred.isin(["female", "male"]) & recorded.notna() & (recorded != inferred)
+    reasons[mismatch] = [
+        f"sex_mismatch: recorded {r}, inferred {i} (score {s:.2f})"
+        for r, i, s in zip(recorded[mismatch], inferred[mismatch], score[mismatch])
+    ]
+    return reasons
+
+
+# --- robust outlier limits ------------------------------------------------------------------
+
+
+def mad_limits(
+    values: np.ndarray, threshold: float, min_deviation: float = 0.0
+) -> tuple[float, float, float]:
+    """(lower, upper, robust SD): median -/+ threshold x 1.4826 x MAD, ignoring NaN, and at least
+    `min_deviation` from the median (a metric that saturates has a MAD near 0)."""
+    median = np.nanmedian(values)
+    robust_sd = MAD_TO_SD * np.nanmedian(np.abs(values - median))
+    deviation = max(threshold * robust_sd, min_deviation)
+    return median - deviation, median + deviation, robust_sd
+
+
+# (flag, metric column, log10 scale?, harmful side, what it is) for each outlier check.
+# Sizes and fractions vary multiplicatively between samples, so their limits are set on log10.
+OUTLIER_CHECKS = [
+    ("low_library_size", "library_size", True, "low", "library size"),
+    ("low_detected_genes", "detected_genes", True, "low", "detected genes"),
+    ("high_globin", "pct_counts_globin", True, "high", "% counts in globin genes"),
+    ("high_mito", "pct_counts_mito", True, "high", "% counts in mitochondrial genes"),
+    ("pca_outlier", "pca_distance", False, "high", "distance from the median in VST PCA space"),
+]
+
+
+def outlier_flags(
+    metrics: pd.DataFrame, threshold: float, min_relative_deviation: float
+) -> tuple[pd.Series, pd.DataFrame]:
+    """A reason per sample for every metric beyond its MAD limit, and the table of limits.
+
+    A limit is also at least `min_relative_deviation` from the median (a factor 1 + it on the
+    log10 scale, a fraction of the median on the linear one): on a metric that saturates (detected
+    genes of a pre-filtered matrix) the MAD is near 0 and the MAD limit alone flags noise.
+    """
+    reasons = pd.Series([[] for _ in metrics.index], index=metrics.index, dtype=object)
+    rows = []
+    for flag, column, on_log, side, label in OUTLIER_CHECKS:
+        values = metrics[column].to_numpy(dtype=np.float64)
+        # A zero fraction (no globin gene in the matrix) has no logarithm; it is never 'high'.
+        scaled = np.log10(np.where(values > 0, values, np.nan)) if on_log else values
+        floor = (
+            np.log10(1 + min_relative_deviation)
+            if on_log
+            else min_relative_deviation * abs(np.nanmedian(scaled))
+        )
+        lower, upper, robust_sd = mad_limits(scaled, threshold, floor)
+        basis = (
+            f"{threshold:g} MAD{' on log10 scale' if on_log else ''}"
+            if threshold * robust_sd >= floor
+            else f"{min_relative_deviation:.0%}, qc.min_relative_deviation, as {threshold:g} MAD is less"
+        )
+        limit = lower if side == "low" else upper
+        hit = scaled < limit if side == "low" else scaled > limit
+        limit_value = 10**limit if on_log else limit
+        relation, sign = ("<", "-") if side == "low" else (">", "+")
+        for sample in metrics.index[hit]:
+            reasons[sample].append(
+                f"{flag}: {label} {metrics.at[sample, column]:.4g} {relation} limit {limit_value:.4g} "
+                f"(median {sign} {basis})"
+            )
+        rows.append(
+            {
+                "flag": flag,
+                "metric": column,
+                "scale": "log10" if on_log else "linear",
+                "side": side,
+                "median": 10 ** np.nanmedian(scaled) if on_log else np.nanmedian(scaled),
+                "limit": limit_value,
+                "robust_sd": robust_sd,
+                "n_flagged": int(hit.sum()),
+            }
+        )
+    return reasons.map("; ".join), pd.DataFrame(rows)
+
+
+def combine_flags(*reasons: pd.Series) -> pd.Series:
+    """All non-empty reasons of a sample joined by '; '."""
+    table = pd.concat(reasons, axis=1)
+    return table.apply(lambda row: "; ".join(r for r in row if r), axis=1)
+
+
+# --- PCA and confounding ---------------------------------------------------------------------
+
+
+def top_variable_pca(
+    vst: np.ndarray, n_top_genes: int, n_components: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """PCA scores and explained-variance ratios of the most variable genes (as DESeq2's plotPCA)."""
+    top = np.argsort(-vst.var(axis=0), kind="stable")[:n_top_genes]
+    centred = vst[:, top] - vst[:, top].mean(axis=0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    k = min(n_components, len(s))
+    scores = u[:, :k] * s[:k]
+    # Fix the sign of each component so that repeated runs draw the same picture.
+    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
+    return scores * signs, (s**2 / (s**2).sum())[:k]
+
+
+def pca_distance(scores: np.ndarray, n_pcs: int) -> np.ndarray:
+    """Euclidean distance of each sample from the coordinate-wise median of the first PCs."""
+    top = scores[:, :n_pcs]
+    return np.sqrt(((top - np.median(top, axis=0)) ** 2).sum(axis=1))
+
+
+def is_continuous(column: pd.Series) -> bool:
+    """Numeric sample-sheet columns are continuous, all others categorical (config/README.md)."""
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def association_test(values: np.ndarray, covariate: pd.Series) -> dict:
+    """Association of a numeric vector with one covariate: Pearson (continuous) or one-way ANOVA."""
+    present = covariate.notna().to_numpy()
+    x, cov = values[present], covariate[present]
+    if is_continuous(cov):
+        r, p = stats.pearsonr(x, cov.to_numpy(dtype=np.float64))
+        return {"test": "pearson", "statistic": r, "r_squared": r**2, "pvalue": p}
+    groups = [x[(cov.astype(str) == level).to_numpy()] for level in sorted(cov.astype(str).unique())]
+    f, p = stats.f_oneway(*groups)
+    # eta squared: share of the PC's variance explained by the covariate's levels.
+    between = sum(len(g) * (g.mean() - x.mean()) ** 2 for g in groups)
+    return {"test": "anova", "statistic": f, "r_squared": between / ((x - x.mean()) ** 2).sum(), "pvalue": p}
+
+
+def pc_covariate_association(scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (PC, covariate) with test, statistic, R squared and p-value."""
+    rows = []
+    for pc in range(scores.shape[1]):
+        for covariate in obs.columns:
+            if obs[covariate].nunique() < 2:
+                continue
+            rows.append(
+                {
+                    "pc": f"PC{pc + 1}",
+                    "variance_explained": explained[pc],
+                    "covariate": covariate,
+                    **association_test(scores[:, pc], obs[covariate]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def categorical_test(table: pd.DataFrame) -> tuple[str, float, float]:
+    """Fisher's exact test for a 2x2 table with an expected count below 5, else chi-square."""
+    chi2, p, _, expected = stats.chi2_contingency(table)
+    if table.shape == (2, 2) and (expected < 5).any():
+        odds, p = stats.fisher_exact(table)
+        return "fisher", odds, p
+    return "chi2", chi2, p
+
+
+def continuous_test(groups: list[np.ndarray]) -> tuple[str, float, float]:
+    """Welch's t-test for two groups, one-way ANOVA for more."""
+    if len(groups) == 2:
+        t, p = stats.ttest_ind(*groups, equal_var=False)
+        return "welch_t", t, p
+    f, p = stats.f_oneway(*groups)
+    return "anova", f, p
+
+
+def covariate_balance(obs: pd.DataFrame, group: str) -> pd.DataFrame:
+    """'Table 1': per level of `group`, n and every other column (mean/SD or counts) with a test.
+
+    Columns: grouping, covariate, level, statistic, one per group level, all, test,
+    test_statistic, pvalue (the covariate's p-value repeated on each of its rows).
+    """
+    labels = obs[group].astype(str)
+    levels = sorted(labels.unique())
+    rows = [
+        {
+            "covariate": "n",
+            "level": "",
+            "statistic": "count",
+            **{lv: int((labels == lv).sum()) for lv in levels},
+            "all": len(obs),
+        }
+    ]
+    for covariate in obs.columns.drop(group):
+        column = obs[covariate]
+        present = column.notna()
+        if is_continuous(column):
+            by_group = [column[present & (labels == lv)].to_numpy(dtype=np.float64) for lv in levels]
+            test = continuous_test(by_group)
+            for statistic, fn in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1))):
+                rows.append(
+                    {
+                        "covariate": covariate,
+                        "level": "",
+                        "statistic": statistic,
+                        **{lv: fn(v) for lv, v in zip(levels, by_group)},
+                        "all": fn(column[present].to_numpy(dtype=np.float64)),
+                        "test": test[0],
+                        "test_statistic": test[1],
+                        "pvalue": test[2],
+                    }
+                )
+        else:
+            table = pd.crosstab(column[present].astype(str), labels[present]).reindex(
+                columns=levels, fill_value=0
+            )
+            test = categorical_test(table) if table.shape[0] > 1 else ("", np.nan, np.nan)
+            for level, counts in table.iterrows():
+                rows.append(
+                    {
+                        "covariate": covariate,
+                        "level": level,
+                        "statistic": "count",
+                        **counts.to_dict(),
+                        "all": int(counts.sum()),
+                        "test": test[0],
+                        "test_statistic": test[1],
+                        "pvalue": test[2],
+                    }
+                )
+    # a sheet with no covariate besides the group has no test columns: add them, empty
+    table = pd.DataFrame(rows).reindex(columns=[*rows[0], "test", "test_statistic", "pvalue"])
+    table.insert(0, "grouping", group)
+    return table
+
+
+def balance_tables(obs: pd.DataFrame, contrasts: dict) -> pd.DataFrame:
+    """Covariate balance for each variable that a contrast compares (usually one: group)."""
+    variables = list(dict.fromkeys(c["variable"] for c in contrasts.values()))
+    return pd.concat([covariate_balance(obs, v) for v in variables], ignore_index=True)
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def colour_covariates(obs: pd.DataFrame, max_levels: int = 12) -> list[str]:
+    """Categorical columns worth colouring a PCA by (2 to max_levels levels)."""
+    return [c for c in obs.columns if not is_continuous(obs[c]) and 2 <= obs[c].nunique() <= max_levels]
+
+
+def pca_plot(
+    scores: np.ndarray, explained: np.ndarray, obs: pd.DataFrame, covariates: list[str], flagged: pd.Series
+):
+    """PC1 vs PC2, one panel per covariate; the QC-flagged samples ringed in black."""
+    fig, axes = plt.subplots(
+        1, len(covariates), figsize=(4.6 * len(covariates), 4.2), squeeze=False, layout="constrained"
+    )
+    marked = flagged.to_numpy(dtype=bool)
+    for ax, covariate in zip(axes[0], covariates):
+        labels = obs[covariate].astype(str)
+        for level in sorted(labels.unique()):
+            hit = (labels == level).to_numpy()
+            ax.scatter(scores[hit, 0], scores[hit, 1], s=18, label=level)
+        if marked.any():
+            ax.scatter(
+                scores[marked, 0],
+                scores[marked, 1],
+                s=70,
+                facecolors="none",
+                edgecolors="black",
+                lw=1.1,
+                label=f"QC-flagged ({marked.sum()})",
+            )
+        ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
+        ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
+        ax.set_title(f"VST PCA by {covariate}")
+        ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def scree_plot(explained: np.ndarray):
+    fig, ax = plt.subplots(figsize=(5, 3.8), layout="constrained")
+    pcs = np.arange(1, len(explained) + 1)
+    ax.bar(pcs, explained * 100, color="#5d6d7e")
+    ax.plot(pcs, np.cumsum(explained) * 100, "o-", c="#c0392b", ms=3, label="cumulative")
+    ax.set_xticks(pcs)
+    ax.set_xlabel("principal component")
+    ax.set_ylabel("% variance (top variable genes)")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def association_heatmap(association: pd.DataFrame, alpha: float = 0.05):
+    """R squared of each (covariate, PC) pair; '*' marks p < alpha."""
+    r2 = association.pivot(index="covariate", columns="pc", values="r_squared")
+    pvalues = association.pivot(index="covariate", columns="pc", values="pvalue")
+    order = sorted(r2.columns, key=lambda pc: int(pc[2:]))
+    r2, pvalues = r2[order], pvalues[order]
+    fig, ax = plt.subplots(figsize=(0.55 * len(order) + 2.5, 0.45 * len(r2) + 1.5), layout="constrained")
+    image = ax.imshow(r2.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for (i, j), p in np.ndenumerate(pvalues.to_numpy()):
+        if p < alpha:
+            ax.text(j, i, "*", ha="center", va="center", color="w" if r2.iat[i, j] < 0.6 else "k")
+    ax.set_xticks(range(len(order)), order, rotation=90)
+    ax.set_yticks(range(len(r2)), r2.index)
+    fig.colorbar(image, ax=ax, label=f"R² (* p < {alpha:g})")
+    ax.set_title("PC-covariate association")
+    return fig
+
+
+def sample_clustering(vst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean sample distances of the VST data (square) and their average-linkage tree."""
+    # BLAS-based distances: scipy's pdist loops over pairs (minutes at thousands of samples)
+    square = euclidean_distances(vst)
+    np.fill_diagonal(square, 0.0)
+    return square, hierarchy.linkage(squareform(square, checks=False), method="average")
+
+
+def distance_colour_limits(square: np.ndarray, mad_threshold: float) -> tuple[float, float]:
+    """The smallest between-sample distance, and the largest one or, when that is beyond it, the
+    QC rule's upper MAD limit of the distances (median + mad_threshold robust SD): an outlying
+    sample, its whole row and column far from the rest, then no longer flattens the others'
+    colours. A percentile would not do: one outlier of n samples holds 2/n of the distances."""
+    between = square[~np.eye(len(square), dtype=bool)]
+    return float(between.min()), float(min(between.max(), mad_limits(between, mad_threshold)[1]))
+
+
+def distance_heatmap(
+    vst: np.ndarray, obs: pd.DataFrame, annotations: list[str], mad_threshold: float, max_labels: int = 100
+):
+    """Sample distances ordered by average-linkage clustering: the dendrogram above, one bar per
+    annotation (group, site, sex, ...), the matrix with colours clipped (distance_colour_limits)."""
+    square, tree = sample_clustering(vst)
+    order = hierarchy.leaves_list(tree)
+    names = obs.index[order]
+    size = min(4 + 0.12 * len(names), 16)
+    fig = plt.figure(figsize=(size + 1.5, size * 0.9 + 1.2 + 0.25 * len(annotations)))
+    grid = fig.add_gridspec(
+        2 + len(annotations),
+        2,
+        width_ratios=[1, 0.03],
+        wspace=0.03,
+        hspace=0.05,
+        height_ratios=[size * 0.15] + [0.25] * len(annotations) + [size * 0.9],
+    )
+    tree_ax = fig.add_subplot(grid[0, 0])
+    hierarchy.dendrogram(tree, ax=tree_ax, no_labels=True, color_threshold=0, above_threshold_color="0.3")
+    tree_ax.axis("off")
+    tree_ax.set_title("Sample distances (average-linkage hierarchical clustering)")
+    heat_ax = fig.add_subplot(grid[-1, 0])
+    bar_axes = [fig.add_subplot(grid[1 + i, 0]) for i in range(len(annotations))]  # imshow aligns them
+    handles = annotation_bars(bar_axes, obs.iloc[order], annotations)
+    vmin, vmax = distance_colour_limits(square, mad_threshold)
+    image = heat_ax.imshow(
+        square[np.ix_(order, order)],
+        cmap="magma_r",
+        vmin=vmin,
+        vmax=vmax,
+        aspect="auto",
+        interpolation="nearest",
+    )
+    if len(names) <= max_labels:
+        heat_ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+        heat_ax.set_yticks(range(len(names)), names, fontsize=6)
+    else:
+        heat_ax.set_xticks([])
+        heat_ax.set_yticks([])
+    clipped = vmax < square.max()
+    fig.colorbar(
+        image,
+        cax=fig.add_subplot(grid[-1, 1]),
+        extend="max" if clipped else "neither",
+        label="Euclidean distance (VST)"
+        + (f"; darkest from median + {mad_threshold:g} MAD" if clipped else ""),
+    )
+    if handles:
+        tree_ax.legend(
+            handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False
+        )
+    return fig
+
+
+def flagged_by(flags: pd.Series, flag: str) -> pd.Series:
+    """True for the samples whose flags include this check (the text before a reason's ':')."""
+    return flags.fillna("").map(
+        lambda text: any(reason.split(":", 1)[0] == flag for reason in text.split("; "))
+    )
+
+
+def metric_bar_chart(
+    values: pd.Series, own: pd.Series, other: pd.Series, limit: float | None, ylabel: str, flag: str
+):
+    """One bar per sample: red when this metric's check (`flag`) flagged it, a black triangle above
+    the bar when another check did; the MAD limit as a dashed line."""
+    fig, ax = plt.subplots(figsize=(min(3 + 0.18 * len(values), 24), 3.8), layout="constrained")
+    x = np.arange(len(values))
+    ax.bar(x, values.to_numpy(), color=np.where(own.to_numpy(dtype=bool), "#c0392b", "#85929e"))
+    others = other.to_numpy(dtype=bool)
+    ax.scatter(x[others], values.to_numpy()[others] * 1.04, marker="v", s=22, c="black", zorder=3)
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color="#c0392b", label=f"flagged: {flag} ({int(own.sum())})"),
+        plt.Line2D([], [], marker="v", ls="", c="black", label=f"flagged by another check ({others.sum()})"),
+    ]
+    if limit is not None:
+        handles.append(ax.axhline(limit, ls="--", c="k", lw=0.8, label="QC limit"))
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if len(values) <= 100:
+        ax.set_xticks(x, values.index, rotation=90, fontsize=6)
+    ax.set_ylabel(ylabel)
+    ax.set_title(ylabel)
+    return fig
+
+
+def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series, genes: dict[str, list[str]]):
+    """XIST score against Y-gene score, coloured by recorded sex; sex flags labelled; the title
+    says which genes the call used (one side only when the other's genes are not in the matrix)."""
+    fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
+    recorded = normalise_sex_labels(recorded).fillna("not recorded")
+    for level in sorted(recorded.unique()):
+        hit = recorded == level
+        ax.scatter(scores.loc[hit, "xist_score"], scores.loc[hit, "y_score"], s=20, label=f"recorded {level}")
+    for sample in flags.index[flags.str.contains("sex_", regex=False)]:
+        ax.scatter(
+            scores.at[sample, "xist_score"],
+            scores.at[sample, "y_score"],
+            s=90,
+            facecolors="none",
+            edgecolors="#c0392b",
+            lw=1.2,
+        )
+        ax.annotate(
+            sample,
+            (scores.at[sample, "xist_score"], scores.at[sample, "y_score"]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+            color="#c0392b",
+        )
+    ax.set_xlabel(f"female score: mean log2(CPM+1) of {format_list(genes['female'], 3) or 'no gene present'}")
+    ax.set_ylabel(f"male score: mean log2(CPM+1) of {format_list(genes['male'], 3) or 'no gene present'}")
+    ax.set_title("Sex check: " + sex_call_basis(genes), fontsize=9, wrap=True)
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+# --- MultiQC custom content ---------------------------------------------------------------------
+
+
+def write_multiqc_table(
+    table: pd.DataFrame, path, section_id: str, section_name: str, description: str
+) -> None:
+    """A MultiQC custom-content table (`*_mqc.tsv`): YAML header in '#' lines, then the TSV."""
+    header = {
+        "id": section_id,
+        "section_name": section_name,
+        "description": description,
+        "plot_type": "table",
+        "pconfig": {"id": f"{section_id}_table", "title": section_name},
+    }
+    lines = "".join(f"# {line}\n" for line in yaml.safe_dump(header, sort_keys=False).splitlines())
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(lines)
+        table.to_csv(handle, sep="\t", float_format="%.6g")
+
+
+def write_multiqc_flags(metrics: pd.DataFrame, path, action: str) -> None:
+    """The flags of each sample as a MultiQC custom-content table (`*_mqc.yaml`)."""
+    content = {
+        "id": "trd_qc_flags",
+        "section_name": "TRD QC flags",
+        "description": f"Reasons each sample was flagged by the TRD pipeline's QC (action: {action}).",
+        "plot_type": "table",
+        "pconfig": {"id": "trd_qc_flags_table", "title": "TRD QC flags"},
+        "data": {
+            sample: {
+                "n_flags": len([f for f in row["flags"].split("; ") if f]),
+                "flags": row["flags"] or "none",
+                "excluded": str(bool(row["excluded"])),
+            }
+            for sample, row in metrics.iterrows()
+        },
+    }
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+
+
+# --- the rule ----------------------------------------------------------------------------------
+
+
+def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict) -> dict:
+    """Every table the rule writes, from counts, their VST and the qc settings."""
+    metrics = library_metrics(adata, settings["globin_genes"])
+    scores, explained = top_variable_pca(vst, settings["n_top_genes"], settings["n_pcs"])
+    metrics["pca_distance"] = pca_distance(scores, settings["outlier_pcs"])
+    sex = sex_scores(adata, settings["female_genes"], settings["male_genes"])
+    sex["sex_score"] = one_sided_sex_score(sex, settings["sex_margin"])
+    sex_genes = sex_genes_used(adata.var["gene_symbol"], settings["female_genes"], settings["male_genes"])
+    log.info("sex call: %s", sex_call_basis(sex_genes))
+    sex["inferred_sex"] = infer_sex(sex["sex_score"], settings["sex_margin"])
+    recorded = recorded_sex(adata.obs, settings["sex_column"])
+    metrics = metrics.join(sex)
+    sex_reasons = sex_flags(recorded, sex["inferred_sex"], sex["sex_score"], settings["sex_margin"])
+    outlier_reasons, limits = outlier_flags(
+        metrics, settings["mad_threshold"], settings["min_relative_deviation"]
+    )
+    metrics["flags"] = combine_flags(sex_reasons, outlier_reasons)
+    metrics["excluded"] = (metrics["flags"] != "") & (settings["action"] == "exclude")
+    pcs = pd.DataFrame(scores, index=metrics.index, columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
+    return {
+        "metrics": metrics,
+        "limits": limits,
+        "pcs": pcs,
+        "explained": explained,
+        "recorded_sex": recorded,
+        "sex_genes": sex_genes,
+        "association": pc_covariate_association(scores, explained, adata.obs),
+    }
+
+
+def log_findings(results: dict, balance: pd.DataFrame, alpha: float = 0.05) -> None:
+    metrics = results["metrics"]
+    flagged = metrics[metrics["flags"] != ""]
+    log.info("QC limits:\n%s", results["limits"].to_string(index=False))
+    log.info(
+        "%d of %d samples flagged%s",
+        len(flagged),
+        len(metrics),
+        "".join(f"\n  {s}: {f}" for s, f in flagged["flags"].items()),
+    )
+    log.info("samples excluded: %s", format_list(metrics.index[metrics["excluded"]]) or "none")
+    imbalanced = balance[(balance["pvalue"] < alpha)].drop_duplicates(["grouping", "covariate"])
+    for _, row in imbalanced.iterrows():
+        log.warning(
+            "%s is associated with %s (%s p = %.3g): adjust for it or interpret with care",
+            row["grouping"],
+            row["covariate"],
+            row["test"],
+            row["pvalue"],
+        )
