@@ -21,6 +21,7 @@ rule calibration_permutations:
         "logs/calibration_permutations/{contrast}.log",
     benchmark:
         "results/benchmarks/calibration_permutations/{contrast}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"
     threads: 1
@@ -47,6 +48,7 @@ rule calibration_block:
         "logs/calibration_block/{contrast}_{scatteritem}.log",
     benchmark:
         "results/benchmarks/calibration_block/{contrast}_{scatteritem}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"
     # one thread per block: blocks run side by side, and PyDESeq2's serial steps gain nothing
@@ -99,6 +101,7 @@ rule calibration:
         "logs/calibration/{contrast}.log",
     benchmark:
         "results/benchmarks/calibration/{contrast}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"
     threads: 1

@@ -50,9 +50,10 @@ rule enrichment:
         "logs/enrichment/{contrast}.log",
     benchmark:
         "results/benchmarks/enrichment/{contrast}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: threads_for_cohort(2)
     resources:
         # gene sets x genes membership plus gseapy's per-thread null samples: grows with genes and
         # sets, not samples (~0.6 GB measured for 18,000 genes x GO BP), so no per-cell slope;

@@ -35,10 +35,11 @@ rule predict:
         "logs/predict/{contrast}.log",
     benchmark:
         "results/benchmarks/predict/{contrast}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"
     # outer splits and permutation blocks run in parallel (joblib), one thread each
-    threads: 8
+    threads: threads_for_cohort(8)
     resources:
         # per worker: a fold's DESeq2 dataset and VST (a few copies of samples x genes float64);
         # the parent keeps the counts and the predictions

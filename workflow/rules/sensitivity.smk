@@ -101,8 +101,8 @@ rule sensitivity:
         "../scripts/sensitivity.py"
 
 
-# Gene-permutation GSEA and ORA of the cell-adjusted model (enrichment.py as the primary rule
-# runs it, on the cell-adjusted DE table).
+# Gene-permutation GSEA and ORA of the cell-adjusted model (the primary rule's script, on the
+# cell-adjusted DE table), without running-score plots.
 use rule enrichment as sensitivity_enrichment with:
     input:
         de="results/sensitivity/{contrast}/cell_adjusted/deseq2_results.tsv",
@@ -120,6 +120,9 @@ use rule enrichment as sensitivity_enrichment with:
         "logs/sensitivity_enrichment/{contrast}.log",
     benchmark:
         "results/benchmarks/sensitivity_enrichment/{contrast}.tsv"
+    params:
+        # the report shows the primary model's running-score plots only
+        running_score_terms=0,
 
 
 SENSITIVITY_OUTPUTS = expand(

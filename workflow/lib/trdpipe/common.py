@@ -164,6 +164,10 @@ def save_figure(fig, path, **kwargs) -> None:
             fig.savefig(
                 tmp, format=fmt, dpi=dpi, bbox_inches=None if laid_out else "tight", **reproducible, **kwargs
             )
+        if laid_out:
+            # the first format's layout serves the second: laying it out again took 40% of the
+            # time of a running-score plot's two files
+            fig.set_layout_engine("none")
     plt.close(fig)
 
 
