@@ -1,4 +1,5 @@
-"""Gather the permutation blocks of one contrast: null statistics, calibrated gene table, summary, figures."""
+"""Rule calibration_summary: gather the permutation blocks of one contrast: null statistics, calibrated
+gene table, summary, figures. The work is done in trdpipe.calibration.summary."""
 
 import logging
 

@@ -1,9 +1,5 @@
-"""Cell composition: per-sample blood cell-type scores from the VST data, by group and against the PCs.
-
-Outputs (results/cells/): cell_scores.tsv (samples x cell types, measured counts included),
-markers.tsv (markers found per type; types that cannot be estimated are listed there, not
-dropped), score_pc_association.tsv, covariates.tsv and covariate_choice.tsv (what the
-cell-adjusted model adds), and per contrast scores_by_group.tsv and scores_by_group.png."""
+"""Rule cell_composition: per-sample blood cell-type scores from the VST data, by
+group and against the PCs. The work is done in trdpipe.cells.composition."""
 
 import logging
 from pathlib import Path

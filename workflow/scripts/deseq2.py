@@ -1,4 +1,5 @@
-"""Differential expression of one contrast with PyDESeq2 (Wald test, BH-adjusted)."""
+"""Rule deseq2: differential expression of one contrast with PyDESeq2 (Wald test, BH-adjusted). The
+work is done in trdpipe.model.deseq2."""
 
 import logging
 

@@ -1,31 +1,6 @@
-"""Pathway enrichment of one DESeq2 contrast: preranked GSEA on the Wald statistic, and ORA of
-up- and down-regulated genes, for every configured gene-set collection separately.
-
-Genes used (the "tested" genes): rows of the DESeq2 table with a Wald statistic and a p-value
-(genes removed by independent filtering have padj NaN but were tested, so they stay; genes
-without a p-value -- all-zero counts or Cook's outliers -- are left out) and a gene symbol.
-A symbol on several rows (e.g. a GENCODE _PAR_Y copy) is counted once, through its row with
-the largest baseMean.
-
-GSEA: gseapy's fgsea multilevel algorithm (adaptive multilevel p-values, not limited to
-1/permutations; chosen in bench/bench_enrichment.py), genes ranked by the Wald statistic
-(weight 1), seed and number of permutations (for the NES normalisation) from the config;
-padj = BH over the collection's sets; leading edge = the set's genes from the top of the
-ranking to the running-score peak (ES > 0), or from the trough to the bottom (ES < 0).
-
-GSEA with a permutation null (the p-values the report leads with): given the Wald statistics
-of the contrast refitted under K label permutations (results/calibration/{contrast}/
-null_statistics.h5ad), NES_perm, pvalue_perm and fdr_perm compare every set's enrichment score
-with its scores on the K permuted rankings (workflow/lib/trdpipe/enrichment/phenotype_permutation.py). fgsea's NES, pvalue and padj
-come from gene permutations, which treat genes as independent; they stay in the table, labelled
-gene-permutation. Without a null input the permutation columns are empty (NA).
-
-ORA: the universe of a collection is the tested genes that some set of the collection (before
-the size limits) annotates, as in clusterProfiler; the DE lists are the universe's genes with
-padj < the contrast's alpha and log2FoldChange > 0 (up) or < 0 (down); one-sided hypergeometric
-p = P(X >= overlap); padj = BH within collection and direction; odds ratio of the 2x2 table
-(0.5 added to every cell when one is 0). With a null input, pvalue_perm and fdr_perm compare
-each set's p with its p on the DE lists of the K permuted fits (workflow/lib/trdpipe/enrichment/phenotype_permutation.py)."""
+"""Rule enrichment: pathway enrichment of one DESeq2 contrast: preranked GSEA on the Wald statistic,
+and ORA of up- and down-regulated genes, for every configured gene-set collection separately. The
+work is done in trdpipe.enrichment.analysis."""
 
 from trdpipe.common import atomic_directory, run_script, save_figure, write_table
 from trdpipe.enrichment import phenotype_permutation as perm

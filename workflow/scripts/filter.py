@@ -1,10 +1,5 @@
-"""Filter: drop samples excluded by QC, then genes with too few counts (edgeR filterByExpr rule).
-
-Genes are filtered per contrast, with that contrast's own smallest group, so that a contrast's
-results do not depend on which other contrasts are configured. The cohort written keeps every
-gene that some contrast keeps (the blind VST and what follows it use them all) and says in
-var column ``expressed:{contrast}`` which genes each contrast keeps; ``contrast_cohort``
-gives the data a contrast is fitted on."""
+"""Rule filter: drop samples excluded by QC, then genes with too few counts (edgeR filterByExpr
+rule). The work is done in trdpipe.model.filtering."""
 
 import logging
 

@@ -1,7 +1,5 @@
-"""Ingest: counts + sample sheet + annotation -> one checked AnnData (samples x genes, raw counts).
-
-Every input check runs here, the first rule that sees the data, so that a bad
-input stops the run within seconds and before any model is fitted."""
+"""Rule ingest: counts + sample sheet + annotation -> one checked AnnData (samples x genes, raw
+counts). The work is done in trdpipe.ingest."""
 
 import logging
 

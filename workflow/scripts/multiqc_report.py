@@ -1,5 +1,6 @@
-"""MultiQC's report of what the workflow wrote for it: the qc rule's custom content
-(results/qc/*_mqc.*), offline (no version check, no upload, no AI summary)."""
+"""Rule multiqc_report: MultiQC's report of what the workflow wrote for it: the qc rule's custom
+content (results/qc/*_mqc.*), offline (no version check, no upload, no AI summary). The work is done
+in trdpipe.provenance.multiqc."""
 
 import logging
 from pathlib import Path

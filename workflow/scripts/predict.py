@@ -1,9 +1,5 @@
-"""Predict the contrast's test group (TRD) from clinical covariates, blood expression and both.
-
-Three feature sets x the configured learners in repeated nested cross-validation on the same
-outer folds; site-held-out validation; corrected resampled t intervals; a label-permutation
-p-value of the best model; calibration. Everything that learns from data is fitted inside the folds (see
-workflow/lib/trdpipe/predict/models.py); the raw counts of the filtered cohort are the input."""
+"""Rule predict: predict the contrast's test group (TRD) from clinical covariates, blood expression and
+both. The work is done in trdpipe.predict.features."""
 
 import anndata as ad
 from threadpoolctl import threadpool_limits

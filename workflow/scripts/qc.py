@@ -1,10 +1,4 @@
-"""Per-sample quality control before any model is fitted.
-
-Library metrics (scanpy), a sex check (XIST against Y-chromosome genes), robust
-(median/MAD) outlier limits, PCA of the VST data and its association with every
-covariate, the covariate balance between clinical groups ("Table 1"), figures,
-and MultiQC custom content. A flagged sample is kept (`qc.action: flag`) or
-marked `excluded` for the filter rule (`qc.action: exclude`)."""
+"""Rule qc: per-sample quality control before any model is fitted. The work is done in trdpipe.qc."""
 
 import anndata as ad
 

@@ -1,8 +1,5 @@
-"""One self-contained HTML report built from the result tables and figures (no analysis is re-run).
-
-Everything is inline (CSS, JavaScript, figures as base64 PNG), so the file opens from a
-USB stick with no network. The page layout is the Jinja2 template beside the captions
-in workflow/report/; this script only turns result tables into the template's values."""
+"""Rule report: one self-contained HTML report built from the result tables and figures (no analysis is
+re-run). The work is done in trdpipe.report.page."""
 
 import logging
 from datetime import UTC, datetime

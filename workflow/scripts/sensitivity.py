@@ -1,8 +1,5 @@
-"""One sensitivity model of one contrast: the DE fit as the primary one, and its concordance with it.
-
-Outputs (results/sensitivity/{contrast}/{model}/): deseq2_results.tsv (the primary table's
-format), model.tsv (how each variable was coded), samples_used.tsv, concordance.tsv and
-lfc_scatter.png (log2 fold changes, primary against this model)."""
+"""Rule sensitivity: one sensitivity model of one contrast: the DE fit as the primary one, and its
+concordance with it. The work is done in trdpipe.model.sensitivity_fits."""
 
 import logging
 

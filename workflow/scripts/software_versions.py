@@ -1,10 +1,5 @@
-"""results/software_versions.yml: the workflow's version and that of every package it imports.
-
-The nf-core layout, {workflow: {name, version[, commit]}, packages: {python, <distribution>: version}}:
-the version is the VERSION file at the repository's top (the one a release tags), so it reads the
-same in a clone, an unpacked archive or a container; the git commit is added when the workflow is a
-git checkout. The packages are found by reading the import lines of the rule scripts and rule
-files, so a package a new script imports is listed without anyone keeping a list."""
+"""Rule software_versions: results/software_versions.yml: the workflow's version and that of every
+package it imports. The work is done in trdpipe.provenance.versions."""
 
 import logging
 from pathlib import Path

@@ -1,4 +1,5 @@
-"""Variance-stabilised expression of the filtered cohort, for heat maps, PCA and prediction."""
+"""Rule vst: variance-stabilised expression of the filtered cohort, for heat maps, PCA and prediction.
+The work is done in trdpipe.model.vst."""
 
 import anndata as ad
 

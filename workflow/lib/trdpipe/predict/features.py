@@ -92,15 +92,21 @@ def model_genes(
     return table.iloc[order].reset_index(drop=True)
 
 
-def roc_plot(predictions: pd.DataFrame, comparison: pd.DataFrame, title: str):
-    """Pooled out-of-fold ROC curve (all repeats) of each feature set with its best learner."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.8), layout="constrained")
+def best_learner_predictions(predictions: pd.DataFrame, comparison: pd.DataFrame):
+    """Per feature set: its name, its best learner's comparison row and that learner's predictions."""
     for feature_set in FEATURE_SETS:
         rows = comparison[comparison["feature_set"] == feature_set]
         best = rows.loc[rows["auc_mean"].idxmax()]
         chosen = predictions[
             (predictions["feature_set"] == feature_set) & (predictions["learner"] == best["learner"])
         ]
+        yield feature_set, best, chosen
+
+
+def roc_plot(predictions: pd.DataFrame, comparison: pd.DataFrame, title: str):
+    """Pooled out-of-fold ROC curve (all repeats) of each feature set with its best learner."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8), layout="constrained")
+    for feature_set, best, chosen in best_learner_predictions(predictions, comparison):
         fpr, tpr, _ = roc_curve(chosen["label"], chosen["probability"])
         ax.plot(
             fpr,
@@ -122,12 +128,7 @@ def roc_plot(predictions: pd.DataFrame, comparison: pd.DataFrame, title: str):
 def calibration_plot(predictions: pd.DataFrame, comparison: pd.DataFrame, title: str, n_bins: int = 10):
     """Reliability curve (quantile bins of the out-of-fold probabilities) with the Brier score."""
     fig, ax = plt.subplots(figsize=(4.8, 4.8), layout="constrained")
-    for feature_set in FEATURE_SETS:
-        rows = comparison[comparison["feature_set"] == feature_set]
-        best = rows.loc[rows["auc_mean"].idxmax()]
-        chosen = predictions[
-            (predictions["feature_set"] == feature_set) & (predictions["learner"] == best["learner"])
-        ]
+    for feature_set, best, chosen in best_learner_predictions(predictions, comparison):
         observed, predicted = calibration_curve(
             chosen["label"], chosen["probability"], n_bins=n_bins, strategy="quantile"
         )
