@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import struct
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anndata as ad
@@ -23,7 +24,8 @@ from markupsafe import Markup
 from trdpipe.common import format_list
 from trdpipe.enrichment.analysis import running_score_file
 from trdpipe.enrichment.terms import gsea_order, lead_fdr, lead_nes, top_terms_by_direction
-from trdpipe.model.sensitivity import describe, pathway_survival
+from trdpipe.model.filtering import contrast_cohort
+from trdpipe.model.sensitivity import active_models, describe, pathway_survival
 from trdpipe.model.tables import count_calls
 from trdpipe.report.figures import (
     gene_count_figure,
@@ -1154,20 +1156,142 @@ def read_tsv(path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
 
 
-def contrast_tables(name: str, index: int, smk) -> dict:
+def contrast_tables(name: str, index: int, inputs) -> dict:
     """The tables the key findings of one contrast read, None for a step this run skipped."""
     concordance = [
         p
-        for p in smk.input.concordance
+        for p in inputs.concordance
         if Path(p).parent.name == "cell_adjusted" and Path(p).parent.parent.name == name
     ]
     return {
-        "de": read_tsv(smk.input.tables[index]),
-        "calibration": read_tsv(smk.input.calibration_summaries[index]),
-        "gsea": read_tsv(smk.input.gsea[index]),
-        "adjusted_gsea": (
-            read_tsv(smk.input.cell_adjusted_gsea[index]) if smk.input.cell_adjusted_gsea else None
-        ),
+        "de": read_tsv(inputs.tables[index]),
+        "calibration": read_tsv(inputs.calibration_summaries[index]),
+        "gsea": read_tsv(inputs.gsea[index]),
+        "adjusted_gsea": (read_tsv(inputs.cell_adjusted_gsea[index]) if inputs.cell_adjusted_gsea else None),
         "concordance": read_tsv(concordance[0]) if concordance else None,
-        "comparison": read_tsv(smk.input.predict_comparison[index]) if smk.input.predict_comparison else None,
+        "comparison": read_tsv(inputs.predict_comparison[index]) if inputs.predict_comparison else None,
+    }
+
+
+def report_context(inputs, config: dict, template_dir: Path) -> dict:
+    """Everything the page shows, read from the report rule's inputs (Snakemake's named input
+    files, or any object with the same attributes): per contrast its DE, enrichment, calibration
+    and prediction sections and key findings; cohort, QC, robustness, methods and provenance."""
+    contrasts = config["contrasts"]
+    cohort = ad.read_h5ad(inputs.cohort, backed="r")
+    vst = ad.read_h5ad(inputs.vst)
+    filtered = ad.read_h5ad(inputs.filtered)
+    metrics = pd.read_csv(inputs.metrics, sep="\t", index_col=0)
+    filter_summary = pd.read_csv(inputs.filter_summary, sep="\t").set_index("step")["n"]
+    software = read_software_versions(inputs.software_versions)
+    versions, version = software["packages"], version_label(software["workflow"])
+    sections = []
+    for name, table, model, volcano, ma in zip(
+        contrasts, inputs.tables, inputs.models, inputs.volcanos, inputs.mas
+    ):
+        files = {"table": table, "model": model, "volcano": volcano, "ma": ma}
+        log.info("contrast %s", name)
+        sections.append(
+            contrast_section(
+                name, contrasts[name], files, config, vst, template_dir, contrast_cohort(filtered, name)
+            )
+        )
+    findings = [
+        key_findings(name, contrasts[name], contrast_tables(name, index, inputs), config)
+        for index, name in enumerate(contrasts)
+    ]
+    enrichment = []
+    for name, *paths in zip(
+        contrasts,
+        inputs.gsea,
+        inputs.ora,
+        inputs.gsea_dotplots,
+        inputs.ora_dotplots,
+        inputs.running_scores,
+    ):
+        files = dict(zip(("gsea", "ora", "gsea_dotplot", "ora_dotplot", "running_scores"), paths))
+        enrichment.append(enrichment_section(name, contrasts[name], files, config, template_dir))
+    predictions = []
+    for name, *paths in zip(
+        contrasts,
+        inputs.predict_comparison,
+        inputs.predict_site,
+        inputs.predict_genes,
+        inputs.predict_roc,
+        inputs.predict_calibration,
+    ):
+        files = dict(zip(("comparison", "site", "genes", "roc", "calibration"), paths))
+        predictions.append(prediction_section(name, contrasts[name], files, config, template_dir))
+    robustness = robustness_section(contrasts, inputs, config, template_dir) if inputs.concordance else None
+    calibration = []
+    for name, *paths in zip(
+        contrasts, inputs.calibration_summaries, inputs.calibration_qq, inputs.calibration_null_degs
+    ):
+        files = dict(zip(("summary", "qq", "null_degs"), paths))
+        calibration.append(calibration_section(name, files, config, template_dir))
+    models = {name: pd.read_csv(path, sep="\t") for name, path in zip(contrasts, inputs.models)}
+    provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in inputs.readmes]
+    flagged = flagged_samples(metrics)
+
+    run = {
+        "pipeline_version": version,
+        "versions": versions,
+        "design": config["design"],
+        "filter": config["filter"],
+        "deseq2": config["deseq2"],
+        "n_samples_in": int(filter_summary["samples in"]),
+        "n_samples_flagged": int((flagged["flags"] != "").sum()),
+        "n_samples_excluded": int(filter_summary["samples excluded by QC"]),
+        "n_samples_kept": int(filter_summary["samples kept"]),
+        "n_genes_in": int(filter_summary["genes in"]),
+        "n_genes_kept": int(filter_summary["genes kept"]),
+        "coding": describe_coding(next(iter(models.values()))),
+        "contrasts": "; ".join(s["description"] for s in sections),
+        "provenance": [p for p in provenance if p],
+        "enrichment": enrichment_methods(
+            config["enrichment"], versions, config["calibration"]["permutations"]
+        ),
+        "calibration": calibration_methods(config["calibration"], calibration),
+        "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
+        "robustness": (
+            robustness_methods(
+                config["cells"],
+                active_models(config["sensitivity"], config["cells"]),
+                robustness["covariates"],
+            )
+            if robustness
+            else ""
+        ),
+    }
+    return {
+        "title": "TRD blood-transcriptome differential expression",
+        "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "pipeline_version": version,
+        "versions": versions,
+        "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+        "checksums": table_rows(input_checksums(cohort.uns["ingest"])),
+        "resources": table_rows(compute_resources(inputs.benchmarks)),
+        "key_findings": findings,
+        "cohort": cohort_tables(cohort.obs, contrasts, models),
+        "n_samples": cohort.n_obs,
+        "filter_summary": table_rows(filter_summary.reset_index()),
+        "flagged": table_rows(flagged),
+        "qc_summary": qc_sentence(run["n_samples_flagged"], run["n_samples_excluded"], run["n_samples_kept"]),
+        "balance": balance_by_variable(pd.read_csv(inputs.balance, sep="\t"), contrasts),
+        "qc_tables": [
+            {
+                "title": "Principal components associated with a covariate (p < 0.05)",
+                "id": "pc-covariate-association",
+                "table": table_rows(significant_associations(pd.read_csv(inputs.association, sep="\t"))),
+            }
+        ],
+        "enrichment": enrichment,
+        "calibration": calibration,
+        "predictions": predictions,
+        "robustness": robustness,
+        "qc_figures": [figure(path, template_dir, config) for path in inputs.qc_figures],
+        "contrasts": sections,
+        "methods": methods_paragraph(run),
+        "references": REFERENCES,
+        **interactive_scripts(template_dir),
     }
