@@ -1173,6 +1173,14 @@ def contrast_tables(name: str, index: int, inputs) -> dict:
     }
 
 
+def files_by_contrast(contrasts: dict, inputs, names: dict[str, str]):
+    """(contrast, {key: path}) for each contrast, from the rule's per-contrast input lists named by
+    `names` ({key: input name}); nothing when the run skipped the step (its lists are empty)."""
+    lists = [getattr(inputs, attr) for attr in names.values()]
+    for name, *paths in zip(contrasts, *lists):
+        yield name, dict(zip(names, paths))
+
+
 def report_context(inputs, config: dict, template_dir: Path) -> dict:
     """Everything the page shows, read from the report rule's inputs (Snakemake's named input
     files, or any object with the same attributes): per contrast its DE, enrichment, calibration
@@ -1186,10 +1194,8 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
     software = read_software_versions(inputs.software_versions)
     versions, version = software["packages"], version_label(software["workflow"])
     sections = []
-    for name, table, model, volcano, ma in zip(
-        contrasts, inputs.tables, inputs.models, inputs.volcanos, inputs.mas
-    ):
-        files = {"table": table, "model": model, "volcano": volcano, "ma": ma}
+    de_files = {"table": "tables", "model": "models", "volcano": "volcanos", "ma": "mas"}
+    for name, files in files_by_contrast(contrasts, inputs, de_files):
         log.info("contrast %s", name)
         sections.append(
             contrast_section(
@@ -1200,35 +1206,38 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         key_findings(name, contrasts[name], contrast_tables(name, index, inputs), config)
         for index, name in enumerate(contrasts)
     ]
-    enrichment = []
-    for name, *paths in zip(
-        contrasts,
-        inputs.gsea,
-        inputs.ora,
-        inputs.gsea_dotplots,
-        inputs.ora_dotplots,
-        inputs.running_scores,
-    ):
-        files = dict(zip(("gsea", "ora", "gsea_dotplot", "ora_dotplot", "running_scores"), paths))
-        enrichment.append(enrichment_section(name, contrasts[name], files, config, template_dir))
-    predictions = []
-    for name, *paths in zip(
-        contrasts,
-        inputs.predict_comparison,
-        inputs.predict_site,
-        inputs.predict_genes,
-        inputs.predict_roc,
-        inputs.predict_calibration,
-    ):
-        files = dict(zip(("comparison", "site", "genes", "roc", "calibration"), paths))
-        predictions.append(prediction_section(name, contrasts[name], files, config, template_dir))
+    enrichment_files = {
+        "gsea": "gsea",
+        "ora": "ora",
+        "gsea_dotplot": "gsea_dotplots",
+        "ora_dotplot": "ora_dotplots",
+        "running_scores": "running_scores",
+    }
+    enrichment = [
+        enrichment_section(name, contrasts[name], files, config, template_dir)
+        for name, files in files_by_contrast(contrasts, inputs, enrichment_files)
+    ]
+    prediction_files = {
+        "comparison": "predict_comparison",
+        "site": "predict_site",
+        "genes": "predict_genes",
+        "roc": "predict_roc",
+        "calibration": "predict_calibration",
+    }
+    predictions = [
+        prediction_section(name, contrasts[name], files, config, template_dir)
+        for name, files in files_by_contrast(contrasts, inputs, prediction_files)
+    ]
     robustness = robustness_section(contrasts, inputs, config, template_dir) if inputs.concordance else None
-    calibration = []
-    for name, *paths in zip(
-        contrasts, inputs.calibration_summaries, inputs.calibration_qq, inputs.calibration_null_degs
-    ):
-        files = dict(zip(("summary", "qq", "null_degs"), paths))
-        calibration.append(calibration_section(name, files, config, template_dir))
+    calibration_files = {
+        "summary": "calibration_summaries",
+        "qq": "calibration_qq",
+        "null_degs": "calibration_null_degs",
+    }
+    calibration = [
+        calibration_section(name, files, config, template_dir)
+        for name, files in files_by_contrast(contrasts, inputs, calibration_files)
+    ]
     models = {name: pd.read_csv(path, sep="\t") for name, path in zip(contrasts, inputs.models)}
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in inputs.readmes]
     flagged = flagged_samples(metrics)
