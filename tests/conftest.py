@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import subprocess
 import sys
@@ -62,12 +63,14 @@ def run_snakemake(
     return result
 
 
-def result_tables(workdir: Path) -> dict[str, bytes]:
-    """Every TSV table under results/ by relative path, except the benchmark files (timings)."""
+def result_tables(workdir: Path, gzipped: bool = False) -> dict[str, bytes]:
+    """Every TSV table under results/ by relative path, except the benchmark files (timings); with
+    `gzipped`, the gzipped tables too, decompressed."""
     results = workdir / "results"
+    paths = [*results.rglob("*.tsv"), *(results.rglob("*.tsv.gz") if gzipped else [])]
     return {
-        str(p.relative_to(results)): p.read_bytes()
-        for p in sorted(results.rglob("*.tsv"))
+        str(p.relative_to(results)): gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+        for p in sorted(paths)
         if p.relative_to(results).parts[0] != "benchmarks"
     }
 

@@ -11,7 +11,6 @@ After a change that is meant to change results, record the snapshot again:
     pytest tests/test_snapshot.py --update-snapshot
 """
 
-import gzip
 import hashlib
 import importlib.metadata
 import platform
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, result_tables
 
 SNAPSHOT = ROOT / "tests" / "data" / "toy_snapshot.tsv"
 PACKAGES = ("numpy", "scipy", "pandas", "pydeseq2", "numba", "scikit-learn", "gseapy", "anndata", "scanpy")
@@ -41,15 +40,10 @@ def machine() -> str:
     return f"{platform.machine()} {cpu} python={platform.python_version()} {versions}"
 
 
-def table_digests(results: Path) -> dict[str, str]:
-    digests = {}
-    for path in sorted(results.rglob("*.tsv*")):
-        name = str(path.relative_to(results))
-        if path.relative_to(results).parts[0] == "benchmarks" or not name.endswith((".tsv", ".tsv.gz")):
-            continue
-        data = path.read_bytes()
-        digests[name] = hashlib.sha256(gzip.decompress(data) if name.endswith(".gz") else data).hexdigest()
-    return digests
+def table_digests(workdir: Path) -> dict[str, str]:
+    return {
+        name: hashlib.sha256(data).hexdigest() for name, data in result_tables(workdir, gzipped=True).items()
+    }
 
 
 def read_snapshot() -> tuple[str, dict[str, str]]:
@@ -64,7 +58,7 @@ def write_snapshot(digests: dict[str, str]) -> None:
 
 
 def test_toy_tables_equal_the_snapshot(toy_run, request):
-    digests = table_digests(toy_run / "results")
+    digests = table_digests(toy_run)
     assert "de/TRD_vs_responder/deseq2_results.tsv" in digests
     if request.config.getoption("--update-snapshot"):
         write_snapshot(digests)
