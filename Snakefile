@@ -37,6 +37,7 @@ rule all:
             contrast=CONTRASTS,
             name=["gsea.tsv", "ora.tsv", "gsea_dotplot.png", "ora_dotplot.png", "running_scores"],
         ),
+        CAMERA_OUTPUTS,
         expand("results/predict/{contrast}/model_comparison.tsv", contrast=PREDICTED_CONTRASTS),
         CELL_OUTPUTS,
         SENSITIVITY_OUTPUTS,

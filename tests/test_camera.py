@@ -277,3 +277,53 @@ def test_camera_collections_tests_the_genes_and_sets_gsea_ranks(tmp_path):
         np.testing.assert_allclose(ours["pvalue"], expected["pvalue"], rtol=1e-12)
         np.testing.assert_allclose(ours["fdr"], expected["fdr"], rtol=1e-12)
     assert table.set_index("term").loc["TRD_NK_CYTOTOXIC", "name"] == read_gmt(CURATED)["TRD_NK_CYTOTOXIC"][0]
+
+
+# ----------------------------------------------------------------------------- the report
+def test_report_adds_camera_counts_and_top_sets_to_the_enrichment_section():
+    from trdpipe.report import page
+
+    table = pd.DataFrame(
+        {
+            "collection": ["curated_TRD", "GO_BP", "curated_TRD", "GO_BP", "curated_TRD"],
+            "term": [
+                "TRD_NK_CYTOTOXIC",
+                "GO:1",
+                "TRD_INFLAMMATION_INNATE_IMMUNITY",
+                "GO:2",
+                "TRD_CIRCADIAN_CLOCK",
+            ],
+            "name": ["NK", "a", "inflammation", "b", "clock"],
+            "n_genes": [28, 40, 27, 12, 20],
+            "correlation": [0.18, 0.05, 0.21, -0.01, 0.03],
+            "direction": ["down", "up", "up", "down", "up"],
+            "pvalue": [2.3e-5, 0.004, 3.1e-4, 0.2, 0.62],
+            "fdr": [1.4e-4, 0.3, 9.4e-4, 0.6, 0.91],
+        }
+    )
+    section = {"anchor": "enrichment-TRD", "findings": "GSEA ...", "collections": ["dot plots"]}
+    page.add_camera(section, table, {"ora_padj": 0.05, "top_terms": 2})
+    assert section["findings"] == (
+        "GSEA ... camera, each set's inter-gene correlation estimated from the residuals: "
+        "GO_BP: 0 of 2 sets at FDR < 0.05 (0 up, 0 down); "
+        "curated_TRD: 2 of 3 sets at FDR < 0.05 (1 up, 1 down)."
+    )
+    dots, go, curated = section["collections"]
+    assert dots == "dot plots"
+    assert curated["title"] == (
+        "camera, curated_TRD: top 2 sets by p-value (inter-gene correlation estimated per set)"
+    )
+    assert curated["id"] == "enrichment-TRD-camera-curated_TRD"
+    assert curated["table"]["rows"] == [
+        ["TRD_NK_CYTOTOXIC", "NK", "28", "0.18", "down", "2.3e-05", "0.00014"],
+        ["TRD_INFLAMMATION_INNATE_IMMUNITY", "inflammation", "27", "0.21", "up", "0.00031", "0.00094"],
+    ]
+    assert [row[0] for row in go["table"]["rows"]] == ["GO:1", "GO:2"]
+
+
+def test_report_methods_name_camera_its_correlation_and_cut():
+    from trdpipe.report import page
+
+    text = page.camera_methods({"ora_padj": 0.1})
+    assert "camera (Wu & Smyth 2012)" in text and "inter.gene.cor = NA" in text
+    assert text.endswith("sets called at FDR < 0.1.")

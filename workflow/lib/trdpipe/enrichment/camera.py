@@ -11,7 +11,7 @@ defaults (limma 3.54: no weights, use.ranks FALSE, allow.neg.cor FALSE, trend.va
     z-scores (zscoreT, Hill's approximation) with df = residual df + prior df;
   - per set of m genes: the variance inflation factor vif = m x the mean square, over the residual
     effects, of the set's mean standardised residual, so the inter-gene correlation is
-    (vif - 1) / (m - 1) (taken as 0 when negative: vif at least 1);
+    (vif - 1) / (m - 1), reported as estimated but counted as 0 when negative (vif at least 1);
   - the set's mean z against the other genes' in a two-sample t whose variance of the set mean is
     multiplied by vif, on min(n - p, G - 2) df (G - 2 with a preset correlation); two-sided
     p = 2 min(P(down), P(up)); the direction is the smaller tail; FDR by BH.
@@ -239,3 +239,28 @@ def camera_collections(
         return pd.DataFrame(columns=CAMERA_COLUMNS)
     table = pd.concat(tables, ignore_index=True)[CAMERA_COLUMNS]
     return table.sort_values(["pvalue", "term"], kind="mergesort", ignore_index=True)
+
+
+def log_calls(table: pd.DataFrame, cut: float) -> None:
+    """Per collection: sets at FDR < cut, up and down, and the five smallest p-values."""
+    for name, sets in table.groupby("collection", sort=False):
+        called = sets[sets["fdr"] < cut]
+        log.info(
+            "camera %s: %d of %d sets at FDR < %g (%d up, %d down)",
+            name,
+            len(called),
+            len(sets),
+            cut,
+            int((called["direction"] == "up").sum()),
+            int((called["direction"] == "down").sum()),
+        )
+        for row in sets.head(5).itertuples():
+            log.info(
+                "  %s %s %s p %.3g fdr %.3g correlation %.3f",
+                row.term,
+                row.name,
+                row.direction,
+                row.pvalue,
+                row.fdr,
+                row.correlation,
+            )
