@@ -106,7 +106,7 @@ def contrast_as_last_coefficient(design: np.ndarray, contrast: np.ndarray) -> np
 def contrast_effects(expression: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unscaled t of the last coefficient, residual effects (n - p) x genes) of every gene's least
     squares fit: Q'y for the QR decomposition of the design."""
-    n, p = design.shape
+    p = design.shape[1]
     if np.linalg.matrix_rank(design) < p:
         raise ValueError("design matrix is not of full rank")
     q, r = np.linalg.qr(design, mode="complete")
@@ -194,7 +194,7 @@ def camera_from_counts(
     settings: dict | None = None,
     inter_gene_cor: float | None = None,
 ) -> pd.DataFrame:
-    """camera of `sets` (term -> gene names, the columns of counts) on the blind VST of raw counts
+    """camera of `sets` (term -> gene names, the counts' unique columns) on the blind VST of raw counts
     (samples x genes, filtered as the caller wants), for the design and contrast as the config
     gives them; samples: the sample sheet's covariates (index = the counts' rows). Columns term,
     n_genes, correlation, direction, pvalue, fdr; sets with no gene in the counts are left out."""
