@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from test_predict import DESEQ2, FILTER, SETTINGS
+from test_report import prediction_files
 from trdpipe.checks.inputs import check_prediction_inputs, prediction_groups_column, repeated_measures_column
 from trdpipe.common import InputError
 from trdpipe.predict import models as prediction
@@ -20,6 +21,7 @@ from trdpipe.predict.models import (
     permutation_scheme,
     permuted_labels,
 )
+from trdpipe.report import page as report
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 SUBJECTS, PER_SUBJECT = 24, 3
@@ -226,3 +228,36 @@ def test_a_held_out_site_must_leave_enough_groups_for_the_inner_folds():
         "(config predict.inner_folds): lower it, set predict.group_by to '' for no site-held-out "
         "validation, or set predict.enabled to false."
     )
+
+
+def test_the_report_states_the_grouping_and_how_the_labels_were_permuted(tmp_path):
+    obs = subject_cohort(n_genes=10).obs
+    files = prediction_files(tmp_path)
+    grouped = report.prediction_section(
+        "TRD_vs_responder",
+        CONTRAST,
+        files,
+        {"predict": {"groups": "subject"}, "design": "~ group"},
+        tmp_path,
+        obs,
+    )
+    assert grouped["groups"] == "subject"
+    assert grouped["grouping"] == (
+        "Related samples: every outer and inner fold keeps the samples of each subject together (24 "
+        "subjects, predict.groups), so no model is tested on a subject it was trained on; the label "
+        "permutations permute labels by whole subjects (every subject has one label, which all its "
+        "samples keep)."
+    )
+    assert report.grouping_methods([grouped]) == (
+        " Where samples were related, the outer and inner folds were scikit-learn's StratifiedGroupKFold "
+        f"(each group in one fold) and the label permutations kept the null exchangeable: TRD_vs_responder: "
+        f"{grouped['grouping']}"
+    )
+    # the subject is not in the design, so auto finds no grouping and says so
+    config = {"predict": {"groups": "auto"}, "design": "~ site + sex + age + group"}
+    ungrouped = report.prediction_section("TRD_vs_responder", CONTRAST, files, config, tmp_path, obs)
+    assert ungrouped["groups"] is None
+    assert ungrouped["grouping"] == (
+        "Related samples: none declared or found (predict.groups), so the folds split the samples one by one."
+    )
+    assert report.grouping_methods([ungrouped]) == ""
