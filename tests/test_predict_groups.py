@@ -261,3 +261,14 @@ def test_the_report_states_the_grouping_and_how_the_labels_were_permuted(tmp_pat
         "Related samples: none declared or found (predict.groups), so the folds split the samples one by one."
     )
     assert report.grouping_methods([ungrouped]) == ""
+
+
+def test_the_toy_report_says_its_folds_split_the_samples_one_by_one(toy_run):
+    """The toy cohort has one sample a patient: nothing is grouped, and the tables are those of a
+    run without predict.groups (tests/test_snapshot.py)."""
+    html = (toy_run / "results/report/report.html").read_text(encoding="utf-8")
+    assert (
+        '<p class="grouping">Related samples: none declared or found (predict.groups), so the folds '
+        "split the samples one by one.</p>"
+    ) in html
+    assert "Paired design" not in html and "StratifiedGroupKFold" not in html
