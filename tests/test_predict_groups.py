@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_snakemake
 from test_predict import DESEQ2, FILTER, SETTINGS
 from test_report import prediction_files
 from trdpipe.checks.inputs import check_prediction_inputs, prediction_groups_column, repeated_measures_column
@@ -272,3 +273,13 @@ def test_the_toy_report_says_its_folds_split_the_samples_one_by_one(toy_run):
         "split the samples one by one.</p>"
     ) in html
     assert "Paired design" not in html and "StratifiedGroupKFold" not in html
+
+
+def test_a_groups_column_absent_from_the_sheet_stops_the_run_at_ingest(workflow_copy):
+    result = run_snakemake(workflow_copy, "--config", "predict={groups: patient}", check=False)
+    assert result.returncode != 0
+    assert (
+        "config predict.groups: column 'patient' is not in the sample sheet config/samples.tsv; its "
+        "columns are"
+    ) in result.stdout + result.stderr
+    assert not (workflow_copy / "results").exists() or not any((workflow_copy / "results").rglob("*.h5ad"))

@@ -7,7 +7,8 @@ the training samples' geometric means) and the VST's dispersion trend (FoldVST).
 set of every inner fold too (they use the labels): gene selection (ANOVA F), scaling and the
 learner, tuned on the inner folds. The VST values of an outer split are therefore computed once
 and shared by the three feature sets, the learners and the label permutations (which keep the
-outer folds; see permuted_labels).
+outer folds; see permuted_labels). With related samples (Cohort.groups: a subject's), every outer
+and inner fold keeps each group whole, and the permutations respect the groups (permutation_scheme).
 """
 
 import logging
