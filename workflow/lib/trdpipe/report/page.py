@@ -21,12 +21,15 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
+from trdpipe.calibration.permutation import calibration_strata
+from trdpipe.checks.inputs import contrast_samples, prediction_groups_column, repeated_measures_column
 from trdpipe.common import format_list
 from trdpipe.enrichment.analysis import running_score_file
 from trdpipe.enrichment.terms import gsea_order, lead_fdr, lead_nes, top_terms_by_direction
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.sensitivity import active_models, describe, pathway_survival
 from trdpipe.model.tables import count_calls
+from trdpipe.predict.models import permutation_scheme
 from trdpipe.report.figures import (
     gene_count_figure,
     gene_count_values,
@@ -572,9 +575,12 @@ PREDICTION_COLUMNS = [
 ]
 
 
-def prediction_section(name: str, contrast: dict, files: dict, config: dict, caption_dir) -> dict:
+def prediction_section(
+    name: str, contrast: dict, files: dict, config: dict, caption_dir, obs: pd.DataFrame | None = None
+) -> dict:
     """The model comparison, what it says (best model and whether its interval includes 0.5;
-    whether expression adds to the clinical data), site-held-out AUCs, figures and genes."""
+    whether expression adds to the clinical data), site-held-out AUCs, figures and genes; with the
+    samples' sheet (`obs`), how the folds and permutations treat related samples."""
     comparison = pd.read_csv(files["comparison"], sep="\t")
     sites = pd.read_csv(files["site"], sep="\t")
     genes = pd.read_csv(files["genes"], sep="\t", keep_default_na=False).head(N_MODEL_GENES)
@@ -590,7 +596,53 @@ def prediction_section(name: str, contrast: dict, files: dict, config: dict, cap
         "genes": table_rows(genes),
         "genes_model": f"{genes['feature_set'].iloc[0]} / {genes['learner'].iloc[0]}" if len(genes) else "",
         "figures": [figure(files[key], caption_dir, config) for key in ("roc", "calibration")],
+        **(
+            prediction_grouping(obs, contrast, config)
+            if obs is not None
+            else {"groups": None, "grouping": ""}
+        ),
     }
+
+
+# how the prediction's label permutations treat a grouping column, by permutation_scheme
+PERMUTED_LABELS = {
+    "within groups": "within each {column} (the label varies within a {column}: a paired design)",
+    "whole groups": "by whole {column}s (every {column} has one label, which all its samples keep)",
+}
+
+
+def prediction_grouping(obs: pd.DataFrame, contrast: dict, config: dict) -> dict:
+    """The column whose related samples the folds keep together ('groups', resolved from
+    predict.groups as the prediction resolves it), and one sentence on it and on how the label
+    permutations treat them ('grouping')."""
+    column = prediction_groups_column(obs, config["predict"], config["design"], contrast)
+    if column is None:
+        return {
+            "groups": None,
+            "grouping": "Related samples: none declared or found (predict.groups), so the folds split the "
+            "samples one by one.",
+        }
+    compared = contrast_samples(obs, contrast)
+    labels = (compared[contrast["variable"]].astype(str) == contrast["test"]).to_numpy().astype(int)
+    groups = compared[column].astype(str).to_numpy()
+    permuted = PERMUTED_LABELS[permutation_scheme(labels, groups)].format(column=column)
+    return {
+        "groups": column,
+        "grouping": f"Related samples: every outer and inner fold keeps the samples of each {column} "
+        f"together ({len(set(groups))} {column}s, predict.groups), so no model is tested on a {column} it "
+        f"was trained on; the label permutations permute labels {permuted}.",
+    }
+
+
+def grouping_methods(predictions: list[dict]) -> str:
+    """The prediction's grouped contrasts, for the methods paragraph ('' when none is grouped)."""
+    grouped = [f"{p['name']}: {p['grouping']}" for p in predictions if p["groups"]]
+    if not grouped:
+        return ""
+    return (
+        " Where samples were related, the outer and inner folds were scikit-learn's StratifiedGroupKFold "
+        "(each group in one fold) and the label permutations kept the null exchangeable: " + " ".join(grouped)
+    )
 
 
 def best_model_findings(best: pd.Series, test: str) -> list[str]:
@@ -776,8 +828,11 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
     )
 
 
-def calibration_section(name: str, files: dict, config: dict, caption_dir) -> dict:
-    """Observed vs null DEG counts, empirical FDR, lambda, the verdict, the QQ plot and histogram."""
+def calibration_section(
+    name: str, files: dict, config: dict, caption_dir, obs: pd.DataFrame | None = None
+) -> dict:
+    """Observed vs null DEG counts, empirical FDR, lambda, the verdict, the QQ plot and histogram;
+    with the samples' sheet (`obs`), whether the permutations pair each subject with itself."""
     summary = pd.read_csv(files["summary"], sep="\t", keep_default_na=False, na_values=[""])
     values = summary.set_index("statistic")["value"]
     numeric = pd.to_numeric(values, errors="coerce")
@@ -792,7 +847,21 @@ def calibration_section(name: str, files: dict, config: dict, caption_dir) -> di
         "strata": values["strata"],
         "table": table_rows(shown),
         "figures": [figure(files[key], caption_dir, config) for key in ("qq", "null_degs")],
+        "paired": calibration_pairing(obs, config["contrasts"][name], config) if obs is not None else "",
     }
+
+
+def calibration_pairing(obs: pd.DataFrame, contrast: dict, config: dict) -> str:
+    """'Paired design: ...' when the permutation strata hold the design's column of repeated
+    measures (repeated_measures_column: subjects sampled in both compared levels); else ''."""
+    subject = repeated_measures_column(obs, config["design"], contrast)
+    strata = calibration_strata(obs, config["design"], contrast["variable"], config["calibration"]["strata"])
+    if subject is None or subject not in strata:
+        return ""
+    return (
+        f"Paired design: the permutations stay within {subject} ({' x '.join(strata)}), so every {subject} "
+        f"keeps its own mix of {contrast['variable']} levels and is compared with itself."
+    )
 
 
 def calibration_methods(settings: dict, sections: list[dict]) -> str:
@@ -1225,7 +1294,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         "calibration": "predict_calibration",
     }
     predictions = [
-        prediction_section(name, contrasts[name], files, config, template_dir)
+        prediction_section(name, contrasts[name], files, config, template_dir, filtered.obs)
         for name, files in files_by_contrast(contrasts, inputs, prediction_files)
     ]
     robustness = robustness_section(contrasts, inputs, config, template_dir) if inputs.concordance else None
@@ -1235,7 +1304,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         "null_degs": "calibration_null_degs",
     }
     calibration = [
-        calibration_section(name, files, config, template_dir)
+        calibration_section(name, files, config, template_dir, filtered.obs)
         for name, files in files_by_contrast(contrasts, inputs, calibration_files)
     ]
     models = {name: pd.read_csv(path, sep="\t") for name, path in zip(contrasts, inputs.models)}
@@ -1261,7 +1330,11 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
             config["enrichment"], versions, config["calibration"]["permutations"]
         ),
         "calibration": calibration_methods(config["calibration"], calibration),
-        "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
+        "prediction": (
+            prediction_methods(config["predict"], config["seed"], versions) + grouping_methods(predictions)
+            if predictions
+            else ""
+        ),
         "robustness": (
             robustness_methods(
                 config["cells"],
