@@ -199,26 +199,79 @@ def test_group_r2_equals_an_independent_computation():
     assert np.isnan(group_r2(obs, CONTRASTS["TRD_vs_responder"], []))
 
 
-def test_concordance_sentence_warns_when_the_group_is_nearly_determined_by_the_cells():
+def test_residual_degrees_of_freedom_equal_samples_minus_columns():
+    from trdpipe.model.sensitivity import residual_df
+
+    obs = sheet(24)
+    obs["cell_PC1"] = np.random.default_rng(3).normal(size=24)
+    # intercept, site B, male, age, TRD: 5 columns; the cell covariate one more
+    assert residual_df(obs, DESIGN) == 24 - 5
+    assert residual_df(obs, DESIGN + " + cell_PC1") == 24 - 6
+    # a column that repeats another costs nothing: the rank counts, not the columns
+    obs["site_copy"] = obs["site"]
+    assert residual_df(obs, DESIGN + " + site_copy") == 24 - 5
+
+
+CELL_ROW = {
+    "contrast": "c",
+    "model": "cell_adjusted",
+    "design": "~ sex + group + cell_PC1 + cell_PC2",
+    "n_samples": 31,
+    "degs_primary": 100,
+    "degs_model": 1,
+    "overlap": 1,
+    "lost": 99,
+    "gained": 0,
+    "lfc_r_all": 0.5,
+    "lfc_r_primary_degs": 0.7,
+    "sign_agreement": 0.9,
+    "group_r2_cells": 0.58,
+    "n_cell_covariates": 2,
+    "residual_df_primary": 28,
+    "residual_df_model": 26,
+}
+
+
+def test_sentence_when_the_groups_differ_in_cell_composition():
+    assert describe(CELL_ROW).endswith(
+        "The groups differ in cell composition (cell covariates explain R² 0.58 of the group), so the "
+        "adjusted model cannot separate per-cell changes from shifts in cell counts, and the 99 primary "
+        "DEGs it does not call are not evidence against them (2 cell covariates leave 26 residual degrees "
+        "of freedom, the primary model 28)."
+    )
+
+
+def test_sentence_when_the_adjustment_changed_little():
+    row = {**CELL_ROW, "group_r2_cells": 0.12, "degs_model": 80, "overlap": 70, "lost": 30}
+    assert describe(row).endswith(
+        "The adjustment changed little (cell covariates explain R² 0.12 of the group; 2 cell covariates "
+        "leave 26 residual degrees of freedom, the primary model 28)."
+    )
+    # 69% kept is below KEPT_SHARE_LITTLE_CHANGE (70%): the lost genes go with the cell counts
+    row = {**row, "overlap": 69, "lost": 31}
+    assert describe(row).endswith(
+        "The groups differ little in cell composition (cell covariates explain R² 0.12 of the group; "
+        "2 cell covariates leave 26 residual degrees of freedom, the primary model 28), yet 31 primary "
+        "DEGs lose significance: their group differences go with the cell counts."
+    )
+    # models without cell covariates get no verdict on them
+    plain = {**CELL_ROW, "model": "female_only", "n_cell_covariates": 0, "group_r2_cells": np.nan}
+    assert describe(plain).endswith("0.70 over the primary DEGs.")
+
+
+def test_sentence_flags_a_model_with_too_few_residual_degrees_of_freedom():
+    """3 vs 3 with sex and one cell covariate: 6 samples - 4 columns = 2 residual df."""
     row = {
-        "contrast": "c",
-        "model": "cell_adjusted",
-        "design": "~ group + cell_PC1",
-        "n_samples": 48,
-        "degs_primary": 10,
-        "degs_model": 0,
-        "overlap": 0,
-        "lost": 10,
-        "gained": 0,
-        "lfc_r_all": 0.5,
-        "lfc_r_primary_degs": 0.7,
-        "sign_agreement": 0.9,
-        "group_r2_cells": 0.93,
+        **CELL_ROW,
+        "n_samples": 6,
+        "n_cell_covariates": 1,
+        "residual_df_primary": 3,
+        "residual_df_model": 2,
     }
     assert describe(row).endswith(
-        "The cell covariates explain 93% of the variance of the group, so the adjusted group effect is "
-        "poorly estimable: DEGs lost here do not show that they are a cell-count shift."
+        "Only 2 residual degrees of freedom remain (fewer than 3): its dispersions and calls are unreliable."
     )
+    assert "residual degrees of freedom remain" not in describe({**row, "residual_df_model": 3})
 
 
 def test_concordance_sentence():
@@ -412,7 +465,7 @@ def simulated_cells(params):
     adata = ad.AnnData(X=cohort.counts.to_numpy().T.astype(np.int64), obs=obs, var=var)
     adata = adata[:, expressed_genes(np.asarray(adata.X), int(obs["group"].value_counts().min()))].copy()
     cells = {**config["cells"], "resource": str(ROOT / config["cells"]["resource"])}
-    result = composition(vst_cohort(adata, config["deseq2"], 1), cells, config["seed"])
+    result = composition(vst_cohort(adata, config["deseq2"], 1), cells, config["seed"], DESIGN)
     return adata, result, config, cohort.truth_genes.set_index("gene_id")
 
 

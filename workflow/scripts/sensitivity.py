@@ -10,7 +10,15 @@ from trdpipe.common import run_script, save_figure, write_table
 from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.design import prepare_metadata
 from trdpipe.model.filtering import contrast_cohort
-from trdpipe.model.sensitivity import CONCORDANCE_COLUMNS, check_model, concordance, group_r2, model_cohort
+from trdpipe.model.sensitivity import (
+    CONCORDANCE_COLUMNS,
+    MIN_RESIDUAL_DF,
+    check_model,
+    concordance,
+    group_r2,
+    model_cohort,
+    residual_df,
+)
 from trdpipe.model.sensitivity_figure import lfc_scatter
 
 log = logging.getLogger("trd")
@@ -47,7 +55,17 @@ def main(smk) -> None:
         "n_samples": cohort.n_obs,
         **concordance(primary, table, settings["alpha"]),
         "group_r2_cells": group_r2(cohort.obs, contrast, cell_names),
+        "n_cell_covariates": len(cell_names),
+        "residual_df_primary": residual_df(adata.obs, smk.params.design),
+        "residual_df_model": residual_df(cohort.obs, design),
     }
+    if row["residual_df_model"] < MIN_RESIDUAL_DF:
+        log.warning(
+            "model %s has %d residual degrees of freedom (fewer than %d): the report flags its calls",
+            model_name,
+            row["residual_df_model"],
+            MIN_RESIDUAL_DF,
+        )
     log.info("concordance with the primary model: %s", row)
     _, coding = prepare_metadata(cohort.obs, design, contrast)
     write_table(table, smk.output.table, float_format="%.8g")

@@ -868,8 +868,10 @@ def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
         )
     row = concordance.iloc[0]
     return (
-        f"With cell composition in the model, {int(row['degs_model'])} genes are called instead of "
-        f"{int(row['degs_primary'])} ({int(row['overlap'])} of them shared)."
+        f"With cell composition in the model ({int(row['n_cell_covariates'])} cell covariates, explaining "
+        f"R² {row['group_r2_cells']:.2f} of the group; {int(row['residual_df_model'])} residual degrees of "
+        f"freedom, the primary model {int(row['residual_df_primary'])}), {int(row['degs_model'])} genes are "
+        f"called instead of {int(row['degs_primary'])} ({int(row['overlap'])} of them shared)."
     )
 
 
