@@ -247,13 +247,15 @@ def test_sentence_when_the_adjustment_changed_little():
         "The adjustment changed little (cell covariates explain R² 0.12 of the group; 2 cell covariates "
         "leave 26 residual degrees of freedom, the primary model 28)."
     )
-    # 69% kept is below KEPT_SHARE_LITTLE_CHANGE (70%): the lost genes go with the cell counts
-    row = {**row, "overlap": 69, "lost": 31}
+    # 69% kept is below KEPT_SHARE_LITTLE_CHANGE (70%): power or cell counts, the data cannot say
+    row = {**row, "overlap": 69, "lost": 31, "group_r2_cells": 0.45}
     assert describe(row).endswith(
-        "The groups differ little in cell composition (cell covariates explain R² 0.12 of the group; "
-        "2 cell covariates leave 26 residual degrees of freedom, the primary model 28), yet 31 primary "
-        "DEGs lose significance: their group differences go with the cell counts."
+        "The cell covariates explain R² 0.45 of the group, which widens the adjusted group effect's "
+        f"standard error about {1 / np.sqrt(0.55):.2f}-fold (2 cell covariates leave 26 residual degrees of "
+        "freedom, the primary model 28): the 31 primary DEGs it loses may have lost power as much as "
+        "followed the cell counts."
     )
+    assert f"{1 / np.sqrt(0.55):.2f}" == "1.35"
     # models without cell covariates get no verdict on them
     plain = {**CELL_ROW, "model": "female_only", "n_cell_covariates": 0, "group_r2_cells": np.nan}
     assert describe(plain).endswith("0.70 over the primary DEGs.")

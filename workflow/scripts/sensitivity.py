@@ -6,7 +6,7 @@ import logging
 import anndata as ad
 import pandas as pd
 
-from trdpipe.common import run_script, save_figure, write_table
+from trdpipe.common import read_sample_table, run_script, save_figure, write_table
 from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.design import prepare_metadata
 from trdpipe.model.filtering import contrast_cohort
@@ -28,11 +28,7 @@ def main(smk) -> None:
     name, model_name = smk.wildcards.contrast, smk.wildcards.model
     contrast, settings, spec = dict(smk.params.contrast), dict(smk.params.deseq2), dict(smk.params.spec)
     adata = contrast_cohort(ad.read_h5ad(smk.input.h5ad), name)
-    covariates = (
-        pd.read_csv(smk.input.covariates, sep="\t", index_col="sample_id", dtype={"sample_id": str})
-        if spec.get("cell_scores")
-        else None
-    )
+    covariates = read_sample_table(smk.input.covariates) if spec.get("cell_scores") else None
     cohort = model_cohort(adata, spec, covariates)
     cell_names = list(covariates.columns) if covariates is not None else []
     # the cell covariates exist only now: check the model again with them before fitting

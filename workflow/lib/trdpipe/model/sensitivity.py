@@ -234,7 +234,8 @@ def cell_adjustment_verdict(row: dict, kept: float) -> str:
     """What the cell adjustment means: when the cell covariates explain more than GROUP_R2_WARNING
     of the group, the groups differ in composition and the adjusted model cannot tell per-cell
     changes from cell counts; otherwise, when at least KEPT_SHARE_LITTLE_CHANGE of the primary DEGs
-    stay significant, it changed little; otherwise the lost DEGs go with the cell counts."""
+    stay significant, it changed little; otherwise the lost DEGs may have lost power (the group
+    effect's standard error grows by about 1 / sqrt(1 - R²)) as much as followed the cell counts."""
     r2, k = row["group_r2_cells"], int(row["n_cell_covariates"])
     cost = (
         f"{k} cell covariate{'s' if k > 1 else ''} leave {row['residual_df_model']} residual degrees of "
@@ -249,9 +250,9 @@ def cell_adjustment_verdict(row: dict, kept: float) -> str:
     if not row["degs_primary"] or kept >= KEPT_SHARE_LITTLE_CHANGE:
         return f"The adjustment changed little (cell covariates explain R² {r2:.2f} of the group; {cost})."
     return (
-        f"The groups differ little in cell composition (cell covariates explain R² {r2:.2f} of the group; "
-        f"{cost}), yet {row['lost']} primary DEGs lose significance: their group differences go with "
-        "the cell counts."
+        f"The cell covariates explain R² {r2:.2f} of the group, which widens the adjusted group effect's "
+        f"standard error about {1 / np.sqrt(1 - r2):.2f}-fold ({cost}): the {row['lost']} primary DEGs it "
+        "loses may have lost power as much as followed the cell counts."
     )
 
 
