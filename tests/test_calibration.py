@@ -159,6 +159,32 @@ def test_smallest_attainable_pvalue_of_three_vs_three_is_stated():
     )
 
 
+def test_report_captions_count_the_permutations_that_ran(tmp_path):
+    """30 asked for, 9 ran (3 vs 3): the QQ and histogram captions say 9."""
+    import matplotlib.pyplot as plt
+
+    from trdpipe.report import page as report
+
+    per_permutation = pd.DataFrame({"degs": [0] * 9, "lambda": 1.0})
+    summary = cal.summary_table({"degs": 2}, per_permutation, 1.0, 1.0, 0.1, 0.01, 1.0, 0, 0.05, 90, {})
+    summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    files = {"summary": tmp_path / "summary.tsv"}
+    for key in ("qq", "null_degs"):
+        fig, _ = plt.subplots(figsize=(1, 1))
+        fig.savefig(tmp_path / f"{key}.png")
+        plt.close(fig)
+        files[key] = tmp_path / f"{key}.png"
+    config = {"calibration": {"permutations": 30}, "deseq2": {"alpha": 0.05}}
+    section = report.calibration_section("c", files, config, ROOT / "workflow/report")
+    qq, histogram = (f["caption"] for f in section["figures"])
+    assert "against those of 9 label permutations" in qq
+    assert "in each of 9 label permutations" in histogram
+    assert "30" not in qq + histogram
+    shown = dict(section["table"]["rows"])
+    assert section["permutations"] == 9
+    assert shown["smallest permutation p-value attainable, 1 / (K + 1)"] == "0.1"
+
+
 def test_a_third_level_is_not_permuted_into_the_contrast():
     obs = sheet(30)
     obs["group"] = np.tile(["TRD", "responder", "healthy"], 10)
