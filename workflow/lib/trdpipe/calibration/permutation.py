@@ -153,13 +153,13 @@ def enumerate_labellings(labels: np.ndarray, strata: np.ndarray) -> np.ndarray:
     """Every distinct within-strata analysis except the observed one (rows), in a fixed order: of a
     labelling and its mirror image the first met, neither of the observed one's pair."""
     groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
-    seen = _observed_analysis(labels, strata)
+    seen, mirrors = _observed_analysis(labels, strata), mirror_reachable(labels, strata)
     rows = []
     for parts in itertools.product(*(_arrangements(labels[g]) for g in groups)):
         row = labels.copy()
         for members, part in zip(groups, parts):
             row[members] = part
-        if _is_new(row, seen, mirror_reachable(labels, strata)):
+        if _is_new(row, seen, mirrors):
             rows.append(row)
     return np.array(rows, dtype=labels.dtype).reshape(len(rows), len(labels))
 
