@@ -364,6 +364,27 @@ def test_toy_concordance_tables_equal_a_recomputation(toy_sensitivity):
         assert row["sign_agreement"] == pytest.approx(
             float((np.sign(lfc_p[shared_deg]) == np.sign(lfc_m[shared_deg])).mean()), abs=1e-6
         )
+        assert (row["residual_df_primary"], row["residual_df_model"]) == (
+            residual_df_by_hand(toy_sensitivity / "results/de/TRD_vs_responder/samples_used.tsv", DESIGN),
+            residual_df_by_hand(
+                toy_sensitivity / "results/sensitivity/TRD_vs_responder" / model / "samples_used.tsv",
+                row["design"],
+            ),
+        )
+        cell_terms = [t for t in row["design"].split(" + ") if t.startswith("cell_")]
+        assert row["n_cell_covariates"] == len(cell_terms) == (4 if model == "cell_adjusted" else 0)
+
+
+def residual_df_by_hand(samples_used: Path, design: str) -> int:
+    """Samples minus the model's columns: the intercept, one per level beyond the first of each
+    categorical variable that varies, one per numeric variable (the toy's designs are full rank)."""
+    obs = pd.read_csv(samples_used, sep="\t", index_col=0)
+    columns = 1
+    for variable in design.removeprefix("~ ").split(" + "):
+        values = obs[variable]
+        numeric = pd.api.types.is_numeric_dtype(values)
+        columns += 1 if numeric else values.nunique() - 1
+    return len(obs) - columns
 
 
 def planted(cls: str) -> set[str]:
