@@ -402,8 +402,9 @@ def test_composition_genes_are_degs_only_before_cell_adjustment(toy_sensitivity)
 
 
 def test_toy_regulated_genes_keep_sign_and_nominal_significance_after_cell_adjustment(toy_sensitivity):
-    """Of the toy's 234 regulated primary DEGs, 78% keep p < 0.05 once adjusted, all with the
-    same sign; 39 (17%) stay at padj < 0.05 (see the next test for why so few)."""
+    """Of the toy's 234 regulated primary DEGs, 91% keep p < 0.05 once adjusted (the 4 principal
+    components of cells.max_covariates; 78% with the 11 scores before it), all with the same sign;
+    39 (17%) stay at padj < 0.05 (see the next test for why so few)."""
     regulated = planted("regulated")
     primary = de_table(toy_sensitivity).set_index("gene_id")
     adjusted = de_table(toy_sensitivity, "cell_adjusted").set_index("gene_id")
@@ -417,13 +418,13 @@ def test_toy_regulated_genes_keep_sign_and_nominal_significance_after_cell_adjus
 
 
 def test_toy_cell_models_report_the_group_r2(toy_sensitivity):
-    """The cell-adjusted row gives the group's R2 on the cell covariates (0.52 on the toy); the
+    """The cell-adjusted row gives the group's R2 on the cell covariates (0.39 on the toy); the
     other models have none. On the toy the adjusted model keeps 39 of the 234 regulated primary
     DEGs: a composition gene is a DEG only where its cell type differs between the groups, and
     at 48 samples a difference large enough for that leaves the group's coefficient a standard
-    error 1.4 times larger once the eleven scores are in the model (the regulated genes keep
-    their sign and mostly p < 0.05: 78%); the identifiable cohort below shows that the model
-    keeps them where composition varies mostly within groups."""
+    error 1.28 times larger once the 4 principal components of the scores are in the model (the
+    regulated genes keep their sign and mostly p < 0.05: 91%); the identifiable cohort below
+    shows that the model keeps them where composition varies mostly within groups."""
     folder = toy_sensitivity / "results/sensitivity/TRD_vs_responder"
     adjusted = pd.read_csv(folder / "cell_adjusted/concordance.tsv", sep="\t").iloc[0]
     covariates = pd.read_csv(
