@@ -1214,6 +1214,10 @@ def key_finding_tables(tmp_path, best_low=0.62, cells=True, prediction=True) -> 
             "overlap": [1],
             "lost": [2],
             "gained": [0],
+            "group_r2_cells": [0.583],
+            "n_cell_covariates": [5],
+            "residual_df_primary": [28],
+            "residual_df_model": [23],
         }
     )
     comparison = (
@@ -1267,7 +1271,9 @@ def test_key_findings_from_the_run_tables(tmp_path):
     ]
     assert up[0]["survival"] == "survives cell adjustment (padj 0.04)"
     assert findings["cell_adjusted"] == (
-        "With cell composition in the model, 1 genes are called instead of 3 (1 of them shared)."
+        "With cell composition in the model (5 cell covariates, explaining R² 0.58 of the group; 23 "
+        "residual degrees of freedom, the primary model 28), 1 genes are called instead of 3 (1 of them "
+        "shared)."
     )
     assert findings["prediction"] == [
         "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), "

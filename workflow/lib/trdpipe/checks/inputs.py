@@ -337,6 +337,11 @@ def check_full_rank(sheet: pd.DataFrame, design: str, sheet_source: str) -> None
     )
 
 
+def design_rank(sheet: pd.DataFrame, design: str) -> int:
+    """The rank of the design's model matrix on these samples (its columns when full rank)."""
+    return int(np.linalg.matrix_rank(np.asarray(model_matrix(design, sheet), dtype=float)))
+
+
 def _dependent_columns(values: np.ndarray) -> list[int]:
     """Columns that add no rank when added left to right, plus the columns they depend on."""
     kept, dependent = [], []

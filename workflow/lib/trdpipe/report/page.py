@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from trdpipe.calibration.permutation import calibration_strata
 from trdpipe.checks.inputs import contrast_samples, prediction_groups_column, repeated_measures_column
-from trdpipe.common import format_list
+from trdpipe.common import format_list, read_sample_table
 from trdpipe.enrichment.analysis import running_score_file
 from trdpipe.enrichment.terms import gsea_order, lead_fdr, lead_nes, top_terms_by_direction
 from trdpipe.model.filtering import contrast_cohort
@@ -798,6 +798,7 @@ CALIBRATION_ROWS = {
     "null_degs_p95": "genes called, shuffled labels: 95th percentile",
     "frac_permutations_with_degs": "share of shuffled analyses calling at least one gene",
     "pvalue_observed_degs": "permutation p-value of the observed count",
+    "smallest_pvalue": "smallest permutation p-value attainable, 1 / (K + 1)",
     "empirical_fdr": "empirical FDR of the observed calls (SAM)",
     "pi0": "share of true nulls (pi0, Storey)",
     "observed_lambda": "inflation lambda, observed labels",
@@ -814,6 +815,13 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
         return (
             f"No gene reached padj < {alpha:g}, and shuffled labels gave at least one call in "
             f"{share:.0%} of {k} permutations: there are no calls here that chance would have to explain."
+        )
+    if 1 / (k + 1) > 0.05:
+        return (
+            f"The calibration cannot tell whether these {observed} calls are chance: only {k} distinct "
+            f"permutations exist (the observed labelling and its mirror image left out), so no permutation "
+            f"p-value can fall below 1 / {k + 1} = {1 / (k + 1):.2g}; shuffled labels gave as many calls "
+            f"or more in {float(values['pvalue_observed_degs']):.0%} of them."
         )
     if float(values["pvalue_observed_degs"]) <= 0.05:
         return (
@@ -839,6 +847,8 @@ def calibration_section(
     shown = pd.DataFrame(
         {"statistic": list(CALIBRATION_ROWS.values()), "value": [numeric[key] for key in CALIBRATION_ROWS]}
     )
+    # the captions count the permutations that ran: all distinct ones when fewer exist than asked for
+    ran = {**config, "calibration": {**config["calibration"], "permutations": int(numeric["permutations"])}}
     return {
         "name": name,
         "anchor": anchor_of("calibration", name),
@@ -846,7 +856,7 @@ def calibration_section(
         "permutations": int(numeric["permutations"]),
         "strata": values["strata"],
         "table": table_rows(shown),
-        "figures": [figure(files[key], caption_dir, config) for key in ("qq", "null_degs")],
+        "figures": [figure(files[key], caption_dir, ran) for key in ("qq", "null_degs")],
         "paired": calibration_pairing(obs, config["contrasts"][name], config) if obs is not None else "",
     }
 
@@ -937,8 +947,10 @@ def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
         )
     row = concordance.iloc[0]
     return (
-        f"With cell composition in the model, {int(row['degs_model'])} genes are called instead of "
-        f"{int(row['degs_primary'])} ({int(row['overlap'])} of them shared)."
+        f"With cell composition in the model ({int(row['n_cell_covariates'])} cell covariates, explaining "
+        f"R² {row['group_r2_cells']:.2f} of the group; {int(row['residual_df_model'])} residual degrees of "
+        f"freedom, the primary model {int(row['residual_df_primary'])}), {int(row['degs_model'])} genes are "
+        f"called instead of {int(row['degs_primary'])} ({int(row['overlap'])} of them shared)."
     )
 
 
@@ -1258,7 +1270,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
     cohort = ad.read_h5ad(inputs.cohort, backed="r")
     vst = ad.read_h5ad(inputs.vst)
     filtered = ad.read_h5ad(inputs.filtered)
-    metrics = pd.read_csv(inputs.metrics, sep="\t", index_col=0)
+    metrics = read_sample_table(inputs.metrics)
     filter_summary = pd.read_csv(inputs.filter_summary, sep="\t").set_index("step")["n"]
     software = read_software_versions(inputs.software_versions)
     versions, version = software["packages"], version_label(software["workflow"])
