@@ -19,6 +19,8 @@ rule software_versions:
         engine=sorted(glob.glob(os.path.join(LIB_DIR, "**", "*.py"), recursive=True)),
         rules=sorted(glob.glob(os.path.join(WORKFLOW_DIR, "rules", "*.smk")))
         + [os.path.join(WORKFLOW_DIR, "Snakefile")],
+        # the run's config files, named with their checksums
+        config_files=list(map(str, workflow.configfiles)),
         # after ingest has checked the inputs: a run that bad input stops leaves no results
         checked="results/ingest/cohort.h5ad",
     output:
