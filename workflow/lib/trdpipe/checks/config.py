@@ -3,7 +3,9 @@
 Snakemake's own schema validation prints the whole schema; this names the key, the value
 and the valid choices (keys of that section, or the allowed values), then Snakemake's
 `validate` fills in the defaults. Numbers and booleans nested in --config arrive as text
-and are read as YAML first.
+and are read as YAML first. Before that, every config file is read strictly (a key given twice,
+a tab in the indentation: the file and the line), and after it the paths to the shipped
+resources/ are resolved for a run from another folder.
 """
 
 import os
@@ -92,6 +94,8 @@ def check_config(config: dict, schema_path: str) -> None:
 
 
 class _KeyGivenTwice(Exception):
+    """A mapping's key at `line` that it already had at `first_line`."""
+
     def __init__(self, key, line: int, first_line: int):
         super().__init__(key, line, first_line)
         self.key, self.line, self.first_line = key, line, first_line

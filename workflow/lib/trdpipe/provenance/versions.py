@@ -3,9 +3,10 @@
 The nf-core layout, {workflow: {name, version[, commit]}, packages: {python, <distribution>: version}}:
 the version is the VERSION file at the repository's top (the one a release tags), so it reads the
 same in a clone, an unpacked archive or a container; the git commit is added when the workflow is a
-git checkout, marked "-dirty" when the workflow's own code differs from it (config/ edits do not count:
-the config files of the run are listed with their checksums). The packages are found by reading the import lines of the rule scripts and rule
-files, so a package a new script imports is listed without anyone keeping a list.
+git checkout, marked "-dirty" when the workflow's own code differs from it (edits of config/ do not
+count: the run's config files are listed with their checksums). The packages are found by reading
+the import lines of the rule scripts and rule files, so a package a new script imports is listed
+without anyone keeping a list.
 """
 
 import ast
