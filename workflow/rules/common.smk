@@ -7,8 +7,8 @@ from functools import lru_cache
 
 from snakemake.utils import validate
 
-# The engine, workflow/lib/ (packages trdpipe and batched_deseq2; LIB_DIR, put on sys.path by the
-# Snakefile): the rule scripts in workflow/scripts/ import it, and so does the Snakefile (the config
+# The engine, workflow/lib/ (packages trdpipe and batched_deseq2; LIB_DIR, put on sys.path by
+# rules/paths.smk): the rule scripts in workflow/scripts/ import it, and so does the Snakefile (the config
 # check, the sheet reader). Every job of the run inherits PYTHONPATH, locally and on SLURM.
 SCRIPTS_DIR = os.path.join(WORKFLOW_DIR, "scripts")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIB_DIR, os.environ.get("PYTHONPATH")]))
