@@ -591,6 +591,8 @@ def test_toy_report_sections_and_numbers(toy_run):
     counts = "resources/toy/counts.tsv.gz"
     assert checksums[counts] == hashlib.md5((toy_run / counts).read_bytes()).hexdigest()
     assert set(checksums) == {counts, "config/samples.tsv", "resources/annotation/genes.tsv.gz"}
+    config_md5 = hashlib.md5((toy_run / "config/config.yaml").read_bytes()).hexdigest()
+    assert f"<tr><th>Config files</th><td>config/config.yaml (md5 {config_md5})</td></tr>" in text
     resources = as_frame(parser.tables["resources"]).set_index("job")
     jobs = [
         "ingest",

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from conftest import ROOT, copy_workflow, run_snakemake
+from conftest import ROOT, copy_workflow, default_config_and, run_snakemake
 from trdpipe.common import InputError
 from trdpipe.ingest import ingest
 from trdpipe.model.sensitivity import check_models, concordance, describe, model_design, model_samples
@@ -457,7 +457,7 @@ def test_workflow_stops_at_ingest_on_a_model_naming_an_absent_column(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     extra = workdir / "config" / "bad_model.yaml"
     extra.write_text("sensitivity:\n  with_bmi:\n    add: [body_mass]\n")
-    result = run_snakemake(workdir, "--configfile", str(extra.relative_to(workdir)), check=False)
+    result = run_snakemake(workdir, *default_config_and(extra.relative_to(workdir)), check=False)
     assert result.returncode != 0
     log = (workdir / "logs" / "ingest" / "ingest.log").read_text()
     assert (

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import glob
 import gzip
+import hashlib
 import io
 import logging
 import os
@@ -249,3 +250,11 @@ def _shown_path(filename: str) -> str:
     """The pipeline's files as workflow/<path>, other files as they are."""
     path = Path(filename).resolve()
     return f"workflow/{path.relative_to(WORKFLOW_DIR)}" if path.is_relative_to(WORKFLOW_DIR) else filename
+
+
+def file_md5(path: str | Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

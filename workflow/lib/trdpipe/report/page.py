@@ -1363,6 +1363,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         "pipeline_version": version,
         "versions": versions,
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+        "config_files": software.get("config_files", []),
         "checksums": table_rows(input_checksums(cohort.uns["ingest"])),
         "resources": table_rows(compute_resources(inputs.benchmarks)),
         "key_findings": findings,
