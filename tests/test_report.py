@@ -750,13 +750,16 @@ ADDRESSES_JS = """Array.from(document.querySelectorAll('[src], [href]')).map(
 
 
 def expected_survival(adjusted: pd.DataFrame, collection_terms: pd.DataFrame, term: str, cut: float) -> str:
-    """The survival words of a key-findings pathway, from the cell-adjusted GSEA table, computed here."""
+    """The survival words of a key-findings pathway, from the cell-adjusted GSEA table (gene-permutation
+    padj only), computed here."""
     primary = collection_terms.set_index("term").loc[term]
     after = adjusted[(adjusted["collection"] == primary["collection"]) & (adjusted["term"] == term)].iloc[0]
     if np.sign(after["NES"]) != np.sign(primary["NES_perm"]):
         return f"reverses direction after cell adjustment (NES {after['NES']:.3g})"
+    if not primary["fdr_perm"] < cut:
+        return f"gene-permutation padj {after['padj']:.3g} after cell adjustment"
     verdict = "survives" if after["padj"] < cut else "does not survive"
-    return f"{verdict} cell adjustment (padj {after['padj']:.3g})"
+    return f"{verdict} cell adjustment (gene-permutation padj {after['padj']:.3g})"
 
 
 @pytest.mark.browser
@@ -833,9 +836,10 @@ def test_toy_report_in_headless_chromium(toy_run):
         assert len(shown) == 3
         ranked = gsea[gsea["NES_perm"] * sign > 0].sort_values(["fdr_perm", "pvalue_perm", "pvalue", "term"])
         best = ranked.iloc[0]
-        assert shown[0][:2] == [best["term"], f"{best['fdr_perm']:.3g}"]
+        k = int(summary["permutations"])
+        assert shown[0][:2] == [best["term"], report.fdr_text(best["fdr_perm"], k)]
         for term, fdr, survival in shown:
-            assert fdr == f"{gsea.set_index('term').loc[term, 'fdr_perm']:.3g}"
+            assert fdr == report.fdr_text(gsea.set_index("term").loc[term, "fdr_perm"], k)
             assert survival == expected_survival(adjusted, gsea, term, cut)
     concordance = pd.read_csv(cell_adjusted / "concordance.tsv", sep="\t").iloc[0]
     assert (
@@ -1260,12 +1264,20 @@ def test_key_findings_from_the_run_tables(tmp_path):
     # down: GO:1, then GO:2 folded under it (leading edges J = 3/4), GO:3, SET_DOWN
     down = findings["pathways"]["down"]
     assert [(t["term"], t["n_similar"]) for t in down] == [("GO:1", 1), ("GO:3", 0), ("SET_DOWN", 0)]
+    # the cell-adjusted GSEA has no label permutations: its statistic is named
     assert [t["survival"] for t in down] == [
-        "survives cell adjustment (padj 0.01)",
+        "survives cell adjustment (gene-permutation padj 0.01)",
         "reverses direction after cell adjustment (NES 0.9)",
-        "does not survive cell adjustment (padj 0.2)",
+        "does not survive cell adjustment (gene-permutation padj 0.2)",
     ]
-    assert up[0]["survival"] == "survives cell adjustment (padj 0.04)"
+    assert up[0]["survival"] == "survives cell adjustment (gene-permutation padj 0.04)"
+    # GO:4 was not called: nothing to survive, its statistic after adjustment is given
+    assert up[1]["survival"] == "gene-permutation padj 0.3 after cell adjustment"
+    assert findings["pathway_verdict"] == (
+        "5 sets changed more than random splits of these samples change them (label-permutation "
+        "FDR < 0.05; gene permutation: 5 at padj < 0.05); they lead the lists below."
+    )
+    assert not findings["exploratory"]
     assert findings["cell_adjusted"] == (
         "With cell composition in the model, 1 genes are called instead of 3 (1 of them shared)."
     )
@@ -1302,3 +1314,82 @@ def test_running_score_figures_of_the_terms_shown(tmp_path):
     figures = report.running_score_figures(tmp_path, "GO_BP", "down", shown, "Running score.")
     assert [f["caption"] for f in figures] == ["GO:1, a. Running score.", "GO:3, c. Running score."]
     assert report.running_score_figures(tmp_path, "GO_BP", "up", shown, "") == []
+
+
+def test_pathway_verdict_when_only_gene_permutation_calls_sets():
+    """The whole-blood case: label permutation and camera call nothing, gene permutation hundreds."""
+    reason = (
+        " If genes were independent, 597 sets would pass, but genes of one pathway rise and fall "
+        "together between people, and with shuffled labels that assumption calls hundreds of sets on "
+        "real data."
+    )
+    assert report.pathway_verdict(0, 597, 0.05, n_camera=0) == (
+        "No pathway changed more than random splits of these samples change it (0 sets at "
+        "label-permutation FDR < 0.05; camera agrees)." + reason
+    )
+    # without camera the sentence leaves it out
+    assert report.pathway_verdict(0, 597, 0.05) == (
+        "No pathway changed more than random splits of these samples change it (0 sets at "
+        "label-permutation FDR < 0.05)." + reason
+    )
+    assert report.pathway_verdict(0, 0, 0.05, n_camera=0).endswith(
+        "Gene permutation, which treats genes as independent, calls none either."
+    )
+    assert report.pathway_verdict(0, 40, 0.05, n_camera=3).startswith(
+        "No pathway passes label-permutation FDR < 0.05, but camera calls 3 sets at FDR < 0.05"
+    )
+    assert report.pathway_verdict(1, 40, 0.1, n_camera=2) == (
+        "1 set changed more than random splits of these samples change them (label-permutation FDR < 0.1; "
+        "camera: 2 at FDR < 0.1; gene permutation: 40 at padj < 0.1); they lead the lists below."
+    )
+
+
+def correlated_null_gsea(n_sets: int = 40, n_gene_called: int = 25) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """GSEA and camera tables of a cohort where co-expressed sets move together between people: gene
+    permutation calls n_gene_called sets, label permutation and camera none."""
+    rng = np.random.default_rng(7)
+    nes = rng.choice([-1, 1], n_sets) * rng.uniform(1.2, 2.4, n_sets)
+    padj = np.where(np.arange(n_sets) < n_gene_called, rng.uniform(1e-8, 0.04, n_sets), 0.5)
+    gsea = pd.DataFrame(
+        {
+            "collection": "GO_BP",
+            "term": [f"GO:{i:03d}" for i in range(n_sets)],
+            "name": [f"process {i}" for i in range(n_sets)],
+            "NES_perm": nes * 0.6,
+            "pvalue_perm": rng.uniform(0.02, 0.9, n_sets),
+            "fdr_perm": rng.uniform(0.23, 0.71, n_sets),
+            "NES": nes,
+            "pvalue": padj / 10,
+            "padj": padj,
+            "leading_edge": [f"G{i}a;G{i}b" for i in range(n_sets)],
+        }
+    )
+    camera = gsea[["collection", "term"]].assign(
+        n_genes=30, correlation=0.08, direction="Up", pvalue=0.2, fdr=rng.uniform(0.3, 1.0, n_sets)
+    )
+    return gsea, camera
+
+
+def test_key_findings_lead_with_the_correlation_aware_answer_when_only_gene_permutation_calls(tmp_path):
+    tables = key_finding_tables(tmp_path)
+    tables["gsea"], tables["camera"] = correlated_null_gsea()
+    tables["adjusted_gsea"] = tables["gsea"][["collection", "term", "name"]].assign(
+        NES=tables["gsea"]["NES"], padj=1e-11
+    )
+    findings = report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
+    assert findings["pathway_verdict"] == (
+        "No pathway changed more than random splits of these samples change it (0 sets at "
+        "label-permutation FDR < 0.05; camera agrees). If genes were independent, 25 sets would pass, "
+        "but genes of one pathway rise and fall together between people, and with shuffled labels that "
+        "assumption calls hundreds of sets on real data."
+    )
+    assert findings["exploratory"]
+    # the largest effects are still listed, by the label-permutation FDR, none called
+    shown = [t for direction in ("up", "down") for t in findings["pathways"][direction]]
+    assert len(shown) == 6 and not any(t["significant"] for t in shown)
+    gsea = tables["gsea"].set_index("term")
+    assert [t["fdr"] for t in shown] == [report.format_value(gsea.loc[t["term"], "fdr_perm"]) for t in shown]
+    # a set not called has nothing to survive: no "survives cell adjustment" on a gene-permutation padj
+    assert {t["survival"] for t in shown} == {"gene-permutation padj 1e-11 after cell adjustment"}
+    without_camera = report.key_findings(CONTRAST, TRD, {**tables, "camera": None}, KEY_CONFIG)
+    assert "camera" not in without_camera["pathway_verdict"]

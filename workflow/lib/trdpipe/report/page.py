@@ -105,6 +105,33 @@ def format_value(value) -> str:
     return str(value)
 
 
+def fdr_text(value, permutations: int | None = None) -> str:
+    """An FDR as people read it, never 0. An FDR of 0 from K permutations means that no permuted
+    result reached the observed one, which bounds it by 1/K: it reads '< 1/K'. An analytic one of 0
+    (a p-value beneath the smallest float) reads '< 1e-300'."""
+    if pd.isna(value):
+        return "NA"
+    if value == 0:
+        return f"< {1 / permutations:.2g} (1/{permutations})" if permutations else "< 1e-300"
+    return format_value(float(value))
+
+
+def at_permutation_floor(pvalue: float, permutations: int) -> bool:
+    """True for (b + 1) / (K + 1) with b = 0: no permutation was as extreme."""
+    return math.isclose(pvalue, 1 / (permutations + 1), rel_tol=1e-6)
+
+
+def permutation_p_text(pvalue, permutations: int) -> str:
+    """A permutation p-value, (b + 1) / (K + 1); at its floor it says so, as a smaller one cannot be shown
+    with K permutations."""
+    if pd.isna(pvalue):
+        return "NA"
+    text = format_value(float(pvalue))
+    if at_permutation_floor(float(pvalue), permutations):
+        text += f", the smallest possible with {permutations} permutations"
+    return text
+
+
 def table_rows(df: pd.DataFrame) -> dict:
     """A DataFrame as {'columns': [...], 'rows': [[str, ...], ...]} for the template's table macro."""
     records = df.astype(object).where(df.notna(), None).to_numpy().tolist()
@@ -831,33 +858,113 @@ def top_pathways(shown: dict[tuple[str, str], pd.DataFrame], direction: str, n: 
     return both.sort_values(gsea_order(both), kind="mergesort").head(n)
 
 
-def survival_after_adjustment(term: pd.Series, nes: float, adjusted: pd.DataFrame | None, cut: float) -> str:
-    """Does a pathway keep its call once cell composition is in the model? The cell-adjusted GSEA has
-    gene-permutation p-values only (no label permutations), so its padj decides."""
+def gsea_fdr_label(gsea: pd.DataFrame) -> str:
+    """Words for the FDR a GSEA table leads with (terms.lead_fdr)."""
+    return "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation padj"
+
+
+def lead_fdr_text(gsea: pd.DataFrame, value, permutations: int | None) -> str:
+    """The lead FDR of a term for reading: bounded by 1/K when it comes from K label permutations."""
+    return fdr_text(value, permutations if lead_fdr(gsea) == "fdr_perm" else None)
+
+
+def survival_after_adjustment(
+    term: pd.Series,
+    nes: float,
+    adjusted: pd.DataFrame | None,
+    cut: float,
+    significant: bool = True,
+    permutations: int | None = None,
+) -> str:
+    """Does a pathway keep its call once cell composition is in the model? Judged by the FDR the
+    cell-adjusted GSEA leads with, named (it has no label permutations: gene-permutation padj). A term
+    not called in the primary model has no call to keep: its statistic after adjustment is given."""
     if adjusted is None:
         return "no cell-adjusted model in this run"
     hit = adjusted[(adjusted["collection"] == term["collection"]) & (adjusted["term"] == term["term"])]
     if hit.empty:
         return "not tested after cell adjustment"
     after = hit.iloc[0]
-    if math.copysign(1, after["NES"]) != math.copysign(1, nes):
-        return f"reverses direction after cell adjustment (NES {format_value(float(after['NES']))})"
-    verdict = "survives" if after["padj"] < cut else "does not survive"
-    return f"{verdict} cell adjustment (padj {format_value(float(after['padj']))})"
+    after_nes = float(after[lead_nes(adjusted)])
+    if math.copysign(1, after_nes) != math.copysign(1, nes):
+        return f"reverses direction after cell adjustment (NES {format_value(after_nes)})"
+    fdr = lead_fdr(adjusted)
+    value = f"{gsea_fdr_label(adjusted)} {lead_fdr_text(adjusted, after[fdr], permutations)}"
+    if not significant:
+        return f"{value} after cell adjustment"
+    verdict = "survives" if after[fdr] < cut else "does not survive"
+    return f"{verdict} cell adjustment ({value})"
 
 
-def pathway_finding(term: pd.Series, gsea: pd.DataFrame, adjusted: pd.DataFrame | None, cut: float) -> dict:
+def pathway_finding(
+    term: pd.Series, gsea: pd.DataFrame, adjusted: pd.DataFrame | None, cut: float, permutations: int | None
+) -> dict:
     fdr, nes = lead_fdr(gsea), float(term[lead_nes(gsea)])
+    significant = bool(term[fdr] < cut)
     return {
         "term": term["term"],
         "name": term["name"],
         "collection": term["collection"],
         "nes": format_value(nes),
-        "fdr": format_value(float(term[fdr])),
-        "significant": bool(term[fdr] < cut),
+        "fdr": lead_fdr_text(gsea, term[fdr], permutations),
+        "significant": significant,
         "n_similar": len(term["similar_terms"]),
-        "survival": survival_after_adjustment(term, nes, adjusted, cut),
+        "survival": survival_after_adjustment(term, nes, adjusted, cut, significant, permutations),
     }
+
+
+def sets_text(n: int) -> str:
+    return f"{n} set{'' if n == 1 else 's'}"
+
+
+def pathway_verdict(n_label: int, n_gene: int, cut: float, n_camera: int | None = None) -> str:
+    """The key findings' plain answer about pathways. n_label: sets at label-permutation FDR < cut;
+    n_gene: at fgsea's gene-permutation padj < cut; n_camera: at camera's FDR < cut (limma's camera
+    with the inter-gene correlation estimated), None when camera was not run. Label permutation and
+    camera respect the correlation between genes; gene permutation does not, and over-calls."""
+    camera = "" if n_camera is None else f"camera: {n_camera} at FDR < {cut:g}; "
+    if n_label:
+        return (
+            f"{sets_text(n_label)} changed more than random splits of these samples change them "
+            f"(label-permutation FDR < {cut:g}; {camera}gene permutation: {n_gene} at padj < {cut:g}); "
+            "they lead the lists below."
+        )
+    if n_camera:
+        first = (
+            f"No pathway passes label-permutation FDR < {cut:g}, but camera calls {sets_text(n_camera)} "
+            f"at FDR < {cut:g}: the two tests that respect gene-gene correlation disagree, so read "
+            "camera's sets as leads to confirm."
+        )
+    else:
+        agrees = "; camera agrees" if n_camera == 0 else ""
+        first = (
+            "No pathway changed more than random splits of these samples change it "
+            f"(0 sets at label-permutation FDR < {cut:g}{agrees})."
+        )
+    if not n_gene:
+        return first + " Gene permutation, which treats genes as independent, calls none either."
+    return first + (
+        f" If genes were independent, {sets_text(n_gene)} would pass, but genes of one pathway rise "
+        "and fall together between people, and with shuffled labels that assumption calls hundreds "
+        "of sets on real data."
+    )
+
+
+def gene_permutation_verdict(n_gene: int, cut: float) -> str:
+    """The pathway answer of a run without label permutations: only fgsea's padj, and its caveat."""
+    return (
+        f"{sets_text(n_gene)} at gene-permutation padj < {cut:g}. No label-permutation null was "
+        "computed: gene permutation treats genes as independent and over-calls co-expressed sets."
+    )
+
+
+def contrast_pathway_verdict(gsea: pd.DataFrame, camera: pd.DataFrame | None, cut: float) -> str:
+    """pathway_verdict from the contrast's GSEA table and, when run, its camera table."""
+    n_gene = int((gsea["padj"] < cut).sum())
+    if lead_fdr(gsea) != "fdr_perm":
+        return gene_permutation_verdict(n_gene, cut)
+    n_camera = None if camera is None else int((camera["fdr"] < cut).sum())
+    return pathway_verdict(int((gsea["fdr_perm"] < cut).sum()), n_gene, cut, n_camera)
 
 
 def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
@@ -879,14 +986,17 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
     cell adjustment, the cell-adjusted gene count and the prediction's best model.
 
     tables: de, calibration (summary.tsv as read), gsea, and adjusted_gsea, concordance (the
-    cell_adjusted model's), comparison (model_comparison.tsv), each None when not run."""
+    cell_adjusted model's), comparison (model_comparison.tsv), camera (camera.tsv), each None (or,
+    camera, absent) when not run. When no set passes the lead FDR the lists are the largest effects,
+    for exploration, and the pathway verdict says why gene permutation's calls are not believed."""
     alpha, cut = config["deseq2"]["alpha"], config["enrichment"]["ora_padj"]
     gsea = tables["gsea"]
     shown = top_terms_by_direction(gsea, N_KEY_PATHWAYS, config["enrichment"]["similar_terms_jaccard"])
     summary = pd.to_numeric(tables["calibration"].set_index("statistic")["value"], errors="coerce")
+    permutations = int(summary["permutations"])
     pathways = {
         direction: [
-            pathway_finding(row, gsea, tables["adjusted_gsea"], cut)
+            pathway_finding(row, gsea, tables["adjusted_gsea"], cut, permutations)
             for _, row in top_pathways(shown, direction, N_KEY_PATHWAYS).iterrows()
         ]
         for direction in ("up", "down")
@@ -906,8 +1016,10 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
         "degs": deg_counts(tables["de"], alpha),
         "verdict": calibration_verdict(summary, alpha),
         "pathways": pathways,
+        "pathway_verdict": contrast_pathway_verdict(gsea, tables.get("camera"), cut),
+        "exploratory": not (gsea[lead_fdr(gsea)] < cut).any(),
         "cut": format_value(cut),
-        "fdr_label": "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation padj",
+        "fdr_label": gsea_fdr_label(gsea),
         "cell_adjusted": cell_adjusted_finding(tables["concordance"]),
         "prediction": prediction,
     }
