@@ -1393,3 +1393,45 @@ def test_key_findings_lead_with_the_correlation_aware_answer_when_only_gene_perm
     assert {t["survival"] for t in shown} == {"gene-permutation padj 1e-11 after cell adjustment"}
     without_camera = report.key_findings(CONTRAST, TRD, {**tables, "camera": None}, KEY_CONFIG)
     assert "camera" not in without_camera["pathway_verdict"]
+
+
+def test_immune_pathway_survival_calls_each_model_by_its_own_statistic():
+    """Primary calls by label-permutation FDR (not fgsea's padj, which calls GO:3 too); the cell-adjusted
+    model, not label-permuted, by its gene-permutation padj, and the sentence says so."""
+    primary = pd.DataFrame(
+        {
+            "collection": "GO_BP",
+            "term": ["GO:1", "GO:2", "GO:3", "GO:4"],
+            "name": ["interferon response", "T cell activation", "antigen presentation", "cilium"],
+            "NES_perm": [2.0, -1.8, 1.5, 2.2],
+            "fdr_perm": [0.0, 0.03, 0.4, 0.001],
+            "NES": [2.4, -2.0, 1.9, 2.5],
+            "padj": [1e-9, 1e-4, 1e-3, 1e-6],
+        }
+    )
+    adjusted = primary[["collection", "term", "name"]].assign(
+        NES=[1.7, 1.1, 1.2, 2.0], padj=[1.7e-11, 0.01, 0.02, 0.001], fdr_perm=np.nan
+    )
+    shown = report.immune_pathway_survival(CONTRAST, primary, adjusted, 0.05, permutations=30)
+    assert (shown["n"], shown["n_survive"]) == (2, 1)  # GO:2 reverses direction; GO:4 is not immune
+    table = as_frame([shown["table"]["columns"], *shown["table"]["rows"]])
+    assert table.columns.tolist() == [
+        "collection",
+        "term",
+        "name",
+        "NES_perm_primary",
+        "fdr_perm_primary",
+        "NES_cell_adjusted",
+        "padj_cell_adjusted",
+        "survives",
+    ]
+    # an FDR of 0 from 30 label permutations is shown as below 1/30, not as 0
+    assert table[["term", "fdr_perm_primary", "padj_cell_adjusted", "survives"]].values.tolist() == [
+        ["GO:1", "< 0.033 (1/30)", "1.7e-11", "yes"],
+        ["GO:2", "0.03", "0.01", "no"],
+    ]
+    assert shown["sentence"] == (
+        "1 of 2 immune-related gene sets significant in the primary GSEA (label-permutation FDR < 0.05) "
+        "stay significant, with the same direction, in the cell-adjusted model, judged there by its "
+        "gene-permutation padj < 0.05, as the cell-adjusted model is not label-permuted."
+    )

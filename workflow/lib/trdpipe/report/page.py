@@ -701,6 +701,58 @@ def enrichment_methods(settings: dict, versions: dict, label_permutations: int |
 # ---------------------------------------------------------------- robustness
 
 
+def calibration_permutations(path) -> int:
+    """K, the label permutations the calibration refitted (summary.tsv), whose null gives every
+    label-permutation p-value and FDR of the contrast."""
+    summary = read_tsv(path).set_index("statistic")["value"]
+    return int(summary["permutations"])
+
+
+def survival_sentence(
+    n_survive: int, n: int, primary: pd.DataFrame, adjusted: pd.DataFrame, cut: float
+) -> str:
+    """How many immune sets called in the primary GSEA keep their call after cell adjustment, naming the
+    statistic that calls them in each model."""
+    after = gsea_fdr_label(adjusted)
+    why = (
+        ", as the cell-adjusted model is not label-permuted"
+        if lead_fdr(primary) == "fdr_perm" and lead_fdr(adjusted) != "fdr_perm"
+        else ""
+    )
+    return (
+        f"{n_survive} of {n} immune-related gene sets significant in the primary GSEA "
+        f"({gsea_fdr_label(primary)} < {cut:g}) stay significant, with the same direction, in the "
+        f"cell-adjusted model, judged there by its {after} < {cut:g}{why}."
+    )
+
+
+def immune_pathway_survival(
+    name: str, primary: pd.DataFrame, adjusted: pd.DataFrame, cut: float, permutations: int
+) -> dict:
+    """The immune sets called in the primary GSEA and their result after cell adjustment, each model's
+    call by the FDR it leads with; an FDR from K permutations is never shown as 0."""
+    survival = pathway_survival(
+        primary,
+        adjusted,
+        cut,
+        primary_stats=(lead_nes(primary), lead_fdr(primary)),
+        adjusted_stats=(lead_nes(adjusted), lead_fdr(adjusted)),
+    )
+    shown = survival.head(N_TOP_PATHWAYS).astype(object)
+    for column, table in (
+        (f"{lead_fdr(primary)}_primary", primary),
+        (f"{lead_fdr(adjusted)}_cell_adjusted", adjusted),
+    ):
+        shown[column] = [lead_fdr_text(table, value, permutations) for value in shown[column]]
+    return {
+        "name": name,
+        "n": len(survival),
+        "n_survive": int(survival["survives"].sum()),
+        "sentence": survival_sentence(int(survival["survives"].sum()), len(survival), primary, adjusted, cut),
+        "table": table_rows(shown),
+    }
+
+
 def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) -> dict:
     """How robust are the findings: cell composition by group, concordance of every sensitivity
     model with the primary one (a sentence each) and the immune pathways after cell adjustment."""
@@ -727,17 +779,14 @@ def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) 
                 "figures": [figure(png, caption_dir, config)],
             }
         )
-    pathways = []
-    for name, primary, adjusted in zip(contrasts, files["gsea"], files["cell_adjusted_gsea"]):
-        survival = pathway_survival(pd.read_csv(primary, sep="\t"), pd.read_csv(adjusted, sep="\t"), padj_cut)
-        pathways.append(
-            {
-                "name": name,
-                "n": len(survival),
-                "n_survive": int(survival["survives"].sum()),
-                "table": table_rows(survival.head(N_TOP_PATHWAYS)),
-            }
+    pathways = [
+        immune_pathway_survival(
+            name, read_tsv(primary), read_tsv(adjusted), padj_cut, calibration_permutations(summary)
         )
+        for name, primary, adjusted, summary in zip(
+            contrasts, files["gsea"], files["cell_adjusted_gsea"], files["calibration_summaries"]
+        )
+    ]
     return {
         "not_estimable": [
             f"{row.cell_type} ({row.note})" for row in markers.itertuples() if not row.estimable
@@ -747,7 +796,6 @@ def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) 
         "concordance": table_rows(concordance),
         "sentences": [describe(row) for row in concordance.to_dict("records")],
         "pathways": pathways,
-        "padj_cut": padj_cut,
     }
 
 
