@@ -327,7 +327,7 @@ def test_gsea_term_table_per_collection_and_direction():
     )
     shown = report.top_terms_by_direction(gsea, 5, 0.5)
     assert list(shown) == [("curated", "up"), ("go", "up"), ("go", "down")]
-    table = report.gsea_term_table(shown[("curated", "up")])
+    table = report.gsea_term_table(shown[("curated", "up")], None)
     assert table.columns.tolist() == [
         "term",
         "name",
@@ -340,7 +340,7 @@ def test_gsea_term_table_per_collection_and_direction():
         "similar_terms",
     ]
     assert table["leading_edge"].iloc[0].endswith("G11, ... (and 8 more)")
-    assert report.gsea_term_table(shown[("go", "down")])["term"].tolist() == ["GO:2"]
+    assert report.gsea_term_table(shown[("go", "down")], None)["term"].tolist() == ["GO:2"]
 
 
 def test_gsea_term_table_leads_with_the_label_permutation_fdr_and_names_folded_terms():
@@ -361,7 +361,7 @@ def test_gsea_term_table_leads_with_the_label_permutation_fdr_and_names_folded_t
             "leading_edge": ["A;B;C", "B", "C;D", "A;B"],
         }
     )
-    up = report.gsea_term_table(report.top_terms_by_direction(gsea, 5, 0.5)[("go", "up")])
+    up = report.gsea_term_table(report.top_terms_by_direction(gsea, 5, 0.5)[("go", "up")], 100)
     # by fdr_perm, not by fgsea's p; GO:4's leading edge (J = 2/3 with GO:1's) is folded under GO:1
     assert up["term"].tolist() == ["GO:1", "GO:3"]
     assert up["similar_terms"].tolist() == ["and 1 similar term: d", ""]
@@ -378,7 +378,7 @@ def test_gsea_term_table_leads_with_the_label_permutation_fdr_and_names_folded_t
         "GSEA go: 3 of 4 sets at label-permutation FDR < 0.05 (4 at gene-permutation padj < 0.05)."
     )
     without = gsea.assign(NES_perm=np.nan, pvalue_perm=np.nan, fdr_perm=np.nan)
-    up = report.gsea_term_table(report.top_terms_by_direction(without, 5, 0.5)[("go", "up")])
+    up = report.gsea_term_table(report.top_terms_by_direction(without, 5, 0.5)[("go", "up")], None)
     assert up["term"].tolist() == ["GO:3", "GO:1"]
     assert report.pathway_findings(without, 0.05).startswith(
         "GSEA go: 4 of 4 sets at gene-permutation padj < 0.05. No label-permutation null was computed"
@@ -1030,7 +1030,14 @@ def test_enrichment_section(tmp_path):
         }
     )
     ora.to_csv(tmp_path / "ora.tsv", sep="\t", index=False)
-    files = {"gsea": tmp_path / "gsea.tsv", "ora": tmp_path / "ora.tsv"}
+    files = {
+        "gsea": tmp_path / "gsea.tsv",
+        "ora": tmp_path / "ora.tsv",
+        "calibration": tmp_path / "summary.tsv",
+    }
+    pd.DataFrame({"statistic": ["permutations"], "value": [30]}).to_csv(
+        files["calibration"], sep="\t", index=False
+    )
     for key in ("gsea_dotplot", "ora_dotplot"):
         files[key] = tmp_path / f"{key}.png"
         Image.new("RGB", (120, 80), "white").save(files[key])
@@ -1127,10 +1134,13 @@ def prediction_files(tmp_path, best_low=0.62):
     }
 
 
+PREDICT_CONFIG = {"predict": {"permutations": 100}}
+
+
 def test_prediction_section(tmp_path):
     contrast = {"variable": "group", "test": "TRD", "reference": "responder"}
     section = report.prediction_section(
-        "TRD_vs_responder", contrast, prediction_files(tmp_path), {}, tmp_path
+        "TRD_vs_responder", contrast, prediction_files(tmp_path), PREDICT_CONFIG, tmp_path
     )
     assert section["heading"] == "Prediction of TRD vs responder"
     assert section["findings"] == [
@@ -1148,7 +1158,7 @@ def test_prediction_section(tmp_path):
 def test_prediction_section_says_plainly_when_the_best_interval_includes_one_half(tmp_path):
     contrast = {"variable": "diagnosis", "test": "MDD", "reference": "control"}
     section = report.prediction_section(
-        "MDD_vs_control", contrast, prediction_files(tmp_path, best_low=0.48), {}, tmp_path
+        "MDD_vs_control", contrast, prediction_files(tmp_path, best_low=0.48), PREDICT_CONFIG, tmp_path
     )
     assert section["heading"] == "Prediction of MDD vs control"
     assert section["findings"][1] == (
@@ -1233,7 +1243,11 @@ def key_finding_tables(tmp_path, best_low=0.62, cells=True, prediction=True) -> 
     }
 
 
-KEY_CONFIG = {"deseq2": {"alpha": 0.05}, "enrichment": {"ora_padj": 0.05, "similar_terms_jaccard": 0.5}}
+KEY_CONFIG = {
+    "deseq2": {"alpha": 0.05},
+    "enrichment": {"ora_padj": 0.05, "similar_terms_jaccard": 0.5},
+    **PREDICT_CONFIG,
+}
 TRD = {"variable": "group", "test": "TRD", "reference": "responder"}
 
 
@@ -1434,4 +1448,89 @@ def test_immune_pathway_survival_calls_each_model_by_its_own_statistic():
         "1 of 2 immune-related gene sets significant in the primary GSEA (label-permutation FDR < 0.05) "
         "stay significant, with the same direction, in the cell-adjusted model, judged there by its "
         "gene-permutation padj < 0.05, as the cell-adjusted model is not label-permuted."
+    )
+
+
+def test_displayed_tables_show_no_fdr_of_0_and_say_when_a_permutation_p_is_at_its_floor(tmp_path):
+    # calibration, 30 permutations: no shuffled analysis called as many genes, none at the calls' threshold
+    numeric = pd.Series(
+        {
+            "permutations": 30,
+            "observed_degs": 369,
+            "null_degs_mean": 0.4,
+            "null_degs_median": 0.0,
+            "null_degs_p95": 1.0,
+            "frac_permutations_with_degs": 0.2,
+            "pvalue_observed_degs": 1 / 31,
+            "empirical_fdr": 0.0,
+            "pi0": 0.9,
+            "observed_lambda": 1.4,
+            "null_lambda_median": 1.0,
+            "qvalue_perm_calls": 352,
+        }
+    )
+    shown = report.calibration_table(numeric).set_index("statistic")["value"]
+    assert (
+        shown["permutation p-value of the observed count"]
+        == "0.0323, the smallest possible with 30 permutations"
+    )
+    assert shown["empirical FDR of the observed calls (SAM)"] == "< 0.033 (1/30)"
+    assert "and fewer than 3% of the observed calls are expected to be false" in report.calibration_verdict(
+        numeric, 0.05
+    )
+    # b = 2: not the floor, the plain number
+    not_floor = report.calibration_table(numeric.where(numeric.index != "pvalue_observed_degs", 3 / 31))
+    assert (
+        not_floor.set_index("statistic").loc["permutation p-value of the observed count", "value"] == "0.0968"
+    )
+
+    # prediction, 20 permutations: p = 1/21 is the smallest possible
+    files = prediction_files(tmp_path)
+    comparison = pd.read_csv(files["comparison"], sep="\t")
+    comparison.loc[comparison["best"], "permutation_p"] = 1 / 21
+    comparison.to_csv(files["comparison"], sep="\t", index=False)
+    section = report.prediction_section(CONTRAST, TRD, files, {"predict": {"permutations": 20}}, tmp_path)
+    assert (
+        "label-permutation p = 0.0476, the smallest possible with 20 permutations." in section["findings"][0]
+    )
+    table = as_frame([section["comparison"]["columns"], *section["comparison"]["rows"]])
+    assert table["permutation_p"].tolist() == ["NA"] * 4 + [
+        "0.0476, the smallest possible with 20 permutations",
+        "NA",
+    ]
+
+    # enrichment, 30 permutations: an FDR of 0 is below 1/30, not 0; ORA's p of 1/31 is its floor
+    gsea, _ = correlated_null_gsea(n_sets=4, n_gene_called=2)
+    gsea = gsea.assign(
+        size=20, log2err=0.5, fdr_perm=[0.0, 0.3, 0.0, 0.5], pvalue_perm=[0.0526, 0.2, 0.03, 0.6]
+    )
+    for terms in report.top_terms_by_direction(gsea, 5, 0.5).values():
+        shown = report.gsea_term_table(terms, 30)
+        fdrs = dict(zip(shown["term"], shown["fdr_perm"]))
+        assert all(fdrs[t] == "< 0.033 (1/30)" for t in ("GO:000", "GO:002") if t in fdrs)
+        assert "0" not in set(shown["fdr_perm"]) | set(shown["padj (gene perm.)"])
+    ora = pd.DataFrame(
+        {
+            "collection": "GO_BP",
+            "direction": ["up", "up"],
+            "term": ["GO:1", "GO:2"],
+            "name": ["a", "b"],
+            "size": [20, 30],
+            "overlap": [6, 2],
+            "odds_ratio": [9.5, 1.2],
+            "pvalue_perm": [1 / 31, 0.4],
+            "fdr_perm": [0.0, 0.7],
+            "pvalue": [1e-6, 0.3],
+            "padj": [0.0, 0.6],
+            "overlap_genes": ["A;B", "C"],
+        }
+    )
+    (shown_ora,) = report.top_ora_terms(ora, 5, 30).values()
+    assert shown_ora[["pvalue_perm", "fdr_perm", "padj"]].values.tolist() == [
+        ["0.0323, the smallest possible with 30 permutations", "< 0.033 (1/30)", "< 1e-300"],
+        ["0.4", "0.7", "0.6"],
+    ]
+    assert report.gsea_pvalue_note(30).startswith(
+        "pvalue_perm is (b + 1) / (n + 1) over the n of the 30 label permutations whose score has the "
+        "set's sign: its smallest possible value is 1/(n + 1), at least 1/31 = 0.0323."
     )

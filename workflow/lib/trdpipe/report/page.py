@@ -451,13 +451,19 @@ def similar_terms_text(names: list[str]) -> str:
     return f"and {len(names)} similar term{'s' if len(names) > 1 else ''}: {format_list(names, limit=3)}"
 
 
-def gsea_term_table(best: pd.DataFrame) -> pd.DataFrame:
+def readable_fdrs(table: pd.DataFrame, columns: list[str], permutations: int | None = None) -> pd.DataFrame:
+    """These FDR columns as text that never reads 0 (fdr_text); permutations: K of a permutation FDR."""
+    present = [c for c in columns if c in table]
+    return table.assign(**{c: [fdr_text(v, permutations) for v in table[c]] for c in present})
+
+
+def gsea_term_table(best: pd.DataFrame, permutations: int | None) -> pd.DataFrame:
     """Terms shown (gsea_terms.top_terms_by_direction: by the label-permutation FDR when computed,
     near-duplicates folded) for reading: the permutation NES, p and FDR first, then fgsea's
     gene-permutation ones (with the log2 error of p, so that a reader can weigh a borderline padj),
-    the leading edge shortened and the folded terms."""
+    the leading edge shortened and the folded terms. permutations: K of the label permutations."""
     leading = permutation_columns(best, ["NES_perm", "pvalue_perm", "fdr_perm"])
-    return (
+    table = (
         best[["term", "name", "size", *leading, "NES", "pvalue", "log2err", "padj"]]
         .assign(
             leading_edge=shorten_genes(best["leading_edge"]).to_numpy(),
@@ -465,19 +471,37 @@ def gsea_term_table(best: pd.DataFrame) -> pd.DataFrame:
         )
         .rename(columns=GENE_PERMUTATION_LABELS)
     )
+    return readable_fdrs(readable_fdrs(table, ["fdr_perm"], permutations), ["padj (gene perm.)"])
 
 
-def top_ora_terms(ora: pd.DataFrame, n: int) -> dict[tuple[str, str], pd.DataFrame]:
+def gsea_pvalue_note(permutations: int) -> str:
+    """What bounds a set's label-permutation p-value: it is taken against the permuted scores of its own
+    sign only, so its floor differs between sets and cannot be read off the table."""
+    return (
+        f"pvalue_perm is (b + 1) / (n + 1) over the n of the {permutations} label permutations whose "
+        "score has the set's sign: its smallest possible value is 1/(n + 1), at least "
+        f"1/{permutations + 1} = {format_value(1 / (permutations + 1))}. fdr_perm pools the permuted "
+        f"scores of every set; where none reached a set's it reads < 1/{permutations}."
+    )
+
+
+def top_ora_terms(ora: pd.DataFrame, n: int, permutations: int | None) -> dict[tuple[str, str], pd.DataFrame]:
     """Per collection and direction (up, down), the n most over-represented terms, by
-    label-permutation FDR when computed, then hypergeometric p-value."""
+    label-permutation FDR when computed, then hypergeometric p-value; p-values of K label permutations
+    at their floor say so, and no FDR reads 0."""
     leading = permutation_columns(ora, ["pvalue_perm", "fdr_perm"])
     order = [lead_fdr(ora), "pvalue", "term"]
     out = {}
     for (collection, direction), terms in ora.groupby(["collection", "direction"], sort=True):
         best = terms.sort_values(order, kind="mergesort").head(n)
-        out[(collection, direction)] = best[
-            ["term", "name", "size", "overlap", "odds_ratio", *leading, "pvalue", "padj"]
-        ].assign(overlap_genes=shorten_genes(best["overlap_genes"]).to_numpy())
+        table = best[["term", "name", "size", "overlap", "odds_ratio", *leading, "pvalue", "padj"]].assign(
+            overlap_genes=shorten_genes(best["overlap_genes"]).to_numpy()
+        )
+        if leading:
+            table["pvalue_perm"] = [permutation_p_text(v, permutations) for v in table["pvalue_perm"]]
+        out[(collection, direction)] = readable_fdrs(
+            readable_fdrs(table, ["fdr_perm"], permutations), ["padj"]
+        )
     return out
 
 
@@ -533,6 +557,7 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
     gsea = pd.read_csv(files["gsea"], sep="\t", keep_default_na=False, na_values=[""])
     ora = pd.read_csv(files["ora"], sep="\t", keep_default_na=False, na_values=[""])
     anchor = anchor_of("enrichment", name)
+    permutations = calibration_permutations(files["calibration"])
     by = "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation p-value"
     rst = Path(caption_dir) / "running_scores.rst"
     caption = caption_text(rst.read_text(encoding="utf-8"), config) if rst.exists() else ""
@@ -545,7 +570,8 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
         {
             "title": f"GSEA, {collection}, {words[direction]}: top {len(terms)} terms by {by}",
             "id": anchor_of(anchor, collection, direction),
-            "table": table_rows(gsea_term_table(terms)),
+            "table": table_rows(gsea_term_table(terms, permutations)),
+            "note": gsea_pvalue_note(permutations) if lead_fdr(gsea) == "fdr_perm" else "",
             "figures": (
                 running_score_figures(files["running_scores"], collection, direction, terms, caption)
                 if files.get("running_scores")
@@ -560,13 +586,15 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
             "figures": [],
             "id": anchor_of(anchor, "ora", collection, direction),
             "table": table_rows(terms),
+            "note": "",
         }
-        for (collection, direction), terms in top_ora_terms(ora, n_terms).items()
+        for (collection, direction), terms in top_ora_terms(ora, n_terms, permutations).items()
     ]
     dotplots = {
         "title": "Dot plots",
         "id": "",
         "table": None,
+        "note": "",
         "figures": [figure(files[key], caption_dir, config) for key in ("gsea_dotplot", "ora_dotplot")],
     }
     cut = settings.get("ora_padj", 0.05)
@@ -607,12 +635,16 @@ def prediction_section(name: str, contrast: dict, files: dict, config: dict, cap
     genes = pd.read_csv(files["genes"], sep="\t", keep_default_na=False).head(N_MODEL_GENES)
     best = best_model(comparison)
     heading = f"Prediction of {contrast['test']} vs {contrast['reference']}"
+    permutations = config["predict"]["permutations"]
+    shown = comparison[PREDICTION_COLUMNS].round(3).astype(object)
+    # from the unrounded p-value, which tells whether it is the smallest possible
+    shown["permutation_p"] = [permutation_p_text(p, permutations) for p in comparison["permutation_p"]]
     return {
         "name": name,
         "anchor": anchor_of("predict", name),
         "heading": heading,
-        "findings": prediction_findings(comparison, best, contrast),
-        "comparison": table_rows(comparison[PREDICTION_COLUMNS].round(3)),
+        "findings": prediction_findings(comparison, best, contrast, permutations),
+        "comparison": table_rows(shown),
         "sites": table_rows(sites.round(3)) if len(sites) else None,
         "genes": table_rows(genes),
         "genes_model": f"{genes['feature_set'].iloc[0]} / {genes['learner'].iloc[0]}" if len(genes) else "",
@@ -620,13 +652,13 @@ def prediction_section(name: str, contrast: dict, files: dict, config: dict, cap
     }
 
 
-def best_model_findings(best: pd.Series, test: str) -> list[str]:
-    """The best model's AUC with its interval and p-value, and a plain warning when the interval
-    includes 0.5."""
+def best_model_findings(best: pd.Series, test: str, permutations: int) -> list[str]:
+    """The best model's AUC with its interval and p-value (of `permutations` label permutations), and a
+    plain warning when the interval includes 0.5."""
     permutation = (
         "no label permutations (predict.permutations 0)"
         if pd.isna(best["permutation_p"])
-        else f"label-permutation p = {best['permutation_p']:.3g}"
+        else f"label-permutation p = {permutation_p_text(best['permutation_p'], permutations)}"
     )
     sentences = [
         f"Best model: {best['feature_set']} features, {best['learner']}: out-of-fold AUC "
@@ -644,10 +676,12 @@ def best_model(comparison: pd.DataFrame) -> pd.Series:
     return comparison[comparison["best"].astype(str) == "True"].iloc[0]
 
 
-def prediction_findings(comparison: pd.DataFrame, best: pd.Series, contrast: dict) -> list[str]:
+def prediction_findings(
+    comparison: pd.DataFrame, best: pd.Series, contrast: dict, permutations: int
+) -> list[str]:
     """Plain sentences: the best model (best_model_findings) and whether expression adds to the
     clinical data (the combined model with the best learner)."""
-    sentences = best_model_findings(best, contrast["test"])
+    sentences = best_model_findings(best, contrast["test"], permutations)
     combined = comparison[comparison["feature_set"] == "combined"]
     row = combined.loc[combined["auc_mean"].idxmax()]
     gain = (
@@ -829,6 +863,23 @@ CALIBRATION_ROWS = {
 }
 
 
+def false_call_share(empirical_fdr: float, permutations: int) -> str:
+    """'about 6%'; an empirical FDR of 0 (no permutation reached the calls' threshold) is bounded by 1/K."""
+    if empirical_fdr == 0:
+        return f"fewer than {1 / permutations:.0%}"
+    return f"about {empirical_fdr:.0%}"
+
+
+def calibration_table(numeric: pd.Series) -> pd.DataFrame:
+    """The summary rows a reader needs (CALIBRATION_ROWS), the count's permutation p-value saying when it is
+    the smallest possible and the empirical FDR never reading 0."""
+    k = int(numeric["permutations"])
+    values = {key: numeric[key] for key in CALIBRATION_ROWS}
+    values["pvalue_observed_degs"] = permutation_p_text(numeric["pvalue_observed_degs"], k)
+    values["empirical_fdr"] = fdr_text(numeric["empirical_fdr"], k)
+    return pd.DataFrame({"statistic": list(CALIBRATION_ROWS.values()), "value": list(values.values())})
+
+
 def calibration_verdict(values: pd.Series, alpha: float) -> str:
     """One plain sentence: could the observed calls be chance?"""
     observed, k = int(values["observed_degs"]), int(values["permutations"])
@@ -842,7 +893,8 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
         return (
             f"The {observed} genes called would not appear by chance: shuffled labels gave a median of "
             f"{median:g} and at most {float(values['null_degs_p95']):g} calls in 95% of {k} permutations, "
-            f"and about {float(values['empirical_fdr']):.0%} of the observed calls are expected to be false."
+            f"and {false_call_share(float(values['empirical_fdr']), k)} of the observed calls are expected "
+            "to be false."
         )
     return (
         f"Chance alone could give these {observed} calls: shuffled labels gave as many or more in "
@@ -856,16 +908,13 @@ def calibration_section(name: str, files: dict, config: dict, caption_dir) -> di
     summary = pd.read_csv(files["summary"], sep="\t", keep_default_na=False, na_values=[""])
     values = summary.set_index("statistic")["value"]
     numeric = pd.to_numeric(values, errors="coerce")
-    shown = pd.DataFrame(
-        {"statistic": list(CALIBRATION_ROWS.values()), "value": [numeric[key] for key in CALIBRATION_ROWS]}
-    )
     return {
         "name": name,
         "anchor": anchor_of("calibration", name),
         "verdict": calibration_verdict(numeric, config["deseq2"]["alpha"]),
         "permutations": int(numeric["permutations"]),
         "strata": values["strata"],
-        "table": table_rows(shown),
+        "table": table_rows(calibration_table(numeric)),
         "figures": [figure(files[key], caption_dir, config) for key in ("qq", "null_degs")],
     }
 
@@ -1051,7 +1100,7 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
     }
     comparison = tables["comparison"]
     prediction = (
-        best_model_findings(best_model(comparison), contrast["test"])
+        best_model_findings(best_model(comparison), contrast["test"], config["predict"]["permutations"])
         if comparison is not None
         else ["Not run: the config sets predict.enabled to false."]
     )
@@ -1372,6 +1421,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         "gsea_dotplot": "gsea_dotplots",
         "ora_dotplot": "ora_dotplots",
         "running_scores": "running_scores",
+        "calibration": "calibration_summaries",
     }
     enrichment = [
         enrichment_section(name, contrasts[name], files, config, template_dir)
