@@ -679,23 +679,33 @@ def test_toy_report_robustness_section(toy_run):
     assert "pathway-survival-table-1" in parser.tables or "0 of 0 immune-related" in text
 
 
+def plot_key(plot: Path) -> tuple[str, ...]:
+    """(collection, direction, rank, term) of a running-score plot, from its file name."""
+    return re.fullmatch(r"(GO_BP|curated_TRD)_(up|down)_(\d+)_(.+)\.png", plot.name).groups()
+
+
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
     plots = sorted((toy_run / f"results/enrichment/{CONTRAST}/running_scores").glob("*.png"))
     # each running-score plot is of the term shown at its rank, in its collection and direction
     for plot in plots:
-        collection, direction, rank, term = re.fullmatch(
-            r"(GO_BP|curated_TRD)_(up|down)_(\d+)_(.+)\.png", plot.name
-        ).groups()
+        collection, direction, rank, term = plot_key(plot)
         shown = parser.tables[f"enrichment-{CONTRAST}-{collection}-{direction}"][int(rank)]
         assert shown[0].replace(":", "_") == term
-    assert {p.name.split("_0")[0] for p in plots} == {
-        "GO_BP_up",
-        "GO_BP_down",
-        "curated_TRD_up",
-        "curated_TRD_down",
+    # only the terms shown that pass the label-permutation FDR are drawn
+    config = yaml.safe_load((toy_run / "config/config.yaml").read_text())["enrichment"]
+    gsea = pd.read_csv(toy_run / f"results/enrichment/{CONTRAST}/gsea.tsv", sep="\t")
+    shown = report.top_terms_by_direction(
+        gsea, config["running_score_terms"], config["similar_terms_jaccard"]
+    )
+    called = {
+        (collection, direction, rank)
+        for (collection, direction), terms in shown.items()
+        for rank, fdr in enumerate(terms["fdr_perm"], start=1)
+        if fdr < config["ora_padj"]
     }
+    assert called and {(c, d, int(r)) for c, d, r, _ in map(plot_key, plots)} == called
     # every QC figure, then per contrast volcano, MA and heat map, the counts of the top and of the
     # candidate genes, 2 enrichment dot plots and every running-score plot, the calibration's QQ plot
     # and null-count histogram, the ROC and reliability curves, the cell scores by group
