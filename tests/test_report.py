@@ -493,6 +493,19 @@ def test_caption_text_renders_the_snakemake_caption():
     )
 
 
+def test_pc_association_caption_gives_the_number_of_pcs_shown(tmp_path):
+    png = tmp_path / "pc_covariate_association.png"
+    Image.new("RGB", (300, 200), "white").save(png)
+    config = {"qc": {"n_pcs": 10}}
+    shown = report.figure(png, ROOT / "workflow/report", config, values={"pcs_shown": 6})
+    assert shown["caption"].startswith("Association of the first 6 principal components (VST")
+    # Snakemake's own report knows the config only
+    rst = (ROOT / "workflow/report/pc_covariate_association.rst").read_text()
+    assert report.caption_text(rst, config).startswith(
+        "Association of the leading (at most 10, qc.n_pcs) principal components"
+    )
+
+
 def test_significant_associations():
     association = pd.DataFrame(
         {

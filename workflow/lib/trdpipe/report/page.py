@@ -161,13 +161,14 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def caption_text(rst: str, config: dict) -> str:
+def caption_text(rst: str, config: dict, values: dict | None = None) -> str:
     """A `snakemake --report` caption (workflow/report/<name>.rst) as plain text for the HTML report.
 
     The captions are Jinja templates over `snakemake.config`; rendering them here keeps
-    one caption per figure for both reports.
+    one caption per figure for both reports. values: what the run's tables tell beyond the config
+    (the number of PCs shown), which a caption uses when defined (Snakemake's report has only the config).
     """
-    text = jinja2.Template(rst).render(snakemake={"config": config})
+    text = jinja2.Template(rst).render(snakemake={"config": config}, **(values or {}))
     return " ".join(text.replace("``", "").split())
 
 
@@ -189,11 +190,14 @@ def inline_png(data: bytes, caption: str) -> dict:
     }
 
 
-def figure(path, caption_dir, config: dict, caption: str | None = None) -> dict:
-    """A PNG inline, captioned by workflow/report/<file name>.rst unless a caption is given."""
+def figure(path, caption_dir, config: dict, caption: str | None = None, values: dict | None = None) -> dict:
+    """A PNG inline, captioned by workflow/report/<file name>.rst (rendered with `values`, caption_text)
+    unless a caption is given."""
     if caption is None:
         rst = Path(caption_dir) / f"{Path(path).stem}.rst"
-        caption = caption_text(rst.read_text(encoding="utf-8"), config) if rst.exists() else Path(path).stem
+        caption = (
+            caption_text(rst.read_text(encoding="utf-8"), config, values) if rst.exists() else Path(path).stem
+        )
     return inline_png(Path(path).read_bytes(), caption)
 
 
@@ -1451,6 +1455,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
     models = {name: pd.read_csv(path, sep="\t") for name, path in zip(contrasts, inputs.models)}
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in inputs.readmes]
     flagged = flagged_samples(metrics)
+    association = pd.read_csv(inputs.association, sep="\t")
 
     run = {
         "pipeline_version": version,
@@ -1501,14 +1506,17 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
             {
                 "title": "Principal components associated with a covariate (p < 0.05)",
                 "id": "pc-covariate-association",
-                "table": table_rows(significant_associations(pd.read_csv(inputs.association, sep="\t"))),
+                "table": table_rows(significant_associations(association)),
             }
         ],
         "enrichment": enrichment,
         "calibration": calibration,
         "predictions": predictions,
         "robustness": robustness,
-        "qc_figures": [figure(path, template_dir, config) for path in inputs.qc_figures],
+        "qc_figures": [
+            figure(path, template_dir, config, values={"pcs_shown": association["pc"].nunique()})
+            for path in inputs.qc_figures
+        ],
         "contrasts": sections,
         "methods": methods_paragraph(run),
         "references": REFERENCES,
