@@ -411,7 +411,7 @@ def test_figures_keep_their_pixel_width_and_wide_ones_are_marked(tmp_path):
     assert base64_png(volcano["src"]).size == (660, 550)
 
 
-def test_methods_paragraph_states_every_parameter():
+def test_methods_state_every_parameter_under_a_heading_per_step():
     run = {
         "pipeline_version": "abc",
         "versions": {"python": "3.11.7", "snakemake": "9.1", "pydeseq2": "0.5.4"},
@@ -438,10 +438,32 @@ def test_methods_paragraph_states_every_parameter():
         "contrasts": "TRD vs responder, adjusted for site",
         "provenance": ["org.Hs.eg.db 3.16.0 (Debian).", "GO release 2022-07-01."],
     }
-    text = report.methods_paragraph(run)
+    sections = report.methods_sections(run)
+    # headed paragraphs in the order of the analysis; steps this run did not take have none
+    methods = {section["heading"]: section["text"] for section in sections}
+    assert list(methods) == [
+        "Workflow",
+        "Samples and quality control",
+        "Gene filtering",
+        "Differential expression",
+        "Gene annotation and gene sets",
+    ]
+    text = " ".join(methods.values())
     # each provenance entry ends its own sentence: joined, they must not give ".;" or ".."
     assert ".;" not in text and ".." not in text
-    assert "Gene annotation and gene sets: org.Hs.eg.db 3.16.0 (Debian); GO release 2022-07-01." in text
+    assert methods["Gene annotation and gene sets"] == "org.Hs.eg.db 3.16.0 (Debian); GO release 2022-07-01."
+    assert methods["Gene filtering"].startswith("Genes were filtered with the rule of edgeR's filterByExpr")
+    assert (
+        "apeGLM" in methods["Differential expression"]
+        and "'~ site + group'" in methods["Differential expression"]
+    )
+    with_steps = report.methods_sections(
+        {**run, "enrichment": "GSEA was run.", "calibration": "Labels were permuted."}
+    )
+    assert [(s["heading"], s["text"]) for s in with_steps[4:6]] == [
+        ("Pathway enrichment", "GSEA was run."),
+        ("Could the calls be chance? Label permutations", "Labels were permuted."),
+    ]
     for fragment in [
         "48 samples",
         "flagged 3 samples and excluded 3, leaving 45",
@@ -658,7 +680,13 @@ def test_toy_report_sections_and_numbers(toy_run):
         "samples were analysed."
     )
 
-    methods = html.unescape(re.search(r'<p id="methods-text">(.*?)</p>', text, re.S).group(1))
+    methods_html = re.search(r'<div id="methods-text">(.*?)</div>', text, re.S).group(1)
+    assert re.findall(r"<h3>(.*?)</h3>", methods_html)[:3] == [
+        "Workflow",
+        "Samples and quality control",
+        "Gene filtering",
+    ]
+    methods = html.unescape(" ".join(re.findall(r"<p>(.*?)</p>", methods_html, re.S)))
     assert ".;" not in methods and ".." not in methods
     assert f"Quality control flagged {n_flagged} samples and kept them" in methods
     assert "Jaccard index of at least 0.5" in methods

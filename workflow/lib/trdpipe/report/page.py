@@ -1173,14 +1173,18 @@ def qc_sentence(flagged: int, excluded: int, kept: int) -> str:
     return f"Quality control flagged no sample; all {kept} samples were analysed."
 
 
-def methods_paragraph(run: dict) -> str:
-    """A paragraph for a paper's methods, with every parameter and version that shaped the result."""
+def methods_sections(run: dict) -> list[dict]:
+    """A paper's methods, with every parameter and version that shaped the result, as headed paragraphs
+    ({'heading', 'text'}) in the order of the analysis; a step this run skipped has none."""
     f, d, v = run["filter"], run["deseq2"], run["versions"]
     nsub = d["vst_nsub"]
-    text = [
+    workflow = [
         f"Raw gene-level counts of {run['n_samples_in']} samples were analysed with the TRD "
         f"differential-expression workflow (version {run['pipeline_version']}) in Python "
         f"{v['python']} and Snakemake {v['snakemake']} (Mölder et al. 2021).",
+        "The analysis follows the design of Sirés et al. (2025).",
+    ]
+    quality = [
         qc_sentence(run["n_samples_flagged"], run["n_samples_excluded"], run["n_samples_kept"]),
         "QC's principal components used a blind variance-stabilising "
         "transformation (DESeq2's vst) whose dispersion trend was fitted "
@@ -1190,11 +1194,15 @@ def methods_paragraph(run: dict) -> str:
             if nsub
             else "on all genes."
         ),
+    ]
+    filtering = [
         f"Genes were filtered with the rule of edgeR's filterByExpr (Chen et al. 2016): a gene was "
         f"kept when its count per million reached {f['min_count']:g} counts at the median library "
         f"size in at least as many samples as the smallest compared group (for groups larger than "
         f"{f['large_n']}, {f['large_n']} plus {f['min_prop']:g} of the remainder) and its total count "
         f"reached {f['min_total_count']:g}; {run['n_genes_kept']} of {run['n_genes_in']} genes were kept.",
+    ]
+    de = [
         f"Differential expression was tested with PyDESeq2 {v['pydeseq2']} (Muzellec et al. 2023), "
         f"a Python implementation of DESeq2 (Love et al. 2014), with the design "
         f"'{run['design']}': {run['coding']}.",
@@ -1223,21 +1231,25 @@ def methods_paragraph(run: dict) -> str:
         "expressed.",
     ]
     if d.get("lfc_shrink"):
-        text.append("Log2 fold changes were also shrunk with PyDESeq2's apeGLM-like prior for display.")
-    if run.get("enrichment"):
-        text.append(run["enrichment"])
-    if run.get("calibration"):
-        text.append(run["calibration"])
-    if run.get("prediction"):
-        text.append(run["prediction"])
-    if run.get("robustness"):
-        text.append(run["robustness"])
-    if run.get("provenance"):
-        # each entry is a sentence of its README: its own full stop would give ".;" and ".."
-        entries = [entry.rstrip(". ") for entry in run["provenance"]]
-        text.append("Gene annotation and gene sets: " + "; ".join(entries) + ".")
-    text.append("The analysis follows the design of Sirés et al. (2025).")
-    return " ".join(text)
+        de.append("Log2 fold changes were also shrunk with PyDESeq2's apeGLM-like prior for display.")
+    # each entry is a sentence of its README: its own full stop would give ".;" and ".."
+    entries = [entry.rstrip(". ") for entry in run.get("provenance", [])]
+    sections = [
+        ("Workflow", workflow),
+        ("Samples and quality control", quality),
+        ("Gene filtering", filtering),
+        ("Differential expression", de),
+        ("Pathway enrichment", [run.get("enrichment")]),
+        ("Could the calls be chance? Label permutations", [run.get("calibration")]),
+        ("Prediction", [run.get("prediction")]),
+        ("Cell composition and sensitivity models", [run.get("robustness")]),
+        ("Gene annotation and gene sets", ["; ".join(entries) + "." if entries else ""]),
+    ]
+    return [
+        {"heading": heading, "text": " ".join(filter(None, sentences))}
+        for heading, sentences in sections
+        if any(sentences)
+    ]
 
 
 # ---------------------------------------------------------------- page
@@ -1518,7 +1530,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
             for path in inputs.qc_figures
         ],
         "contrasts": sections,
-        "methods": methods_paragraph(run),
+        "methods": methods_sections(run),
         "references": REFERENCES,
         **interactive_scripts(template_dir),
     }
