@@ -954,6 +954,39 @@ def test_browser_that_does_not_answer_fails_fast(tmp_path):
     assert time.monotonic() - started < 20
 
 
+def wide_table_page(path: Path) -> None:
+    """A page with the report's CSS and table macro: a 17-column model comparison in the main column."""
+    template_dir = ROOT / "workflow/report"
+    env = report.jinja2.Environment(loader=report.jinja2.FileSystemLoader(template_dir), autoescape=True)
+    wide = report.table_rows(pd.DataFrame({f"auc_pooled_column_{i}": [0.123456 * i, 0.5] for i in range(17)}))
+    page = env.from_string(
+        '{% from "macros.j2" import table %}<html><head><style>{{ css }}</style></head><body><main>'
+        "<p>Model comparison</p>{{ table(wide, 'comparison') }}</main></body></html>"
+    ).render(css=report.Markup((template_dir / "report.css").read_text()), wide=wide)
+    path.write_text(page, encoding="utf-8")
+
+
+def test_the_table_macro_wraps_every_table_in_a_box_that_scrolls_sideways(tmp_path):
+    wide_table_page(tmp_path / "wide.html")
+    page = (tmp_path / "wide.html").read_text()
+    assert '<div class="table-wrap"><table id="comparison" class="data">' in page
+    assert re.search(r"\.table-wrap \{[^}]*overflow-x: auto", page)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
+def test_a_wide_table_scrolls_inside_the_page_column(tmp_path):
+    """At 900 px the table is wider than the column: it scrolls inside its box, and the page itself does
+    not run past its right edge."""
+    wide_table_page(tmp_path / "wide.html")
+    measure = """(() => { const box = document.querySelector('.table-wrap');
+      return {page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth,
+              table: document.getElementById('comparison').scrollWidth, box: box.clientWidth}; })()"""
+    shown = open_page((tmp_path / "wide.html").as_uri(), {"wide": measure}, width=900).evaluations["wide"]
+    assert shown["table"] > shown["box"]  # wider than the column
+    assert shown["page"] <= shown["window"]  # yet nothing beyond the page's right edge
+
+
 def test_snakemake_native_report(toy_run):
     run_snakemake(toy_run, "--report", "report.zip")
     with zipfile.ZipFile(toy_run / "report.zip") as archive:
