@@ -954,15 +954,28 @@ def test_browser_that_does_not_answer_fails_fast(tmp_path):
     assert time.monotonic() - started < 20
 
 
+TEMPLATE_DIR = ROOT / "workflow/report"
+
+
+def render_macros(source: str, **values) -> str:
+    """A snippet of HTML using the report's macros (workflow/report/macros.j2), rendered as the page is."""
+    env = report.jinja2.Environment(
+        loader=report.jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=report.jinja2.StrictUndefined,
+    )
+    return env.from_string('{% from "macros.j2" import table, key_finding %}' + source).render(**values)
+
+
 def wide_table_page(path: Path) -> None:
     """A page with the report's CSS and table macro: a 17-column model comparison in the main column."""
-    template_dir = ROOT / "workflow/report"
-    env = report.jinja2.Environment(loader=report.jinja2.FileSystemLoader(template_dir), autoescape=True)
     wide = report.table_rows(pd.DataFrame({f"auc_pooled_column_{i}": [0.123456 * i, 0.5] for i in range(17)}))
-    page = env.from_string(
-        '{% from "macros.j2" import table %}<html><head><style>{{ css }}</style></head><body><main>'
-        "<p>Model comparison</p>{{ table(wide, 'comparison') }}</main></body></html>"
-    ).render(css=report.Markup((template_dir / "report.css").read_text()), wide=wide)
+    page = render_macros(
+        "<html><head><style>{{ css }}</style></head><body><main>"
+        "<p>Model comparison</p>{{ table(wide, 'comparison') }}</main></body></html>",
+        css=report.Markup((TEMPLATE_DIR / "report.css").read_text()),
+        wide=wide,
+    )
     path.write_text(page, encoding="utf-8")
 
 
@@ -1618,3 +1631,22 @@ def test_displayed_tables_show_no_fdr_of_0_and_say_when_a_permutation_p_is_at_it
         "pvalue_perm is (b + 1) / (n + 1) over the n of the 30 label permutations whose score has the "
         "set's sign: its smallest possible value is 1/(n + 1), at least 1/31 = 0.0323."
     )
+
+
+def test_key_findings_head_the_uncalled_sets_as_exploration(tmp_path):
+    tables = key_finding_tables(tmp_path)
+    called = render_macros("{{ key_finding(k) }}", k=report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG))
+    headings = re.findall(r"<tr><th>([^<]*)</th>", called)
+    assert headings[2:5] == ["Pathways", "Top pathways higher in TRD", "Top pathways lower in TRD"]
+    assert called.count("not significant at 0.05") == 2  # GO:4 and GO:5, listed below a called set
+    tables["gsea"], tables["camera"] = correlated_null_gsea()
+    tables["adjusted_gsea"] = None
+    findings = report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
+    uncalled = render_macros("{{ key_finding(k) }}", k=findings)
+    assert re.findall(r"<tr><th>([^<]*)</th>", uncalled)[3:5] == [
+        "Largest effects higher in TRD, for exploration only",
+        "Largest effects lower in TRD, for exploration only",
+    ]
+    assert "not significant" not in uncalled  # the heading says it once
+    verdict = re.search(r'<td data-key="pathway-verdict">(.*?)</td>', uncalled).group(1)
+    assert html.unescape(verdict) == findings["pathway_verdict"]
