@@ -725,6 +725,30 @@ def plot_key(plot: Path) -> tuple[str, ...]:
     return re.fullmatch(r"(GO_BP|curated_TRD)_(up|down)_(\d+)_(.+)\.png", plot.name).groups()
 
 
+def test_toy_report_shows_no_fdr_of_0_and_names_permutation_floors(toy_run):
+    """Over every table of the page: no FDR or padj column shows 0; the empirical FDR is at most 1; the
+    prediction's p of 1/21 says it is the smallest possible with the toy's 20 permutations."""
+    text, parser = parse_report(toy_run / "results/report/report.html")
+    fdr_columns = 0
+    for rows in parser.tables.values():
+        header = rows[0]
+        for column, name in enumerate(header):
+            if re.search(r"fdr|padj", name, re.I):
+                fdr_columns += 1
+                assert "0" not in {row[column] for row in rows[1:] if len(row) == len(header)}, name
+    assert fdr_columns >= 10  # GSEA, ORA, survival, DE and candidate tables
+    calibration = dict(parser.tables[f"calibration-{CONTRAST}-summary"][1:])
+    empirical = calibration["empirical FDR of the observed calls (SAM)"]
+    assert empirical.startswith("<") or 0 < float(empirical) <= 1
+    comparison = as_frame(parser.tables[f"predict-{CONTRAST}-comparison"])
+    best = pd.read_csv(toy_run / f"results/predict/{CONTRAST}/model_comparison.tsv", sep="\t")
+    best = best[best["best"]].iloc[0]
+    assert best["permutation_p"] == pytest.approx(1 / 21)  # no permuted AUC as high, with 20 permutations
+    assert "0.0476, the smallest possible with 20 permutations" in comparison["permutation_p"].tolist()
+    key = html.unescape(re.search(r'<td data-key="prediction">(.*?)</td>', text, re.S).group(1))
+    assert "label-permutation p = 0.0476, the smallest possible with 20 permutations." in key
+
+
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
