@@ -1024,6 +1024,24 @@ def test_a_wide_table_scrolls_inside_the_page_column(tmp_path):
     assert shown["page"] <= shown["window"]  # yet nothing beyond the page's right edge
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
+def test_a_padj_below_the_smallest_float_reads_as_a_bound_and_sorts_first(tmp_path):
+    genes = pd.DataFrame({"gene_symbol": ["IL1B", "TNF", "GZMB", "MX1"], "padj": [0.01, 0.0, np.nan, 2e-50]})
+    shown = report.readable_fdrs(genes, ["padj"])
+    assert shown["padj"].tolist() == ["0.01", "< 1e-300", "NA", "2e-50"]
+    page = render_macros(
+        "<html><body>{{ table(genes, 'genes', sortable=True) }}<script>{{ js }}</script></body></html>",
+        genes=report.table_rows(shown),
+        js=report.Markup((TEMPLATE_DIR / "report.js").read_text()),
+    )
+    (tmp_path / "genes.html").write_text(page, encoding="utf-8")
+    click = """(() => { document.querySelectorAll('#genes th')[1].click();
+      return Array.from(document.querySelectorAll('#genes tbody tr')).map(r => r.cells[0].textContent); })()"""
+    order = open_page((tmp_path / "genes.html").as_uri(), {"order": click}).evaluations["order"]
+    assert order == ["TNF", "MX1", "IL1B", "GZMB"]
+
+
 def test_snakemake_native_report(toy_run):
     run_snakemake(toy_run, "--report", "report.zip")
     with zipfile.ZipFile(toy_run / "report.zip") as archive:

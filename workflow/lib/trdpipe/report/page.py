@@ -1371,8 +1371,10 @@ def contrast_section(
                 f"expression z-scored per gene; samples ordered by {join_words(annotations)}.",
             ),
         ],
-        "candidates": table_rows(candidate_panel(table, alpha, config["report"]["candidate_genes"])),
-        "top_genes": table_rows(top_genes(table, N_TOP_GENES_TABLE)),
+        "candidates": table_rows(
+            readable_fdrs(candidate_panel(table, alpha, config["report"]["candidate_genes"]), ["padj"])
+        ),
+        "top_genes": table_rows(readable_fdrs(top_genes(table, N_TOP_GENES_TABLE), ["padj"])),
     }
 
 
