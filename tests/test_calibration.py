@@ -434,6 +434,16 @@ def test_empirical_fdr_equals_a_brute_force_computation(null_and_observed):
     assert all(np.isnan(v) for v in cal.empirical_fdr(pvalue, np.ones_like(pvalue), null_p, 0.05, 0.8))
 
 
+def test_empirical_fdr_is_capped_at_one():
+    """Two calls, and every permutation has 3 null p-values at or below the larger: 0.9 x 3 / 2 would be
+    1.35, more false calls expected than made."""
+    pvalue = np.array([0.001, 0.002, 0.5, 0.9])
+    padj = np.array([0.01, 0.02, 0.6, 0.9])
+    null_p = np.tile([0.0005, 0.001, 0.002, 0.7], (5, 1))
+    fdr, threshold, null_calls = cal.empirical_fdr(pvalue, padj, null_p, alpha=0.05, pi0=0.9)
+    assert (fdr, threshold, null_calls) == (1.0, 0.002, 3.0)
+
+
 def test_inflation_factor_of_null_statistics_is_one():
     stat = np.random.default_rng(0).normal(size=200_000)
     assert cal.inflation_factor(stat, np.ones_like(stat)) == pytest.approx(1.0, abs=0.01)

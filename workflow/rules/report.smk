@@ -92,6 +92,7 @@ rule report:
         + (expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS) if CELL_ADJUSTED else [])
         + [rules.software_versions.benchmark],
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
+        macros=os.path.join(REPORT_TEMPLATE_DIR, "macros.j2"),
         css=os.path.join(REPORT_TEMPLATE_DIR, "report.css"),
         js=os.path.join(REPORT_TEMPLATE_DIR, "report.js"),
         volcano_js=os.path.join(REPORT_TEMPLATE_DIR, "volcano.js"),

@@ -545,14 +545,15 @@ def empirical_fdr(
     observed_pvalue: np.ndarray, observed_padj: np.ndarray, null_pvalue: np.ndarray, alpha: float, pi0: float
 ) -> tuple[float, float, float]:
     """SAM's FDR of the observed call list: pi0 x the mean number of null p-values at or below the
-    largest p-value called, over the permutations, / the number called. Returns (FDR, threshold,
-    mean null count); NaN when nothing is called."""
+    largest p-value called, over the permutations, / the number called, at most 1 (more expected
+    false calls than calls means all may be false). Returns (FDR, threshold, mean null count); NaN
+    when nothing is called."""
     called = observed_padj < alpha
     if not called.any():
         return math.nan, math.nan, math.nan
     threshold = float(np.max(observed_pvalue[called]))
     null_calls = float(np.mean(np.sum(np.nan_to_num(null_pvalue, nan=np.inf) <= threshold, axis=1)))
-    return pi0 * null_calls / int(called.sum()), threshold, null_calls
+    return min(1.0, pi0 * null_calls / int(called.sum())), threshold, null_calls
 
 
 def calibrate(

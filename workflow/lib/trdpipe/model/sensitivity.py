@@ -264,24 +264,35 @@ IMMUNE_TERMS = (
 
 
 def pathway_survival(
-    primary: pd.DataFrame, adjusted: pd.DataFrame, padj_cut: float, pattern: str = IMMUNE_TERMS
+    primary: pd.DataFrame,
+    adjusted: pd.DataFrame,
+    padj_cut: float,
+    pattern: str = IMMUNE_TERMS,
+    primary_stats: tuple[str, str] = ("NES", "padj"),
+    adjusted_stats: tuple[str, str] = ("NES", "padj"),
 ) -> pd.DataFrame:
     """Immune-related gene sets significant in the primary GSEA, with their result after cell adjustment.
 
-    A set 'survives' when it is significant after adjustment too, with the same sign of NES.
+    primary_stats and adjusted_stats: the (NES, FDR) columns that decide in each table (the primary
+    model's label-permutation ones when it has them; the cell-adjusted model has fgsea's only). A set
+    'survives' when it is significant after adjustment too, with the same sign of NES. The columns are
+    named by their statistic, with _primary and _cell_adjusted.
     """
     key = ["collection", "term"]
+    (nes, fdr), (nes_after, fdr_after) = primary_stats, adjusted_stats
     immune = primary["name"].astype(str).str.contains(pattern, case=False, regex=True) | primary[
         "term"
     ].astype(str).str.contains(pattern, case=False, regex=True)
-    hits = primary[immune & (primary["padj"] < padj_cut)]
-    table = hits[key + ["name", "NES", "padj"]].merge(
-        adjusted[key + ["NES", "padj"]], on=key, how="left", suffixes=("_primary", "_cell_adjusted")
+    hits = primary[immune & (primary[fdr] < padj_cut)]
+    before = hits[key + ["name", nes, fdr]].rename(columns={nes: f"{nes}_primary", fdr: f"{fdr}_primary"})
+    after = adjusted[key + [nes_after, fdr_after]].rename(
+        columns={nes_after: f"{nes_after}_cell_adjusted", fdr_after: f"{fdr_after}_cell_adjusted"}
     )
-    table["survives"] = (table["padj_cell_adjusted"] < padj_cut) & (
-        np.sign(table["NES_primary"]) == np.sign(table["NES_cell_adjusted"])
+    table = before.merge(after, on=key, how="left")
+    table["survives"] = (table[f"{fdr_after}_cell_adjusted"] < padj_cut) & (
+        np.sign(table[f"{nes}_primary"]) == np.sign(table[f"{nes_after}_cell_adjusted"])
     )
-    return table.sort_values(["padj_primary", "term"], kind="mergesort").reset_index(drop=True)
+    return table.sort_values([f"{fdr}_primary", "term"], kind="mergesort").reset_index(drop=True)
 
 
 def model_cohort(adata: ad.AnnData, spec: dict, covariates: pd.DataFrame | None) -> ad.AnnData:
