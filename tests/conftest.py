@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "VERSION", "config", "workflow", "resources", "profiles", "environment.yml")
+WORKFLOW_PARTS = ("VERSION", "config", "workflow", "resources", "profiles", "environment.yml")
 
 
 def pytest_addoption(parser):
@@ -45,7 +45,7 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
         "--directory",
         str(workdir),
         "--snakefile",
-        str(workdir / "Snakefile"),
+        str(workdir / "workflow" / "Snakefile"),
         *args,
     ]
 
@@ -75,17 +75,23 @@ def result_tables(workdir: Path, gzipped: bool = False) -> dict[str, bytes]:
     }
 
 
-def small_cohort_config(workdir: Path) -> tuple[str, str]:
+def default_config_and(*paths: str) -> tuple[str, ...]:
+    """`--configfile` with the default run's config first and the given files over it: a config
+    file on the command line replaces the default one (workflow/Snakefile)."""
+    return "--configfile", "config/config.yaml", *map(str, paths)
+
+
+def small_cohort_config(workdir: Path) -> tuple[str, ...]:
     """Snakemake arguments for a cohort too small for the prediction's folds, with too few genes
     for the cell markers, or without a sex column: a config file that turns the prediction, the
-    cell composition (and with it the cell-adjusted model) and the sex-stratified models off (a
-    file, so that it adds to the test's own --config rather than replacing it)."""
+    cell composition (and with it the cell-adjusted model) and the sex-stratified models off, over
+    the default config (a file, so that it adds to the test's own --config rather than replacing it)."""
     path = workdir / "config" / "small_cohort.yaml"
     path.write_text(
         "predict:\n  enabled: false\ncells:\n  enabled: false\n"
         "sensitivity:\n  female_only: {enabled: false}\n  male_only: {enabled: false}\n"
     )
-    return "--configfile", str(path.relative_to(workdir))
+    return default_config_and(path.relative_to(workdir))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ refits of the primary model, bad inputs, and the rules' outputs on the toy run."
 
 import itertools
 import logging
+import math
 
 import anndata as ad
 import numpy as np
@@ -97,6 +98,188 @@ def test_all_labellings_enumerated_when_fewer_than_asked(caplog):
     assert (
         "only 17 distinct labellings within strata differ from the observed one (20 asked for)" in caplog.text
     )
+
+
+def three_vs_three() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"group": ["TRD"] * 3 + ["responder"] * 3, "sex": ["female", "male"] * 3},
+        index=[f"S{i}" for i in range(6)],
+    )
+
+
+def test_three_vs_three_leaves_the_observed_analysis_and_its_mirror_out_of_the_null(caplog):
+    """Of the 20 labellings of 3 vs 3, the mirror image of the observed one (the groups swapped)
+    gives the same analysis; every other labelling pairs with its own mirror: 9 distinct analyses."""
+    obs = three_vs_three()
+    observed = tuple(obs["group"])
+    swapped = {"TRD": "responder", "responder": "TRD"}
+    every = brute_force_labellings(list(obs["group"]), ["all"] * 6)
+    assert len(every) == 20
+    assert cal.labellings_available(obs, "group", []) == 9
+    with caplog.at_level(logging.INFO, logger="trd"):
+        labels = cal.permute_labels(obs, "group", [], 30, seed=1)
+    drawn = [tuple(column) for _, column in labels.items()]
+    mirrors = [tuple(swapped[x] for x in row) for row in drawn]
+    assert len(drawn) == 9
+    assert observed not in drawn + mirrors
+    assert tuple(swapped[x] for x in observed) not in drawn
+    # each of the other 18 labellings is drawn or is the mirror of one drawn, exactly once
+    assert sorted(drawn + mirrors) == sorted(every - {observed, tuple(swapped[x] for x in observed)})
+    assert "only 9 distinct labellings within strata differ from the observed one and its mirror image" in (
+        caplog.text
+    )
+    # sampled draws (fewer asked for than exist) leave the mirror images out as well
+    sampled = [tuple(column) for _, column in cal.permute_labels(obs, "group", [], 5, seed=3).items()]
+    assert len(sampled) == 5 and not set(sampled) & (
+        {observed} | {tuple(swapped[x] for x in r) for r in sampled}
+    )
+
+
+def test_unbalanced_strata_have_no_mirror_image():
+    """2 vs 4: swapping the groups changes their sizes, so every other labelling is a null analysis."""
+    obs = pd.DataFrame({"group": ["TRD"] * 2 + ["responder"] * 4}, index=[f"S{i}" for i in range(6)])
+    assert cal.labellings_available(obs, "group", []) == 15 - 1
+    # balanced overall but not within sex: the swapped labelling leaves the strata
+    obs = three_vs_three().assign(sex=["female", "female", "female", "female", "male", "male"])
+    assert not cal.mirror_reachable(np.array([0, 0, 0, 1, 1, 1]), np.array([0, 0, 0, 0, 1, 1]))
+    assert cal.mirror_reachable(np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2]))
+    assert cal.labellings_available(obs, "group", ["sex"]) == 4 * 1 - 1  # 4!/(3! 1!) x 2!/(2!) - observed
+
+
+def test_smallest_attainable_pvalue_of_three_vs_three_is_stated():
+    from trdpipe.report import page as report
+
+    per_permutation = pd.DataFrame({"degs": [0, 3, 0, 1, 0, 0, 2, 0, 0], "lambda": 1.0})
+    summary = cal.summary_table({"degs": 5}, per_permutation, 1.0, 1.0, 0.1, 0.01, 1.0, 4, 0.05, 100, {})
+    values = summary.set_index("statistic")["value"]
+    assert values["smallest_pvalue"] == pytest.approx(1 / 10)
+    assert values["pvalue_observed_degs"] == pytest.approx(1 / 10)  # (0 + 1) / (9 + 1)
+    assert report.calibration_verdict(summary_values(permutations=9, pvalue_observed_degs=0.1), 0.05) == (
+        "The calibration cannot tell whether these 369 calls are chance: only 9 distinct permutations exist "
+        "(the observed labelling and its mirror image left out), so no permutation p-value can fall below "
+        "1 / 10 = 0.1; shuffled labels gave as many calls or more in 10% of them."
+    )
+
+
+def test_report_captions_count_the_permutations_that_ran(tmp_path):
+    """30 asked for, 9 ran (3 vs 3): the QQ and histogram captions say 9."""
+    import matplotlib.pyplot as plt
+
+    from trdpipe.report import page as report
+
+    per_permutation = pd.DataFrame({"degs": [0] * 9, "lambda": 1.0})
+    summary = cal.summary_table({"degs": 2}, per_permutation, 1.0, 1.0, 0.1, 0.01, 1.0, 0, 0.05, 90, {})
+    summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    files = {"summary": tmp_path / "summary.tsv"}
+    for key in ("qq", "null_degs"):
+        fig, _ = plt.subplots(figsize=(1, 1))
+        fig.savefig(tmp_path / f"{key}.png")
+        plt.close(fig)
+        files[key] = tmp_path / f"{key}.png"
+    config = {"calibration": {"permutations": 30}, "deseq2": {"alpha": 0.05}}
+    section = report.calibration_section("c", files, config, ROOT / "workflow/report")
+    qq, histogram = (f["caption"] for f in section["figures"])
+    assert "against those of 9 label permutations" in qq
+    assert "in each of 9 label permutations" in histogram
+    assert "30" not in qq + histogram
+    shown = dict(section["table"]["rows"])
+    assert section["permutations"] == 9
+    assert shown["smallest permutation p-value attainable, 1 / (K + 1)"] == "0.1"
+
+
+def test_a_third_level_is_not_permuted_into_the_contrast():
+    obs = sheet(30)
+    obs["group"] = np.tile(["TRD", "responder", "healthy"], 10)
+    labels = cal.permute_labels(obs, "group", ["site"], 20, seed=4, compared=("TRD", "responder"))
+    healthy = obs["group"] == "healthy"
+    assert labels.shape[1] == 20
+    assert (labels[healthy.to_numpy()] == "healthy").all().all()
+    assert (labels[~healthy.to_numpy()] != "healthy").all().all()
+    for _, column in labels.items():
+        # the contrast's samples swap labels among themselves, within sites
+        pd.testing.assert_frame_equal(
+            pd.crosstab(obs.loc[~healthy, "site"], column[~healthy]),
+            pd.crosstab(obs.loc[~healthy, "site"], obs.loc[~healthy, "group"]),
+            check_names=False,
+        )
+    # all labellings of 10 TRD and 10 responders within sites, not of the 30 samples
+    sizes = pd.crosstab(obs.loc[~healthy, "site"], obs.loc[~healthy, "group"])
+    expected = math.prod(math.comb(int(t + r), int(t)) for t, r in zip(sizes["TRD"], sizes["responder"]))
+    mirrored = (sizes["TRD"] == sizes["responder"]).all()
+    assert cal.labellings_available(obs, "group", ["site"], ("TRD", "responder")) == (
+        expected // 2 - 1 if mirrored else expected - 1
+    )
+
+
+def test_strata_check_counts_only_the_contrasts_samples():
+    """Site B holds one level of the contrast beside the third level: no label of it can move."""
+    obs = pd.DataFrame(
+        {
+            "group": ["TRD", "responder", "TRD", "healthy", "TRD", "responder"],
+            "site": ["A", "A", "B", "B", "C", "C"],
+        },
+        index=[f"S{i}" for i in range(6)],
+    )
+    with pytest.raises(InputError) as err:
+        cal.check_strata(obs[obs["site"] == "B"].copy(), "c", CONTRAST, "~ site + group", None, "s.tsv")
+    assert "(B: TRD)" in str(err.value)
+
+
+def test_sample_ids_with_leading_zeros_survive_the_permuted_labels(tmp_path):
+    """The calibration's block rule reads permuted_labels.tsv back: IDs 001... stay text."""
+    from types import SimpleNamespace
+
+    from rule_scripts import rule_script
+    from trdpipe.model.filtering import expressed_column
+
+    rng = np.random.default_rng(2)
+    n, genes = 8, 40
+    obs = pd.DataFrame(
+        {"group": ["TRD", "responder"] * 4, "sex": ["female"] * 4 + ["male"] * 4},
+        index=pd.Index([f"{i:03d}" for i in range(1, n + 1)]),
+    )
+    var = pd.DataFrame(
+        {"gene_symbol": [f"G{i}" for i in range(genes)], expressed_column("c"): True},
+        index=[f"ENSG{i:011d}" for i in range(genes)],
+    )
+    counts = rng.negative_binomial(5, 5 / (5 + rng.uniform(20, 200, genes)), size=(n, genes))
+    ad.AnnData(X=counts.astype(np.int64), obs=obs, var=var).write_h5ad(tmp_path / "cohort.h5ad")
+    params = SimpleNamespace(
+        design="~ sex + group", contrast=CONTRAST, permutations=3, strata=[], seed=1, deseq2=SETTINGS
+    )
+    labels_file, block_file = tmp_path / "permuted_labels.tsv", tmp_path / "block.h5ad"
+    rule_script("calibration_permute").main(
+        SimpleNamespace(
+            input=SimpleNamespace(h5ad=str(tmp_path / "cohort.h5ad")),
+            output=SimpleNamespace(labels=str(labels_file)),
+            params=params,
+            wildcards=SimpleNamespace(contrast="c"),
+        )
+    )
+    assert labels_file.read_text().splitlines()[1].startswith("001\t")
+    rule_script("calibration_block").main(
+        SimpleNamespace(
+            input=SimpleNamespace(h5ad=str(tmp_path / "cohort.h5ad"), labels=str(labels_file)),
+            output=SimpleNamespace(h5ad=str(block_file)),
+            params=params,
+            wildcards=SimpleNamespace(contrast="c", scatteritem="1-of-1"),
+            threads=1,
+        )
+    )
+    assert ad.read_h5ad(block_file).shape == (3, genes)
+
+
+def test_sample_tables_keep_ids_as_text(tmp_path):
+    from trdpipe.common import read_sample_table, write_table
+
+    table = pd.DataFrame({"perm_0001": ["TRD", "responder", "TRD"], "x": [1.5, 2.0, 3.0]})
+    for name in ("sample_id", None):  # a named ID column, and an index written without a name
+        table.index = pd.Index(["001", "1e5", "0010"], name=name)
+        write_table(table, tmp_path / "t.tsv", index=True)
+        back = read_sample_table(tmp_path / "t.tsv")
+        assert list(back.index) == ["001", "1e5", "0010"] and back.index.name == name
+        assert list(back["x"]) == [1.5, 2.0, 3.0]  # other columns keep their types
+        assert list(read_sample_table(tmp_path / "t.tsv", text=True)["x"]) == ["1.5", "2.0", "3.0"]
 
 
 def test_label_associations():
@@ -249,6 +432,16 @@ def test_empirical_fdr_equals_a_brute_force_computation(null_and_observed):
     assert null_calls == pytest.approx(np.mean(per_permutation))
     assert fdr == pytest.approx(0.8 * np.mean(per_permutation) / len(called))
     assert all(np.isnan(v) for v in cal.empirical_fdr(pvalue, np.ones_like(pvalue), null_p, 0.05, 0.8))
+
+
+def test_empirical_fdr_is_capped_at_one():
+    """Two calls, and every permutation has 3 null p-values at or below the larger: 0.9 x 3 / 2 would be
+    1.35, more false calls expected than made."""
+    pvalue = np.array([0.001, 0.002, 0.5, 0.9])
+    padj = np.array([0.01, 0.02, 0.6, 0.9])
+    null_p = np.tile([0.0005, 0.001, 0.002, 0.7], (5, 1))
+    fdr, threshold, null_calls = cal.empirical_fdr(pvalue, padj, null_p, alpha=0.05, pi0=0.9)
+    assert (fdr, threshold, null_calls) == (1.0, 0.002, 3.0)
 
 
 def test_inflation_factor_of_null_statistics_is_one():

@@ -12,6 +12,7 @@ from trdpipe.cells.scores import (
     cell_covariates,
     cell_scores,
     check_estimable,
+    covariate_cap,
     expression_by_symbol,
     load_markers,
     marker_table,
@@ -161,6 +162,49 @@ def test_independent_scores_are_added_as_they_are():
     np.testing.assert_allclose(
         covariates["cell_NK"], (scores["NK"] - scores["NK"].mean()) / scores["NK"].std()
     )
+
+
+def test_covariate_cap_is_one_per_ten_residual_degrees_of_freedom():
+    assert covariate_cap(48, 6, "auto") == 4  # the toy: (48 - 6) // 10
+    assert covariate_cap(300, 6, "auto") == 29
+    assert covariate_cap(31, 3, "auto") == 2  # 31 samples, ~ sex + group
+    assert covariate_cap(6, 2, "auto") == 1  # 3 vs 3: at least one
+    assert covariate_cap(300, 6, 3) == 3  # a number overrides the rule
+
+
+def test_scores_beyond_the_cap_become_their_leading_principal_components():
+    rng = np.random.default_rng(9)
+    scores = pd.DataFrame(rng.normal(size=(60, 5)), columns=list("ABCDE"))
+    scores["B"] += 2 * scores["A"]  # A and B share most of their variance: PC1 lies along them
+    covariates, choice = cell_covariates(scores, max_vif=10, pc_variance=0.9, cap=2)
+    assert list(covariates.columns) == ["cell_PC1", "cell_PC2"]
+    assert (choice["covariates"], choice["n_covariates"], choice["max_covariates"]) == (
+        "principal components",
+        2,
+        2,
+    )
+    z = (scores - scores.mean()) / scores.std()
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(z.to_numpy(), rowvar=False))
+    leading = z.to_numpy() @ eigenvectors[:, ::-1][:, :2]
+    for i in range(2):  # the same components as an eigen-decomposition of the scores' correlation
+        assert abs(np.corrcoef(covariates.iloc[:, i], leading[:, i])[0, 1]) == pytest.approx(1)
+    assert choice["variance_explained"] == pytest.approx(eigenvalues[::-1][:2].sum() / eigenvalues.sum())
+    assert choice["reason"].endswith(
+        f"but 5 scores: 2 principal components, capped at 2 (cells.max_covariates) explain "
+        f"{choice['variance_explained']:.0%} of their variance"
+    )
+    # within the cap the scores stay as they are
+    kept, within = cell_covariates(scores[["A", "C"]], max_vif=10, pc_variance=0.9, cap=2)
+    assert within["covariates"] == "scores" and list(kept.columns) == ["cell_A", "cell_C"]
+
+
+def test_collinear_shares_keep_at_most_the_cap_of_components():
+    _, shares, _ = synthetic_expression(n=80)
+    uncapped, _ = cell_covariates(shares, max_vif=10, pc_variance=0.999)
+    covariates, choice = cell_covariates(shares, max_vif=10, pc_variance=0.999, cap=1)
+    assert uncapped.shape[1] > 1 and list(covariates.columns) == ["cell_PC1"]
+    np.testing.assert_allclose(covariates["cell_PC1"], uncapped["cell_PC1"])
+    assert "capped at 1 (cells.max_covariates)" in choice["reason"]
 
 
 def test_scores_by_group_equal_an_independent_computation():

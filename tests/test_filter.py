@@ -182,8 +182,7 @@ def test_adding_a_contrast_leaves_another_contrasts_table_byte_identical(tmp_pat
     run_snakemake(
         workdir,
         target,
-        "--configfile",
-        small[1],
+        *small,
         "config/second.yaml",
         "--config",
         "counts=config/counts.tsv",

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from trdpipe.enrichment.terms import (
+    called_terms,
     collapse_similar_terms,
     jaccard,
     leading_edge_genes,
@@ -88,3 +89,19 @@ def test_top_terms_without_permutations_use_fgsea_nes_and_padj():
     shown = top_terms_by_direction(gsea_table(with_permutations=False), 5, 0.5)
     assert shown[("go", "down")]["term"].tolist() == ["GO:3", "GO:1"]
     assert shown[("go", "up")]["term"].tolist() == ["GO:4", "GO:2"]  # padj 1e-3 before 0.02
+
+
+def test_running_score_plots_are_of_the_called_terms_only():
+    """Terms at FDR 0.2-0.9 get no running-score plot: of the terms shown, only those at the lead FDR < cut,
+    at their ranks, and no list where none is called."""
+    shown = top_terms_by_direction(gsea_table(), 5, 0.5)
+    called = called_terms(shown, "fdr_perm", 0.05)
+    assert {key: terms["term"].tolist() for key, terms in called.items()} == {
+        ("curated", "up"): ["SET"],
+        ("go", "up"): ["GO:2"],  # GO:4, at FDR 0.5, is shown but not drawn
+        ("go", "down"): ["GO:3"],  # GO:1 at 0.05 is not below the cut
+    }
+    assert called_terms(shown, "fdr_perm", 0.01) == {}
+    # without label permutations fgsea's padj decides
+    plain = top_terms_by_direction(gsea_table(with_permutations=False), 5, 0.5)
+    assert called_terms(plain, "padj", 1e-5)[("go", "down")]["term"].tolist() == ["GO:3"]

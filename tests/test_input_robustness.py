@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import copy_workflow, run_snakemake
+from conftest import copy_workflow, default_config_and, run_snakemake
 from test_bad_inputs import SMALL, small_cohort
 from trdpipe.checks.inputs import (
     check_counts,
@@ -301,8 +301,7 @@ def test_workflow_stops_in_ingest_on_a_malformed_gmt(small_workflow):
     assert_stops_in_ingest(
         small_workflow,
         "config enrichment.collections 'mine': config/sets.gmt: line 1 is not a gene set;",
-        "--configfile",
-        "config/sets.yaml",
+        *default_config_and("config/sets.yaml"),
     )
 
 
@@ -332,7 +331,7 @@ def test_unsafe_contrast_names_stop_before_any_rule(small_workflow):
         "contrasts:\n"
         + "".join(f"  '{name}': {{variable: group, test: TRD, reference: responder}}\n" for name in names)
     )
-    result = run_snakemake(small_workflow, *SMALL, "--configfile", "config/contrast.yaml", check=False)
+    result = run_snakemake(small_workflow, *SMALL, *default_config_and("config/contrast.yaml"), check=False)
     assert result.returncode != 0
     for name in names:
         assert (

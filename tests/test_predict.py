@@ -8,7 +8,7 @@ import scipy.stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from conftest import run_snakemake, small_cohort_config
+from conftest import default_config_and, run_snakemake, small_cohort_config
 from noise_cv import coverage, null_comparison
 from trdpipe.checks.inputs import check_prediction_inputs, prediction_group_column
 from trdpipe.common import InputError
@@ -663,9 +663,10 @@ def test_new_prediction_settings_redo_only_the_prediction_and_the_report(toy_run
     config rather than params, so that a change of them does not redo the DE and enrichment."""
     settings = tmp_path / "more_folds.yaml"
     settings.write_text("predict:\n  outer_folds: 4\n  inner_folds: 3\n  c_grid: [0.1, 1.0]\n  repeats: 2\n")
-    dry_run = run_snakemake(toy_run, "--dry-run", "--configfile", str(settings))
+    dry_run = run_snakemake(toy_run, "--dry-run", *default_config_and(settings))
     table = dry_run.stdout.split("Job stats:")[1].strip().split("\n\n")[0].splitlines()[2:]
-    assert {line.split()[0] for line in table} == {"predict", "report", "all", "total"}
+    # and the provenance: software_versions lists the run's config files, one more here
+    assert {line.split()[0] for line in table} == {"predict", "software_versions", "report", "all", "total"}
 
 
 def test_top_genes_ranks_as_sklearn_f_classif_for_every_label_vector_and_sample_set():

@@ -87,6 +87,18 @@ def test_recorded_sex_labels_are_normalised():
     assert labels.iloc[3:].isna().all()
 
 
+def test_sex_check_legend_names_each_recorded_sex_once():
+    scores = pd.DataFrame(
+        {"xist_score": [5.0, 0.1, 4.8, 0.2], "y_score": [0.1, 6.0, 0.2, 5.5]}, index=list("abcd")
+    )
+    recorded = pd.Series(["F", "male", None, "unknown"], index=scores.index)
+    fig = qc.sex_check_plot(
+        scores, recorded, pd.Series("", index=scores.index), {"female": ["XIST"], "male": ["RPS4Y1"]}
+    )
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["recorded female", "recorded male", "sex not recorded"]
+
+
 def test_sex_flags_name_mismatch_and_ambiguous_calls():
     index = pd.Index(["a", "b", "c", "d"])
     recorded = pd.Series(["F", "male", "female", "unknown"], index=index)

@@ -327,7 +327,7 @@ def test_gsea_term_table_per_collection_and_direction():
     )
     shown = report.top_terms_by_direction(gsea, 5, 0.5)
     assert list(shown) == [("curated", "up"), ("go", "up"), ("go", "down")]
-    table = report.gsea_term_table(shown[("curated", "up")])
+    table = report.gsea_term_table(shown[("curated", "up")], None)
     assert table.columns.tolist() == [
         "term",
         "name",
@@ -340,7 +340,7 @@ def test_gsea_term_table_per_collection_and_direction():
         "similar_terms",
     ]
     assert table["leading_edge"].iloc[0].endswith("G11, ... (and 8 more)")
-    assert report.gsea_term_table(shown[("go", "down")])["term"].tolist() == ["GO:2"]
+    assert report.gsea_term_table(shown[("go", "down")], None)["term"].tolist() == ["GO:2"]
 
 
 def test_gsea_term_table_leads_with_the_label_permutation_fdr_and_names_folded_terms():
@@ -361,7 +361,7 @@ def test_gsea_term_table_leads_with_the_label_permutation_fdr_and_names_folded_t
             "leading_edge": ["A;B;C", "B", "C;D", "A;B"],
         }
     )
-    up = report.gsea_term_table(report.top_terms_by_direction(gsea, 5, 0.5)[("go", "up")])
+    up = report.gsea_term_table(report.top_terms_by_direction(gsea, 5, 0.5)[("go", "up")], 100)
     # by fdr_perm, not by fgsea's p; GO:4's leading edge (J = 2/3 with GO:1's) is folded under GO:1
     assert up["term"].tolist() == ["GO:1", "GO:3"]
     assert up["similar_terms"].tolist() == ["and 1 similar term: d", ""]
@@ -378,7 +378,7 @@ def test_gsea_term_table_leads_with_the_label_permutation_fdr_and_names_folded_t
         "GSEA go: 3 of 4 sets at label-permutation FDR < 0.05 (4 at gene-permutation padj < 0.05)."
     )
     without = gsea.assign(NES_perm=np.nan, pvalue_perm=np.nan, fdr_perm=np.nan)
-    up = report.gsea_term_table(report.top_terms_by_direction(without, 5, 0.5)[("go", "up")])
+    up = report.gsea_term_table(report.top_terms_by_direction(without, 5, 0.5)[("go", "up")], None)
     assert up["term"].tolist() == ["GO:3", "GO:1"]
     assert report.pathway_findings(without, 0.05).startswith(
         "GSEA go: 4 of 4 sets at gene-permutation padj < 0.05. No label-permutation null was computed"
@@ -411,7 +411,7 @@ def test_figures_keep_their_pixel_width_and_wide_ones_are_marked(tmp_path):
     assert base64_png(volcano["src"]).size == (660, 550)
 
 
-def test_methods_paragraph_states_every_parameter():
+def test_methods_state_every_parameter_under_a_heading_per_step():
     run = {
         "pipeline_version": "abc",
         "versions": {"python": "3.11.7", "snakemake": "9.1", "pydeseq2": "0.5.4"},
@@ -438,10 +438,32 @@ def test_methods_paragraph_states_every_parameter():
         "contrasts": "TRD vs responder, adjusted for site",
         "provenance": ["org.Hs.eg.db 3.16.0 (Debian).", "GO release 2022-07-01."],
     }
-    text = report.methods_paragraph(run)
+    sections = report.methods_sections(run)
+    # headed paragraphs in the order of the analysis; steps this run did not take have none
+    methods = {section["heading"]: section["text"] for section in sections}
+    assert list(methods) == [
+        "Workflow",
+        "Samples and quality control",
+        "Gene filtering",
+        "Differential expression",
+        "Gene annotation and gene sets",
+    ]
+    text = " ".join(methods.values())
     # each provenance entry ends its own sentence: joined, they must not give ".;" or ".."
     assert ".;" not in text and ".." not in text
-    assert "Gene annotation and gene sets: org.Hs.eg.db 3.16.0 (Debian); GO release 2022-07-01." in text
+    assert methods["Gene annotation and gene sets"] == "org.Hs.eg.db 3.16.0 (Debian); GO release 2022-07-01."
+    assert methods["Gene filtering"].startswith("Genes were filtered with the rule of edgeR's filterByExpr")
+    assert (
+        "apeGLM" in methods["Differential expression"]
+        and "'~ site + group'" in methods["Differential expression"]
+    )
+    with_steps = report.methods_sections(
+        {**run, "enrichment": "GSEA was run.", "calibration": "Labels were permuted."}
+    )
+    assert [(s["heading"], s["text"]) for s in with_steps[4:6]] == [
+        ("Pathway enrichment", "GSEA was run."),
+        ("Could the calls be chance? Label permutations", "Labels were permuted."),
+    ]
     for fragment in [
         "48 samples",
         "flagged 3 samples and excluded 3, leaving 45",
@@ -490,6 +512,19 @@ def test_caption_text_renders_the_snakemake_caption():
     assert (
         report.caption_text(rst, {"qc": {"n_top_genes": 500}, "design": "~ group"})
         == "Top 500 genes, design ~ group."
+    )
+
+
+def test_pc_association_caption_gives_the_number_of_pcs_shown(tmp_path):
+    png = tmp_path / "pc_covariate_association.png"
+    Image.new("RGB", (300, 200), "white").save(png)
+    config = {"qc": {"n_pcs": 10}}
+    shown = report.figure(png, ROOT / "workflow/report", config, values={"pcs_shown": 6})
+    assert shown["caption"].startswith("Association of the first 6 principal components (VST")
+    # Snakemake's own report knows the config only
+    rst = (ROOT / "workflow/report/pc_covariate_association.rst").read_text()
+    assert report.caption_text(rst, config).startswith(
+        "Association of the leading (at most 10, qc.n_pcs) principal components"
     )
 
 
@@ -591,6 +626,8 @@ def test_toy_report_sections_and_numbers(toy_run):
     counts = "resources/toy/counts.tsv.gz"
     assert checksums[counts] == hashlib.md5((toy_run / counts).read_bytes()).hexdigest()
     assert set(checksums) == {counts, "config/samples.tsv", "resources/annotation/genes.tsv.gz"}
+    config_md5 = hashlib.md5((toy_run / "config/config.yaml").read_bytes()).hexdigest()
+    assert f"<tr><th>Config files</th><td>config/config.yaml (md5 {config_md5})</td></tr>" in text
     resources = as_frame(parser.tables["resources"]).set_index("job")
     jobs = [
         "ingest",
@@ -646,7 +683,13 @@ def test_toy_report_sections_and_numbers(toy_run):
         "samples were analysed."
     )
 
-    methods = html.unescape(re.search(r'<p id="methods-text">(.*?)</p>', text, re.S).group(1))
+    methods_html = re.search(r'<div id="methods-text">(.*?)</div>', text, re.S).group(1)
+    assert re.findall(r"<h3>(.*?)</h3>", methods_html)[:3] == [
+        "Workflow",
+        "Samples and quality control",
+        "Gene filtering",
+    ]
+    methods = html.unescape(" ".join(re.findall(r"<p>(.*?)</p>", methods_html, re.S)))
     assert ".;" not in methods and ".." not in methods
     assert f"Quality control flagged {n_flagged} samples and kept them" in methods
     assert "Jaccard index of at least 0.5" in methods
@@ -680,23 +723,57 @@ def test_toy_report_robustness_section(toy_run):
     assert "pathway-survival-table-1" in parser.tables or "0 of 0 immune-related" in text
 
 
+def plot_key(plot: Path) -> tuple[str, ...]:
+    """(collection, direction, rank, term) of a running-score plot, from its file name."""
+    return re.fullmatch(r"(GO_BP|curated_TRD)_(up|down)_(\d+)_(.+)\.png", plot.name).groups()
+
+
+def test_toy_report_shows_no_fdr_of_0_and_names_permutation_floors(toy_run):
+    """Over every table of the page: no FDR or padj column shows 0; the empirical FDR is at most 1; the
+    prediction's p of 1/21 says it is the smallest possible with the toy's 20 permutations."""
+    text, parser = parse_report(toy_run / "results/report/report.html")
+    fdr_columns = 0
+    for rows in parser.tables.values():
+        header = rows[0]
+        for column, name in enumerate(header):
+            if re.search(r"fdr|padj", name, re.I):
+                fdr_columns += 1
+                assert "0" not in {row[column] for row in rows[1:] if len(row) == len(header)}, name
+    assert fdr_columns >= 10  # GSEA, ORA, survival, DE and candidate tables
+    calibration = dict(parser.tables[f"calibration-{CONTRAST}-summary"][1:])
+    empirical = calibration["empirical FDR of the observed calls (SAM)"]
+    assert empirical.startswith("<") or 0 < float(empirical) <= 1
+    comparison = as_frame(parser.tables[f"predict-{CONTRAST}-comparison"])
+    best = pd.read_csv(toy_run / f"results/predict/{CONTRAST}/model_comparison.tsv", sep="\t")
+    best = best[best["best"]].iloc[0]
+    assert best["permutation_p"] == pytest.approx(1 / 21)  # no permuted AUC as high, with 20 permutations
+    assert "0.0476, the smallest possible with 20 permutations" in comparison["permutation_p"].tolist()
+    key = html.unescape(re.search(r'<td data-key="prediction">(.*?)</td>', text, re.S).group(1))
+    assert "label-permutation p = 0.0476, the smallest possible with 20 permutations." in key
+
+
 def test_toy_report_is_self_contained_with_every_figure(toy_run):
     text, parser = parse_report(toy_run / "results/report/report.html")
     qc_figures = len(list((toy_run / "results/qc").glob("*.png")))
     plots = sorted((toy_run / f"results/enrichment/{CONTRAST}/running_scores").glob("*.png"))
     # each running-score plot is of the term shown at its rank, in its collection and direction
     for plot in plots:
-        collection, direction, rank, term = re.fullmatch(
-            r"(GO_BP|curated_TRD)_(up|down)_(\d+)_(.+)\.png", plot.name
-        ).groups()
+        collection, direction, rank, term = plot_key(plot)
         shown = parser.tables[f"enrichment-{CONTRAST}-{collection}-{direction}"][int(rank)]
         assert shown[0].replace(":", "_") == term
-    assert {p.name.split("_0")[0] for p in plots} == {
-        "GO_BP_up",
-        "GO_BP_down",
-        "curated_TRD_up",
-        "curated_TRD_down",
+    # only the terms shown that pass the label-permutation FDR are drawn
+    config = yaml.safe_load((toy_run / "config/config.yaml").read_text())["enrichment"]
+    gsea = pd.read_csv(toy_run / f"results/enrichment/{CONTRAST}/gsea.tsv", sep="\t")
+    shown = report.top_terms_by_direction(
+        gsea, config["running_score_terms"], config["similar_terms_jaccard"]
+    )
+    called = {
+        (collection, direction, rank)
+        for (collection, direction), terms in shown.items()
+        for rank, fdr in enumerate(terms["fdr_perm"], start=1)
+        if fdr < config["ora_padj"]
     }
+    assert called and {(c, d, int(r)) for c, d, r, _ in map(plot_key, plots)} == called
     # every QC figure, then per contrast volcano, MA and heat map, the counts of the top and of the
     # candidate genes, 2 enrichment dot plots and every running-score plot, the calibration's QQ plot
     # and null-count histogram, the ROC and reliability curves, the cell scores by group
@@ -751,13 +828,16 @@ ADDRESSES_JS = """Array.from(document.querySelectorAll('[src], [href]')).map(
 
 
 def expected_survival(adjusted: pd.DataFrame, collection_terms: pd.DataFrame, term: str, cut: float) -> str:
-    """The survival words of a key-findings pathway, from the cell-adjusted GSEA table, computed here."""
+    """The survival words of a key-findings pathway, from the cell-adjusted GSEA table (gene-permutation
+    padj only), computed here."""
     primary = collection_terms.set_index("term").loc[term]
     after = adjusted[(adjusted["collection"] == primary["collection"]) & (adjusted["term"] == term)].iloc[0]
     if np.sign(after["NES"]) != np.sign(primary["NES_perm"]):
         return f"reverses direction after cell adjustment (NES {after['NES']:.3g})"
+    if not primary["fdr_perm"] < cut:
+        return f"gene-permutation padj {after['padj']:.3g} after cell adjustment"
     verdict = "survives" if after["padj"] < cut else "does not survive"
-    return f"{verdict} cell adjustment (padj {after['padj']:.3g})"
+    return f"{verdict} cell adjustment (gene-permutation padj {after['padj']:.3g})"
 
 
 @pytest.mark.browser
@@ -834,9 +914,10 @@ def test_toy_report_in_headless_chromium(toy_run):
         assert len(shown) == 3
         ranked = gsea[gsea["NES_perm"] * sign > 0].sort_values(["fdr_perm", "pvalue_perm", "pvalue", "term"])
         best = ranked.iloc[0]
-        assert shown[0][:2] == [best["term"], f"{best['fdr_perm']:.3g}"]
+        k = int(summary["permutations"])
+        assert shown[0][:2] == [best["term"], report.fdr_text(best["fdr_perm"], k)]
         for term, fdr, survival in shown:
-            assert fdr == f"{gsea.set_index('term').loc[term, 'fdr_perm']:.3g}"
+            assert fdr == report.fdr_text(gsea.set_index("term").loc[term, "fdr_perm"], k)
             assert survival == expected_survival(adjusted, gsea, term, cut)
     concordance = pd.read_csv(cell_adjusted / "concordance.tsv", sep="\t").iloc[0]
     assert (
@@ -898,6 +979,70 @@ def test_browser_that_does_not_answer_fails_fast(tmp_path):
     with pytest.raises(BrowserError, match="did not answer Target.createTarget in time"):
         open_page("about:blank", binary=str(silent), startup_timeout=2)
     assert time.monotonic() - started < 20
+
+
+TEMPLATE_DIR = ROOT / "workflow/report"
+
+
+def render_macros(source: str, **values) -> str:
+    """A snippet of HTML using the report's macros (workflow/report/macros.j2), rendered as the page is."""
+    env = report.jinja2.Environment(
+        loader=report.jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=report.jinja2.StrictUndefined,
+    )
+    return env.from_string('{% from "macros.j2" import table, key_finding %}' + source).render(**values)
+
+
+def wide_table_page(path: Path) -> None:
+    """A page with the report's CSS and table macro: a 17-column model comparison in the main column."""
+    wide = report.table_rows(pd.DataFrame({f"auc_pooled_column_{i}": [0.123456 * i, 0.5] for i in range(17)}))
+    page = render_macros(
+        "<html><head><style>{{ css }}</style></head><body><main>"
+        "<p>Model comparison</p>{{ table(wide, 'comparison') }}</main></body></html>",
+        css=report.Markup((TEMPLATE_DIR / "report.css").read_text()),
+        wide=wide,
+    )
+    path.write_text(page, encoding="utf-8")
+
+
+def test_the_table_macro_wraps_every_table_in_a_box_that_scrolls_sideways(tmp_path):
+    wide_table_page(tmp_path / "wide.html")
+    page = (tmp_path / "wide.html").read_text()
+    assert '<div class="table-wrap"><table id="comparison" class="data">' in page
+    assert re.search(r"\.table-wrap \{[^}]*overflow-x: auto", page)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
+def test_a_wide_table_scrolls_inside_the_page_column(tmp_path):
+    """At 900 px the table is wider than the column: it scrolls inside its box, and the page itself does
+    not run past its right edge."""
+    wide_table_page(tmp_path / "wide.html")
+    measure = """(() => { const box = document.querySelector('.table-wrap');
+      return {page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth,
+              table: document.getElementById('comparison').scrollWidth, box: box.clientWidth}; })()"""
+    shown = open_page((tmp_path / "wide.html").as_uri(), {"wide": measure}, width=900).evaluations["wide"]
+    assert shown["table"] > shown["box"]  # wider than the column
+    assert shown["page"] <= shown["window"]  # yet nothing beyond the page's right edge
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
+def test_a_padj_below_the_smallest_float_reads_as_a_bound_and_sorts_first(tmp_path):
+    genes = pd.DataFrame({"gene_symbol": ["IL1B", "TNF", "GZMB", "MX1"], "padj": [0.01, 0.0, np.nan, 2e-50]})
+    shown = report.readable_fdrs(genes, ["padj"])
+    assert shown["padj"].tolist() == ["0.01", "< 1e-300", "NA", "2e-50"]
+    page = render_macros(
+        "<html><body>{{ table(genes, 'genes', sortable=True) }}<script>{{ js }}</script></body></html>",
+        genes=report.table_rows(shown),
+        js=report.Markup((TEMPLATE_DIR / "report.js").read_text()),
+    )
+    (tmp_path / "genes.html").write_text(page, encoding="utf-8")
+    click = """(() => { document.querySelectorAll('#genes th')[1].click();
+      return Array.from(document.querySelectorAll('#genes tbody tr')).map(r => r.cells[0].textContent); })()"""
+    order = open_page((tmp_path / "genes.html").as_uri(), {"order": click}).evaluations["order"]
+    assert order == ["TNF", "MX1", "IL1B", "GZMB"]
 
 
 def test_snakemake_native_report(toy_run):
@@ -1027,7 +1172,14 @@ def test_enrichment_section(tmp_path):
         }
     )
     ora.to_csv(tmp_path / "ora.tsv", sep="\t", index=False)
-    files = {"gsea": tmp_path / "gsea.tsv", "ora": tmp_path / "ora.tsv"}
+    files = {
+        "gsea": tmp_path / "gsea.tsv",
+        "ora": tmp_path / "ora.tsv",
+        "calibration": tmp_path / "summary.tsv",
+    }
+    pd.DataFrame({"statistic": ["permutations"], "value": [30]}).to_csv(
+        files["calibration"], sep="\t", index=False
+    )
     for key in ("gsea_dotplot", "ora_dotplot"):
         files[key] = tmp_path / f"{key}.png"
         Image.new("RGB", (120, 80), "white").save(files[key])
@@ -1124,10 +1276,13 @@ def prediction_files(tmp_path, best_low=0.62):
     }
 
 
+PREDICT_CONFIG = {"predict": {"permutations": 100}}
+
+
 def test_prediction_section(tmp_path):
     contrast = {"variable": "group", "test": "TRD", "reference": "responder"}
     section = report.prediction_section(
-        "TRD_vs_responder", contrast, prediction_files(tmp_path), {}, tmp_path
+        "TRD_vs_responder", contrast, prediction_files(tmp_path), PREDICT_CONFIG, tmp_path
     )
     assert section["heading"] == "Prediction of TRD vs responder"
     assert section["findings"] == [
@@ -1145,7 +1300,7 @@ def test_prediction_section(tmp_path):
 def test_prediction_section_says_plainly_when_the_best_interval_includes_one_half(tmp_path):
     contrast = {"variable": "diagnosis", "test": "MDD", "reference": "control"}
     section = report.prediction_section(
-        "MDD_vs_control", contrast, prediction_files(tmp_path, best_low=0.48), {}, tmp_path
+        "MDD_vs_control", contrast, prediction_files(tmp_path, best_low=0.48), PREDICT_CONFIG, tmp_path
     )
     assert section["heading"] == "Prediction of MDD vs control"
     assert section["findings"][1] == (
@@ -1215,6 +1370,10 @@ def key_finding_tables(tmp_path, best_low=0.62, cells=True, prediction=True) -> 
             "overlap": [1],
             "lost": [2],
             "gained": [0],
+            "group_r2_cells": [0.583],
+            "n_cell_covariates": [5],
+            "residual_df_primary": [28],
+            "residual_df_model": [23],
         }
     )
     comparison = (
@@ -1230,7 +1389,11 @@ def key_finding_tables(tmp_path, best_low=0.62, cells=True, prediction=True) -> 
     }
 
 
-KEY_CONFIG = {"deseq2": {"alpha": 0.05}, "enrichment": {"ora_padj": 0.05, "similar_terms_jaccard": 0.5}}
+KEY_CONFIG = {
+    "deseq2": {"alpha": 0.05},
+    "enrichment": {"ora_padj": 0.05, "similar_terms_jaccard": 0.5},
+    **PREDICT_CONFIG,
+}
 TRD = {"variable": "group", "test": "TRD", "reference": "responder"}
 
 
@@ -1261,14 +1424,24 @@ def test_key_findings_from_the_run_tables(tmp_path):
     # down: GO:1, then GO:2 folded under it (leading edges J = 3/4), GO:3, SET_DOWN
     down = findings["pathways"]["down"]
     assert [(t["term"], t["n_similar"]) for t in down] == [("GO:1", 1), ("GO:3", 0), ("SET_DOWN", 0)]
+    # the cell-adjusted GSEA has no label permutations: its statistic is named
     assert [t["survival"] for t in down] == [
-        "survives cell adjustment (padj 0.01)",
+        "survives cell adjustment (gene-permutation padj 0.01)",
         "reverses direction after cell adjustment (NES 0.9)",
-        "does not survive cell adjustment (padj 0.2)",
+        "does not survive cell adjustment (gene-permutation padj 0.2)",
     ]
-    assert up[0]["survival"] == "survives cell adjustment (padj 0.04)"
+    assert up[0]["survival"] == "survives cell adjustment (gene-permutation padj 0.04)"
+    # GO:4 was not called: nothing to survive, its statistic after adjustment is given
+    assert up[1]["survival"] == "gene-permutation padj 0.3 after cell adjustment"
+    assert findings["pathway_verdict"] == (
+        "5 sets changed more than random splits of these samples change them (label-permutation "
+        "FDR < 0.05; gene permutation: 5 at padj < 0.05); they lead the lists below."
+    )
+    assert not findings["exploratory"]
     assert findings["cell_adjusted"] == (
-        "With cell composition in the model, 1 genes are called instead of 3 (1 of them shared)."
+        "With cell composition in the model (5 cell covariates, explaining R² 0.58 of the group; 23 "
+        "residual degrees of freedom, the primary model 28), 1 genes are called instead of 3 (1 of them "
+        "shared)."
     )
     assert findings["prediction"] == [
         "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), "
@@ -1303,3 +1476,228 @@ def test_running_score_figures_of_the_terms_shown(tmp_path):
     figures = report.running_score_figures(tmp_path, "GO_BP", "down", shown, "Running score.")
     assert [f["caption"] for f in figures] == ["GO:1, a. Running score.", "GO:3, c. Running score."]
     assert report.running_score_figures(tmp_path, "GO_BP", "up", shown, "") == []
+
+
+def test_pathway_verdict_when_only_gene_permutation_calls_sets():
+    """The whole-blood case: label permutation and camera call nothing, gene permutation hundreds."""
+    reason = (
+        " If genes were independent, 597 sets would pass, but genes of one pathway rise and fall "
+        "together between people, and with shuffled labels that assumption calls hundreds of sets on "
+        "real data."
+    )
+    assert report.pathway_verdict(0, 597, 0.05, n_camera=0) == (
+        "No pathway changed more than random splits of these samples change it (0 sets at "
+        "label-permutation FDR < 0.05; camera agrees)." + reason
+    )
+    # without camera the sentence leaves it out
+    assert report.pathway_verdict(0, 597, 0.05) == (
+        "No pathway changed more than random splits of these samples change it (0 sets at "
+        "label-permutation FDR < 0.05)." + reason
+    )
+    assert report.pathway_verdict(0, 0, 0.05, n_camera=0).endswith(
+        "Gene permutation, which treats genes as independent, calls none either."
+    )
+    assert report.pathway_verdict(0, 40, 0.05, n_camera=3).startswith(
+        "No pathway passes label-permutation FDR < 0.05, but camera calls 3 sets at FDR < 0.05"
+    )
+    assert report.pathway_verdict(1, 40, 0.1, n_camera=2) == (
+        "1 set changed more than random splits of these samples change them (label-permutation FDR < 0.1; "
+        "camera: 2 at FDR < 0.1; gene permutation: 40 at padj < 0.1); they lead the lists below."
+    )
+
+
+def correlated_null_gsea(n_sets: int = 40, n_gene_called: int = 25) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """GSEA and camera tables of a cohort where co-expressed sets move together between people: gene
+    permutation calls n_gene_called sets, label permutation and camera none."""
+    rng = np.random.default_rng(7)
+    nes = rng.choice([-1, 1], n_sets) * rng.uniform(1.2, 2.4, n_sets)
+    padj = np.where(np.arange(n_sets) < n_gene_called, rng.uniform(1e-8, 0.04, n_sets), 0.5)
+    gsea = pd.DataFrame(
+        {
+            "collection": "GO_BP",
+            "term": [f"GO:{i:03d}" for i in range(n_sets)],
+            "name": [f"process {i}" for i in range(n_sets)],
+            "NES_perm": nes * 0.6,
+            "pvalue_perm": rng.uniform(0.02, 0.9, n_sets),
+            "fdr_perm": rng.uniform(0.23, 0.71, n_sets),
+            "NES": nes,
+            "pvalue": padj / 10,
+            "padj": padj,
+            "leading_edge": [f"G{i}a;G{i}b" for i in range(n_sets)],
+        }
+    )
+    camera = gsea[["collection", "term"]].assign(
+        n_genes=30, correlation=0.08, direction="Up", pvalue=0.2, fdr=rng.uniform(0.3, 1.0, n_sets)
+    )
+    return gsea, camera
+
+
+def test_key_findings_lead_with_the_correlation_aware_answer_when_only_gene_permutation_calls(tmp_path):
+    tables = key_finding_tables(tmp_path)
+    tables["gsea"], tables["camera"] = correlated_null_gsea()
+    tables["adjusted_gsea"] = tables["gsea"][["collection", "term", "name"]].assign(
+        NES=tables["gsea"]["NES"], padj=1e-11
+    )
+    findings = report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
+    assert findings["pathway_verdict"] == (
+        "No pathway changed more than random splits of these samples change it (0 sets at "
+        "label-permutation FDR < 0.05; camera agrees). If genes were independent, 25 sets would pass, "
+        "but genes of one pathway rise and fall together between people, and with shuffled labels that "
+        "assumption calls hundreds of sets on real data."
+    )
+    assert findings["exploratory"]
+    # the largest effects are still listed, by the label-permutation FDR, none called
+    shown = [t for direction in ("up", "down") for t in findings["pathways"][direction]]
+    assert len(shown) == 6 and not any(t["significant"] for t in shown)
+    gsea = tables["gsea"].set_index("term")
+    assert [t["fdr"] for t in shown] == [report.format_value(gsea.loc[t["term"], "fdr_perm"]) for t in shown]
+    # a set not called has nothing to survive: no "survives cell adjustment" on a gene-permutation padj
+    assert {t["survival"] for t in shown} == {"gene-permutation padj 1e-11 after cell adjustment"}
+    without_camera = report.key_findings(CONTRAST, TRD, {**tables, "camera": None}, KEY_CONFIG)
+    assert "camera" not in without_camera["pathway_verdict"]
+
+
+def test_immune_pathway_survival_calls_each_model_by_its_own_statistic():
+    """Primary calls by label-permutation FDR (not fgsea's padj, which calls GO:3 too); the cell-adjusted
+    model, not label-permuted, by its gene-permutation padj, and the sentence says so."""
+    primary = pd.DataFrame(
+        {
+            "collection": "GO_BP",
+            "term": ["GO:1", "GO:2", "GO:3", "GO:4"],
+            "name": ["interferon response", "T cell activation", "antigen presentation", "cilium"],
+            "NES_perm": [2.0, -1.8, 1.5, 2.2],
+            "fdr_perm": [0.0, 0.03, 0.4, 0.001],
+            "NES": [2.4, -2.0, 1.9, 2.5],
+            "padj": [1e-9, 1e-4, 1e-3, 1e-6],
+        }
+    )
+    adjusted = primary[["collection", "term", "name"]].assign(
+        NES=[1.7, 1.1, 1.2, 2.0], padj=[1.7e-11, 0.01, 0.02, 0.001], fdr_perm=np.nan
+    )
+    shown = report.immune_pathway_survival(CONTRAST, primary, adjusted, 0.05, permutations=30)
+    assert (shown["n"], shown["n_survive"]) == (2, 1)  # GO:2 reverses direction; GO:4 is not immune
+    table = as_frame([shown["table"]["columns"], *shown["table"]["rows"]])
+    assert table.columns.tolist() == [
+        "collection",
+        "term",
+        "name",
+        "NES_perm_primary",
+        "fdr_perm_primary",
+        "NES_cell_adjusted",
+        "padj_cell_adjusted",
+        "survives",
+    ]
+    # an FDR of 0 from 30 label permutations is shown as below 1/30, not as 0
+    assert table[["term", "fdr_perm_primary", "padj_cell_adjusted", "survives"]].values.tolist() == [
+        ["GO:1", "< 0.033 (1/30)", "1.7e-11", "yes"],
+        ["GO:2", "0.03", "0.01", "no"],
+    ]
+    assert shown["sentence"] == (
+        "1 of 2 immune-related gene sets significant in the primary GSEA (label-permutation FDR < 0.05) "
+        "stay significant, with the same direction, in the cell-adjusted model, judged there by its "
+        "gene-permutation padj < 0.05, as the cell-adjusted model is not label-permuted."
+    )
+
+
+def test_displayed_tables_show_no_fdr_of_0_and_say_when_a_permutation_p_is_at_its_floor(tmp_path):
+    # calibration, 30 permutations: no shuffled analysis called as many genes, none at the calls' threshold
+    numeric = pd.Series(
+        {
+            "permutations": 30,
+            "observed_degs": 369,
+            "null_degs_mean": 0.4,
+            "null_degs_median": 0.0,
+            "null_degs_p95": 1.0,
+            "frac_permutations_with_degs": 0.2,
+            "pvalue_observed_degs": 1 / 31,
+            "empirical_fdr": 0.0,
+            "pi0": 0.9,
+            "observed_lambda": 1.4,
+            "null_lambda_median": 1.0,
+            "qvalue_perm_calls": 352,
+        }
+    )
+    shown = report.calibration_table(numeric).set_index("statistic")["value"]
+    assert (
+        shown["permutation p-value of the observed count"]
+        == "0.0323, the smallest possible with 30 permutations"
+    )
+    assert shown["empirical FDR of the observed calls (SAM)"] == "< 0.033 (1/30)"
+    assert "and fewer than 3% of the observed calls are expected to be false" in report.calibration_verdict(
+        numeric, 0.05
+    )
+    # b = 2: not the floor, the plain number
+    not_floor = report.calibration_table(numeric.where(numeric.index != "pvalue_observed_degs", 3 / 31))
+    assert (
+        not_floor.set_index("statistic").loc["permutation p-value of the observed count", "value"] == "0.0968"
+    )
+
+    # prediction, 20 permutations: p = 1/21 is the smallest possible
+    files = prediction_files(tmp_path)
+    comparison = pd.read_csv(files["comparison"], sep="\t")
+    comparison.loc[comparison["best"], "permutation_p"] = 1 / 21
+    comparison.to_csv(files["comparison"], sep="\t", index=False)
+    section = report.prediction_section(CONTRAST, TRD, files, {"predict": {"permutations": 20}}, tmp_path)
+    assert (
+        "label-permutation p = 0.0476, the smallest possible with 20 permutations." in section["findings"][0]
+    )
+    table = as_frame([section["comparison"]["columns"], *section["comparison"]["rows"]])
+    assert table["permutation_p"].tolist() == ["NA"] * 4 + [
+        "0.0476, the smallest possible with 20 permutations",
+        "NA",
+    ]
+
+    # enrichment, 30 permutations: an FDR of 0 is below 1/30, not 0; ORA's p of 1/31 is its floor
+    gsea, _ = correlated_null_gsea(n_sets=4, n_gene_called=2)
+    gsea = gsea.assign(
+        size=20, log2err=0.5, fdr_perm=[0.0, 0.3, 0.0, 0.5], pvalue_perm=[0.0526, 0.2, 0.03, 0.6]
+    )
+    for terms in report.top_terms_by_direction(gsea, 5, 0.5).values():
+        shown = report.gsea_term_table(terms, 30)
+        fdrs = dict(zip(shown["term"], shown["fdr_perm"]))
+        assert all(fdrs[t] == "< 0.033 (1/30)" for t in ("GO:000", "GO:002") if t in fdrs)
+        assert "0" not in set(shown["fdr_perm"]) | set(shown["padj (gene perm.)"])
+    ora = pd.DataFrame(
+        {
+            "collection": "GO_BP",
+            "direction": ["up", "up"],
+            "term": ["GO:1", "GO:2"],
+            "name": ["a", "b"],
+            "size": [20, 30],
+            "overlap": [6, 2],
+            "odds_ratio": [9.5, 1.2],
+            "pvalue_perm": [1 / 31, 0.4],
+            "fdr_perm": [0.0, 0.7],
+            "pvalue": [1e-6, 0.3],
+            "padj": [0.0, 0.6],
+            "overlap_genes": ["A;B", "C"],
+        }
+    )
+    (shown_ora,) = report.top_ora_terms(ora, 5, 30).values()
+    assert shown_ora[["pvalue_perm", "fdr_perm", "padj"]].values.tolist() == [
+        ["0.0323, the smallest possible with 30 permutations", "< 0.033 (1/30)", "< 1e-300"],
+        ["0.4", "0.7", "0.6"],
+    ]
+    assert report.gsea_pvalue_note(30).startswith(
+        "pvalue_perm is (b + 1) / (n + 1) over the n of the 30 label permutations whose score has the "
+        "set's sign: its smallest possible value is 1/(n + 1), at least 1/31 = 0.0323."
+    )
+
+
+def test_key_findings_head_the_uncalled_sets_as_exploration(tmp_path):
+    tables = key_finding_tables(tmp_path)
+    called = render_macros("{{ key_finding(k) }}", k=report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG))
+    headings = re.findall(r"<tr><th>([^<]*)</th>", called)
+    assert headings[2:5] == ["Pathways", "Top pathways higher in TRD", "Top pathways lower in TRD"]
+    assert called.count("not significant at 0.05") == 2  # GO:4 and GO:5, listed below a called set
+    tables["gsea"], tables["camera"] = correlated_null_gsea()
+    tables["adjusted_gsea"] = None
+    findings = report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
+    uncalled = render_macros("{{ key_finding(k) }}", k=findings)
+    assert re.findall(r"<tr><th>([^<]*)</th>", uncalled)[3:5] == [
+        "Largest effects higher in TRD, for exploration only",
+        "Largest effects lower in TRD, for exploration only",
+    ]
+    assert "not significant" not in uncalled  # the heading says it once
+    verdict = re.search(r'<td data-key="pathway-verdict">(.*?)</td>', uncalled).group(1)
+    assert html.unescape(verdict) == findings["pathway_verdict"]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from conftest import ROOT, copy_workflow, run_snakemake
+from conftest import ROOT, copy_workflow, default_config_and, run_snakemake
 from trdpipe.common import InputError
 from trdpipe.ingest import ingest
 from trdpipe.model.sensitivity import check_models, concordance, describe, model_design, model_samples
@@ -199,26 +199,81 @@ def test_group_r2_equals_an_independent_computation():
     assert np.isnan(group_r2(obs, CONTRASTS["TRD_vs_responder"], []))
 
 
-def test_concordance_sentence_warns_when_the_group_is_nearly_determined_by_the_cells():
+def test_residual_degrees_of_freedom_equal_samples_minus_columns():
+    from trdpipe.model.sensitivity import residual_df
+
+    obs = sheet(24)
+    obs["cell_PC1"] = np.random.default_rng(3).normal(size=24)
+    # intercept, site B, male, age, TRD: 5 columns; the cell covariate one more
+    assert residual_df(obs, DESIGN) == 24 - 5
+    assert residual_df(obs, DESIGN + " + cell_PC1") == 24 - 6
+    # a column that repeats another costs nothing: the rank counts, not the columns
+    obs["site_copy"] = obs["site"]
+    assert residual_df(obs, DESIGN + " + site_copy") == 24 - 5
+
+
+CELL_ROW = {
+    "contrast": "c",
+    "model": "cell_adjusted",
+    "design": "~ sex + group + cell_PC1 + cell_PC2",
+    "n_samples": 31,
+    "degs_primary": 100,
+    "degs_model": 1,
+    "overlap": 1,
+    "lost": 99,
+    "gained": 0,
+    "lfc_r_all": 0.5,
+    "lfc_r_primary_degs": 0.7,
+    "sign_agreement": 0.9,
+    "group_r2_cells": 0.58,
+    "n_cell_covariates": 2,
+    "residual_df_primary": 28,
+    "residual_df_model": 26,
+}
+
+
+def test_sentence_when_the_groups_differ_in_cell_composition():
+    assert describe(CELL_ROW).endswith(
+        "The groups differ in cell composition (cell covariates explain R² 0.58 of the group), so the "
+        "adjusted model cannot separate per-cell changes from shifts in cell counts, and the 99 primary "
+        "DEGs it does not call are not evidence against them (2 cell covariates leave 26 residual degrees "
+        "of freedom, the primary model 28)."
+    )
+
+
+def test_sentence_when_the_adjustment_changed_little():
+    row = {**CELL_ROW, "group_r2_cells": 0.12, "degs_model": 80, "overlap": 70, "lost": 30}
+    assert describe(row).endswith(
+        "The adjustment changed little (cell covariates explain R² 0.12 of the group; 2 cell covariates "
+        "leave 26 residual degrees of freedom, the primary model 28)."
+    )
+    # 69% kept is below KEPT_SHARE_LITTLE_CHANGE (70%): power or cell counts, the data cannot say
+    row = {**row, "overlap": 69, "lost": 31, "group_r2_cells": 0.45}
+    assert describe(row).endswith(
+        "The cell covariates explain R² 0.45 of the group, which widens the adjusted group effect's "
+        f"standard error about {1 / np.sqrt(0.55):.2f}-fold (2 cell covariates leave 26 residual degrees of "
+        "freedom, the primary model 28): the 31 primary DEGs it loses may have lost power as much as "
+        "followed the cell counts."
+    )
+    assert f"{1 / np.sqrt(0.55):.2f}" == "1.35"
+    # models without cell covariates get no verdict on them
+    plain = {**CELL_ROW, "model": "female_only", "n_cell_covariates": 0, "group_r2_cells": np.nan}
+    assert describe(plain).endswith("0.70 over the primary DEGs.")
+
+
+def test_sentence_flags_a_model_with_too_few_residual_degrees_of_freedom():
+    """3 vs 3 with sex and one cell covariate: 6 samples - 4 columns = 2 residual df."""
     row = {
-        "contrast": "c",
-        "model": "cell_adjusted",
-        "design": "~ group + cell_PC1",
-        "n_samples": 48,
-        "degs_primary": 10,
-        "degs_model": 0,
-        "overlap": 0,
-        "lost": 10,
-        "gained": 0,
-        "lfc_r_all": 0.5,
-        "lfc_r_primary_degs": 0.7,
-        "sign_agreement": 0.9,
-        "group_r2_cells": 0.93,
+        **CELL_ROW,
+        "n_samples": 6,
+        "n_cell_covariates": 1,
+        "residual_df_primary": 3,
+        "residual_df_model": 2,
     }
     assert describe(row).endswith(
-        "The cell covariates explain 93% of the variance of the group, so the adjusted group effect is "
-        "poorly estimable: DEGs lost here do not show that they are a cell-count shift."
+        "Only 2 residual degrees of freedom remain (fewer than 3): its dispersions and calls are unreliable."
     )
+    assert "residual degrees of freedom remain" not in describe({**row, "residual_df_model": 3})
 
 
 def test_concordance_sentence():
@@ -309,6 +364,27 @@ def test_toy_concordance_tables_equal_a_recomputation(toy_sensitivity):
         assert row["sign_agreement"] == pytest.approx(
             float((np.sign(lfc_p[shared_deg]) == np.sign(lfc_m[shared_deg])).mean()), abs=1e-6
         )
+        assert (row["residual_df_primary"], row["residual_df_model"]) == (
+            residual_df_by_hand(toy_sensitivity / "results/de/TRD_vs_responder/samples_used.tsv", DESIGN),
+            residual_df_by_hand(
+                toy_sensitivity / "results/sensitivity/TRD_vs_responder" / model / "samples_used.tsv",
+                row["design"],
+            ),
+        )
+        cell_terms = [t for t in row["design"].split(" + ") if t.startswith("cell_")]
+        assert row["n_cell_covariates"] == len(cell_terms) == (4 if model == "cell_adjusted" else 0)
+
+
+def residual_df_by_hand(samples_used: Path, design: str) -> int:
+    """Samples minus the model's columns: the intercept, one per level beyond the first of each
+    categorical variable that varies, one per numeric variable (the toy's designs are full rank)."""
+    obs = pd.read_csv(samples_used, sep="\t", index_col=0)
+    columns = 1
+    for variable in design.removeprefix("~ ").split(" + "):
+        values = obs[variable]
+        numeric = pd.api.types.is_numeric_dtype(values)
+        columns += 1 if numeric else values.nunique() - 1
+    return len(obs) - columns
 
 
 def planted(cls: str) -> set[str]:
@@ -326,8 +402,9 @@ def test_composition_genes_are_degs_only_before_cell_adjustment(toy_sensitivity)
 
 
 def test_toy_regulated_genes_keep_sign_and_nominal_significance_after_cell_adjustment(toy_sensitivity):
-    """Of the toy's 234 regulated primary DEGs, 78% keep p < 0.05 once adjusted, all with the
-    same sign; 39 (17%) stay at padj < 0.05 (see the next test for why so few)."""
+    """Of the toy's 234 regulated primary DEGs, 91% keep p < 0.05 once adjusted (the 4 principal
+    components of cells.max_covariates; 78% with the 11 scores before it), all with the same sign;
+    39 (17%) stay at padj < 0.05 (see the next test for why so few)."""
     regulated = planted("regulated")
     primary = de_table(toy_sensitivity).set_index("gene_id")
     adjusted = de_table(toy_sensitivity, "cell_adjusted").set_index("gene_id")
@@ -341,13 +418,13 @@ def test_toy_regulated_genes_keep_sign_and_nominal_significance_after_cell_adjus
 
 
 def test_toy_cell_models_report_the_group_r2(toy_sensitivity):
-    """The cell-adjusted row gives the group's R2 on the cell covariates (0.52 on the toy); the
+    """The cell-adjusted row gives the group's R2 on the cell covariates (0.39 on the toy); the
     other models have none. On the toy the adjusted model keeps 39 of the 234 regulated primary
     DEGs: a composition gene is a DEG only where its cell type differs between the groups, and
     at 48 samples a difference large enough for that leaves the group's coefficient a standard
-    error 1.4 times larger once the eleven scores are in the model (the regulated genes keep
-    their sign and mostly p < 0.05: 78%); the identifiable cohort below shows that the model
-    keeps them where composition varies mostly within groups."""
+    error 1.28 times larger once the 4 principal components of the scores are in the model (the
+    regulated genes keep their sign and mostly p < 0.05: 91%); the identifiable cohort below
+    shows that the model keeps them where composition varies mostly within groups."""
     folder = toy_sensitivity / "results/sensitivity/TRD_vs_responder"
     adjusted = pd.read_csv(folder / "cell_adjusted/concordance.tsv", sep="\t").iloc[0]
     covariates = pd.read_csv(
@@ -380,7 +457,7 @@ def test_workflow_stops_at_ingest_on_a_model_naming_an_absent_column(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     extra = workdir / "config" / "bad_model.yaml"
     extra.write_text("sensitivity:\n  with_bmi:\n    add: [body_mass]\n")
-    result = run_snakemake(workdir, "--configfile", str(extra.relative_to(workdir)), check=False)
+    result = run_snakemake(workdir, *default_config_and(extra.relative_to(workdir)), check=False)
     assert result.returncode != 0
     log = (workdir / "logs" / "ingest" / "ingest.log").read_text()
     assert (
@@ -412,7 +489,7 @@ def simulated_cells(params):
     adata = ad.AnnData(X=cohort.counts.to_numpy().T.astype(np.int64), obs=obs, var=var)
     adata = adata[:, expressed_genes(np.asarray(adata.X), int(obs["group"].value_counts().min()))].copy()
     cells = {**config["cells"], "resource": str(ROOT / config["cells"]["resource"])}
-    result = composition(vst_cohort(adata, config["deseq2"], 1), cells, config["seed"])
+    result = composition(vst_cohort(adata, config["deseq2"], 1), cells, config["seed"], DESIGN)
     return adata, result, config, cohort.truth_genes.set_index("gene_id")
 
 

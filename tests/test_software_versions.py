@@ -1,5 +1,6 @@
 """results/software_versions.yml: the workflow's version and the packages its code imports."""
 
+import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -63,6 +64,8 @@ def test_toy_run_lists_every_package_the_pipeline_imports(toy_run):
     document = yaml.safe_load((toy_run / "results/software_versions.yml").read_text())
     # the toy run's copy of the workflow is not a git checkout: the version, no commit
     assert document["workflow"] == {"name": "trd-deseq2", "version": (ROOT / "VERSION").read_text().strip()}
+    config_md5 = hashlib.md5((toy_run / "config/config.yaml").read_bytes()).hexdigest()
+    assert document["config_files"] == [{"file": "config/config.yaml", "md5": config_md5}]
     packages = document["packages"]
     for name in (
         "pydeseq2",
@@ -79,3 +82,58 @@ def test_toy_run_lists_every_package_the_pipeline_imports(toy_run):
     ):
         assert packages[name] == importlib.metadata.version(name), name
     assert "not installed" not in packages.values()
+
+
+def git_repository(path) -> str:
+    """A git repository at path with a workflow file, VERSION, a config and a README committed;
+    returns the short commit."""
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    (path / "workflow").mkdir(parents=True)
+    (path / "config").mkdir()
+    (path / "workflow" / "step.py").write_text("import os\n")
+    (path / "VERSION").write_text("1.0.0\n")
+    (path / "config" / "config.yaml").write_text("seed: 1\n")
+    (path / "README.md").write_text("# Title\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    return git("rev-parse", "--short=12", "HEAD")
+
+
+def test_only_a_change_of_the_workflows_code_marks_the_commit_dirty(tmp_path):
+    commit = git_repository(tmp_path)
+    (tmp_path / "config" / "config.yaml").write_text("seed: 2\n")
+    (tmp_path / "README.md").write_text("# Another title\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.tsv").write_text("a\n")
+    assert sv.git_commit(tmp_path) == commit
+    (tmp_path / "VERSION").write_text("1.0.1\n")
+    assert sv.git_commit(tmp_path) == commit + "-dirty"
+    (tmp_path / "VERSION").write_text("1.0.0\n")
+    (tmp_path / "workflow" / "step.py").write_text("import sys\n")
+    assert sv.git_commit(tmp_path) == commit + "-dirty"
+
+
+def test_config_files_are_named_from_the_working_directory_with_their_md5(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("seed: 1\n")
+    (tmp_path / "config" / "mine.yaml").write_text("seed: 2\n")
+    elsewhere = tmp_path.parent / f"{tmp_path.name}_other.yaml"
+    elsewhere.write_text("seed: 3\n")
+    rows = sv.config_file_checksums(["config/config.yaml", tmp_path / "config" / "mine.yaml", elsewhere])
+    assert rows == [
+        {"file": "config/config.yaml", "md5": hashlib.md5(b"seed: 1\n").hexdigest()},
+        {"file": "config/mine.yaml", "md5": hashlib.md5(b"seed: 2\n").hexdigest()},
+        {"file": str(elsewhere), "md5": hashlib.md5(b"seed: 3\n").hexdigest()},
+    ]
+    document = sv.versions_document(ROOT / "VERSION", [], set(), ["config/config.yaml"])
+    assert document["config_files"] == rows[:1]

@@ -1,10 +1,11 @@
 // Sortable and searchable tables and a figure lightbox, with no library: the report must work offline.
 "use strict";
 
-// A cell's value for sorting: numbers (including 1.2e-05) numerically, NA always last.
+// A cell's value for sorting: numbers (including 1.2e-05, and a bound such as "< 1e-300" at its
+// value) numerically, NA always last.
 function sortKey(text) {
   if (text === "NA" || text === "") return null;
-  const number = Number(text);
+  const number = Number(text.replace(/^< /, ""));
   return Number.isNaN(number) ? text.toLowerCase() : number;
 }
 

@@ -2,25 +2,24 @@ import gzip
 import importlib.util
 import os
 import re
-import sys
 import zlib
 from functools import lru_cache
 
 from snakemake.utils import validate
 
-# The engine, workflow/lib/ (packages trdpipe and batched_deseq2): the rule scripts in
-# workflow/scripts/ import it, and so does the Snakefile (the config check, the sheet reader).
-# Every job of the run inherits PYTHONPATH, locally and on SLURM.
-LIB_DIR = os.path.join(workflow.basedir, "workflow", "lib")
-SCRIPTS_DIR = os.path.join(workflow.basedir, "workflow", "scripts")
-sys.path.insert(0, LIB_DIR)
+# The engine, workflow/lib/ (packages trdpipe and batched_deseq2; LIB_DIR, put on sys.path by
+# rules/paths.smk): the rule scripts in workflow/scripts/ import it, and so does the Snakefile (the config
+# check, the sheet reader). Every job of the run inherits PYTHONPATH, locally and on SLURM.
+SCRIPTS_DIR = os.path.join(WORKFLOW_DIR, "scripts")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIB_DIR, os.environ.get("PYTHONPATH")]))
-from trdpipe.checks.config import check_config
+from trdpipe.checks.config import check_config, resolve_shipped_paths, shipped_path
 from trdpipe.io.counts import read_sample_sheet
 from trdpipe.common import InputError
 
-check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+check_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
+# a deployment's config names the shipped resources/ as the repository's does
+resolve_shipped_paths(config, WORKFLOW_TOP)
 
 # Compiled numba kernels are cached in the working directory, not in the (maybe read-only)
 # source tree; every job of the run inherits the variable (workflow/lib/batched_deseq2/numba_cache.py).
@@ -141,7 +140,7 @@ def qc_figure(name):
 
 
 # The HTML report's template, style and script, beside the captions of `snakemake --report`.
-REPORT_TEMPLATE_DIR = os.path.join(workflow.basedir, "workflow", "report")
+REPORT_TEMPLATE_DIR = os.path.join(WORKFLOW_DIR, "report")
 
 
 def resource_readmes():

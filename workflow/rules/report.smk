@@ -13,12 +13,14 @@ localrules:
 # their versions (nf-core's software_versions.yml); the report reads it.
 rule software_versions:
     input:
-        version=os.path.join(workflow.basedir, "VERSION"),
+        version=os.path.join(WORKFLOW_TOP, "VERSION"),
         # the code whose imports are listed: a new import is listed at the next run
         scripts=sorted(glob.glob(os.path.join(SCRIPTS_DIR, "*.py"))),
         engine=sorted(glob.glob(os.path.join(LIB_DIR, "**", "*.py"), recursive=True)),
-        rules=sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "rules", "*.smk")))
-        + [os.path.join(workflow.basedir, "Snakefile")],
+        rules=sorted(glob.glob(os.path.join(WORKFLOW_DIR, "rules", "*.smk")))
+        + [os.path.join(WORKFLOW_DIR, "Snakefile")],
+        # the run's config files, named with their checksums
+        config_files=list(map(str, workflow.configfiles)),
         # after ingest has checked the inputs: a run that bad input stops leaves no results
         checked="results/ingest/cohort.h5ad",
     output:
@@ -92,6 +94,7 @@ rule report:
         + (expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS) if CELL_ADJUSTED else [])
         + [rules.software_versions.benchmark],
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
+        macros=os.path.join(REPORT_TEMPLATE_DIR, "macros.j2"),
         css=os.path.join(REPORT_TEMPLATE_DIR, "report.css"),
         js=os.path.join(REPORT_TEMPLATE_DIR, "report.js"),
         volcano_js=os.path.join(REPORT_TEMPLATE_DIR, "volcano.js"),

@@ -53,7 +53,7 @@ else:
 # run cannot rebuild it; tests/test_cells.py checks that the two are identical.
 rule build_cell_markers:
     input:
-        annotation="resources/annotation/genes.tsv.gz",
+        annotation=shipped_path("resources/annotation/genes.tsv.gz", WORKFLOW_TOP),
     output:
         gmt="results/resources/blood_cell_markers.gmt",
     log:

@@ -48,6 +48,8 @@ rule cell_composition:
     params:
         cells=CELLS,
         contrasts=config["contrasts"],
+        # the cap on the cell covariates counts the primary design's degrees of freedom
+        design=config["design"],
         n_top_genes=config["qc"]["n_top_genes"],
         n_pcs=config["qc"]["n_pcs"],
         seed=config["seed"],

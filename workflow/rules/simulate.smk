@@ -16,7 +16,10 @@ rule simulate:
 rule simulate_cohort:
     input:
         annotation=config["annotation"],
-        gene_sets=["resources/genesets/go_bp.gmt.gz", "resources/genesets/curated_trd.gmt"],
+        gene_sets=[
+            shipped_path("resources/genesets/go_bp.gmt.gz", WORKFLOW_TOP),
+            shipped_path("resources/genesets/curated_trd.gmt", WORKFLOW_TOP),
+        ],
     output:
         counts="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/counts.tsv.gz",
         samples="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/samples.tsv",
@@ -40,8 +43,8 @@ rule simulate_cohort:
         n_genes=lambda wc: int(wc.n_genes),
         seed=lambda wc: int(wc.seed),
         collections={
-            "GO_BP": "resources/genesets/go_bp.gmt.gz",
-            "curated_TRD": "resources/genesets/curated_trd.gmt",
+            "GO_BP": shipped_path("resources/genesets/go_bp.gmt.gz", WORKFLOW_TOP),
+            "curated_TRD": shipped_path("resources/genesets/curated_trd.gmt", WORKFLOW_TOP),
         },
     script:
         "../scripts/simulate_cohort.py"

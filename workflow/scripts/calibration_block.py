@@ -3,10 +3,9 @@
 import logging
 
 import anndata as ad
-import pandas as pd
 
 from trdpipe.calibration.permutation import block_of, fit_block
-from trdpipe.common import atomic_output
+from trdpipe.common import atomic_output, read_sample_table
 from trdpipe.model.filtering import contrast_cohort
 
 log = logging.getLogger("trd")
@@ -15,7 +14,7 @@ log = logging.getLogger("trd")
 def main(smk) -> None:
     # the primary model's samples and genes (the deseq2 rule fits the same subset)
     adata = contrast_cohort(ad.read_h5ad(smk.input.h5ad), smk.wildcards.contrast)
-    labels = pd.read_csv(smk.input.labels, sep="\t", index_col=0, dtype=str)
+    labels = read_sample_table(smk.input.labels, text=True)
     block = block_of(smk.wildcards.scatteritem, list(labels.columns))
     log.info(
         "contrast %s, block %s: %d permutations (%s), %d samples x %d genes",

@@ -18,7 +18,12 @@ def main(smk) -> None:
         obs, name, contrast, smk.params.design, smk.params.strata, f"{smk.input.h5ad} (samples kept after QC)"
     )
     labels = permute_labels(
-        obs, contrast["variable"], strata, int(smk.params.permutations), int(smk.params.seed)
+        obs,
+        contrast["variable"],
+        strata,
+        int(smk.params.permutations),
+        int(smk.params.seed),
+        (contrast["test"], contrast["reference"]),
     )
     log.info(
         "contrast %s: %d permutations of %s within strata %s (seed %s)",

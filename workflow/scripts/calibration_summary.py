@@ -15,7 +15,7 @@ from trdpipe.calibration.permutation import (
 )
 from trdpipe.calibration.summary import null_degs_plot, qq_plot
 from trdpipe.checks.inputs import design_variables
-from trdpipe.common import atomic_output, run_script, save_figure, write_table
+from trdpipe.common import atomic_output, read_sample_table, run_script, save_figure, write_table
 
 log = logging.getLogger("trd")
 
@@ -25,9 +25,12 @@ def main(smk) -> None:
     settings = dict(smk.params.deseq2)
     alpha, thresholds = settings["alpha"], list(settings.get("lfc_thresholds", []))
     obs = ad.read_h5ad(smk.input.h5ad, backed="r").obs.copy()
-    labels = pd.read_csv(smk.input.labels, sep="\t", index_col=0, dtype=str)
+    labels = read_sample_table(smk.input.labels, text=True)
     strata = calibration_strata(obs, smk.params.design, contrast["variable"], smk.params.strata)
-    enumerated = labellings_available(obs, contrast["variable"], strata) <= int(smk.params.permutations)
+    compared = (contrast["test"], contrast["reference"])
+    enumerated = labellings_available(obs, contrast["variable"], strata, compared) <= int(
+        smk.params.permutations
+    )
     null = gather_blocks(
         [ad.read_h5ad(path) for path in smk.input.blocks], smk.params.seed, strata, enumerated
     )

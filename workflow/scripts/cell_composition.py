@@ -17,7 +17,7 @@ log = logging.getLogger("trd")
 def main(smk) -> None:
     vst = ad.read_h5ad(smk.input.vst)
     settings = dict(smk.params.cells)
-    result = composition(vst, settings, int(smk.params.seed))
+    result = composition(vst, settings, int(smk.params.seed), smk.params.design)
     scores = result["scores"]
     write_table(result["markers"], smk.output.markers)
     write_table(scores.rename_axis("sample_id"), smk.output.scores, index=True, float_format="%.6g")

@@ -12,7 +12,7 @@ from trdpipe.enrichment.analysis import (
     running_score_figure,
     running_score_file,
 )
-from trdpipe.enrichment.terms import lead_fdr, top_terms_by_direction
+from trdpipe.enrichment.terms import called_terms, lead_fdr, top_terms_by_direction
 
 
 def main(smk) -> None:
@@ -55,9 +55,10 @@ def main(smk) -> None:
         smk.output.ora_dotplot,
     )
     with atomic_directory(smk.output.running_scores) as tmp:
-        # the terms the report shows first, up and down (near-duplicates folded: workflow/lib/trdpipe/enrichment/terms.py)
+        # the terms the report shows first, up and down (near-duplicates folded: workflow/lib/trdpipe/enrichment/terms.py),
+        # drawn only when called: a curve of a set that random splits move as much invites a false reading
         shown = top_terms_by_direction(gsea, int(p.running_score_terms), float(p.similar_terms_jaccard))
-        for (name, direction), terms in shown.items():
+        for (name, direction), terms in called_terms(shown, lead_fdr(gsea), float(p.ora_padj)).items():
             for rank, (_, row) in enumerate(terms.iterrows(), start=1):
                 genes = collections[name].sets[row["term"]][1]
                 save_figure(

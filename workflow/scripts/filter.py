@@ -4,9 +4,8 @@ rule). The work is done in trdpipe.model.filtering."""
 import logging
 
 import anndata as ad
-import pandas as pd
 
-from trdpipe.common import atomic_output, run_script, write_table
+from trdpipe.common import atomic_output, read_sample_table, run_script, write_table
 from trdpipe.model.filtering import filter_cohort
 
 log = logging.getLogger("trd")
@@ -14,7 +13,7 @@ log = logging.getLogger("trd")
 
 def main(smk) -> None:
     adata = ad.read_h5ad(smk.input.h5ad)
-    metrics = pd.read_csv(smk.input.metrics, sep="\t", index_col="sample_id", dtype={"sample_id": str})
+    metrics = read_sample_table(smk.input.metrics)
     filtered, summary = filter_cohort(
         adata,
         metrics,

@@ -6,11 +6,19 @@ import logging
 import anndata as ad
 import pandas as pd
 
-from trdpipe.common import run_script, save_figure, write_table
+from trdpipe.common import read_sample_table, run_script, save_figure, write_table
 from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.design import prepare_metadata
 from trdpipe.model.filtering import contrast_cohort
-from trdpipe.model.sensitivity import CONCORDANCE_COLUMNS, check_model, concordance, group_r2, model_cohort
+from trdpipe.model.sensitivity import (
+    CONCORDANCE_COLUMNS,
+    MIN_RESIDUAL_DF,
+    check_model,
+    concordance,
+    group_r2,
+    model_cohort,
+    residual_df,
+)
 from trdpipe.model.sensitivity_figure import lfc_scatter
 
 log = logging.getLogger("trd")
@@ -20,11 +28,7 @@ def main(smk) -> None:
     name, model_name = smk.wildcards.contrast, smk.wildcards.model
     contrast, settings, spec = dict(smk.params.contrast), dict(smk.params.deseq2), dict(smk.params.spec)
     adata = contrast_cohort(ad.read_h5ad(smk.input.h5ad), name)
-    covariates = (
-        pd.read_csv(smk.input.covariates, sep="\t", index_col="sample_id", dtype={"sample_id": str})
-        if spec.get("cell_scores")
-        else None
-    )
+    covariates = read_sample_table(smk.input.covariates) if spec.get("cell_scores") else None
     cohort = model_cohort(adata, spec, covariates)
     cell_names = list(covariates.columns) if covariates is not None else []
     # the cell covariates exist only now: check the model again with them before fitting
@@ -47,7 +51,17 @@ def main(smk) -> None:
         "n_samples": cohort.n_obs,
         **concordance(primary, table, settings["alpha"]),
         "group_r2_cells": group_r2(cohort.obs, contrast, cell_names),
+        "n_cell_covariates": len(cell_names),
+        "residual_df_primary": residual_df(adata.obs, smk.params.design),
+        "residual_df_model": residual_df(cohort.obs, design),
     }
+    if row["residual_df_model"] < MIN_RESIDUAL_DF:
+        log.warning(
+            "model %s has %d residual degrees of freedom (fewer than %d): the report flags its calls",
+            model_name,
+            row["residual_df_model"],
+            MIN_RESIDUAL_DF,
+        )
     log.info("concordance with the primary model: %s", row)
     _, coding = prepare_metadata(cohort.obs, design, contrast)
     write_table(table, smk.output.table, float_format="%.8g")

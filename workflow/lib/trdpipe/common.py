@@ -8,6 +8,7 @@ import contextlib
 import errno
 import glob
 import gzip
+import hashlib
 import io
 import logging
 import os
@@ -124,6 +125,20 @@ def deterministic_gzip(text: str) -> bytes:
     return buffer.getvalue()
 
 
+def read_sample_table(path, text: bool = False):
+    """A tab-separated table whose first column holds sample IDs, indexed by them as text, with
+    every other column as text too when `text`.
+
+    IDs such as `001` or `1e5` must come back as written: pandas parses a column that index_col
+    takes as numbers whatever dtype says (`001` becomes 1), so the IDs are read as an ordinary
+    text column first. Every rule that reads back a table of samples reads it here."""
+    import pandas as pd  # here: the helpers above serve scripts that need no pandas
+
+    ids = pd.read_csv(path, sep="\t", nrows=0).columns[0]
+    table = pd.read_csv(path, sep="\t", dtype=str if text else {ids: str})
+    return table.set_index(ids).rename_axis(None if ids.startswith("Unnamed: ") else ids)
+
+
 def write_table(df, path, **kwargs) -> None:
     """Write a tab-separated table atomically (no index unless asked); a path ending in .gz is
     gzipped reproducibly (deterministic_gzip), so the same table gives the same bytes."""
@@ -235,3 +250,11 @@ def _shown_path(filename: str) -> str:
     """The pipeline's files as workflow/<path>, other files as they are."""
     path = Path(filename).resolve()
     return f"workflow/{path.relative_to(WORKFLOW_DIR)}" if path.is_relative_to(WORKFLOW_DIR) else filename
+
+
+def file_md5(path: str | Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

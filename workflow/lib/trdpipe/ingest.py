@@ -4,7 +4,6 @@ Every input check runs here, the first rule that sees the data, so that a bad
 input stops the run within seconds and before any model is fitted.
 """
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from trdpipe.checks.inputs import (
     check_prediction_inputs,
     match_samples,
 )
-from trdpipe.common import InputError, format_list
+from trdpipe.common import InputError, file_md5, format_list
 from trdpipe.io.annotation import annotate_genes, load_annotation
 from trdpipe.io.counts import (
     CountData,
@@ -35,14 +34,6 @@ from trdpipe.io.genesets import check_collections
 from trdpipe.model.sensitivity import active_models, check_models
 
 log = logging.getLogger("trd")
-
-
-def file_md5(path: str | Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_cohort(counts: pd.DataFrame, sheet: pd.DataFrame, var: pd.DataFrame) -> ad.AnnData:

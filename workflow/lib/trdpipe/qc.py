@@ -614,10 +614,11 @@ def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series, 
     """XIST score against Y-gene score, coloured by recorded sex; sex flags labelled; the title
     says which genes the call used (one side only when the other's genes are not in the matrix)."""
     fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
-    recorded = normalise_sex_labels(recorded).fillna("not recorded")
-    for level in sorted(recorded.unique()):
-        hit = recorded == level
-        ax.scatter(scores.loc[hit, "xist_score"], scores.loc[hit, "y_score"], s=20, label=f"recorded {level}")
+    # the legend's words: 'recorded female', 'recorded male', 'sex not recorded'
+    legend = ("recorded " + normalise_sex_labels(recorded)).fillna("sex not recorded")
+    for label in sorted(legend.unique()):
+        hit = legend == label
+        ax.scatter(scores.loc[hit, "xist_score"], scores.loc[hit, "y_score"], s=20, label=label)
     for sample in flags.index[flags.str.contains("sex_", regex=False)]:
         ax.scatter(
             scores.at[sample, "xist_score"],

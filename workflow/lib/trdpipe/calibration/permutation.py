@@ -67,6 +67,30 @@ def count_labellings(labels: np.ndarray, strata: np.ndarray) -> int:
     return total
 
 
+def mirror_reachable(labels: np.ndarray, strata: np.ndarray) -> bool:
+    """Whether swapping the two compared levels everywhere is itself a within-strata labelling: two
+    levels, as many of each in every stratum (3 vs 3, say). Its fit is the observed one with the
+    sign of the contrast flipped, so it is the observed analysis, not a null one."""
+    if len(np.unique(labels)) != 2:
+        return False
+    return all(
+        np.count_nonzero(labels[strata == s] == labels.min()) * 2 == np.count_nonzero(strata == s)
+        for s in np.unique(strata)
+    )
+
+
+def mirror(labels: np.ndarray) -> np.ndarray:
+    """The labelling with the two codes (0 and 1) swapped."""
+    return labels.max() + labels.min() - labels
+
+
+def distinct_analyses(labels: np.ndarray, strata: np.ndarray) -> int:
+    """Distinct analyses among the within-strata labellings other than the observed one: a labelling
+    and its mirror image give the same analysis, and the observed one's mirror is the observed one."""
+    total = count_labellings(labels, strata)
+    return total // 2 - 1 if mirror_reachable(labels, strata) else total - 1
+
+
 def check_strata(
     obs: pd.DataFrame, name: str, contrast: dict, design: str, strata: list[str] | None, where: str
 ) -> list[str]:
@@ -81,8 +105,10 @@ def check_strata(
             f"{format_list(obs.columns, 30)}."
         )
     columns = calibration_strata(obs, design, contrast["variable"], strata)
-    labels = obs[contrast["variable"]].astype(str)
-    levels = labels.groupby(stratum_of_each_sample(obs, columns)).unique()
+    # only the contrast's samples are permuted (compared_samples)
+    moving = compared_samples(obs, contrast["variable"], (contrast["test"], contrast["reference"]))
+    labels = moving[contrast["variable"]].astype(str)
+    levels = labels.groupby(stratum_of_each_sample(moving, columns)).unique()
     fixed = levels[levels.map(len) == 1]
     if len(fixed) == len(levels):
         held = [f"{stratum}: {values[0]}" for stratum, values in fixed.items()]
@@ -124,34 +150,54 @@ def _arrangements(codes: np.ndarray) -> list[np.ndarray]:
 
 
 def enumerate_labellings(labels: np.ndarray, strata: np.ndarray) -> np.ndarray:
-    """Every distinct within-strata labelling except the observed one (rows), in a fixed order."""
+    """Every distinct within-strata analysis except the observed one (rows), in a fixed order: of a
+    labelling and its mirror image the first met, neither of the observed one's pair."""
     groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    seen, mirrors = _observed_analysis(labels, strata), mirror_reachable(labels, strata)
     rows = []
     for parts in itertools.product(*(_arrangements(labels[g]) for g in groups)):
         row = labels.copy()
         for members, part in zip(groups, parts):
             row[members] = part
-        if not np.array_equal(row, labels):
+        if _is_new(row, seen, mirrors):
             rows.append(row)
     return np.array(rows, dtype=labels.dtype).reshape(len(rows), len(labels))
 
 
+def _observed_analysis(labels: np.ndarray, strata: np.ndarray) -> set[bytes]:
+    """The labellings that are the observed analysis: itself, and its mirror image when reachable."""
+    same = {labels.tobytes()}
+    if mirror_reachable(labels, strata):
+        same.add(mirror(labels).tobytes())
+    return same
+
+
+def _is_new(row: np.ndarray, seen: set[bytes], mirrors: bool) -> bool:
+    """True for a labelling whose analysis is not in `seen`, which then holds it (and its mirror)."""
+    if row.tobytes() in seen:
+        return False
+    seen.add(row.tobytes())
+    if mirrors:
+        seen.add(mirror(row).tobytes())
+    return True
+
+
 def sample_labellings(labels: np.ndarray, strata: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """k distinct within-strata labellings, none the observed one (rows), drawn from `seed`.
+    """k distinct within-strata analyses, none the observed one or a mirror image of one already
+    drawn (rows), drawn from `seed`.
 
     The caller makes sure more than k exist, so drawing until k are new ends.
     """
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
-    seen = {labels.tobytes()}
+    seen, mirrors = _observed_analysis(labels, strata), mirror_reachable(labels, strata)
     rows = []
     while len(rows) < k:
         order = np.arange(len(labels))
         for members in groups:
             order[members] = rng.permutation(members)
         row = labels[order]
-        if row.tobytes() not in seen:
-            seen.add(row.tobytes())
+        if _is_new(row, seen, mirrors):
             rows.append(row)
     return np.array(rows)
 
@@ -162,30 +208,55 @@ def _coded(obs: pd.DataFrame, variable: str, strata: list[str]) -> tuple[np.ndar
     return levels, codes.astype(np.int64), pd.factorize(stratum_of_each_sample(obs, strata))[0]
 
 
-def labellings_available(obs: pd.DataFrame, variable: str, strata: list[str]) -> int:
-    """Distinct within-strata labellings other than the observed one."""
-    _, codes, strata_codes = _coded(obs, variable, strata)
-    return count_labellings(codes, strata_codes) - 1
+def compared_samples(obs: pd.DataFrame, variable: str, compared: tuple[str, str] | None) -> pd.DataFrame:
+    """The samples whose labels are permuted: those of the contrast's two levels (`compared`; all
+    samples when None). A third level of the variable stays in the model with its own labels, so
+    the null does not move its samples into the contrast's groups."""
+    if compared is None:
+        return obs
+    return obs[obs[variable].astype(str).isin(compared).to_numpy()]
 
 
-def permute_labels(obs: pd.DataFrame, variable: str, strata: list[str], k: int, seed: int) -> pd.DataFrame:
-    """Permuted labels of `variable` (samples x permutations perm_0001...), within strata.
+def labellings_available(
+    obs: pd.DataFrame, variable: str, strata: list[str], compared: tuple[str, str] | None = None
+) -> int:
+    """Distinct within-strata analyses other than the observed one (distinct_analyses)."""
+    _, codes, strata_codes = _coded(compared_samples(obs, variable, compared), variable, strata)
+    return distinct_analyses(codes, strata_codes)
 
-    All distinct labellings when there are no more than k (then fewer than k columns, logged).
+
+def permute_labels(
+    obs: pd.DataFrame,
+    variable: str,
+    strata: list[str],
+    k: int,
+    seed: int,
+    compared: tuple[str, str] | None = None,
+) -> pd.DataFrame:
+    """Permuted labels of `variable` (samples x permutations perm_0001...), within strata, among
+    the samples of the `compared` levels only (compared_samples).
+
+    All distinct analyses when there are no more than k (then fewer than k columns, logged).
     """
-    levels, codes, strata_codes = _coded(obs, variable, strata)
-    available = count_labellings(codes, strata_codes) - 1
+    moving = compared_samples(obs, variable, compared)
+    levels, codes, strata_codes = _coded(moving, variable, strata)
+    available = distinct_analyses(codes, strata_codes)
     if available <= k:
         log.info(
-            "only %d distinct labellings within strata differ from the observed one "
+            "only %d distinct labellings within strata differ from the observed one%s "
             "(%d asked for): all of them are used",
             available,
+            " and its mirror image (the two levels swapped: the same analysis), counted once with theirs"
+            if mirror_reachable(codes, strata_codes)
+            else "",
             k,
         )
         rows = enumerate_labellings(codes, strata_codes)
     else:
         rows = sample_labellings(codes, strata_codes, k, seed)
-    labels = pd.DataFrame(levels[rows].T, index=obs.index, columns=permutation_ids(len(rows)))
+    columns = permutation_ids(len(rows))
+    labels = pd.DataFrame({c: obs[variable].astype(str) for c in columns}, index=obs.index, columns=columns)
+    labels.loc[moving.index, :] = levels[rows].T
     labels.columns.name = "permutation"
     return labels
 
@@ -474,14 +545,15 @@ def empirical_fdr(
     observed_pvalue: np.ndarray, observed_padj: np.ndarray, null_pvalue: np.ndarray, alpha: float, pi0: float
 ) -> tuple[float, float, float]:
     """SAM's FDR of the observed call list: pi0 x the mean number of null p-values at or below the
-    largest p-value called, over the permutations, / the number called. Returns (FDR, threshold,
-    mean null count); NaN when nothing is called."""
+    largest p-value called, over the permutations, / the number called, at most 1 (more expected
+    false calls than calls means all may be false). Returns (FDR, threshold, mean null count); NaN
+    when nothing is called."""
     called = observed_padj < alpha
     if not called.any():
         return math.nan, math.nan, math.nan
     threshold = float(np.max(observed_pvalue[called]))
     null_calls = float(np.mean(np.sum(np.nan_to_num(null_pvalue, nan=np.inf) <= threshold, axis=1)))
-    return pi0 * null_calls / int(called.sum()), threshold, null_calls
+    return min(1.0, pi0 * null_calls / int(called.sum())), threshold, null_calls
 
 
 def calibrate(
@@ -565,6 +637,11 @@ def summary_table(
             "pvalue_observed_degs",
             float((np.sum(null_degs >= observed["degs"]) + 1) / (k + 1)),
             "permutation p-value of the observed count, (b + 1) / (K + 1), b = permutations with as many or more",
+        ),
+        (
+            "smallest_pvalue",
+            1 / (k + 1),
+            "smallest permutation p-value K permutations can give, 1 / (K + 1)",
         ),
         ("observed_lambda", observed_lambda, "median(stat^2) / 0.455 of the observed analysis"),
         ("null_lambda_median", float(per_permutation["lambda"].median()), "median lambda over permutations"),

@@ -32,7 +32,7 @@ def qq_quantiles(observed_p: np.ndarray, null_p: np.ndarray) -> tuple[np.ndarray
 def qq_plot(observed_p: np.ndarray, null_p: np.ndarray, title: str):
     expected, low, high, observed = qq_quantiles(observed_p, null_p)
     fig, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
-    ax.fill_between(expected, low, high, color="0.85", lw=0, label="95% of permutations")
+    ax.fill_between(expected, low, high, color="0.85", lw=0, label=f"95% of {len(null_p)} permutations")
     ax.plot(
         [0, expected.max()],
         [0, expected.max()],

@@ -20,6 +20,7 @@ from trdpipe.cells.scores import (  # noqa: E402
     cell_covariates,
     cell_scores,
     check_estimable,
+    covariate_cap,
     expression_by_symbol,
     gene_table,
     load_markers,
@@ -27,14 +28,17 @@ from trdpipe.cells.scores import (  # noqa: E402
     marker_table,
     measured_counts,
 )
+from trdpipe.checks.inputs import design_rank  # noqa: E402
 from trdpipe.common import format_list  # noqa: E402
 from trdpipe.qc import pc_covariate_association, top_variable_pca  # noqa: E402
 
 log = logging.getLogger("trd")
 
 
-def composition(vst: ad.AnnData, settings: dict, seed: int) -> dict:
-    """Marker table, scores (estimated and measured) and the cell covariates of one cohort."""
+def composition(vst: ad.AnnData, settings: dict, seed: int, design: str) -> dict:
+    """Marker table, scores (estimated and measured) and the cell covariates of one cohort; their
+    number capped for the primary `design` on the cohort's samples (the model the cell-adjusted
+    one extends)."""
     markers = load_markers(settings["resource"], settings.get("markers", []), gene_table(vst.var))
     expr = expression_by_symbol(vst.X, vst.obs_names, vst.var["gene_symbol"].fillna(""))
     table = marker_table(markers, expr.columns, settings["min_markers"])
@@ -50,7 +54,8 @@ def composition(vst: ad.AnnData, settings: dict, seed: int) -> dict:
     scores = cell_scores(expr, table, settings["method"], seed)
     measured = measured_counts(vst.obs, list(settings.get("measured", [])), "sample sheet")
     scores = scores.join(measured)
-    covariates, choice = cell_covariates(scores, settings["max_vif"], settings["pc_variance"])
+    cap = covariate_cap(vst.n_obs, design_rank(vst.obs, design), settings["max_covariates"])
+    covariates, choice = cell_covariates(scores, settings["max_vif"], settings["pc_variance"], cap)
     log.info("cell covariates: %s (%s)", choice["covariates"], choice["reason"])
     return {"markers": table, "scores": scores, "covariates": covariates, "choice": choice}
 

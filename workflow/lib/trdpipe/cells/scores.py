@@ -22,6 +22,8 @@ log = logging.getLogger("trd")
 SCORE_METHODS = ("mean_z", "first_pc", "mean_expression", "score_genes")
 MIN_PRESENT_FRACTION = 0.5  # "mostly absent": fewer than half of a type's markers in the data
 COVARIATE_PREFIX = "cell_"
+# residual degrees of freedom of the design per cell covariate when cells.max_covariates is auto
+SAMPLES_PER_COVARIATE = 10
 
 
 # ----------------------------------------------------------------------------- markers
@@ -205,46 +207,73 @@ def variance_inflation(values: pd.DataFrame) -> pd.Series:
     return pd.Series(np.diag(np.linalg.inv(corr)), index=values.columns)
 
 
-def cell_covariates(scores: pd.DataFrame, max_vif: float, pc_variance: float) -> tuple[pd.DataFrame, dict]:
+def covariate_cap(n_samples: int, design_rank: int, max_covariates: int | str) -> int:
+    """How many cell covariates a model may add: `max_covariates` when it is a number; when it is
+    'auto', one per SAMPLES_PER_COVARIATE residual degrees of freedom of the design without them,
+    (n - rank) // 10, and at least one (else there would be no cell-adjusted model to report)."""
+    if max_covariates != "auto":
+        return int(max_covariates)
+    return max(1, (n_samples - design_rank) // SAMPLES_PER_COVARIATE)
+
+
+def leading_components(z: pd.DataFrame, k: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The first k principal components of standardised scores (each scaled to SD 1), and the
+    cumulative share of the scores' variance the components explain."""
+    u, s, _ = np.linalg.svd(z.to_numpy(), full_matrices=False)
+    explained = np.cumsum(s**2) / (s**2).sum()
+    pcs = u[:, :k] * s[:k]
+    pcs = pcs / pcs.std(axis=0, ddof=1)
+    columns = [f"{COVARIATE_PREFIX}PC{i + 1}" for i in range(k)]
+    return pd.DataFrame(pcs, index=z.index, columns=columns), explained
+
+
+def cell_covariates(
+    scores: pd.DataFrame, max_vif: float, pc_variance: float, cap: int | None = None
+) -> tuple[pd.DataFrame, dict]:
     """The covariates a cell-adjusted model adds, and what was chosen and why.
 
     All estimable scores when none has a variance inflation factor above `max_vif`; otherwise
     (composition shares are collinear: they add up to one) the fewest principal components of
     the standardised scores that explain `pc_variance` of their variance, so that the model
-    spends few degrees of freedom and its coefficients stay estimable.
+    spends few degrees of freedom and its coefficients stay estimable. Either way at most `cap`
+    covariates (covariate_cap): beyond it, the `cap` leading principal components.
     """
     usable = scores.dropna(axis=1, how="all")
     usable = usable.loc[:, usable.std(axis=0, ddof=1) > 0]
     z = _standardise(usable)
     vif = variance_inflation(z) if usable.shape[1] > 1 else pd.Series(1.0, index=usable.columns)
-    if float(vif.max()) <= max_vif:
+    cap = usable.shape[1] if cap is None else cap
+    if float(vif.max()) <= max_vif and usable.shape[1] <= cap:
         covariates = z.rename(columns=covariate_name)
         return covariates, {
             "covariates": "scores",
             "n_covariates": covariates.shape[1],
             "max_vif": float(vif.max()),
             "variance_explained": 1.0,
+            "max_covariates": cap,
             "reason": f"largest variance inflation factor {vif.max():.3g} <= {max_vif:g}",
         }
-    u, s, _ = np.linalg.svd(z.to_numpy(), full_matrices=False)
-    explained = np.cumsum(s**2) / (s**2).sum()
-    k = int(np.searchsorted(explained, pc_variance - 1e-12) + 1)
-    pcs = u[:, :k] * s[:k]
-    pcs = pcs / pcs.std(axis=0, ddof=1)
-    covariates = pd.DataFrame(
-        pcs, index=scores.index, columns=[f"{COVARIATE_PREFIX}PC{i + 1}" for i in range(k)]
-    )
+    _, explained = leading_components(z, 1)
+    wanted = int(np.searchsorted(explained, pc_variance - 1e-12) + 1)
+    if float(vif.max()) <= max_vif:  # independent scores, but more than the cap: keep all their variance
+        wanted = usable.shape[1]
+    k = min(wanted, cap)
+    covariates, _ = leading_components(z, k)
+    covariates.index = scores.index
     worst = vif.idxmax()
+    why = (
+        f"scores collinear (variance inflation factor of {worst} {vif.max():.3g} > {max_vif:g})"
+        if float(vif.max()) > max_vif
+        else f"largest variance inflation factor {vif.max():.3g} <= {max_vif:g}, but {usable.shape[1]} scores"
+    )
+    capped = f", capped at {cap} (cells.max_covariates)" if k < wanted else ""
     return covariates, {
         "covariates": "principal components",
         "n_covariates": k,
         "max_vif": float(vif.max()),
         "variance_explained": float(explained[k - 1]),
-        "reason": (
-            f"scores collinear (variance inflation factor of {worst} {vif.max():.3g} > "
-            f"{max_vif:g}): {k} principal components explain "
-            f"{explained[k - 1]:.0%} of their variance"
-        ),
+        "max_covariates": cap,
+        "reason": f"{why}: {k} principal components{capped} explain {explained[k - 1]:.0%} of their variance",
     }
 
 

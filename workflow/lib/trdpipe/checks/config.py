@@ -3,11 +3,18 @@
 Snakemake's own schema validation prints the whole schema; this names the key, the value
 and the valid choices (keys of that section, or the allowed values), then Snakemake's
 `validate` fills in the defaults. Numbers and booleans nested in --config arrive as text
-and are read as YAML first.
+and are read as YAML first. Before that, every config file is read strictly (a key given twice,
+a tab in the indentation: the file and the line), and after it the paths to the shipped
+resources/ are resolved for a run from another folder.
 """
+
+import os
+from pathlib import Path
 
 import jsonschema
 import yaml
+
+from trdpipe.common import InputError
 
 
 def _describe(error: jsonschema.ValidationError) -> list[str]:
@@ -84,3 +91,67 @@ def check_config(config: dict, schema_path: str) -> None:
     problems = config_problems(config, schema)
     if problems:
         raise ValueError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+class _KeyGivenTwice(Exception):
+    """A mapping's key at `line` that it already had at `first_line`."""
+
+    def __init__(self, key, line: int, first_line: int):
+        super().__init__(key, line, first_line)
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a mapping with a key given twice is an error (PyYAML
+    keeps the last value silently: a second `contrasts:` block would replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_lines = {}
+        for key_node, _ in node.value:
+            key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
+            if key in first_lines:
+                raise _KeyGivenTwice(key, line, first_lines[key])
+            first_lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
+    if error.problem and "'\\t'" in error.problem:
+        return "a tab indents this line; YAML indents with spaces only."
+    return f"this is not valid YAML ({error.problem})."
+
+
+def check_config_file(path) -> None:
+    """Raise InputError, naming the file and the line, when a config file has a key twice (in any
+    mapping) or is not valid YAML (a tab in the indentation, most often)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        yaml.load(text, Loader=_UniqueKeyLoader)
+    except _KeyGivenTwice as twice:
+        raise InputError(
+            f"{path}, line {twice.line}: the key '{twice.key}' is given twice (first on line "
+            f"{twice.first_line}); YAML would keep the second alone. Give each key once."
+        ) from None
+    except yaml.MarkedYAMLError as error:
+        raise InputError(f"{path}, line {error.problem_mark.line + 1}: {_yaml_problem(error)}") from None
+
+
+def shipped_path(path: str, workflow_top) -> str:
+    """A config path, read from the working directory; one under resources/ that is not there is
+    the workflow's own (the shipped annotation, gene sets, markers and toy cohort), so that a
+    deployment's config, a copy of config/, finds them as the repository's does."""
+    if not path or os.path.isabs(path) or Path(path).parts[0] != "resources" or os.path.exists(path):
+        return path
+    shipped = os.path.join(workflow_top, path)
+    return shipped if os.path.exists(shipped) else path
+
+
+def resolve_shipped_paths(config: dict, workflow_top) -> None:
+    """Every file path of the config through shipped_path (the sample sheet's counts_file column
+    names the user's own files)."""
+    for key in ("samples", "counts", "tx2gene", "annotation"):
+        config[key] = shipped_path(config[key], workflow_top)
+    collections = config["enrichment"]["collections"]
+    for name, path in collections.items():
+        collections[name] = shipped_path(path, workflow_top)
+    config["cells"]["resource"] = shipped_path(config["cells"]["resource"], workflow_top)

@@ -337,6 +337,11 @@ def check_full_rank(sheet: pd.DataFrame, design: str, sheet_source: str) -> None
     )
 
 
+def design_rank(sheet: pd.DataFrame, design: str) -> int:
+    """The rank of the design's model matrix on these samples (its columns when full rank)."""
+    return int(np.linalg.matrix_rank(np.asarray(model_matrix(design, sheet), dtype=float)))
+
+
 def _dependent_columns(values: np.ndarray) -> list[int]:
     """Columns that add no rank when added left to right, plus the columns they depend on."""
     kept, dependent = [], []
@@ -414,6 +419,7 @@ def check_prediction_inputs(
     if not predict.get("enabled", True):
         return
     check_prediction_covariates(sheet, predict, where)
+    check_prediction_groups(sheet, contrasts, design, predict, where)
     group_by = prediction_group_column(sheet, predict, design)
     if group_by is None:
         return
@@ -485,3 +491,135 @@ def check_site_fold_sizes(
                         f"(config predict.inner_folds): lower it, set predict.group_by to '' for no "
                         f"site-held-out validation, or set predict.enabled to false."
                     )
+
+
+# ---------------------------------------------------------------- repeated measures in the prediction
+
+
+def contrast_samples(sheet: pd.DataFrame, contrast: dict) -> pd.DataFrame:
+    """The rows of the sheet in either compared level of a contrast."""
+    levels = sheet[contrast["variable"]].astype(str)
+    return sheet[levels.isin([contrast["test"], contrast["reference"]])]
+
+
+def repeated_measures_column(sheet: pd.DataFrame, design: str, contrast: dict) -> str | None:
+    """The design's column of repeated measures for a contrast (subjects sampled more than once),
+    or None: a categorical column other than the contrast's variable in which some level holds
+    samples of both compared levels (a unit measured in both) and whose levels outnumber the
+    samples of one compared level that any of them holds (many small units such as subjects,
+    not a few large ones such as sites or sexes). Of several, the one with the most levels."""
+    compared = contrast_samples(sheet, contrast)
+    labels = compared[contrast["variable"]].astype(str)
+    found = {}
+    for column in design_variables(design):
+        if column == contrast["variable"] or column not in compared.columns:
+            continue
+        if pd.api.types.is_numeric_dtype(compared[column]):
+            continue
+        per_level = pd.crosstab(compared[column].astype(str), labels)
+        crossed = (per_level > 0).all(axis=1).any() and per_level.shape[1] == 2
+        if crossed and len(per_level) > per_level.to_numpy().max():
+            found[column] = len(per_level)
+    return max(found, key=found.get) if found else None
+
+
+def prediction_groups_column(sheet: pd.DataFrame, predict: dict, design: str, contrast: dict) -> str | None:
+    """The column whose levels hold related samples that no fold of the prediction may split, or
+    None. predict.groups 'auto': the design's column of repeated measures for this contrast
+    (repeated_measures_column); '' or 'none': no grouping."""
+    groups = predict.get("groups", "auto")
+    if groups in ("", "none"):
+        return None
+    if groups == "auto":
+        return repeated_measures_column(sheet, design, contrast)
+    return groups
+
+
+def check_prediction_groups(
+    sheet: pd.DataFrame, contrasts: dict, design: str, predict: dict, where: str
+) -> None:
+    """With a grouping column, every compared level is held by enough groups for folds that keep
+    each group whole, and no group spans two sites of the site-held-out validation."""
+    for name, contrast in contrasts.items():
+        column = prediction_groups_column(sheet, predict, design, contrast)
+        if column is None:
+            continue
+        if column not in sheet.columns:
+            raise InputError(
+                f"config predict.groups: column '{column}' is not in the sample sheet {where}; its "
+                f"columns are {format_list(sheet.columns, 30)}."
+            )
+        _check_no_missing(sheet, column, "predict.groups", where)
+        compared = contrast_samples(sheet, contrast)
+        check_groups_per_level(compared, name, contrast, column, predict, where)
+        site = prediction_group_column(sheet, predict, design, contrast["variable"])
+        if site is not None and site in sheet.columns and site != column:
+            check_groups_within_sites(compared, name, contrast, column, site, predict, where)
+
+
+def groups_holding(compared: pd.DataFrame, variable: str, level: str, column: str) -> list[str]:
+    """The levels of the grouping column that hold samples of one compared level."""
+    held = compared[column][compared[variable].astype(str) == level]
+    return sorted(held.astype(str).unique())
+
+
+def check_groups_per_level(
+    compared: pd.DataFrame, name: str, contrast: dict, column: str, predict: dict, where: str
+) -> None:
+    """Each compared level in at least 2 groups (one to train on, one to test on), and in as many
+    as nested folds that keep groups whole need (samples_for_prediction, counted in groups)."""
+    variable, needed = contrast["variable"], samples_for_prediction(predict)
+    for level in (contrast["test"], contrast["reference"]):
+        groups = groups_holding(compared, variable, level, column)
+        problem = (
+            f"{where}: contrast '{name}': the samples with {variable} = '{level}' belong to "
+            f"{len(groups)} level(s) of column '{column}' (config predict.groups"
+        )
+        if len(groups) < 2:
+            raise InputError(
+                f"{problem}): {format_list(groups)}; at least 2 are needed, because the prediction's "
+                f"folds keep the samples of each {column} together and need one to train on and one to "
+                "test on; set predict.enabled to false to skip the prediction (predict.groups '' would "
+                f"split a {column}'s samples between training and test, and overstate the AUC)."
+            )
+        if len(groups) < needed:
+            raise InputError(
+                f"{problem}), too few for folds that keep each {column} whole: at least {needed} are "
+                f"needed (config predict.outer_folds {predict['outer_folds']}, predict.inner_folds "
+                f"{predict['inner_folds']}): lower those, or set predict.enabled to false to skip "
+                "the prediction."
+            )
+
+
+def check_groups_within_sites(
+    compared: pd.DataFrame, name: str, contrast: dict, column: str, site: str, predict: dict, where: str
+) -> None:
+    """Holding out a site must not split a group, and must leave every compared level in at least
+    inner_folds groups of the other sites (the inner folds keep groups whole too)."""
+    sites_of_group = compared.groupby(compared[column].astype(str))[site].agg(
+        lambda values: sorted(values.astype(str).unique())
+    )
+    spanning = sites_of_group[sites_of_group.map(len) > 1]
+    if len(spanning):
+        group, sites = spanning.index[0], spanning.iloc[0]
+        raise InputError(
+            f"{where}: column '{column}' (config predict.groups) conflicts with column '{site}' (config "
+            f"predict.group_by): {column} '{group}' has samples in {site} {format_list(sites)}, so holding "
+            f"out a {site} would split it between training and test; every {column} must lie within one "
+            f"{site}: correct the sample sheet, or set predict.group_by to '' for no site-held-out "
+            "validation."
+        )
+    inner = int(predict["inner_folds"])
+    for held_out in sorted(compared[site].astype(str).unique()):
+        others = compared[compared[site].astype(str) != held_out]
+        for level in (contrast["test"], contrast["reference"]):
+            n = len(groups_holding(others, contrast["variable"], level, column))
+            if n < inner:
+                raise InputError(
+                    f"{where}: contrast '{name}': without {site} '{held_out}' (held out in the "
+                    f"site-held-out validation) {n} level(s) of column '{column}' (config predict.groups) "
+                    f"hold samples with {contrast['variable']} = '{level}'; at least {inner} are needed "
+                    "for inner folds that keep each of them whole (config predict.inner_folds): lower it, "
+                    "set predict.group_by to '' for no site-held-out validation, or set predict.enabled "
+                    "to false."
+                )

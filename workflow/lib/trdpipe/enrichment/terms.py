@@ -75,3 +75,12 @@ def top_terms_by_direction(
             if len(ranked):
                 out[(collection, direction)] = collapse_similar_terms(ranked, n, threshold)
     return out
+
+
+def called_terms(
+    shown: dict[tuple[str, str], pd.DataFrame], fdr: str, cut: float
+) -> dict[tuple[str, str], pd.DataFrame]:
+    """Of the terms shown (top_terms_by_direction, ranked by `fdr` first), those called at fdr < cut: the
+    first ranks of each list, so that a term keeps its rank. A list with none called is left out."""
+    called = {key: terms[terms[fdr] < cut] for key, terms in shown.items()}
+    return {key: terms for key, terms in called.items() if len(terms)}

@@ -15,7 +15,13 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from trdpipe.checks.inputs import check_design, check_full_rank, check_group_sizes, design_variables
+from trdpipe.checks.inputs import (
+    check_design,
+    check_full_rank,
+    check_group_sizes,
+    design_rank,
+    design_variables,
+)
 from trdpipe.common import InputError, format_list
 
 CONCORDANCE_COLUMNS = [
@@ -32,10 +38,19 @@ CONCORDANCE_COLUMNS = [
     "lfc_r_primary_degs",
     "sign_agreement",
     "group_r2_cells",
+    "n_cell_covariates",
+    "residual_df_primary",
+    "residual_df_model",
 ]
 # above this share of the group's variance explained by the cell covariates, the report warns that
 # the cell-adjusted group effect is barely estimable
 GROUP_R2_WARNING = 0.5
+# below it, the cell adjustment "changed little" only when at least this share of the primary DEGs
+# stays significant
+KEPT_SHARE_LITTLE_CHANGE = 0.7
+# a model with fewer residual degrees of freedom is fitted but flagged: each gene's dispersion then
+# rests on one or two residuals, and its calls on the prior alone
+MIN_RESIDUAL_DF = 3
 
 
 # ----------------------------------------------------------------------------- the model
@@ -147,6 +162,12 @@ def group_r2(obs: pd.DataFrame, contrast: dict, covariates: list[str]) -> float:
     return float(1 - ((y - fitted) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
+def residual_df(obs: pd.DataFrame, design: str) -> int:
+    """Residual degrees of freedom of a design on these samples: samples minus the rank of its
+    model matrix (each cell covariate costs one)."""
+    return len(obs) - design_rank(obs, design)
+
+
 # ----------------------------------------------------------------------------- concordance
 def concordance(primary: pd.DataFrame, model: pd.DataFrame, alpha: float) -> dict:
     """DEGs of each, overlap, primary DEGs that lose significance, LFC correlation and sign agreement.
@@ -199,13 +220,40 @@ def describe(row: dict) -> str:
     if row["degs_primary"]:
         text += f" and {row['lfc_r_primary_degs']:.2f} over the primary DEGs"
     text += "."
-    if row.get("group_r2_cells", np.nan) > GROUP_R2_WARNING:
+    if row.get("n_cell_covariates", 0) > 0:
+        text += " " + cell_adjustment_verdict(row, kept)
+    if row.get("residual_df_model", np.inf) < MIN_RESIDUAL_DF:
         text += (
-            f" The cell covariates explain {row['group_r2_cells']:.0%} of the variance of the group, so"
-            " the adjusted group effect is poorly estimable: DEGs lost here do not show that they are"
-            " a cell-count shift."
+            f" Only {row['residual_df_model']} residual degrees of freedom remain (fewer than "
+            f"{MIN_RESIDUAL_DF}): its dispersions and calls are unreliable."
         )
     return text
+
+
+def cell_adjustment_verdict(row: dict, kept: float) -> str:
+    """What the cell adjustment means: when the cell covariates explain more than GROUP_R2_WARNING
+    of the group, the groups differ in composition and the adjusted model cannot tell per-cell
+    changes from cell counts; otherwise, when at least KEPT_SHARE_LITTLE_CHANGE of the primary DEGs
+    stay significant, it changed little; otherwise the lost DEGs may have lost power (the group
+    effect's standard error grows by about 1 / sqrt(1 - R²)) as much as followed the cell counts."""
+    r2, k = row["group_r2_cells"], int(row["n_cell_covariates"])
+    cost = (
+        f"{k} cell covariate{'s' if k > 1 else ''} leave {row['residual_df_model']} residual degrees of "
+        f"freedom, the primary model {row['residual_df_primary']}"
+    )
+    if r2 > GROUP_R2_WARNING:
+        return (
+            f"The groups differ in cell composition (cell covariates explain R² {r2:.2f} of the group), so "
+            "the adjusted model cannot separate per-cell changes from shifts in cell counts, and the "
+            f"{row['lost']} primary DEGs it does not call are not evidence against them ({cost})."
+        )
+    if not row["degs_primary"] or kept >= KEPT_SHARE_LITTLE_CHANGE:
+        return f"The adjustment changed little (cell covariates explain R² {r2:.2f} of the group; {cost})."
+    return (
+        f"The cell covariates explain R² {r2:.2f} of the group, which widens the adjusted group effect's "
+        f"standard error about {1 / np.sqrt(1 - r2):.2f}-fold ({cost}): the {row['lost']} primary DEGs it "
+        "loses may have lost power as much as followed the cell counts."
+    )
 
 
 # ----------------------------------------------------------------------------- pathways
@@ -216,24 +264,35 @@ IMMUNE_TERMS = (
 
 
 def pathway_survival(
-    primary: pd.DataFrame, adjusted: pd.DataFrame, padj_cut: float, pattern: str = IMMUNE_TERMS
+    primary: pd.DataFrame,
+    adjusted: pd.DataFrame,
+    padj_cut: float,
+    pattern: str = IMMUNE_TERMS,
+    primary_stats: tuple[str, str] = ("NES", "padj"),
+    adjusted_stats: tuple[str, str] = ("NES", "padj"),
 ) -> pd.DataFrame:
     """Immune-related gene sets significant in the primary GSEA, with their result after cell adjustment.
 
-    A set 'survives' when it is significant after adjustment too, with the same sign of NES.
+    primary_stats and adjusted_stats: the (NES, FDR) columns that decide in each table (the primary
+    model's label-permutation ones when it has them; the cell-adjusted model has fgsea's only). A set
+    'survives' when it is significant after adjustment too, with the same sign of NES. The columns are
+    named by their statistic, with _primary and _cell_adjusted.
     """
     key = ["collection", "term"]
+    (nes, fdr), (nes_after, fdr_after) = primary_stats, adjusted_stats
     immune = primary["name"].astype(str).str.contains(pattern, case=False, regex=True) | primary[
         "term"
     ].astype(str).str.contains(pattern, case=False, regex=True)
-    hits = primary[immune & (primary["padj"] < padj_cut)]
-    table = hits[key + ["name", "NES", "padj"]].merge(
-        adjusted[key + ["NES", "padj"]], on=key, how="left", suffixes=("_primary", "_cell_adjusted")
+    hits = primary[immune & (primary[fdr] < padj_cut)]
+    before = hits[key + ["name", nes, fdr]].rename(columns={nes: f"{nes}_primary", fdr: f"{fdr}_primary"})
+    after = adjusted[key + [nes_after, fdr_after]].rename(
+        columns={nes_after: f"{nes_after}_cell_adjusted", fdr_after: f"{fdr_after}_cell_adjusted"}
     )
-    table["survives"] = (table["padj_cell_adjusted"] < padj_cut) & (
-        np.sign(table["NES_primary"]) == np.sign(table["NES_cell_adjusted"])
+    table = before.merge(after, on=key, how="left")
+    table["survives"] = (table[f"{fdr_after}_cell_adjusted"] < padj_cut) & (
+        np.sign(table[f"{nes}_primary"]) == np.sign(table[f"{nes_after}_cell_adjusted"])
     )
-    return table.sort_values(["padj_primary", "term"], kind="mergesort").reset_index(drop=True)
+    return table.sort_values([f"{fdr}_primary", "term"], kind="mergesort").reset_index(drop=True)
 
 
 def model_cohort(adata: ad.AnnData, spec: dict, covariates: pd.DataFrame | None) -> ad.AnnData:

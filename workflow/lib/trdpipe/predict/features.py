@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from trdpipe.checks.inputs import prediction_group_column  # noqa: E402
+from trdpipe.checks.inputs import prediction_group_column, prediction_groups_column  # noqa: E402
 from trdpipe.predict.models import (
     FEATURE_SETS,
     compare_models,
@@ -27,6 +27,7 @@ from trdpipe.predict.models import (
     model_grid,  # noqa: E402
     permutation_null,
     permutation_p,
+    permutation_scheme,
     rank_auc,
     run_split,
     selection_frequency,
@@ -163,7 +164,8 @@ def predict_contrast(
     """Every table and figure of the prediction of one contrast."""
     covariates = [c for c in settings["covariates"] if c in adata.obs.columns]
     group_by = prediction_group_column(adata.obs, settings, design, contrast["variable"])
-    cohort = make_cohort(adata, contrast, covariates, group_by)
+    groups = prediction_groups_column(adata.obs, settings, design, contrast)
+    cohort = make_cohort(adata, contrast, covariates, group_by, groups)
     log.info(
         "predicting %s = %s vs %s: %d samples (%d in the test group), %d genes, covariates %s, sites from %s",
         contrast["variable"],
@@ -174,6 +176,11 @@ def predict_contrast(
         len(cohort.gene_ids),
         ", ".join(covariates),
         group_by or "(none: no site-held-out validation)",
+    )
+    log.info(
+        "folds keep the samples of each level of %s together; label permutations: %s",
+        groups or "(none: no grouping of related samples)",
+        permutation_scheme(cohort.labels, cohort.groups),
     )
     predictions, site_predictions, splits, split_results = cross_validate(
         cohort, settings, filter_settings, deseq2, seed, n_jobs

@@ -7,7 +7,8 @@ the training samples' geometric means) and the VST's dispersion trend (FoldVST).
 set of every inner fold too (they use the labels): gene selection (ANOVA F), scaling and the
 learner, tuned on the inner folds. The VST values of an outer split are therefore computed once
 and shared by the three feature sets, the learners and the label permutations (which keep the
-outer folds; see permuted_labels).
+outer folds; see permuted_labels). With related samples (Cohort.groups: a subject's), every outer
+and inner fold keeps each group whole, and the permutations respect the groups (permutation_scheme).
 """
 
 import logging
@@ -23,7 +24,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, brier_score_loss
-from sklearn.model_selection import LeaveOneGroupOut, ParameterGrid, RepeatedStratifiedKFold, StratifiedKFold
+from sklearn.model_selection import (
+    LeaveOneGroupOut,
+    ParameterGrid,
+    RepeatedStratifiedKFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -47,6 +54,7 @@ class Cohort:
     clinical_names: list
     labels: np.ndarray  # 1 = the contrast's test group
     sites: np.ndarray | None  # the group_by column, or None
+    groups: np.ndarray | None = None  # the predict.groups column (related samples), or None
 
 
 def encode_covariates(obs: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
@@ -55,8 +63,11 @@ def encode_covariates(obs: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
     return pd.get_dummies(obs[covariates], drop_first=True, dtype=float)
 
 
-def make_cohort(adata: ad.AnnData, contrast: dict, covariates: list[str], group_by: str | None) -> Cohort:
-    """The samples of the contrast's two groups, with their counts, covariates and labels."""
+def make_cohort(
+    adata: ad.AnnData, contrast: dict, covariates: list[str], group_by: str | None, groups: str | None = None
+) -> Cohort:
+    """The samples of the contrast's two groups, with their counts, covariates and labels; `groups`
+    names the column of related samples (a subject's) that no fold may split."""
     adata = adata[adata.obs[contrast["variable"]].astype(str).isin([contrast["test"], contrast["reference"]])]
     clinical = encode_covariates(adata.obs, covariates)
     return Cohort(
@@ -67,6 +78,7 @@ def make_cohort(adata: ad.AnnData, contrast: dict, covariates: list[str], group_
         clinical_names=list(clinical.columns),
         labels=(adata.obs[contrast["variable"]].astype(str) == contrast["test"]).to_numpy().astype(int),
         sites=adata.obs[group_by].astype(str).to_numpy() if group_by else None,
+        groups=adata.obs[groups].astype(str).to_numpy() if groups else None,
     )
 
 
@@ -184,13 +196,27 @@ def selected_genes(
 # ---------------------------------------------------------------- folds
 
 
-def outer_splits(labels: np.ndarray, folds: int, repeats: int, seed: int) -> list[tuple]:
-    """(repeat, fold, train, test) of the repeated stratified outer folds (1-based numbers)."""
-    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    return [
-        (i // folds + 1, i % folds + 1, train, test)
-        for i, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels))
-    ]
+def outer_splits(
+    labels: np.ndarray, folds: int, repeats: int, seed: int, groups: np.ndarray | None = None
+) -> list[tuple]:
+    """(repeat, fold, train, test) of the repeated stratified outer folds (1-based numbers); with
+    `groups`, each group's samples stay in one fold (grouped_repeats)."""
+    if groups is None:
+        splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+        splits = splitter.split(np.zeros(len(labels)), labels)
+    else:
+        splits = grouped_repeats(labels, groups, folds, repeats, seed)
+    return [(i // folds + 1, i % folds + 1, train, test) for i, (train, test) in enumerate(splits)]
+
+
+def grouped_repeats(labels: np.ndarray, groups: np.ndarray, folds: int, repeats: int, seed: int):
+    """(train, test) of `repeats` shuffles of StratifiedGroupKFold, one random state drawn through
+    all of them (as RepeatedStratifiedKFold repeats StratifiedKFold): a test fold never holds a
+    group with samples in its training set, so the model cannot score a subject it has seen."""
+    rng = np.random.RandomState(seed)
+    for _ in range(repeats):
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=rng)
+        yield from splitter.split(np.zeros(len(labels)), labels, groups)
 
 
 def site_splits(sites: np.ndarray) -> list[tuple]:
@@ -201,22 +227,48 @@ def site_splits(sites: np.ndarray) -> list[tuple]:
     ]
 
 
-def permuted_labels(
-    labels: np.ndarray, folds: np.ndarray, sites: np.ndarray | None, n: int, seed: int
-) -> np.ndarray:
-    """n label vectors, each shuffled within every (outer fold x site) cell.
+def permutation_scheme(labels: np.ndarray, groups: np.ndarray | None) -> str:
+    """How the label permutations keep the null exchangeable with related samples: 'samples'
+    without groups; 'within groups' when the label varies within some group (a subject measured
+    in both compared levels keeps its own mix, as in a paired test; a group of one label keeps
+    it); 'whole groups' when every group has one label (groups swap labels, and a group's samples
+    share the one it gets: permuting its samples apart would break the within-group correlation
+    that the observed labels have)."""
+    if groups is None:
+        return "samples"
+    varies = pd.Series(labels).groupby(groups).nunique() > 1
+    return "within groups" if varies.any() else "whole groups"
 
-    Shuffling within the outer folds of the first repeat keeps each fold's number of cases, so
-    the permuted runs reuse those folds (still stratified) and their VST; within sites keeps the
-    site's case mix, so site effects cannot make the permuted labels look predictable.
+
+def permuted_labels(
+    labels: np.ndarray,
+    folds: np.ndarray,
+    sites: np.ndarray | None,
+    n: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """n label vectors, each shuffled within every (outer fold x site) cell, and with groups as
+    permutation_scheme says (within every group, or whole groups within the cell).
+
+    Shuffling within the outer folds of the first repeat keeps each fold's number of cases (of
+    groups, when whole groups are shuffled), so the permuted runs reuse those folds (still
+    stratified) and their VST; within sites keeps the site's case mix, so site effects cannot
+    make the permuted labels look predictable.
     """
     rng = np.random.default_rng(seed)
+    scheme = permutation_scheme(labels, groups)
     cells = folds.astype(str) if sites is None else np.char.add(folds.astype(str) + "|", sites.astype(str))
+    if scheme == "within groups":
+        cells = np.char.add(cells + "|", groups.astype(str))
+    # the units whose labels are shuffled: whole groups, or single samples
+    units = pd.factorize(groups)[0] if scheme == "whole groups" else np.arange(len(labels))
     members = [np.flatnonzero(cells == cell) for cell in np.unique(cells)]
     out = np.tile(labels, (n, 1))
     for row in out:
         for index in members:
-            row[index] = labels[rng.permutation(index)]
+            _, first, inverse = np.unique(units[index], return_index=True, return_inverse=True)
+            row[index] = labels[index[first]][rng.permutation(len(first))][inverse]
     return out
 
 
@@ -233,10 +285,18 @@ def split_features(
     return values, cohort.gene_ids[vst.genes_]
 
 
-def inner_folds(labels: np.ndarray, train: np.ndarray, n_folds: int, seed: int) -> list[tuple]:
-    """(fit rows, validation rows) of the stratified inner folds of a training set."""
-    splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-    return [(train[fit], train[validation]) for fit, validation in splitter.split(train, labels[train])]
+def inner_folds(
+    labels: np.ndarray, train: np.ndarray, n_folds: int, seed: int, groups: np.ndarray | None = None
+) -> list[tuple]:
+    """(fit rows, validation rows) of the stratified inner folds of a training set; with
+    `groups`, each group's samples stay in one fold (tuning on a subject's other samples would
+    favour the settings that memorise subjects)."""
+    if groups is None:
+        parts = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(train, labels[train])
+    else:
+        splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
+        parts = splitter.split(train, labels[train], groups[train])
+    return [(train[fit], train[validation]) for fit, validation in parts]
 
 
 def model_columns(feature_set: str, chosen: np.ndarray, n_genes: int, n_clinical: int) -> np.ndarray:
@@ -256,14 +316,17 @@ def run_models(
     models: list[tuple],
     settings: dict,
     seed: int,
+    groups: np.ndarray | None = None,
 ) -> list[dict]:
     """Every (label vector, model): grid point chosen by the mean AUC of the inner folds
-    (genes selected, scaler and learner fitted on each inner fit set), then selection, scaling
-    and the learner refitted on the whole training set and applied to the test samples."""
+    (genes selected, scaler and learner fitted on each inner fit set; each group in one inner
+    fold), then selection, scaling and the learner refitted on the whole training set and
+    applied to the test samples."""
     n_genes = len(gene_ids)
     k = min(settings["n_genes"], n_genes)
     folds = [
-        inner_folds(labels, train, settings["inner_folds"], seed) + [(train, test)] for labels in label_sets
+        inner_folds(labels, train, settings["inner_folds"], seed, groups) + [(train, test)]
+        for labels in label_sets
     ]
     masks = np.zeros((len(label_sets), len(folds[0]), values.shape[0]), dtype=bool)
     for b, label_folds in enumerate(folds):
@@ -335,7 +398,16 @@ def run_split(
         values, genes = split_features(cohort, train, settings, filter_settings, deseq2)
         label_sets = cohort.labels[None, :] if label_sets is None else label_sets
         return run_models(
-            values, genes, cohort.clinical.shape[1], label_sets, train, test, models, settings, seed
+            values,
+            genes,
+            cohort.clinical.shape[1],
+            label_sets,
+            train,
+            test,
+            models,
+            settings,
+            seed,
+            cohort.groups,
         )
 
 
@@ -350,7 +422,7 @@ def cross_validate(
     the site-held-out predictions; the outer splits (for the permutations) and what each
     split's models selected (for the selection frequencies)."""
     models = model_grid(settings)
-    splits = outer_splits(cohort.labels, settings["outer_folds"], settings["repeats"], seed)
+    splits = outer_splits(cohort.labels, settings["outer_folds"], settings["repeats"], seed, cohort.groups)
     sites = site_splits(cohort.sites) if cohort.sites is not None else []
     jobs = [(train, test) for *_, train, test in splits] + [(train, test) for _, train, test in sites]
     log.info(
@@ -413,13 +485,15 @@ def permutation_null(
     n_jobs: int,
 ) -> np.ndarray:
     """Pooled out-of-fold AUC of `model` in the first repeat's folds, on label vectors shuffled
-    within fold x site (permuted_labels); the whole nested procedure reruns on each. A task
+    within fold x site, and as the groups require (permuted_labels); the whole nested procedure reruns on each. A task
     runs a block of permutations on one split, with that split's VST computed once."""
     first = [(train, test) for repeat, _, train, test in splits if repeat == 1]
     folds = np.zeros(len(cohort.labels), dtype=int)
     for number, (_, test) in enumerate(first):
         folds[test] = number
-    labels = permuted_labels(cohort.labels, folds, cohort.sites, settings["permutations"], seed)
+    labels = permuted_labels(
+        cohort.labels, folds, cohort.sites, settings["permutations"], seed, cohort.groups
+    )
     # blocks of permutations per split, so that both threads stay busy to the end
     blocks = np.array_split(np.arange(len(labels)), max(1, min(len(labels), 4 * n_jobs // len(first) + 1)))
     tasks = [(split, block) for split in range(len(first)) for block in blocks if len(block)]

@@ -3,8 +3,10 @@
 The nf-core layout, {workflow: {name, version[, commit]}, packages: {python, <distribution>: version}}:
 the version is the VERSION file at the repository's top (the one a release tags), so it reads the
 same in a clone, an unpacked archive or a container; the git commit is added when the workflow is a
-git checkout. The packages are found by reading the import lines of the rule scripts and rule
-files, so a package a new script imports is listed without anyone keeping a list.
+git checkout, marked "-dirty" when the workflow's own code differs from it (edits of config/ do not
+count: the run's config files are listed with their checksums). The packages are found by reading
+the import lines of the rule scripts and rule files, so a package a new script imports is listed
+without anyone keeping a list.
 """
 
 import ast
@@ -16,11 +18,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from trdpipe.common import file_md5
+
 log = logging.getLogger("trd")
 
 WORKFLOW_NAME = "trd-deseq2"
 # A rule file is not Python that ast parses: its import lines are read as text.
 SMK_IMPORT = re.compile(r"^\s*(?:from\s+(\w+)\S*\s+import\b|import\s+(\w+))", re.M)
+# The workflow's own code, relative to the repository's top: what a release tags and a run executes.
+WORKFLOW_CODE = ("workflow", "VERSION")
 
 
 def read_version(path) -> str:
@@ -29,8 +35,8 @@ def read_version(path) -> str:
 
 
 def git_commit(directory) -> str | None:
-    """The commit of the checkout holding `directory` (with a mark for uncommitted changes), or
-    None when it is not a git checkout or git is missing."""
+    """The commit of the checkout whose top is `directory`, marked "-dirty" when the workflow's own
+    code has uncommitted changes, or None when it is not a git checkout or git is missing."""
 
     def git(*args):
         return subprocess.run(
@@ -41,7 +47,7 @@ def git_commit(directory) -> str | None:
         commit = git("rev-parse", "--short=12", "HEAD")
         if commit.returncode != 0:
             return None
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *WORKFLOW_CODE).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit.stdout.strip() + ("-dirty" if dirty else "")
@@ -82,9 +88,19 @@ def package_versions(distributions: list[str]) -> dict[str, str]:
     return versions
 
 
-def versions_document(version_file, sources, local_modules: set[str]) -> dict:
-    """{workflow: {name, version[, commit]}, packages: {...}}; Snakemake itself is always listed,
-    since the rule files import it only in part."""
+def config_file_checksums(paths) -> list[dict]:
+    """[{file, md5}] of the run's config files, each named relative to the working directory when it
+    lies there (Snakemake gives those of --configfile as absolute paths)."""
+    rows = []
+    for path in map(Path, paths):
+        inside = path.is_absolute() and path.is_relative_to(Path.cwd())
+        rows.append({"file": str(path.relative_to(Path.cwd()) if inside else path), "md5": file_md5(path)})
+    return rows
+
+
+def versions_document(version_file, sources, local_modules: set[str], config_files=()) -> dict:
+    """{workflow: {name, version[, commit]}, config_files: [{file, md5}], packages: {...}};
+    Snakemake itself is always listed, since the rule files import it only in part."""
     workflow = {"name": WORKFLOW_NAME, "version": read_version(version_file)}
     commit = git_commit(Path(version_file).parent)
     if commit:
@@ -92,5 +108,6 @@ def versions_document(version_file, sources, local_modules: set[str]) -> dict:
     modules = set().union(*map(imported_modules, sources)) | {"snakemake"}
     return {
         "workflow": workflow,
+        "config_files": config_file_checksums(config_files),
         "packages": package_versions(third_party_distributions(modules, local_modules)),
     }

@@ -21,12 +21,15 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
-from trdpipe.common import format_list
+from trdpipe.calibration.permutation import calibration_strata
+from trdpipe.checks.inputs import contrast_samples, prediction_groups_column, repeated_measures_column
+from trdpipe.common import format_list, read_sample_table
 from trdpipe.enrichment.analysis import running_score_file
 from trdpipe.enrichment.terms import gsea_order, lead_fdr, lead_nes, top_terms_by_direction
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.sensitivity import active_models, describe, pathway_survival
 from trdpipe.model.tables import count_calls
+from trdpipe.predict.models import permutation_scheme
 from trdpipe.report.figures import (
     gene_count_figure,
     gene_count_values,
@@ -110,6 +113,33 @@ def format_value(value) -> str:
     return str(value)
 
 
+def fdr_text(value, permutations: int | None = None) -> str:
+    """An FDR as people read it, never 0. An FDR of 0 from K permutations means that no permuted
+    result reached the observed one, which bounds it by 1/K: it reads '< 1/K'. An analytic one of 0
+    (a p-value beneath the smallest float) reads '< 1e-300'."""
+    if pd.isna(value):
+        return "NA"
+    if value == 0:
+        return f"< {1 / permutations:.2g} (1/{permutations})" if permutations else "< 1e-300"
+    return format_value(float(value))
+
+
+def at_permutation_floor(pvalue: float, permutations: int) -> bool:
+    """True for (b + 1) / (K + 1) with b = 0: no permutation was as extreme."""
+    return math.isclose(pvalue, 1 / (permutations + 1), rel_tol=1e-6)
+
+
+def permutation_p_text(pvalue, permutations: int) -> str:
+    """A permutation p-value, (b + 1) / (K + 1); at its floor it says so, as a smaller one cannot be shown
+    with K permutations."""
+    if pd.isna(pvalue):
+        return "NA"
+    text = format_value(float(pvalue))
+    if at_permutation_floor(float(pvalue), permutations):
+        text += f", the smallest possible with {permutations} permutations"
+    return text
+
+
 def table_rows(df: pd.DataFrame) -> dict:
     """A DataFrame as {'columns': [...], 'rows': [[str, ...], ...]} for the template's table macro."""
     records = df.astype(object).where(df.notna(), None).to_numpy().tolist()
@@ -139,13 +169,14 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def caption_text(rst: str, config: dict) -> str:
+def caption_text(rst: str, config: dict, values: dict | None = None) -> str:
     """A `snakemake --report` caption (workflow/report/<name>.rst) as plain text for the HTML report.
 
     The captions are Jinja templates over `snakemake.config`; rendering them here keeps
-    one caption per figure for both reports.
+    one caption per figure for both reports. values: what the run's tables tell beyond the config
+    (the number of PCs shown), which a caption uses when defined (Snakemake's report has only the config).
     """
-    text = jinja2.Template(rst).render(snakemake={"config": config})
+    text = jinja2.Template(rst).render(snakemake={"config": config}, **(values or {}))
     return " ".join(text.replace("``", "").split())
 
 
@@ -167,11 +198,14 @@ def inline_png(data: bytes, caption: str) -> dict:
     }
 
 
-def figure(path, caption_dir, config: dict, caption: str | None = None) -> dict:
-    """A PNG inline, captioned by workflow/report/<file name>.rst unless a caption is given."""
+def figure(path, caption_dir, config: dict, caption: str | None = None, values: dict | None = None) -> dict:
+    """A PNG inline, captioned by workflow/report/<file name>.rst (rendered with `values`, caption_text)
+    unless a caption is given."""
     if caption is None:
         rst = Path(caption_dir) / f"{Path(path).stem}.rst"
-        caption = caption_text(rst.read_text(encoding="utf-8"), config) if rst.exists() else Path(path).stem
+        caption = (
+            caption_text(rst.read_text(encoding="utf-8"), config, values) if rst.exists() else Path(path).stem
+        )
     return inline_png(Path(path).read_bytes(), caption)
 
 
@@ -429,13 +463,19 @@ def similar_terms_text(names: list[str]) -> str:
     return f"and {len(names)} similar term{'s' if len(names) > 1 else ''}: {format_list(names, limit=3)}"
 
 
-def gsea_term_table(best: pd.DataFrame) -> pd.DataFrame:
+def readable_fdrs(table: pd.DataFrame, columns: list[str], permutations: int | None = None) -> pd.DataFrame:
+    """These FDR columns as text that never reads 0 (fdr_text); permutations: K of a permutation FDR."""
+    present = [c for c in columns if c in table]
+    return table.assign(**{c: [fdr_text(v, permutations) for v in table[c]] for c in present})
+
+
+def gsea_term_table(best: pd.DataFrame, permutations: int | None) -> pd.DataFrame:
     """Terms shown (gsea_terms.top_terms_by_direction: by the label-permutation FDR when computed,
     near-duplicates folded) for reading: the permutation NES, p and FDR first, then fgsea's
     gene-permutation ones (with the log2 error of p, so that a reader can weigh a borderline padj),
-    the leading edge shortened and the folded terms."""
+    the leading edge shortened and the folded terms. permutations: K of the label permutations."""
     leading = permutation_columns(best, ["NES_perm", "pvalue_perm", "fdr_perm"])
-    return (
+    table = (
         best[["term", "name", "size", *leading, "NES", "pvalue", "log2err", "padj"]]
         .assign(
             leading_edge=shorten_genes(best["leading_edge"]).to_numpy(),
@@ -443,19 +483,37 @@ def gsea_term_table(best: pd.DataFrame) -> pd.DataFrame:
         )
         .rename(columns=GENE_PERMUTATION_LABELS)
     )
+    return readable_fdrs(readable_fdrs(table, ["fdr_perm"], permutations), ["padj (gene perm.)"])
 
 
-def top_ora_terms(ora: pd.DataFrame, n: int) -> dict[tuple[str, str], pd.DataFrame]:
+def gsea_pvalue_note(permutations: int) -> str:
+    """What bounds a set's label-permutation p-value: it is taken against the permuted scores of its own
+    sign only, so its floor differs between sets and cannot be read off the table."""
+    return (
+        f"pvalue_perm is (b + 1) / (n + 1) over the n of the {permutations} label permutations whose "
+        "score has the set's sign: its smallest possible value is 1/(n + 1), at least "
+        f"1/{permutations + 1} = {format_value(1 / (permutations + 1))}. fdr_perm pools the permuted "
+        f"scores of every set; where none reached a set's it reads < 1/{permutations}."
+    )
+
+
+def top_ora_terms(ora: pd.DataFrame, n: int, permutations: int | None) -> dict[tuple[str, str], pd.DataFrame]:
     """Per collection and direction (up, down), the n most over-represented terms, by
-    label-permutation FDR when computed, then hypergeometric p-value."""
+    label-permutation FDR when computed, then hypergeometric p-value; p-values of K label permutations
+    at their floor say so, and no FDR reads 0."""
     leading = permutation_columns(ora, ["pvalue_perm", "fdr_perm"])
     order = [lead_fdr(ora), "pvalue", "term"]
     out = {}
     for (collection, direction), terms in ora.groupby(["collection", "direction"], sort=True):
         best = terms.sort_values(order, kind="mergesort").head(n)
-        out[(collection, direction)] = best[
-            ["term", "name", "size", "overlap", "odds_ratio", *leading, "pvalue", "padj"]
-        ].assign(overlap_genes=shorten_genes(best["overlap_genes"]).to_numpy())
+        table = best[["term", "name", "size", "overlap", "odds_ratio", *leading, "pvalue", "padj"]].assign(
+            overlap_genes=shorten_genes(best["overlap_genes"]).to_numpy()
+        )
+        if leading:
+            table["pvalue_perm"] = [permutation_p_text(v, permutations) for v in table["pvalue_perm"]]
+        out[(collection, direction)] = readable_fdrs(
+            readable_fdrs(table, ["fdr_perm"], permutations), ["padj"]
+        )
     return out
 
 
@@ -511,6 +569,7 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
     gsea = pd.read_csv(files["gsea"], sep="\t", keep_default_na=False, na_values=[""])
     ora = pd.read_csv(files["ora"], sep="\t", keep_default_na=False, na_values=[""])
     anchor = anchor_of("enrichment", name)
+    permutations = calibration_permutations(files["calibration"])
     by = "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation p-value"
     rst = Path(caption_dir) / "running_scores.rst"
     caption = caption_text(rst.read_text(encoding="utf-8"), config) if rst.exists() else ""
@@ -523,7 +582,8 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
         {
             "title": f"GSEA, {collection}, {words[direction]}: top {len(terms)} terms by {by}",
             "id": anchor_of(anchor, collection, direction),
-            "table": table_rows(gsea_term_table(terms)),
+            "table": table_rows(gsea_term_table(terms, permutations)),
+            "note": gsea_pvalue_note(permutations) if lead_fdr(gsea) == "fdr_perm" else "",
             "figures": (
                 running_score_figures(files["running_scores"], collection, direction, terms, caption)
                 if files.get("running_scores")
@@ -538,13 +598,15 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
             "figures": [],
             "id": anchor_of(anchor, "ora", collection, direction),
             "table": table_rows(terms),
+            "note": "",
         }
-        for (collection, direction), terms in top_ora_terms(ora, n_terms).items()
+        for (collection, direction), terms in top_ora_terms(ora, n_terms, permutations).items()
     ]
     dotplots = {
         "title": "Dot plots",
         "id": "",
         "table": None,
+        "note": "",
         "figures": [figure(files[key], caption_dir, config) for key in ("gsea_dotplot", "ora_dotplot")],
     }
     cut = settings.get("ora_padj", 0.05)
@@ -580,6 +642,7 @@ def camera_blocks(camera: pd.DataFrame, anchor: str, n: int) -> list[dict]:
             "title": f"camera, {collection}: top {min(n, len(sets))} sets by p-value "
             "(inter-gene correlation estimated per set)",
             "id": anchor_of(anchor, "camera", collection),
+            "note": "",
             "table": table_rows(
                 sets.sort_values(["pvalue", "term"], kind="mergesort").head(n)[CAMERA_TABLE_COLUMNS]
             ),
@@ -627,34 +690,87 @@ PREDICTION_COLUMNS = [
 ]
 
 
-def prediction_section(name: str, contrast: dict, files: dict, config: dict, caption_dir) -> dict:
+def prediction_section(
+    name: str, contrast: dict, files: dict, config: dict, caption_dir, obs: pd.DataFrame | None = None
+) -> dict:
     """The model comparison, what it says (best model and whether its interval includes 0.5;
-    whether expression adds to the clinical data), site-held-out AUCs, figures and genes."""
+    whether expression adds to the clinical data), site-held-out AUCs, figures and genes; with the
+    samples' sheet (`obs`), how the folds and permutations treat related samples."""
     comparison = pd.read_csv(files["comparison"], sep="\t")
     sites = pd.read_csv(files["site"], sep="\t")
     genes = pd.read_csv(files["genes"], sep="\t", keep_default_na=False).head(N_MODEL_GENES)
     best = best_model(comparison)
     heading = f"Prediction of {contrast['test']} vs {contrast['reference']}"
+    permutations = config["predict"]["permutations"]
+    shown = comparison[PREDICTION_COLUMNS].round(3).astype(object)
+    # from the unrounded p-value, which tells whether it is the smallest possible
+    shown["permutation_p"] = [permutation_p_text(p, permutations) for p in comparison["permutation_p"]]
     return {
         "name": name,
         "anchor": anchor_of("predict", name),
         "heading": heading,
-        "findings": prediction_findings(comparison, best, contrast),
-        "comparison": table_rows(comparison[PREDICTION_COLUMNS].round(3)),
+        "findings": prediction_findings(comparison, best, contrast, permutations),
+        "comparison": table_rows(shown),
         "sites": table_rows(sites.round(3)) if len(sites) else None,
         "genes": table_rows(genes),
         "genes_model": f"{genes['feature_set'].iloc[0]} / {genes['learner'].iloc[0]}" if len(genes) else "",
         "figures": [figure(files[key], caption_dir, config) for key in ("roc", "calibration")],
+        **(
+            prediction_grouping(obs, contrast, config)
+            if obs is not None
+            else {"groups": None, "grouping": ""}
+        ),
     }
 
 
-def best_model_findings(best: pd.Series, test: str) -> list[str]:
-    """The best model's AUC with its interval and p-value, and a plain warning when the interval
-    includes 0.5."""
+# how the prediction's label permutations treat a grouping column, by permutation_scheme
+PERMUTED_LABELS = {
+    "within groups": "within each {column} (the label varies within a {column}: a paired design)",
+    "whole groups": "by whole {column}s (every {column} has one label, which all its samples keep)",
+}
+
+
+def prediction_grouping(obs: pd.DataFrame, contrast: dict, config: dict) -> dict:
+    """The column whose related samples the folds keep together ('groups', resolved from
+    predict.groups as the prediction resolves it), and one sentence on it and on how the label
+    permutations treat them ('grouping')."""
+    column = prediction_groups_column(obs, config["predict"], config["design"], contrast)
+    if column is None:
+        return {
+            "groups": None,
+            "grouping": "Related samples: none declared or found (predict.groups), so the folds split the "
+            "samples one by one.",
+        }
+    compared = contrast_samples(obs, contrast)
+    labels = (compared[contrast["variable"]].astype(str) == contrast["test"]).to_numpy().astype(int)
+    groups = compared[column].astype(str).to_numpy()
+    permuted = PERMUTED_LABELS[permutation_scheme(labels, groups)].format(column=column)
+    return {
+        "groups": column,
+        "grouping": f"Related samples: every outer and inner fold keeps the samples of each {column} "
+        f"together ({len(set(groups))} {column}s, predict.groups), so no model is tested on a {column} it "
+        f"was trained on; the label permutations permute labels {permuted}.",
+    }
+
+
+def grouping_methods(predictions: list[dict]) -> str:
+    """The prediction's grouped contrasts, for the methods paragraph ('' when none is grouped)."""
+    grouped = [f"{p['name']}: {p['grouping']}" for p in predictions if p["groups"]]
+    if not grouped:
+        return ""
+    return (
+        " Where samples were related, the outer and inner folds were scikit-learn's StratifiedGroupKFold "
+        "(each group in one fold) and the label permutations kept the null exchangeable: " + " ".join(grouped)
+    )
+
+
+def best_model_findings(best: pd.Series, test: str, permutations: int) -> list[str]:
+    """The best model's AUC with its interval and p-value (of `permutations` label permutations), and a
+    plain warning when the interval includes 0.5."""
     permutation = (
         "no label permutations (predict.permutations 0)"
         if pd.isna(best["permutation_p"])
-        else f"label-permutation p = {best['permutation_p']:.3g}"
+        else f"label-permutation p = {permutation_p_text(best['permutation_p'], permutations)}"
     )
     sentences = [
         f"Best model: {best['feature_set']} features, {best['learner']}: out-of-fold AUC "
@@ -672,10 +788,12 @@ def best_model(comparison: pd.DataFrame) -> pd.Series:
     return comparison[comparison["best"].astype(str) == "True"].iloc[0]
 
 
-def prediction_findings(comparison: pd.DataFrame, best: pd.Series, contrast: dict) -> list[str]:
+def prediction_findings(
+    comparison: pd.DataFrame, best: pd.Series, contrast: dict, permutations: int
+) -> list[str]:
     """Plain sentences: the best model (best_model_findings) and whether expression adds to the
     clinical data (the combined model with the best learner)."""
-    sentences = best_model_findings(best, contrast["test"])
+    sentences = best_model_findings(best, contrast["test"], permutations)
     combined = comparison[comparison["feature_set"] == "combined"]
     row = combined.loc[combined["auc_mean"].idxmax()]
     gain = (
@@ -729,6 +847,58 @@ def enrichment_methods(settings: dict, versions: dict, label_permutations: int |
 # ---------------------------------------------------------------- robustness
 
 
+def calibration_permutations(path) -> int:
+    """K, the label permutations the calibration refitted (summary.tsv), whose null gives every
+    label-permutation p-value and FDR of the contrast."""
+    summary = read_tsv(path).set_index("statistic")["value"]
+    return int(summary["permutations"])
+
+
+def survival_sentence(
+    n_survive: int, n: int, primary: pd.DataFrame, adjusted: pd.DataFrame, cut: float
+) -> str:
+    """How many immune sets called in the primary GSEA keep their call after cell adjustment, naming the
+    statistic that calls them in each model."""
+    after = gsea_fdr_label(adjusted)
+    why = (
+        ", as the cell-adjusted model is not label-permuted"
+        if lead_fdr(primary) == "fdr_perm" and lead_fdr(adjusted) != "fdr_perm"
+        else ""
+    )
+    return (
+        f"{n_survive} of {n} immune-related gene sets significant in the primary GSEA "
+        f"({gsea_fdr_label(primary)} < {cut:g}) stay significant, with the same direction, in the "
+        f"cell-adjusted model, judged there by its {after} < {cut:g}{why}."
+    )
+
+
+def immune_pathway_survival(
+    name: str, primary: pd.DataFrame, adjusted: pd.DataFrame, cut: float, permutations: int
+) -> dict:
+    """The immune sets called in the primary GSEA and their result after cell adjustment, each model's
+    call by the FDR it leads with; an FDR from K permutations is never shown as 0."""
+    survival = pathway_survival(
+        primary,
+        adjusted,
+        cut,
+        primary_stats=(lead_nes(primary), lead_fdr(primary)),
+        adjusted_stats=(lead_nes(adjusted), lead_fdr(adjusted)),
+    )
+    shown = survival.head(N_TOP_PATHWAYS).astype(object)
+    for column, table in (
+        (f"{lead_fdr(primary)}_primary", primary),
+        (f"{lead_fdr(adjusted)}_cell_adjusted", adjusted),
+    ):
+        shown[column] = [lead_fdr_text(table, value, permutations) for value in shown[column]]
+    return {
+        "name": name,
+        "n": len(survival),
+        "n_survive": int(survival["survives"].sum()),
+        "sentence": survival_sentence(int(survival["survives"].sum()), len(survival), primary, adjusted, cut),
+        "table": table_rows(shown),
+    }
+
+
 def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) -> dict:
     """How robust are the findings: cell composition by group, concordance of every sensitivity
     model with the primary one (a sentence each) and the immune pathways after cell adjustment."""
@@ -755,17 +925,14 @@ def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) 
                 "figures": [figure(png, caption_dir, config)],
             }
         )
-    pathways = []
-    for name, primary, adjusted in zip(contrasts, files["gsea"], files["cell_adjusted_gsea"]):
-        survival = pathway_survival(pd.read_csv(primary, sep="\t"), pd.read_csv(adjusted, sep="\t"), padj_cut)
-        pathways.append(
-            {
-                "name": name,
-                "n": len(survival),
-                "n_survive": int(survival["survives"].sum()),
-                "table": table_rows(survival.head(N_TOP_PATHWAYS)),
-            }
+    pathways = [
+        immune_pathway_survival(
+            name, read_tsv(primary), read_tsv(adjusted), padj_cut, calibration_permutations(summary)
         )
+        for name, primary, adjusted, summary in zip(
+            contrasts, files["gsea"], files["cell_adjusted_gsea"], files["calibration_summaries"]
+        )
+    ]
     return {
         "not_estimable": [
             f"{row.cell_type} ({row.note})" for row in markers.itertuples() if not row.estimable
@@ -775,7 +942,6 @@ def robustness_section(contrasts: dict, files: dict, config: dict, caption_dir) 
         "concordance": table_rows(concordance),
         "sentences": [describe(row) for row in concordance.to_dict("records")],
         "pathways": pathways,
-        "padj_cut": padj_cut,
     }
 
 
@@ -801,12 +967,30 @@ CALIBRATION_ROWS = {
     "null_degs_p95": "genes called, shuffled labels: 95th percentile",
     "frac_permutations_with_degs": "share of shuffled analyses calling at least one gene",
     "pvalue_observed_degs": "permutation p-value of the observed count",
+    "smallest_pvalue": "smallest permutation p-value attainable, 1 / (K + 1)",
     "empirical_fdr": "empirical FDR of the observed calls (SAM)",
     "pi0": "share of true nulls (pi0, Storey)",
     "observed_lambda": "inflation lambda, observed labels",
     "null_lambda_median": "inflation lambda, shuffled labels (median)",
     "qvalue_perm_calls": "genes at qvalue_perm below alpha",
 }
+
+
+def false_call_share(empirical_fdr: float, permutations: int) -> str:
+    """'about 6%'; an empirical FDR of 0 (no permutation reached the calls' threshold) is bounded by 1/K."""
+    if empirical_fdr == 0:
+        return f"fewer than {1 / permutations:.0%}"
+    return f"about {empirical_fdr:.0%}"
+
+
+def calibration_table(numeric: pd.Series) -> pd.DataFrame:
+    """The summary rows a reader needs (CALIBRATION_ROWS), the count's permutation p-value saying when it is
+    the smallest possible and the empirical FDR never reading 0."""
+    k = int(numeric["permutations"])
+    values = {key: numeric[key] for key in CALIBRATION_ROWS}
+    values["pvalue_observed_degs"] = permutation_p_text(numeric["pvalue_observed_degs"], k)
+    values["empirical_fdr"] = fdr_text(numeric["empirical_fdr"], k)
+    return pd.DataFrame({"statistic": list(CALIBRATION_ROWS.values()), "value": list(values.values())})
 
 
 def calibration_verdict(values: pd.Series, alpha: float) -> str:
@@ -818,11 +1002,19 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
             f"No gene reached padj < {alpha:g}, and shuffled labels gave at least one call in "
             f"{share:.0%} of {k} permutations: there are no calls here that chance would have to explain."
         )
+    if 1 / (k + 1) > 0.05:
+        return (
+            f"The calibration cannot tell whether these {observed} calls are chance: only {k} distinct "
+            f"permutations exist (the observed labelling and its mirror image left out), so no permutation "
+            f"p-value can fall below 1 / {k + 1} = {1 / (k + 1):.2g}; shuffled labels gave as many calls "
+            f"or more in {float(values['pvalue_observed_degs']):.0%} of them."
+        )
     if float(values["pvalue_observed_degs"]) <= 0.05:
         return (
             f"The {observed} genes called would not appear by chance: shuffled labels gave a median of "
             f"{median:g} and at most {float(values['null_degs_p95']):g} calls in 95% of {k} permutations, "
-            f"and about {float(values['empirical_fdr']):.0%} of the observed calls are expected to be false."
+            f"and {false_call_share(float(values['empirical_fdr']), k)} of the observed calls are expected "
+            "to be false."
         )
     return (
         f"Chance alone could give these {observed} calls: shuffled labels gave as many or more in "
@@ -831,23 +1023,39 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
     )
 
 
-def calibration_section(name: str, files: dict, config: dict, caption_dir) -> dict:
-    """Observed vs null DEG counts, empirical FDR, lambda, the verdict, the QQ plot and histogram."""
+def calibration_section(
+    name: str, files: dict, config: dict, caption_dir, obs: pd.DataFrame | None = None
+) -> dict:
+    """Observed vs null DEG counts, empirical FDR, lambda, the verdict, the QQ plot and histogram;
+    with the samples' sheet (`obs`), whether the permutations pair each subject with itself."""
     summary = pd.read_csv(files["summary"], sep="\t", keep_default_na=False, na_values=[""])
     values = summary.set_index("statistic")["value"]
     numeric = pd.to_numeric(values, errors="coerce")
-    shown = pd.DataFrame(
-        {"statistic": list(CALIBRATION_ROWS.values()), "value": [numeric[key] for key in CALIBRATION_ROWS]}
-    )
+    # the captions count the permutations that ran: all distinct ones when fewer exist than asked for
+    ran = {**config, "calibration": {**config["calibration"], "permutations": int(numeric["permutations"])}}
     return {
         "name": name,
         "anchor": anchor_of("calibration", name),
         "verdict": calibration_verdict(numeric, config["deseq2"]["alpha"]),
         "permutations": int(numeric["permutations"]),
         "strata": values["strata"],
-        "table": table_rows(shown),
-        "figures": [figure(files[key], caption_dir, config) for key in ("qq", "null_degs")],
+        "table": table_rows(calibration_table(numeric)),
+        "figures": [figure(files[key], caption_dir, ran) for key in ("qq", "null_degs")],
+        "paired": calibration_pairing(obs, config["contrasts"][name], config) if obs is not None else "",
     }
+
+
+def calibration_pairing(obs: pd.DataFrame, contrast: dict, config: dict) -> str:
+    """'Paired design: ...' when the permutation strata hold the design's column of repeated
+    measures (repeated_measures_column: subjects sampled in both compared levels); else ''."""
+    subject = repeated_measures_column(obs, config["design"], contrast)
+    strata = calibration_strata(obs, config["design"], contrast["variable"], config["calibration"]["strata"])
+    if subject is None or subject not in strata:
+        return ""
+    return (
+        f"Paired design: the permutations stay within {subject} ({' x '.join(strata)}), so every {subject} "
+        f"keeps its own mix of {contrast['variable']} levels and is compared with itself."
+    )
 
 
 def calibration_methods(settings: dict, sections: list[dict]) -> str:
@@ -886,33 +1094,113 @@ def top_pathways(shown: dict[tuple[str, str], pd.DataFrame], direction: str, n: 
     return both.sort_values(gsea_order(both), kind="mergesort").head(n)
 
 
-def survival_after_adjustment(term: pd.Series, nes: float, adjusted: pd.DataFrame | None, cut: float) -> str:
-    """Does a pathway keep its call once cell composition is in the model? The cell-adjusted GSEA has
-    gene-permutation p-values only (no label permutations), so its padj decides."""
+def gsea_fdr_label(gsea: pd.DataFrame) -> str:
+    """Words for the FDR a GSEA table leads with (terms.lead_fdr)."""
+    return "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation padj"
+
+
+def lead_fdr_text(gsea: pd.DataFrame, value, permutations: int | None) -> str:
+    """The lead FDR of a term for reading: bounded by 1/K when it comes from K label permutations."""
+    return fdr_text(value, permutations if lead_fdr(gsea) == "fdr_perm" else None)
+
+
+def survival_after_adjustment(
+    term: pd.Series,
+    nes: float,
+    adjusted: pd.DataFrame | None,
+    cut: float,
+    significant: bool = True,
+    permutations: int | None = None,
+) -> str:
+    """Does a pathway keep its call once cell composition is in the model? Judged by the FDR the
+    cell-adjusted GSEA leads with, named (it has no label permutations: gene-permutation padj). A term
+    not called in the primary model has no call to keep: its statistic after adjustment is given."""
     if adjusted is None:
         return "no cell-adjusted model in this run"
     hit = adjusted[(adjusted["collection"] == term["collection"]) & (adjusted["term"] == term["term"])]
     if hit.empty:
         return "not tested after cell adjustment"
     after = hit.iloc[0]
-    if math.copysign(1, after["NES"]) != math.copysign(1, nes):
-        return f"reverses direction after cell adjustment (NES {format_value(float(after['NES']))})"
-    verdict = "survives" if after["padj"] < cut else "does not survive"
-    return f"{verdict} cell adjustment (padj {format_value(float(after['padj']))})"
+    after_nes = float(after[lead_nes(adjusted)])
+    if math.copysign(1, after_nes) != math.copysign(1, nes):
+        return f"reverses direction after cell adjustment (NES {format_value(after_nes)})"
+    fdr = lead_fdr(adjusted)
+    value = f"{gsea_fdr_label(adjusted)} {lead_fdr_text(adjusted, after[fdr], permutations)}"
+    if not significant:
+        return f"{value} after cell adjustment"
+    verdict = "survives" if after[fdr] < cut else "does not survive"
+    return f"{verdict} cell adjustment ({value})"
 
 
-def pathway_finding(term: pd.Series, gsea: pd.DataFrame, adjusted: pd.DataFrame | None, cut: float) -> dict:
+def pathway_finding(
+    term: pd.Series, gsea: pd.DataFrame, adjusted: pd.DataFrame | None, cut: float, permutations: int | None
+) -> dict:
     fdr, nes = lead_fdr(gsea), float(term[lead_nes(gsea)])
+    significant = bool(term[fdr] < cut)
     return {
         "term": term["term"],
         "name": term["name"],
         "collection": term["collection"],
         "nes": format_value(nes),
-        "fdr": format_value(float(term[fdr])),
-        "significant": bool(term[fdr] < cut),
+        "fdr": lead_fdr_text(gsea, term[fdr], permutations),
+        "significant": significant,
         "n_similar": len(term["similar_terms"]),
-        "survival": survival_after_adjustment(term, nes, adjusted, cut),
+        "survival": survival_after_adjustment(term, nes, adjusted, cut, significant, permutations),
     }
+
+
+def sets_text(n: int) -> str:
+    return f"{n} set{'' if n == 1 else 's'}"
+
+
+def pathway_verdict(n_label: int, n_gene: int, cut: float, n_camera: int | None = None) -> str:
+    """The key findings' plain answer about pathways. n_label: sets at label-permutation FDR < cut;
+    n_gene: at fgsea's gene-permutation padj < cut; n_camera: at camera's FDR < cut (limma's camera
+    with the inter-gene correlation estimated), None when camera was not run. Label permutation and
+    camera respect the correlation between genes; gene permutation does not, and over-calls."""
+    camera = "" if n_camera is None else f"camera: {n_camera} at FDR < {cut:g}; "
+    if n_label:
+        return (
+            f"{sets_text(n_label)} changed more than random splits of these samples change them "
+            f"(label-permutation FDR < {cut:g}; {camera}gene permutation: {n_gene} at padj < {cut:g}); "
+            "they lead the lists below."
+        )
+    if n_camera:
+        first = (
+            f"No pathway passes label-permutation FDR < {cut:g}, but camera calls {sets_text(n_camera)} "
+            f"at FDR < {cut:g}: the two tests that respect gene-gene correlation disagree, so read "
+            "camera's sets as leads to confirm."
+        )
+    else:
+        agrees = "; camera agrees" if n_camera == 0 else ""
+        first = (
+            "No pathway changed more than random splits of these samples change it "
+            f"(0 sets at label-permutation FDR < {cut:g}{agrees})."
+        )
+    if not n_gene:
+        return first + " Gene permutation, which treats genes as independent, calls none either."
+    return first + (
+        f" If genes were independent, {sets_text(n_gene)} would pass, but genes of one pathway rise "
+        "and fall together between people, and with shuffled labels that assumption calls hundreds "
+        "of sets on real data."
+    )
+
+
+def gene_permutation_verdict(n_gene: int, cut: float) -> str:
+    """The pathway answer of a run without label permutations: only fgsea's padj, and its caveat."""
+    return (
+        f"{sets_text(n_gene)} at gene-permutation padj < {cut:g}. No label-permutation null was "
+        "computed: gene permutation treats genes as independent and over-calls co-expressed sets."
+    )
+
+
+def contrast_pathway_verdict(gsea: pd.DataFrame, camera: pd.DataFrame | None, cut: float) -> str:
+    """pathway_verdict from the contrast's GSEA table and, when run, its camera table."""
+    n_gene = int((gsea["padj"] < cut).sum())
+    if lead_fdr(gsea) != "fdr_perm":
+        return gene_permutation_verdict(n_gene, cut)
+    n_camera = None if camera is None else int((camera["fdr"] < cut).sum())
+    return pathway_verdict(int((gsea["fdr_perm"] < cut).sum()), n_gene, cut, n_camera)
 
 
 def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
@@ -923,8 +1211,10 @@ def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
         )
     row = concordance.iloc[0]
     return (
-        f"With cell composition in the model, {int(row['degs_model'])} genes are called instead of "
-        f"{int(row['degs_primary'])} ({int(row['overlap'])} of them shared)."
+        f"With cell composition in the model ({int(row['n_cell_covariates'])} cell covariates, explaining "
+        f"R² {row['group_r2_cells']:.2f} of the group; {int(row['residual_df_model'])} residual degrees of "
+        f"freedom, the primary model {int(row['residual_df_primary'])}), {int(row['degs_model'])} genes are "
+        f"called instead of {int(row['degs_primary'])} ({int(row['overlap'])} of them shared)."
     )
 
 
@@ -934,21 +1224,24 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
     cell adjustment, the cell-adjusted gene count and the prediction's best model.
 
     tables: de, calibration (summary.tsv as read), gsea, and adjusted_gsea, concordance (the
-    cell_adjusted model's), comparison (model_comparison.tsv), each None when not run."""
+    cell_adjusted model's), comparison (model_comparison.tsv), camera (camera.tsv), each None (or,
+    camera, absent) when not run. When no set passes the lead FDR the lists are the largest effects,
+    for exploration, and the pathway verdict says why gene permutation's calls are not believed."""
     alpha, cut = config["deseq2"]["alpha"], config["enrichment"]["ora_padj"]
     gsea = tables["gsea"]
     shown = top_terms_by_direction(gsea, N_KEY_PATHWAYS, config["enrichment"]["similar_terms_jaccard"])
     summary = pd.to_numeric(tables["calibration"].set_index("statistic")["value"], errors="coerce")
+    permutations = int(summary["permutations"])
     pathways = {
         direction: [
-            pathway_finding(row, gsea, tables["adjusted_gsea"], cut)
+            pathway_finding(row, gsea, tables["adjusted_gsea"], cut, permutations)
             for _, row in top_pathways(shown, direction, N_KEY_PATHWAYS).iterrows()
         ]
         for direction in ("up", "down")
     }
     comparison = tables["comparison"]
     prediction = (
-        best_model_findings(best_model(comparison), contrast["test"])
+        best_model_findings(best_model(comparison), contrast["test"], config["predict"]["permutations"])
         if comparison is not None
         else ["Not run: the config sets predict.enabled to false."]
     )
@@ -961,8 +1254,10 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
         "degs": deg_counts(tables["de"], alpha),
         "verdict": calibration_verdict(summary, alpha),
         "pathways": pathways,
+        "pathway_verdict": contrast_pathway_verdict(gsea, tables.get("camera"), cut),
+        "exploratory": not (gsea[lead_fdr(gsea)] < cut).any(),
         "cut": format_value(cut),
-        "fdr_label": "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation padj",
+        "fdr_label": gsea_fdr_label(gsea),
         "cell_adjusted": cell_adjusted_finding(tables["concordance"]),
         "prediction": prediction,
     }
@@ -1015,14 +1310,18 @@ def qc_sentence(flagged: int, excluded: int, kept: int) -> str:
     return f"Quality control flagged no sample; all {kept} samples were analysed."
 
 
-def methods_paragraph(run: dict) -> str:
-    """A paragraph for a paper's methods, with every parameter and version that shaped the result."""
+def methods_sections(run: dict) -> list[dict]:
+    """A paper's methods, with every parameter and version that shaped the result, as headed paragraphs
+    ({'heading', 'text'}) in the order of the analysis; a step this run skipped has none."""
     f, d, v = run["filter"], run["deseq2"], run["versions"]
     nsub = d["vst_nsub"]
-    text = [
+    workflow = [
         f"Raw gene-level counts of {run['n_samples_in']} samples were analysed with the TRD "
         f"differential-expression workflow (version {run['pipeline_version']}) in Python "
         f"{v['python']} and Snakemake {v['snakemake']} (Mölder et al. 2021).",
+        "The analysis follows the design of Sirés et al. (2025).",
+    ]
+    quality = [
         qc_sentence(run["n_samples_flagged"], run["n_samples_excluded"], run["n_samples_kept"]),
         "QC's principal components used a blind variance-stabilising "
         "transformation (DESeq2's vst) whose dispersion trend was fitted "
@@ -1032,11 +1331,15 @@ def methods_paragraph(run: dict) -> str:
             if nsub
             else "on all genes."
         ),
+    ]
+    filtering = [
         f"Genes were filtered with the rule of edgeR's filterByExpr (Chen et al. 2016): a gene was "
         f"kept when its count per million reached {f['min_count']:g} counts at the median library "
         f"size in at least as many samples as the smallest compared group (for groups larger than "
         f"{f['large_n']}, {f['large_n']} plus {f['min_prop']:g} of the remainder) and its total count "
         f"reached {f['min_total_count']:g}; {run['n_genes_kept']} of {run['n_genes_in']} genes were kept.",
+    ]
+    de = [
         f"Differential expression was tested with PyDESeq2 {v['pydeseq2']} (Muzellec et al. 2023), "
         f"a Python implementation of DESeq2 (Love et al. 2014), with the design "
         f"'{run['design']}': {run['coding']}.",
@@ -1065,23 +1368,25 @@ def methods_paragraph(run: dict) -> str:
         "expressed.",
     ]
     if d.get("lfc_shrink"):
-        text.append("Log2 fold changes were also shrunk with PyDESeq2's apeGLM-like prior for display.")
-    if run.get("enrichment"):
-        text.append(run["enrichment"])
-    if run.get("camera"):
-        text.append(run["camera"])
-    if run.get("calibration"):
-        text.append(run["calibration"])
-    if run.get("prediction"):
-        text.append(run["prediction"])
-    if run.get("robustness"):
-        text.append(run["robustness"])
-    if run.get("provenance"):
-        # each entry is a sentence of its README: its own full stop would give ".;" and ".."
-        entries = [entry.rstrip(". ") for entry in run["provenance"]]
-        text.append("Gene annotation and gene sets: " + "; ".join(entries) + ".")
-    text.append("The analysis follows the design of Sirés et al. (2025).")
-    return " ".join(text)
+        de.append("Log2 fold changes were also shrunk with PyDESeq2's apeGLM-like prior for display.")
+    # each entry is a sentence of its README: its own full stop would give ".;" and ".."
+    entries = [entry.rstrip(". ") for entry in run.get("provenance", [])]
+    sections = [
+        ("Workflow", workflow),
+        ("Samples and quality control", quality),
+        ("Gene filtering", filtering),
+        ("Differential expression", de),
+        ("Pathway enrichment", [run.get("enrichment"), run.get("camera")]),
+        ("Could the calls be chance? Label permutations", [run.get("calibration")]),
+        ("Prediction", [run.get("prediction")]),
+        ("Cell composition and sensitivity models", [run.get("robustness")]),
+        ("Gene annotation and gene sets", ["; ".join(entries) + "." if entries else ""]),
+    ]
+    return [
+        {"heading": heading, "text": " ".join(filter(None, sentences))}
+        for heading, sentences in sections
+        if any(sentences)
+    ]
 
 
 # ---------------------------------------------------------------- page
@@ -1203,8 +1508,10 @@ def contrast_section(
                 f"expression z-scored per gene; samples ordered by {join_words(annotations)}.",
             ),
         ],
-        "candidates": table_rows(candidate_panel(table, alpha, config["report"]["candidate_genes"])),
-        "top_genes": table_rows(top_genes(table, N_TOP_GENES_TABLE)),
+        "candidates": table_rows(
+            readable_fdrs(candidate_panel(table, alpha, config["report"]["candidate_genes"]), ["padj"])
+        ),
+        "top_genes": table_rows(readable_fdrs(top_genes(table, N_TOP_GENES_TABLE), ["padj"])),
     }
 
 
@@ -1227,6 +1534,7 @@ def contrast_tables(name: str, index: int, inputs) -> dict:
         "adjusted_gsea": (read_tsv(inputs.cell_adjusted_gsea[index]) if inputs.cell_adjusted_gsea else None),
         "concordance": read_tsv(concordance[0]) if concordance else None,
         "comparison": read_tsv(inputs.predict_comparison[index]) if inputs.predict_comparison else None,
+        "camera": read_tsv(inputs.camera[index]) if inputs.camera else None,
     }
 
 
@@ -1246,7 +1554,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
     cohort = ad.read_h5ad(inputs.cohort, backed="r")
     vst = ad.read_h5ad(inputs.vst)
     filtered = ad.read_h5ad(inputs.filtered)
-    metrics = pd.read_csv(inputs.metrics, sep="\t", index_col=0)
+    metrics = read_sample_table(inputs.metrics)
     filter_summary = pd.read_csv(inputs.filter_summary, sep="\t").set_index("step")["n"]
     software = read_software_versions(inputs.software_versions)
     versions, version = software["packages"], version_label(software["workflow"])
@@ -1269,6 +1577,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         "gsea_dotplot": "gsea_dotplots",
         "ora_dotplot": "ora_dotplots",
         "running_scores": "running_scores",
+        "calibration": "calibration_summaries",
     }
     enrichment = [
         enrichment_section(name, contrasts[name], files, config, template_dir)
@@ -1285,7 +1594,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         "calibration": "predict_calibration",
     }
     predictions = [
-        prediction_section(name, contrasts[name], files, config, template_dir)
+        prediction_section(name, contrasts[name], files, config, template_dir, filtered.obs)
         for name, files in files_by_contrast(contrasts, inputs, prediction_files)
     ]
     robustness = robustness_section(contrasts, inputs, config, template_dir) if inputs.concordance else None
@@ -1295,12 +1604,13 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         "null_degs": "calibration_null_degs",
     }
     calibration = [
-        calibration_section(name, files, config, template_dir)
+        calibration_section(name, files, config, template_dir, filtered.obs)
         for name, files in files_by_contrast(contrasts, inputs, calibration_files)
     ]
     models = {name: pd.read_csv(path, sep="\t") for name, path in zip(contrasts, inputs.models)}
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in inputs.readmes]
     flagged = flagged_samples(metrics)
+    association = pd.read_csv(inputs.association, sep="\t")
 
     run = {
         "pipeline_version": version,
@@ -1322,7 +1632,11 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         ),
         "camera": camera_methods(config["enrichment"]) if inputs.camera else "",
         "calibration": calibration_methods(config["calibration"], calibration),
-        "prediction": prediction_methods(config["predict"], config["seed"], versions) if predictions else "",
+        "prediction": (
+            prediction_methods(config["predict"], config["seed"], versions) + grouping_methods(predictions)
+            if predictions
+            else ""
+        ),
         "robustness": (
             robustness_methods(
                 config["cells"],
@@ -1339,6 +1653,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         "pipeline_version": version,
         "versions": versions,
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+        "config_files": software.get("config_files", []),
         "checksums": table_rows(input_checksums(cohort.uns["ingest"])),
         "resources": table_rows(compute_resources(inputs.benchmarks)),
         "key_findings": findings,
@@ -1352,16 +1667,19 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
             {
                 "title": "Principal components associated with a covariate (p < 0.05)",
                 "id": "pc-covariate-association",
-                "table": table_rows(significant_associations(pd.read_csv(inputs.association, sep="\t"))),
+                "table": table_rows(significant_associations(association)),
             }
         ],
         "enrichment": enrichment,
         "calibration": calibration,
         "predictions": predictions,
         "robustness": robustness,
-        "qc_figures": [figure(path, template_dir, config) for path in inputs.qc_figures],
+        "qc_figures": [
+            figure(path, template_dir, config, values={"pcs_shown": association["pc"].nunique()})
+            for path in inputs.qc_figures
+        ],
         "contrasts": sections,
-        "methods": methods_paragraph(run),
+        "methods": methods_sections(run),
         "references": REFERENCES,
         **interactive_scripts(template_dir),
     }
