@@ -27,6 +27,7 @@ from trdpipe.enrichment.terms import gsea_order, lead_fdr, lead_nes, top_terms_b
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.sensitivity import active_models, describe, pathway_survival
 from trdpipe.model.tables import count_calls
+from trdpipe.qc import confounding_alarms
 from trdpipe.report.figures import (
     gene_count_figure,
     gene_count_values,
@@ -776,6 +777,18 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
     )
 
 
+def with_confounding_caveat(verdict: str, alarms: list[str], contrast: dict) -> str:
+    """The calibration's verdict, and beside a confounding alarm what the permutations cannot see:
+    they shuffle the labels away from the confounder, whose effect the observed labels carry."""
+    if not alarms:
+        return verdict
+    return (
+        f"{verdict} The permutations cannot detect confounding: they shuffle {contrast['variable']} "
+        "and leave every other column with its samples, so a difference that goes with a confounded "
+        "column passes as a group difference."
+    )
+
+
 def calibration_section(name: str, files: dict, config: dict, caption_dir) -> dict:
     """Observed vs null DEG counts, empirical FDR, lambda, the verdict, the QQ plot and histogram."""
     summary = pd.read_csv(files["summary"], sep="\t", keep_default_na=False, na_values=[""])
@@ -897,14 +910,17 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
         if comparison is not None
         else ["Not run: the config sets predict.enabled to false."]
     )
+    confounding = tables.get("confounding")
+    alarms = confounding_alarms(confounding, name) if confounding is not None else []
     return {
         "name": name,
         "anchor": anchor_of("key", name),
         "test": contrast["test"],
         "description": f"{contrast['test']} vs {contrast['reference']}",
         "alpha": format_value(alpha),
+        "alarms": alarms,
         "degs": deg_counts(tables["de"], alpha),
-        "verdict": calibration_verdict(summary, alpha),
+        "verdict": with_confounding_caveat(calibration_verdict(summary, alpha), alarms, contrast),
         "pathways": pathways,
         "cut": format_value(cut),
         "fdr_label": "label-permutation FDR" if lead_fdr(gsea) == "fdr_perm" else "gene-permutation padj",
@@ -1170,6 +1186,7 @@ def contrast_tables(name: str, index: int, inputs) -> dict:
         "adjusted_gsea": (read_tsv(inputs.cell_adjusted_gsea[index]) if inputs.cell_adjusted_gsea else None),
         "concordance": read_tsv(concordance[0]) if concordance else None,
         "comparison": read_tsv(inputs.predict_comparison[index]) if inputs.predict_comparison else None,
+        "confounding": read_tsv(inputs.confounding),
     }
 
 
@@ -1195,6 +1212,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
     versions, version = software["packages"], version_label(software["workflow"])
     sections = []
     de_files = {"table": "tables", "model": "models", "volcano": "volcanos", "ma": "mas"}
+    confounding = read_tsv(inputs.confounding)
     for name, files in files_by_contrast(contrasts, inputs, de_files):
         log.info("contrast %s", name)
         sections.append(
@@ -1238,6 +1256,9 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         calibration_section(name, files, config, template_dir)
         for name, files in files_by_contrast(contrasts, inputs, calibration_files)
     ]
+    for section in calibration:
+        alarms = confounding_alarms(confounding, section["name"])
+        section["verdict"] = with_confounding_caveat(section["verdict"], alarms, contrasts[section["name"]])
     models = {name: pd.read_csv(path, sep="\t") for name, path in zip(contrasts, inputs.models)}
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in inputs.readmes]
     flagged = flagged_samples(metrics)
