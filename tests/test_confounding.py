@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from conftest import ROOT
@@ -280,3 +281,66 @@ def test_the_alarm_is_read_back_from_its_table(tmp_path):
     read = report.read_tsv(path)
     assert qc.confounding_alarms(read, CONTRAST) == qc.confounding_alarms(table)
     assert qc.confounding_alarms(read, "other") == []
+    assert report.alarmed_columns(read, CONTRAST) == ["batch"]
+
+
+def test_the_heat_map_shows_every_design_variable_and_the_alarmed_columns():
+    model = pd.DataFrame({"variable": ["site", "sex", "age", "group"]})
+    assert report.heatmap_annotations(TRD, model, ["batch"]) == ["group", "site", "sex", "age", "batch"]
+    assert report.heatmap_annotations(TRD, model, ["age"]) == ["group", "site", "sex", "age"]
+
+
+def test_a_continuous_bar_is_a_grey_ramp_with_one_legend_entry():
+    import matplotlib.pyplot as plt
+
+    obs = pd.DataFrame(
+        {"group": ["TRD", "responder", "TRD", "responder"], "age": [30.0, 62.0, 45.0, 51.0]},
+        index=["s1", "s2", "s3", "s4"],
+    )
+    fig, axes = plt.subplots(2, 1)
+    handles = qc.annotation_bars(axes, obs, ["group", "age"])
+    assert [h.get_label() for h in handles] == [
+        "group: TRD",
+        "group: responder",
+        "age: 30 (light) to 62 (dark)",
+    ]
+    # the ramp holds the ages themselves, in the samples' order
+    assert axes[1].images[0].get_array().tolist() == [[30.0, 62.0, 45.0, 51.0]]
+    assert axes[1].images[0].get_cmap().name == "Greys"
+    plt.close(fig)
+
+
+def test_the_report_title_names_no_disease_unless_the_config_does():
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    default = schema["properties"]["report"]["properties"]["title"]["default"]
+    assert default == "Blood-transcriptome differential expression"
+    toy = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    assert toy["report"]["title"] == "TRD blood-transcriptome differential expression"
+
+
+@pytest.mark.e2e
+def test_the_toy_run_tables_its_columns_without_an_alarm(toy_run):
+    """The toy's sites are only partly confounded with the group (siteA 15 TRD, 9 responders), bmi
+    and RIN barely: no alarm, and the report has none."""
+    table = pd.read_csv(toy_run / "results/qc/confounding.tsv", sep="\t", keep_default_na=False)
+    samples = pd.read_csv(ROOT / "config/samples.tsv", sep="\t", index_col="sample_id")
+    expected = qc.confounding_table(samples, "~ site + sex + age + group", CONTRAST, TRD, SETTINGS)
+    assert (
+        table["column"].tolist()
+        == expected["column"].tolist()
+        == [
+            "site",
+            "sex",
+            "age",
+            "bmi",
+            "RIN",
+            "neutrophil_fraction",
+            "design: site + sex + age",
+        ]
+    )
+    assert table["value"].tolist() == pytest.approx(expected["value"].tolist(), rel=1e-5)
+    assert table["alarm"].tolist() == [False] * 7
+    page = (toy_run / "results/report/report.html").read_text(encoding="utf-8")
+    assert "<title>TRD blood-transcriptome differential expression</title>" in page
+    assert "Confounding alarm" not in page and "cannot detect confounding" not in page
+    assert "samples ordered by group, site, sex and age." in page

@@ -62,6 +62,9 @@ def annotation_bars(axes, obs: pd.DataFrame, annotations: list[str]) -> list:
     palette = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Set3").colors)
     legend_handles, used = [], 0
     for ax, column in zip(axes, annotations):
+        if is_continuous(obs[column]):
+            legend_handles.append(continuous_bar(ax, obs[column]))
+            continue
         codes, levels = annotation_codes(obs, column)
         colours = [palette[(used + i) % len(palette)] for i in range(len(levels))]
         used += len(levels)
@@ -81,6 +84,21 @@ def annotation_bars(axes, obs: pd.DataFrame, annotations: list[str]) -> list:
             for colour, level in zip(colours, levels)
         ]
     return legend_handles
+
+
+def continuous_bar(ax, values: pd.Series):
+    """A continuous annotation (age, say) as a grey ramp, light at its minimum and dark at its
+    maximum (a colour per value would need a legend entry per value); returns its legend handle."""
+    ax.imshow(
+        values.to_numpy(dtype=np.float64)[None, :], aspect="auto", interpolation="nearest", cmap="Greys"
+    )
+    ax.set_yticks([0], [values.name])
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    low, high = values.min(), values.max()
+    return plt.Rectangle(
+        (0, 0), 1, 1, color="0.5", label=f"{values.name}: {low:.3g} (light) to {high:.3g} (dark)"
+    )
 
 
 def library_metrics(adata: ad.AnnData, globin_genes: list[str], n_top: int = 50) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from trdpipe.enrichment.terms import gsea_order, lead_fdr, lead_nes, top_terms_b
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.sensitivity import active_models, describe, pathway_survival
 from trdpipe.model.tables import count_calls
-from trdpipe.qc import confounding_alarms
+from trdpipe.qc import alarmed_rows, confounding_alarms
 from trdpipe.report.figures import (
     gene_count_figure,
     gene_count_values,
@@ -1124,14 +1124,20 @@ def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.A
 
 
 def contrast_section(
-    name: str, contrast: dict, files: dict, config: dict, vst: ad.AnnData, caption_dir, cohort: ad.AnnData
+    name: str,
+    contrast: dict,
+    files: dict,
+    config: dict,
+    vst: ad.AnnData,
+    caption_dir,
+    cohort: ad.AnnData,
+    alarmed: list[str] = (),
 ) -> dict:
+    """alarmed: the sample-sheet columns of the contrast's confounding alarms, shown in the heat map."""
     alpha, thresholds = config["deseq2"]["alpha"], config["deseq2"].get("lfc_thresholds", [])
     table = read_tsv(files["table"])
     model = pd.read_csv(files["model"], sep="\t")
-    annotations = [contrast["variable"]] + [
-        v for v in categorical_covariates(model) if v != contrast["variable"]
-    ]
+    annotations = heatmap_annotations(contrast, model, alarmed)
     heatmap = top_gene_heatmap(
         table,
         vst.to_df(),
@@ -1165,6 +1171,20 @@ def contrast_section(
         "candidates": table_rows(candidate_panel(table, alpha, config["report"]["candidate_genes"])),
         "top_genes": table_rows(top_genes(table, N_TOP_GENES_TABLE)),
     }
+
+
+def heatmap_annotations(contrast: dict, model: pd.DataFrame, alarmed: list[str]) -> list[str]:
+    """The heat map's bars: the contrast's variable, every other design variable (continuous ones
+    too), then the columns a confounding alarm names."""
+    variables = [contrast["variable"], *model["variable"], *alarmed]
+    return list(dict.fromkeys(variables))
+
+
+def alarmed_columns(confounding: pd.DataFrame, name: str) -> list[str]:
+    """Sample-sheet columns of one contrast's confounding alarms (not the design's variance
+    inflation row, which names no single column)."""
+    rows = alarmed_rows(confounding, name)
+    return rows.loc[rows["kind"] != "design", "column"].tolist()
 
 
 def read_tsv(path) -> pd.DataFrame:
@@ -1217,7 +1237,14 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         log.info("contrast %s", name)
         sections.append(
             contrast_section(
-                name, contrasts[name], files, config, vst, template_dir, contrast_cohort(filtered, name)
+                name,
+                contrasts[name],
+                files,
+                config,
+                vst,
+                template_dir,
+                contrast_cohort(filtered, name),
+                alarmed_columns(confounding, name),
             )
         )
     findings = [
@@ -1294,7 +1321,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         ),
     }
     return {
-        "title": "TRD blood-transcriptome differential expression",
+        "title": config["report"]["title"],
         "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "pipeline_version": version,
         "versions": versions,
