@@ -10,7 +10,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from conftest import ROOT
+from conftest import ROOT, small_cohort_config
+from test_bad_inputs import assert_fails_in_ingest, small_workflow  # noqa: F401 - a fixture
 from test_report import KEY_CONFIG, TRD, key_finding_tables
 from trdpipe import qc
 from trdpipe import simulate as sim
@@ -244,6 +245,26 @@ def test_stop_ends_the_run_with_the_alarmed_rows():
     )
     # warn: the same check lets the run go on
     qc.check_confounding(samples, "~ sex + group", {CONTRAST: TRD}, SETTINGS, "config/samples.tsv")
+
+
+@pytest.mark.e2e
+def test_the_workflow_stops_at_ingest_on_a_confounded_batch(small_workflow):  # noqa: F811
+    sheet = small_workflow / "config" / "samples.tsv"
+    samples = pd.read_csv(sheet, sep="\t")
+    samples["batch"] = samples["group"].map({"TRD": "run1", "responder": "run2"})
+    samples.to_csv(sheet, sep="\t", index=False)
+    assert_fails_in_ingest(
+        small_workflow,
+        "config/samples.tsv: 1 confounding alarm(s) and config qc.confounding is 'stop', so nothing was "
+        "fitted:\n  contrast 'TRD_vs_responder', column 'batch': group is confounded with batch (batch "
+        "run1: 3 of 3 TRD, 0 of 3 responder; batch run2: 0 of 3 TRD, 3 of 3 responder; Cramér's V 1.00, "
+        "fisher p = 0.1): a difference between TRD and responder cannot be told apart from a difference "
+        "between the levels of batch. batch cannot be added to the design: no level of it holds both TRD "
+        "and responder, so only a cohort with both in the same batch can separate the two.\nSet "
+        "qc.confounding to 'warn' to run with the warning leading the report's key findings.",
+        "qc={confounding: stop}",
+        *small_cohort_config(small_workflow),
+    )
 
 
 # --- the report --------------------------------------------------------------------------------------------
