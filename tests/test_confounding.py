@@ -2,8 +2,11 @@
 at ingest, and the report's key findings that lead with it. Sample sheets come from the simulator
 with a planted batch, and from the real Lemay et al. (2019) cohort, balanced by design."""
 
+import html
 import math
+import re
 
+import jinja2
 import numpy as np
 import pandas as pd
 import pytest
@@ -292,6 +295,25 @@ def test_the_key_findings_lead_with_the_alarm(tmp_path):
     }
     clean = report.key_findings(CONTRAST, TRD, balanced, KEY_CONFIG)
     assert clean["alarms"] == [] and "confounding" not in clean["verdict"]
+
+
+def test_the_page_puts_the_alarm_above_the_genes_called(tmp_path):
+    tables = key_finding_tables(tmp_path)
+    tables["confounding"] = qc.confounding_table(
+        simulated_sheet(31, 0.875), "~ sex + group", CONTRAST, TRD, SETTINGS
+    )
+    findings = report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
+    template = (ROOT / "workflow/report/report.html.j2").read_text(encoding="utf-8")
+    start = template.index('<section id="key-findings">')
+    section = template[start : template.index("</section>", start) + len("</section>")]
+    page = jinja2.Environment(autoescape=True).from_string(section).render(key_findings=[findings])
+    rows = re.findall(r"<tr[^>]*><th>([^<]+)</th><td[^>]*>(.*?)</td></tr>", page)
+    assert [header for header, _ in rows[:3]] == [
+        "Confounding alarm",
+        "Genes called",
+        "Could they be chance?",
+    ]
+    assert html.unescape(rows[0][1]) == findings["alarms"][0]
 
 
 def test_the_alarm_is_read_back_from_its_table(tmp_path):
