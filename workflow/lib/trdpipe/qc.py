@@ -583,7 +583,7 @@ def contrast_vif(obs: pd.DataFrame, design: str, contrast: dict) -> float:
 
 
 def association_words(row: dict) -> str:
-    """ "Cramér's V 0.94, chi2 p = 1.2e-06" or "r 0.62, t-test p = 2e-05"."""
+    """The measure and the test in words: Cramér's V 0.94, chi2 p = 1.2e-06 (or r 0.62, t-test p = ...)."""
     measure = "Cramér's V" if row["measure"] == "cramers_v" else "r"
     test = "t-test" if row["test"] == "t" else row["test"]
     return f"{measure} {row['value']:.2f}, {test} p = {row['pvalue']:.2g}"
@@ -640,6 +640,7 @@ def confounding_warning(row: dict, contrast: dict, settings: dict, vif: float) -
 
 
 def vif_warning(columns: list[str], vif: float, contrast: dict, settings: dict) -> str:
+    """The alarm of the design's other columns, which together nearly determine the variable."""
     return (
         f"{contrast['variable']} is nearly determined by the design's other columns ({' + '.join(columns)}) "
         f"together: the variance inflation factor of the {contrast['test']} vs {contrast['reference']} "
