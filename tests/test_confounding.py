@@ -3,9 +3,12 @@ at ingest, and the report's key findings that lead with it. Sample sheets come f
 with a planted batch, and from the real Lemay et al. (2019) cohort, balanced by design."""
 
 import html
+import logging
 import math
 import re
+from types import SimpleNamespace
 
+import anndata as ad
 import jinja2
 import numpy as np
 import pandas as pd
@@ -14,6 +17,7 @@ import yaml
 from scipy import stats
 
 from conftest import ROOT, small_cohort_config
+from rule_scripts import rule_script
 from test_bad_inputs import assert_fails_in_ingest, small_workflow  # noqa: F401 - a fixture
 from test_report import KEY_CONFIG, TRD, key_finding_tables
 from trdpipe import qc
@@ -268,6 +272,55 @@ def test_the_workflow_stops_at_ingest_on_a_confounded_batch(small_workflow):  # 
         "qc={confounding: stop}",
         *small_cohort_config(small_workflow),
     )
+
+
+def test_the_deseq2_log_repeats_the_warning_in_one_line(tmp_path, caplog):
+    """The deseq2 rule's script on a small cohort (the simulator's sheet with its planted batch,
+    negative binomial counts of 300 genes): its log holds the warning, one line."""
+    samples = simulated_sheet(31, 0.875)
+    rng = np.random.default_rng(5)
+    counts = rng.negative_binomial(5, 5 / (5 + rng.uniform(50, 500, 300)), (31, 300))
+    var = pd.DataFrame(
+        {"gene_symbol": [f"G{i}" for i in range(300)], f"expressed:{CONTRAST}": True},
+        index=[f"ENSG{i:011d}" for i in range(300)],
+    )
+    path = tmp_path / "cohort.h5ad"
+    ad.AnnData(counts.astype(np.int64), obs=samples.astype({"age": float}), var=var).write_h5ad(path)
+    out = tmp_path / "de"
+    names = ["table", "model", "samples", "normalised", "volcano", "ma"]
+    files = [
+        "deseq2_results.tsv",
+        "model.tsv",
+        "samples_used.tsv",
+        "normalised_counts.tsv.gz",
+        "volcano.png",
+        "ma.png",
+    ]
+    smk = SimpleNamespace(
+        input=SimpleNamespace(h5ad=str(path)),
+        output=SimpleNamespace(**{name: str(out / file) for name, file in zip(names, files)}),
+        params=SimpleNamespace(
+            design="~ sex + group",
+            contrast=TRD,
+            deseq2={
+                "alpha": 0.05,
+                "inference": "batched",
+                "fit_type": "mean",
+                "lfc_shrink": False,
+                "lfc_thresholds": [],
+            },
+        ),
+        config={"qc": SETTINGS},
+        threads=1,
+        wildcards=SimpleNamespace(contrast=CONTRAST),
+    )
+    with caplog.at_level(logging.WARNING, logger="trd"):
+        rule_script("deseq2").main(smk)
+    expected = qc.confounding_alarms(qc.confounding_table(samples, "~ sex + group", CONTRAST, TRD, SETTINGS))
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"confounding alarm: {expected[0]}"
+    ]
+    assert "\n" not in expected[0]
 
 
 # --- the report --------------------------------------------------------------------------------------------
