@@ -440,3 +440,7 @@ def test_the_toy_run_tables_its_columns_without_an_alarm(toy_run):
     assert "<title>TRD blood-transcriptome differential expression</title>" in page
     assert "Confounding alarm" not in page and "cannot detect confounding" not in page
     assert "samples ordered by group, site, sex and age." in page
+    # the quality-control section tables every row, without the (empty) warnings
+    shown = re.search(r'<table id="confounding".*?</table>', page, re.S).group(0)
+    assert re.findall(r"<th>([^<]+)</th>", shown) == [c for c in qc.CONFOUNDING_COLUMNS if c != "warning"]
+    assert shown.count("<tr><td>") == 7

@@ -1340,7 +1340,12 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
                 "title": "Principal components associated with a covariate (p < 0.05)",
                 "id": "pc-covariate-association",
                 "table": table_rows(significant_associations(pd.read_csv(inputs.association, sep="\t"))),
-            }
+            },
+            {
+                "title": "Sample-sheet columns against each contrast's variable (confounding alarm)",
+                "id": "confounding",
+                "table": table_rows(confounding.drop(columns="warning")),
+            },
         ],
         "enrichment": enrichment,
         "calibration": calibration,
