@@ -1609,6 +1609,7 @@ def test_displayed_tables_show_no_fdr_of_0_and_say_when_a_permutation_p_is_at_it
             "null_degs_p95": 1.0,
             "frac_permutations_with_degs": 0.2,
             "pvalue_observed_degs": 1 / 31,
+            "smallest_pvalue": 1 / 31,
             "empirical_fdr": 0.0,
             "pi0": 0.9,
             "observed_lambda": 1.4,

@@ -24,6 +24,7 @@ def main(smk) -> None:
         cells=dict(smk.config["cells"]),
         sensitivity=dict(smk.config["sensitivity"]),
         calibration=dict(smk.config["calibration"]),
+        qc=dict(smk.config["qc"]),
         strandedness=smk.params.strandedness,
         counts_layer=smk.params.counts_layer or "",
         tx2gene=smk.params.tx2gene or "",

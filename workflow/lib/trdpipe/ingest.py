@@ -32,6 +32,7 @@ from trdpipe.io.counts import (
 )
 from trdpipe.io.genesets import check_collections
 from trdpipe.model.sensitivity import active_models, check_models
+from trdpipe.qc import check_confounding
 
 log = logging.getLogger("trd")
 
@@ -133,6 +134,7 @@ def ingest(
     cells: dict | None = None,
     sensitivity: dict | None = None,
     calibration: dict | None = None,
+    qc: dict | None = None,
     **count_options,
 ) -> ad.AnnData:
     """Read and check every input; return the cohort or raise InputError.
@@ -141,6 +143,7 @@ def ingest(
     collections: the config's enrichment.collections (name -> GMT), parsed here to check them;
     cells, sensitivity: the config's sections (markers, measured counts and models checked here);
     calibration: the config's calibration section (the strata of its label permutations);
+    qc: the config's qc section (its confounding alarm, which stops the run with `confounding: stop`);
     count_options: strandedness, counts_layer, tx2gene (see load_counts).
     """
     sheet = read_sample_sheet(samples_path)
@@ -164,6 +167,8 @@ def ingest(
         check_prediction_inputs(sheet, contrasts, design, predict, where=str(samples_path))
     check_group_sizes(sheet, contrasts, where=str(samples_path), predict=predict)
     check_models(active_models(sensitivity or {}, cells or {}), sheet, design, contrasts, str(samples_path))
+    if qc:
+        check_confounding(sheet, design, contrasts, qc, str(samples_path))
     var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)
