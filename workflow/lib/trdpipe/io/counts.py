@@ -21,6 +21,7 @@ import gzip
 import io
 import logging
 import re
+import tempfile
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
@@ -501,8 +502,12 @@ def _check_same_genes(genes: dict[str, pd.Index], files: dict[str, str]) -> None
 
 
 def read_tx2gene(path: str | Path) -> pd.DataFrame:
-    """Transcript-to-gene table: columns transcript_id, gene_id (optional gene_name), or the
-    header-less 2-3 column TSV that nf-core/rnaseq writes (tx2gene.tsv)."""
+    """Transcript-to-gene table: transcript, gene (optional gene name), with or without a header.
+
+    A first row whose first two cells hold no digit is a header (`transcript_id,gene_id`,
+    Bioconductor's `TXNAME,GENEID`): transcript and gene IDs always have one. Columns are taken
+    by position, as nf-core/rnaseq's header-less tx2gene.tsv has them.
+    """
     lines = read_lines(path, "transcript-to-gene table")
     delimiter = _detect_delimiter(lines[0])
     if delimiter is None:
@@ -511,38 +516,161 @@ def read_tx2gene(path: str | Path) -> pd.DataFrame:
             "transcript_id and gene_id separated by a tab or comma."
         )
     rows = split_rows(lines, path, "transcript-to-gene table", delimiter)
-    names = ["transcript_id", "gene_id", "gene_name"][: len(rows[0])]
-    has_header = {"transcript_id", "gene_id"} <= set(rows[0])
-    table = pd.DataFrame(rows[1:], columns=rows[0]) if has_header else pd.DataFrame(rows).iloc[:, :3]
-    if not has_header:
-        table.columns = names
+    if not any(ch.isdigit() for ch in "".join(rows[0][:2])):
+        rows = rows[1:]
+    table = pd.DataFrame(rows).iloc[:, :3]
+    table.columns = ["transcript_id", "gene_id", "gene_name"][: table.shape[1]]
+    return table.apply(lambda column: column.str.strip())
+
+
+def unversioned_transcript(transcript_id: str) -> str:
+    """A transcript ID as pytximport compares them: before a '|', without the '.version'
+    (GENCODE's 'ENST00000381192.10_PAR_Y' becomes 'ENST00000381192', as its X copy does)."""
+    return transcript_id.split("|")[0].split(".")[0]
+
+
+def resolve_tx2gene(table: pd.DataFrame, path) -> pd.DataFrame:
+    """One gene per unversioned transcript. GENCODE's pseudoautosomal copies ('_PAR_Y') collide with
+    their X copies once the versions are stripped: the X copy is kept (their reads are one locus's)
+    and the number logged. Any other transcript with several genes stops, with three examples."""
+    on_y = table["transcript_id"].str.endswith("_PAR_Y") | table["gene_id"].str.endswith("_PAR_Y")
+    table = table.assign(transcript_id=table["transcript_id"].map(unversioned_transcript), on_y=on_y)
+    table = table.drop_duplicates(["transcript_id", "gene_id"])
+    par_y = table["transcript_id"].duplicated(keep=False) & table["on_y"]
+    if par_y.any():
+        log.info(
+            "%s: %d pseudoautosomal Y transcripts ('_PAR_Y') equal their X copies without versions; "
+            "the X copies are kept",
+            path,
+            par_y.sum(),
+        )
+    table = table[~par_y].drop(columns="on_y")
+    several = table[table["transcript_id"].duplicated(keep=False)]
+    if len(several):
+        genes = several.groupby("transcript_id", sort=False)["gene_id"].agg(", ".join)
+        examples = [f"{transcript} ({gene_ids})" for transcript, gene_ids in genes.items()]
+        raise InputError(
+            f"{path}: {len(genes)} transcript(s) belong to more than one gene once their versions are "
+            f"stripped, e.g. {format_list(examples, 3)}; each transcript must map to one gene."
+        )
     return table
 
 
-def read_transcript_files(files: dict[str, str], fmt: str, tx2gene_path: str) -> CountData:
-    """Salmon quant.sf or kallisto abundance.tsv files summarised to genes (length-scaled TPM)."""
+# Above this share of quantified transcripts absent from the tx2gene, the table is taken to be of
+# another annotation (release, species, source) than the quantification's index, and ingest stops.
+MAX_TRANSCRIPTS_NOT_IN_TX2GENE = 0.2
+
+
+def check_transcripts_in_tx2gene(transcripts: pd.Index, tx2gene: pd.DataFrame, path) -> None:
+    """Log the share of quantified transcripts the tx2gene lacks (their reads are left out);
+    stop above MAX_TRANSCRIPTS_NOT_IN_TX2GENE."""
+    missing = transcripts.difference(tx2gene["transcript_id"])
+    share = len(missing) / len(transcripts)
+    summary = (
+        f"{len(missing)} of {len(transcripts)} quantified transcripts ({share:.1%}) are not in the "
+        f"transcript-to-gene table {path}"
+    )
+    if share > MAX_TRANSCRIPTS_NOT_IN_TX2GENE:
+        raise InputError(
+            f"{summary}, e.g. {format_list(missing[:3])}; above "
+            f"{MAX_TRANSCRIPTS_NOT_IN_TX2GENE:.0%} the table is of another annotation than the "
+            "quantification's index: use the tx2gene of the same release."
+        )
+    log.info("%s; their reads are left out of the gene counts", summary)
+
+
+# The columns pytximport reads from each file: transcript ID, length, count, abundance
+TRANSCRIPT_COLUMNS = {
+    "salmon": ("Name", "EffectiveLength", "NumReads", "TPM"),
+    "kallisto": ("target_id", "eff_length", "est_counts", "tpm"),
+}
+
+
+def read_transcript_table(path, fmt: str) -> pd.DataFrame:
+    """One quant.sf / abundance.tsv (gzipped or not), its columns checked and its numbers checked,
+    so that the library is handed only files it can read."""
+    what = f"{fmt} quantification"
+    table = read_delimited(path, what)
+    require_columns(table, SALMON_COLUMNS if fmt == "salmon" else KALLISTO_COLUMNS, path, what)
+    for column in TRANSCRIPT_COLUMNS[fmt][1:]:
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = numbers.isna() | (numbers < 0)
+        if bad.any():
+            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            raise InputError(
+                f"{path}: line {line}, column '{column}' of the {what} is "
+                f"'{table[column][bad].iloc[0]}'; expected a number >= 0."
+            )
+    return table
+
+
+def plain_copy(path, fmt: str, folder: Path, number: int) -> str:
+    """The path pytximport can read: the file itself, or a decompressed copy in `folder` for a
+    gzipped file (its kallisto reader takes `.tsv` names only)."""
+    if _head(path, 2) != b"\x1f\x8b" and (fmt != "kallisto" or Path(path).suffix == ".tsv"):
+        return str(path)
+    copy = folder / f"{number}.{'tsv' if fmt == 'kallisto' else 'sf'}"
+    copy.write_text(read_text(path), encoding="utf-8")
+    return str(copy)
+
+
+class LibraryLog(logging.Filter):
+    """pytximport logs to the root logger: its notes on missing transcripts and on pyarrow would
+    repeat what ingest says or be noise; the rest goes to the rule's log as 'pytximport: ...'."""
+
+    QUIET = ("pyarrow is not available", "Not all transcripts are present", "Abundance column not provided")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING and not message.startswith(self.QUIET):
+            log.info("pytximport: %s", message)
+        return False
+
+
+def summarise_transcripts(files: list[str], fmt: str, tx2gene: pd.DataFrame, where: str):
+    """pytximport's gene-level length-scaled-TPM counts; any error of the library becomes one
+    InputError naming the files."""
     from pytximport import tximport
 
+    root = logging.getLogger()
+    quiet = LibraryLog()
+    root.addFilter(quiet)
+    try:
+        return tximport(
+            files,
+            data_type=fmt,
+            transcript_gene_map=tx2gene[["transcript_id", "gene_id"]].copy(),
+            counts_from_abundance="length_scaled_tpm",
+            abundance_column=TRANSCRIPT_COLUMNS[fmt][3] if fmt == "kallisto" else None,
+            output_type="anndata",
+        )
+    except Exception as err:  # noqa: BLE001 - the library raises AssertionError, ImportError, ValueError, ...
+        raise InputError(
+            f"{where}: pytximport could not summarise the {fmt} files to genes ({type(err).__name__}: {err})."
+        ) from None
+    finally:
+        root.removeFilter(quiet)
+
+
+def read_transcript_files(files: dict[str, str], fmt: str, tx2gene_path: str) -> CountData:
+    """Salmon quant.sf or kallisto abundance.tsv files (gzipped or not) summarised to genes
+    (length-scaled TPM)."""
     if not tx2gene_path:
         raise InputError(
             f"config tx2gene is empty: {fmt} files are transcript-level and need a "
             "transcript-to-gene table (columns transcript_id, gene_id) to be summarised to genes."
         )
-    expected = SALMON_COLUMNS if fmt == "salmon" else KALLISTO_COLUMNS
-    for path in files.values():
-        require_columns(
-            read_delimited(path, f"{fmt} quantification"), expected, path, f"{fmt} quantification"
-        )
-    tx2gene = read_tx2gene(tx2gene_path)
-    # a copy: pytximport strips transcript versions in place in the map it is given
-    transcript_gene_map = tx2gene[["transcript_id", "gene_id"]].copy()
-    summed = tximport(
-        list(files.values()),
-        data_type=fmt,
-        transcript_gene_map=transcript_gene_map,
-        counts_from_abundance="length_scaled_tpm",
-        output_type="anndata",
-    )
+    tx2gene = resolve_tx2gene(read_tx2gene(tx2gene_path), tx2gene_path)
+    transcripts = pd.Index([])
+    with tempfile.TemporaryDirectory(prefix="trd_ingest_") as folder:
+        readable = []
+        for number, path in enumerate(files.values()):
+            table = read_transcript_table(path, fmt)
+            transcripts = transcripts.union(table[TRANSCRIPT_COLUMNS[fmt][0]].map(unversioned_transcript))
+            readable.append(plain_copy(path, fmt, Path(folder), number))
+        check_transcripts_in_tx2gene(transcripts, tx2gene, tx2gene_path)
+        where = format_list(files.values(), 3)
+        summed = summarise_transcripts(readable, fmt, tx2gene, where)
     counts = pd.DataFrame(
         np.asarray(summed.X).T, index=pd.Index(summed.var_names, name="gene_id"), columns=list(files)
     )
