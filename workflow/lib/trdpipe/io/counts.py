@@ -53,7 +53,8 @@ BAM_SUFFIXES = (
     ".sorted",
     ".dedup",
 )
-# Sample-sheet columns that name files or count columns: never converted to numbers ('001'); bookkeeping, not covariates (QC leaves them out)
+# Sample-sheet columns that name files or count columns: never converted to numbers ('001'), and
+# bookkeeping, not covariates (QC leaves them out)
 SHEET_TEXT_COLUMNS = ("counts_file", "counts_column")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 NFCORE_MERGED = re.compile(r"\.merged\.gene_counts")
