@@ -196,7 +196,8 @@ def config_sheet_problems(
             check()
         except InputError as err:
             problems.append(str(err))
-    return list(dict.fromkeys(problems))  # a broken design can fail a model's check the same way
+    # a broken primary design fails the models built on it too: each problem is listed once
+    return [p for i, p in enumerate(problems) if not any(q in p for q in problems[:i])]
 
 
 def check_config_against_sheet(problems: list[str], where: str) -> None:
