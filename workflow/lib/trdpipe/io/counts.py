@@ -57,6 +57,8 @@ BAM_SUFFIXES = (
 # bookkeeping, not covariates (QC leaves them out)
 SHEET_TEXT_COLUMNS = ("counts_file", "counts_column")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# .xlsx (a zip) and .xls (OLE2) files start with these bytes
+WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
 NFCORE_MERGED = re.compile(r"\.merged\.gene_counts")
 
 
@@ -89,6 +91,11 @@ def read_text(path: str | Path) -> str:
             raw = gzip.decompress(raw)
         except (EOFError, OSError, zlib.error):
             raise InputError(f"{path}: the gzip file is truncated or corrupt.") from None
+    if raw.startswith(WORKBOOK_MAGIC):
+        raise InputError(
+            f"{path}: is an Excel workbook, not a text table; save it from Excel as 'CSV UTF-8' "
+            "(or as tab-separated text)."
+        )
     if _is_utf16(raw[:8192]):
         raise InputError(
             f"{path}: is UTF-16 text; save it as UTF-8 (Excel: 'CSV UTF-8'; or iconv -f UTF-16 -t UTF-8)."
@@ -149,8 +156,13 @@ def split_rows(
     return rows
 
 
-def read_delimited(path: str | Path, what: str, comments: bool = False) -> pd.DataFrame:
-    """A TSV or CSV table with a header, all cells as strings; the delimiter is detected."""
+def read_delimited(
+    path: str | Path, what: str, comments: bool = False, row_names: bool = False
+) -> pd.DataFrame:
+    """A TSV or CSV table with a header, all cells as strings; the delimiter is detected.
+
+    row_names: a header one field shorter than the rows (R's write.table) lacks the first
+    column's name, which is then empty."""
     lines = read_lines(path, what, comments)
     if len(lines) == 1:
         raise InputError(f"{path}: the {what} has a header but no rows.")
@@ -160,11 +172,25 @@ def read_delimited(path: str | Path, what: str, comments: bool = False) -> pd.Da
             f"{path}: the {what}'s header has a single column; expected columns separated by "
             f"tabs (TSV) or commas (CSV)."
         )
+    if row_names:
+        lines[0] = delimiter.join(_with_row_names_cell(lines[0], lines[1], delimiter))
     header, *body = split_rows(lines, path, what, delimiter, first="the header")
+    # rows of delimiters only: the empty rows a spreadsheet exports below its table
+    body = [row for row in body if any(cell.strip() for cell in row)]
     if not header[-1].strip() and all(not row[-1].strip() for row in body):
         # every line ends with a delimiter (some spreadsheet exports): an empty last column
         header, body = header[:-1], [row[:-1] for row in body]
     return pd.DataFrame(body, columns=header, dtype=object)
+
+
+def _with_row_names_cell(header: str, first_row: str, delimiter: str) -> list[str]:
+    """The header's cells, with an empty first one added when the first row has one field more:
+    R's write.table writes row names without naming their column."""
+    cells, row = (
+        next(csv.reader([header], delimiter=delimiter)),
+        next(csv.reader([first_row], delimiter=delimiter)),
+    )
+    return ["", *cells] if len(row) == len(cells) + 1 else cells
 
 
 def _detect_delimiter(header: str) -> str | None:
@@ -315,7 +341,8 @@ def read_whole_number_matrix(path: str | Path) -> pd.DataFrame | None:
     delimiter = _detect_delimiter(first_line)
     if delimiter is None or first_line.startswith("#"):
         return None
-    header = _matrix_header(next(csv.reader([first_line], delimiter=delimiter)))
+    second_line = text.split("\n", 2)[1].rstrip("\r") if text.count("\n") > 1 else ""
+    header = _matrix_header(_with_row_names_cell(first_line, second_line, delimiter))
     text_columns = [header[0], *(c for c in (ID_COLUMN, *SYMBOL_COLUMNS) if c in header[1:])]
     try:  # IDs and symbols stay text; no cell becomes NaN, so an empty or 'NA' one is not plain
         table = pd.read_csv(
@@ -342,7 +369,7 @@ def read_count_matrix(path: str | Path, fmt: str = "matrix") -> CountData:
     """Genes x samples matrix: first column gene IDs, optional gene-symbol column, then samples."""
     table = read_whole_number_matrix(path)
     if table is None:
-        table = read_delimited(path, "count matrix", comments=True)  # '#' lines: a tool's notes
+        table = read_delimited(path, "count matrix", comments=True, row_names=True)  # '#' lines: notes
         table.columns = _matrix_header(list(table.columns))
     symbols = None
     if table.columns[0] in SYMBOL_COLUMNS and ID_COLUMN in table.columns[1:]:
@@ -354,7 +381,14 @@ def read_count_matrix(path: str | Path, fmt: str = "matrix") -> CountData:
         if symbols is None and column in table.columns:
             symbols = table.pop(column)
     table.columns = [clean_sample_id(c) for c in table.columns]
-    return CountData(counts=table, gene_symbols=symbols, format=fmt)
+    summary = table.index.str.startswith("__") | table.index.isin(STAR_SUMMARY_ROWS)
+    notes = []
+    if summary.any():
+        # htseq-count's or STAR's summary rows, kept by a script that merged the per-sample files
+        notes.append(f"summary rows of the counting tool removed: {format_list(table.index[summary])}")
+        table = table[~summary]
+        symbols = None if symbols is None else symbols[~summary]
+    return CountData(counts=table, gene_symbols=symbols, format=fmt, notes=notes)
 
 
 def _matrix_header(header: list[str]) -> list[str]:
@@ -442,7 +476,8 @@ def read_h5ad_counts(path: str | Path, layer: str = "") -> CountData:
 
 
 def read_star(path: str | Path, strandedness: str) -> tuple[pd.Series, pd.Series]:
-    """(counts of the configured strand column, summary rows) of one ReadsPerGene.out.tab."""
+    """(counts of the configured strand column, summary rows) of one ReadsPerGene.out.tab; the
+    rows of its genes carry the forward column's share of the stranded counts in `attrs`."""
     rows = split_rows(read_lines(path, "STAR ReadsPerGene file"), path, "STAR ReadsPerGene file")
     if len(rows[0]) != 4 or rows[0][0] != STAR_SUMMARY_ROWS[0]:
         raise InputError(
@@ -452,7 +487,33 @@ def read_star(path: str | Path, strandedness: str) -> tuple[pd.Series, pd.Series
     table = pd.DataFrame(rows).set_index(0)
     column = table[STAR_STRAND_COLUMN[strandedness]]
     summary = column.index.isin(STAR_SUMMARY_ROWS)
-    return column[~summary], column[summary]
+    genes = column[~summary]
+    forward, reverse = (pd.to_numeric(table.loc[~summary, c], errors="coerce").sum() for c in (2, 3))
+    genes.attrs["forward_share"] = forward / (forward + reverse) if forward + reverse else np.nan
+    return genes, column[summary]
+
+
+# The share of a sample's stranded counts (forward + reverse columns) in the forward column: near 1
+# forward-stranded, near 0 reverse-stranded (dUTP), near 1/2 unstranded (RSeQC's infer_experiment
+# reads it the same way); in between, the library does not say.
+STRAND_SHARES = {"forward": (0.8, 1.0), "reverse": (0.0, 0.2), "unstranded": (0.35, 0.65)}
+
+
+def check_strandedness(shares: dict[str, float], files: dict[str, str], strandedness: str) -> None:
+    """Stop when the counts in STAR's strand columns (each sample's forward share) show another
+    library type than configured."""
+    shown = {
+        sample: next((kind for kind, (low, high) in STRAND_SHARES.items() if low <= share <= high), None)
+        for sample, share in shares.items()
+    }
+    wrong = [s for s, kind in shown.items() if kind is not None and kind != strandedness]
+    if wrong:
+        first = wrong[0]
+        raise InputError(
+            f"{files[first]}: the forward strand column holds {shares[first]:.0%} of the stranded counts, "
+            f"so the library is {shown[first]}, but config strandedness is '{strandedness}' "
+            f"({len(wrong)} of {len(files)} samples alike); set strandedness to '{shown[first]}'."
+        )
 
 
 def read_htseq(path: str | Path) -> tuple[pd.Series, pd.Series]:
@@ -474,6 +535,8 @@ def read_gene_count_files(files: dict[str, str], fmt: str, strandedness: str) ->
     for sample, path in files.items():
         counts, summary = read_star(path, strandedness) if fmt == "star" else read_htseq(path)
         columns[sample], summaries[sample] = counts, summary
+    if fmt == "star":
+        check_strandedness({s: c.attrs["forward_share"] for s, c in columns.items()}, files, strandedness)
     _check_same_genes({s: c.index for s, c in columns.items()}, files)
     counts = pd.DataFrame(columns)
     counts.index = counts.index.str.strip()
@@ -705,6 +768,7 @@ def read_counts(
             f"{path}: is a {detected} file of a single sample; list one such file per sample in a "
             "'counts_file' column of the sample sheet and leave config counts empty."
         )
+    check_not_a_side_file(path)
     if detected == "featurecounts":
         data = read_featurecounts(path, column_to_sample)
     elif detected == "h5ad":
@@ -718,6 +782,24 @@ def read_counts(
     return data
 
 
+# Files the counting tools write beside the counts, by the first cells of their header
+SIDE_FILES = {
+    ("Status",): "a featureCounts summary (reads per assignment status); give the table featureCounts "
+    "wrote beside it, the same name without '.summary'",
+    ("gene_id", "transcript_id(s)"): "RSEM's genes.results of a single sample; give a gene x sample "
+    "matrix of its expected_count column (nf-core/rnaseq writes rsem.merged.gene_counts.tsv)",
+}
+
+
+def check_not_a_side_file(path) -> None:
+    """Stop on a file a counting tool writes beside the counts, naming what it is."""
+    first = _head(path, 4096).decode("utf-8", errors="replace").lstrip("\ufeff").split("\n", 1)[0]
+    cells = tuple(first.rstrip("\r").split("\t"))
+    for start, what in SIDE_FILES.items():
+        if cells[: len(start)] == start:
+            raise InputError(f"{path}: is {what}.")
+
+
 def _is_quant_sf(path) -> bool:
     first_line = _head(path, 4096).decode("utf-8", errors="replace").split("\n", 1)[0]
     return first_line.rstrip("\r").split("\t")[:5] == SALMON_COLUMNS
@@ -728,6 +810,12 @@ def read_per_sample_counts(
 ) -> CountData:
     """One count file per sample (sample -> path), all in one per-sample format."""
     formats = {sample: detect_format(path)[0] for sample, path in files.items()}
+    hdf5 = [files[s] for s, f in formats.items() if f == "h5ad"]
+    if hdf5:
+        raise InputError(
+            f"{hdf5[0]}: is an HDF5 file (kallisto's abundance.h5?); the per-sample files must be text: "
+            "give kallisto's abundance.tsv, which it writes beside abundance.h5."
+        )
     if fmt == "auto":
         fmt = formats[next(iter(files))]
         log.info("counts format detected from %s: %s", next(iter(files.values())), fmt)
