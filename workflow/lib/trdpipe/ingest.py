@@ -1,7 +1,8 @@
 """Ingest: counts + sample sheet + annotation -> one checked AnnData (samples x genes, raw counts).
 
 Every input check runs here, the first rule that sees the data, so that a bad
-input stops the run within seconds and before any model is fitted.
+input stops the run before any model is fitted; the config is checked against the sample sheet
+before any count file is read.
 """
 
 import hashlib
@@ -200,7 +201,7 @@ def config_sheet_problems(
     return [p for i, p in enumerate(problems) if not any(q in p for q in problems[:i])]
 
 
-def check_config_against_sheet(problems: list[str], where: str) -> None:
+def stop_on_problems(problems: list[str], where: str) -> None:
     """One InputError listing every problem (a single one as it is)."""
     if len(problems) == 1:
         raise InputError(problems[0])
@@ -273,7 +274,7 @@ def ingest(
     problems = config_sheet_problems(
         sheet, design, contrasts, parts, where, cells or {}, calibration, collections or {}
     )
-    check_config_against_sheet(problems, where)
+    stop_on_problems(problems, where)
     annotation = load_annotation(annotation_path)
     data = load_counts(counts_path, sheet, samples_path, counts_format, **count_options)
     counts_source = counts_path or f"counts_file of {samples_path}"
