@@ -535,9 +535,9 @@ def read_gene_count_files(files: dict[str, str], fmt: str, strandedness: str) ->
     for sample, path in files.items():
         counts, summary = read_star(path, strandedness) if fmt == "star" else read_htseq(path)
         columns[sample], summaries[sample] = counts, summary
+    _check_same_genes({s: c.index for s, c in columns.items()}, files)
     if fmt == "star":
         check_strandedness({s: c.attrs["forward_share"] for s, c in columns.items()}, files, strandedness)
-    _check_same_genes({s: c.index for s, c in columns.items()}, files)
     counts = pd.DataFrame(columns)
     counts.index = counts.index.str.strip()
     counts.index.name = "gene_id"
