@@ -176,6 +176,20 @@ def test_an_rsem_genes_results_is_named_as_such(tmp_path):
     )
 
 
+def test_rsem_files_given_per_sample_are_named_as_such(tmp_path):
+    files = {}
+    for sample in SAMPLES:
+        files[sample] = str(tmp_path / f"{sample}.isoforms.results")
+        Path(files[sample]).write_text(
+            "transcript_id\tgene_id\tlength\teffective_length\texpected_count\tTPM\tFPKM\tIsoPct\n"
+            "ENST00000373020\tENSG00000000003\t2280\t2100.50\t4.00\t6.53\t5.01\t40.00\n"
+        )
+    assert message(read_per_sample_counts, files) == (
+        f"{files['S1']}: is RSEM's isoforms.results of a single sample; give a gene x sample matrix of the "
+        "expected_count column of its genes.results (nf-core/rnaseq writes rsem.merged.gene_counts.tsv)."
+    )
+
+
 def test_kallisto_h5_files_are_named_as_such(tmp_path):
     files = {}
     for sample in SAMPLES:

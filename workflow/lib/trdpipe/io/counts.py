@@ -788,6 +788,9 @@ SIDE_FILES = {
     "wrote beside it, the same name without '.summary'",
     ("gene_id", "transcript_id(s)"): "RSEM's genes.results of a single sample; give a gene x sample "
     "matrix of its expected_count column (nf-core/rnaseq writes rsem.merged.gene_counts.tsv)",
+    ("transcript_id", "gene_id", "length"): "RSEM's isoforms.results of a single sample; give a gene x "
+    "sample matrix of the expected_count column of its genes.results (nf-core/rnaseq writes "
+    "rsem.merged.gene_counts.tsv)",
 }
 
 
@@ -809,6 +812,8 @@ def read_per_sample_counts(
     files: dict[str, str], fmt: str = "auto", *, strandedness: str = "unstranded", tx2gene: str = ""
 ) -> CountData:
     """One count file per sample (sample -> path), all in one per-sample format."""
+    for path in files.values():
+        check_not_a_side_file(path)
     formats = {sample: detect_format(path)[0] for sample, path in files.items()}
     hdf5 = [files[s] for s, f in formats.items() if f == "h5ad"]
     if hdf5:
