@@ -1,5 +1,6 @@
 import gzip
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -34,6 +35,8 @@ def decide_auto_parts():
     sample sheet, with the function ingest uses, and write true or false into the config: the DAG
     then leaves out what ingest switches off, and every rule sees what runs. Returns ingest's notes
     on what was switched off. An unreadable sheet decides nothing: ingest stops on it."""
+    # the checks' warnings (a design column's levels, say) are ingest's to log, once
+    logging.getLogger("trd").addHandler(logging.NullHandler())
     try:
         sheet = read_sample_sheet(config["samples"])
     except InputError:
