@@ -669,11 +669,12 @@ def read_transcript_table(path, fmt: str) -> pd.DataFrame:
 
 
 def plain_copy(path, fmt: str, folder: Path, number: int) -> str:
-    """The path pytximport can read: the file itself, or a decompressed copy in `folder` for a
-    gzipped file (its kallisto reader takes `.tsv` names only)."""
-    if _head(path, 2) != b"\x1f\x8b" and (fmt != "kallisto" or Path(path).suffix == ".tsv"):
+    """The path pytximport can read: the file itself, or for a kallisto file not named '.tsv'
+    (abundance.tsv.gz) a decompressed copy in `folder`, since its kallisto reader takes '.h5' and
+    '.tsv' names only (its salmon reader reads gzipped files itself)."""
+    if fmt != "kallisto" or Path(path).suffix == ".tsv":
         return str(path)
-    copy = folder / f"{number}.{'tsv' if fmt == 'kallisto' else 'sf'}"
+    copy = folder / f"{number}.tsv"
     copy.write_text(read_text(path), encoding="utf-8")
     return str(copy)
 
