@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import trdpipe.ingest
 import trdpipe.io.counts
 from conftest import copy_workflow, run_snakemake
 from trdpipe.common import InputError
@@ -37,6 +38,10 @@ def count_reads(monkeypatch) -> list:
     events = []
     read_htseq = trdpipe.io.counts.read_htseq
     monkeypatch.setattr(trdpipe.io.counts, "read_htseq", lambda path: events.append(path) or read_htseq(path))
+    problems = trdpipe.ingest.config_sheet_problems
+    monkeypatch.setattr(
+        trdpipe.ingest, "config_sheet_problems", lambda *a: events.append("config checked") or problems(*a)
+    )
     return events
 
 
@@ -50,7 +55,11 @@ def run_ingest(sheet: Path, design: str = "~ group", **sections):
 def test_a_minimal_sheet_runs_ingest_with_the_optional_parts_switched_off(minimal_sheet, count_reads, caplog):
     with caplog.at_level(logging.INFO, logger="trd"):
         adata = run_ingest(minimal_sheet)
-    assert adata.n_obs == 4 and len(count_reads) == 4
+    assert adata.n_obs == 4
+    assert count_reads == [
+        "config checked",
+        *(str(FORMATS / "htseq" / f"{s}.counts.txt") for s in adata.obs_names),
+    ]
     notes = [r.message for r in caplog.records if "switched off" in r.message]
     assert notes == [
         f"prediction switched off (predict.enabled: auto): {minimal_sheet}: none of the columns of config "
@@ -74,7 +83,7 @@ def test_every_problem_is_listed_before_any_count_file_is_read(minimal_sheet, co
             sensitivity={**SHIPPED["sensitivity"], "with_bmi": {"add": ["bmi"]}},
             calibration={**SHIPPED["calibration"], "strata": ["batch"]},
         )
-    assert count_reads == []
+    assert count_reads == ["config checked"]
     assert str(error.value) == (
         f"5 problems of the config and the sample sheet {minimal_sheet}, found before any count file was read:\n"
         f"  1. {minimal_sheet}: design '~ site + group' uses column(s) site that the sample sheet does not "
@@ -95,7 +104,7 @@ def test_a_model_the_user_enables_stays_an_error(minimal_sheet, count_reads):
     sensitivity = {"female_only": {**SHIPPED["sensitivity"]["female_only"], "enabled": True}}
     with pytest.raises(InputError) as error:
         run_ingest(minimal_sheet, sensitivity=sensitivity)
-    assert count_reads == []
+    assert count_reads == ["config checked"]
     assert str(error.value) == (
         f"{minimal_sheet}: sensitivity model 'female_only' names column(s) sex that the sample sheet does "
         "not have; its columns are group, counts_file."
