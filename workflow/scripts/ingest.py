@@ -10,6 +10,8 @@ log = logging.getLogger("trd")
 
 
 def main(smk) -> None:
+    for note in smk.params.switched_off:
+        log.info("%s", note)
     adata = ingest(
         smk.params.counts or "",  # empty or null in the config: counts come from counts_file
         smk.input.samples,

@@ -341,6 +341,12 @@ def pca_distance(scores: np.ndarray, n_pcs: int) -> np.ndarray:
     return np.sqrt(((top - np.median(top, axis=0)) ** 2).sum(axis=1))
 
 
+def sheet_covariates(obs: pd.DataFrame) -> pd.DataFrame:
+    """The sample sheet's covariates: every column but those that name a sample's count file or
+    column (counts_file, counts_column), which are bookkeeping with a distinct value per sample."""
+    return obs.drop(columns=[c for c in SHEET_TEXT_COLUMNS if c in obs.columns])
+
+
 def is_continuous(column: pd.Series) -> bool:
     """Numeric sample-sheet columns are continuous, all others categorical (config/README.md)."""
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
@@ -364,7 +370,7 @@ def pc_covariate_association(scores: np.ndarray, explained: np.ndarray, obs: pd.
     """One row per (PC, covariate) with test, statistic, R squared and p-value."""
     rows = []
     for pc in range(scores.shape[1]):
-        for covariate in obs.columns:
+        for covariate in sheet_covariates(obs).columns:
             if obs[covariate].nunique() < 2:
                 continue
             rows.append(
@@ -413,7 +419,7 @@ def covariate_balance(obs: pd.DataFrame, group: str) -> pd.DataFrame:
             "all": len(obs),
         }
     ]
-    for covariate in obs.columns.drop(group):
+    for covariate in sheet_covariates(obs).columns.drop(group):
         column = obs[covariate]
         present = column.notna()
         if is_continuous(column):
@@ -747,7 +753,8 @@ def check_confounding(sheet: pd.DataFrame, design: str, contrasts: dict, setting
 
 def colour_covariates(obs: pd.DataFrame, max_levels: int = 12) -> list[str]:
     """Categorical columns worth colouring a PCA by (2 to max_levels levels)."""
-    return [c for c in obs.columns if not is_continuous(obs[c]) and 2 <= obs[c].nunique() <= max_levels]
+    covariates = sheet_covariates(obs)
+    return [c for c in covariates if not is_continuous(obs[c]) and 2 <= obs[c].nunique() <= max_levels]
 
 
 def pca_plot(
