@@ -9,7 +9,6 @@ import re
 from types import SimpleNamespace
 
 import anndata as ad
-import jinja2
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +18,7 @@ from scipy import stats
 from conftest import ROOT, small_cohort_config
 from rule_scripts import rule_script
 from test_bad_inputs import assert_fails_in_ingest, small_workflow  # noqa: F401 - a fixture
-from test_report import KEY_CONFIG, TRD, key_finding_tables
+from test_report import KEY_CONFIG, TRD, key_finding_tables, render_macros
 from trdpipe import qc
 from trdpipe import simulate as sim
 from trdpipe.common import InputError
@@ -356,10 +355,7 @@ def test_the_page_puts_the_alarm_above_the_genes_called(tmp_path):
         simulated_sheet(31, 0.875), "~ sex + group", CONTRAST, TRD, SETTINGS
     )
     findings = report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
-    template = (ROOT / "workflow/report/report.html.j2").read_text(encoding="utf-8")
-    start = template.index('<section id="key-findings">')
-    section = template[start : template.index("</section>", start) + len("</section>")]
-    page = jinja2.Environment(autoescape=True).from_string(section).render(key_findings=[findings])
+    page = render_macros("{{ key_finding(k) }}", k=findings)
     rows = re.findall(r"<tr[^>]*><th>([^<]+)</th><td[^>]*>(.*?)</td></tr>", page)
     assert [header for header, _ in rows[:3]] == [
         "Confounding alarm",
