@@ -115,5 +115,6 @@ rule report:
         runtime=5,
     params:
         config=config,
+        switched_off=SWITCHED_OFF,
     script:
         "../scripts/report.py"

@@ -1175,7 +1175,16 @@ def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
     )
 
 
-def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
+def prediction_not_run(switched_off: list[str]) -> str:
+    """Why the prediction did not run: ingest's note when `predict.enabled: auto` switched it off
+    (the sample sheet cannot feed it), else the config's `false`."""
+    for note in switched_off:
+        if note.startswith("prediction switched off"):
+            return f"Not run: {note}."
+    return "Not run: the config sets predict.enabled to false."
+
+
+def key_findings(name: str, contrast: dict, tables: dict, config: dict, switched_off: list[str] = ()) -> dict:
     """The page's opening summary of one contrast, every number from the run's tables: the genes
     called with the calibration's verdict, the top pathways up and down with whether they survive
     cell adjustment, the cell-adjusted gene count and the prediction's best model.
@@ -1200,7 +1209,7 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
     prediction = (
         best_model_findings(best_model(comparison), contrast["test"], config["predict"]["permutations"])
         if comparison is not None
-        else ["Not run: the config sets predict.enabled to false."]
+        else [prediction_not_run(switched_off)]
     )
     confounding = tables.get("confounding")
     alarms = confounding_alarms(confounding, name) if confounding is not None else []
@@ -1526,10 +1535,11 @@ def files_by_contrast(contrasts: dict, inputs, names: dict[str, str]):
         yield name, dict(zip(names, paths))
 
 
-def report_context(inputs, config: dict, template_dir: Path) -> dict:
+def report_context(inputs, config: dict, template_dir: Path, switched_off: list[str] = ()) -> dict:
     """Everything the page shows, read from the report rule's inputs (Snakemake's named input
     files, or any object with the same attributes): per contrast its DE, enrichment, calibration
-    and prediction sections and key findings; cohort, QC, robustness, methods and provenance."""
+    and prediction sections and key findings; cohort, QC, robustness, methods and provenance.
+    switched_off: ingest's notes on the optional parts that `enabled: auto` switched off."""
     contrasts = config["contrasts"]
     cohort = ad.read_h5ad(inputs.cohort, backed="r")
     vst = ad.read_h5ad(inputs.vst)
@@ -1556,7 +1566,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
             )
         )
     findings = [
-        key_findings(name, contrasts[name], contrast_tables(name, index, inputs), config)
+        key_findings(name, contrasts[name], contrast_tables(name, index, inputs), config, switched_off)
         for index, name in enumerate(contrasts)
     ]
     enrichment_files = {
@@ -1665,6 +1675,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         "enrichment": enrichment,
         "calibration": calibration,
         "predictions": predictions,
+        "prediction_not_run": prediction_not_run(switched_off),
         "robustness": robustness,
         "qc_figures": [
             figure(path, template_dir, config, values={"pcs_shown": association["pc"].nunique()})
