@@ -623,8 +623,9 @@ def test_toy_cohort_prediction(toy_run):
 
 
 def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(workflow_copy):
-    """4 TRD and 4 responders cannot fill 5 outer folds: ingest says so before any fitting, and
-    with predict.enabled false everything else runs and the report says the prediction did not."""
+    """4 TRD and 4 responders cannot fill 5 outer folds: with predict.enabled true ingest says so
+    before any fitting, and with predict.enabled false everything else runs and the report says the
+    prediction did not (`auto` switches it off: tests/test_config_first.py)."""
     root = Path(__file__).resolve().parents[1]
     sheet = pd.read_csv(root / "resources/toy/samples.tsv", sep="\t", index_col=0)
     keep = sheet.groupby("group").head(4).index
@@ -633,7 +634,7 @@ def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(work
     sheet.loc[keep].to_csv(workflow_copy / "config" / "samples.tsv", sep="\t")
     small = ("--config", "counts=config/counts.tsv", "design=~ sex + group")
 
-    stopped = run_snakemake(workflow_copy, *small, check=False)
+    stopped = run_snakemake(workflow_copy, *small, "predict={enabled: true}", check=False)
     assert stopped.returncode != 0
     assert (
         "config/samples.tsv: contrast 'TRD_vs_responder' has 4 sample(s) with group = 'TRD'; "

@@ -238,7 +238,7 @@ def test_the_report_states_the_grouping_and_how_the_labels_were_permuted(tmp_pat
         "TRD_vs_responder",
         CONTRAST,
         files,
-        {"predict": {"groups": "subject"}, "design": "~ group"},
+        {"predict": {"groups": "subject", "permutations": 20}, "design": "~ group"},
         tmp_path,
         obs,
     )
@@ -255,7 +255,7 @@ def test_the_report_states_the_grouping_and_how_the_labels_were_permuted(tmp_pat
         f"{grouped['grouping']}"
     )
     # the subject is not in the design, so auto finds no grouping and says so
-    config = {"predict": {"groups": "auto"}, "design": "~ site + sex + age + group"}
+    config = {"predict": {"groups": "auto", "permutations": 20}, "design": "~ site + sex + age + group"}
     ungrouped = report.prediction_section("TRD_vs_responder", CONTRAST, files, config, tmp_path, obs)
     assert ungrouped["groups"] is None
     assert ungrouped["grouping"] == (

@@ -462,6 +462,30 @@ def test_distance_colour_scale_is_not_stretched_by_an_outlier():
     assert image_axes(fig, (7, 7)).images[0].get_clim()[1] == pytest.approx(square[:7, :7].max())
 
 
+def test_counts_file_and_counts_column_are_bookkeeping_not_covariates():
+    """With 8 samples, 8 file names were a categorical covariate of 8 levels: a balance row, PC
+    associations, a PCA panel and a distance bar."""
+    vst, obs = clustered_samples()
+    obs["counts_file"] = [f"quant/{s}/quant.sf" for s in obs.index]
+    obs["counts_column"] = [f"/bam/{s}.bam" for s in obs.index]
+    scores = vst[:, :3]
+    covariates = qc.colour_covariates(obs)
+    assert covariates == ["group", "site"]
+    association = qc.pc_covariate_association(scores, np.array([0.5, 0.3, 0.2]), obs)
+    assert sorted(association["covariate"].unique()) == ["group", "site"]
+    balance = qc.balance_tables(obs, {"c": {"variable": "group", "test": "TRD", "reference": "responder"}})
+    assert balance["covariate"].unique().tolist() == ["n", "site", "sex"]
+    pca_titles = [
+        ax.get_title()
+        for ax in qc.pca_plot(scores, np.array([0.5, 0.3, 0.2]), obs, covariates, obs["sex"] != "female").axes
+    ]
+    assert pca_titles == ["VST PCA by group", "VST PCA by site"]
+    bars = [
+        t.get_text() for ax in qc.distance_heatmap(vst, obs, covariates, 5).axes for t in ax.get_yticklabels()
+    ]
+    assert "counts_file" not in bars and "counts_column" not in bars and {"group", "site"} <= set(bars)
+
+
 def test_pca_marks_the_flagged_samples_of_qc_metrics():
     rng = np.random.default_rng(0)
     scores = rng.normal(0, 1, (6, 3))

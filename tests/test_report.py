@@ -1460,6 +1460,17 @@ def test_key_findings_say_plainly_what_was_not_shown_or_not_run(tmp_path):
         CONTRAST, TRD, key_finding_tables(tmp_path, cells=False, prediction=False), KEY_CONFIG
     )
     assert off["prediction"] == ["Not run: the config sets predict.enabled to false."]
+    # switched off by predict.enabled: auto, the report gives ingest's reason, not the config's
+    note = (
+        "prediction switched off (predict.enabled: auto): config/samples.tsv: none of the columns of "
+        "config predict.covariates (sex, age) is in the sample sheet; set predict.enabled to true to "
+        "make this an error"
+    )
+    tables = key_finding_tables(tmp_path, cells=False, prediction=False)
+    auto_off = report.key_findings(
+        CONTRAST, TRD, tables, KEY_CONFIG, ["sensitivity model 'x' switched off", note]
+    )
+    assert auto_off["prediction"] == [f"Not run: {note}."]
     assert off["pathways"]["up"][0]["survival"] == "no cell-adjusted model in this run"
     assert off["cell_adjusted"].startswith("No cell-adjusted model in this run")
     missing = key_finding_tables(tmp_path)
@@ -1610,6 +1621,7 @@ def test_displayed_tables_show_no_fdr_of_0_and_say_when_a_permutation_p_is_at_it
             "null_degs_p95": 1.0,
             "frac_permutations_with_degs": 0.2,
             "pvalue_observed_degs": 1 / 31,
+            "smallest_pvalue": 1 / 31,
             "empirical_fdr": 0.0,
             "pi0": 0.9,
             "observed_lambda": 1.4,

@@ -180,3 +180,31 @@ def test_signature_strength_makes_patients_overlap(inputs):
     trd = (samples["group"] == "TRD").to_numpy()
     assert strength[trd].mean() - strength[~trd].mean() == pytest.approx(1, abs=0.15)
     assert strength[trd].std() == pytest.approx(params.signature_sd, rel=0.15)
+
+
+def test_a_batch_is_planted_without_changing_the_rest_of_the_cohort(inputs):
+    params = sim.SimulationParameters(n_samples=40, n_genes=1500)
+    plain = sim.simulate_cohort(*inputs, params)
+    batched = sim.simulate_cohort(
+        *inputs, sim.SimulationParameters(n_samples=40, n_genes=1500, batch_confounding=0.5)
+    )
+    assert "batch" not in plain.samples
+    # its random numbers are its own: the sheet's other columns and the truth are those without it
+    pd.testing.assert_frame_equal(batched.samples.drop(columns="batch"), plain.samples)
+    pd.testing.assert_frame_equal(batched.truth_genes, plain.truth_genes)
+    # 20 TRD x (1 + 0.5) / 2 = 15 in batch A, 20 responders x 0.25 = 5
+    assert pd.crosstab(batched.samples["batch"], batched.samples["group"]).to_dict() == {
+        "TRD": {"A": 15, "B": 5},
+        "responder": {"A": 5, "B": 15},
+    }
+
+
+def test_batch_effects_shift_a_third_of_genes_in_batch_b():
+    batch = np.array(["A", "B"] * 10)
+    effects = sim.batch_effects(6000, batch, 0.5, np.random.default_rng(0))
+    assert (effects[:, batch == "A"] == 1).all()
+    log2_shift = np.log2(effects[:, batch == "B"])
+    assert (log2_shift == log2_shift[:, :1]).all()  # one shift per gene, the same in every B sample
+    shifted = log2_shift[:, 0] != 0
+    assert shifted.mean() == pytest.approx(1 / 3, abs=0.02)
+    assert log2_shift[shifted, 0].std() == pytest.approx(0.5, rel=0.05)

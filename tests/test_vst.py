@@ -83,3 +83,22 @@ def test_trend_on_a_subset_of_every_gene_is_pydeseq2s_vst():
     dds.vst(use_design=False)
     ours = variance_stabilise(adata, {"vst_nsub": counts.shape[1]}, 1)
     np.testing.assert_allclose(ours, dds.layers["vst_counts"], rtol=1e-9)
+
+
+def test_a_trend_that_does_not_converge_gives_pydeseq2s_mean_trend_vst(monkeypatch):
+    """PyDESeq2 switches to a mean trend when the parametric fit does not converge (a wrong
+    strandedness did it); the VST on a gene subset then crashed with KeyError: 'trend_coeffs'."""
+    from batched_deseq2.inference import BatchedInference
+
+    counts, metadata = simulate_nb_cohort(20, 150, seed=3, design="group")
+    counts = counts.loc[:, counts.mean() > 30]
+    adata = ad.AnnData(X=counts.to_numpy(), obs=metadata, var=pd.DataFrame(index=counts.columns))
+    fit = BatchedInference.dispersion_trend_gamma_glm
+    monkeypatch.setattr(
+        BatchedInference, "dispersion_trend_gamma_glm", lambda self, *a: (*fit(self, *a)[:2], False)
+    )
+    ours = variance_stabilise(adata, {"vst_nsub": counts.shape[1]}, 1)
+    dds = make_dataset(adata, "~ 1", {}, 1)
+    dds.vst_fit_type = "mean"
+    dds.vst(use_design=False)
+    np.testing.assert_allclose(ours, dds.layers["vst_counts"], rtol=1e-9)

@@ -1,10 +1,12 @@
 import gzip
 import importlib.util
+import logging
 import os
 import re
 import zlib
 from functools import lru_cache
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 # The engine, workflow/lib/ (packages trdpipe and batched_deseq2; LIB_DIR, put on sys.path by
@@ -15,6 +17,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIB_DIR, os.environ.get
 from trdpipe.checks.config import check_config, resolve_shipped_paths, shipped_path
 from trdpipe.io.counts import read_sample_sheet
 from trdpipe.common import InputError
+from trdpipe.ingest import decide_optional_parts
 
 check_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
@@ -24,6 +27,34 @@ resolve_shipped_paths(config, WORKFLOW_TOP)
 # Compiled numba kernels are cached in the working directory, not in the (maybe read-only)
 # source tree; every job of the run inherits the variable (workflow/lib/batched_deseq2/numba_cache.py).
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
+
+
+def decide_auto_parts():
+    """Decide the `enabled: auto` parts (the prediction, the shipped sex-stratified models) from the
+    sample sheet, with the function ingest uses, and write true or false into the config: the DAG
+    then leaves out what ingest switches off, and every rule sees what runs. Returns ingest's notes
+    on what was switched off. An unreadable sheet decides nothing: ingest stops on it."""
+    # the checks' warnings (a design column's levels, say) are ingest's to log, once
+    logging.getLogger("trd").addHandler(logging.NullHandler())
+    try:
+        sheet = read_sample_sheet(config["samples"])
+    except InputError:
+        return []
+    parts = decide_optional_parts(
+        sheet,
+        config["design"],
+        config["contrasts"],
+        config["predict"],
+        config["sensitivity"],
+        config["samples"],
+    )
+    config["predict"], config["sensitivity"] = parts.predict, parts.sensitivity
+    for note in parts.notes:
+        logger.info(note)
+    return parts.notes
+
+
+SWITCHED_OFF = decide_auto_parts()
 
 CONTRASTS = list(config["contrasts"])
 # the TRD prediction is optional (predict.enabled): too small a cohort cannot be cross-validated

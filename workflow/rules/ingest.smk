@@ -24,5 +24,7 @@ rule ingest:
         strandedness=config["strandedness"],
         counts_layer=config["counts_layer"],
         tx2gene=config["tx2gene"],
+        # what the Snakefile switched off (enabled: auto), for ingest's log
+        switched_off=SWITCHED_OFF,
     script:
         "../scripts/ingest.py"

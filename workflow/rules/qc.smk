@@ -27,6 +27,8 @@ rule qc:
             caption="../report/covariate_balance.rst",
             category="Quality control",
         ),
+        # every sample-sheet column against each contrast's variable, and the alarms it raises
+        confounding="results/qc/confounding.tsv",
         mqc_metrics="results/qc/trd_qc_metrics_mqc.tsv",
         mqc_flags="results/qc/trd_qc_flags_mqc.yaml",
         pca=qc_figure("pca"),
@@ -53,6 +55,7 @@ rule qc:
         qc=config["qc"],
         deseq2=deseq2_settings(*VST_KEYS),
         contrasts=config["contrasts"],
+        design=config["design"],
     script:
         "../scripts/qc.py"
 

@@ -47,6 +47,7 @@ rule report:
         metrics=rules.qc.output.metrics,
         balance=rules.qc.output.balance,
         association=rules.qc.output.association,
+        confounding=rules.qc.output.confounding,
         # every figure of the QC rule, each captioned by workflow/report/<name>.rst
         qc_figures=[path for path in rules.qc.output if path.endswith(".png")],
         filter_summary="results/filter/filter_summary.tsv",
@@ -116,5 +117,6 @@ rule report:
         runtime=5,
     params:
         config=config,
+        switched_off=SWITCHED_OFF,
     script:
         "../scripts/report.py"

@@ -10,6 +10,7 @@ from trdpipe.model.deseq2 import fit_and_test, ma_plot, volcano_plot
 from trdpipe.model.design import make_dataset, prepare_metadata
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.tables import count_calls, gene_by_sample_table
+from trdpipe.qc import confounding_alarms, confounding_table
 
 log = logging.getLogger("trd")
 
@@ -30,6 +31,11 @@ def main(smk) -> None:
         settings.get("lfc_shrink", False),
     )
     log.info("samples used (%d): %s", adata.n_obs, ", ".join(adata.obs_names))
+    # read from the config, not params: the alarm is a line of the log (the table is qc's), and a new
+    # threshold must not refit the model and everything after it
+    confounding = confounding_table(adata.obs, smk.params.design, name, contrast, dict(smk.config["qc"]))
+    for warning in confounding_alarms(confounding):
+        log.warning("confounding alarm: %s", warning)
     dds = make_dataset(adata, smk.params.design, settings, smk.threads, contrast)
     table = fit_and_test(dds, contrast, settings, adata.var)
     calls = count_calls(table, settings["alpha"], thresholds)

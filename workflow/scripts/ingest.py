@@ -10,6 +10,8 @@ log = logging.getLogger("trd")
 
 
 def main(smk) -> None:
+    for note in smk.params.switched_off:
+        log.info("%s", note)
     adata = ingest(
         smk.params.counts or "",  # empty or null in the config: counts come from counts_file
         smk.input.samples,
@@ -24,6 +26,7 @@ def main(smk) -> None:
         cells=dict(smk.config["cells"]),
         sensitivity=dict(smk.config["sensitivity"]),
         calibration=dict(smk.config["calibration"]),
+        qc=dict(smk.config["qc"]),
         strandedness=smk.params.strandedness,
         counts_layer=smk.params.counts_layer or "",
         tx2gene=smk.params.tx2gene or "",

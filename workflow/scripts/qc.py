@@ -1,5 +1,7 @@
 """Rule qc: per-sample quality control before any model is fitted. The work is done in trdpipe.qc."""
 
+import logging
+
 import anndata as ad
 
 from trdpipe.common import run_script, save_figure, write_table
@@ -8,6 +10,8 @@ from trdpipe.qc import (
     association_heatmap,
     balance_tables,
     colour_covariates,
+    confounding_alarms,
+    confounding_tables,
     distance_heatmap,
     flagged_by,
     log_findings,
@@ -20,6 +24,8 @@ from trdpipe.qc import (
     write_multiqc_table,
 )
 
+log = logging.getLogger("trd")
+
 
 def main(smk) -> None:
     adata = ad.read_h5ad(smk.input.h5ad)
@@ -28,6 +34,11 @@ def main(smk) -> None:
     results = run_qc(adata, vst, settings)
     balance = balance_tables(adata.obs, dict(smk.params.contrasts))
     log_findings(results, balance)
+    # the samples the models will see: not those that qc.action exclude removes
+    kept = adata.obs.loc[~results["metrics"]["excluded"].to_numpy()]
+    confounding = confounding_tables(kept, smk.params.design, dict(smk.params.contrasts), settings)
+    for warning in confounding_alarms(confounding):
+        log.warning("confounding alarm: %s", warning)
     metrics, pcs, explained = results["metrics"], results["pcs"], results["explained"]
 
     write_table(metrics, smk.output.metrics, index=True, float_format="%.6g")
@@ -36,6 +47,7 @@ def main(smk) -> None:
     write_table(pcs, smk.output.pcs, index=True, float_format="%.6g")
     write_table(results["association"], smk.output.association, float_format="%.6g")
     write_table(balance, smk.output.balance, float_format="%.6g")
+    write_table(confounding, smk.output.confounding, float_format="%.6g")
     write_multiqc_table(
         metrics.drop(columns=["flags"]),
         smk.output.mqc_metrics,

@@ -14,7 +14,8 @@ def main(smk) -> None:
     config = plain_config(smk.params.config)
     # the captions live beside the template (workflow/report/)
     template_dir = Path(smk.input.template).parent
-    page = render_page(report_context(smk.input, config, template_dir), template_dir)
+    context = report_context(smk.input, config, template_dir, list(smk.params.switched_off))
+    page = render_page(context, template_dir)
     with atomic_output(smk.output.html) as tmp:
         tmp.write_text(page, encoding="utf-8")
     log.info("report written: %s (%.1f MB)", smk.output.html, len(page) / 1e6)

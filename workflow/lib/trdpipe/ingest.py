@@ -1,10 +1,13 @@
 """Ingest: counts + sample sheet + annotation -> one checked AnnData (samples x genes, raw counts).
 
 Every input check runs here, the first rule that sees the data, so that a bad
-input stops the run within seconds and before any model is fitted.
+input stops the run before any model is fitted; the config is checked against the sample sheet
+before any count file is read.
 """
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anndata as ad
@@ -31,9 +34,14 @@ from trdpipe.io.counts import (
     read_sample_sheet,
 )
 from trdpipe.io.genesets import check_collections
-from trdpipe.model.sensitivity import active_models, check_models
+from trdpipe.model.sensitivity import active_models, check_model
+from trdpipe.qc import check_confounding
 
 log = logging.getLogger("trd")
+
+# `enabled: auto` (the prediction, the shipped sex-stratified models): the part runs when the
+# sample sheet has what it needs and is switched off, with a log line, when it does not
+AUTO = "auto"
 
 
 def build_cohort(counts: pd.DataFrame, sheet: pd.DataFrame, var: pd.DataFrame) -> ad.AnnData:
@@ -90,6 +98,123 @@ def columns_from_sheet(sheet: pd.DataFrame, samples_path: str) -> dict[str, str]
     return dict(zip(columns, columns.index))
 
 
+@dataclass
+class OptionalParts:
+    """The config's optional parts with every `auto` decided for one sample sheet."""
+
+    predict: dict  # the predict section, `enabled` true or false
+    sensitivity: dict  # every sensitivity model, `enabled` true or false where it was auto
+    notes: list[str] = field(default_factory=list)  # one line per part switched off, saying why
+
+
+def prediction_shortfall(sheet: pd.DataFrame, contrasts: dict, predict: dict, where: str) -> str | None:
+    """Why the sheet cannot feed the prediction (no clinical column, groups too small for the
+    folds), or None. A covariate with missing values is not a shortfall: it stays an error."""
+    covariates = predict.get("covariates", [])
+    if covariates and not any(c in sheet.columns for c in covariates):
+        return (
+            f"{where}: none of the columns of config predict.covariates ({format_list(covariates)}) "
+            "is in the sample sheet"
+        )
+    try:
+        check_group_sizes(sheet, contrasts, where, predict={**predict, "enabled": True})
+    except InputError as err:
+        return str(err).rstrip(".")
+    return None
+
+
+def decide_optional_parts(
+    sheet: pd.DataFrame, design: str, contrasts: dict, predict: dict, sensitivity: dict, where: str
+) -> OptionalParts:
+    """Decide each `enabled: auto` from the sheet: the part runs when the sheet has what it needs,
+    else it is switched off with a note saying why. `true` stays a demand (its problems are
+    errors), `false` stays off. The Snakefile calls this too, so the DAG leaves out what is off."""
+    notes = []
+    predict = dict(predict)
+    if predict.get("enabled") == AUTO:
+        shortfall = prediction_shortfall(sheet, contrasts, predict, where)
+        predict["enabled"] = shortfall is None
+        if shortfall:
+            notes.append(
+                f"prediction switched off (predict.enabled: auto): {shortfall}; "
+                "set predict.enabled to true to make this an error"
+            )
+    models = {}
+    for name, spec in sensitivity.items():
+        models[name] = spec = dict(spec)
+        if spec.get("enabled") != AUTO:
+            continue
+        try:
+            check_model(name, spec, sheet, design, contrasts, where)
+        except InputError as err:
+            spec["enabled"] = False
+            notes.append(
+                f"sensitivity model '{name}' switched off (enabled: auto): {str(err).rstrip('.')}; "
+                f"set sensitivity.{name}.enabled to true to make this an error"
+            )
+        else:
+            spec["enabled"] = True
+    return OptionalParts(predict, models, notes)
+
+
+def config_sheet_problems(
+    sheet: pd.DataFrame,
+    design: str,
+    contrasts: dict,
+    parts: OptionalParts,
+    where: str,
+    cells: dict,
+    calibration: dict | None,
+    collections: dict,
+    qc: dict | None = None,
+) -> list[str]:
+    """Every problem of the config against the sample sheet (and of the gene-set files), each
+    check run even when another failed, so that one message can list them all."""
+    checks: list[Callable[[], object]] = [lambda: check_design(sheet, design, contrasts, where)]
+    for name, contrast in contrasts.items() if calibration else ():
+        checks.append(
+            lambda name=name, contrast=contrast: check_strata(
+                sheet, name, contrast, design, calibration.get("strata"), where
+            )
+        )
+    predict = parts.predict or None  # no section: the DE model's group sizes only
+    if predict and predict.get("enabled", True):
+        checks.append(lambda: check_prediction_inputs(sheet, contrasts, design, predict, where))
+    checks.append(lambda: check_group_sizes(sheet, contrasts, where=where, predict=predict))
+    for name, spec in active_models(parts.sensitivity, cells).items():
+        checks.append(lambda name=name, spec=spec: check_model(name, spec, sheet, design, contrasts, where))
+    checks.append(lambda: check_collections(collections))
+    problems = run_checks(checks)
+    # the confounding alarm needs a design and contrasts that the sheet serves
+    if qc and not problems:
+        problems = run_checks([lambda: check_confounding(sheet, design, contrasts, qc, where)])
+    # a broken primary design fails the models built on it too: each problem is listed once
+    return [p for i, p in enumerate(problems) if not any(q in p for q in problems[:i])]
+
+
+def run_checks(checks: list[Callable[[], object]]) -> list[str]:
+    """The message of every check that raised InputError, each check run whatever the others gave."""
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except InputError as err:
+            problems.append(str(err))
+    return problems
+
+
+def stop_on_problems(problems: list[str], where: str) -> None:
+    """One InputError listing every problem (a single one as it is)."""
+    if len(problems) == 1:
+        raise InputError(problems[0])
+    if problems:
+        listed = "\n".join(f"  {number}. {problem}" for number, problem in enumerate(problems, start=1))
+        raise InputError(
+            f"{len(problems)} problems of the config and the sample sheet {where}, found before any "
+            f"count file was read:\n{listed}"
+        )
+
+
 def load_counts(
     counts_path: str,
     sheet: pd.DataFrame,
@@ -133,6 +258,7 @@ def ingest(
     cells: dict | None = None,
     sensitivity: dict | None = None,
     calibration: dict | None = None,
+    qc: dict | None = None,
     **count_options,
 ) -> ad.AnnData:
     """Read and check every input; return the cohort or raise InputError.
@@ -141,13 +267,18 @@ def ingest(
     collections: the config's enrichment.collections (name -> GMT), parsed here to check them;
     cells, sensitivity: the config's sections (markers, measured counts and models checked here);
     calibration: the config's calibration section (the strata of its label permutations);
+    qc: the config's qc section (its confounding alarm, which stops the run with `confounding: stop`);
     count_options: strandedness, counts_layer, tx2gene (see load_counts).
     """
     sheet = read_sample_sheet(samples_path)
-    check_design(sheet, design, contrasts, samples_path)
-    check_collections(collections or {})
-    for name, contrast in contrasts.items() if calibration else ():
-        check_strata(sheet, name, contrast, design, calibration.get("strata"), str(samples_path))
+    where = str(samples_path)
+    parts = decide_optional_parts(sheet, design, contrasts, predict or {}, sensitivity or {}, where)
+    for note in parts.notes:
+        log.info("%s", note)
+    problems = config_sheet_problems(
+        sheet, design, contrasts, parts, where, cells or {}, calibration, collections or {}, qc
+    )
+    stop_on_problems(problems, where)
     annotation = load_annotation(annotation_path)
     data = load_counts(counts_path, sheet, samples_path, counts_format, **count_options)
     counts_source = counts_path or f"counts_file of {samples_path}"
@@ -159,11 +290,6 @@ def ingest(
     counts = check_counts(data.counts, str(counts_source), estimated=data.estimated)
     counts = match_samples(counts, sheet, str(counts_source), str(samples_path))
     check_libraries(counts, str(counts_source))
-    # after the data checks: a defect in the files is worth knowing before the cohort's size
-    if predict:
-        check_prediction_inputs(sheet, contrasts, design, predict, where=str(samples_path))
-    check_group_sizes(sheet, contrasts, where=str(samples_path), predict=predict)
-    check_models(active_models(sensitivity or {}, cells or {}), sheet, design, contrasts, str(samples_path))
     var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)

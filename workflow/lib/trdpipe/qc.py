@@ -8,6 +8,7 @@ marked `excluded` for the filter rule (`qc.action: exclude`).
 """
 
 import logging
+import math
 
 import anndata as ad
 import matplotlib
@@ -18,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scanpy as sc  # noqa: E402
 import yaml  # noqa: E402
+from formulaic import model_matrix  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from pydeseq2.preprocessing import deseq2_norm  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -25,7 +27,10 @@ from scipy.cluster import hierarchy  # noqa: E402
 from scipy.spatial.distance import squareform  # noqa: E402
 from sklearn.metrics.pairwise import euclidean_distances  # noqa: E402
 
-from trdpipe.common import atomic_output, format_list  # noqa: E402
+from trdpipe.checks.inputs import design_variables  # noqa: E402
+from trdpipe.common import InputError, atomic_output, format_list  # noqa: E402
+from trdpipe.io.counts import SHEET_TEXT_COLUMNS  # noqa: E402
+from trdpipe.model.design import prepare_metadata  # noqa: E402
 
 log = logging.getLogger("trd")
 
@@ -57,6 +62,9 @@ def annotation_bars(axes, obs: pd.DataFrame, annotations: list[str]) -> list:
     palette = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Set3").colors)
     legend_handles, used = [], 0
     for ax, column in zip(axes, annotations):
+        if is_continuous(obs[column]):
+            legend_handles.append(continuous_bar(ax, obs[column]))
+            continue
         codes, levels = annotation_codes(obs, column)
         colours = [palette[(used + i) % len(palette)] for i in range(len(levels))]
         used += len(levels)
@@ -76,6 +84,21 @@ def annotation_bars(axes, obs: pd.DataFrame, annotations: list[str]) -> list:
             for colour, level in zip(colours, levels)
         ]
     return legend_handles
+
+
+def continuous_bar(ax, values: pd.Series):
+    """A continuous annotation (age, say) as a grey ramp, light at its minimum and dark at its
+    maximum (a colour per value would need a legend entry per value); returns its legend handle."""
+    ax.imshow(
+        values.to_numpy(dtype=np.float64)[None, :], aspect="auto", interpolation="nearest", cmap="Greys"
+    )
+    ax.set_yticks([0], [values.name])
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    low, high = values.min(), values.max()
+    return plt.Rectangle(
+        (0, 0), 1, 1, color="0.5", label=f"{values.name}: {low:.3g} (light) to {high:.3g} (dark)"
+    )
 
 
 def library_metrics(adata: ad.AnnData, globin_genes: list[str], n_top: int = 50) -> pd.DataFrame:
@@ -318,6 +341,12 @@ def pca_distance(scores: np.ndarray, n_pcs: int) -> np.ndarray:
     return np.sqrt(((top - np.median(top, axis=0)) ** 2).sum(axis=1))
 
 
+def sheet_covariates(obs: pd.DataFrame) -> pd.DataFrame:
+    """The sample sheet's covariates: every column but those that name a sample's count file or
+    column (counts_file, counts_column), which are bookkeeping with a distinct value per sample."""
+    return obs.drop(columns=[c for c in SHEET_TEXT_COLUMNS if c in obs.columns])
+
+
 def is_continuous(column: pd.Series) -> bool:
     """Numeric sample-sheet columns are continuous, all others categorical (config/README.md)."""
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
@@ -341,7 +370,7 @@ def pc_covariate_association(scores: np.ndarray, explained: np.ndarray, obs: pd.
     """One row per (PC, covariate) with test, statistic, R squared and p-value."""
     rows = []
     for pc in range(scores.shape[1]):
-        for covariate in obs.columns:
+        for covariate in sheet_covariates(obs).columns:
             if obs[covariate].nunique() < 2:
                 continue
             rows.append(
@@ -390,7 +419,7 @@ def covariate_balance(obs: pd.DataFrame, group: str) -> pd.DataFrame:
             "all": len(obs),
         }
     ]
-    for covariate in obs.columns.drop(group):
+    for covariate in sheet_covariates(obs).columns.drop(group):
         column = obs[covariate]
         present = column.notna()
         if is_continuous(column):
@@ -439,12 +468,293 @@ def balance_tables(obs: pd.DataFrame, contrasts: dict) -> pd.DataFrame:
     return pd.concat([covariate_balance(obs, v) for v in variables], ignore_index=True)
 
 
+# --- confounding alarm ---------------------------------------------------------------------------
+
+# the sample sheet's columns that say where the counts are, not what the samples are
+BOOKKEEPING_COLUMNS = ("sample_id", *SHEET_TEXT_COLUMNS)
+CROSS_TABLE_LEVELS = 8  # levels spelled out in a warning's one-line cross-table
+CONFOUNDING_COLUMNS = [
+    "contrast",
+    "column",
+    "in_design",
+    "kind",
+    "measure",
+    "value",
+    "test",
+    "test_statistic",
+    "pvalue",
+    "alarm",
+    "cross_table",
+    "warning",
+]
+
+
+def cramers_v(table: pd.DataFrame) -> float:
+    """Cramér's V of a contingency table with Bergsma's (2013) bias correction. Plain V of a sparse
+    table is large with no association at all (20 levels in 31 samples give about 0.8, one level per
+    sample gives 1), so a column of many levels would raise the alarm by its size alone."""
+    n = table.to_numpy().sum()
+    chi2 = stats.chi2_contingency(table, correction=False)[0]
+    rows, cols = table.shape
+    phi2 = max(0.0, chi2 / n - (rows - 1) * (cols - 1) / (n - 1))
+    if phi2 == 0:  # no association beyond the bias (a level per sample also makes the divisor 0)
+        return 0.0
+    rows_corrected = rows - (rows - 1) ** 2 / (n - 1)
+    cols_corrected = cols - (cols - 1) ** 2 / (n - 1)
+    return float(np.sqrt(phi2 / min(rows_corrected - 1, cols_corrected - 1)))
+
+
+def categorical_cross_table(table: pd.DataFrame, column: str, contrast: dict) -> str:
+    """'run 1: 15 of 15 TRD, 1 of 16 responder; run 2: ...' (the table's columns: test, reference)."""
+    test, reference = contrast["test"], contrast["reference"]
+    totals = table.sum()
+    cells = [
+        f"{column} {level}: {row[test]} of {totals[test]} {test}, {row[reference]} of {totals[reference]} "
+        f"{reference}"
+        for level, row in table.head(CROSS_TABLE_LEVELS).iterrows()
+    ]
+    more = len(table) - CROSS_TABLE_LEVELS
+    return "; ".join(cells) + (f"; and {more} more levels" if more > 0 else "")
+
+
+def continuous_cross_table(test_values: np.ndarray, reference_values: np.ndarray, column, contrast) -> str:
+    """'age: mean 52 (SD 8.1) in TRD, 38 (SD 7.9) in responder'."""
+    parts = [
+        f"{values.mean():.3g} (SD {np.std(values, ddof=1):.2g}) in {level}"
+        for values, level in ((test_values, contrast["test"]), (reference_values, contrast["reference"]))
+    ]
+    return f"{column}: mean " + ", ".join(parts)
+
+
+def categorical_association(column: pd.Series, labels: pd.Series, contrast: dict) -> dict:
+    """Cramér's V of a categorical column with the contrast's levels, tested by chi2 or Fisher; and
+    the levels that hold both of them (test and reference counts)."""
+    table = pd.crosstab(column.astype(str), labels).reindex(
+        columns=[contrast["test"], contrast["reference"]], fill_value=0
+    )
+    test, statistic, pvalue = categorical_test(table)
+    return {
+        "kind": "categorical",
+        "measure": "cramers_v",
+        "value": cramers_v(table),
+        "test": test,
+        "test_statistic": float(statistic),
+        "pvalue": float(pvalue),
+        "cross_table": categorical_cross_table(table, column.name, contrast),
+        "levels_with_both": [(level, *row) for level, row in table.iterrows() if (row > 0).all()],
+    }
+
+
+def continuous_association(column: pd.Series, labels: pd.Series, contrast: dict) -> dict:
+    """Pearson r of a continuous column with the test-level indicator (point-biserial), and the
+    two-sample t-test that is its test."""
+    values = column.to_numpy(dtype=np.float64)
+    is_test = (labels == contrast["test"]).to_numpy()
+    t, pvalue = stats.ttest_ind(values[is_test], values[~is_test])
+    return {
+        "kind": "continuous",
+        "measure": "r",
+        "value": float(stats.pearsonr(is_test.astype(np.float64), values)[0]),
+        "test": "t",
+        "test_statistic": float(t),
+        "pvalue": float(pvalue),
+        "cross_table": continuous_cross_table(values[is_test], values[~is_test], column.name, contrast),
+    }
+
+
+def column_association(column: pd.Series, labels: pd.Series, contrast: dict) -> dict | None:
+    """The association of one sample-sheet column with the contrast's levels, among the samples with
+    a value; None when the column has a single value there (nothing to test)."""
+    present = column.notna().to_numpy()
+    column, labels = column[present], labels[present]
+    if column.nunique() < 2 or labels.nunique() < 2:
+        return None
+    if is_continuous(column):
+        return continuous_association(column, labels, contrast)
+    return categorical_association(column, labels, contrast)
+
+
+def contrast_vif(obs: pd.DataFrame, design: str, contrast: dict) -> float:
+    """Variance inflation factor of the contrast's coefficient in the design, over the samples the
+    model is fitted on: 1 / (1 - R²) of its model-matrix column regressed on all the others."""
+    metadata, _ = prepare_metadata(obs, design, contrast)
+    matrix = model_matrix(design, metadata)
+    name = f"{contrast['variable']}[T.{contrast['test']}]"
+    target = matrix[name].to_numpy(dtype=np.float64)
+    others = matrix.drop(columns=name).to_numpy(dtype=np.float64)
+    residual = target - others @ np.linalg.lstsq(others, target, rcond=None)[0]
+    total = ((target - target.mean()) ** 2).sum()
+    unexplained = (residual**2).sum()
+    return float(total / unexplained) if unexplained > 1e-12 * total else math.inf
+
+
+def association_words(row: dict) -> str:
+    """The measure and the test in words: Cramér's V 0.94, chi2 p = 1.2e-06 (or r 0.62, t-test p = ...)."""
+    measure = "Cramér's V" if row["measure"] == "cramers_v" else "r"
+    test = "t-test" if row["test"] == "t" else row["test"]
+    return f"{measure} {row['value']:.2f}, {test} p = {row['pvalue']:.2g}"
+
+
+def remedy_words(row: dict, contrast: dict) -> str:
+    """What adding a column that is not in the design would do, and what it costs."""
+    column, test, reference = row["column"], contrast["test"], contrast["reference"]
+    if row["kind"] == "continuous":
+        inflation = 1 / (1 - row["value"] ** 2)
+        return (
+            f"Adding {column} to the design separates the two, at a cost: the {contrast['variable']} "
+            f"effect is then estimated from what {column} does not predict, its variance "
+            f"{inflation:.2g} times as large."
+        )
+    if not row["levels_with_both"]:
+        return (
+            f"{column} cannot be added to the design: no level of it holds both {test} and {reference}, "
+            f"so only a cohort with both in the same {column} can separate the two."
+        )
+    within = " and ".join(
+        f"{column} {level} ({a} {test}, {b} {reference})" for level, a, b in row["levels_with_both"]
+    )
+    return (
+        f"Adding {column} to the design separates the two, at a cost: {test} and {reference} are then "
+        f"compared only within {within}."
+    )
+
+
+def confounding_warning(row: dict, contrast: dict, settings: dict, vif: float) -> str:
+    """The alarm of one column in one line: the association with its cross-table, what follows,
+    what can be done and what that costs."""
+    variable, column = contrast["variable"], row["column"]
+    strong = abs(row["value"]) >= settings["confounding_association"]
+    head = (
+        f"{variable} is {'confounded' if strong else 'associated'} with {column} "
+        f"({row['cross_table']}; {association_words(row)})"
+    )
+    pair = f"{contrast['test']} and {contrast['reference']}"
+    if row["in_design"]:
+        return (
+            f"{head}: {column} is in the design, so it is adjusted for, but {pair} are then compared "
+            f"only through the samples that break the pattern and the estimates are imprecise (variance "
+            f"inflation factor {vif:.2g}). Removing {column} from the design would buy precision at the "
+            f"cost of confounding; only a cohort balanced for {column} avoids both."
+        )
+    other = (
+        f"a difference between the levels of {column}"
+        if row["kind"] == "categorical"
+        else f"an effect of {column}"
+    )
+    follows = "cannot be told apart from" if strong else "may in part be"
+    return f"{head}: a difference between {pair} {follows} {other}. {remedy_words(row, contrast)}"
+
+
+def vif_warning(columns: list[str], vif: float, contrast: dict, settings: dict) -> str:
+    """The alarm of the design's other columns, which together nearly determine the variable."""
+    return (
+        f"{contrast['variable']} is nearly determined by the design's other columns ({' + '.join(columns)}) "
+        f"together: the variance inflation factor of the {contrast['test']} vs {contrast['reference']} "
+        f"coefficient is {vif:.2g} (qc.confounding_max_vif {settings['confounding_max_vif']:g}), so its "
+        "estimates are imprecise and rest on the samples that break the pattern. Removing one of them from "
+        "the design would buy precision at the cost of leaving it unadjusted."
+    )
+
+
+def is_alarm(row: dict, settings: dict) -> bool:
+    """A column not in the design raises the alarm at a strong association or a small p-value; a
+    design column, adjusted for, only when it nearly determines the contrast's variable."""
+    strong = abs(row["value"]) >= settings["confounding_association"]
+    return strong if row["in_design"] else strong or row["pvalue"] < settings["confounding_pvalue"]
+
+
+def confounding_table(
+    obs: pd.DataFrame, design: str, name: str, contrast: dict, settings: dict
+) -> pd.DataFrame:
+    """Every sample-sheet column against the contrast's variable among the contrast's samples, then
+    the variance inflation factor of the contrast's coefficient in the design (all samples), each
+    with `alarm` and, when it is raised, the warning in one line.
+
+    settings: the config's qc section (confounding_association, confounding_pvalue, confounding_max_vif).
+    """
+    variable = contrast["variable"]
+    compared = obs[variable].astype(str).isin([contrast["test"], contrast["reference"]]).to_numpy()
+    labels = obs.loc[compared, variable].astype(str)
+    if labels.nunique() < 2:  # QC excluded a whole group: the filter rule stops, saying so
+        return pd.DataFrame(columns=CONFOUNDING_COLUMNS)
+    design_columns = design_variables(design)
+    others = [c for c in design_columns if c != variable]
+    vif = contrast_vif(obs, design, contrast) if others else 1.0
+    rows = []
+    for column in obs.columns.drop(variable):
+        found = (
+            None
+            if column in BOOKKEEPING_COLUMNS
+            else column_association(obs.loc[compared, column], labels, contrast)
+        )
+        if found is None:
+            continue
+        row = {"contrast": name, "column": column, "in_design": column in design_columns, **found}
+        row["alarm"] = is_alarm(row, settings)
+        row["warning"] = confounding_warning(row, contrast, settings, vif) if row["alarm"] else ""
+        rows.append(row)
+    if others:
+        alarm = vif > settings["confounding_max_vif"]
+        rows.append(
+            {
+                "contrast": name,
+                "column": "design: " + " + ".join(others),
+                "in_design": True,
+                "kind": "design",
+                "measure": "vif",
+                "value": vif,
+                "alarm": alarm,
+                "warning": vif_warning(others, vif, contrast, settings) if alarm else "",
+            }
+        )
+    return pd.DataFrame(rows).reindex(columns=CONFOUNDING_COLUMNS)
+
+
+def confounding_tables(obs: pd.DataFrame, design: str, contrasts: dict, settings: dict) -> pd.DataFrame:
+    """confounding_table of every contrast, one after the other (results/qc/confounding.tsv)."""
+    return pd.concat(
+        [confounding_table(obs, design, name, contrast, settings) for name, contrast in contrasts.items()],
+        ignore_index=True,
+    )
+
+
+def alarmed_rows(table: pd.DataFrame, contrast: str | None = None) -> pd.DataFrame:
+    """The rows of a confounding table that raise the alarm (of one contrast when it is named); the
+    table as built or as read back from its TSV."""
+    alarmed = table[table["alarm"].astype(str) == "True"]
+    return alarmed if contrast is None else alarmed[alarmed["contrast"] == contrast]
+
+
+def confounding_alarms(table: pd.DataFrame, contrast: str | None = None) -> list[str]:
+    """The warnings of the alarmed rows (of one contrast when it is named), in table order."""
+    return alarmed_rows(table, contrast)["warning"].tolist()
+
+
+def check_confounding(sheet: pd.DataFrame, design: str, contrasts: dict, settings: dict, where: str) -> None:
+    """With qc.confounding 'stop', a confounding alarm stops the run before anything is fitted, its
+    rows of the table in the message; with 'warn' they are logged and the run goes on."""
+    table = confounding_tables(sheet, design, contrasts, settings)
+    alarmed = alarmed_rows(table)
+    lines = [
+        f"contrast '{row.contrast}', column '{row.column}': {row.warning}" for row in alarmed.itertuples()
+    ]
+    if lines and settings["confounding"] == "stop":
+        raise InputError(
+            f"{where}: {len(lines)} confounding alarm(s) and config qc.confounding is 'stop', so nothing "
+            "was fitted:\n  " + "\n  ".join(lines) + "\nSet qc.confounding to 'warn' to run with the "
+            "warning leading the report's key findings."
+        )
+    for line in lines:
+        log.warning("confounding alarm, %s", line)
+
+
 # --- figures -----------------------------------------------------------------------------------
 
 
 def colour_covariates(obs: pd.DataFrame, max_levels: int = 12) -> list[str]:
     """Categorical columns worth colouring a PCA by (2 to max_levels levels)."""
-    return [c for c in obs.columns if not is_continuous(obs[c]) and 2 <= obs[c].nunique() <= max_levels]
+    covariates = sheet_covariates(obs)
+    return [c for c in covariates if not is_continuous(obs[c]) and 2 <= obs[c].nunique() <= max_levels]
 
 
 def pca_plot(

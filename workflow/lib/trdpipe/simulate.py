@@ -142,6 +142,11 @@ class SimulationParameters:
     dispersion_a1: float = 2.0
     dispersion_scatter_sd: float = 0.4
     hazards: bool = True
+    # a sequencing batch (column `batch`, levels A and B) when set: the share of TRD in batch A is
+    # (1 + it) / 2 and of responders (1 - it) / 2, so 0 balances it and 1 makes it the group; it
+    # shifts a third of genes by N(0, batch_effect_sd) log2 in batch B. None: no batch (the toy)
+    batch_confounding: float | None = None
+    batch_effect_sd: float = 0.5
     pathways: tuple = DEFAULT_PATHWAYS
     null_themes: tuple = DEFAULT_NULL_THEMES
 
@@ -212,6 +217,29 @@ def _split_counts(total: int, weights) -> np.ndarray:
     for i in np.argsort(-(raw - counts))[: total - counts.sum()]:
         counts[i] += 1
     return counts
+
+
+def batch_rng(params: SimulationParameters) -> np.random.Generator:
+    """The batch's own random numbers, apart from the cohort's: a cohort without a batch draws
+    exactly what it drew before there was one."""
+    return np.random.default_rng([params.seed, 1])
+
+
+def simulate_batch(samples: pd.DataFrame, confounding: float, rng: np.random.Generator) -> np.ndarray:
+    """Batch A or B per sample: (1 + confounding) / 2 of TRD and (1 - confounding) / 2 of responders
+    in A (rounded), which samples at random."""
+    batch = np.full(len(samples), "B", dtype=object)
+    for level, share in (("TRD", (1 + confounding) / 2), ("responder", (1 - confounding) / 2)):
+        members = np.flatnonzero((samples["group"] == level).to_numpy())
+        in_a = int(np.floor(len(members) * share + 0.5))
+        batch[rng.choice(members, size=in_a, replace=False)] = "A"
+    return batch
+
+
+def batch_effects(n_genes: int, batch: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative batch effects (genes x samples): a third of genes shift by N(0, sd) log2 in B."""
+    shift = rng.normal(0, sd, n_genes) * (rng.random(n_genes) < 1 / 3)
+    return np.exp2(np.outer(shift, batch == "B"))
 
 
 def signature_strength(samples: pd.DataFrame, sd: float, rng) -> np.ndarray:
@@ -488,6 +516,10 @@ def simulate_cohort(
     mu = mean_matrix(
         genes, samples, truth["true_log2FC"].to_numpy(), strength, composition, coexpression, params, rng
     )
+    if params.batch_confounding is not None:
+        extra = batch_rng(params)
+        samples["batch"] = simulate_batch(samples, params.batch_confounding, extra)
+        mu = mu * batch_effects(len(genes), samples["batch"].to_numpy(), params.batch_effect_sd, extra)
     truth = classify_genes(truth, genes, composition, samples, params)
     size_factors = np.exp(rng.normal(0, 0.25, len(samples)))
     hazards = (

@@ -174,6 +174,31 @@ def design_variables(design: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def formula_name(column: str) -> str:
+    """A column as a formula names it: in backticks unless it is a plain name ('blood draw')."""
+    return column if column.isidentifier() else f"`{column}`"
+
+
+def _check_plain_terms(design: str) -> None:
+    """Each term names sheet columns: a transform (`log(age)`) or a name a formula would read as
+    an expression (`RNA-batch`: RNA minus batch) stops with how to write it."""
+    rhs = design.split("~", 1)[1]
+    for term in re.split(r"[+*:]", rhs):
+        term = term.strip()
+        if not term or term in ("0", "1") or term.isidentifier() or re.fullmatch(r"`[^`]+`", term):
+            continue
+        if re.fullmatch(r"\w+\(.*\)", term):
+            raise InputError(
+                f"config 'design': the term '{term}' transforms a column; the design names sample-sheet "
+                "columns as they are (continuous ones are centred and scaled): put the transformed "
+                "values in a column of their own and name that column."
+            )
+        raise InputError(
+            f"config 'design': '{term}' is not a plain column name and a formula would read it as an "
+            f"expression; write it in backticks: `{term}`."
+        )
+
+
 def check_design(sheet: pd.DataFrame, design: str, contrasts: dict, sheet_source: str) -> None:
     """The design's variables exist, have no missing values, vary, and do not mix numbers with
     text; contrasts name real levels; the model matrix has full rank."""
@@ -182,6 +207,7 @@ def check_design(sheet: pd.DataFrame, design: str, contrasts: dict, sheet_source
     except FormulaParsingError as err:
         reason = str(err).splitlines()[0].rstrip(".")
         raise InputError(f"config 'design': '{design}' is not a valid formula ({reason}).") from None
+    _check_plain_terms(design)
     variables = design_variables(design)
     absent = [v for v in variables if v not in sheet.columns]
     if absent:
@@ -221,6 +247,9 @@ def _check_design_column(column: pd.Series, sheet_source: str) -> None:
             f"{where} has the same value ({plain_number(values[0])}) for every sample, so it "
             f"explains nothing; remove it from the design."
         )
+    if pd.api.types.is_numeric_dtype(column):
+        _warn_of_codes(column, where)
+        _warn_of_extreme_values(column, where)
     if not pd.api.types.is_numeric_dtype(column) and len(values) > len(column) / 3:
         log.warning(
             "%s is categorical with %d levels for %d samples: a factor of that many levels "
@@ -228,6 +257,41 @@ def _check_design_column(column: pd.Series, sheet_source: str) -> None:
             where,
             len(values),
             len(column),
+        )
+
+
+# A numeric column of at most this many distinct whole numbers (site 1/2/3) may be categories coded
+# as numbers: it is fitted as continuous (one slope), so the log says how to make it categorical
+MAX_CODED_LEVELS = 5
+# A value this many robust SDs (1.4826 MAD) from the median (age 999) is most likely a typo or a
+# missing-value code
+EXTREME_ROBUST_SDS = 10
+
+
+def _warn_of_codes(column: pd.Series, where: str) -> None:
+    values = np.sort(column.unique())
+    if 2 < len(values) <= MAX_CODED_LEVELS and np.all(values == np.round(values)):
+        log.warning(
+            "%s holds only the whole numbers %s, so it is fitted as a continuous covariate (one slope); "
+            "if they are categories (sites, batches), write them as text (e.g. '%s%s') to make it categorical",
+            where,
+            ", ".join(str(plain_number(v)) for v in values),
+            column.name,
+            plain_number(values[0]),
+        )
+
+
+def _warn_of_extreme_values(column: pd.Series, where: str) -> None:
+    median = column.median()
+    spread = 1.4826 * (column - median).abs().median()
+    extreme = column[(column - median).abs() > EXTREME_ROBUST_SDS * spread] if spread > 0 else column[:0]
+    if len(extreme):
+        log.warning(
+            "%s has value(s) far from the others (median %s): %s; a typo or a missing-value code? "
+            "Missing values are empty cells or NA",
+            where,
+            plain_number(median),
+            ", ".join(f"{plain_number(v)} (sample {s})" for s, v in extreme.items()),
         )
 
 

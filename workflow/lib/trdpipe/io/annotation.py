@@ -85,6 +85,17 @@ def symbol_to_id(annotation: pd.DataFrame) -> tuple[dict[str, str], set[str]]:
     return dict(zip(first["gene_symbol"], first["gene_id"])), ambiguous
 
 
+def check_not_entrez_ids(gene_ids: pd.Index, source: str) -> None:
+    """Gene IDs that are all whole numbers are Entrez Gene IDs (7105 is TSPAN6): stop, naming them,
+    before they pass as unknown symbols and fail later steps for want of genes."""
+    if len(gene_ids) and gene_ids.str.fullmatch(r"\d+").all():
+        raise InputError(
+            f"{source}: the gene IDs are numbers ({format_list(gene_ids[:3])}, ...), Entrez Gene IDs; "
+            "expected Ensembl gene IDs or gene symbols: convert them (e.g. with org.Hs.eg.db) or take the "
+            "counts from a pipeline that writes Ensembl IDs."
+        )
+
+
 def annotate_genes(
     gene_ids: pd.Index,
     annotation: pd.DataFrame,
@@ -107,6 +118,7 @@ def annotate_genes(
     )
     if len(given_symbols) != len(raw):
         raise InputError(f"{source}: {len(given_symbols)} gene symbols for {len(raw)} gene IDs.")
+    check_not_entrez_ids(raw, source)
 
     ann = annotation.set_index("gene_id") if "gene_id" in annotation.columns else annotation
     by_symbol, ambiguous_symbols = symbol_to_id(ann.reset_index())

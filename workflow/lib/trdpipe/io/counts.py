@@ -21,6 +21,7 @@ import gzip
 import io
 import logging
 import re
+import tempfile
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
@@ -52,9 +53,12 @@ BAM_SUFFIXES = (
     ".sorted",
     ".dedup",
 )
-# Sample-sheet columns that name files or count columns: never converted to numbers ('001')
+# Sample-sheet columns that name files or count columns: never converted to numbers ('001'), and
+# bookkeeping, not covariates (QC leaves them out)
 SHEET_TEXT_COLUMNS = ("counts_file", "counts_column")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# .xlsx (a zip) and .xls (OLE2) files start with these bytes
+WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
 NFCORE_MERGED = re.compile(r"\.merged\.gene_counts")
 
 
@@ -87,6 +91,11 @@ def read_text(path: str | Path) -> str:
             raw = gzip.decompress(raw)
         except (EOFError, OSError, zlib.error):
             raise InputError(f"{path}: the gzip file is truncated or corrupt.") from None
+    if raw.startswith(WORKBOOK_MAGIC):
+        raise InputError(
+            f"{path}: is an Excel workbook, not a text table; save it from Excel as 'CSV UTF-8' "
+            "(or as tab-separated text)."
+        )
     if _is_utf16(raw[:8192]):
         raise InputError(
             f"{path}: is UTF-16 text; save it as UTF-8 (Excel: 'CSV UTF-8'; or iconv -f UTF-16 -t UTF-8)."
@@ -147,8 +156,13 @@ def split_rows(
     return rows
 
 
-def read_delimited(path: str | Path, what: str, comments: bool = False) -> pd.DataFrame:
-    """A TSV or CSV table with a header, all cells as strings; the delimiter is detected."""
+def read_delimited(
+    path: str | Path, what: str, comments: bool = False, row_names: bool = False
+) -> pd.DataFrame:
+    """A TSV or CSV table with a header, all cells as strings; the delimiter is detected.
+
+    row_names: a header one field shorter than the rows (R's write.table) lacks the first
+    column's name, which is then empty."""
     lines = read_lines(path, what, comments)
     if len(lines) == 1:
         raise InputError(f"{path}: the {what} has a header but no rows.")
@@ -158,11 +172,25 @@ def read_delimited(path: str | Path, what: str, comments: bool = False) -> pd.Da
             f"{path}: the {what}'s header has a single column; expected columns separated by "
             f"tabs (TSV) or commas (CSV)."
         )
+    if row_names:
+        lines[0] = delimiter.join(_with_row_names_cell(lines[0], lines[1], delimiter))
     header, *body = split_rows(lines, path, what, delimiter, first="the header")
+    # rows of delimiters only: the empty rows a spreadsheet exports below its table
+    body = [row for row in body if any(cell.strip() for cell in row)]
     if not header[-1].strip() and all(not row[-1].strip() for row in body):
         # every line ends with a delimiter (some spreadsheet exports): an empty last column
         header, body = header[:-1], [row[:-1] for row in body]
     return pd.DataFrame(body, columns=header, dtype=object)
+
+
+def _with_row_names_cell(header: str, first_row: str, delimiter: str) -> list[str]:
+    """The header's cells, with an empty first one added when the first row has one field more:
+    R's write.table writes row names without naming their column."""
+    cells, row = (
+        next(csv.reader([header], delimiter=delimiter)),
+        next(csv.reader([first_row], delimiter=delimiter)),
+    )
+    return ["", *cells] if len(row) == len(cells) + 1 else cells
 
 
 def _detect_delimiter(header: str) -> str | None:
@@ -313,7 +341,8 @@ def read_whole_number_matrix(path: str | Path) -> pd.DataFrame | None:
     delimiter = _detect_delimiter(first_line)
     if delimiter is None or first_line.startswith("#"):
         return None
-    header = _matrix_header(next(csv.reader([first_line], delimiter=delimiter)))
+    second_line = text.split("\n", 2)[1].rstrip("\r") if text.count("\n") > 1 else ""
+    header = _matrix_header(_with_row_names_cell(first_line, second_line, delimiter))
     text_columns = [header[0], *(c for c in (ID_COLUMN, *SYMBOL_COLUMNS) if c in header[1:])]
     try:  # IDs and symbols stay text; no cell becomes NaN, so an empty or 'NA' one is not plain
         table = pd.read_csv(
@@ -340,7 +369,7 @@ def read_count_matrix(path: str | Path, fmt: str = "matrix") -> CountData:
     """Genes x samples matrix: first column gene IDs, optional gene-symbol column, then samples."""
     table = read_whole_number_matrix(path)
     if table is None:
-        table = read_delimited(path, "count matrix", comments=True)  # '#' lines: a tool's notes
+        table = read_delimited(path, "count matrix", comments=True, row_names=True)  # '#' lines: notes
         table.columns = _matrix_header(list(table.columns))
     symbols = None
     if table.columns[0] in SYMBOL_COLUMNS and ID_COLUMN in table.columns[1:]:
@@ -352,7 +381,14 @@ def read_count_matrix(path: str | Path, fmt: str = "matrix") -> CountData:
         if symbols is None and column in table.columns:
             symbols = table.pop(column)
     table.columns = [clean_sample_id(c) for c in table.columns]
-    return CountData(counts=table, gene_symbols=symbols, format=fmt)
+    summary = table.index.str.startswith("__") | table.index.isin(STAR_SUMMARY_ROWS)
+    notes = []
+    if summary.any():
+        # htseq-count's or STAR's summary rows, kept by a script that merged the per-sample files
+        notes.append(f"summary rows of the counting tool removed: {format_list(table.index[summary])}")
+        table = table[~summary]
+        symbols = None if symbols is None else symbols[~summary]
+    return CountData(counts=table, gene_symbols=symbols, format=fmt, notes=notes)
 
 
 def _matrix_header(header: list[str]) -> list[str]:
@@ -440,7 +476,8 @@ def read_h5ad_counts(path: str | Path, layer: str = "") -> CountData:
 
 
 def read_star(path: str | Path, strandedness: str) -> tuple[pd.Series, pd.Series]:
-    """(counts of the configured strand column, summary rows) of one ReadsPerGene.out.tab."""
+    """(counts of the configured strand column, summary rows) of one ReadsPerGene.out.tab; the
+    rows of its genes carry the forward column's share of the stranded counts in `attrs`."""
     rows = split_rows(read_lines(path, "STAR ReadsPerGene file"), path, "STAR ReadsPerGene file")
     if len(rows[0]) != 4 or rows[0][0] != STAR_SUMMARY_ROWS[0]:
         raise InputError(
@@ -450,7 +487,33 @@ def read_star(path: str | Path, strandedness: str) -> tuple[pd.Series, pd.Series
     table = pd.DataFrame(rows).set_index(0)
     column = table[STAR_STRAND_COLUMN[strandedness]]
     summary = column.index.isin(STAR_SUMMARY_ROWS)
-    return column[~summary], column[summary]
+    genes = column[~summary]
+    forward, reverse = (pd.to_numeric(table.loc[~summary, c], errors="coerce").sum() for c in (2, 3))
+    genes.attrs["forward_share"] = forward / (forward + reverse) if forward + reverse else np.nan
+    return genes, column[summary]
+
+
+# The share of a sample's stranded counts (forward + reverse columns) in the forward column: near 1
+# forward-stranded, near 0 reverse-stranded (dUTP), near 1/2 unstranded (RSeQC's infer_experiment
+# reads it the same way); in between, the library does not say.
+STRAND_SHARES = {"forward": (0.8, 1.0), "reverse": (0.0, 0.2), "unstranded": (0.35, 0.65)}
+
+
+def check_strandedness(shares: dict[str, float], files: dict[str, str], strandedness: str) -> None:
+    """Stop when the counts in STAR's strand columns (each sample's forward share) show another
+    library type than configured."""
+    shown = {
+        sample: next((kind for kind, (low, high) in STRAND_SHARES.items() if low <= share <= high), None)
+        for sample, share in shares.items()
+    }
+    wrong = [s for s, kind in shown.items() if kind is not None and kind != strandedness]
+    if wrong:
+        first = wrong[0]
+        raise InputError(
+            f"{files[first]}: the forward strand column holds {shares[first]:.0%} of the stranded counts, "
+            f"so the library is {shown[first]}, but config strandedness is '{strandedness}' "
+            f"({len(wrong)} of {len(files)} samples alike); set strandedness to '{shown[first]}'."
+        )
 
 
 def read_htseq(path: str | Path) -> tuple[pd.Series, pd.Series]:
@@ -473,6 +536,8 @@ def read_gene_count_files(files: dict[str, str], fmt: str, strandedness: str) ->
         counts, summary = read_star(path, strandedness) if fmt == "star" else read_htseq(path)
         columns[sample], summaries[sample] = counts, summary
     _check_same_genes({s: c.index for s, c in columns.items()}, files)
+    if fmt == "star":
+        check_strandedness({s: c.attrs["forward_share"] for s, c in columns.items()}, files, strandedness)
     counts = pd.DataFrame(columns)
     counts.index = counts.index.str.strip()
     counts.index.name = "gene_id"
@@ -501,8 +566,12 @@ def _check_same_genes(genes: dict[str, pd.Index], files: dict[str, str]) -> None
 
 
 def read_tx2gene(path: str | Path) -> pd.DataFrame:
-    """Transcript-to-gene table: columns transcript_id, gene_id (optional gene_name), or the
-    header-less 2-3 column TSV that nf-core/rnaseq writes (tx2gene.tsv)."""
+    """Transcript-to-gene table: transcript, gene (optional gene name), with or without a header.
+
+    A first row whose first two cells hold no digit is a header (`transcript_id,gene_id`,
+    Bioconductor's `TXNAME,GENEID`): transcript and gene IDs always have one. Columns are taken
+    by position, as nf-core/rnaseq's header-less tx2gene.tsv has them.
+    """
     lines = read_lines(path, "transcript-to-gene table")
     delimiter = _detect_delimiter(lines[0])
     if delimiter is None:
@@ -511,38 +580,162 @@ def read_tx2gene(path: str | Path) -> pd.DataFrame:
             "transcript_id and gene_id separated by a tab or comma."
         )
     rows = split_rows(lines, path, "transcript-to-gene table", delimiter)
-    names = ["transcript_id", "gene_id", "gene_name"][: len(rows[0])]
-    has_header = {"transcript_id", "gene_id"} <= set(rows[0])
-    table = pd.DataFrame(rows[1:], columns=rows[0]) if has_header else pd.DataFrame(rows).iloc[:, :3]
-    if not has_header:
-        table.columns = names
+    if not any(ch.isdigit() for ch in "".join(rows[0][:2])):
+        rows = rows[1:]
+    table = pd.DataFrame(rows).iloc[:, :3]
+    table.columns = ["transcript_id", "gene_id", "gene_name"][: table.shape[1]]
+    return table.apply(lambda column: column.str.strip())
+
+
+def unversioned_transcript(transcript_id: str) -> str:
+    """A transcript ID as pytximport compares them: before a '|', without the '.version'
+    (GENCODE's 'ENST00000381192.10_PAR_Y' becomes 'ENST00000381192', as its X copy does)."""
+    return transcript_id.split("|")[0].split(".")[0]
+
+
+def resolve_tx2gene(table: pd.DataFrame, path) -> pd.DataFrame:
+    """One gene per unversioned transcript. GENCODE's pseudoautosomal copies ('_PAR_Y') collide with
+    their X copies once the versions are stripped: the X copy is kept (their reads are one locus's)
+    and the number logged. Any other transcript with several genes stops, with three examples."""
+    on_y = table["transcript_id"].str.endswith("_PAR_Y") | table["gene_id"].str.endswith("_PAR_Y")
+    table = table.assign(transcript_id=table["transcript_id"].map(unversioned_transcript), on_y=on_y)
+    table = table.drop_duplicates(["transcript_id", "gene_id"])
+    par_y = table["transcript_id"].duplicated(keep=False) & table["on_y"]
+    if par_y.any():
+        log.info(
+            "%s: %d pseudoautosomal Y transcripts ('_PAR_Y') equal their X copies without versions; "
+            "the X copies are kept",
+            path,
+            par_y.sum(),
+        )
+    table = table[~par_y].drop(columns="on_y")
+    several = table[table["transcript_id"].duplicated(keep=False)]
+    if len(several):
+        genes = several.groupby("transcript_id", sort=False)["gene_id"].agg(", ".join)
+        examples = [f"{transcript} ({gene_ids})" for transcript, gene_ids in genes.items()]
+        raise InputError(
+            f"{path}: {len(genes)} transcript(s) belong to more than one gene once their versions are "
+            f"stripped, e.g. {format_list(examples, 3)}; each transcript must map to one gene."
+        )
     return table
 
 
-def read_transcript_files(files: dict[str, str], fmt: str, tx2gene_path: str) -> CountData:
-    """Salmon quant.sf or kallisto abundance.tsv files summarised to genes (length-scaled TPM)."""
+# Above this share of quantified transcripts absent from the tx2gene, the table is taken to be of
+# another annotation (release, species, source) than the quantification's index, and ingest stops.
+MAX_TRANSCRIPTS_NOT_IN_TX2GENE = 0.2
+
+
+def check_transcripts_in_tx2gene(transcripts: pd.Index, tx2gene: pd.DataFrame, path) -> None:
+    """Log the share of quantified transcripts the tx2gene lacks (their reads are left out);
+    stop above MAX_TRANSCRIPTS_NOT_IN_TX2GENE."""
+    missing = transcripts.difference(tx2gene["transcript_id"])
+    share = len(missing) / len(transcripts)
+    summary = (
+        f"{len(missing)} of {len(transcripts)} quantified transcripts ({share:.1%}) are not in the "
+        f"transcript-to-gene table {path}"
+    )
+    if share > MAX_TRANSCRIPTS_NOT_IN_TX2GENE:
+        raise InputError(
+            f"{summary}, e.g. {format_list(missing[:3])}; above "
+            f"{MAX_TRANSCRIPTS_NOT_IN_TX2GENE:.0%} the table is of another annotation than the "
+            "quantification's index: use the tx2gene of the same release."
+        )
+    log.info("%s; their reads are left out of the gene counts", summary)
+
+
+# The columns pytximport reads from each file: transcript ID, length, count, abundance
+TRANSCRIPT_COLUMNS = {
+    "salmon": ("Name", "EffectiveLength", "NumReads", "TPM"),
+    "kallisto": ("target_id", "eff_length", "est_counts", "tpm"),
+}
+
+
+def read_transcript_table(path, fmt: str) -> pd.DataFrame:
+    """One quant.sf / abundance.tsv (gzipped or not), its columns checked and its numbers checked,
+    so that the library is handed only files it can read."""
+    what = f"{fmt} quantification"
+    table = read_delimited(path, what)
+    require_columns(table, SALMON_COLUMNS if fmt == "salmon" else KALLISTO_COLUMNS, path, what)
+    for column in TRANSCRIPT_COLUMNS[fmt][1:]:
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = numbers.isna() | (numbers < 0)
+        if bad.any():
+            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            raise InputError(
+                f"{path}: line {line}, column '{column}' of the {what} is "
+                f"'{table[column][bad].iloc[0]}'; expected a number >= 0."
+            )
+    return table
+
+
+def plain_copy(path, fmt: str, folder: Path, number: int) -> str:
+    """The path pytximport can read: the file itself, or for a kallisto file not named '.tsv'
+    (abundance.tsv.gz) a decompressed copy in `folder`, since its kallisto reader takes '.h5' and
+    '.tsv' names only (its salmon reader reads gzipped files itself)."""
+    if fmt != "kallisto" or Path(path).suffix == ".tsv":
+        return str(path)
+    copy = folder / f"{number}.tsv"
+    copy.write_text(read_text(path), encoding="utf-8")
+    return str(copy)
+
+
+class LibraryLog(logging.Filter):
+    """pytximport logs to the root logger: its notes on missing transcripts and on pyarrow would
+    repeat what ingest says or be noise; the rest goes to the rule's log as 'pytximport: ...'."""
+
+    QUIET = ("pyarrow is not available", "Not all transcripts are present", "Abundance column not provided")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING and not message.startswith(self.QUIET):
+            log.info("pytximport: %s", message)
+        return False
+
+
+def summarise_transcripts(files: list[str], fmt: str, tx2gene: pd.DataFrame, where: str):
+    """pytximport's gene-level length-scaled-TPM counts; any error of the library becomes one
+    InputError naming the files."""
     from pytximport import tximport
 
+    root = logging.getLogger()
+    quiet = LibraryLog()
+    root.addFilter(quiet)
+    try:
+        return tximport(
+            files,
+            data_type=fmt,
+            transcript_gene_map=tx2gene[["transcript_id", "gene_id"]].copy(),
+            counts_from_abundance="length_scaled_tpm",
+            abundance_column=TRANSCRIPT_COLUMNS[fmt][3] if fmt == "kallisto" else None,
+            output_type="anndata",
+        )
+    except Exception as err:  # noqa: BLE001 - the library raises AssertionError, ImportError, ValueError, ...
+        raise InputError(
+            f"{where}: pytximport could not summarise the {fmt} files to genes ({type(err).__name__}: {err})."
+        ) from None
+    finally:
+        root.removeFilter(quiet)
+
+
+def read_transcript_files(files: dict[str, str], fmt: str, tx2gene_path: str) -> CountData:
+    """Salmon quant.sf or kallisto abundance.tsv files (gzipped or not) summarised to genes
+    (length-scaled TPM)."""
     if not tx2gene_path:
         raise InputError(
             f"config tx2gene is empty: {fmt} files are transcript-level and need a "
             "transcript-to-gene table (columns transcript_id, gene_id) to be summarised to genes."
         )
-    expected = SALMON_COLUMNS if fmt == "salmon" else KALLISTO_COLUMNS
-    for path in files.values():
-        require_columns(
-            read_delimited(path, f"{fmt} quantification"), expected, path, f"{fmt} quantification"
-        )
-    tx2gene = read_tx2gene(tx2gene_path)
-    # a copy: pytximport strips transcript versions in place in the map it is given
-    transcript_gene_map = tx2gene[["transcript_id", "gene_id"]].copy()
-    summed = tximport(
-        list(files.values()),
-        data_type=fmt,
-        transcript_gene_map=transcript_gene_map,
-        counts_from_abundance="length_scaled_tpm",
-        output_type="anndata",
-    )
+    tx2gene = resolve_tx2gene(read_tx2gene(tx2gene_path), tx2gene_path)
+    transcripts = pd.Index([])
+    with tempfile.TemporaryDirectory(prefix="trd_ingest_") as folder:
+        readable = []
+        for number, path in enumerate(files.values()):
+            table = read_transcript_table(path, fmt)
+            transcripts = transcripts.union(table[TRANSCRIPT_COLUMNS[fmt][0]].map(unversioned_transcript))
+            readable.append(plain_copy(path, fmt, Path(folder), number))
+        check_transcripts_in_tx2gene(transcripts, tx2gene, tx2gene_path)
+        where = format_list(files.values(), 3)
+        summed = summarise_transcripts(readable, fmt, tx2gene, where)
     counts = pd.DataFrame(
         np.asarray(summed.X).T, index=pd.Index(summed.var_names, name="gene_id"), columns=list(files)
     )
@@ -576,6 +769,7 @@ def read_counts(
             f"{path}: is a {detected} file of a single sample; list one such file per sample in a "
             "'counts_file' column of the sample sheet and leave config counts empty."
         )
+    check_not_a_side_file(path)
     if detected == "featurecounts":
         data = read_featurecounts(path, column_to_sample)
     elif detected == "h5ad":
@@ -589,6 +783,27 @@ def read_counts(
     return data
 
 
+# Files the counting tools write beside the counts, by the first cells of their header
+SIDE_FILES = {
+    ("Status",): "a featureCounts summary (reads per assignment status); give the table featureCounts "
+    "wrote beside it, the same name without '.summary'",
+    ("gene_id", "transcript_id(s)"): "RSEM's genes.results of a single sample; give a gene x sample "
+    "matrix of its expected_count column (nf-core/rnaseq writes rsem.merged.gene_counts.tsv)",
+    ("transcript_id", "gene_id", "length"): "RSEM's isoforms.results of a single sample; give a gene x "
+    "sample matrix of the expected_count column of its genes.results (nf-core/rnaseq writes "
+    "rsem.merged.gene_counts.tsv)",
+}
+
+
+def check_not_a_side_file(path) -> None:
+    """Stop on a file a counting tool writes beside the counts, naming what it is."""
+    first = _head(path, 4096).decode("utf-8", errors="replace").lstrip("\ufeff").split("\n", 1)[0]
+    cells = tuple(first.rstrip("\r").split("\t"))
+    for start, what in SIDE_FILES.items():
+        if cells[: len(start)] == start:
+            raise InputError(f"{path}: is {what}.")
+
+
 def _is_quant_sf(path) -> bool:
     first_line = _head(path, 4096).decode("utf-8", errors="replace").split("\n", 1)[0]
     return first_line.rstrip("\r").split("\t")[:5] == SALMON_COLUMNS
@@ -598,7 +813,15 @@ def read_per_sample_counts(
     files: dict[str, str], fmt: str = "auto", *, strandedness: str = "unstranded", tx2gene: str = ""
 ) -> CountData:
     """One count file per sample (sample -> path), all in one per-sample format."""
+    for path in files.values():
+        check_not_a_side_file(path)
     formats = {sample: detect_format(path)[0] for sample, path in files.items()}
+    hdf5 = [files[s] for s, f in formats.items() if f == "h5ad"]
+    if hdf5:
+        raise InputError(
+            f"{hdf5[0]}: is an HDF5 file (kallisto's abundance.h5?); the per-sample files must be text: "
+            "give kallisto's abundance.tsv, which it writes beside abundance.h5."
+        )
     if fmt == "auto":
         fmt = formats[next(iter(files))]
         log.info("counts format detected from %s: %s", next(iter(files.values())), fmt)

@@ -164,6 +164,13 @@ def fit_vst(adata: ad.AnnData, settings: dict, n_cpus: int) -> DeseqDataSet:
     trend.layers["normed_counts"] = dds.layers["normed_counts"][:, subset]
     trend.var["_normed_means"] = dds.var["_normed_means"].to_numpy()[subset]
     trend.fit_dispersion_trend()  # its design is ~ 1 already: the VST's fit
+    if "trend_coeffs" not in trend.uns:
+        # PyDESeq2 switched to a mean trend (its parametric fit did not converge: counts with no
+        # mean-dispersion relation, from a wrong strandedness, say); the VST then takes one too
+        log.warning("VST: the parametric dispersion trend did not converge; a mean trend is used")
+        dds.vst_fit_type = "mean"
+        dds.vst_fit(use_design=False)
+        return dds
     dds.uns["vst_trend_coeffs"] = trend.uns["trend_coeffs"]
     dds.vst_fit_type = "parametric"  # what vst_fit() would set
     return dds

@@ -21,6 +21,7 @@ from trdpipe.checks.inputs import (
     check_group_sizes,
     design_rank,
     design_variables,
+    formula_name,
 )
 from trdpipe.common import InputError, format_list
 
@@ -68,7 +69,7 @@ def model_design(primary: str, spec: dict, cell_covariates: list[str] = ()) -> s
         if t not in removed and not set(design_variables(f"~ {t}")) & removed
     ]
     added = list(spec.get("add", [])) + (list(cell_covariates) if spec.get("cell_scores") else [])
-    terms += [t for t in added if t not in terms]
+    terms += [formula_name(t) for t in added if formula_name(t) not in terms]
     return "~ " + " + ".join(terms)
 
 
@@ -108,6 +109,14 @@ def check_model(
             f"{where}: {prefix} names column(s) {format_list(absent)} that the sample sheet "
             f"does not have; its columns are {format_list(obs.columns, 30)}."
         )
+    for column, values in spec.get("keep", {}).items():
+        present = obs[column].dropna().astype(str).unique()
+        if not set(map(str, values)) & set(present):
+            raise InputError(
+                f"{where}: {prefix} keeps the samples whose '{column}' is {format_list(values)}, but "
+                f"no sample is: the column's values are {format_list(sorted(present))}; write the "
+                f"model's keep: with those values."
+            )
     design = model_design(primary, spec, cell_covariates)
     variables = design_variables(design)
     for contrast_name, contrast in contrasts.items():
@@ -121,7 +130,7 @@ def check_model(
     try:
         check_group_sizes(subset, contrasts, where=f"{where}, {prefix} ({len(samples)} samples)")
         sheet_variables = [v for v in variables if v not in cell_covariates]
-        check_design(subset, "~ " + " + ".join(sheet_variables), contrasts, where)
+        check_design(subset, "~ " + " + ".join(map(formula_name, sheet_variables)), contrasts, where)
         check_full_rank(subset, design, where)
     except InputError as err:
         message = str(err)

@@ -30,6 +30,7 @@ from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.sensitivity import active_models, describe, pathway_survival
 from trdpipe.model.tables import count_calls
 from trdpipe.predict.models import permutation_scheme
+from trdpipe.qc import alarmed_rows, confounding_alarms
 from trdpipe.report.figures import (
     gene_count_figure,
     gene_count_values,
@@ -1023,6 +1024,18 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
     )
 
 
+def with_confounding_caveat(verdict: str, alarms: list[str], contrast: dict) -> str:
+    """The calibration's verdict, and beside a confounding alarm what the permutations cannot see:
+    they shuffle the labels away from the confounder, whose effect the observed labels carry."""
+    if not alarms:
+        return verdict
+    return (
+        f"{verdict} The permutations cannot detect confounding: they shuffle {contrast['variable']} "
+        "and leave every other column with its samples, so a difference that goes with a confounded "
+        "column passes as a group difference."
+    )
+
+
 def calibration_section(
     name: str, files: dict, config: dict, caption_dir, obs: pd.DataFrame | None = None
 ) -> dict:
@@ -1218,7 +1231,16 @@ def cell_adjusted_finding(concordance: pd.DataFrame | None) -> str:
     )
 
 
-def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
+def prediction_not_run(switched_off: list[str]) -> str:
+    """Why the prediction did not run: ingest's note when `predict.enabled: auto` switched it off
+    (the sample sheet cannot feed it), else the config's `false`."""
+    for note in switched_off:
+        if note.startswith("prediction switched off"):
+            return f"Not run: {note}."
+    return "Not run: the config sets predict.enabled to false."
+
+
+def key_findings(name: str, contrast: dict, tables: dict, config: dict, switched_off: list[str] = ()) -> dict:
     """The page's opening summary of one contrast, every number from the run's tables: the genes
     called with the calibration's verdict, the top pathways up and down with whether they survive
     cell adjustment, the cell-adjusted gene count and the prediction's best model.
@@ -1243,16 +1265,19 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict) -> dict:
     prediction = (
         best_model_findings(best_model(comparison), contrast["test"], config["predict"]["permutations"])
         if comparison is not None
-        else ["Not run: the config sets predict.enabled to false."]
+        else [prediction_not_run(switched_off)]
     )
+    confounding = tables.get("confounding")
+    alarms = confounding_alarms(confounding, name) if confounding is not None else []
     return {
         "name": name,
         "anchor": anchor_of("key", name),
         "test": contrast["test"],
         "description": f"{contrast['test']} vs {contrast['reference']}",
         "alpha": format_value(alpha),
+        "alarms": alarms,
         "degs": deg_counts(tables["de"], alpha),
-        "verdict": calibration_verdict(summary, alpha),
+        "verdict": with_confounding_caveat(calibration_verdict(summary, alpha), alarms, contrast),
         "pathways": pathways,
         "pathway_verdict": contrast_pathway_verdict(gsea, tables.get("camera"), cut),
         "exploratory": not (gsea[lead_fdr(gsea)] < cut).any(),
@@ -1470,14 +1495,20 @@ def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.A
 
 
 def contrast_section(
-    name: str, contrast: dict, files: dict, config: dict, vst: ad.AnnData, caption_dir, cohort: ad.AnnData
+    name: str,
+    contrast: dict,
+    files: dict,
+    config: dict,
+    vst: ad.AnnData,
+    caption_dir,
+    cohort: ad.AnnData,
+    alarmed: list[str] = (),
 ) -> dict:
+    """alarmed: the sample-sheet columns of the contrast's confounding alarms, shown in the heat map."""
     alpha, thresholds = config["deseq2"]["alpha"], config["deseq2"].get("lfc_thresholds", [])
     table = read_tsv(files["table"])
     model = pd.read_csv(files["model"], sep="\t")
-    annotations = [contrast["variable"]] + [
-        v for v in categorical_covariates(model) if v != contrast["variable"]
-    ]
+    annotations = heatmap_annotations(contrast, model, alarmed)
     heatmap = top_gene_heatmap(
         table,
         vst.to_df(),
@@ -1515,6 +1546,20 @@ def contrast_section(
     }
 
 
+def heatmap_annotations(contrast: dict, model: pd.DataFrame, alarmed: list[str]) -> list[str]:
+    """The heat map's bars: the contrast's variable, every other design variable (continuous ones
+    too), then the columns a confounding alarm names."""
+    variables = [contrast["variable"], *model["variable"], *alarmed]
+    return list(dict.fromkeys(variables))
+
+
+def alarmed_columns(confounding: pd.DataFrame, name: str) -> list[str]:
+    """Sample-sheet columns of one contrast's confounding alarms (not the design's variance
+    inflation row, which names no single column)."""
+    rows = alarmed_rows(confounding, name)
+    return rows.loc[rows["kind"] != "design", "column"].tolist()
+
+
 def read_tsv(path) -> pd.DataFrame:
     """A result table as written ('NA' gene symbols stay text; empty cells are missing)."""
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
@@ -1534,6 +1579,7 @@ def contrast_tables(name: str, index: int, inputs) -> dict:
         "adjusted_gsea": (read_tsv(inputs.cell_adjusted_gsea[index]) if inputs.cell_adjusted_gsea else None),
         "concordance": read_tsv(concordance[0]) if concordance else None,
         "comparison": read_tsv(inputs.predict_comparison[index]) if inputs.predict_comparison else None,
+        "confounding": read_tsv(inputs.confounding),
         "camera": read_tsv(inputs.camera[index]) if inputs.camera else None,
     }
 
@@ -1546,10 +1592,11 @@ def files_by_contrast(contrasts: dict, inputs, names: dict[str, str]):
         yield name, dict(zip(names, paths))
 
 
-def report_context(inputs, config: dict, template_dir: Path) -> dict:
+def report_context(inputs, config: dict, template_dir: Path, switched_off: list[str] = ()) -> dict:
     """Everything the page shows, read from the report rule's inputs (Snakemake's named input
     files, or any object with the same attributes): per contrast its DE, enrichment, calibration
-    and prediction sections and key findings; cohort, QC, robustness, methods and provenance."""
+    and prediction sections and key findings; cohort, QC, robustness, methods and provenance.
+    switched_off: ingest's notes on the optional parts that `enabled: auto` switched off."""
     contrasts = config["contrasts"]
     cohort = ad.read_h5ad(inputs.cohort, backed="r")
     vst = ad.read_h5ad(inputs.vst)
@@ -1560,15 +1607,23 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
     versions, version = software["packages"], version_label(software["workflow"])
     sections = []
     de_files = {"table": "tables", "model": "models", "volcano": "volcanos", "ma": "mas"}
+    confounding = read_tsv(inputs.confounding)
     for name, files in files_by_contrast(contrasts, inputs, de_files):
         log.info("contrast %s", name)
         sections.append(
             contrast_section(
-                name, contrasts[name], files, config, vst, template_dir, contrast_cohort(filtered, name)
+                name,
+                contrasts[name],
+                files,
+                config,
+                vst,
+                template_dir,
+                contrast_cohort(filtered, name),
+                alarmed_columns(confounding, name),
             )
         )
     findings = [
-        key_findings(name, contrasts[name], contrast_tables(name, index, inputs), config)
+        key_findings(name, contrasts[name], contrast_tables(name, index, inputs), config, switched_off)
         for index, name in enumerate(contrasts)
     ]
     enrichment_files = {
@@ -1607,6 +1662,9 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         calibration_section(name, files, config, template_dir, filtered.obs)
         for name, files in files_by_contrast(contrasts, inputs, calibration_files)
     ]
+    for section in calibration:
+        alarms = confounding_alarms(confounding, section["name"])
+        section["verdict"] = with_confounding_caveat(section["verdict"], alarms, contrasts[section["name"]])
     models = {name: pd.read_csv(path, sep="\t") for name, path in zip(contrasts, inputs.models)}
     provenance = [resource_provenance(Path(p).read_text(encoding="utf-8")) for p in inputs.readmes]
     flagged = flagged_samples(metrics)
@@ -1648,7 +1706,7 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
         ),
     }
     return {
-        "title": "TRD blood-transcriptome differential expression",
+        "title": config["report"]["title"],
         "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "pipeline_version": version,
         "versions": versions,
@@ -1668,11 +1726,17 @@ def report_context(inputs, config: dict, template_dir: Path) -> dict:
                 "title": "Principal components associated with a covariate (p < 0.05)",
                 "id": "pc-covariate-association",
                 "table": table_rows(significant_associations(association)),
-            }
+            },
+            {
+                "title": "Sample-sheet columns against each contrast's variable (confounding alarm)",
+                "id": "confounding",
+                "table": table_rows(confounding.drop(columns="warning")),
+            },
         ],
         "enrichment": enrichment,
         "calibration": calibration,
         "predictions": predictions,
+        "prediction_not_run": prediction_not_run(switched_off),
         "robustness": robustness,
         "qc_figures": [
             figure(path, template_dir, config, values={"pcs_shown": association["pc"].nunique()})
