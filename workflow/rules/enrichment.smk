@@ -73,3 +73,48 @@ rule enrichment:
         alpha=config["deseq2"]["alpha"],
     script:
         "../scripts/enrichment.py"
+
+
+# camera (Wu & Smyth 2012) per contrast, each set's inter-gene correlation estimated from the
+# residuals of a linear model of the blind VST (enrichment.camera): a competitive test that respects
+# the correlation between genes without permutations. workflow/lib/trdpipe/enrichment/camera.py
+CAMERA_OUTPUTS = (
+    expand("results/enrichment/{contrast}/camera.tsv", contrast=CONTRASTS) if ENRICHMENT["camera"] else []
+)
+
+
+rule camera:
+    input:
+        de="results/de/{contrast}/deseq2_results.tsv",
+        samples="results/de/{contrast}/samples_used.tsv",
+        vst="results/vst/vst.h5ad",
+        annotation=config["annotation"],
+        collections=list(ENRICHMENT["collections"].values()),
+    output:
+        table=report(
+            "results/enrichment/{contrast}/camera.tsv",
+            caption="../report/camera.rst",
+            category="Pathway enrichment",
+            subcategory="{contrast}",
+        ),
+    log:
+        "logs/camera/{contrast}.log",
+    benchmark:
+        "results/benchmarks/camera/{contrast}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        # the VST of the contrast's samples and genes and its residual effects, a few copies of a
+        # samples x genes matrix (8 MB per million cells each)
+        mem_mb=mem_mb(600, 40),
+        runtime=runtime_min(5, 1),
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        collections=ENRICHMENT["collections"],
+        min_size=ENRICHMENT["min_size"],
+        max_size=ENRICHMENT["max_size"],
+        fdr=ENRICHMENT["ora_padj"],
+    script:
+        "../scripts/camera.py"

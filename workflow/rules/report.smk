@@ -80,10 +80,12 @@ rule report:
         readmes=resource_readmes(),
         software_versions=rules.software_versions.output.yml,
         running_scores=expand(rules.enrichment.output.running_scores, contrast=CONTRASTS),
+        camera=CAMERA_OUTPUTS,
         # what every job used (Snakemake's benchmark files), tabled in the run summary
         benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]
         + expand(rules.deseq2.benchmark, contrast=CONTRASTS)
         + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
+        + (expand(rules.camera.benchmark, contrast=CONTRASTS) if CAMERA_OUTPUTS else [])
         + expand(rules.calibration_permutations.benchmark, contrast=CONTRASTS)
         + gather.calibration(rules.calibration_block.benchmark, contrast=CONTRASTS)
         + expand(rules.calibration.benchmark, contrast=CONTRASTS)

@@ -90,6 +90,11 @@ REFERENCES = [
     "doi:10.1073/pnas.1530509100",
     "Li Y, Ge X, Peng F, Li W, Li JJ (2022) Exaggerated false positives by popular differential expression "
     "methods when analyzing human population samples. Genome Biology 23:79. doi:10.1186/s13059-022-02648-4",
+    "Wu D, Smyth GK (2012) Camera: a competitive gene set test accounting for inter-gene correlation. "
+    "Nucleic Acids Research 40:e133. doi:10.1093/nar/gks461",
+    "Smyth GK (2004) Linear models and empirical Bayes methods for assessing differential expression in "
+    "microarray experiments. Statistical Applications in Genetics and Molecular Biology 3:3. "
+    "doi:10.2202/1544-6115.1027",
 ]
 
 
@@ -612,6 +617,57 @@ def enrichment_section(name: str, contrast: dict, files: dict, config: dict, cap
         "collections": [dotplots, *blocks],
         "findings": pathway_findings(gsea, cut),
     }
+
+
+# ---------------------------------------------------------------- camera
+
+CAMERA_TABLE_COLUMNS = ["term", "name", "n_genes", "correlation", "direction", "pvalue", "fdr"]
+
+
+def camera_findings(camera: pd.DataFrame, cut: float) -> str:
+    """One sentence: sets at camera FDR < cut per collection, up and down."""
+    parts = []
+    for collection, sets in camera.groupby("collection", sort=True):
+        called = sets[sets["fdr"] < cut]
+        parts.append(
+            f"{collection}: {len(called)} of {len(sets)} sets at FDR < {cut:g} "
+            f"({int((called['direction'] == 'up').sum())} up, {int((called['direction'] == 'down').sum())} down)"
+        )
+    return "camera, each set's inter-gene correlation estimated from the residuals: " + "; ".join(parts) + "."
+
+
+def camera_blocks(camera: pd.DataFrame, anchor: str, n: int) -> list[dict]:
+    """Per collection, the n sets with the smallest camera p-values."""
+    return [
+        {
+            "title": f"camera, {collection}: top {min(n, len(sets))} sets by p-value "
+            "(inter-gene correlation estimated per set)",
+            "id": anchor_of(anchor, "camera", collection),
+            "note": "",
+            "table": table_rows(
+                sets.sort_values(["pvalue", "term"], kind="mergesort").head(n)[CAMERA_TABLE_COLUMNS]
+            ),
+            "figures": [],
+        }
+        for collection, sets in camera.groupby("collection", sort=True)
+    ]
+
+
+def add_camera(section: dict, camera: pd.DataFrame, settings: dict) -> None:
+    """camera's sentence after the section's findings and its tables after the GSEA and ORA ones."""
+    section["findings"] += " " + camera_findings(camera, settings.get("ora_padj", 0.05))
+    section["collections"] += camera_blocks(camera, section["anchor"], settings.get("top_terms", 20))
+
+
+def camera_methods(settings: dict) -> str:
+    return (
+        "Gene sets were also tested with camera (Wu & Smyth 2012), written after R limma's camera() "
+        "with inter.gene.cor = NA: a linear model of the blind VST of the contrast's samples and tested "
+        "genes with the contrast's design, moderated t statistics (empirical Bayes, Smyth 2004) turned "
+        "into z-scores, and each set's mean z compared with the other genes' with its variance inflated "
+        "by the set's inter-gene correlation estimated from the residuals (negative estimates taken as 0); "
+        f"Benjamini-Hochberg FDR within collection, sets called at FDR < {settings.get('ora_padj', 0.05):g}."
+    )
 
 
 PREDICTION_COLUMNS = [
@@ -1345,7 +1401,7 @@ def methods_sections(run: dict) -> list[dict]:
         ("Samples and quality control", quality),
         ("Gene filtering", filtering),
         ("Differential expression", de),
-        ("Pathway enrichment", [run.get("enrichment")]),
+        ("Pathway enrichment", [run.get("enrichment"), run.get("camera")]),
         ("Could the calls be chance? Label permutations", [run.get("calibration")]),
         ("Prediction", [run.get("prediction")]),
         ("Cell composition and sensitivity models", [run.get("robustness")]),
@@ -1524,6 +1580,7 @@ def contrast_tables(name: str, index: int, inputs) -> dict:
         "concordance": read_tsv(concordance[0]) if concordance else None,
         "comparison": read_tsv(inputs.predict_comparison[index]) if inputs.predict_comparison else None,
         "confounding": read_tsv(inputs.confounding),
+        "camera": read_tsv(inputs.camera[index]) if inputs.camera else None,
     }
 
 
@@ -1581,6 +1638,9 @@ def report_context(inputs, config: dict, template_dir: Path, switched_off: list[
         enrichment_section(name, contrasts[name], files, config, template_dir)
         for name, files in files_by_contrast(contrasts, inputs, enrichment_files)
     ]
+    # camera's tables, when the run has them (enrichment.camera)
+    for section, (_, files) in zip(enrichment, files_by_contrast(contrasts, inputs, {"camera": "camera"})):
+        add_camera(section, read_tsv(files["camera"]), config["enrichment"])
     prediction_files = {
         "comparison": "predict_comparison",
         "site": "predict_site",
@@ -1628,6 +1688,7 @@ def report_context(inputs, config: dict, template_dir: Path, switched_off: list[
         "enrichment": enrichment_methods(
             config["enrichment"], versions, config["calibration"]["permutations"]
         ),
+        "camera": camera_methods(config["enrichment"]) if inputs.camera else "",
         "calibration": calibration_methods(config["calibration"], calibration),
         "prediction": (
             prediction_methods(config["predict"], config["seed"], versions) + grouping_methods(predictions)
