@@ -45,7 +45,7 @@ from trdpipe.io.genesets import Collection, load_collection
 log = logging.getLogger("trd")
 
 DE_COLUMNS = ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "stat", "pvalue", "padj"]
-GSEA_PERM_COLUMNS = ["NES_perm", "pvalue_perm", "fdr_perm"]
+GSEA_PERM_COLUMNS = ["NES_perm", "pvalue_perm", "fdr_perm", "fdr_perm_at_resolution"]
 GSEA_COLUMNS = [
     "collection",
     "term",
@@ -59,7 +59,7 @@ GSEA_COLUMNS = [
     "padj",
     "leading_edge",
 ]
-ORA_PERM_COLUMNS = ["pvalue_perm", "fdr_perm"]
+ORA_PERM_COLUMNS = ["pvalue_perm", "fdr_perm", "fdr_perm_at_resolution"]
 ORA_COLUMNS = [
     "collection",
     "direction",

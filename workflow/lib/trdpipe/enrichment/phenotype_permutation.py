@@ -15,8 +15,14 @@ two changes that make it calibrated (below):
                 and the K permuted rankings; every null ES is normalised by the same mean;
   pvalue_perm = (b + 1) / (n + 1), n = the set's null ES of the sign of its ES, b = those at
                 least as extreme;
-  fdr_perm    = the share of all (set, permutation) null |NES| >= |NES*|, divided by the share
-                of the collection's observed |NES| >= |NES*|, capped at 1.
+  fdr_perm    = the share of all (set, permutation) null |NES| >= |NES*| (at least one of them:
+                the resolution of the K permutations), divided by the share of the collection's
+                observed |NES| >= |NES*|, capped at 1; made a q-value: the running minimum from
+                the least extreme set upwards, so that it is monotone in |NES|, and at least the
+                largest pvalue_perm of the sets with |NES_perm| >= |NES*| (never below its own
+                p-value, as a BH q-value; never 0);
+  fdr_perm_at_resolution = no null |NES| reaches |NES*|: fdr_perm is the resolution of the K
+                permutations, an upper bound that more permutations would lower.
 A set none of whose null scores has the sign of its ES gets no NES_perm, p or FDR.
 The Broad GSEA divides each null ES by a mean over the null scores alone, which includes that
 score itself, so the null NES have a shorter tail than the observed one; and it estimates the
@@ -34,9 +40,10 @@ the observed length ask whether the observed genes hit a set more often than the
 top genes of a fit without the group difference, whose co-expressed genes rise together.
   pvalue_perm = (b + 1) / (K + 1), b = permutations whose hypergeometric p of the set is <= the
                 observed one (same direction);
-  fdr_perm    = the mean number of sets per permutation with null p <= p*, divided by the number
-                of observed sets with p <= p*, capped at 1 and made monotone in p (a q-value with
-                pi0 = 1, as in Storey & Tibshirani 2003), per collection and direction.
+  fdr_perm    = the mean number of sets per permutation with null p <= p* (at least 1/K), divided
+                by the number of observed sets with p <= p*, capped at 1 and made a q-value in p as
+                GSEA's (pi0 = 1, as in Storey & Tibshirani 2003), per collection and direction;
+  fdr_perm_at_resolution = no null p of any set is as small as p*.
 """
 
 import logging
@@ -190,8 +197,9 @@ def permutation_pvalues(es: np.ndarray, null: np.ndarray) -> np.ndarray:
     return np.where(n > 0, (extreme.sum(1) + 1) / (n + 1), np.nan)
 
 
-def pooled_fdr(nes: np.ndarray, nes_null: np.ndarray) -> np.ndarray:
-    """FDR of every set from the null |NES| pooled over sets, permutations and both signs."""
+def pooled_fdr(nes: np.ndarray, nes_null: np.ndarray, pvalue: np.ndarray) -> np.ndarray:
+    """FDR of every set from the null |NES| pooled over sets, permutations and both signs: a
+    q-value in |NES| (q_form), never below the resolution of the pooled null."""
     fdr = np.full(nes.shape, np.nan)
     which = np.isfinite(nes)
     if not which.any():
@@ -199,10 +207,35 @@ def pooled_fdr(nes: np.ndarray, nes_null: np.ndarray) -> np.ndarray:
     level = np.abs(nes[which])
     pooled = np.sort(np.abs(nes_null[np.isfinite(nes_null)]))
     observed = np.sort(level)
-    null_share = (len(pooled) - np.searchsorted(pooled, level, side="left")) / len(pooled)
+    null_count = len(pooled) - np.searchsorted(pooled, level, side="left")
     observed_share = (len(observed) - np.searchsorted(observed, level, side="left")) / len(observed)
-    fdr[which] = np.minimum(null_share / observed_share, 1.0)
+    raw = np.minimum(np.maximum(null_count, 1) / len(pooled) / observed_share, 1.0)
+    fdr[which] = q_form(raw, level, pvalue[which])
     return fdr
+
+
+def beyond_null(nes: np.ndarray, nes_null: np.ndarray) -> np.ndarray:
+    """True where no null |NES| of any set and permutation reaches the set's |NES|: its FDR is
+    then the resolution of the K permutations, an upper bound of what more would estimate."""
+    top = np.nanmax(np.abs(nes_null)) if np.isfinite(nes_null).any() else -np.inf
+    return np.isfinite(nes) & (np.abs(nes) > top)
+
+
+def q_form(raw: np.ndarray, extremeness: np.ndarray, pvalue: np.ndarray) -> np.ndarray:
+    """FDR estimates made q-values: monotone in the evidence, and never below a p-value.
+
+    The running minimum from the least extreme set upwards (a set's q-value is the smallest FDR
+    of a list that includes it, as in Storey & Tibshirani 2003), then bounded below by the
+    largest permutation p-value of the sets at least as extreme (a BH q-value is never below
+    its own p-value; taking the largest over the more extreme sets keeps the order).
+    """
+    levels, at = np.unique(extremeness, return_inverse=True)  # tied sets get one value
+    lowest, highest_p = np.full(len(levels), np.inf), np.zeros(len(levels))
+    np.minimum.at(lowest, at, raw)
+    np.fmax.at(highest_p, at, pvalue)
+    fdr = np.minimum.accumulate(lowest)[at]
+    floor = np.maximum.accumulate(highest_p[::-1])[::-1][at]
+    return np.maximum(fdr, floor)
 
 
 def null_rankings(null_stat: np.ndarray) -> np.ndarray:
@@ -242,7 +275,8 @@ def phenotype_permutation_gsea(
             "term": membership.terms,
             "NES_perm": nes,
             "pvalue_perm": pvalue,
-            "fdr_perm": pooled_fdr(nes, nes_null),
+            "fdr_perm": pooled_fdr(nes, nes_null, pvalue),
+            "fdr_perm_at_resolution": beyond_null(nes, nes_null),
         }
     )
 
@@ -281,18 +315,23 @@ def ora_permutation(
     overlap = (matrix @ null_de.astype(float)).round().astype(int)
     null = hypergeometric_pvalues(overlap, m.sizes, null_de.sum(0), len(universe))
     pvalue = ((null <= observed[:, None]).sum(1) + 1) / (null.shape[1] + 1)
-    return pd.DataFrame({"term": m.terms, "pvalue_perm": pvalue, "fdr_perm": pooled_qvalues(observed, null)})
+    return pd.DataFrame(
+        {
+            "term": m.terms,
+            "pvalue_perm": pvalue,
+            "fdr_perm": pooled_qvalues(observed, null, pvalue),
+            "fdr_perm_at_resolution": observed < null.min(initial=1.0),
+        }
+    )
 
 
-def pooled_qvalues(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """Mean null count per permutation at p <= p* over the observed count, monotone in p*."""
+def pooled_qvalues(observed: np.ndarray, null: np.ndarray, pvalue: np.ndarray) -> np.ndarray:
+    """Mean null count per permutation at p <= p* (at least one: the resolution of the K
+    permutations) over the observed count, made a q-value in p* (q_form)."""
     pooled = np.sort(null.ravel())
-    null_count = np.searchsorted(pooled, observed, side="right") / null.shape[1]
+    null_count = np.maximum(np.searchsorted(pooled, observed, side="right"), 1) / null.shape[1]
     obs_count = np.searchsorted(np.sort(observed), observed, side="right")
-    fdr = np.minimum(null_count / obs_count, 1.0)
-    order = np.argsort(observed, kind="stable")[::-1]
-    fdr[order] = np.minimum.accumulate(fdr[order])
-    return fdr
+    return q_form(np.minimum(null_count / obs_count, 1.0), -observed, pvalue)
 
 
 def null_top_lists(null_stat: np.ndarray, n_up: int, n_down: int) -> dict[str, np.ndarray]:
