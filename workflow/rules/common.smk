@@ -151,12 +151,6 @@ def resource_readmes():
     return [readme for readme in readmes if os.path.exists(readme)]
 
 
-def calibration_null(wildcards):
-    """The contrast's Wald statistics under the label permutations of the calibration, which
-    give GSEA and ORA their permutation p-values and FDRs."""
-    return f"results/calibration/{wildcards.contrast}/null_statistics.h5ad"
-
-
 # The deseq2 keys each rule reads, so that a changed key reruns only the rules that use it
 # (deseq2.alpha reruns DE, calibration, enrichment and the report, not qc, filter or vst).
 VST_KEYS = ("inference", "fit_type", "size_factors_fit_type", "vst_nsub")

@@ -208,9 +208,11 @@ def gsea_collection(
     seed: int,
     threads: int,
     null_stat: np.ndarray | None = None,
+    null_ranking: pd.Series | None = None,
 ) -> pd.DataFrame:
     """fgsea's columns and, given the ranking's genes' statistics under each permutation
-    (genes x permutations), the phenotype-permutation ones (NA without)."""
+    (genes x permutations), the phenotype-permutation ones (NA without). null_ranking: the
+    observed labels ranked by the null's own statistic (default: the ranking's)."""
     sets = {term: genes for term, (_, genes) in collection.sets.items()}
     if not sets:
         return pd.DataFrame(columns=GSEA_COLUMNS)
@@ -223,7 +225,8 @@ def gsea_collection(
     if null_stat is None:
         res[GSEA_PERM_COLUMNS] = np.nan
     else:
-        res = res.merge(perm.phenotype_permutation_gsea(ranking, null_stat, sets, threads), on="term")
+        observed = ranking if null_ranking is None else null_ranking
+        res = res.merge(perm.phenotype_permutation_gsea(observed, null_stat, sets, threads), on="term")
     return res[GSEA_COLUMNS].sort_values(GSEA_ORDER, kind="mergesort")
 
 
@@ -470,12 +473,16 @@ def enrichment(
     permutations: int,
     seed: int,
     threads: int = 1,
-    null: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    null: pd.DataFrame | None = None,
+    null_observed: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, dict[str, Collection]]:
     """(gsea, ora, ranking, collections restricted to the data) for one contrast.
 
-    null: the Wald statistic under each permutation, genes (gene_id) x permutations
-    (gsea_permutation.load_null_statistics); None leaves the permutation columns NA.
+    null: a statistic of the contrast under each permutation, genes (gene_id) x permutations
+    (phenotype_permutation.load_null_statistics); None leaves the permutation columns NA.
+    null_observed: the same statistic under the observed labels, by gene_id, which the
+    permutation columns of GSEA then rank (phenotype_permutation.load_observed_statistic);
+    None: the null's statistic is the DE table's Wald statistic.
     """
     tested = tested_genes(de)
     ranking = tested["stat"].astype(float)
@@ -488,18 +495,24 @@ def enrichment(
         int(de["pvalue"].isna().sum()),
         int(de["pvalue"].notna().sum() - len(universe)),
     )
-    null_stat = None
+    null_stat, null_ranking = None, None
     if null is not None:
         # the permuted rankings use the observed one's genes: same rows, same symbol collapsing
         null_stat = null.loc[tested["gene_id"]].to_numpy(dtype=float)
         log.info("permutation null: %d permutations", null_stat.shape[1])
+    if null_observed is not None:
+        null_ranking = pd.Series(
+            null_observed.loc[tested["gene_id"]].fillna(0.0).to_numpy(), index=tested.index
+        )
 
     gsea_tables, ora_tables, loaded = [], [], {}
     for name, path in collections.items():
         collection = load_collection(name, path, universe, min_size, max_size, annotation)
         loaded[name] = collection
         log.info("%s", collection.summary())
-        gsea_tables.append(gsea_collection(ranking, collection, permutations, seed, threads, null_stat))
+        gsea_tables.append(
+            gsea_collection(ranking, collection, permutations, seed, threads, null_stat, null_ranking)
+        )
         annotated = tested.index.isin(collection.annotated)
         de_lists = de_gene_lists(tested[annotated], alpha)
         log.info(

@@ -92,6 +92,18 @@ def load_null_statistics(path, gene_ids) -> pd.DataFrame:
     )
 
 
+def load_observed_statistic(path, gene_ids) -> pd.Series | None:
+    """The null's statistic under the observed labels (var column observed_statistic), by gene_id;
+    None when the null holds none (the calibration's refits, whose statistic is the Wald one of
+    the DE table)."""
+    import anndata as ad
+
+    var = ad.read_h5ad(path, backed="r").var
+    if "observed_statistic" not in var.columns:
+        return None
+    return var["observed_statistic"].astype(float).reindex(pd.Index(gene_ids))
+
+
 # ----------------------------------------------------------------------------- GSEA
 @dataclass
 class Membership:
