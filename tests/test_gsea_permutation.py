@@ -214,7 +214,7 @@ def test_correlated_null_gene_permutation_overcalls_and_label_permutation_does_n
     for seed in range(10):
         rng = np.random.default_rng(100 + seed)
         expression, genes, sets, labels = co_expressed_cohort(rng)
-        stats = t_statistics(expression, label_permutations(labels, 100, rng))
+        stats = t_statistics(expression, label_permutations(labels, 1000, rng))
         ranking = pd.Series(stats[:, 0], index=genes).sort_values(ascending=False)
         fgsea = enr.run_gsea(ranking, sets, permutations=1000, seed=1, threads=1)
         calls_gene_perm.append(int((enr.bh(fgsea["pvalue"].to_numpy()) < 0.05).sum()))

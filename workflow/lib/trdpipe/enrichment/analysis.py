@@ -13,10 +13,12 @@ GSEA: gseapy's fgsea multilevel algorithm (adaptive multilevel p-values, not lim
 padj = BH over the collection's sets; leading edge = the set's genes from the top of the
 ranking to the running-score peak (ES > 0), or from the trough to the bottom (ES < 0).
 
-GSEA with a permutation null (the p-values the report leads with): given the Wald statistics
-of the contrast refitted under K label permutations (results/calibration/{contrast}/
-null_statistics.h5ad), NES_perm, pvalue_perm and fdr_perm compare every set's enrichment score
-with its scores on the K permuted rankings (workflow/lib/trdpipe/enrichment/phenotype_permutation.py). fgsea's NES, pvalue and padj
+GSEA with a permutation null (the p-values the report leads with): given a statistic of the
+contrast under K label permutations (results/enrichment/{contrast}/label_null.h5ad, the score
+statistic of the contrast under the model without it, for the observed labels too), NES_perm,
+pvalue_perm and fdr_perm compare every set's enrichment score on the observed ranking by that
+statistic with its scores on the K permuted rankings
+(workflow/lib/trdpipe/enrichment/phenotype_permutation.py). fgsea's NES, pvalue and padj
 come from gene permutations, which treat genes as independent; they stay in the table, labelled
 gene-permutation. Without a null input the permutation columns are empty (NA).
 
@@ -25,7 +27,8 @@ the size limits) annotates, as in clusterProfiler; the DE lists are the universe
 padj < the contrast's alpha and log2FoldChange > 0 (up) or < 0 (down); one-sided hypergeometric
 p = P(X >= overlap); padj = BH within collection and direction; odds ratio of the 2x2 table
 (0.5 added to every cell when one is 0). With a null input, pvalue_perm and fdr_perm compare
-each set's p with its p on the DE lists of the K permuted fits (workflow/lib/trdpipe/enrichment/phenotype_permutation.py).
+each set's p with its p on lists of the observed length from the K permuted rankings
+(workflow/lib/trdpipe/enrichment/phenotype_permutation.py).
 """
 
 import logging

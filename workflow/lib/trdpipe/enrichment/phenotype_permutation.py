@@ -1,14 +1,17 @@
-"""Phenotype-permutation p-values for GSEA and ORA, from the Wald statistics of the contrast
-refitted under K permutations of its labels (results/calibration/{contrast}/null_statistics.h5ad).
+"""Phenotype-permutation p-values for GSEA and ORA, from a statistic of the contrast under K
+permutations of its labels within strata: the pathway null (results/enrichment/{contrast}/
+label_null.h5ad: the score statistic of the contrast under the model without it, for the observed
+labels too, trdpipe.calibration.score_null), or the calibration's refits (their Wald statistics).
 
-Each permutation refits the whole model, covariates included, so its ranking keeps the
-correlation between genes that gene-permutation GSEA (fgsea) ignores, and respects the
-covariates that the Broad GSEA's label permutation of an expression matrix does not.
+Each permuted ranking is a ranking of the real samples under a labelling that keeps the
+covariates, so it keeps the correlation between genes that gene-permutation GSEA (fgsea) ignores,
+and respects the covariates that the Broad GSEA's label permutation of an expression matrix does
+not. The observed ranking is by the same statistic as the permuted ones.
 
 GSEA. The enrichment score (weight 1, the convention of enrichment.running_score) of every set
 on the observed ranking and on each of the K permuted rankings. Every permuted ranking uses the
 observed ranking's genes (enrichment.tested_genes: the same rows, the same symbol collapsing);
-a gene the permuted fit gives no statistic (a Cook's outlier under that labelling) is put at 0,
+a gene without a statistic under a labelling (a Cook's outlier of a refit) is put at 0,
 the middle of the ranking with no weight. As in the Broad GSEA (Subramanian et al. 2005), with
 two changes that make it calibrated (below):
   NES_perm    = ES / |mean of the set's ES of the same sign| (>= 0, or < 0) over the observed
