@@ -102,7 +102,7 @@ def threads_for_cohort(threads):
     return 1 if cells_millions() < SMALL_COHORT_MILLION_CELLS else threads
 
 
-# The longest chains to the report, the calibration with the enrichment that waits for it, and
+# The longest chains to the report, the calibration, the enrichment (with its pathway null) and
 # the prediction: start them before the jobs that can wait (sensitivity models, cell scores).
 # On the toy cohort the scheduler otherwise started the calibration last, and the enrichment,
 # then the prediction, ran alone on one core (2 cores: 104 s without priorities, 89 s with the
