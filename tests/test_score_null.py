@@ -159,3 +159,21 @@ def test_pathway_permutations_outside_their_range_stop_at_the_config_check(k):
     assert str(err.value) == (
         f"invalid configuration:\n  config key 'enrichment.label_permutations': {k} is {bound}."
     )
+
+
+@pytest.mark.e2e
+def test_toy_run_calls_the_planted_curated_sets_by_the_pathway_null(toy_run):
+    """The toy run's gsea.tsv: the two planted curated sets at fdr_perm < 0.05 with their planted
+    sign, the planted-null themes not; in each collection fdr_perm is positive, never below
+    pvalue_perm, and does not rise with |NES_perm|."""
+    gsea = pd.read_csv(toy_run / "results/enrichment/TRD_vs_responder/gsea.tsv", sep="\t")
+    truth = pd.read_csv(toy_run / "resources/toy/truth_pathways.tsv", sep="\t").set_index("term")
+    curated = gsea[gsea["collection"] == "curated_TRD"].set_index("term")
+    called = curated[curated["fdr_perm"] < 0.05]
+    assert set(called.index) == {"TRD_INFLAMMATION_INNATE_IMMUNITY", "TRD_NK_CYTOTOXIC"}
+    for term, row in called.iterrows():
+        assert np.sign(row["NES_perm"]) == (1 if truth.loc[term, "direction"] == "up" else -1), term
+    for _, terms in gsea.groupby("collection"):
+        terms = terms.dropna(subset=["fdr_perm"]).sort_values("NES_perm", key=np.abs)
+        assert (np.diff(terms["fdr_perm"]) <= 0).all()
+        assert (terms["fdr_perm"] > 0).all() and (terms["fdr_perm"] >= terms["pvalue_perm"]).all()
