@@ -34,8 +34,8 @@ co-expressed sets (bench_enrichment.py --null-cohorts, K = 100) its FDR < 0.05 c
 in 16 of 100 cohorts; with the mean over all K + 1 scores (observed and null scores then
 exchangeable under the null) and one FDR over both signs, in 5 of 100.
 
-ORA. For each permutation, the up and down lists of the permuted fit as long as the observed
-ones (its genes with the largest and the smallest Wald statistics), within the same universe,
+ORA. For each permutation, up and down lists as long as the observed ones (the genes with the
+largest and the smallest statistic under that labelling), within the same universe,
 against the same sets. Lists cut at the permuted fit's own padj < alpha would be empty in most
 permutations when the groups truly differ, and every observed overlap would then look
 significant (on the toy: 1,588 of 3,073 GO sets at fdr_perm < 0.05 with 115 genes up); lists of
