@@ -59,6 +59,17 @@ def test_score_statistic_is_the_nb_score_over_its_efficient_information():
         assert stat[0, g] == pytest.approx(u / np.sqrt(v), rel=1e-5)
 
 
+def test_a_gene_without_counts_gets_no_statistic_and_the_others_theirs():
+    rng = np.random.default_rng(4)
+    z = np.column_stack([np.ones(12), rng.standard_normal(12)])
+    x = np.column_stack([np.arange(12) < 6, np.arange(12) % 2 == 0])
+    mu = np.column_stack([np.full(12, 20.0), np.zeros(12)])
+    counts = np.column_stack([rng.poisson(20, 12), np.zeros(12)]).astype(float)
+    stat = score_statistics(x, counts, mu, np.array([0.1, 0.1]), z)
+    alone = score_statistics(x, counts[:, :1], mu[:, :1], np.array([0.1]), z)
+    assert np.isnan(stat[:, 1]).all() and stat[:, 0] == pytest.approx(alone[:, 0])
+
+
 def toy_cohort() -> ad.AnnData:
     """The bundled toy cohort, genes kept by the toy config's expression filter."""
     counts = pd.read_csv(ROOT / "resources/toy/counts.tsv.gz", sep="\t", index_col=0)

@@ -52,7 +52,7 @@ def fit_without_contrast(adata: ad.AnnData, design: str, contrast: dict, setting
     dds.deseq2()
     return (
         np.asarray(adata.X, dtype=float),
-        np.asarray(dds.obsm["_mu_LFC"], dtype=float),
+        np.asarray(dds.obsm["_mu_LFC"], dtype=float),  # PyDESeq2's fitted means, size factors included
         dds.var["dispersions"].to_numpy(dtype=float),
         np.asarray(dds.obsm["design_matrix"], dtype=float),
     )
@@ -76,12 +76,14 @@ def score_statistics(
 
 
 def block_statistics(x: np.ndarray, residual: np.ndarray, weight: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """score_statistics of one block of genes."""
     score = x.T @ residual
     # x' W x: the indicator is 0 or 1, so x_i^2 = x_i
     variance = x.T @ weight
     zwz = np.einsum("ig,ij,ik->gjk", weight, z, z)
     xwz = np.stack([x.T @ (weight * z[:, [j]]) for j in range(z.shape[1])], axis=2)
-    projected = np.einsum("lgj,gjk->lgk", xwz, np.linalg.inv(zwz))
+    # pseudo-inverse: a gene without weight (all counts 0 in these samples) gets V = 0, not an error
+    projected = np.einsum("lgj,gjk->lgk", xwz, np.linalg.pinv(zwz))
     variance -= np.einsum("lgk,lgk->lg", projected, xwz)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(variance > 0, score / np.sqrt(np.maximum(variance, 0)), np.nan)
