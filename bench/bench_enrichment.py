@@ -28,7 +28,7 @@ do so with some seeds only, and how the spread of log2(p) over seeds compares wi
 own log2err, by band of p-value.
 
 With --label-permutations K, the phenotype-permutation step that the enrichment rule adds when a
-calibration gives it K permuted Wald rankings (workflow/lib/trdpipe/enrichment/phenotype_permutation.py) is timed
+pathway null gives it K permuted rankings (workflow/lib/trdpipe/enrichment/phenotype_permutation.py) is timed
 instead, in its own process pinned to 2 cores: the ES of every GO BP set on the planted ranking
 and on K rankings of independent standard-normal statistics, NES_perm / pvalue_perm / fdr_perm,
 and the ORA permutation columns of the up list with permuted DE lists of 2% of the genes each

@@ -102,8 +102,19 @@ def brute_force(es: np.ndarray, null: np.ndarray):
         extreme = sum(1 for x in same if (x >= es[s] if es[s] >= 0 else x <= es[s]))
         pvalue[s] = (extreme + 1) / (len(same) + 1)
     pooled = np.abs(nes_null.ravel())
-    fdr = np.array([min(np.mean(pooled >= abs(x)) / np.mean(np.abs(nes) >= abs(x)), 1.0) for x in nes])
-    return nes, nes_null, pvalue, fdr
+    raw = [
+        min(max(np.sum(pooled >= abs(x)), 1) / len(pooled) / np.mean(np.abs(nes) >= abs(x)), 1.0) for x in nes
+    ]
+    fdr = [as_q_value(raw, np.abs(nes), pvalue, s) for s in range(n_sets)]
+    return nes, nes_null, pvalue, np.array(fdr)
+
+
+def as_q_value(raw, extremeness, pvalue, s: int) -> float:
+    """The smallest raw FDR of the sets no more extreme than set s, and at least the largest
+    p-value of the sets at least as extreme, by loops."""
+    lowest = min(r for r, e in zip(raw, extremeness) if e <= extremeness[s])
+    floor = max(p for p, e in zip(pvalue, extremeness) if e >= extremeness[s])
+    return max(lowest, floor)
 
 
 def test_nes_pvalue_and_fdr_equal_brute_force():
@@ -115,9 +126,38 @@ def test_nes_pvalue_and_fdr_equal_brute_force():
     assert nes == pytest.approx(expected_nes, rel=1e-12)
     assert nes_null == pytest.approx(expected_null, rel=1e-12)
     assert gp.permutation_pvalues(es, null) == pytest.approx(expected_p, rel=1e-12)
-    fdr = gp.pooled_fdr(nes, nes_null)
+    fdr = gp.pooled_fdr(nes, nes_null, expected_p)
     assert fdr == pytest.approx(expected_fdr, rel=1e-12)
     assert 0 < (fdr < 1).sum() < 50  # the example is not degenerate
+
+
+def test_fdr_perm_is_monotone_in_nes_never_zero_and_never_below_its_pvalue():
+    """A q-value: over sets in order of |NES|, the FDR never rises; a set beyond every null score
+    gets the resolution of the permutations (its own p-value, 1 / (n + 1)), not 0."""
+    rng = np.random.default_rng(5)
+    null = rng.normal(0, 0.3, (300, 50))
+    es = rng.normal(0, 0.35, 300)
+    es[0] = 3.0  # beyond every null score of every set
+    nes, nes_null = gp.normalise(es, null)
+    pvalue = gp.permutation_pvalues(es, null)
+    fdr = gp.pooled_fdr(nes, nes_null, pvalue)
+    by_nes = np.argsort(np.abs(nes))
+    assert (np.diff(fdr[by_nes]) <= 0).all()
+    assert (fdr >= pvalue).all() and fdr.min() > 0
+    assert fdr[0] == pvalue[0] == 1 / ((null[0] >= 0).sum() + 1)
+    assert gp.beyond_null(nes, nes_null).tolist() == [True] + [False] * 299
+
+
+def test_ora_fdr_perm_is_monotone_in_p_and_never_zero():
+    rng = np.random.default_rng(6)
+    null = rng.uniform(0.001, 1, (40, 20))
+    observed = rng.uniform(0, 1, 40)
+    observed[0] = 1e-6  # below every null p-value
+    pvalue = ((null <= observed[:, None]).sum(1) + 1) / 21
+    fdr = gp.pooled_qvalues(observed, null, pvalue)
+    by_p = np.argsort(-observed)
+    assert (np.diff(fdr[by_p]) <= 0).all() and (fdr >= pvalue).all()
+    assert fdr[0] == pytest.approx(1 / 20)  # resolution: one null p in 20 permutations, over one set
 
 
 def test_nes_is_the_broad_one_up_to_the_observed_score_in_the_mean():
@@ -158,7 +198,9 @@ def test_planted_pathway_ranks_first_and_random_sets_get_uniform_pvalues():
     ranking = pd.Series(stats[:, 0], index=genes)
     res = gp.phenotype_permutation_gsea(ranking, stats[:, 1:], sets).set_index("term")
     assert res["NES_perm"].abs().idxmax() == "PLANTED" and res.loc["PLANTED", "NES_perm"] > 0
-    assert res.loc["PLANTED", "fdr_perm"] < 0.01
+    # beyond every null score: its FDR is its own p-value, 1 / (n + 1) of its n same-sign null scores
+    planted = res.loc["PLANTED"]
+    assert planted["fdr_perm_at_resolution"] and planted["fdr_perm"] == planted["pvalue_perm"] < 0.02
     random = res.drop(index="PLANTED")
     assert kstest(random["pvalue_perm"], "uniform").pvalue > 0.01
     assert 0.01 <= (random["pvalue_perm"] < 0.05).mean() <= 0.1
@@ -172,7 +214,7 @@ def test_correlated_null_gene_permutation_overcalls_and_label_permutation_does_n
     for seed in range(10):
         rng = np.random.default_rng(100 + seed)
         expression, genes, sets, labels = co_expressed_cohort(rng)
-        stats = t_statistics(expression, label_permutations(labels, 100, rng))
+        stats = t_statistics(expression, label_permutations(labels, 1000, rng))
         ranking = pd.Series(stats[:, 0], index=genes).sort_values(ascending=False)
         fgsea = enr.run_gsea(ranking, sets, permutations=1000, seed=1, threads=1)
         calls_gene_perm.append(int((enr.bh(fgsea["pvalue"].to_numpy()) < 0.05).sum()))
@@ -203,8 +245,8 @@ def test_ora_permutation_pvalues_and_fdr_equal_brute_force():
             if overlap:
                 null[s, j] = hypergeom.sf(overlap - 1, 400, len(members), len(de))
     expected_p = ((null <= observed[:, None]).sum(1) + 1) / 31
-    raw = np.array([min(np.mean((null <= p).sum(0)) / (observed <= p).sum(), 1) for p in observed])
-    expected_fdr = np.array([raw[observed >= p].min() for p in observed])  # monotone in p
+    raw = [min(max(np.mean((null <= p).sum(0)), 1 / 30) / (observed <= p).sum(), 1) for p in observed]
+    expected_fdr = [as_q_value(raw, -observed, expected_p, s) for s in range(25)]
     assert res["pvalue_perm"].to_numpy() == pytest.approx(expected_p)
     assert res["fdr_perm"].to_numpy() == pytest.approx(expected_fdr)
     assert res.loc["S0", "pvalue_perm"] < 0.1 and res["pvalue_perm"].max() == 1.0
@@ -343,10 +385,10 @@ def test_deseq2_refits_rank_the_planted_pathways_first(tmp_path):
     # with 30 permutations p cannot go below about 1/16: the strongest sets tie, NES_perm orders them
     by_evidence = curated.assign(strength=-curated["NES_perm"].abs()).sort_values(["pvalue_perm", "strength"])
     assert set(by_evidence.index[:2]) == {"TRD_INFLAMMATION_INNATE_IMMUNITY", "TRD_NK_CYTOTOXIC"}
+    # and no FDR below its own p-value: 1/16 at best, so the planted sets reach that bound
     for term in by_evidence.index[:2]:
-        assert (
-            np.sign(curated.loc[term, "NES_perm"]) == planted[term] and curated.loc[term, "fdr_perm"] < 0.05
-        ), term
+        assert np.sign(curated.loc[term, "NES_perm"]) == planted[term], term
+        assert curated.loc[term, "fdr_perm"] == curated.loc[term, "pvalue_perm"] < 0.1, term
     for _, term in sim.DEFAULT_NULL_THEMES:
         assert curated.loc[term, "fdr_perm"] >= 0.05, term
     # the planted GO term: right sign, among the strongest fifth of GO BP (10% of the sets score
@@ -427,7 +469,7 @@ def test_enrichment_script_with_and_without_a_null_input(tmp_path, with_null):
     labels = np.arange(n_samples) < 15
     expression = rng.standard_normal((n_samples, n_genes))
     expression[:, :30] += 1.2 * labels[:, None]
-    stats = t_statistics(expression, label_permutations(labels, 30, rng))
+    stats = t_statistics(expression, label_permutations(labels, 200, rng))
     pvalue = 2 * __import__("scipy").stats.norm.sf(np.abs(stats))
     padj = np.column_stack([enr.bh(pvalue[:, j]) for j in range(pvalue.shape[1])])
     ids = [f"ENSG{i:011d}" for i in range(n_genes)]
@@ -458,7 +500,7 @@ def test_enrichment_script_with_and_without_a_null_input(tmp_path, with_null):
         assert gsea["term"].iloc[0] == "PLANTED" and gsea["fdr_perm"].iloc[0] < 0.05
         assert gsea["fdr_perm"].notna().all() and ora["fdr_perm"].notna().all()
         assert ora.set_index(["direction", "term"]).loc[("up", "PLANTED"), "pvalue_perm"] == pytest.approx(
-            1 / 31
+            1 / 201
         )
     else:
         assert gsea[enr.GSEA_PERM_COLUMNS].isna().all().all() and ora[enr.ORA_PERM_COLUMNS].isna().all().all()

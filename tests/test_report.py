@@ -637,6 +637,7 @@ def test_toy_report_sections_and_numbers(toy_run):
         f"deseq2 {CONTRAST}",
         f"enrichment {CONTRAST}",
         f"camera {CONTRAST}",
+        f"pathway_null {CONTRAST}",
         f"calibration_permutations {CONTRAST}",
         f"calibration_block {CONTRAST}_1-of-2",
         f"calibration_block {CONTRAST}_2-of-2",

@@ -132,7 +132,7 @@ def threads_for_cohort(threads):
     return 1 if cells_millions() < SMALL_COHORT_MILLION_CELLS else threads
 
 
-# The longest chains to the report, the calibration with the enrichment that waits for it, and
+# The longest chains to the report, the calibration, the enrichment (with its pathway null) and
 # the prediction: start them before the jobs that can wait (sensitivity models, cell scores).
 # On the toy cohort the scheduler otherwise started the calibration last, and the enrichment,
 # then the prediction, ran alone on one core (2 cores: 104 s without priorities, 89 s with the
@@ -179,12 +179,6 @@ def resource_readmes():
     files = [config["annotation"], *config.get("enrichment", {}).get("collections", {}).values()]
     readmes = dict.fromkeys(os.path.join(os.path.dirname(f), "README.md") for f in files)
     return [readme for readme in readmes if os.path.exists(readme)]
-
-
-def calibration_null(wildcards):
-    """The contrast's Wald statistics under the label permutations of the calibration, which
-    give GSEA and ORA their permutation p-values and FDRs."""
-    return f"results/calibration/{wildcards.contrast}/null_statistics.h5ad"
 
 
 # The deseq2 keys each rule reads, so that a changed key reruns only the rules that use it

@@ -1,6 +1,6 @@
 # Pathway enrichment per contrast: preranked GSEA on the DESeq2 Wald statistic and ORA of the
 # up- and down-regulated genes, for every collection under `enrichment: collections:`, with
-# p-values and FDRs from the calibration's label permutations beside fgsea's gene-permutation ones.
+# p-values and FDRs from label permutations (rule pathway_null) beside fgsea's gene-permutation ones.
 # Choices and rules: workflow/lib/trdpipe/enrichment/analysis.py; library choice: bench/bench_enrichment.py.
 
 ENRICHMENT = config["enrichment"]
@@ -9,7 +9,7 @@ ENRICHMENT = config["enrichment"]
 rule enrichment:
     input:
         de="results/de/{contrast}/deseq2_results.tsv",
-        null=calibration_null,
+        null="results/enrichment/{contrast}/label_null.h5ad",
         annotation=config["annotation"],
         collections=list(ENRICHMENT["collections"].values()),
     output:
@@ -73,6 +73,39 @@ rule enrichment:
         alpha=config["deseq2"]["alpha"],
     script:
         "../scripts/enrichment.py"
+
+
+# The label-permutation null of the pathway tests: the score statistic of the contrast under the
+# model without it, for the observed labels and enrichment.label_permutations labellings drawn as
+# the calibration draws its own (seed, strata). Engine: workflow/lib/trdpipe/calibration/score_null.py.
+rule pathway_null:
+    input:
+        h5ad="results/filter/cohort.h5ad",
+    output:
+        null="results/enrichment/{contrast}/label_null.h5ad",
+    log:
+        "logs/pathway_null/{contrast}.log",
+    benchmark:
+        "results/benchmarks/pathway_null/{contrast}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        # one DESeq2 fit, then labellings x genes statistics (float64 while computed)
+        mem_mb=mem_mb(1500, 100),
+        runtime=runtime_min(10, 0.5),
+    params:
+        design=config["design"],
+        contrast=lambda wc: config["contrasts"][wc.contrast],
+        deseq2=deseq2_settings(
+            "inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates"
+        ),
+        permutations=ENRICHMENT["label_permutations"],
+        strata=config["calibration"]["strata"],
+        seed=config["calibration"]["seed"],
+    script:
+        "../scripts/pathway_null.py"
 
 
 # camera (Wu & Smyth 2012) per contrast, each set's inter-gene correlation estimated from the

@@ -85,6 +85,7 @@ rule report:
         benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]
         + expand(rules.deseq2.benchmark, contrast=CONTRASTS)
         + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
+        + expand(rules.pathway_null.benchmark, contrast=CONTRASTS)
         + (expand(rules.camera.benchmark, contrast=CONTRASTS) if CAMERA_OUTPUTS else [])
         + expand(rules.calibration_permutations.benchmark, contrast=CONTRASTS)
         + gather.calibration(rules.calibration_block.benchmark, contrast=CONTRASTS)

@@ -23,6 +23,7 @@ def main(smk) -> None:
     # a rule without a calibration (a sensitivity model's table) gives no null: columns NA
     null_path = getattr(smk.input, "null", None)
     null = perm.load_null_statistics(null_path, de["gene_id"]) if null_path else None
+    observed = perm.load_observed_statistic(null_path, de["gene_id"]) if null_path else None
     annotation = load_annotation(smk.input.annotation)
     gsea, ora, ranking, collections = enrichment(
         de,
@@ -35,6 +36,7 @@ def main(smk) -> None:
         seed=int(p.seed),
         threads=smk.threads,
         null=null,
+        null_observed=observed,
     )
     log_top(gsea, ora, float(p.ora_padj))
     top = int(p.top_terms)

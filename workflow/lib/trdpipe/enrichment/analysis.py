@@ -13,10 +13,12 @@ GSEA: gseapy's fgsea multilevel algorithm (adaptive multilevel p-values, not lim
 padj = BH over the collection's sets; leading edge = the set's genes from the top of the
 ranking to the running-score peak (ES > 0), or from the trough to the bottom (ES < 0).
 
-GSEA with a permutation null (the p-values the report leads with): given the Wald statistics
-of the contrast refitted under K label permutations (results/calibration/{contrast}/
-null_statistics.h5ad), NES_perm, pvalue_perm and fdr_perm compare every set's enrichment score
-with its scores on the K permuted rankings (workflow/lib/trdpipe/enrichment/phenotype_permutation.py). fgsea's NES, pvalue and padj
+GSEA with a permutation null (the p-values the report leads with): given a statistic of the
+contrast under K label permutations (results/enrichment/{contrast}/label_null.h5ad, the score
+statistic of the contrast under the model without it, for the observed labels too), NES_perm,
+pvalue_perm and fdr_perm compare every set's enrichment score on the observed ranking by that
+statistic with its scores on the K permuted rankings
+(workflow/lib/trdpipe/enrichment/phenotype_permutation.py). fgsea's NES, pvalue and padj
 come from gene permutations, which treat genes as independent; they stay in the table, labelled
 gene-permutation. Without a null input the permutation columns are empty (NA).
 
@@ -25,7 +27,8 @@ the size limits) annotates, as in clusterProfiler; the DE lists are the universe
 padj < the contrast's alpha and log2FoldChange > 0 (up) or < 0 (down); one-sided hypergeometric
 p = P(X >= overlap); padj = BH within collection and direction; odds ratio of the 2x2 table
 (0.5 added to every cell when one is 0). With a null input, pvalue_perm and fdr_perm compare
-each set's p with its p on the DE lists of the K permuted fits (workflow/lib/trdpipe/enrichment/phenotype_permutation.py).
+each set's p with its p on lists of the observed length from the K permuted rankings
+(workflow/lib/trdpipe/enrichment/phenotype_permutation.py).
 """
 
 import logging
@@ -45,7 +48,7 @@ from trdpipe.io.genesets import Collection, load_collection
 log = logging.getLogger("trd")
 
 DE_COLUMNS = ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "stat", "pvalue", "padj"]
-GSEA_PERM_COLUMNS = ["NES_perm", "pvalue_perm", "fdr_perm"]
+GSEA_PERM_COLUMNS = ["NES_perm", "pvalue_perm", "fdr_perm", "fdr_perm_at_resolution"]
 GSEA_COLUMNS = [
     "collection",
     "term",
@@ -59,7 +62,7 @@ GSEA_COLUMNS = [
     "padj",
     "leading_edge",
 ]
-ORA_PERM_COLUMNS = ["pvalue_perm", "fdr_perm"]
+ORA_PERM_COLUMNS = ["pvalue_perm", "fdr_perm", "fdr_perm_at_resolution"]
 ORA_COLUMNS = [
     "collection",
     "direction",
@@ -208,9 +211,11 @@ def gsea_collection(
     seed: int,
     threads: int,
     null_stat: np.ndarray | None = None,
+    null_ranking: pd.Series | None = None,
 ) -> pd.DataFrame:
     """fgsea's columns and, given the ranking's genes' statistics under each permutation
-    (genes x permutations), the phenotype-permutation ones (NA without)."""
+    (genes x permutations), the phenotype-permutation ones (NA without). null_ranking: the
+    observed labels ranked by the null's own statistic (default: the ranking's)."""
     sets = {term: genes for term, (_, genes) in collection.sets.items()}
     if not sets:
         return pd.DataFrame(columns=GSEA_COLUMNS)
@@ -223,7 +228,8 @@ def gsea_collection(
     if null_stat is None:
         res[GSEA_PERM_COLUMNS] = np.nan
     else:
-        res = res.merge(perm.phenotype_permutation_gsea(ranking, null_stat, sets, threads), on="term")
+        observed = ranking if null_ranking is None else null_ranking
+        res = res.merge(perm.phenotype_permutation_gsea(observed, null_stat, sets, threads), on="term")
     return res[GSEA_COLUMNS].sort_values(GSEA_ORDER, kind="mergesort")
 
 
@@ -470,12 +476,16 @@ def enrichment(
     permutations: int,
     seed: int,
     threads: int = 1,
-    null: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    null: pd.DataFrame | None = None,
+    null_observed: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, dict[str, Collection]]:
     """(gsea, ora, ranking, collections restricted to the data) for one contrast.
 
-    null: the Wald statistic under each permutation, genes (gene_id) x permutations
-    (gsea_permutation.load_null_statistics); None leaves the permutation columns NA.
+    null: a statistic of the contrast under each permutation, genes (gene_id) x permutations
+    (phenotype_permutation.load_null_statistics); None leaves the permutation columns NA.
+    null_observed: the same statistic under the observed labels, by gene_id, which the
+    permutation columns of GSEA then rank (phenotype_permutation.load_observed_statistic);
+    None: the null's statistic is the DE table's Wald statistic.
     """
     tested = tested_genes(de)
     ranking = tested["stat"].astype(float)
@@ -488,18 +498,24 @@ def enrichment(
         int(de["pvalue"].isna().sum()),
         int(de["pvalue"].notna().sum() - len(universe)),
     )
-    null_stat = None
+    null_stat, null_ranking = None, None
     if null is not None:
         # the permuted rankings use the observed one's genes: same rows, same symbol collapsing
         null_stat = null.loc[tested["gene_id"]].to_numpy(dtype=float)
         log.info("permutation null: %d permutations", null_stat.shape[1])
+    if null_observed is not None:
+        null_ranking = pd.Series(
+            null_observed.loc[tested["gene_id"]].fillna(0.0).to_numpy(), index=tested.index
+        )
 
     gsea_tables, ora_tables, loaded = [], [], {}
     for name, path in collections.items():
         collection = load_collection(name, path, universe, min_size, max_size, annotation)
         loaded[name] = collection
         log.info("%s", collection.summary())
-        gsea_tables.append(gsea_collection(ranking, collection, permutations, seed, threads, null_stat))
+        gsea_tables.append(
+            gsea_collection(ranking, collection, permutations, seed, threads, null_stat, null_ranking)
+        )
         annotated = tested.index.isin(collection.annotated)
         de_lists = de_gene_lists(tested[annotated], alpha)
         log.info(

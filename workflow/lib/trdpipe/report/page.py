@@ -811,18 +811,22 @@ def prediction_findings(
 
 
 def enrichment_methods(settings: dict, versions: dict, label_permutations: int | None = None) -> str:
-    """label_permutations: K of the calibration whose refits give the permutation p-values."""
+    """label_permutations: K of the pathway null (rule pathway_null) that gives the permutation
+    p-values."""
     collections = ", ".join(settings["collections"])
     permutation = (
         (
             f" Gene-set p-values and FDRs were then taken from the {label_permutations} permutations of "
-            "the contrast's labels, each refitting the whole model (so covariates and the correlation "
-            "between genes are kept): every set's enrichment score on the observed ranking was compared "
-            "with its scores on the permuted Wald-statistic rankings, NES normalised by the mean of the "
+            "the contrast's labels within strata (so covariates and the correlation between genes are "
+            "kept), genes ranked under the observed and every permuted labelling by the score statistic "
+            "of the contrast under the model fitted without it (rank correlation with the Wald "
+            "statistic above 0.99): every set's enrichment score on the observed ranking was compared "
+            "with its scores on the permuted rankings, NES normalised by the mean of the "
             "set's same-sign scores over the observed and permuted rankings and the FDR taken from the "
             "null |NES| pooled over the collection's sets (phenotype-permutation GSEA after Subramanian "
-            "et al. 2005); ORA was treated alike, with the DE "
-            "lists of each permuted fit. fgsea's gene-permutation padj is reported beside it; it treats "
+            "et al. 2005), made a q-value (monotone in |NES|, never below the set's own permutation "
+            "p-value); ORA was treated alike, with lists of the observed length from each permuted "
+            "ranking. fgsea's gene-permutation padj is reported beside it; it treats "
             "genes as independent and over-calls co-expressed sets."
         )
         if label_permutations
@@ -1686,7 +1690,7 @@ def report_context(inputs, config: dict, template_dir: Path, switched_off: list[
         "contrasts": "; ".join(s["description"] for s in sections),
         "provenance": [p for p in provenance if p],
         "enrichment": enrichment_methods(
-            config["enrichment"], versions, config["calibration"]["permutations"]
+            config["enrichment"], versions, config["enrichment"]["label_permutations"]
         ),
         "camera": camera_methods(config["enrichment"]) if inputs.camera else "",
         "calibration": calibration_methods(config["calibration"], calibration),
