@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "workflow" / "lib"))
 from trdpipe import simulate as sim  # noqa: E402
 from trdpipe.calibration.score_null import score_null  # noqa: E402
 from trdpipe.enrichment import phenotype_permutation as perm  # noqa: E402
+from trdpipe.enrichment.camera import camera_from_counts  # noqa: E402
 
 GO_BP = ROOT / "resources/genesets/go_bp.gmt.gz"
 CURATED = ROOT / "resources/genesets/curated_trd.gmt"  # the simulator's null themes are curated sets
@@ -86,7 +87,16 @@ def label_permutation(adata, sets) -> pd.DataFrame:
     return res.rename(columns={"NES_perm": "NES", "fdr_perm": "fdr"})[["term", "NES", "fdr"]]
 
 
-METHODS = {"label_permutation": label_permutation}
+def camera_estimated(adata, sets) -> pd.DataFrame:
+    """camera with each set's inter-gene correlation estimated from the residuals, on the blind VST
+    (trdpipe.enrichment.camera); the sign of NES is camera's direction."""
+    counts = pd.DataFrame(adata.X, index=adata.obs_names, columns=adata.var["gene_symbol"].to_numpy())
+    counts = counts.loc[:, ~counts.columns.duplicated()]
+    res = camera_from_counts(counts, adata.obs, DESIGN, CONTRAST, sets)
+    return res.assign(NES=np.where(res["direction"] == "up", 1.0, -1.0))[["term", "NES", "fdr"]]
+
+
+METHODS = {"label_permutation": label_permutation, "camera": camera_estimated}
 
 
 # ----------------------------------------------------------------------------- time
