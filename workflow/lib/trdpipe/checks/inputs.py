@@ -487,12 +487,7 @@ def check_prediction_inputs(
     group_by = prediction_group_column(sheet, predict, design)
     if group_by is None:
         return
-    if group_by not in sheet.columns:
-        raise InputError(
-            f"config predict.group_by: column '{group_by}' is not in the sample sheet "
-            f"{where}; its columns are {format_list(sheet.columns, 30)}."
-        )
-    _check_no_missing(sheet, group_by, "predict.group_by", where)
+    _check_prediction_column(sheet, group_by, "predict.group_by", where)
     if sheet[group_by].nunique() < 2:
         raise InputError(
             f"{where}: column '{group_by}' (config predict.group_by) has a single level "
@@ -523,6 +518,16 @@ def check_prediction_covariates(sheet: pd.DataFrame, predict: dict, where: str) 
         )
     for column in present:
         _check_no_missing(sheet, column, "predict.covariates", where)
+
+
+def _check_prediction_column(sheet: pd.DataFrame, column: str, key: str, where: str) -> None:
+    """The column config `key` names is in the sheet and has a value for every sample."""
+    if column not in sheet.columns:
+        raise InputError(
+            f"config {key}: column '{column}' is not in the sample sheet {where}; its "
+            f"columns are {format_list(sheet.columns, 30)}."
+        )
+    _check_no_missing(sheet, column, key, where)
 
 
 def _check_no_missing(sheet: pd.DataFrame, column: str, key: str, where: str) -> None:
@@ -608,12 +613,7 @@ def check_prediction_groups(
         column = prediction_groups_column(sheet, predict, design, contrast)
         if column is None:
             continue
-        if column not in sheet.columns:
-            raise InputError(
-                f"config predict.groups: column '{column}' is not in the sample sheet {where}; its "
-                f"columns are {format_list(sheet.columns, 30)}."
-            )
-        _check_no_missing(sheet, column, "predict.groups", where)
+        _check_prediction_column(sheet, column, "predict.groups", where)
         compared = contrast_samples(sheet, contrast)
         check_groups_per_level(compared, name, contrast, column, predict, where)
         site = prediction_group_column(sheet, predict, design, contrast["variable"])
