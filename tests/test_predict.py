@@ -655,7 +655,7 @@ def test_a_cohort_too_small_to_cross_validate_stops_or_skips_the_prediction(work
     assert (workflow_copy / "results/de/TRD_vs_responder/deseq2_results.tsv").exists()
     assert not (workflow_copy / "results" / "predict").exists()
     page = (workflow_copy / "results/report/report.html").read_text(encoding="utf-8")
-    assert "Not run: the config sets <code>predict.enabled</code> to false." in page
+    assert "Not run: the config sets predict.enabled to false." in page
     assert "nested cross-validation" not in page.split('id="methods-text"')[1]
 
 

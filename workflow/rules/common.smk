@@ -14,6 +14,10 @@ from snakemake.utils import validate
 # check, the sheet reader). Every job of the run inherits PYTHONPATH, locally and on SLURM.
 SCRIPTS_DIR = os.path.join(WORKFLOW_DIR, "scripts")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIB_DIR, os.environ.get("PYTHONPATH")]))
+# Compiled numba kernels are cached in the working directory, not in the (maybe read-only)
+# source tree; every job of the run inherits the variable (workflow/lib/batched_deseq2/numba_cache.py);
+# set before the engine's first import below, which would otherwise set the user's cache.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
 from trdpipe.checks.config import check_config, resolve_shipped_paths, shipped_path
 from trdpipe.io.counts import read_sample_sheet
 from trdpipe.common import InputError
@@ -23,10 +27,6 @@ check_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 # a deployment's config names the shipped resources/ as the repository's does
 resolve_shipped_paths(config, WORKFLOW_TOP)
-
-# Compiled numba kernels are cached in the working directory, not in the (maybe read-only)
-# source tree; every job of the run inherits the variable (workflow/lib/batched_deseq2/numba_cache.py).
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
 
 
 def decide_auto_parts():
