@@ -35,7 +35,6 @@ from trdpipe.io.counts import (
 )
 from trdpipe.io.genesets import check_collections
 from trdpipe.model.sensitivity import active_models, check_model
-from trdpipe.qc import check_confounding
 
 log = logging.getLogger("trd")
 
@@ -187,6 +186,10 @@ def config_sheet_problems(
     problems = run_checks(checks)
     # the confounding alarm needs a design and contrasts that the sheet serves
     if qc and not problems:
+        # imported here, not above: the Snakefile imports this module when it is parsed, and QC's
+        # plotting stack (scanpy, matplotlib) would add 2 s to every start of snakemake
+        from trdpipe.qc import check_confounding
+
         problems = run_checks([lambda: check_confounding(sheet, design, contrasts, qc, where)])
     # a broken primary design fails the models built on it too: each problem is listed once
     return [p for i, p in enumerate(problems) if not any(q in p for q in problems[:i])]
