@@ -3,18 +3,16 @@ each set's inter-gene correlation estimated from the residuals. The work is done
 trdpipe.enrichment.camera."""
 
 import anndata as ad
-import pandas as pd
 
-from trdpipe.common import run_script, write_table
+from trdpipe.common import read_sample_table, run_script, write_table
 from trdpipe.enrichment.analysis import load_de_results
 from trdpipe.enrichment.camera import camera_collections, log_calls
+from trdpipe.io.annotation import load_annotation
 
 
 def main(smk) -> None:
-    from trdpipe.io.annotation import load_annotation
-
     p = smk.params
-    samples = pd.read_csv(smk.input.samples, sep="\t", index_col=0).index
+    samples = read_sample_table(smk.input.samples).index
     table = camera_collections(
         load_de_results(smk.input.de),
         ad.read_h5ad(smk.input.vst),
