@@ -19,7 +19,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scanpy as sc  # noqa: E402
 import yaml  # noqa: E402
-from formulaic import model_matrix  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from pydeseq2.preprocessing import deseq2_norm  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -30,7 +29,7 @@ from sklearn.metrics.pairwise import euclidean_distances  # noqa: E402
 from trdpipe.checks.inputs import design_variables  # noqa: E402
 from trdpipe.common import InputError, atomic_output, format_list  # noqa: E402
 from trdpipe.io.counts import SHEET_TEXT_COLUMNS  # noqa: E402
-from trdpipe.model.design import prepare_metadata  # noqa: E402
+from trdpipe.model.deseq2 import contrast_model_matrix  # noqa: E402
 
 log = logging.getLogger("trd")
 
@@ -577,9 +576,7 @@ def column_association(column: pd.Series, labels: pd.Series, contrast: dict) -> 
 def contrast_vif(obs: pd.DataFrame, design: str, contrast: dict) -> float:
     """Variance inflation factor of the contrast's coefficient in the design, over the samples the
     model is fitted on: 1 / (1 - R²) of its model-matrix column regressed on all the others."""
-    metadata, _ = prepare_metadata(obs, design, contrast)
-    matrix = model_matrix(design, metadata)
-    name = f"{contrast['variable']}[T.{contrast['test']}]"
+    matrix, name = contrast_model_matrix(obs, design, contrast)
     target = matrix[name].to_numpy(dtype=np.float64)
     others = matrix.drop(columns=name).to_numpy(dtype=np.float64)
     residual = target - others @ np.linalg.lstsq(others, target, rcond=None)[0]

@@ -29,14 +29,13 @@ import logging
 import anndata as ad
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 from scipy.special import digamma, polygamma
 from scipy.stats import t as t_distribution
 
 from trdpipe.enrichment.analysis import bh, tested_genes
 from trdpipe.io.genesets import load_collection
-from trdpipe.model.deseq2 import shrink_coefficient
-from trdpipe.model.design import prepare_metadata, variance_stabilise
+from trdpipe.model.deseq2 import contrast_model_matrix
+from trdpipe.model.design import variance_stabilise
 
 log = logging.getLogger("trd")
 
@@ -180,9 +179,8 @@ def gene_positions(genes: pd.Index, sets: dict[str, list[str]]) -> dict[str, np.
 def design_and_contrast(obs: pd.DataFrame, design: str, contrast: dict) -> tuple[np.ndarray, np.ndarray]:
     """The design matrix DESeq2 fits (prepare_metadata's coding, formulaic's treatment contrasts) and
     the unit vector of the contrast's coefficient (test vs reference)."""
-    metadata, _ = prepare_metadata(obs, design, contrast)
-    matrix = model_matrix(design, metadata)
-    return np.asarray(matrix, dtype=float), (matrix.columns == shrink_coefficient(contrast)).astype(float)
+    matrix, coefficient = contrast_model_matrix(obs, design, contrast)
+    return np.asarray(matrix, dtype=float), (matrix.columns == coefficient).astype(float)
 
 
 def camera_from_counts(

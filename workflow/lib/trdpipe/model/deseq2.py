@@ -10,12 +10,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from adjustText import adjust_text  # noqa: E402
+from formulaic import model_matrix  # noqa: E402
 
 from trdpipe.model.design import (  # noqa: E402
     FIT_STAGES,
     TEST_STAGES,
     log_stages,
     make_dataset,
+    prepare_metadata,
     stats_class,
 )
 
@@ -30,6 +32,13 @@ RESULT_COLUMNS = ["gene_id", "gene_symbol", "baseMean", "log2FoldChange", "lfcSE
 def shrink_coefficient(contrast: dict) -> str:
     """Name of the design-matrix column of the contrast (formulaic treatment coding)."""
     return f"{contrast['variable']}[T.{contrast['test']}]"
+
+
+def contrast_model_matrix(obs: pd.DataFrame, design: str, contrast: dict) -> tuple[pd.DataFrame, str]:
+    """The design matrix DESeq2 fits on these samples (prepare_metadata's coding, formulaic's
+    treatment contrasts) and the name of the contrast's column in it."""
+    metadata, _ = prepare_metadata(obs, design, contrast)
+    return model_matrix(design, metadata), shrink_coefficient(contrast)
 
 
 def run_deseq2(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int) -> pd.DataFrame:
