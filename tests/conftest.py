@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# Figures are drawn to files with Agg, as in the workflow's jobs (workflow/rules/common.smk); set
+# before any test imports matplotlib
+os.environ["MPLBACKEND"] = "Agg"
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ("VERSION", "config", "workflow", "resources", "profiles", "environment.yml")

@@ -107,3 +107,12 @@ def test_every_rule_script_belongs_to_a_rule():
     for rules in (ROOT / "workflow" / "rules").glob("*.smk"):
         used.update(re.findall(r'"\.\./scripts/(\w+)\.py"', rules.read_text()))
     assert used == script_names()
+
+
+def test_no_module_chooses_the_matplotlib_backend():
+    # the backend is set once, by MPLBACKEND (workflow/rules/common.smk for the jobs, conftest.py for
+    # the tests): a module that chose it would do so on import, for whatever imported it
+    files = [*engine_files("trdpipe"), *SCRIPTS.glob("*.py")]
+    choosing = [str(p.relative_to(ROOT)) for p in files if "matplotlib.use(" in p.read_text()]
+    assert choosing == []
+    assert 'os.environ["MPLBACKEND"] = "Agg"' in (ROOT / "workflow" / "rules" / "common.smk").read_text()

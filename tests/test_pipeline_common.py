@@ -77,9 +77,6 @@ def test_format_list_truncates_after_limit():
 
 @pytest.mark.parametrize("layout", ["constrained", "tight"])
 def test_laid_out_figure_keeps_its_canvas(tmp_path, layout):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from PIL import Image
 
@@ -90,9 +87,6 @@ def test_laid_out_figure_keeps_its_canvas(tmp_path, layout):
 
 
 def test_figure_without_layout_is_cropped_to_its_content(tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from PIL import Image
 
@@ -104,9 +98,6 @@ def test_figure_without_layout_is_cropped_to_its_content(tmp_path):
 
 
 def test_figure_is_written_as_png_and_svg_reproducibly(tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     def draw(path):

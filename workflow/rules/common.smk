@@ -14,6 +14,8 @@ from snakemake.utils import validate
 # check, the sheet reader). Every job of the run inherits PYTHONPATH, locally and on SLURM.
 SCRIPTS_DIR = os.path.join(WORKFLOW_DIR, "scripts")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIB_DIR, os.environ.get("PYTHONPATH")]))
+# Figures are drawn to files, never to a screen, by every job (locally and on SLURM, where there is none)
+os.environ["MPLBACKEND"] = "Agg"
 # Compiled numba kernels are cached in the working directory, not in the (maybe read-only)
 # source tree; every job of the run inherits the variable (workflow/lib/batched_deseq2/numba_cache.py);
 # set before the engine's first import below, which would otherwise set the user's cache.

@@ -11,25 +11,22 @@ import logging
 import math
 
 import anndata as ad
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import scanpy as sc
+import yaml
+from matplotlib.colors import ListedColormap
+from pydeseq2.preprocessing import deseq2_norm
+from scipy import stats
+from scipy.cluster import hierarchy
+from scipy.spatial.distance import squareform
+from sklearn.metrics.pairwise import euclidean_distances
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import scanpy as sc  # noqa: E402
-import yaml  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from pydeseq2.preprocessing import deseq2_norm  # noqa: E402
-from scipy import stats  # noqa: E402
-from scipy.cluster import hierarchy  # noqa: E402
-from scipy.spatial.distance import squareform  # noqa: E402
-from sklearn.metrics.pairwise import euclidean_distances  # noqa: E402
-
-from trdpipe.checks.inputs import design_variables  # noqa: E402
-from trdpipe.common import InputError, atomic_output, format_list  # noqa: E402
-from trdpipe.io.counts import SHEET_TEXT_COLUMNS  # noqa: E402
-from trdpipe.model.deseq2 import contrast_model_matrix  # noqa: E402
+from trdpipe.checks.inputs import design_variables
+from trdpipe.common import InputError, atomic_output, format_list
+from trdpipe.io.counts import SHEET_TEXT_COLUMNS
+from trdpipe.model.deseq2 import contrast_model_matrix
 
 log = logging.getLogger("trd")
 

@@ -9,14 +9,11 @@ cell-adjusted model adds), and per contrast scores_by_group.tsv and scores_by_gr
 import logging
 
 import anndata as ad
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from trdpipe.cells.scores import (  # noqa: E402
+from trdpipe.cells.scores import (
     cell_covariates,
     cell_scores,
     check_estimable,
@@ -28,9 +25,9 @@ from trdpipe.cells.scores import (  # noqa: E402
     marker_table,
     measured_counts,
 )
-from trdpipe.checks.inputs import design_rank  # noqa: E402
-from trdpipe.common import format_list  # noqa: E402
-from trdpipe.qc import pc_covariate_association, top_variable_pca  # noqa: E402
+from trdpipe.checks.inputs import design_rank
+from trdpipe.common import format_list
+from trdpipe.qc import pc_covariate_association, top_variable_pca
 
 log = logging.getLogger("trd")
 

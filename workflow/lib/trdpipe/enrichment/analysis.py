@@ -351,9 +351,6 @@ def dotplot(table: pd.DataFrame, x: str, top: int, padj_cut: float, title: str, 
     p-value. Each panel has its own colour scale, from 0 to its largest -log10 FDR: the panels'
     FDRs differ by orders of magnitude (a small curated collection against GO), and one shared
     scale left all but one panel in a single colour. Compare panels by the numbers in the tables."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fdr = lead_fdr(table)
@@ -430,9 +427,6 @@ def running_score_title(row: pd.Series) -> str:
 
 
 def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ranking = ranking.sort_values(ascending=False, kind="mergesort")

@@ -3,16 +3,13 @@
 import logging
 
 import anndata as ad
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from adjustText import adjust_text
+from formulaic import model_matrix
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from adjustText import adjust_text  # noqa: E402
-from formulaic import model_matrix  # noqa: E402
-
-from trdpipe.model.design import (  # noqa: E402
+from trdpipe.model.design import (
     FIT_STAGES,
     TEST_STAGES,
     log_stages,

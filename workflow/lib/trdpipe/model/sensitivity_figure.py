@@ -1,11 +1,8 @@
 """The sensitivity rule's figure: log2 fold changes of the primary model against one sensitivity model."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 
 def lfc_scatter(primary: pd.DataFrame, model: pd.DataFrame, alpha: float, title: str):

@@ -9,22 +9,19 @@ workflow/lib/trdpipe/predict/models.py); the raw counts of the filtered cohort a
 import logging
 
 import anndata as ad
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from trdpipe.checks.inputs import prediction_group_column, prediction_groups_column  # noqa: E402
+from trdpipe.checks.inputs import prediction_group_column, prediction_groups_column
 from trdpipe.predict.models import (
     FEATURE_SETS,
     compare_models,
     cross_validate,
     make_cohort,
-    model_grid,  # noqa: E402
+    model_grid,
     permutation_null,
     permutation_p,
     permutation_scheme,

@@ -1,15 +1,12 @@
 """Figures the report draws from existing result tables (no analysis): the top-gene heat map, the
 interactive volcano (Plotly) and the normalised counts of single genes."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from trdpipe.enrichment.analysis import log_axis_ticks  # noqa: E402
-from trdpipe.qc import annotation_bars  # noqa: E402
+from trdpipe.enrichment.analysis import log_axis_ticks
+from trdpipe.qc import annotation_bars
 
 
 def top_tested_genes(table: pd.DataFrame, n: int) -> pd.DataFrame:
