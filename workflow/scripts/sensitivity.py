@@ -9,6 +9,7 @@ import pandas as pd
 from trdpipe.common import read_sample_table, run_script, save_figure, write_table
 from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.design import prepare_metadata
+from trdpipe.model.figures import lfc_scatter
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.sensitivity import (
     CONCORDANCE_COLUMNS,
@@ -19,7 +20,6 @@ from trdpipe.model.sensitivity import (
     model_cohort,
     residual_df,
 )
-from trdpipe.model.sensitivity_figure import lfc_scatter
 
 log = logging.getLogger("trd")
 
