@@ -1,13 +1,14 @@
 """Rule deseq2: differential expression of one contrast with PyDESeq2 (Wald test, BH-adjusted). The
-work is done in trdpipe.model.deseq2."""
+work is done in trdpipe.model.deseq2, the figures are drawn by trdpipe.model.figures."""
 
 import logging
 
 import anndata as ad
 
 from trdpipe.common import run_script, save_figure, write_table
-from trdpipe.model.deseq2 import fit_and_test, ma_plot, volcano_plot
+from trdpipe.model.deseq2 import fit_and_test
 from trdpipe.model.design import make_dataset, prepare_metadata
+from trdpipe.model.figures import ma_plot, volcano_plot
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.tables import count_calls, gene_by_sample_table
 from trdpipe.qc import confounding_alarms, confounding_table

@@ -84,7 +84,7 @@ def top_gene_heatmap(
 
 # ---------------------------------------------------------------- interactive volcano
 
-# The static volcano's colours (deseq2.volcano_plot): red up, blue down, grey not significant.
+# The static volcano's colours (trdpipe.model.figures.volcano_plot): red up, blue down, grey not significant.
 VOLCANO_COLOURS = {"not significant": "#b3b3b3", "up": "#c0392b", "down": "#2471a3"}
 MIN_PVALUE = 1e-300  # p-values of 0 are drawn at this height
 
