@@ -14,7 +14,7 @@ from scipy.stats.contingency import association
 from conftest import ROOT, run_snakemake
 from trdpipe import simulate as sim
 from trdpipe.calibration import permutation as cal
-from trdpipe.calibration.summary import qq_quantiles
+from trdpipe.calibration.figures import qq_quantiles
 from trdpipe.common import InputError
 from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.filtering import expressed_genes

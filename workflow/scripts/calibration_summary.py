@@ -1,11 +1,13 @@
 """Rule calibration_summary: gather the permutation blocks of one contrast: null statistics, calibrated
-gene table, summary, figures. The work is done in trdpipe.calibration.summary."""
+gene table, summary, figures. The work is done in trdpipe.calibration.permutation,
+the figures are drawn by trdpipe.calibration.figures."""
 
 import logging
 
 import anndata as ad
 import pandas as pd
 
+from trdpipe.calibration.figures import null_degs_plot, qq_plot
 from trdpipe.calibration.permutation import (
     calibrate,
     calibration_strata,
@@ -13,7 +15,6 @@ from trdpipe.calibration.permutation import (
     label_associations,
     labellings_available,
 )
-from trdpipe.calibration.summary import null_degs_plot, qq_plot
 from trdpipe.checks.inputs import design_variables
 from trdpipe.common import atomic_output, read_sample_table, run_script, save_figure, write_table
 

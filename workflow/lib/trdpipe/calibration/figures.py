@@ -1,11 +1,8 @@
-"""Gather the permutation blocks of one contrast: null statistics, calibrated gene table, summary, figures."""
-
-import logging
+"""The calibration's figures: the QQ plot of observed against permuted p-values, and the DEG counts
+of the permutations beside the observed one."""
 
 import matplotlib.pyplot as plt
 import numpy as np
-
-log = logging.getLogger("trd")
 
 
 def qq_quantiles(observed_p: np.ndarray, null_p: np.ndarray) -> tuple[np.ndarray, ...]:
