@@ -17,6 +17,7 @@ from trdpipe.enrichment.analysis import (
     run_gsea,
     running_score,
 )
+from trdpipe.enrichment.figures import dotplot, running_score_figure
 from trdpipe.io.genesets import restrict_to_universe
 
 
@@ -257,7 +258,7 @@ def test_ora_dotplot_labels_several_ticks_and_colours_each_panel_by_its_own_fdrs
         {"down": [3.1, 3.5, 4.2], "up": [2.2, 6.0, 8.5]},
         {"down": [1e-12, 1e-3, 0.2], "up": [0.01, 0.03, 0.5]},
     )
-    fig = enr.dotplot(table, "odds_ratio", 10, 0.05, "ORA", ["collection", "direction"])
+    fig = dotplot(table, "odds_ratio", 10, 0.05, "ORA", ["collection", "direction"])
     fig.canvas.draw()
     panels = [ax for ax in fig.axes if ax.get_xlabel() == "odds_ratio"]
     assert [ax.get_title() for ax in panels] == ["GO_BP / down", "GO_BP / up"]
@@ -286,7 +287,7 @@ def test_a_long_running_score_title_is_wrapped_inside_the_figure():
         }
     )
     ranking = pd.Series(np.linspace(5, -5, 400), index=[f"G{i}" for i in range(400)])
-    fig = enr.running_score_figure(ranking, [f"G{i}" for i in range(350, 374)], row)
+    fig = running_score_figure(ranking, [f"G{i}" for i in range(350, 374)], row)
     fig.canvas.draw()
     title = fig.axes[0].title
     assert " ".join(title.get_text().split()) == " ".join(

@@ -1,17 +1,11 @@
 """Rule enrichment: pathway enrichment of one DESeq2 contrast: preranked GSEA on the Wald statistic,
 and ORA of up- and down-regulated genes, for every configured gene-set collection separately. The
-work is done in trdpipe.enrichment.analysis."""
+work is done in trdpipe.enrichment.analysis, the figures are drawn by trdpipe.enrichment.figures."""
 
 from trdpipe.common import atomic_directory, run_script, save_figure, write_table
 from trdpipe.enrichment import phenotype_permutation as perm
-from trdpipe.enrichment.analysis import (
-    dotplot,
-    enrichment,
-    load_de_results,
-    log_top,
-    running_score_figure,
-    running_score_file,
-)
+from trdpipe.enrichment.analysis import enrichment, load_de_results, log_top, running_score_file
+from trdpipe.enrichment.figures import dotplot, running_score_figure
 from trdpipe.enrichment.terms import called_terms, lead_fdr, top_terms_by_direction
 
 

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from trdpipe.enrichment.analysis import log_axis_ticks
+from trdpipe.enrichment.figures import log_axis_ticks
 from trdpipe.qc import annotation_bars
 
 
