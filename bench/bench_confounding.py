@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "lib"))
-from trdpipe import qc  # noqa: E402
+from trdpipe.qc import metrics as qc  # noqa: E402
 
 SETTINGS = {"confounding_association": 0.5, "confounding_pvalue": 0.001}
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}

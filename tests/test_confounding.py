@@ -19,10 +19,10 @@ from conftest import ROOT, small_cohort_config
 from rule_scripts import rule_script
 from test_bad_inputs import assert_fails_in_ingest, small_workflow  # noqa: F401 - a fixture
 from test_report import KEY_CONFIG, TRD, key_finding_tables, render_macros
-from trdpipe import qc
 from trdpipe import simulate as sim
 from trdpipe.common import InputError
 from trdpipe.io.counts import read_sample_sheet
+from trdpipe.qc import metrics as qc
 from trdpipe.report import page as report
 
 CONTRAST = "TRD_vs_responder"

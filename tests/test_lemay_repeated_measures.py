@@ -25,7 +25,7 @@ from trdpipe.predict.models import (
     permutation_scheme,
     permuted_labels,
 )
-from trdpipe.qc import infer_sex, one_sided_sex_score, sex_flags, sex_scores
+from trdpipe.qc.metrics import infer_sex, one_sided_sex_score, sex_flags, sex_scores
 from trdpipe.report.page import calibration_pairing, prediction_grouping
 
 ROOT = Path(__file__).resolve().parents[1]

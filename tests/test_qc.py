@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from conftest import ROOT, run_snakemake
-from trdpipe import qc
+from trdpipe.qc import metrics as qc
 
 CONTRAST = "TRD_vs_responder"
 TRUTH = pd.read_csv(ROOT / "resources/toy/truth_hazards.tsv", sep="\t", index_col="sample_id")

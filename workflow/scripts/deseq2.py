@@ -11,7 +11,7 @@ from trdpipe.model.design import make_dataset, prepare_metadata
 from trdpipe.model.figures import ma_plot, volcano_plot
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.tables import count_calls, gene_by_sample_table
-from trdpipe.qc import confounding_alarms, confounding_table
+from trdpipe.qc.metrics import confounding_alarms, confounding_table
 
 log = logging.getLogger("trd")
 

@@ -1,4 +1,4 @@
-"""Rule qc: per-sample quality control before any model is fitted. The work is done in trdpipe.qc."""
+"""Rule qc: per-sample quality control before any model is fitted. The work is done in trdpipe.qc.metrics."""
 
 import logging
 
@@ -6,7 +6,7 @@ import anndata as ad
 
 from trdpipe.common import run_script, save_figure, write_table
 from trdpipe.model.design import variance_stabilise
-from trdpipe.qc import (
+from trdpipe.qc.metrics import (
     association_heatmap,
     balance_tables,
     colour_covariates,

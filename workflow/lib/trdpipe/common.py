@@ -211,7 +211,7 @@ def run_script(main: Callable, smk) -> None:
 
 
 def failure_summary(rule: str, err: BaseException) -> str:
-    """'rule qc failed: KeyError: 'pvalue' (workflow/lib/trdpipe/qc.py, line 402, in log_findings)'.
+    """'rule qc failed: KeyError: 'pvalue' (workflow/lib/trdpipe/qc/metrics.py, line 402, in log_findings)'.
 
     The place is the innermost frame under workflow/ (the pipeline's own code), else the innermost one.
     """

@@ -188,7 +188,7 @@ def config_sheet_problems(
     if qc and not problems:
         # imported here, not above: the Snakefile imports this module when it is parsed, and QC's
         # plotting stack (scanpy, matplotlib) would add 2 s to every start of snakemake
-        from trdpipe.qc import check_confounding
+        from trdpipe.qc.metrics import check_confounding
 
         problems = run_checks([lambda: check_confounding(sheet, design, contrasts, qc, where)])
     # a broken primary design fails the models built on it too: each problem is listed once

@@ -27,7 +27,7 @@ from trdpipe.cells.scores import (
 )
 from trdpipe.checks.inputs import design_rank
 from trdpipe.common import format_list
-from trdpipe.qc import pc_covariate_association, top_variable_pca
+from trdpipe.qc.metrics import pc_covariate_association, top_variable_pca
 
 log = logging.getLogger("trd")
 

@@ -30,7 +30,7 @@ from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.sensitivity import active_models, describe, pathway_survival
 from trdpipe.model.tables import count_calls
 from trdpipe.predict.models import permutation_scheme
-from trdpipe.qc import alarmed_rows, confounding_alarms
+from trdpipe.qc.metrics import alarmed_rows, confounding_alarms
 from trdpipe.report.figures import (
     gene_count_figure,
     gene_count_values,
