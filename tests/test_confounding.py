@@ -22,6 +22,7 @@ from test_report import KEY_CONFIG, TRD, key_finding_tables, render_macros
 from trdpipe import simulate as sim
 from trdpipe.common import InputError
 from trdpipe.io.counts import read_sample_sheet
+from trdpipe.qc import figures as qc_figures
 from trdpipe.qc import metrics as qc
 from trdpipe.report import page as report
 
@@ -390,7 +391,7 @@ def test_a_continuous_bar_is_a_grey_ramp_with_one_legend_entry():
         index=["s1", "s2", "s3", "s4"],
     )
     fig, axes = plt.subplots(2, 1)
-    handles = qc.annotation_bars(axes, obs, ["group", "age"])
+    handles = qc_figures.annotation_bars(axes, obs, ["group", "age"])
     assert [h.get_label() for h in handles] == [
         "group: TRD",
         "group: responder",

@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 from conftest import ROOT, run_snakemake
+from trdpipe.qc import figures as qc_figures
 from trdpipe.qc import metrics as qc
 
 CONTRAST = "TRD_vs_responder"
@@ -92,7 +93,7 @@ def test_sex_check_legend_names_each_recorded_sex_once():
         {"xist_score": [5.0, 0.1, 4.8, 0.2], "y_score": [0.1, 6.0, 0.2, 5.5]}, index=list("abcd")
     )
     recorded = pd.Series(["F", "male", None, "unknown"], index=scores.index)
-    fig = qc.sex_check_plot(
+    fig = qc_figures.sex_check_plot(
         scores, recorded, pd.Series("", index=scores.index), {"female": ["XIST"], "male": ["RPS4Y1"]}
     )
     legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
@@ -425,7 +426,7 @@ def test_distance_heatmap_shows_euclidean_distances_in_cluster_order():
     from scipy.spatial.distance import pdist, squareform
 
     vst, obs = clustered_samples()
-    fig = qc.distance_heatmap(vst, obs, ["group", "site", "sex"], mad_threshold=5)
+    fig = qc_figures.distance_heatmap(vst, obs, ["group", "site", "sex"], mad_threshold=5)
     heat = image_axes(fig, (8, 8))
     shown = np.asarray(heat.images[0].get_array())
     order = [int(t.get_text()[1:]) for t in heat.get_xticklabels()]
@@ -448,7 +449,7 @@ def test_distance_heatmap_shows_euclidean_distances_in_cluster_order():
 
 def test_distance_colour_scale_is_not_stretched_by_an_outlier():
     vst, obs = clustered_samples()
-    fig = qc.distance_heatmap(vst, obs, ["group"], mad_threshold=5)
+    fig = qc_figures.distance_heatmap(vst, obs, ["group"], mad_threshold=5)
     square = np.sqrt(((vst[:, None, :] - vst[None, :, :]) ** 2).sum(axis=2))
     between = square[~np.eye(8, dtype=bool)]
     median = np.median(between)
@@ -458,7 +459,7 @@ def test_distance_colour_scale_is_not_stretched_by_an_outlier():
     # the outlier's 14 distances (of the 56) lie above the top colour, every other one below it
     assert square[7, :7].min() > high > square[:7, :7].max()
     # without an outlier the scale ends at the largest distance
-    fig = qc.distance_heatmap(vst[:7], obs.iloc[:7], ["group"], mad_threshold=5)
+    fig = qc_figures.distance_heatmap(vst[:7], obs.iloc[:7], ["group"], mad_threshold=5)
     assert image_axes(fig, (7, 7)).images[0].get_clim()[1] == pytest.approx(square[:7, :7].max())
 
 
@@ -469,7 +470,7 @@ def test_counts_file_and_counts_column_are_bookkeeping_not_covariates():
     obs["counts_file"] = [f"quant/{s}/quant.sf" for s in obs.index]
     obs["counts_column"] = [f"/bam/{s}.bam" for s in obs.index]
     scores = vst[:, :3]
-    covariates = qc.colour_covariates(obs)
+    covariates = qc_figures.colour_covariates(obs)
     assert covariates == ["group", "site"]
     association = qc.pc_covariate_association(scores, np.array([0.5, 0.3, 0.2]), obs)
     assert sorted(association["covariate"].unique()) == ["group", "site"]
@@ -477,11 +478,15 @@ def test_counts_file_and_counts_column_are_bookkeeping_not_covariates():
     assert balance["covariate"].unique().tolist() == ["n", "site", "sex"]
     pca_titles = [
         ax.get_title()
-        for ax in qc.pca_plot(scores, np.array([0.5, 0.3, 0.2]), obs, covariates, obs["sex"] != "female").axes
+        for ax in qc_figures.pca_plot(
+            scores, np.array([0.5, 0.3, 0.2]), obs, covariates, obs["sex"] != "female"
+        ).axes
     ]
     assert pca_titles == ["VST PCA by group", "VST PCA by site"]
     bars = [
-        t.get_text() for ax in qc.distance_heatmap(vst, obs, covariates, 5).axes for t in ax.get_yticklabels()
+        t.get_text()
+        for ax in qc_figures.distance_heatmap(vst, obs, covariates, 5).axes
+        for t in ax.get_yticklabels()
     ]
     assert "counts_file" not in bars and "counts_column" not in bars and {"group", "site"} <= set(bars)
 
@@ -493,7 +498,9 @@ def test_pca_marks_the_flagged_samples_of_qc_metrics():
     metrics = pd.DataFrame(
         {"flags": ["", "low_library_size: ...", "", "", "sex_mismatch: ...", ""]}, index=obs.index
     )
-    fig = qc.pca_plot(scores, np.array([0.5, 0.3, 0.2]), obs, ["group", "site"], metrics["flags"] != "")
+    fig = qc_figures.pca_plot(
+        scores, np.array([0.5, 0.3, 0.2]), obs, ["group", "site"], metrics["flags"] != ""
+    )
     for ax in fig.axes:
         marked = next(c for c in ax.collections if c.get_label() == "QC-flagged (2)")
         np.testing.assert_array_equal(marked.get_offsets(), scores[[1, 4], :2])
@@ -511,10 +518,12 @@ def test_library_size_bars_are_red_for_their_own_check_only():
         ],
         index=[f"s{i}" for i in range(5)],
     )
-    own = qc.flagged_by(flags, "low_library_size")
+    own = qc_figures.flagged_by(flags, "low_library_size")
     assert own.tolist() == [True, True, False, False, False]
     values = pd.Series([10.0, 9.0, 80.0, 90.0, 85.0], index=flags.index)
-    fig = qc.metric_bar_chart(values, own, (flags != "") & ~own, 50.0, "library size", "low_library_size")
+    fig = qc_figures.metric_bar_chart(
+        values, own, (flags != "") & ~own, 50.0, "library size", "low_library_size"
+    )
     ax = fig.axes[0]
     red = [tuple(np.round(bar.get_facecolor()[:3], 3)) == (0.753, 0.224, 0.169) for bar in ax.patches]
     assert red == [True, True, False, False, False]

@@ -1,4 +1,5 @@
-"""Rule qc: per-sample quality control before any model is fitted. The work is done in trdpipe.qc.metrics."""
+"""Rule qc: per-sample quality control before any model is fitted. The work is done in trdpipe.qc.metrics, the
+figures are drawn by trdpipe.qc.figures."""
 
 import logging
 
@@ -6,20 +7,22 @@ import anndata as ad
 
 from trdpipe.common import run_script, save_figure, write_table
 from trdpipe.model.design import variance_stabilise
-from trdpipe.qc.metrics import (
+from trdpipe.qc.figures import (
     association_heatmap,
-    balance_tables,
     colour_covariates,
-    confounding_alarms,
-    confounding_tables,
     distance_heatmap,
     flagged_by,
-    log_findings,
     metric_bar_chart,
     pca_plot,
-    run_qc,
     scree_plot,
     sex_check_plot,
+)
+from trdpipe.qc.metrics import (
+    balance_tables,
+    confounding_alarms,
+    confounding_tables,
+    log_findings,
+    run_qc,
     write_multiqc_flags,
     write_multiqc_table,
 )

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from trdpipe.enrichment.figures import log_axis_ticks
-from trdpipe.qc.metrics import annotation_bars
+from trdpipe.qc.figures import annotation_bars
 
 
 def top_tested_genes(table: pd.DataFrame, n: int) -> pd.DataFrame:
