@@ -1,5 +1,6 @@
 """Rule cell_composition: per-sample blood cell-type scores from the VST data, by
-group and against the PCs. The work is done in trdpipe.cells.composition."""
+group and against the PCs. The work is done in trdpipe.cells.composition, the figure is
+drawn by trdpipe.cells.figures."""
 
 import logging
 from pathlib import Path
@@ -7,7 +8,8 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
-from trdpipe.cells.composition import composition, score_pc_table, scores_figure
+from trdpipe.cells.composition import composition, score_pc_table
+from trdpipe.cells.figures import scores_figure
 from trdpipe.cells.scores import scores_by_group
 from trdpipe.common import run_script, save_figure, write_table
 
