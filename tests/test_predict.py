@@ -14,7 +14,7 @@ from trdpipe.checks.inputs import check_prediction_inputs, prediction_group_colu
 from trdpipe.common import InputError
 from trdpipe.model.design import variance_stabilise
 from trdpipe.predict import models as prediction
-from trdpipe.predict.features import model_genes
+from trdpipe.predict.contrast import model_genes
 from trdpipe.predict.models import (
     FoldVST,
     bootstrap_indices,

@@ -1,11 +1,11 @@
 """Rule predict: predict the contrast's test group (TRD) from clinical covariates, blood expression and
-both. The work is done in trdpipe.predict.features."""
+both. The work is done in trdpipe.predict.contrast."""
 
 import anndata as ad
 from threadpoolctl import threadpool_limits
 
 from trdpipe.common import run_script, save_figure, write_table
-from trdpipe.predict.features import predict_contrast
+from trdpipe.predict.contrast import predict_contrast
 
 
 def main(smk) -> None:
