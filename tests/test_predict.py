@@ -15,6 +15,7 @@ from trdpipe.common import InputError
 from trdpipe.model.design import variance_stabilise
 from trdpipe.predict import models as prediction
 from trdpipe.predict.contrast import model_genes
+from trdpipe.predict.figures import prediction_figures
 from trdpipe.predict.models import (
     FoldVST,
     bootstrap_indices,
@@ -692,3 +693,46 @@ def test_a_contrast_of_sites_has_no_site_held_out_validation():
     check_prediction_inputs(
         sheet, sites, "~ site + group", {"group_by": "auto", "inner_folds": 4}, "s.tsv"
     )  # would need 4 samples of site A without site A
+
+
+def test_prediction_figures_draw_each_feature_sets_best_learner_under_the_contrasts_title():
+    labels = np.array([0, 0, 1, 1] * 3)
+    rows = []
+    for feature_set in ("clinical", "expression", "combined"):
+        for learner, shift in (("logistic", 0.3), ("boosting", 0.1)):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "feature_set": feature_set,
+                        "learner": learner,
+                        "label": labels,
+                        "probability": np.clip(0.5 + shift * (labels - 0.5) * 2, 0, 1),
+                    }
+                )
+            )
+    predictions = pd.concat(rows, ignore_index=True)
+    comparison = pd.DataFrame(
+        [
+            {
+                "feature_set": f,
+                "learner": lrn,
+                "auc_mean": auc,
+                "auc_low": auc - 0.1,
+                "auc_high": 1.0,
+                "brier": 0.2,
+            }
+            for f in ("clinical", "expression", "combined")
+            for lrn, auc in (("logistic", 0.9), ("boosting", 0.6))
+        ]
+    )
+    result = {"predictions": predictions, "comparison": comparison}
+    figures = prediction_figures(result, {"variable": "arm", "test": "drug", "reference": "placebo"})
+    roc, calibration = figures["roc"].axes[0], figures["calibration"].axes[0]
+    assert roc.get_title() == "Prediction of drug vs placebo (nested cross-validation)"
+    assert calibration.get_title() == "Prediction of drug vs placebo: calibration"
+    assert [t.get_text() for t in roc.get_legend().get_texts()] == [
+        f"{f} (logistic): AUC 0.90 [0.80, 1.00]" for f in ("clinical", "expression", "combined")
+    ]
+    assert prediction_figures(result, CONTRAST)["roc"].axes[0].get_title() == (
+        "TRD prediction (nested cross-validation)"
+    )

@@ -1,11 +1,12 @@
 """Rule predict: predict the contrast's test group (TRD) from clinical covariates, blood expression and
-both. The work is done in trdpipe.predict.contrast."""
+both. The work is done in trdpipe.predict.contrast, the figures are drawn by trdpipe.predict.figures."""
 
 import anndata as ad
 from threadpoolctl import threadpool_limits
 
 from trdpipe.common import run_script, save_figure, write_table
 from trdpipe.predict.contrast import predict_contrast
+from trdpipe.predict.figures import prediction_figures
 
 
 def main(smk) -> None:
@@ -23,8 +24,8 @@ def main(smk) -> None:
         )
     for key in ("comparison", "predictions", "site", "genes", "null"):
         write_table(result[key], smk.output[key], float_format="%.6g")
-    for key in ("roc", "calibration"):
-        save_figure(result[key], smk.output[key])
+    for key, figure in prediction_figures(result, dict(smk.params.contrast)).items():
+        save_figure(figure, smk.output[key])
 
 
 if "snakemake" in globals():
