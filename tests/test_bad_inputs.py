@@ -21,8 +21,9 @@ from trdpipe.checks.inputs import check_counts, match_samples
 from trdpipe.common import InputError
 from trdpipe.ingest import load_counts
 from trdpipe.io.annotation import load_annotation
-from trdpipe.io.counts import read_counts, read_per_sample_counts, read_sample_sheet
+from trdpipe.io.counts import read_counts, read_per_sample_counts
 from trdpipe.io.genesets import read_gmt
+from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.model.filtering import filter_cohort
 
 FORMATS = Path(__file__).parent / "data" / "formats"

@@ -21,7 +21,7 @@ from test_bad_inputs import assert_fails_in_ingest, small_workflow  # noqa: F401
 from test_report import KEY_CONFIG, TRD, key_finding_tables, render_macros
 from trdpipe import simulate as sim
 from trdpipe.common import InputError
-from trdpipe.io.counts import read_sample_sheet
+from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.qc import figures as qc_figures
 from trdpipe.qc import metrics as qc
 from trdpipe.report import page as report

@@ -13,7 +13,8 @@ import pytest
 from trdpipe.checks.inputs import check_design
 from trdpipe.common import InputError
 from trdpipe.io.annotation import annotate_genes, load_annotation
-from trdpipe.io.counts import read_count_matrix, read_counts, read_per_sample_counts, read_sample_sheet
+from trdpipe.io.counts import read_count_matrix, read_counts, read_per_sample_counts
+from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.model.sensitivity import check_model
 
 FORMATS = Path(__file__).parent / "data" / "formats"

@@ -15,7 +15,8 @@ from trdpipe.checks.inputs import (
     samples_for_prediction,
 )
 from trdpipe.common import InputError
-from trdpipe.io.counts import read_count_matrix, read_sample_sheet
+from trdpipe.io.counts import read_count_matrix
+from trdpipe.io.sample_sheet import read_sample_sheet
 
 
 def sheet(n_per_group=4):

@@ -22,8 +22,9 @@ from trdpipe.checks.inputs import (
     match_samples,
 )
 from trdpipe.common import InputError
-from trdpipe.io.counts import read_counts, read_sample_sheet
+from trdpipe.io.counts import read_counts
 from trdpipe.io.genesets import check_collections
+from trdpipe.io.sample_sheet import read_sample_sheet
 
 CONTRAST = {"c": {"variable": "group", "test": "TRD", "reference": "responder"}}
 

@@ -21,7 +21,7 @@ os.environ["MPLBACKEND"] = "Agg"
 # set before the engine's first import below, which would otherwise set the user's cache.
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
 from trdpipe.checks.config import check_config, resolve_shipped_paths, shipped_path
-from trdpipe.io.counts import read_sample_sheet
+from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.common import InputError
 from trdpipe.ingest import decide_optional_parts
 

@@ -31,9 +31,9 @@ from trdpipe.io.counts import (
     clean_sample_id,
     read_counts,
     read_per_sample_counts,
-    read_sample_sheet,
 )
 from trdpipe.io.genesets import check_collections
+from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.model.sensitivity import active_models, check_model
 
 log = logging.getLogger("trd")
