@@ -92,6 +92,28 @@ def test_each_part_of_the_engine_imports_only_the_parts_beneath_it():
     assert upward == []
 
 
+def draws(path: Path) -> bool:
+    """A concern's figures module, the report (which shows figures) or common (which saves them)."""
+    part = path.relative_to(LIB / "trdpipe").with_suffix("").parts
+    return part[-1] == "figures" or part[0] in ("report", "common")
+
+
+def test_computation_imports_no_figures():
+    # each concern's figures sit in a figures module beside its computation (scanpy's pl beside tl):
+    # a figures module may import its computation, never the other way round, and nothing else
+    # needs matplotlib
+    offending = {
+        str(path.relative_to(LIB)): sorted(
+            n
+            for n in imports(path)
+            if n.split(".")[0] in ("matplotlib", "adjustText") or "figures" in n.split(".")
+        )
+        for path in engine_files("trdpipe")
+        if not draws(path)
+    }
+    assert {k: v for k, v in offending.items() if v} == {}
+
+
 @pytest.mark.parametrize("script", sorted(SCRIPTS.glob("*.py")), ids=lambda p: p.stem)
 def test_a_rule_script_is_main_alone_calling_the_engine(script):
     tree = ast.parse(script.read_text())
