@@ -4,7 +4,7 @@ Subpackages by concern, each importing only from the ones listed before it:
 
 - ``common``: logging, atomic outputs, the one-line error of a rule (no pipeline imports);
 - ``checks``: the config check and the input checks that stop a run before any fitting;
-- ``io``: count formats, gene identifiers and annotation, gene sets, ingest;
+- ``io``: count formats, the sample sheet, gene identifiers and annotation, gene sets;
 - ``model``: the design, PyDESeq2 fits (through ``batched_deseq2``), filtering, VST, tables,
   sensitivity models;
 - ``qc``, ``cells``, ``calibration``, ``enrichment``, ``predict``: one concern each;
@@ -12,5 +12,7 @@ Subpackages by concern, each importing only from the ones listed before it:
 - ``provenance``, ``resources``, ``simulate``: software versions and MultiQC, the builders of
   resources/, the cohort simulator.
 
-Nothing here imports the rule scripts, and ``batched_deseq2`` imports nothing from here.
+A concern's figures are in its ``figures`` module (``model.figures``, ``qc.figures``, ...), beside
+its computation, which never imports them. Nothing here imports the rule scripts, and
+``batched_deseq2`` imports nothing from here.
 """

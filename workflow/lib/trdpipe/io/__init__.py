@@ -1,1 +1,1 @@
-"""Reading inputs: count formats, gene identifiers and annotation, gene sets; ingest."""
+"""Reading inputs: count formats, the sample sheet, gene identifiers and annotation, gene sets."""
