@@ -38,6 +38,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "workflow" / "lib"), str(ROOT / "tests")]
+# the predict rule's script draws its figures to files with Agg, as in the workflow's jobs
+os.environ["MPLBACKEND"] = "Agg"
 
 from rule_scripts import rule_script  # noqa: E402
 from trdpipe.model.filtering import expressed_genes, min_group_size  # noqa: E402
