@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from trdpipe.predict.features import Cohort
 from trdpipe.predict.models import (
-    Cohort,
     compare_models,
     model_grid,
     outer_splits,

@@ -17,10 +17,10 @@ from trdpipe.calibration.permutation import check_strata, labellings_available, 
 from trdpipe.checks.inputs import check_prediction_inputs, prediction_groups_column
 from trdpipe.common import InputError
 from trdpipe.predict import models as prediction
+from trdpipe.predict.features import make_cohort
 from trdpipe.predict.models import (
     cross_validate,
     inner_folds,
-    make_cohort,
     outer_splits,
     permutation_scheme,
     permuted_labels,

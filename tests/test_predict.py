@@ -13,15 +13,15 @@ from noise_cv import coverage, null_comparison
 from trdpipe.checks.inputs import check_prediction_inputs, prediction_group_column
 from trdpipe.common import InputError
 from trdpipe.model.design import variance_stabilise
+from trdpipe.predict import features
 from trdpipe.predict import models as prediction
 from trdpipe.predict.contrast import model_genes
+from trdpipe.predict.features import FoldVST, make_cohort, vst_settings
 from trdpipe.predict.figures import prediction_figures
 from trdpipe.predict.models import (
-    FoldVST,
     bootstrap_indices,
     compare_models,
     cross_validate,
-    make_cohort,
     outer_splits,
     permutation_null,
     permutation_p,
@@ -29,7 +29,6 @@ from trdpipe.predict.models import (
     rank_auc,
     site_splits,
     validate_by_site,
-    vst_settings,
 )
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
@@ -320,7 +319,7 @@ def synthetic_predictions(n=40, repeats=3, seed=5):
 
 def test_auc_brier_intervals_and_gain_equal_independent_computations():
     predictions, labels, ids = synthetic_predictions()
-    cohort = prediction.Cohort(ids, np.zeros((40, 1)), np.array(["g"]), np.zeros((40, 0)), [], labels, None)
+    cohort = features.Cohort(ids, np.zeros((40, 1)), np.array(["g"]), np.zeros((40, 0)), [], labels, None)
     settings = {"bootstrap": 200}
     table = compare_models(predictions, cohort, settings, seed=9).set_index("feature_set")
 
@@ -678,7 +677,7 @@ def test_top_genes_ranks_as_sklearn_f_classif_for_every_label_vector_and_sample_
     genes = rng.normal(5, 2, (30, 40))
     labels = np.array([rng.permutation(np.repeat([1, 0], 15)) for _ in range(3)])
     masks = rng.random((3, 30)) < 0.7
-    chosen = prediction.top_genes(genes, labels, masks, 6)
+    chosen = features.top_genes(genes, labels, masks, 6)
     for b in range(3):
         f, _ = f_classif(genes[masks[b]], labels[b][masks[b]])
         assert list(chosen[b]) == sorted(np.argsort(-f)[:6])

@@ -14,10 +14,10 @@ from test_report import prediction_files
 from trdpipe.checks.inputs import check_prediction_inputs, prediction_groups_column, repeated_measures_column
 from trdpipe.common import InputError
 from trdpipe.predict import models as prediction
+from trdpipe.predict.features import make_cohort
 from trdpipe.predict.models import (
     compare_models,
     cross_validate,
-    make_cohort,
     outer_splits,
     permutation_scheme,
     permuted_labels,

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from trdpipe.checks.inputs import prediction_group_column, prediction_groups_column
+from trdpipe.predict.features import make_cohort
 from trdpipe.predict.models import (
     compare_models,
     cross_validate,
-    make_cohort,
     model_grid,
     permutation_null,
     permutation_p,

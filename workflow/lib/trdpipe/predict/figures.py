@@ -5,7 +5,7 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_curve
 
-from trdpipe.predict.models import FEATURE_SETS
+from trdpipe.predict.features import FEATURE_SETS
 
 
 def prediction_figures(result: dict, contrast: dict) -> dict:

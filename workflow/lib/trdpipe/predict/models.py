@@ -9,18 +9,18 @@ learner, tuned on the inner folds. The VST values of an outer split are therefor
 and shared by the three feature sets, the learners and the label permutations (which keep the
 outer folds; see permuted_labels). With related samples (Cohort.groups: a subject's), every outer
 and inner fold keeps each group whole, and the permutations respect the groups (permutation_scheme).
+The features (Cohort, FoldVST, the feature sets' columns, the gene selection) are in
+predict/features.py.
 """
 
 import logging
-from dataclasses import dataclass
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from scipy.stats import rankdata
 from scipy.stats import t as student_t
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, brier_score_loss
@@ -35,88 +35,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from trdpipe.model.design import fit_vst
-from trdpipe.model.filtering import expressed_genes
+from trdpipe.predict.features import FEATURE_SETS, Cohort, model_columns, split_features, top_genes
 
 log = logging.getLogger("trd")
-
-FEATURE_SETS = ("clinical", "expression", "combined")
-
-
-@dataclass
-class Cohort:
-    """What the prediction needs of the samples of one contrast (rows in the same order)."""
-
-    sample_ids: np.ndarray
-    counts: np.ndarray  # raw counts, samples x genes
-    gene_ids: np.ndarray
-    clinical: np.ndarray  # encoded covariates, samples x columns
-    clinical_names: list
-    labels: np.ndarray  # 1 = the contrast's test group
-    sites: np.ndarray | None  # the group_by column, or None
-    groups: np.ndarray | None = None  # the predict.groups column (related samples), or None
-
-
-def encode_covariates(obs: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
-    """Numeric covariates as they are, categorical ones one-hot (first level dropped). This uses
-    no labels; scaling, which learns from data, happens inside the folds."""
-    return pd.get_dummies(obs[covariates], drop_first=True, dtype=float)
-
-
-def make_cohort(
-    adata: ad.AnnData, contrast: dict, covariates: list[str], group_by: str | None, groups: str | None = None
-) -> Cohort:
-    """The samples of the contrast's two groups, with their counts, covariates and labels; `groups`
-    names the column of related samples (a subject's) that no fold may split."""
-    adata = adata[adata.obs[contrast["variable"]].astype(str).isin([contrast["test"], contrast["reference"]])]
-    clinical = encode_covariates(adata.obs, covariates)
-    return Cohort(
-        sample_ids=adata.obs_names.to_numpy().astype(str),
-        counts=np.asarray(adata.X),
-        gene_ids=adata.var_names.to_numpy().astype(str),
-        clinical=clinical.to_numpy(),
-        clinical_names=list(clinical.columns),
-        labels=(adata.obs[contrast["variable"]].astype(str) == contrast["test"]).to_numpy().astype(int),
-        sites=adata.obs[group_by].astype(str).to_numpy() if group_by else None,
-        groups=adata.obs[groups].astype(str).to_numpy() if groups else None,
-    )
-
-
-# ---------------------------------------------------------------- in-fold VST
-
-
-class FoldVST(BaseEstimator, TransformerMixin):
-    """Gene filter, size factors and VST learnt from the training samples' raw counts.
-
-    fit: genes passing edgeR's filterByExpr rule in the training samples (smallest group =
-    `group_size`), then de_model.fit_vst on them (PyDESeq2: geometric means and dispersion trend
-    of the training samples). transform: any samples' counts, each sample's size factor from
-    the training geometric means (so a test sample never influences another one or the fit).
-    """
-
-    def __init__(self, filter_settings: dict, vst_settings: dict, group_size: int = 0):
-        self.filter_settings = filter_settings
-        self.vst_settings = vst_settings
-        self.group_size = group_size
-
-    def fit(self, counts: np.ndarray, y=None):
-        self.genes_ = expressed_genes(counts, self.group_size, **self.filter_settings)
-        kept = ad.AnnData(
-            X=counts[:, self.genes_],
-            obs=pd.DataFrame(index=[str(i) for i in range(len(counts))]),
-            var=pd.DataFrame(index=[str(j) for j in np.flatnonzero(self.genes_)]),
-        )
-        self.dds_ = fit_vst(kept, self.vst_settings, n_cpus=1)
-        return self
-
-    def transform(self, counts: np.ndarray) -> np.ndarray:
-        return np.asarray(self.dds_.vst_transform(counts[:, self.genes_].astype(float)))
-
-
-def vst_settings(deseq2: dict) -> dict:
-    """The pipeline's DESeq2 settings for the in-fold VST; size factors always by median of
-    ratios, whose geometric means carry over from training to test samples."""
-    return {**deseq2, "size_factors_fit_type": "ratio"}
 
 
 # ---------------------------------------------------------------- learners
@@ -161,27 +82,6 @@ def fit_model(
     model, _ = make_learner(learner, settings, seed)
     pipeline = Pipeline([("scale", StandardScaler()), ("model", model.set_params(**params))])
     return pipeline.fit(values[np.ix_(rows, columns)], labels[rows])
-
-
-def top_genes(genes: np.ndarray, labels: np.ndarray, masks: np.ndarray, k: int) -> np.ndarray:
-    """For each row of labels and masks (label vector, samples used): the k genes of highest
-    ANOVA F among those samples, as scikit-learn's f_classif ranks them.
-
-    The two-group sums for all label vectors and sample sets come from four matrix products,
-    so that the selection of every inner fold and label permutation costs little more than one.
-    """
-    centred = genes - genes.mean(axis=0)  # fewer cancellation errors in the sums of squares
-    used = masks.astype(float)
-    cases = used * labels
-    n, n1 = used.sum(axis=1)[:, None], cases.sum(axis=1)[:, None]
-    total, total_sq = used @ centred, used @ centred**2
-    sum1 = cases @ centred
-    sum0 = total - sum1
-    between = sum1**2 / n1 + sum0**2 / (n - n1) - total**2 / n
-    within = total_sq - sum1**2 / n1 - sum0**2 / (n - n1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.nan_to_num(between / (within / (n - 2)), nan=0.0, posinf=np.finfo(float).max)
-    return np.sort(np.argpartition(-f, k - 1, axis=1)[:, :k], axis=1)
 
 
 def selected_genes(
@@ -275,16 +175,6 @@ def permuted_labels(
 # ---------------------------------------------------------------- fitting
 
 
-def split_features(
-    cohort: Cohort, train: np.ndarray, settings: dict, filter_settings: dict, deseq2: dict
-) -> tuple[np.ndarray, np.ndarray]:
-    """[fold VST genes | covariates] of every sample, the VST fitted on `train`; and the genes."""
-    group_size = int(np.bincount(cohort.labels[train], minlength=2).min())
-    vst = FoldVST(filter_settings, vst_settings(deseq2), group_size).fit(cohort.counts[train])
-    values = np.hstack([vst.transform(cohort.counts), cohort.clinical])
-    return values, cohort.gene_ids[vst.genes_]
-
-
 def inner_folds(
     labels: np.ndarray, train: np.ndarray, n_folds: int, seed: int, groups: np.ndarray | None = None
 ) -> list[tuple]:
@@ -297,13 +187,6 @@ def inner_folds(
         splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
         parts = splitter.split(train, labels[train], groups[train])
     return [(train[fit], train[validation]) for fit, validation in parts]
-
-
-def model_columns(feature_set: str, chosen: np.ndarray, n_genes: int, n_clinical: int) -> np.ndarray:
-    clinical = np.arange(n_genes, n_genes + n_clinical)
-    return {"clinical": clinical, "expression": chosen, "combined": np.concatenate([chosen, clinical])}[
-        feature_set
-    ]
 
 
 def run_models(
