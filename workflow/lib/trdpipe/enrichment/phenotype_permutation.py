@@ -266,7 +266,11 @@ def phenotype_permutation_gsea(
     membership = Membership.of(sets, ranking.index)
     values = np.column_stack([ranking.to_numpy(dtype=float), null_rankings(null_stat)])
     scores = enrichment_scores(values, membership, threads)
-    es, null = scores[:, 0], scores[:, 1:]
+    return gsea_columns(membership.terms, scores[:, 0], scores[:, 1:])
+
+
+def gsea_columns(terms: list[str], es: np.ndarray, null: np.ndarray) -> pd.DataFrame:
+    """The permutation columns of the sets' observed ES and null ES (sets x permutations)."""
     nes, nes_null = normalise(es, null)
     pvalue = permutation_pvalues(es, null)
     nes[np.isnan(pvalue)] = np.nan
@@ -280,7 +284,7 @@ def phenotype_permutation_gsea(
         )
     return pd.DataFrame(
         {
-            "term": membership.terms,
+            "term": terms,
             "NES_perm": nes,
             "pvalue_perm": pvalue,
             "fdr_perm": pooled_fdr(nes, nes_null, pvalue),
