@@ -10,7 +10,7 @@ K labellings within site x sex), the GSEA columns trdpipe.enrichment.phenotype_p
 time: one cohort of --samples x --genes; the DESeq2 fit of the primary model (what the
   enrichment needs without the null, for reference), the score null (its fit, then K
   statistics), the permutation GSEA of GO BP on the K rankings and ORA's permutation columns of
-  one direction, wall and CPU seconds (CPU: of the whole process, all threads).
+  both directions, wall and CPU seconds (CPU: of the whole process, all threads).
 
     .venv/bin/python bench/bench_pathway_null.py time --samples 300 --genes 20000
 
@@ -19,6 +19,13 @@ null: --cohorts null cohorts (SimulationParameters.null_cohort: no group effect 
   down lists of the observed DESeq2 fit at padj < 0.05, lists of their length from the null).
 
     .venv/bin/python bench/bench_pathway_null.py null --cohorts 100 --samples 60 --genes 3000
+
+  With --as-observed J, each cohort also gives the share of its first J labellings (the observed
+  one, then permuted ones) that call any GSEA set when taken as the observed one, the others as
+  its null: under the null the labellings are exchangeable, so that share is the cohort's
+  false-positive rate, a number where one labelling gives a 0 or a 1 (ORA is then left out).
+
+    .venv/bin/python bench/bench_pathway_null.py null --cohorts 40 --samples 40 --genes 1000 --as-observed 100
 
 power: at each of --sizes samples, --cohorts cohorts with one GO BP term shifted (--term, by
   --shift log2 at signature strength 1, scaled per patient as the simulator does) and the same
@@ -117,23 +124,28 @@ def time_null(samples: int, genes: int, k: int) -> pd.DataFrame:
     rows.append((f"score null: fit without the contrast, then {k} labellings", wall, cpu))
     _, wall, cpu = timed(perm.phenotype_permutation_gsea, observed, null, sets, 2)
     rows.append((f"permutation GSEA: {len(sets)} GO BP sets x {k + 1} rankings, 2 threads", wall, cpu))
-    _, wall, cpu = timed(ora_up_list, observed, null, sets)
-    rows.append(("permutation ORA, one direction: lists of 2% of the genes", wall, cpu))
+    _, wall, cpu = timed(ora_both_directions, observed, null, sets)
+    rows.append(("permutation ORA, up and down: lists of 2% of the genes each", wall, cpu))
     table = pd.DataFrame(rows, columns=["step", "wall_s", "cpu_s"])
     table.attrs["shape"] = f"{adata.n_obs} samples x {adata.n_vars} genes"
     return table
 
 
-def ora_up_list(observed: pd.Series, null: np.ndarray, sets) -> pd.DataFrame:
-    """ORA's permutation columns of an up list of the 2% genes with the largest statistic."""
+def ora_both_directions(observed: pd.Series, null: np.ndarray, sets) -> list[pd.DataFrame]:
+    """ORA's permutation columns of an up and a down list, each of the 2% genes with the most
+    extreme statistic, with their null lists as the enrichment rule makes them."""
     from scipy.stats import hypergeom
 
-    n_up = int(0.02 * len(observed))
-    up = set(observed.sort_values(ascending=False).index[:n_up])
-    overlap = np.array([len(up.intersection(genes)) for genes in sets.values()])
+    n_de = int(0.02 * len(observed))
+    null_de = perm.null_top_lists(null, n_de, n_de)
     sizes = np.array([len(genes) for genes in sets.values()])
-    p = hypergeom.sf(overlap - 1, len(observed), sizes, n_up)
-    return perm.ora_permutation(p, sets, list(observed.index), perm.null_top_lists(null, n_up, 0)["up"])
+    tables = []
+    for direction, ascending in (("up", False), ("down", True)):
+        de = set(observed.sort_values(ascending=ascending).index[:n_de])
+        overlap = np.array([len(de.intersection(genes)) for genes in sets.values()])
+        p = hypergeom.sf(overlap - 1, len(observed), sizes, n_de)
+        tables.append(perm.ora_permutation(p, sets, list(observed.index), null_de[direction]))
+    return tables
 
 
 # ----------------------------------------------------------------------------- null cohorts
@@ -160,7 +172,22 @@ def ora_any_call(adata, sets, observed: pd.Series, null: np.ndarray) -> bool:
     )
 
 
-def null_cohorts(n_cohorts: int, samples: int, genes: int) -> pd.DataFrame:
+def share_of_labellings_calling(observed: pd.Series, null: np.ndarray, sets, labellings: int) -> float:
+    """The share of the cohort's first `labellings` rankings (the observed one, then permuted
+    ones) that call any set at fdr_perm < FDR when taken as the observed ranking, the others as
+    its null. Under the null the observed labelling is one of K + 1 exchangeable ones, so this is
+    the cohort's false-positive rate itself, where one labelling per cohort gives a 0 or a 1."""
+    membership = perm.Membership.of(sets, observed.index)
+    values = np.column_stack([observed.to_numpy(dtype=float), perm.null_rankings(null)])
+    scores = perm.enrichment_scores(values, membership)
+    calls = 0
+    for j in range(labellings):
+        others = np.delete(scores, j, axis=1)
+        calls += bool((perm.gsea_columns(membership.terms, scores[:, j], others)["fdr_perm"] < FDR).any())
+    return calls / labellings
+
+
+def null_cohorts(n_cohorts: int, samples: int, genes: int, labellings: int) -> pd.DataFrame:
     rows = []
     for seed in range(n_cohorts):
         params = sim.SimulationParameters.null_cohort(
@@ -175,7 +202,10 @@ def null_cohorts(n_cohorts: int, samples: int, genes: int) -> pd.DataFrame:
                 "sets": len(sets),
                 "gsea_calls": int((gsea["fdr_perm"] < FDR).sum()),
                 "gsea_min_fdr": float(gsea["fdr_perm"].min()),
-                "ora_any_call": ora_any_call(adata, sets, observed, null),
+                "ora_any_call": ora_any_call(adata, sets, observed, null) if not labellings else np.nan,
+                "share_calling": share_of_labellings_calling(observed, null, sets, labellings)
+                if labellings
+                else np.nan,
             }
         )
         print(rows[-1], flush=True)
@@ -225,6 +255,13 @@ def main() -> None:
     ap.add_argument("--genes", type=int, default=3000)
     ap.add_argument("--permutations", type=int, default=K, help="with time: K")
     ap.add_argument("--cohorts", type=int, default=100)
+    ap.add_argument(
+        "--as-observed",
+        type=int,
+        default=0,
+        help="with null: also the share of this many labellings per cohort that call a set when "
+        "taken as the observed one (ORA then skipped)",
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 300])
     ap.add_argument("--term", default="GO:0002495", help="with power: the GO BP term shifted")
     ap.add_argument("--shift", type=float, default=-0.25, help="with power: its log2 shift")
@@ -235,12 +272,20 @@ def main() -> None:
         print(table.attrs["shape"])
         print(table.to_string(index=False))
     elif args.mode == "null":
-        table = null_cohorts(args.cohorts, args.samples, args.genes)
+        table = null_cohorts(args.cohorts, args.samples, args.genes, args.as_observed)
         print(
             f"{len(table)} null cohorts of {args.samples} samples x {args.genes} genes, "
             f"{table['sets'].median():.0f} GO BP sets (median): any GSEA fdr_perm < {FDR}: "
-            f"{int((table['gsea_calls'] > 0).sum())}; any ORA fdr_perm < {FDR}: {int(table['ora_any_call'].sum())}"
+            f"{int((table['gsea_calls'] > 0).sum())}"
+            + ("" if args.as_observed else f"; any ORA fdr_perm < {FDR}: {int(table['ora_any_call'].sum())}")
         )
+        if args.as_observed:
+            share = table["share_calling"]
+            print(
+                f"share of {args.as_observed} labellings per cohort, each taken as observed, calling "
+                f"any GSEA set: mean {share.mean():.4f} (standard error {share.std() / np.sqrt(len(share)):.4f}), "
+                f"cohorts range {share.min():.3f}-{share.max():.3f}"
+            )
     else:
         print(power(args.sizes, args.cohorts, args.genes, args.term, args.shift).to_string(index=False))
 

@@ -263,6 +263,18 @@ def test_null_top_lists_are_the_observed_length_by_statistic():
     assert (lists["up"].sum(0) == 2).all() and (lists["down"].sum(0) == 1).all()
 
 
+def test_null_top_lists_break_ties_by_gene_order_as_a_stable_sort():
+    # the partial sort must choose as the first n of a stable sort: tied statistics, NaN last
+    rng = np.random.default_rng(7)
+    stat = rng.integers(-2, 3, size=(30, 40)).astype(float)
+    stat[rng.random(stat.shape) < 0.2] = np.nan
+    for n in (1, 5, 12, 30):
+        order = np.argsort(-np.nan_to_num(stat, nan=-np.inf), axis=0, kind="stable")[:n]
+        expected = np.zeros(stat.shape, dtype=bool)
+        np.put_along_axis(expected, order, True, axis=0)
+        assert (gp.null_top_lists(stat, n, 0)["up"] == expected).all()
+
+
 def test_ora_with_observed_length_null_lists_does_not_call_an_unrelated_set():
     """A DE list of 40 of 1000 genes and a set of 40 genes of which 2 are in it, as chance gives
     (1.6 expected): permuted lists cut at their own padj are empty when the groups truly differ, and

@@ -120,20 +120,14 @@ class Membership:
 
     @classmethod
     def of(cls, sets: dict[str, list[str]], genes) -> "Membership":
-        index = pd.Index(genes)
         terms = list(sets)
-        members = [index.get_indexer(sets[t]) for t in terms]
-        if any((m < 0).any() or len(m) == 0 for m in members):
+        sizes = np.array([len(sets[t]) for t in terms], dtype=np.int64)
+        # one lookup of every member: a lookup per set cost more than the ORA it served
+        genes_of = pd.Index(genes).get_indexer([g for t in terms for g in sets[t]]).astype(np.int64)
+        if (sizes == 0).any() or (genes_of < 0).any():
             raise ValueError("gene sets must be non-empty and restricted to the ranking's genes")
-        sizes = np.array([len(m) for m in members], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        return cls(
-            terms,
-            np.concatenate(members).astype(np.int64),
-            np.repeat(np.arange(len(terms)), sizes),
-            starts,
-            sizes,
-        )
+        return cls(terms, genes_of, np.repeat(np.arange(len(terms)), sizes), starts, sizes)
 
 
 def enrichment_scores(values: np.ndarray, membership: Membership, threads: int = 1) -> np.ndarray:
@@ -272,7 +266,11 @@ def phenotype_permutation_gsea(
     membership = Membership.of(sets, ranking.index)
     values = np.column_stack([ranking.to_numpy(dtype=float), null_rankings(null_stat)])
     scores = enrichment_scores(values, membership, threads)
-    es, null = scores[:, 0], scores[:, 1:]
+    return gsea_columns(membership.terms, scores[:, 0], scores[:, 1:])
+
+
+def gsea_columns(terms: list[str], es: np.ndarray, null: np.ndarray) -> pd.DataFrame:
+    """The permutation columns of the sets' observed ES and null ES (sets x permutations)."""
     nes, nes_null = normalise(es, null)
     pvalue = permutation_pvalues(es, null)
     nes[np.isnan(pvalue)] = np.nan
@@ -286,7 +284,7 @@ def phenotype_permutation_gsea(
         )
     return pd.DataFrame(
         {
-            "term": membership.terms,
+            "term": terms,
             "NES_perm": nes,
             "pvalue_perm": pvalue,
             "fdr_perm": pooled_fdr(nes, nes_null, pvalue),
@@ -300,18 +298,15 @@ def hypergeometric_pvalues(
     overlap: np.ndarray, sizes: np.ndarray, n_de: np.ndarray, universe: int
 ) -> np.ndarray:
     """P(X >= overlap) of every set (rows) and DE list (columns); exactly 1 where the overlap
-    is 0. Each distinct (overlap, size, list length) is evaluated once: SciPy's hypergeometric
-    costs microseconds a call, and a collection x K permutations repeats few distinct ones."""
-    pvalues = np.ones(overlap.shape)
-    hit = overlap > 0
-    size = np.broadcast_to(sizes[:, None], overlap.shape)[hit].astype(np.int64)
-    drawn = np.broadcast_to(n_de[None, :], overlap.shape)[hit].astype(np.int64)
-    key = (overlap[hit].astype(np.int64) * (universe + 1) + size) * (universe + 1) + drawn
-    distinct, where = np.unique(key, return_inverse=True)
-    k, rest = np.divmod(distinct, (universe + 1) ** 2)
-    m, n = np.divmod(rest, universe + 1)
-    pvalues[hit] = hypergeom.sf(k - 1, universe, m, n)[where]
-    return pvalues
+    is 0. SciPy's hypergeometric costs microseconds a call, and a collection x K permutations
+    repeats few distinct (overlap, set size, list length): it is evaluated once on the grid of
+    the distinct sizes, list lengths and overlaps 0 to the largest, then looked up."""
+    size_values, size_at = np.unique(sizes, return_inverse=True)
+    length_values, length_at = np.unique(n_de, return_inverse=True)
+    k = np.arange(int(overlap.max(initial=0)) + 1)
+    table = hypergeom.sf(k - 1, universe, size_values[:, None, None], length_values[None, :, None])
+    pvalues = table[size_at[:, None], length_at[None, :], overlap]
+    return np.where(overlap > 0, pvalues, 1.0)
 
 
 def ora_permutation(
@@ -326,7 +321,8 @@ def ora_permutation(
     matrix = sparse.csr_matrix(
         (np.ones(len(m.genes)), (m.set_of, m.genes)), shape=(len(m.terms), len(universe))
     )
-    overlap = (matrix @ null_de.astype(float)).round().astype(int)
+    # the permuted lists are short: a sparse product counts only their members
+    overlap = (matrix @ sparse.csc_matrix(null_de, dtype=float)).toarray().round().astype(np.int64)
     null = hypergeometric_pvalues(overlap, m.sizes, null_de.sum(0), len(universe))
     pvalue = ((null <= observed[:, None]).sum(1) + 1) / (null.shape[1] + 1)
     return pd.DataFrame(
@@ -352,11 +348,24 @@ def null_top_lists(null_stat: np.ndarray, n_up: int, n_down: int) -> dict[str, n
     """Permuted up and down lists (genes x permutations) as long as the observed ones: in each
     permutation the n_up genes with the largest and the n_down with the smallest statistic
     (genes without one last; ties by gene order)."""
+    return {"up": top_genes(null_stat, n_up), "down": top_genes(-null_stat, n_down)}
 
-    def top(scores: np.ndarray, n: int) -> np.ndarray:
-        order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), axis=0, kind="stable")[:n]
-        chosen = np.zeros(scores.shape, dtype=bool)
-        np.put_along_axis(chosen, order, True, axis=0)
-        return chosen
 
-    return {"up": top(null_stat, n_up), "down": top(-null_stat, n_down)}
+def top_genes(scores: np.ndarray, n: int) -> np.ndarray:
+    """True for the n largest scores of each column (NaN last, ties by row order): the first n
+    of a stable sort, found by a partial sort (a full sort of every column cost seconds)."""
+    if n <= 0:
+        return np.zeros(scores.shape, dtype=bool)
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    by_column = np.negative(filled.T, order="C")  # a row per column: partitioned along it, faster
+    by_column.partition(n - 1, axis=1)
+    nth = -by_column[:, n - 1]  # the n-th largest score of each column
+    above, tied = filled > nth, filled == nth
+    chosen = above | tied
+    # where more scores tie with the n-th than the list has room for, the first in row order
+    crowded = np.flatnonzero(chosen.sum(0) > n)
+    if len(crowded):
+        room = n - above[:, crowded].sum(0)
+        first = np.cumsum(tied[:, crowded], axis=0) <= room
+        chosen[:, crowded] = above[:, crowded] | (tied[:, crowded] & first)
+    return chosen
