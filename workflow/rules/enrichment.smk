@@ -98,9 +98,7 @@ rule pathway_null:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings(
-            "inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates"
-        ),
+        deseq2=deseq2_settings("null_fit"),
         permutations=ENRICHMENT["label_permutations"],
         strata=config["calibration"]["strata"],
         seed=config["calibration"]["seed"],
