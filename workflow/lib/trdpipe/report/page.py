@@ -471,7 +471,7 @@ def readable_fdrs(table: pd.DataFrame, columns: list[str], permutations: int | N
 
 
 def gsea_term_table(best: pd.DataFrame, permutations: int | None) -> pd.DataFrame:
-    """Terms shown (gsea_terms.top_terms_by_direction: by the label-permutation FDR when computed,
+    """Terms shown (trdpipe.enrichment.terms.top_terms_by_direction: by the label-permutation FDR when computed,
     near-duplicates folded) for reading: the permutation NES, p and FDR first, then fgsea's
     gene-permutation ones (with the log2 error of p, so that a reader can weigh a borderline padj),
     the leading edge shortened and the folded terms. permutations: K of the label permutations."""
