@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("VERSION", "config", "workflow", "resources", "profiles", "environment.yml")
+WORKFLOW_PARTS = ("VERSION", "config", "workflow", "resources", "profiles")
 
 
 def pytest_addoption(parser):

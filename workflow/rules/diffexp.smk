@@ -30,7 +30,7 @@ rule deseq2:
     benchmark:
         "results/benchmarks/deseq2/{contrast}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: threads_beside_vst_branch(2)
     resources:
         # PyDESeq2 keeps ~10 float64 samples x genes matrices (counts, mu, Cook's, hat values, ...)
@@ -55,7 +55,7 @@ rule vst:
     benchmark:
         "results/benchmarks/vst/vst.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     # the VST is numpy on whole matrices; its one threaded part, a dispersion fit of
     # 1000 genes (deseq2.vst_nsub), takes well under a second
     threads: 1

@@ -33,7 +33,7 @@ rule predict:
         "results/benchmarks/predict/{contrast}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     # outer splits and permutation blocks run in parallel (joblib), one thread each
     threads: threads_for_cohort(8)
     resources:

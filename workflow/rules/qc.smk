@@ -45,7 +45,7 @@ rule qc:
     benchmark:
         "results/benchmarks/qc/qc.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1  # as vst: the blind VST's threaded part is short
     resources:
         # the blind VST: a few float64 samples x genes matrices
@@ -72,7 +72,7 @@ rule filter:
     benchmark:
         "results/benchmarks/filter/filter.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(1000, 30),

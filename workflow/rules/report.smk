@@ -30,7 +30,7 @@ rule software_versions:
     benchmark:
         "results/benchmarks/software_versions/software_versions.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(200, 0),
@@ -116,7 +116,7 @@ rule report:
     benchmark:
         "results/benchmarks/report/report.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(1000, 20),

@@ -41,7 +41,7 @@ rule cell_composition:
     benchmark:
         "results/benchmarks/cell_composition/cell_composition.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         # the VST matrix and one standardised copy of it
@@ -89,7 +89,7 @@ rule sensitivity:
     benchmark:
         "results/benchmarks/sensitivity/{contrast}.{model}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: threads_beside_vst_branch(2)
     resources:
         # as deseq2: one more DE fit
