@@ -1,6 +1,6 @@
 """Benchmark the DESeq2 step: PyDESeq2 DefaultInference vs the batched backend (and R DESeq2).
 
-The batched backend is the pipeline's: BatchedInference inside batched_dds'
+The batched backend is the pipeline's: BatchedInference inside batched_deseq2.dds'
 BatchedDeseqDataSet/BatchedDeseqStats; the default one is PyDESeq2 as published.
 
 For each cohort size it simulates one negative-binomial cohort (design
@@ -63,7 +63,7 @@ def fit_in_this_process(
     from trdpipe.model.design import MODEL_CLASSES, make_inference
 
     counts, metadata = simulate_nb_cohort(n_samples, n_genes, seed=seed, n_outliers=n_genes // 200)
-    # batched: BatchedInference in batched_dds' subclasses; default: PyDESeq2 as published
+    # batched: BatchedInference in batched_deseq2.dds' subclasses; default: PyDESeq2 as published
     dataset_class, stats_class = MODEL_CLASSES[backend]
     inference = make_inference(threads, backend)
     in_inference = time_inference_calls(inference)
@@ -105,7 +105,7 @@ def fit_in_this_process(
 def time_inference_calls(inference) -> dict:
     """Wrap the Inference methods of `inference` so that the wall time spent in them adds up
     in the returned dict: the rest of the DE step is PyDESeq2's own code (in the batched
-    backend, batched_dds' vectorised versions of it)."""
+    backend, batched_deseq2.dds' vectorised versions of it)."""
     from pydeseq2.inference import Inference
 
     spent = {"seconds": 0.0}

@@ -16,7 +16,7 @@ import pytest
 os.environ["MPLBACKEND"] = "Agg"
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("VERSION", "config", "workflow", "resources", "profiles", "environment.yml")
+WORKFLOW_PARTS = ("VERSION", "config", "workflow", "resources", "profiles")
 
 
 def pytest_addoption(parser):

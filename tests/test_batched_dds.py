@@ -1,4 +1,4 @@
-"""batched_dds' vectorised DeseqDataSet/DeseqStats against PyDESeq2's own methods.
+"""batched_deseq2.dds' vectorised DeseqDataSet/DeseqStats against PyDESeq2's own methods.
 
 Both sides run the same Inference backend, so every input to the gene-wise fits must be
 the same: the tolerance is 1e-12 (summation order), far inside the 1e-4 that

@@ -645,7 +645,7 @@ def test_toy_report_sections_and_numbers(toy_run):
         f"predict {CONTRAST}",
         "cell_composition",
         *(f"sensitivity {CONTRAST}.{model}" for model in config["sensitivity"]),
-        f"sensitivity_enrichment {CONTRAST}",
+        f"sensitivity_enrichment {CONTRAST}.cell_adjusted",
         "software_versions",
     ]
     assert resources.index.tolist() == [*jobs, "all jobs"]

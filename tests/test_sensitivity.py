@@ -12,7 +12,15 @@ from scipy import stats
 from conftest import ROOT, copy_workflow, default_config_and, run_snakemake
 from trdpipe.common import InputError
 from trdpipe.ingest import ingest
-from trdpipe.model.sensitivity import check_models, concordance, describe, model_design, model_samples
+from trdpipe.model.sensitivity import (
+    check_models,
+    concordance,
+    describe,
+    key_finding_model,
+    model_design,
+    model_samples,
+    models_with,
+)
 
 DESIGN = "~ site + sex + age + group"
 CONTRASTS = {"TRD_vs_responder": {"variable": "group", "test": "TRD", "reference": "responder"}}
@@ -74,6 +82,37 @@ def test_default_models_pass_the_checks():
         "male_only": {"keep": {"sex": ["male"]}, "remove": ["sex"]},
     }
     check_models(models, sheet(), DESIGN, CONTRASTS, "s.tsv")
+
+
+def test_what_a_model_gets_follows_its_flags_not_its_name():
+    models = {
+        "cells_in": {"cell_scores": True, "enrichment": True, "key_finding": True},
+        "cell_adjusted": {"cell_scores": True},
+        "bmi": {"add": ["bmi"], "enrichment": True},
+    }
+    assert models_with(models, "enrichment") == ["cells_in", "bmi"]
+    assert key_finding_model(models) == "cells_in"
+    assert key_finding_model({"cell_adjusted": {"cell_scores": True}}) is None
+    two = {**models, "bmi": {"add": ["bmi"], "key_finding": True}}
+    assert message(key_finding_model, two) == (
+        "config sensitivity: key_finding is true for cells_in, bmi; set it on one model at most."
+    )
+
+
+def test_a_renamed_model_keeps_its_enrichment_and_key_finding(tmp_path):
+    """The shipped cell-adjusted model under another name: the DAG still runs its enrichment, and
+    the report reads that enrichment (a dry run)."""
+    workdir = copy_workflow(tmp_path / "wf")
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    renamed = {"cells_in": config["sensitivity"]["cell_adjusted"]}
+    path = workdir / "config" / "renamed.yaml"
+    path.write_text(yaml.safe_dump({"sensitivity": {**renamed, "cell_adjusted": {"enabled": False}}}))
+    jobs = run_snakemake(workdir, "--dry-run", *default_config_and("config/renamed.yaml")).stdout
+    folder = "results/sensitivity/TRD_vs_responder"
+    assert f"output: {folder}/cells_in/enrichment/gsea.tsv" in jobs
+    assert f"{folder}/cell_adjusted/" not in jobs
+    report_inputs = jobs.split("rule report:")[1].split("output:")[0]
+    assert f"{folder}/cells_in/enrichment/gsea.tsv" in report_inputs
 
 
 # ----------------------------------------------------------------------------- bad models

@@ -23,7 +23,7 @@ rule calibration_permutations:
         "results/benchmarks/calibration_permutations/{contrast}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(500, 10),
@@ -50,7 +50,7 @@ rule calibration_block:
         "results/benchmarks/calibration_block/{contrast}_{scatteritem}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     # one thread per block: blocks run side by side, and PyDESeq2's serial steps gain nothing
     # from a second thread
     threads: 1
@@ -62,7 +62,7 @@ rule calibration_block:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
         # no lfc_shrink: the null needs the Wald statistics only (calibration.refit_permuted)
-        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
+        deseq2=deseq2_settings("fit_and_test"),
     script:
         "../scripts/calibration_block.py"
 
@@ -103,7 +103,7 @@ rule calibration:
         "results/benchmarks/calibration/{contrast}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         # the null (permutations x genes, four float64 layers) a few times over
@@ -112,7 +112,7 @@ rule calibration:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings("alpha", "lfc_thresholds"),
+        deseq2=deseq2_settings("calls"),
         permutations=CALIBRATION["permutations"],
         strata=CALIBRATION["strata"],
         seed=CALIBRATION["seed"],

@@ -21,6 +21,7 @@ os.environ["MPLBACKEND"] = "Agg"
 # set before the engine's first import below, which would otherwise set the user's cache.
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
 from trdpipe.checks.config import check_config, resolve_shipped_paths, shipped_path
+from trdpipe.checks.config_keys import section_settings
 from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.common import InputError
 from trdpipe.ingest import decide_optional_parts
@@ -183,24 +184,9 @@ def resource_readmes():
     return [readme for readme in readmes if os.path.exists(readme)]
 
 
-# The deseq2 keys each rule reads, so that a changed key reruns only the rules that use it
-# (deseq2.alpha reruns DE, calibration, enrichment and the report, not qc, filter or vst).
-VST_KEYS = ("inference", "fit_type", "size_factors_fit_type", "vst_nsub")
-FIT_AND_TEST_KEYS = (
-    "inference",
-    "fit_type",
-    "size_factors_fit_type",
-    "refit_cooks",
-    "min_replicates",
-    "alpha",
-    "cooks_filter",
-    "independent_filter",
-)
-
-
-def deseq2_settings(*keys):
-    """The named keys of the config's deseq2 section (with the schema's defaults filled in)."""
-    return {key: config["deseq2"][key] for key in keys if key in config["deseq2"]}
+def deseq2_settings(*groups):
+    """The deseq2 keys of the named key groups (trdpipe.checks.config_keys), with the schema's defaults."""
+    return section_settings(config, "deseq2", *groups)
 
 
 def multiqc_enabled(settings):

@@ -30,7 +30,7 @@ rule deseq2:
     benchmark:
         "results/benchmarks/deseq2/{contrast}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: threads_beside_vst_branch(2)
     resources:
         # PyDESeq2 keeps ~10 float64 samples x genes matrices (counts, mu, Cook's, hat values, ...)
@@ -39,7 +39,7 @@ rule deseq2:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS, "lfc_shrink", "lfc_thresholds"),
+        deseq2=deseq2_settings("fit_and_test", "de_table"),
     script:
         "../scripts/deseq2.py"
 
@@ -55,7 +55,7 @@ rule vst:
     benchmark:
         "results/benchmarks/vst/vst.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     # the VST is numpy on whole matrices; its one threaded part, a dispersion fit of
     # 1000 genes (deseq2.vst_nsub), takes well under a second
     threads: 1
@@ -63,6 +63,6 @@ rule vst:
         mem_mb=mem_mb(1000, 80),
         runtime=runtime_min(5, 2),
     params:
-        deseq2=deseq2_settings(*VST_KEYS),
+        deseq2=deseq2_settings("vst"),
     script:
         "../scripts/vst.py"

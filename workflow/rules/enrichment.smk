@@ -52,12 +52,12 @@ rule enrichment:
         "results/benchmarks/enrichment/{contrast}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: threads_for_cohort(2)
     resources:
         # gene sets x genes membership plus gseapy's per-thread null samples: grows with genes and
         # sets, not samples (~0.6 GB measured for 18,000 genes x GO BP), so no per-cell slope;
-        # the permutation scores work in blocks of bounded size (gsea_permutation.BLOCK_CELLS)
+        # the permutation scores work in blocks of bounded size (trdpipe.enrichment.phenotype_permutation.BLOCK_CELLS)
         mem_mb=mem_mb(1100, 0),
         runtime=runtime_min(15, 0),
     params:
@@ -89,7 +89,7 @@ rule pathway_null:
         "results/benchmarks/pathway_null/{contrast}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         # one DESeq2 fit, then labellings x genes statistics (float64 while computed)
@@ -98,9 +98,7 @@ rule pathway_null:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings(
-            "inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates"
-        ),
+        deseq2=deseq2_settings("null_fit"),
         permutations=ENRICHMENT["label_permutations"],
         strata=config["calibration"]["strata"],
         seed=config["calibration"]["seed"],
@@ -135,7 +133,7 @@ rule camera:
     benchmark:
         "results/benchmarks/camera/{contrast}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         # the VST of the contrast's samples and genes and its residual effects, a few copies of a

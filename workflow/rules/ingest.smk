@@ -10,7 +10,7 @@ rule ingest:
     benchmark:
         "results/benchmarks/ingest/ingest.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         # parsing text holds a few copies of the samples x genes matrix (~40 bytes a cell)

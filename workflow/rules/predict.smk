@@ -1,7 +1,3 @@
-# The in-fold VST's settings: a change of the DE's alpha or Cook's options must not redo the prediction.
-PREDICT_VST_KEYS = ("fit_type", "vst_nsub", "inference")
-
-
 rule predict:
     input:
         # raw counts: size factors, VST, gene filter and selection are all fitted inside the folds
@@ -37,7 +33,7 @@ rule predict:
         "results/benchmarks/predict/{contrast}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     # outer splits and permutation blocks run in parallel (joblib), one thread each
     threads: threads_for_cohort(8)
     resources:
@@ -49,7 +45,7 @@ rule predict:
         predict=config["predict"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
         filter=config["filter"],
-        deseq2={key: config["deseq2"][key] for key in PREDICT_VST_KEYS if key in config["deseq2"]},
+        deseq2=deseq2_settings("in_fold_vst"),
         design=config["design"],
         seed=config["seed"],
     script:

@@ -45,7 +45,7 @@ rule qc:
     benchmark:
         "results/benchmarks/qc/qc.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1  # as vst: the blind VST's threaded part is short
     resources:
         # the blind VST: a few float64 samples x genes matrices
@@ -53,7 +53,7 @@ rule qc:
         runtime=runtime_min(5, 1),
     params:
         qc=config["qc"],
-        deseq2=deseq2_settings(*VST_KEYS),
+        deseq2=deseq2_settings("vst"),
         contrasts=config["contrasts"],
         design=config["design"],
     script:
@@ -72,7 +72,7 @@ rule filter:
     benchmark:
         "results/benchmarks/filter/filter.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(1000, 30),

@@ -30,7 +30,7 @@ rule software_versions:
     benchmark:
         "results/benchmarks/software_versions/software_versions.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(200, 0),
@@ -76,7 +76,12 @@ rule report:
         cell_by_group=rules.cell_composition.output.by_group if CELLS["enabled"] else [],
         cell_figures=rules.cell_composition.output.figures if CELLS["enabled"] else [],
         concordance=[path for path in SENSITIVITY_OUTPUTS if path.endswith("concordance.tsv")],
-        cell_adjusted_gsea=[path for path in SENSITIVITY_OUTPUTS if path.endswith("enrichment/gsea.tsv")],
+        # the GSEA of the model the key findings follow, when it has one (`enrichment: true`)
+        cell_adjusted_gsea=expand(
+            rules.sensitivity_enrichment.output.gsea,
+            contrast=CONTRASTS,
+            model=[m for m in ENRICHED_MODELS if m == KEY_FINDING_MODEL],
+        ),
         readmes=resource_readmes(),
         software_versions=rules.software_versions.output.yml,
         running_scores=expand(rules.enrichment.output.running_scores, contrast=CONTRASTS),
@@ -93,7 +98,7 @@ rule report:
         + expand(rules.predict.benchmark, contrast=PREDICTED_CONTRASTS)
         + ([rules.cell_composition.benchmark] if CELLS["enabled"] else [])
         + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)
-        + (expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS) if CELL_ADJUSTED else [])
+        + expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS, model=ENRICHED_MODELS)
         + [rules.software_versions.benchmark],
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         macros=os.path.join(REPORT_TEMPLATE_DIR, "macros.j2"),
@@ -111,7 +116,7 @@ rule report:
     benchmark:
         "results/benchmarks/report/report.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         mem_mb=mem_mb(1000, 20),

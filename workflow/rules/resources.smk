@@ -27,7 +27,7 @@ if config.get("orgdb_sqlite") and config.get("godb_sqlite"):
         log:
             "logs/build_resources/build_resources.log",
         conda:
-            "../../environment.yml"
+            "../envs/trdpipe.yml"
         threads: 1
         resources:
             mem_mb=2000,
@@ -59,7 +59,7 @@ rule build_cell_markers:
     log:
         "logs/build_cell_markers/build_cell_markers.log",
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -2,14 +2,16 @@
 # cell counts, and does it hold within each sex? Scripts: workflow/lib/trdpipe/cells/composition.py,
 # sensitivity.py; choices: workflow/lib/trdpipe/cells/scores.py, workflow/lib/trdpipe/model/sensitivity.py, config/README.md.
 
-from trdpipe.model.sensitivity import active_models
+from trdpipe.model.sensitivity import active_models, key_finding_model, models_with
 
 CELLS = config["cells"]
 SENSITIVITY = active_models(config["sensitivity"], CELLS)
 SENSITIVITY_MODELS = list(SENSITIVITY)
 CELL_OUTPUTS = ["results/cells/cell_scores.tsv"] if CELLS["enabled"] else []
-# enrichment runs on the cell-adjusted model too: do the immune pathways survive adjustment?
-CELL_ADJUSTED = [m for m in SENSITIVITY_MODELS if m == "cell_adjusted"]
+# the models flagged `enrichment: true` get GSEA and ORA too (the shipped cell-adjusted one: do the
+# immune pathways survive adjustment?); the report's key findings follow the one flagged `key_finding`
+ENRICHED_MODELS = models_with(SENSITIVITY, "enrichment")
+KEY_FINDING_MODEL = key_finding_model(SENSITIVITY)
 
 
 wildcard_constraints:
@@ -39,7 +41,7 @@ rule cell_composition:
     benchmark:
         "results/benchmarks/cell_composition/cell_composition.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         # the VST matrix and one standardised copy of it
@@ -87,7 +89,7 @@ rule sensitivity:
     benchmark:
         "results/benchmarks/sensitivity/{contrast}.{model}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: threads_beside_vst_branch(2)
     resources:
         # as deseq2: one more DE fit
@@ -98,30 +100,30 @@ rule sensitivity:
         contrast=lambda wc: config["contrasts"][wc.contrast],
         spec=lambda wc: SENSITIVITY[wc.model],
         # no lfc_shrink: the concordance compares the maximum-likelihood fold changes
-        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
+        deseq2=deseq2_settings("fit_and_test"),
     script:
         "../scripts/sensitivity.py"
 
 
-# Gene-permutation GSEA and ORA of the cell-adjusted model (the primary rule's script, on the
-# cell-adjusted DE table), without running-score plots.
+# Gene-permutation GSEA and ORA of a model flagged `enrichment: true` (the primary rule's script, on
+# the model's DE table), without running-score plots.
 use rule enrichment as sensitivity_enrichment with:
     input:
-        de="results/sensitivity/{contrast}/cell_adjusted/deseq2_results.tsv",
+        de="results/sensitivity/{contrast}/{model}/deseq2_results.tsv",
         annotation=config["annotation"],
         collections=list(ENRICHMENT["collections"].values()),
     output:
-        gsea="results/sensitivity/{contrast}/cell_adjusted/enrichment/gsea.tsv",
-        ora="results/sensitivity/{contrast}/cell_adjusted/enrichment/ora.tsv",
-        gsea_dotplot="results/sensitivity/{contrast}/cell_adjusted/enrichment/gsea_dotplot.png",
-        ora_dotplot="results/sensitivity/{contrast}/cell_adjusted/enrichment/ora_dotplot.png",
-        gsea_dotplot_svg="results/sensitivity/{contrast}/cell_adjusted/enrichment/gsea_dotplot.svg",
-        ora_dotplot_svg="results/sensitivity/{contrast}/cell_adjusted/enrichment/ora_dotplot.svg",
-        running_scores=directory("results/sensitivity/{contrast}/cell_adjusted/enrichment/running_scores"),
+        gsea="results/sensitivity/{contrast}/{model}/enrichment/gsea.tsv",
+        ora="results/sensitivity/{contrast}/{model}/enrichment/ora.tsv",
+        gsea_dotplot="results/sensitivity/{contrast}/{model}/enrichment/gsea_dotplot.png",
+        ora_dotplot="results/sensitivity/{contrast}/{model}/enrichment/ora_dotplot.png",
+        gsea_dotplot_svg="results/sensitivity/{contrast}/{model}/enrichment/gsea_dotplot.svg",
+        ora_dotplot_svg="results/sensitivity/{contrast}/{model}/enrichment/ora_dotplot.svg",
+        running_scores=directory("results/sensitivity/{contrast}/{model}/enrichment/running_scores"),
     log:
-        "logs/sensitivity_enrichment/{contrast}.log",
+        "logs/sensitivity_enrichment/{contrast}/{model}.log",
     benchmark:
-        "results/benchmarks/sensitivity_enrichment/{contrast}.tsv"
+        "results/benchmarks/sensitivity_enrichment/{contrast}.{model}.tsv"
     params:
         # the report shows the primary model's running-score plots only
         running_score_terms=0,
@@ -135,6 +137,6 @@ SENSITIVITY_OUTPUTS = expand(
 ) + expand(
     "results/sensitivity/{contrast}/{model}/enrichment/{name}",
     contrast=CONTRASTS,
-    model=CELL_ADJUSTED,
+    model=ENRICHED_MODELS,
     name=["gsea.tsv", "ora.tsv"],
 )

@@ -30,7 +30,7 @@ rule simulate_cohort:
     log:
         "logs/simulate/n{n_samples}_g{n_genes}_seed{seed}.log",
     conda:
-        "../../environment.yml"
+        "../envs/trdpipe.yml"
     threads: 1
     resources:
         # counts are drawn as float64 matrices of samples x genes (a few copies at once)

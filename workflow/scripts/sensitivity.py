@@ -1,5 +1,6 @@
 """Rule sensitivity: one sensitivity model of one contrast: the DE fit as the primary one, and its
-concordance with it. The work is done in trdpipe.model.sensitivity_fits."""
+concordance with it. The model, its checks and the concordance are in trdpipe.model.sensitivity, the
+fit in trdpipe.model.deseq2."""
 
 import logging
 

@@ -349,7 +349,7 @@ def relabelled_dataset(
 ):
     """The primary model's dataset with the contrast variable replaced by `labels`, its size
     factors pinned to `fitted` and, with the batched backend, its gene-wise fits starting from
-    `starts` (batched_dds.WarmStarts; None: PyDESeq2's starting points)."""
+    `starts` (batched_deseq2.dds.WarmStarts; None: PyDESeq2's starting points)."""
     from batched_deseq2.dds import BatchedDeseqDataSet
     from trdpipe.model.design import (
         make_dataset,  # imported here: ingest uses this module's checks without PyDESeq2

@@ -19,7 +19,6 @@ from trdpipe.io.genesets import GeneSets, read_gmt
 
 log = logging.getLogger("trd")
 
-SCORE_METHODS = ("mean_z", "first_pc", "mean_expression", "score_genes")
 MIN_PRESENT_FRACTION = 0.5  # "mostly absent": fewer than half of a type's markers in the data
 COVARIATE_PREFIX = "cell_"
 # residual degrees of freedom of the design per cell covariate when cells.max_covariates is auto
@@ -181,6 +180,8 @@ SCORERS = {
     "mean_expression": score_mean_expression,
     "score_genes": score_genes,
 }
+# the schema's cells.method (tests/test_schema_enums.py)
+SCORE_METHODS = tuple(SCORERS)
 
 
 def cell_scores(expr: pd.DataFrame, table: pd.DataFrame, method: str, seed: int) -> pd.DataFrame:

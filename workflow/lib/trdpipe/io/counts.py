@@ -61,7 +61,7 @@ NFCORE_MERGED = re.compile(r"\.merged\.gene_counts")
 
 @dataclass
 class CountData:
-    counts: pd.DataFrame  # genes x samples, as read (validated later by input_checks.check_counts)
+    counts: pd.DataFrame  # genes x samples, as read (validated later by trdpipe.checks.inputs.check_counts)
     gene_symbols: pd.Series | None
     format: str
     notes: list[str] = field(default_factory=list)

@@ -148,6 +148,24 @@ def active_models(models: dict, cells: dict) -> dict:
     }
 
 
+def models_with(models: dict, flag: str) -> list[str]:
+    """Names of the models that set one of the schema's flags (`enrichment`, `key_finding`): what a
+    model gets is read from its flags, never from its name."""
+    return [name for name, spec in models.items() if spec.get(flag)]
+
+
+def key_finding_model(models: dict) -> str | None:
+    """The model the report's key findings follow (`key_finding: true`) among `models` (those that
+    run: active_models), None without one. The key findings have one line for it, so two such models
+    are a config error."""
+    names = models_with(models, "key_finding")
+    if len(names) > 1:
+        raise InputError(
+            f"config sensitivity: key_finding is true for {format_list(names)}; set it on one model at most."
+        )
+    return names[0] if names else None
+
+
 def check_models(models: dict, obs: pd.DataFrame, primary: str, contrasts: dict, where: str) -> None:
     """Every configured model, as far as the sample sheet can tell (called by ingest)."""
     for name, spec in models.items():

@@ -27,7 +27,7 @@ from trdpipe.common import format_list, read_sample_table
 from trdpipe.enrichment.analysis import running_score_file
 from trdpipe.enrichment.terms import gsea_order, lead_fdr, lead_nes, top_terms_by_direction
 from trdpipe.model.filtering import contrast_cohort
-from trdpipe.model.sensitivity import active_models, describe, pathway_survival
+from trdpipe.model.sensitivity import active_models, describe, key_finding_model, pathway_survival
 from trdpipe.model.tables import count_calls
 from trdpipe.predict.models import permutation_scheme
 from trdpipe.qc.metrics import alarmed_rows, confounding_alarms
@@ -471,7 +471,7 @@ def readable_fdrs(table: pd.DataFrame, columns: list[str], permutations: int | N
 
 
 def gsea_term_table(best: pd.DataFrame, permutations: int | None) -> pd.DataFrame:
-    """Terms shown (gsea_terms.top_terms_by_direction: by the label-permutation FDR when computed,
+    """Terms shown (trdpipe.enrichment.terms.top_terms_by_direction: by the label-permutation FDR when computed,
     near-duplicates folded) for reading: the permutation NES, p and FDR first, then fgsea's
     gene-permutation ones (with the log2 error of p, so that a reader can weigh a borderline padj),
     the leading edge shortened and the folded terms. permutations: K of the label permutations."""
@@ -1569,12 +1569,13 @@ def read_tsv(path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
 
 
-def contrast_tables(name: str, index: int, inputs) -> dict:
-    """The tables the key findings of one contrast read, None for a step this run skipped."""
+def contrast_tables(name: str, index: int, inputs, key_model: str | None) -> dict:
+    """The tables the key findings of one contrast read, None for a step this run skipped;
+    key_model: the sensitivity model flagged `key_finding`."""
     concordance = [
         p
         for p in inputs.concordance
-        if Path(p).parent.name == "cell_adjusted" and Path(p).parent.parent.name == name
+        if Path(p).parent.name == key_model and Path(p).parent.parent.name == name
     ]
     return {
         "de": read_tsv(inputs.tables[index]),
@@ -1626,8 +1627,11 @@ def report_context(inputs, config: dict, template_dir: Path, switched_off: list[
                 alarmed_columns(confounding, name),
             )
         )
+    key_model = key_finding_model(active_models(config["sensitivity"], config["cells"]))
     findings = [
-        key_findings(name, contrasts[name], contrast_tables(name, index, inputs), config, switched_off)
+        key_findings(
+            name, contrasts[name], contrast_tables(name, index, inputs, key_model), config, switched_off
+        )
         for index, name in enumerate(contrasts)
     ]
     enrichment_files = {
