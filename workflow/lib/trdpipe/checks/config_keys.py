@@ -12,7 +12,7 @@ KEY_GROUPS = {
         # the blind VST of qc and vst
         "vst": ("inference", "fit_type", "size_factors_fit_type", "vst_nsub"),
         # the prediction's in-fold VST: its size factors are always median of ratios
-        # (trdpipe.predict.models.vst_settings), so size_factors_fit_type must not rerun it
+        # (trdpipe.predict.features.vst_settings), so size_factors_fit_type must not rerun it
         "in_fold_vst": ("inference", "fit_type", "vst_nsub"),
         # the fit without the contrast's coefficient that the pathway null ranks genes under
         "null_fit": ("inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates"),
