@@ -122,7 +122,7 @@ class Membership:
     def of(cls, sets: dict[str, list[str]], genes) -> "Membership":
         terms = list(sets)
         sizes = np.array([len(sets[t]) for t in terms], dtype=np.int64)
-        # one lookup of every member: a lookup per set cost more than the ORA it served
+        # one lookup of every member: a lookup per set took a sixth of ORA's time on GO BP
         genes_of = pd.Index(genes).get_indexer([g for t in terms for g in sets[t]]).astype(np.int64)
         if (sizes == 0).any() or (genes_of < 0).any():
             raise ValueError("gene sets must be non-empty and restricted to the ranking's genes")
@@ -356,6 +356,7 @@ def top_genes(scores: np.ndarray, n: int) -> np.ndarray:
     of a stable sort, found by a partial sort (a full sort of every column cost seconds)."""
     if n <= 0:
         return np.zeros(scores.shape, dtype=bool)
+    n = min(n, scores.shape[0])
     filled = np.where(np.isnan(scores), -np.inf, scores)
     by_column = np.negative(filled.T, order="C")  # a row per column: partitioned along it, faster
     by_column.partition(n - 1, axis=1)
