@@ -103,7 +103,7 @@ def git(directory: Path, *args: str) -> str:
 
 
 def test_a_deployment_from_github_runs_offline_from_snakemakes_clone(tmp_path):
-    """snakedeploy's module from GitHub, github(...) at a commit: Snakemake reads the Snakefile
+    """snakedeploy's module from GitHub, github(...) at a release tag: Snakemake reads the Snakefile
     and the rules from its own clone of the repository (here made beforehand from one commit of
     this checkout's files, so nothing is fetched), and the workflow unpacks that commit's tree for
     the engine and the resources."""
@@ -112,12 +112,13 @@ def test_a_deployment_from_github_runs_offline_from_snakemakes_clone(tmp_path):
     git(source, "add", ".")
     git(source, "commit", "-q", "-m", "release")
     commit = git(source, "rev-parse", "HEAD")
+    git(source, "tag", "v9.9.9")
     cache = tmp_path / "cache"
     # Snakemake's clones: <user cache>/snakemake/source-cache/snakemake-git-cache/<host>/<owner>/<name>
     clone = cache / "snakemake" / "snakemake" / "source-cache" / "snakemake-git-cache" / "github.com"
     git(tmp_path, "clone", "-q", "--bare", str(source), str(clone / "example" / "trd-deseq2"))
     dest = deploy(
-        tmp_path / "my-cohort", f'github("example/trd-deseq2", path="workflow/Snakefile", commit="{commit}")'
+        tmp_path / "my-cohort", 'github("example/trd-deseq2", path="workflow/Snakefile", tag="v9.9.9")'
     )
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", "results/software_versions.yml"],
@@ -133,7 +134,13 @@ def test_a_deployment_from_github_runs_offline_from_snakemakes_clone(tmp_path):
         ROOT / "workflow" / "lib" / "trdpipe" / "__init__.py"
     ).read_bytes()
     versions = yaml.safe_load((dest / "results" / "software_versions.yml").read_text())
-    assert versions["workflow"] == {"name": "trd-deseq2", "version": (ROOT / "VERSION").read_text().strip()}
+    assert versions["workflow"] == {
+        "name": "trd-deseq2",
+        "version": (ROOT / "VERSION").read_text().strip(),
+        "source": "github.com/example/trd-deseq2",
+        "ref": "v9.9.9",
+        "commit": commit[:12],
+    }
     config_md5 = hashlib.md5((dest / "config" / "config.yaml").read_bytes()).hexdigest()
     assert versions["config_files"] == [{"file": "config/config.yaml", "md5": config_md5}]
 

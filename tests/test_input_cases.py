@@ -12,8 +12,9 @@ import pytest
 
 from trdpipe.checks.inputs import check_design
 from trdpipe.common import InputError
-from trdpipe.io.annotation import annotate_genes, load_annotation
-from trdpipe.io.counts import read_count_matrix, read_counts, read_per_sample_counts
+from trdpipe.ingest import entrez_rows_as_ensembl
+from trdpipe.io.annotation import load_annotation
+from trdpipe.io.counts import read_count_matrix, read_counts, read_per_sample_counts, read_transcript_table
 from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.model.sensitivity import check_model
 
@@ -191,25 +192,74 @@ def test_rsem_files_given_per_sample_are_named_as_such(tmp_path):
     )
 
 
-def test_kallisto_h5_files_are_named_as_such(tmp_path):
-    files = {}
+def write_kallisto_h5(abundance_tsv: Path, h5: Path) -> None:
+    """An abundance.h5 in kallisto's layout (aux/ids, aux/lengths, aux/eff_lengths, est_counts; no
+    tpm) holding what the abundance.tsv holds."""
+    table = pd.read_csv(abundance_tsv, sep="\t")
+    h5.parent.mkdir(parents=True)
+    with h5py.File(h5, "w") as handle:
+        handle["aux/ids"] = table["target_id"].to_numpy().astype("S")
+        handle["aux/lengths"] = table["length"].to_numpy(dtype=np.int32)
+        handle["aux/eff_lengths"] = table["eff_length"].to_numpy(dtype=float)
+        handle["est_counts"] = table["est_counts"].to_numpy(dtype=float)
+
+
+def test_kallisto_h5_files_give_the_gene_counts_of_their_abundance_tsv(tmp_path):
+    """The tpm kallisto wrote in abundance.tsv (not in abundance.h5) is recomputed to 6 digits, so the
+    two files of a sample give the same gene counts."""
+    tsv_files = {sample: str(FORMATS / "kallisto" / sample / "abundance.tsv") for sample in SAMPLES}
+    h5_files = {sample: str(tmp_path / sample / "abundance.h5") for sample in SAMPLES}
     for sample in SAMPLES:
-        files[sample] = str(tmp_path / sample / "abundance.h5")
-        Path(files[sample]).parent.mkdir()
-        with h5py.File(files[sample], "w") as handle:  # kallisto's layout: aux/ids, est_counts
-            handle["est_counts"] = np.array([4.0, 6.0])
-            handle["aux/ids"] = np.array([b"ENST00000373020.9", b"ENST00000494424.1"])
-    assert message(read_per_sample_counts, files, tx2gene=str(FORMATS / "tx2gene.tsv")) == (
-        f"{files['S1']}: is an HDF5 file (kallisto's abundance.h5?); the per-sample files must be text: "
-        "give kallisto's abundance.tsv, which it writes beside abundance.h5."
+        write_kallisto_h5(Path(tsv_files[sample]), Path(h5_files[sample]))
+    table = read_transcript_table(h5_files["S1"], "kallisto")
+    written = pd.read_csv(tsv_files["S1"], sep="\t")
+    np.testing.assert_allclose(table["tpm"], written["tpm"], rtol=1e-5)
+    tx2gene = str(FORMATS / "tx2gene.tsv")
+    from_h5, from_tsv = (read_per_sample_counts(f, tx2gene=tx2gene) for f in (h5_files, tsv_files))
+    assert from_h5.format == "kallisto"
+    pd.testing.assert_frame_equal(from_h5.counts, from_tsv.counts, rtol=1e-5)
+
+
+def test_an_h5_that_is_not_kallistos_is_named_by_the_dataset_it_lacks(tmp_path):
+    path = tmp_path / "abundance.h5"
+    with h5py.File(path, "w") as handle:
+        handle["aux/ids"] = np.array([b"ENST00000373020.9"])
+        handle["est_counts"] = np.array([4.0])
+    assert message(read_transcript_table, str(path), "kallisto") == (
+        f"{path}: kallisto abundance.h5 lacks the dataset(s) aux/lengths, aux/eff_lengths; expected "
+        "aux/ids, aux/lengths, aux/eff_lengths, est_counts."
     )
 
 
-def test_entrez_gene_ids_are_named_as_such():
-    annotation = load_annotation(ROOT / "resources" / "annotation" / "genes.tsv.gz")
-    ids = pd.Index(["7105", "64102", "8813", "57147"])
-    assert message(annotate_genes, ids, annotation, source="counts.tsv") == (
-        "counts.tsv: the gene IDs are numbers (7105, 64102, 8813, ...), Entrez Gene IDs; expected Ensembl "
-        "gene IDs or gene symbols: convert them (e.g. with org.Hs.eg.db) or take the counts from a pipeline "
-        "that writes Ensembl IDs."
+ANNOTATION = ROOT / "resources" / "annotation" / "genes.tsv.gz"
+
+
+def test_entrez_gene_ids_become_the_ensembl_ids_of_the_shipped_annotation(caplog):
+    """7105 and 64102 are TSPAN6 and TNMD (ENSG00000000003, ENSG00000000005); 100132074 is linked to
+    ENSG00000204060 and ENSG00000281518, and the smaller is kept; 999999999 is no gene and is dropped."""
+    counts = pd.DataFrame(
+        {"S1": [10, 20, 30, 40], "S2": [11, 21, 31, 41]}, index=["7105", "100132074", "999999999", "64102"]
+    )
+    symbols = pd.Series(["TSPAN6", "FOXD4L6", "NONE", "TNMD"])
+    with caplog.at_level(logging.INFO, logger="trd"):
+        converted, kept_symbols = entrez_rows_as_ensembl(
+            counts, symbols, load_annotation(ANNOTATION), "c.tsv"
+        )
+    assert converted.index.tolist() == ["ENSG00000000003", "ENSG00000204060", "ENSG00000000005"]
+    assert converted.to_numpy().tolist() == [[10, 11], [20, 21], [40, 41]]
+    assert kept_symbols.tolist() == ["TSPAN6", "FOXD4L6", "TNMD"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "gene IDs: entrez_ids = 4",
+        "gene IDs: entrez_ids_mapped_to_ensembl = 3",
+        "gene IDs: entrez_ids_on_several_ensembl_ids_resolved = 1",
+        "gene IDs: entrez_ids_not_in_annotation_dropped = 1",
+    ]
+
+
+def test_numbers_the_annotation_does_not_know_as_entrez_ids_stop():
+    counts = pd.DataFrame({"S1": [1, 2, 3]}, index=["999999991", "999999992", "999999993"])
+    assert message(entrez_rows_as_ensembl, counts, None, load_annotation(ANNOTATION), "counts.tsv") == (
+        "counts.tsv: the gene IDs are numbers (999999991, 999999992, 999999993, ...), taken as Entrez Gene "
+        "IDs, but the gene annotation links none of them to an Ensembl gene; expected human Entrez Gene "
+        "IDs, Ensembl gene IDs or gene symbols."
     )

@@ -108,6 +108,15 @@ def git_repository(path) -> str:
     return git("rev-parse", "--short=12", "HEAD")
 
 
+def test_a_module_from_github_records_its_source_not_the_checkout_it_was_unpacked_into(tmp_path):
+    """A GitHub module's files are unpacked under the user's folder, which may be a checkout of its
+    own: its commit is not the workflow's."""
+    git_repository(tmp_path)
+    source = {"source": "github.com/example/trd-deseq2", "ref": "v1.0.0", "commit": "0123456789ab"}
+    document = sv.versions_document(tmp_path / "VERSION", [], set(), source=source)
+    assert document["workflow"] == {"name": "trd-deseq2", "version": "1.0.0", **source}
+
+
 def test_only_a_change_of_the_workflows_code_marks_the_commit_dirty(tmp_path):
     commit = git_repository(tmp_path)
     (tmp_path / "config" / "config.yaml").write_text("seed: 2\n")

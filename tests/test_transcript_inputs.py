@@ -6,12 +6,16 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import pytximport
+from anndata import read_h5ad
 
+from conftest import ROOT, copy_workflow, run_snakemake, small_cohort_config
 from trdpipe.checks.inputs import check_counts
 from trdpipe.common import InputError
+from trdpipe.ingest import ingest
 from trdpipe.io.counts import read_per_sample_counts, read_tx2gene
 
 FORMATS = Path(__file__).parent / "data" / "formats"
@@ -142,3 +146,94 @@ def test_an_error_of_the_library_names_the_files(monkeypatch):
         f"{files['S1']}, {files['S2']}, {files['S3']}, ... (and 1 more): pytximport could not summarise "
         "the salmon files to genes (AssertionError: The mapping contains duplicates.)."
     )
+
+
+# --- whole-workflow runs on per-sample transcript files made from the toy ---------------------------
+
+TOY = ROOT / "resources" / "toy"
+ANNOTATION = ROOT / "resources" / "annotation" / "genes.tsv.gz"
+DE_TABLE = "results/de/TRD_vs_responder/deseq2_results.tsv"
+
+
+def toy_subset(n_per_group: int = 6, n_genes: int = 400) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The toy's first genes and its first samples of each group: (counts genes x samples, sheet)."""
+    sheet = pd.read_csv(TOY / "samples.tsv", sep="\t", dtype={"sample_id": str})
+    sheet = sheet.groupby("group", sort=False).head(n_per_group).reset_index(drop=True)
+    counts = pd.read_csv(TOY / "counts.tsv.gz", sep="\t", index_col="gene_id").iloc[:n_genes]
+    return counts[sheet["sample_id"]], sheet
+
+
+def write_transcript_files(counts: pd.DataFrame, fmt: str, folder: Path) -> tuple[dict[str, Path], Path]:
+    """Each gene as two transcripts of one length sharing its count, so that the length-scaled TPM
+    gives back the gene's count exactly: one quant.sf / abundance.tsv per sample, and the tx2gene."""
+    transcripts = [f"ENST{gene[4:]}{suffix}" for gene in counts.index for suffix in ("1", "2")]
+    genes = [gene for gene in counts.index for _ in range(2)]
+    tx2gene = folder / "tx2gene.tsv"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"transcript_id": transcripts, "gene_id": genes}).to_csv(tx2gene, sep="\t", index=False)
+    files = {}
+    for sample in counts.columns:
+        first = counts[sample] // 2
+        reads = [n for a, b in zip(first, counts[sample] - first) for n in (a, b)]
+        tpm = [1e6 * n / sum(reads) for n in reads]
+        if fmt == "salmon":
+            table = {
+                "Name": transcripts,
+                "Length": 1000,
+                "EffectiveLength": 1000.0,
+                "TPM": tpm,
+                "NumReads": reads,
+            }
+        else:
+            table = {
+                "target_id": transcripts,
+                "length": 1000,
+                "eff_length": 1000.0,
+                "est_counts": reads,
+                "tpm": tpm,
+            }
+        files[sample] = folder / sample / QUANT[fmt]
+        files[sample].parent.mkdir()
+        pd.DataFrame(table).to_csv(files[sample], sep="\t", index=False)
+    return files, tx2gene
+
+
+def own_sheet(sheet: pd.DataFrame, files: dict[str, Path], path: Path) -> Path:
+    sheet.assign(counts_file=[str(files[s]) for s in sheet["sample_id"]]).to_csv(path, sep="\t", index=False)
+    return path
+
+
+@pytest.mark.e2e
+def test_the_workflow_runs_to_de_on_salmon_files_and_kallisto_files_give_the_same_cohort(tmp_path):
+    """Twelve toy samples (6 TRD, 6 responders) and 400 genes as salmon files, through the workflow to
+    the DE table: ingest gives back the toy's counts. The same as kallisto files give ingest's cohort
+    exactly, and every later rule reads only that cohort, so one workflow run covers both."""
+    counts, sheet = toy_subset()
+    workdir = copy_workflow(tmp_path / "wf")
+    files, tx2gene = write_transcript_files(counts, "salmon", workdir / "salmon")
+    own_sheet(sheet, files, workdir / "config" / "own.tsv")
+    run_snakemake(
+        workdir,
+        DE_TABLE,
+        *small_cohort_config(workdir),
+        "--config",
+        "samples=config/own.tsv",
+        "counts=",
+        f"tx2gene={tx2gene}",
+        "design=~ group",
+    )
+    cohort = read_h5ad(workdir / "results" / "ingest" / "cohort.h5ad")
+    assert cohort.uns["ingest"]["counts_format"] == "salmon"
+    assert cohort.obs_names.tolist() == sheet["sample_id"].tolist()
+    pd.testing.assert_frame_equal(cohort.to_df().T, counts, check_names=False, check_dtype=False)
+    de = pd.read_csv(workdir / DE_TABLE, sep="\t")
+    assert set(de["gene_id"]) <= set(counts.index) and (de["padj"] < 0.05).any()
+
+    files, tx2gene = write_transcript_files(counts, "kallisto", tmp_path / "kallisto")
+    samples = own_sheet(sheet, files, tmp_path / "kallisto" / "own.tsv")
+    contrast = {"TRD_vs_responder": {"variable": "group", "test": "TRD", "reference": "responder"}}
+    from_kallisto = ingest("", str(samples), str(ANNOTATION), "~ group", contrast, tx2gene=str(tx2gene))
+    assert from_kallisto.uns["ingest"]["counts_format"] == "kallisto"
+    np.testing.assert_array_equal(from_kallisto.X, cohort.X)
+    # h5ad stores the annotation's text columns as categories
+    pd.testing.assert_frame_equal(from_kallisto.var.astype(str), cohort.var.astype(str))

@@ -8,6 +8,26 @@ import tarfile
 import tempfile
 
 
+def hosted_commit(basedir):
+    """The commit a module read from GitHub or GitLab is at (its tag, branch or commit resolved in
+    Snakemake's own clone of the repository)."""
+    basedir.fetch_if_required()
+    return basedir.hosted_repo.repo.commit(basedir.ref).hexsha
+
+
+def hosted_source(basedir):
+    """Where a module read from GitHub or GitLab came from, for the provenance: the repository, the
+    ref the deployment names (tag, branch or commit) and its commit; None for a folder on disk,
+    whose commit git reads when it is a checkout."""
+    if os.path.isdir(str(basedir)):
+        return None
+    return {
+        "source": f"{basedir.host}/{basedir.repo}",
+        "ref": basedir.ref,
+        "commit": hosted_commit(basedir)[:12],
+    }
+
+
 def local_workflow_dir(basedir):
     """The folder `basedir` on disk. For a module read from GitHub or GitLab (`snakedeploy
     deploy-workflow`), whose files Snakemake fetches one by one as rules name them, the folder in
@@ -15,9 +35,8 @@ def local_workflow_dir(basedir):
     .snakemake/workflow_sources/: the engine, the resources and the templates are read as files."""
     if os.path.isdir(str(basedir)):
         return str(basedir)
-    basedir.fetch_if_required()
     repository = basedir.hosted_repo.repo
-    commit = repository.commit(basedir.ref).hexsha
+    commit = hosted_commit(basedir)
     top = os.path.abspath(os.path.join(".snakemake", "workflow_sources", commit))
     if not os.path.isdir(top):
         os.makedirs(os.path.dirname(top), exist_ok=True)
@@ -34,5 +53,7 @@ def local_workflow_dir(basedir):
 WORKFLOW_DIR = os.path.dirname(local_workflow_dir(workflow.current_basedir))
 # The top of the repository: VERSION and the shipped resources/.
 WORKFLOW_TOP = os.path.dirname(WORKFLOW_DIR)
+# The repository, ref and commit of a module read from GitHub or GitLab (None otherwise)
+WORKFLOW_SOURCE = hosted_source(workflow.current_basedir)
 LIB_DIR = os.path.join(WORKFLOW_DIR, "lib")
 sys.path.insert(0, LIB_DIR)

@@ -37,6 +37,7 @@ rule software_versions:
         runtime=2,
     params:
         lib=LIB_DIR,
+        source=WORKFLOW_SOURCE,
     script:
         "../scripts/software_versions.py"
 

@@ -17,7 +17,11 @@ def main(smk) -> None:
     # the workflow's own modules: the rule scripts and the engine's top-level packages
     local = {Path(p).stem for p in scripts} | {Path(p).relative_to(smk.params.lib).parts[0] for p in engine}
     document = versions_document(
-        smk.input.version, [*scripts, *engine, *smk.input.rules], local, smk.input.config_files
+        smk.input.version,
+        [*scripts, *engine, *smk.input.rules],
+        local,
+        smk.input.config_files,
+        source=smk.params.source,
     )
     log.info("workflow %s, %d packages", document["workflow"], len(document["packages"]))
     with atomic_output(smk.output.yml) as tmp:

@@ -25,7 +25,7 @@ from trdpipe.checks.inputs import (
     match_samples,
 )
 from trdpipe.common import InputError, file_md5, format_list
-from trdpipe.io.annotation import annotate_genes, load_annotation
+from trdpipe.io.annotation import annotate_genes, are_entrez_ids, entrez_to_ensembl, load_annotation
 from trdpipe.io.counts import (
     CountData,
     clean_sample_id,
@@ -218,6 +218,24 @@ def stop_on_problems(problems: list[str], where: str) -> None:
         )
 
 
+def entrez_rows_as_ensembl(
+    counts: pd.DataFrame, symbols: pd.Series | None, annotation: pd.DataFrame, source: str
+) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Counts whose gene IDs are Entrez Gene IDs on the Ensembl IDs the shipped annotation links them
+    to, the rows it cannot link dropped (logged); other counts as they are. symbols: the matrix's
+    symbol column, aligned by position, kept aligned."""
+    if not are_entrez_ids(counts.index):
+        return counts, symbols
+    ensembl, summary = entrez_to_ensembl(counts.index, annotation, source)
+    for key, value in summary.items():
+        log.info("gene IDs: %s = %s", key, value)
+    linked = counts.index.astype(str).str.strip().isin(ensembl.index)
+    counts = counts[linked].set_axis(pd.Index(ensembl.to_numpy(), name=counts.index.name), axis=0)
+    if symbols is not None:
+        symbols = pd.Series(symbols).reset_index(drop=True)[linked].reset_index(drop=True)
+    return counts, symbols
+
+
 def load_counts(
     counts_path: str,
     sheet: pd.DataFrame,
@@ -293,7 +311,8 @@ def ingest(
     counts = check_counts(data.counts, str(counts_source), estimated=data.estimated)
     counts = match_samples(counts, sheet, str(counts_source), str(samples_path))
     check_libraries(counts, str(counts_source))
-    var, mapping = annotate_genes(counts.index, annotation, data.gene_symbols, source=str(counts_source))
+    counts, symbols = entrez_rows_as_ensembl(counts, data.gene_symbols, annotation, str(counts_source))
+    var, mapping = annotate_genes(counts.index, annotation, symbols, source=str(counts_source))
     for key, value in mapping.items():
         log.info("gene IDs: %s = %s", key, value)
     counts.index = var.index

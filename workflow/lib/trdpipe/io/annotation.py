@@ -11,6 +11,10 @@ Rules (stated in config/README.md as well):
   genes; they get the X gene's symbol, Entrez ID and type, and chromosome ``Y``.
 * Two input IDs that are the same gene once versions are stripped (``ENSG…1.16`` and
   ``ENSG…1.17``) are a duplicated gene: InputError naming both.
+* Gene IDs that are all whole numbers are Entrez Gene IDs: each becomes the Ensembl ID the
+  annotation links it to (one linked to several: the smallest, as for a symbol below, since the
+  annotation gives them one type and chromosome), and the rows of
+  Entrez IDs the annotation lacks are dropped; the log gives the numbers (``entrez_to_ensembl``).
 * An identifier that is not an Ensembl ID is taken as a gene symbol and mapped to the
   Ensembl ID of the annotation row with that symbol (exact, case-sensitive match).  A
   symbol on several Ensembl IDs is resolved by taking, in order, a protein-coding gene,
@@ -71,29 +75,50 @@ def load_annotation(path) -> pd.DataFrame:
     return table
 
 
-def symbol_to_id(annotation: pd.DataFrame) -> tuple[dict[str, str], set[str]]:
-    """{symbol: chosen Ensembl ID} and the set of symbols that had several IDs (rule in the module doc)."""
-    rows = annotation.loc[
-        annotation["gene_symbol"] != "", ["gene_id", "gene_symbol", "gene_type", "chromosome"]
-    ]
+def preferred_gene_ids(annotation: pd.DataFrame, column: str) -> tuple[dict[str, str], set[str]]:
+    """{value of `column` (a symbol, an Entrez ID): chosen Ensembl ID} and the set of values that had
+    several IDs, chosen by the rule of the module doc (protein-coding, placed, smallest ID)."""
+    rows = annotation.loc[annotation[column] != "", ["gene_id", column, "gene_type", "chromosome"]]
     rows = rows.assign(
         not_coding=rows["gene_type"] != "protein-coding",
         unplaced=rows["chromosome"] == "",
-    ).sort_values(["gene_symbol", "not_coding", "unplaced", "gene_id"])
-    ambiguous = set(rows.loc[rows["gene_symbol"].duplicated(), "gene_symbol"])
-    first = rows.drop_duplicates("gene_symbol")
-    return dict(zip(first["gene_symbol"], first["gene_id"])), ambiguous
+    ).sort_values([column, "not_coding", "unplaced", "gene_id"])
+    ambiguous = set(rows.loc[rows[column].duplicated(), column])
+    first = rows.drop_duplicates(column)
+    return dict(zip(first[column], first["gene_id"])), ambiguous
 
 
-def check_not_entrez_ids(gene_ids: pd.Index, source: str) -> None:
-    """Gene IDs that are all whole numbers are Entrez Gene IDs (7105 is TSPAN6): stop, naming them,
-    before they pass as unknown symbols and fail later steps for want of genes."""
-    if len(gene_ids) and gene_ids.str.fullmatch(r"\d+").all():
+def symbol_to_id(annotation: pd.DataFrame) -> tuple[dict[str, str], set[str]]:
+    """{symbol: chosen Ensembl ID} and the set of symbols that had several IDs (rule in the module doc)."""
+    return preferred_gene_ids(annotation, "gene_symbol")
+
+
+def are_entrez_ids(gene_ids: pd.Index) -> bool:
+    """Gene IDs that are all whole numbers are Entrez Gene IDs (7105 is TSPAN6)."""
+    ids = pd.Index(gene_ids).astype(str).str.strip()
+    return bool(len(ids)) and bool(ids.str.fullmatch(r"\d+").all())
+
+
+def entrez_to_ensembl(gene_ids: pd.Index, annotation: pd.DataFrame, source: str) -> tuple[pd.Series, dict]:
+    """The Ensembl ID of every Entrez ID the annotation links to one (to several: chosen as for a
+    symbol), indexed by the Entrez ID, and counts for the log; the Entrez IDs it lacks are left out.
+    Stops when it links none of them (another species, or not Entrez IDs after all)."""
+    by_entrez, ambiguous = preferred_gene_ids(annotation, "entrez_id")
+    ids = pd.Index(gene_ids).astype(str).str.strip()
+    linked = ids[ids.isin(list(by_entrez))]
+    if not len(linked):
         raise InputError(
-            f"{source}: the gene IDs are numbers ({format_list(gene_ids[:3])}, ...), Entrez Gene IDs; "
-            "expected Ensembl gene IDs or gene symbols: convert them (e.g. with org.Hs.eg.db) or take the "
-            "counts from a pipeline that writes Ensembl IDs."
+            f"{source}: the gene IDs are numbers ({format_list(ids[:3])}, ...), taken as Entrez Gene IDs, "
+            "but the gene annotation links none of them to an Ensembl gene; expected human Entrez Gene IDs, "
+            "Ensembl gene IDs or gene symbols."
         )
+    counts = {
+        "entrez_ids": len(ids),
+        "entrez_ids_mapped_to_ensembl": len(linked),
+        "entrez_ids_on_several_ensembl_ids_resolved": int(linked.isin(list(ambiguous)).sum()),
+        "entrez_ids_not_in_annotation_dropped": len(ids) - len(linked),
+    }
+    return pd.Series([by_entrez[e] for e in linked], index=linked, dtype=str), counts
 
 
 def annotate_genes(
@@ -118,7 +143,6 @@ def annotate_genes(
     )
     if len(given_symbols) != len(raw):
         raise InputError(f"{source}: {len(given_symbols)} gene symbols for {len(raw)} gene IDs.")
-    check_not_entrez_ids(raw, source)
 
     ann = annotation.set_index("gene_id") if "gene_id" in annotation.columns else annotation
     by_symbol, ambiguous_symbols = symbol_to_id(ann.reset_index())

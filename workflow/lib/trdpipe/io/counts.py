@@ -9,7 +9,7 @@ Formats (config `counts_format`; `auto` detects them from the file's content):
 * salmon        nf-core/rnaseq's salmon.merged.gene_counts*.tsv (estimated counts, rounded),
                 or one quant.sf per sample (column `counts_file` of the sample sheet).
 * star, htseq   one ReadsPerGene.out.tab / htseq-count file per sample (`counts_file`).
-* kallisto      one abundance.tsv per sample (`counts_file`).
+* kallisto      one abundance.tsv (gzipped or not) or abundance.h5 per sample (`counts_file`).
 * h5ad          AnnData, samples x genes, raw counts in X or in the layer `counts_layer`.
 
 Salmon and kallisto transcript quantifications are summarised to genes with pytximport
@@ -27,6 +27,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -54,6 +55,13 @@ BAM_SUFFIXES = (
     ".dedup",
 )
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# kallisto's abundance.h5: the datasets of the abundance.tsv columns (tpm is not stored)
+KALLISTO_H5 = {
+    "target_id": "aux/ids",
+    "length": "aux/lengths",
+    "eff_length": "aux/eff_lengths",
+    "est_counts": "est_counts",
+}
 # .xlsx (a zip) and .xls (OLE2) files start with these bytes
 WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
 NFCORE_MERGED = re.compile(r"\.merged\.gene_counts")
@@ -224,6 +232,8 @@ def _head(path: str | Path, size: int = 65536) -> bytes:
 def detect_format(path: str | Path) -> tuple[str, str]:
     """(format, why) of a count file, from its name and first lines; 'matrix' when nothing else fits."""
     head = _head(path)
+    if head.startswith(HDF5_MAGIC) and is_kallisto_h5(path):
+        return "kallisto", "kallisto abundance.h5 (HDF5 with aux/ids)"
     if head.startswith(HDF5_MAGIC) or str(path).endswith(".h5ad"):
         return "h5ad", "HDF5 file (AnnData)"
     lines = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
@@ -242,6 +252,34 @@ def detect_format(path: str | Path) -> tuple[str, str]:
     if NFCORE_MERGED.search(Path(path).name):
         return "salmon", "nf-core/rnaseq merged estimated gene counts (file name *.merged.gene_counts*)"
     return "matrix", "gene x sample table"
+
+
+def is_kallisto_h5(path) -> bool:
+    """An HDF5 file with kallisto's transcript IDs (aux/ids), as abundance.h5 has."""
+    try:
+        with h5py.File(path, "r") as handle:
+            return KALLISTO_H5["target_id"] in handle
+    except OSError:
+        return False
+
+
+def read_kallisto_h5(path) -> pd.DataFrame:
+    """kallisto's abundance.h5 as the columns of its abundance.tsv; tpm, which the file does not
+    store, computed from the counts and effective lengths as kallisto and pytximport compute it."""
+    from pytximport.utils import convert_counts_to_tpm
+
+    with h5py.File(path, "r") as handle:
+        missing = [name for name in KALLISTO_H5.values() if name not in handle]
+        if missing:
+            raise InputError(
+                f"{path}: kallisto abundance.h5 lacks the dataset(s) {', '.join(missing)}; expected "
+                f"{', '.join(KALLISTO_H5.values())}."
+            )
+        columns = {column: handle[name][:] for column, name in KALLISTO_H5.items()}
+    columns["target_id"] = columns["target_id"].astype(str)
+    table = pd.DataFrame(columns)
+    table["tpm"] = convert_counts_to_tpm(table["est_counts"].to_numpy(), table["eff_length"].to_numpy())
+    return table[KALLISTO_COLUMNS]
 
 
 def _is_number(text: str) -> bool:
@@ -578,10 +616,13 @@ TRANSCRIPT_COLUMNS = {
 
 
 def read_transcript_table(path, fmt: str) -> pd.DataFrame:
-    """One quant.sf / abundance.tsv (gzipped or not), its columns checked and its numbers checked,
-    so that the library is handed only files it can read."""
+    """One quant.sf / abundance.tsv (gzipped or not) / abundance.h5, its columns checked and its
+    numbers checked, so that the library is handed only files it can read."""
     what = f"{fmt} quantification"
-    table = read_delimited(path, what)
+    if fmt == "kallisto" and is_kallisto_h5(path):
+        table = read_kallisto_h5(path)
+    else:
+        table = read_delimited(path, what)
     require_columns(table, SALMON_COLUMNS if fmt == "salmon" else KALLISTO_COLUMNS, path, what)
     for column in TRANSCRIPT_COLUMNS[fmt][1:]:
         numbers = pd.to_numeric(table[column], errors="coerce")
@@ -595,14 +636,14 @@ def read_transcript_table(path, fmt: str) -> pd.DataFrame:
     return table
 
 
-def plain_copy(path, fmt: str, folder: Path, number: int) -> str:
+def plain_copy(path, table: pd.DataFrame, fmt: str, folder: Path, number: int) -> str:
     """The path pytximport can read: the file itself, or for a kallisto file not named '.tsv'
-    (abundance.tsv.gz) a decompressed copy in `folder`, since its kallisto reader takes '.h5' and
-    '.tsv' names only (its salmon reader reads gzipped files itself)."""
+    (abundance.tsv.gz, abundance.h5) its table as a '.tsv' in `folder`: its kallisto reader takes
+    '.tsv' names only, or '.h5' files only, not both (its salmon reader reads gzipped files itself)."""
     if fmt != "kallisto" or Path(path).suffix == ".tsv":
         return str(path)
     copy = folder / f"{number}.tsv"
-    copy.write_text(read_text(path), encoding="utf-8")
+    table.to_csv(copy, sep="\t", index=False)
     return str(copy)
 
 
@@ -659,7 +700,7 @@ def read_transcript_files(files: dict[str, str], fmt: str, tx2gene_path: str) ->
         for number, path in enumerate(files.values()):
             table = read_transcript_table(path, fmt)
             transcripts = transcripts.union(table[TRANSCRIPT_COLUMNS[fmt][0]].map(unversioned_transcript))
-            readable.append(plain_copy(path, fmt, Path(folder), number))
+            readable.append(plain_copy(path, table, fmt, Path(folder), number))
         check_transcripts_in_tx2gene(transcripts, tx2gene, tx2gene_path)
         where = format_list(files.values(), 3)
         summed = summarise_transcripts(readable, fmt, tx2gene, where)
@@ -743,12 +784,6 @@ def read_per_sample_counts(
     for path in files.values():
         check_not_a_side_file(path)
     formats = {sample: detect_format(path)[0] for sample, path in files.items()}
-    hdf5 = [files[s] for s, f in formats.items() if f == "h5ad"]
-    if hdf5:
-        raise InputError(
-            f"{hdf5[0]}: is an HDF5 file (kallisto's abundance.h5?); the per-sample files must be text: "
-            "give kallisto's abundance.tsv, which it writes beside abundance.h5."
-        )
     if fmt == "auto":
         fmt = formats[next(iter(files))]
         log.info("counts format detected from %s: %s", next(iter(files.values())), fmt)

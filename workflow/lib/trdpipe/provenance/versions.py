@@ -1,10 +1,12 @@
 """results/software_versions.yml: the workflow's version and that of every package it imports.
 
-The nf-core layout, {workflow: {name, version[, commit]}, packages: {python, <distribution>: version}}:
+The nf-core layout, {workflow: {name, version[, source, ref][, commit]}, packages: {python, <distribution>: version}}:
 the version is the VERSION file at the repository's top (the one a release tags), so it reads the
 same in a clone, an unpacked archive or a container; the git commit is added when the workflow is a
 git checkout, marked "-dirty" when the workflow's own code differs from it (edits of config/ do not
-count: the run's config files are listed with their checksums). The packages are found by reading
+count: the run's config files are listed with their checksums). A module read from GitHub or GitLab
+(snakedeploy's deployment) is no checkout: its repository, the ref its deployment names and that
+ref's commit are recorded instead. The packages are found by reading
 the import lines of the rule scripts and rule files, so a package a new script imports is listed
 without anyone keeping a list.
 """
@@ -98,12 +100,16 @@ def config_file_checksums(paths) -> list[dict]:
     return rows
 
 
-def versions_document(version_file, sources, local_modules: set[str], config_files=()) -> dict:
-    """{workflow: {name, version[, commit]}, config_files: [{file, md5}], packages: {...}};
+def versions_document(version_file, sources, local_modules: set[str], config_files=(), source=None) -> dict:
+    """{workflow: {name, version[, source, ref], commit}, config_files: [{file, md5}], packages: {...}};
+    source: {source, ref, commit} of a module read from GitHub or GitLab, whose unpacked files are
+    no checkout (`hosted_source` of workflow/rules/paths.smk); else the commit is git's, if any.
     Snakemake itself is always listed, since the rule files import it only in part."""
     workflow = {"name": WORKFLOW_NAME, "version": read_version(version_file)}
-    commit = git_commit(Path(version_file).parent)
-    if commit:
+    if source:
+        # not git's: the unpacked files may lie inside the user's own checkout
+        workflow.update(source)
+    elif commit := git_commit(Path(version_file).parent):
         workflow["commit"] = commit
     modules = set().union(*map(imported_modules, sources)) | {"snakemake"}
     return {

@@ -125,6 +125,19 @@ def fdr_text(value, permutations: int | None = None) -> str:
     return format_value(float(value))
 
 
+# Columns of p-values and of their adjustments (padj, q-values, FDRs), by the name a table shows
+P_VALUE_COLUMN = re.compile(r"pvalue|padj|qvalue|fdr|p_value", re.IGNORECASE)
+
+
+def statistic_text(column: str, value) -> str:
+    """A value of the named column as format_value writes it, except a p-value or an adjusted one of 0:
+    an analytic p-value beneath the smallest float, which reads '< 1e-300' as fdr_text writes it."""
+    is_zero_float = isinstance(value, float) and value == 0
+    if is_zero_float and P_VALUE_COLUMN.search(column):
+        return fdr_text(value)
+    return format_value(value)
+
+
 def at_permutation_floor(pvalue: float, permutations: int) -> bool:
     """True for (b + 1) / (K + 1) with b = 0: no permutation was as extreme."""
     return math.isclose(pvalue, 1 / (permutations + 1), rel_tol=1e-6)
@@ -146,7 +159,7 @@ def table_rows(df: pd.DataFrame) -> dict:
     records = df.astype(object).where(df.notna(), None).to_numpy().tolist()
     return {
         "columns": [str(c) for c in df.columns],
-        "rows": [[format_value(v) for v in row] for row in records],
+        "rows": [[statistic_text(str(c), v) for c, v in zip(df.columns, row)] for row in records],
     }
 
 
@@ -1462,7 +1475,7 @@ def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.A
     symbols = table["gene_symbol"].fillna("").astype(str)
     labels = symbols.where(symbols != "", table["gene_id"])
     titles = {
-        gene: f"{label}\npadj {format_value(padj)}"
+        gene: f"{label}\npadj {statistic_text('padj', padj)}"
         for gene, label, padj in zip(table["gene_id"], labels, table["padj"])
     }
     top = top_tested_genes(table, N_GENE_PLOTS)["gene_id"].tolist()
