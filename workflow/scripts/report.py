@@ -5,7 +5,8 @@ import logging
 from pathlib import Path
 
 from trdpipe.common import atomic_output, run_script
-from trdpipe.report.page import plain_config, render_page, report_context
+from trdpipe.report.inputs import ReportInputs, Run, plain_config
+from trdpipe.report.page import render_page, report_context
 
 log = logging.getLogger("trd")
 
@@ -14,7 +15,9 @@ def main(smk) -> None:
     config = plain_config(smk.params.config)
     # the captions live beside the template (workflow/report/)
     template_dir = Path(smk.input.template).parent
-    context = report_context(smk.input, config, template_dir, list(smk.params.switched_off))
+    inputs = ReportInputs(smk.input, plain_config(smk.params.contrast_files))
+    run = Run(inputs, config, template_dir, list(smk.params.switched_off))
+    context = report_context(run, list(smk.params.sections))
     page = render_page(context, template_dir)
     with atomic_output(smk.output.html) as tmp:
         tmp.write_text(page, encoding="utf-8")
