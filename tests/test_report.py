@@ -1,6 +1,7 @@
 """The HTML report: its functions on small tables, the toy run's page against the result tables,
 the page in a real headless browser, `snakemake --report`, and a run with two contrasts."""
 
+import ast
 import base64
 import hashlib
 import html
@@ -306,6 +307,21 @@ def test_cohort_and_balance_tables_per_compared_variable():
 def numbers(text: str) -> list[str]:
     """The numbers a sentence states, in order: what a test of report prose checks, not its wording."""
     return re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", text)
+
+
+def report_sections() -> list[str]:
+    """REPORT_SECTIONS of workflow/rules/report.smk: the page's sections in order."""
+    rules = (ROOT / "workflow/rules/report.smk").read_text()
+    listed = re.search(r"^REPORT_SECTIONS = (\[.*?\])", rules, re.M | re.S).group(1)
+    return ast.literal_eval(listed)
+
+
+def test_each_section_is_a_module_and_a_template_part():
+    """Adding a section is its module, its template part and its name in report.smk: no other list."""
+    modules = {p.stem for p in (ROOT / "workflow/lib/trdpipe/report/sections").glob("*.py")} - {"__init__"}
+    parts = {p.name.removesuffix(".html.j2") for p in (TEMPLATE_DIR / "sections").glob("*.html.j2")}
+    assert sorted(report_sections()) == sorted(modules) == sorted(parts)
+    assert report_sections()[0] == "key_findings" and report_sections()[-2:] == ["methods", "provenance"]
 
 
 def test_qc_sentence_says_what_was_flagged_and_kept():
