@@ -1180,28 +1180,39 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
     )
 
 
+# the methods' settings of a small run that took no optional step
+METHODS_SETTINGS = {
+    "pipeline_version": "abc",
+    "versions": {
+        "python": "3.11",
+        "snakemake": "9.1",
+        "pydeseq2": "0.5",
+        "gseapy": "1.3.1",
+        "scikit-learn": "1.5",
+    },
+    "design": "~ group",
+    "filter": {"min_count": 10, "min_total_count": 15, "large_n": 10, "min_prop": 0.7},
+    "deseq2": {"alpha": 0.05, "vst_nsub": 0},
+    "n_samples_in": 8,
+    "qc_summary": "",
+    "n_genes_in": 100,
+    "n_genes_kept": 90,
+    "coding": "group (categorical, reference b)",
+    "contrasts": "a vs b",
+    "provenance": [],
+    "enrichment": None,
+    "camera": False,
+    "calibration": None,
+    "prediction": None,
+    "robustness": None,
+}
+
+
 def enrichment_paragraph(enrichment: dict, camera: bool = False) -> str:
     """The methods' enrichment paragraph of a run with these enrichment settings."""
-    settings = {
-        "pipeline_version": "abc",
-        "versions": {"python": "3.11", "snakemake": "9.1", "pydeseq2": "0.5", "gseapy": "1.3.1"},
-        "design": "~ group",
-        "filter": {"min_count": 10, "min_total_count": 15, "large_n": 10, "min_prop": 0.7},
-        "deseq2": {"alpha": 0.05, "vst_nsub": 0},
-        "n_samples_in": 8,
-        "qc_summary": "",
-        "n_genes_in": 100,
-        "n_genes_kept": 90,
-        "coding": "group (categorical, reference b)",
-        "contrasts": "a vs b",
-        "provenance": [],
-        "enrichment": enrichment,
-        "camera": camera,
-        "calibration": None,
-        "prediction": None,
-        "robustness": None,
-    }
-    return methods_paragraphs(settings)["Pathway enrichment"]
+    return methods_paragraphs({**METHODS_SETTINGS, "enrichment": enrichment, "camera": camera})[
+        "Pathway enrichment"
+    ]
 
 
 def test_enrichment_methods_states_the_settings():
@@ -1221,6 +1232,36 @@ def test_enrichment_methods_states_the_settings():
     calibrated = enrichment_paragraph({**ENRICHMENT_SETTINGS, "label_permutations": 100})
     assert "taken from the 100 permutations of the contrast's labels" in calibrated
     assert "Subramanian et al. 2005" in calibrated and "ranked by the label-permutation FDR" in calibrated
+
+
+def test_prediction_methods_name_the_learners_folds_and_grouped_contrasts():
+    predict = {
+        "covariates": ["age", "sex"],
+        "learners": ["l2", "hgb"],
+        "repeats": 5,
+        "outer_folds": 4,
+        "inner_folds": 3,
+        "n_genes": 200,
+        "bootstrap": 500,
+        "permutations": 40,
+    }
+    grouped = {"name": "a_vs_b", "groups": "subject", "grouping": "Related samples: kept together."}
+    settings = methods_section.prediction_settings(predict, 11, [grouped, {"name": "c", "groups": None}])
+    base = {**METHODS_SETTINGS, "prediction": settings}
+    text = methods_paragraphs(base)["Prediction"]
+    assert "(age and sex)" in text
+    assert "L2-penalised logistic regression and histogram gradient boosting" in text
+    assert "(seed 11)" in text and "scikit-learn 1.5" in text
+    assert "5 repeats of 4-fold" in text and "3 inner stratified folds" in text and "the 200 genes" in text
+    assert "(500 resamples)" in text and "40 label permutations" in text
+    # the grouped contrast is named with its sentence; the ungrouped one is not
+    assert text.endswith(
+        "StratifiedGroupKFold (each group in one fold) and the label permutations kept "
+        "the null exchangeable: a_vs_b: Related samples: kept together."
+    )
+    assert "c:" not in text
+    ungrouped = methods_section.prediction_settings(predict, 11, [])
+    assert "StratifiedGroupKFold" not in methods_paragraphs({**base, "prediction": ungrouped})["Prediction"]
 
 
 def test_report_methods_name_camera_its_correlation_and_cut():

@@ -1,5 +1,5 @@
 """Rule report: one self-contained HTML report built from the result tables and figures (no analysis is
-re-run). The work is done in trdpipe.report.page."""
+re-run). The work is done in trdpipe.report: page builds the sections of trdpipe.report.sections."""
 
 import logging
 from pathlib import Path
