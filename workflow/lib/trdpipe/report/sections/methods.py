@@ -6,7 +6,7 @@ from trdpipe.model.sensitivity import active_models
 from trdpipe.report.inputs import Run
 from trdpipe.report.sections.calibration import permutations_run
 from trdpipe.report.sections.de import describe_coding, describe_contrast
-from trdpipe.report.sections.prediction import predictions
+from trdpipe.report.sections.prediction import groupings
 from trdpipe.report.sections.provenance import resource_provenance, version_label
 from trdpipe.report.sections.qc import qc_counts, qc_sentence
 from trdpipe.report.sections.robustness import concordance_files, covariates_chosen
@@ -85,7 +85,7 @@ def build(run: Run) -> dict:
         {"name": name, **permutations_run(path)}
         for name, path in run.inputs.each("calibration_summary").items()
     ]
-    sections = predictions(run)
+    predicted_groupings = groupings(run)
     values = {
         "pipeline_version": version_label(run.software["workflow"]),
         "versions": run.software["packages"],
@@ -102,7 +102,9 @@ def build(run: Run) -> dict:
         "enrichment": config["enrichment"],
         "camera": bool(run.inputs.each("camera")),
         "calibration": {"seed": config["calibration"]["seed"], "contrasts": calibration},
-        "prediction": prediction_settings(config["predict"], config["seed"], sections) if sections else None,
+        "prediction": prediction_settings(config["predict"], config["seed"], predicted_groupings)
+        if predicted_groupings
+        else None,
         "robustness": (
             {
                 **config["cells"],

@@ -162,6 +162,15 @@ def predicted(run: Run) -> list[str]:
     return list(run.inputs.each("predict_comparison"))
 
 
+def groupings(run: Run) -> list[dict]:
+    """Per predicted contrast, the column whose related samples the folds keep together and the
+    sentence on it (prediction_grouping)."""
+    obs, config = run.filtered.obs, run.config
+    return [
+        {"name": name, **prediction_grouping(obs, run.contrasts[name], config)} for name in predicted(run)
+    ]
+
+
 def predictions(run: Run) -> list[dict]:
     return [
         prediction_section(
