@@ -10,8 +10,6 @@ import jinja2
 # A figure at least this much wider than tall (three-panel PCA, bar charts), or this wide in pixels
 # (dot plots: two would not fit side by side), gets a row of its own.
 WIDE_ASPECT = 1.5
-
-
 WIDE_PIXELS = 900
 
 

@@ -30,14 +30,8 @@ from trdpipe.report.text import format_value, join_words, readable_fdrs, table_r
 log = logging.getLogger("trd")
 
 N_TOP_GENES_TABLE = 200
-
-
 N_HEATMAP_GENES = 40
-
-
 N_GENE_PLOTS = 12  # top genes drawn one by one with their normalised counts by group
-
-
 Z_95 = 1.959964  # two-sided 95% normal quantile, for log2FC +- z * lfcSE
 
 
