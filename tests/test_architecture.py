@@ -138,3 +138,33 @@ def test_no_module_chooses_the_matplotlib_backend():
     choosing = [str(p.relative_to(ROOT)) for p in files if "matplotlib.use(" in p.read_text()]
     assert choosing == []
     assert 'os.environ["MPLBACKEND"] = "Agg"' in (ROOT / "workflow" / "rules" / "common.smk").read_text()
+
+
+# the DE engine: the fits themselves (PyDESeq2, the batched backend and the model's fitting modules)
+ENGINE_MODULES = (
+    "pydeseq2",
+    "batched_deseq2",
+    "trdpipe.model.design",
+    "trdpipe.model.deseq2",
+    "trdpipe.model.vst",
+)
+
+
+def imports_an_engine(name: str) -> bool:
+    return any(name == engine or name.startswith(engine + ".") for engine in ENGINE_MODULES)
+
+
+def test_the_report_sections_import_no_de_engine():
+    """A section turns result tables into what the page shows; it fits nothing."""
+    sections = engine_files("trdpipe/report/sections")
+    assert len(sections) > 5
+    offending = {
+        str(path.relative_to(LIB)): sorted(n for n in imports(path) if imports_an_engine(n))
+        for path in sections
+    }
+    assert {k: v for k, v in offending.items() if v} == {}
+
+
+def test_imports_an_engine_recognises_the_fitting_modules():
+    assert imports_an_engine("pydeseq2.dds") and imports_an_engine("trdpipe.model.design.fit_vst")
+    assert not imports_an_engine("trdpipe.model.tables") and not imports_an_engine("trdpipe.model.designs")

@@ -147,14 +147,16 @@ def test_unbalanced_strata_have_no_mirror_image():
 
 
 def test_smallest_attainable_pvalue_of_three_vs_three_is_stated():
-    from trdpipe.report import page as report
+    from trdpipe.report.sections import calibration as calibration_section
 
     per_permutation = pd.DataFrame({"degs": [0, 3, 0, 1, 0, 0, 2, 0, 0], "lambda": 1.0})
     summary = cal.summary_table({"degs": 5}, per_permutation, 1.0, 1.0, 0.1, 0.01, 1.0, 4, 0.05, 100, {})
     values = summary.set_index("statistic")["value"]
     assert values["smallest_pvalue"] == pytest.approx(1 / 10)
     assert values["pvalue_observed_degs"] == pytest.approx(1 / 10)  # (0 + 1) / (9 + 1)
-    assert report.calibration_verdict(summary_values(permutations=9, pvalue_observed_degs=0.1), 0.05) == (
+    assert calibration_section.calibration_verdict(
+        summary_values(permutations=9, pvalue_observed_degs=0.1), 0.05
+    ) == (
         "The calibration cannot tell whether these 369 calls are chance: only 9 distinct permutations exist "
         "(the observed labelling and its mirror image left out), so no permutation p-value can fall below "
         "1 / 10 = 0.1; shuffled labels gave as many calls or more in 10% of them."
@@ -165,7 +167,7 @@ def test_report_captions_count_the_permutations_that_ran(tmp_path):
     """30 asked for, 9 ran (3 vs 3): the QQ and histogram captions say 9."""
     import matplotlib.pyplot as plt
 
-    from trdpipe.report import page as report
+    from trdpipe.report.sections import calibration as calibration_section
 
     per_permutation = pd.DataFrame({"degs": [0] * 9, "lambda": 1.0})
     summary = cal.summary_table({"degs": 2}, per_permutation, 1.0, 1.0, 0.1, 0.01, 1.0, 0, 0.05, 90, {})
@@ -177,7 +179,7 @@ def test_report_captions_count_the_permutations_that_ran(tmp_path):
         plt.close(fig)
         files[key] = tmp_path / f"{key}.png"
     config = {"calibration": {"permutations": 30}, "deseq2": {"alpha": 0.05}}
-    section = report.calibration_section("c", files, config, ROOT / "workflow/report")
+    section = calibration_section.calibration_section("c", files, config, ROOT / "workflow/report")
     qq, histogram = (f["caption"] for f in section["figures"])
     assert "against those of 9 label permutations" in qq
     assert "in each of 9 label permutations" in histogram
@@ -661,19 +663,21 @@ def summary_values(**changes) -> pd.Series:
 
 
 def test_calibration_verdicts():
-    from trdpipe.report import page as report
+    from trdpipe.report.sections import calibration as calibration_section
 
-    assert report.calibration_verdict(summary_values(), 0.05) == (
+    assert calibration_section.calibration_verdict(summary_values(), 0.05) == (
         "The 369 genes called would not appear by chance: shuffled labels gave a median of 0 and at most "
         "1 calls in 95% of 30 permutations, and about 6% of the observed calls are expected to be false."
     )
-    assert report.calibration_verdict(
+    assert calibration_section.calibration_verdict(
         summary_values(observed_degs=2, pvalue_observed_degs=0.2, qvalue_perm_calls=0), 0.05
     ) == (
         "Chance alone could give these 2 calls: shuffled labels gave as many or more in 20% of 30 "
         "permutations, so read the gene list by qvalue_perm (0 genes) rather than by padj."
     )
-    assert report.calibration_verdict(summary_values(observed_degs=0, pvalue_observed_degs=1.0), 0.05) == (
+    assert calibration_section.calibration_verdict(
+        summary_values(observed_degs=0, pvalue_observed_degs=1.0), 0.05
+    ) == (
         "No gene reached padj < 0.05, and shuffled labels gave at least one call in 20% of 30 "
         "permutations: there are no calls here that chance would have to explain."
     )
@@ -691,8 +695,8 @@ def test_toy_report_calibration_section(toy_run):
     assert shown["genes called, observed labels"] == str(int(values["observed_degs"]))
     assert shown["empirical FDR of the observed calls (SAM)"] == f"{values['empirical_fdr']:.3g}"
     assert shown["inflation lambda, observed labels"] == f"{values['observed_lambda']:.3g}"
-    from trdpipe.report import page as report
+    from trdpipe.report.sections import calibration as calibration_section
 
-    assert report.calibration_verdict(values, 0.05) in text
+    assert calibration_section.calibration_verdict(values, 0.05) in text
     for reference in ("Tusher VG", "Storey JD, Tibshirani R", "Genome Biology 23:79", "Subramanian A"):
         assert reference in text

@@ -281,7 +281,7 @@ def test_camera_collections_tests_the_genes_and_sets_gsea_ranks(tmp_path):
 
 # ----------------------------------------------------------------------------- the report
 def test_report_adds_camera_counts_and_top_sets_to_the_enrichment_section():
-    from trdpipe.report import page
+    from trdpipe.report.sections import enrichment as enrichment_section
 
     table = pd.DataFrame(
         {
@@ -302,7 +302,7 @@ def test_report_adds_camera_counts_and_top_sets_to_the_enrichment_section():
         }
     )
     section = {"anchor": "enrichment-TRD", "findings": "GSEA ...", "collections": ["dot plots"]}
-    page.add_camera(section, table, {"ora_padj": 0.05, "top_terms": 2})
+    enrichment_section.add_camera(section, table, {"ora_padj": 0.05, "top_terms": 2})
     assert section["findings"] == (
         "GSEA ... camera, each set's inter-gene correlation estimated from the residuals: "
         "GO_BP: 0 of 2 sets at FDR < 0.05 (0 up, 0 down); "
@@ -319,11 +319,3 @@ def test_report_adds_camera_counts_and_top_sets_to_the_enrichment_section():
         ["TRD_INFLAMMATION_INNATE_IMMUNITY", "inflammation", "27", "0.21", "up", "0.00031", "0.00094"],
     ]
     assert [row[0] for row in go["table"]["rows"]] == ["GO:1", "GO:2"]
-
-
-def test_report_methods_name_camera_its_correlation_and_cut():
-    from trdpipe.report import page
-
-    text = page.camera_methods({"ora_padj": 0.1})
-    assert "camera (Wu & Smyth 2012)" in text and "inter.gene.cor = NA" in text
-    assert text.endswith("sets called at FDR < 0.1.")

@@ -24,7 +24,9 @@ from trdpipe.common import InputError
 from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.qc import figures as qc_figures
 from trdpipe.qc import metrics as qc
-from trdpipe.report import page as report
+from trdpipe.report import inputs as report_inputs
+from trdpipe.report.sections import de as de_section
+from trdpipe.report.sections import key_findings as key_findings_section
 
 CONTRAST = "TRD_vs_responder"
 SETTINGS = {
@@ -331,7 +333,7 @@ def test_the_key_findings_lead_with_the_alarm(tmp_path):
     tables["confounding"] = qc.confounding_table(
         simulated_sheet(31, 0.875), "~ sex + group", CONTRAST, TRD, SETTINGS
     )
-    findings = report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
+    findings = key_findings_section.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
     assert findings["alarms"] == qc.confounding_alarms(tables["confounding"])
     assert findings["alarms"][0].startswith("group is confounded with batch (batch A: 14 of 15 TRD")
     # the verdict beside it says what the permutations cannot see
@@ -346,7 +348,7 @@ def test_the_key_findings_lead_with_the_alarm(tmp_path):
             simulated_sheet(31, 0.0), "~ sex + group", CONTRAST, TRD, SETTINGS
         ),
     }
-    clean = report.key_findings(CONTRAST, TRD, balanced, KEY_CONFIG)
+    clean = key_findings_section.key_findings(CONTRAST, TRD, balanced, KEY_CONFIG)
     assert clean["alarms"] == [] and "confounding" not in clean["verdict"]
 
 
@@ -355,7 +357,7 @@ def test_the_page_puts_the_alarm_above_the_genes_called(tmp_path):
     tables["confounding"] = qc.confounding_table(
         simulated_sheet(31, 0.875), "~ sex + group", CONTRAST, TRD, SETTINGS
     )
-    findings = report.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
+    findings = key_findings_section.key_findings(CONTRAST, TRD, tables, KEY_CONFIG)
     page = render_macros("{{ key_finding(k) }}", k=findings)
     rows = re.findall(r"<tr[^>]*><th>([^<]+)</th><td[^>]*>(.*?)</td></tr>", page)
     assert [header for header, _ in rows[:3]] == [
@@ -371,16 +373,16 @@ def test_the_alarm_is_read_back_from_its_table(tmp_path):
     table = qc.confounding_table(simulated_sheet(31, 0.875), "~ sex + group", CONTRAST, TRD, SETTINGS)
     path = tmp_path / "confounding.tsv"
     table.to_csv(path, sep="\t", index=False, float_format="%.6g")
-    read = report.read_tsv(path)
+    read = report_inputs.read_tsv(path)
     assert qc.confounding_alarms(read, CONTRAST) == qc.confounding_alarms(table)
     assert qc.confounding_alarms(read, "other") == []
-    assert report.alarmed_columns(read, CONTRAST) == ["batch"]
+    assert de_section.alarmed_columns(read, CONTRAST) == ["batch"]
 
 
 def test_the_heat_map_shows_every_design_variable_and_the_alarmed_columns():
     model = pd.DataFrame({"variable": ["site", "sex", "age", "group"]})
-    assert report.heatmap_annotations(TRD, model, ["batch"]) == ["group", "site", "sex", "age", "batch"]
-    assert report.heatmap_annotations(TRD, model, ["age"]) == ["group", "site", "sex", "age"]
+    assert de_section.heatmap_annotations(TRD, model, ["batch"]) == ["group", "site", "sex", "age", "batch"]
+    assert de_section.heatmap_annotations(TRD, model, ["age"]) == ["group", "site", "sex", "age"]
 
 
 def test_a_continuous_bar_is_a_grey_ramp_with_one_legend_entry():

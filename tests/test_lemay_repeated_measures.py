@@ -26,7 +26,8 @@ from trdpipe.predict.models import (
     permuted_labels,
 )
 from trdpipe.qc.metrics import infer_sex, one_sided_sex_score, sex_flags, sex_scores
-from trdpipe.report.page import calibration_pairing, prediction_grouping
+from trdpipe.report.sections.calibration import calibration_pairing
+from trdpipe.report.sections.prediction import prediction_grouping
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests/data/lemay2019_whole_blood"

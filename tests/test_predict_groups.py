@@ -22,7 +22,8 @@ from trdpipe.predict.models import (
     permutation_scheme,
     permuted_labels,
 )
-from trdpipe.report import page as report
+from trdpipe.report.sections import methods as methods_section
+from trdpipe.report.sections import prediction as prediction_section
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 SUBJECTS, PER_SUBJECT = 24, 3
@@ -234,7 +235,7 @@ def test_a_held_out_site_must_leave_enough_groups_for_the_inner_folds():
 def test_the_report_states_the_grouping_and_how_the_labels_were_permuted(tmp_path):
     obs = subject_cohort(n_genes=10).obs
     files = prediction_files(tmp_path)
-    grouped = report.prediction_section(
+    grouped = prediction_section.prediction_section(
         "TRD_vs_responder",
         CONTRAST,
         files,
@@ -249,19 +250,20 @@ def test_the_report_states_the_grouping_and_how_the_labels_were_permuted(tmp_pat
         "permutations permute labels by whole subjects (every subject has one label, which all its "
         "samples keep)."
     )
-    assert report.grouping_methods([grouped]) == (
-        " Where samples were related, the outer and inner folds were scikit-learn's StratifiedGroupKFold "
-        f"(each group in one fold) and the label permutations kept the null exchangeable: TRD_vs_responder: "
-        f"{grouped['grouping']}"
-    )
+    # the methods name the grouped contrast with its sentence
+    assert methods_section.prediction_settings({"learners": ["l2"]}, 1, [grouped])["grouped"] == [
+        {"name": "TRD_vs_responder", "grouping": grouped["grouping"]}
+    ]
     # the subject is not in the design, so auto finds no grouping and says so
     config = {"predict": {"groups": "auto", "permutations": 20}, "design": "~ site + sex + age + group"}
-    ungrouped = report.prediction_section("TRD_vs_responder", CONTRAST, files, config, tmp_path, obs)
+    ungrouped = prediction_section.prediction_section(
+        "TRD_vs_responder", CONTRAST, files, config, tmp_path, obs
+    )
     assert ungrouped["groups"] is None
     assert ungrouped["grouping"] == (
         "Related samples: none declared or found (predict.groups), so the folds split the samples one by one."
     )
-    assert report.grouping_methods([ungrouped]) == ""
+    assert methods_section.prediction_settings({"learners": ["l2"]}, 1, [ungrouped])["grouped"] == []
 
 
 def test_the_toy_report_says_its_folds_split_the_samples_one_by_one(toy_run):

@@ -94,7 +94,7 @@ def test_normalised_counts_are_counts_over_median_of_ratios_size_factors():
 def test_candidate_genes_come_from_the_config_and_missing_ones_are_named():
     import anndata as ad
 
-    from trdpipe.report import page as report
+    from trdpipe.report.sections import de as de_section
 
     counts, obs = simulate_nb_cohort(10, 40, seed=1, design="group")
     var = pd.DataFrame({"gene_symbol": [f"SYM{i}" for i in range(40)]}, index=counts.columns)
@@ -114,7 +114,7 @@ def test_candidate_genes_come_from_the_config_and_missing_ones_are_named():
         "report": {"candidate_genes": ["SYM5", "NOTHERE", "SYM2"]},
     }
     contrast = {"variable": "group", "test": "TRD", "reference": "responder"}
-    top, candidates = report.gene_figures(table, contrast, config, adata)
+    top, candidates = de_section.gene_figures(table, contrast, config, adata)
     assert top["caption"].startswith("The 12 genes with the smallest p-values: counts normalised")
     assert candidates["caption"].endswith("Not in the filtered data: NOTHERE.")
     assert all(f["src"].startswith("data:image/png;base64,") for f in (top, candidates))

@@ -4,7 +4,8 @@ reads as the bound, in every table and in the gene plots' titles."""
 import numpy as np
 import pandas as pd
 
-from trdpipe.report.page import statistic_text, table_rows, top_genes
+from trdpipe.report.sections.de import top_genes
+from trdpipe.report.text import statistic_text, table_rows
 
 
 def test_a_de_pvalue_of_zero_reads_as_a_bound_while_other_zeros_stay_zero():

@@ -22,7 +22,7 @@ from trdpipe.enrichment import phenotype_permutation as perm
 from trdpipe.enrichment.camera import camera_from_counts
 from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.filtering import expressed_genes
-from trdpipe.report.page import contrast_pathway_verdict
+from trdpipe.report.sections.key_findings import contrast_pathway_verdict
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 

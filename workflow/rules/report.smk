@@ -42,6 +42,75 @@ rule software_versions:
         "../scripts/software_versions.py"
 
 
+# The report's sections in page order: each is a module of trdpipe.report.sections with its
+# template part in workflow/report/sections/.
+REPORT_SECTIONS = [
+    "key_findings",
+    "cohort",
+    "qc",
+    "de",
+    "calibration",
+    "enrichment",
+    "prediction",
+    "robustness",
+    "methods",
+    "provenance",
+]
+
+
+def one_path(pattern, contrast):
+    return expand(pattern, contrast=contrast)[0]
+
+
+def sensitivity_files(contrast):
+    """Each sensitivity model's concordance with the primary model, and its enrichment when run."""
+    return {
+        model: {
+            "concordance": f"results/sensitivity/{contrast}/{model}/concordance.tsv",
+            **(
+                {"gsea": expand(rules.sensitivity_enrichment.output.gsea, contrast=contrast, model=model)[0]}
+                if model in ENRICHED_MODELS
+                else {}
+            ),
+        }
+        for model in SENSITIVITY_MODELS
+    }
+
+
+def report_contrast_files(contrast):
+    """The report's files of one contrast by name (trdpipe.report.inputs.ReportInputs); a step this
+    run skips has none."""
+    files = {
+        "table": f"results/de/{contrast}/deseq2_results.tsv",
+        "model": f"results/de/{contrast}/model.tsv",
+        "volcano": f"results/de/{contrast}/volcano.png",
+        "ma": f"results/de/{contrast}/ma.png",
+        "sensitivity": sensitivity_files(contrast),
+    }
+    for name in ("gsea", "ora", "gsea_dotplot", "ora_dotplot", "running_scores"):
+        files[name] = one_path(getattr(rules.enrichment.output, name), contrast)
+    for name in ("summary", "qq", "null_degs"):
+        files[f"calibration_{name}"] = one_path(getattr(rules.calibration.output, name), contrast)
+    if contrast in PREDICTED_CONTRASTS:
+        for name in ("comparison", "site", "genes", "roc", "calibration"):
+            files[f"predict_{name}"] = one_path(getattr(rules.predict.output, name), contrast)
+    if CAMERA_OUTPUTS:
+        files["camera"] = one_path(rules.camera.output.table, contrast)
+    if CELLS["enabled"]:
+        files["cell_by_group"] = f"results/cells/{contrast}/scores_by_group.tsv"
+        files["cell_figure"] = f"results/cells/{contrast}/scores_by_group.png"
+    return files
+
+
+REPORT_FILES = {contrast: report_contrast_files(contrast) for contrast in CONTRASTS}
+
+
+def manifest_paths(files):
+    """Every path of a manifest of nested dicts, for a rule's input."""
+    for value in files.values():
+        yield from manifest_paths(value) if isinstance(value, dict) else [value]
+
+
 rule report:
     input:
         cohort="results/ingest/cohort.h5ad",
@@ -55,38 +124,13 @@ rule report:
         vst="results/vst/vst.h5ad",
         # raw counts of the genes and samples each contrast was fitted on, for the per-gene plots
         filtered="results/filter/cohort.h5ad",
-        tables=expand("results/de/{contrast}/deseq2_results.tsv", contrast=CONTRASTS),
-        models=expand("results/de/{contrast}/model.tsv", contrast=CONTRASTS),
-        volcanos=expand("results/de/{contrast}/volcano.png", contrast=CONTRASTS),
-        mas=expand("results/de/{contrast}/ma.png", contrast=CONTRASTS),
-        gsea=expand(rules.enrichment.output.gsea, contrast=CONTRASTS),
-        ora=expand(rules.enrichment.output.ora, contrast=CONTRASTS),
-        gsea_dotplots=expand(rules.enrichment.output.gsea_dotplot, contrast=CONTRASTS),
-        ora_dotplots=expand(rules.enrichment.output.ora_dotplot, contrast=CONTRASTS),
-        calibration_summaries=expand(rules.calibration.output.summary, contrast=CONTRASTS),
-        calibration_qq=expand(rules.calibration.output.qq, contrast=CONTRASTS),
-        calibration_null_degs=expand(rules.calibration.output.null_degs, contrast=CONTRASTS),
-        predict_comparison=expand(rules.predict.output.comparison, contrast=PREDICTED_CONTRASTS),
-        predict_site=expand(rules.predict.output.site, contrast=PREDICTED_CONTRASTS),
-        predict_genes=expand(rules.predict.output.genes, contrast=PREDICTED_CONTRASTS),
-        predict_roc=expand(rules.predict.output.roc, contrast=PREDICTED_CONTRASTS),
-        predict_calibration=expand(rules.predict.output.calibration, contrast=PREDICTED_CONTRASTS),
+        # per contrast, by name (REPORT_FILES, which params hand to the script)
+        contrast_files=list(manifest_paths(REPORT_FILES)),
         # how robust are the findings (workflow/rules/sensitivity.smk)
         cell_markers=rules.cell_composition.output.markers if CELLS["enabled"] else [],
         cell_choice=rules.cell_composition.output.choice if CELLS["enabled"] else [],
-        cell_by_group=rules.cell_composition.output.by_group if CELLS["enabled"] else [],
-        cell_figures=rules.cell_composition.output.figures if CELLS["enabled"] else [],
-        concordance=[path for path in SENSITIVITY_OUTPUTS if path.endswith("concordance.tsv")],
-        # the GSEA of the model the key findings follow, when it has one (`enrichment: true`)
-        cell_adjusted_gsea=expand(
-            rules.sensitivity_enrichment.output.gsea,
-            contrast=CONTRASTS,
-            model=[m for m in ENRICHED_MODELS if m == KEY_FINDING_MODEL],
-        ),
         readmes=resource_readmes(),
         software_versions=rules.software_versions.output.yml,
-        running_scores=expand(rules.enrichment.output.running_scores, contrast=CONTRASTS),
-        camera=CAMERA_OUTPUTS,
         # what every job used (Snakemake's benchmark files), tabled in the run summary
         benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]
         + expand(rules.deseq2.benchmark, contrast=CONTRASTS)
@@ -103,6 +147,7 @@ rule report:
         + [rules.software_versions.benchmark],
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         macros=os.path.join(REPORT_TEMPLATE_DIR, "macros.j2"),
+        section_templates=sorted(glob.glob(os.path.join(REPORT_TEMPLATE_DIR, "sections", "*.html.j2"))),
         css=os.path.join(REPORT_TEMPLATE_DIR, "report.css"),
         js=os.path.join(REPORT_TEMPLATE_DIR, "report.js"),
         volcano_js=os.path.join(REPORT_TEMPLATE_DIR, "volcano.js"),
@@ -125,5 +170,7 @@ rule report:
     params:
         config=config,
         switched_off=SWITCHED_OFF,
+        contrast_files=REPORT_FILES,
+        sections=REPORT_SECTIONS,
     script:
         "../scripts/report.py"

@@ -1,11 +1,13 @@
 """Rule report: one self-contained HTML report built from the result tables and figures (no analysis is
-re-run). The work is done in trdpipe.report.page."""
+re-run). The work is done in trdpipe.report: page builds the sections of trdpipe.report.sections."""
 
 import logging
 from pathlib import Path
 
 from trdpipe.common import atomic_output, run_script
-from trdpipe.report.page import plain_config, render_page, report_context
+from trdpipe.model.sensitivity import active_models, key_finding_model
+from trdpipe.report.inputs import ReportInputs, Run, plain_config
+from trdpipe.report.page import render_page, report_context
 
 log = logging.getLogger("trd")
 
@@ -14,7 +16,10 @@ def main(smk) -> None:
     config = plain_config(smk.params.config)
     # the captions live beside the template (workflow/report/)
     template_dir = Path(smk.input.template).parent
-    context = report_context(smk.input, config, template_dir, list(smk.params.switched_off))
+    key_model = key_finding_model(active_models(config["sensitivity"], config["cells"]))
+    inputs = ReportInputs(smk.input, plain_config(smk.params.contrast_files), key_model)
+    run = Run(inputs, config, template_dir, list(smk.params.switched_off))
+    context = report_context(run, list(smk.params.sections))
     page = render_page(context, template_dir)
     with atomic_output(smk.output.html) as tmp:
         tmp.write_text(page, encoding="utf-8")
