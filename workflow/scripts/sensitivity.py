@@ -1,5 +1,6 @@
 """Rule sensitivity: one sensitivity model of one contrast: the DE fit as the primary one, and its
-concordance with it. The work is done in trdpipe.model.sensitivity_fits."""
+concordance with it. The work is done in trdpipe.model.sensitivity
+and trdpipe.model.engines."""
 
 import logging
 
@@ -7,8 +8,8 @@ import anndata as ad
 import pandas as pd
 
 from trdpipe.common import read_sample_table, run_script, save_figure, write_table
-from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.design import prepare_metadata
+from trdpipe.model.engines import make_engine
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.sensitivity import (
     CONCORDANCE_COLUMNS,
@@ -42,7 +43,7 @@ def main(smk) -> None:
         cell_names,
     )
     log.info("sensitivity model %s of %s: design %s, %d samples", model_name, name, design, cohort.n_obs)
-    table = run_deseq2(cohort, design, contrast, settings, smk.threads)
+    table = make_engine(settings, smk.threads).fit_contrast(cohort, design, contrast).table
     primary = pd.read_csv(smk.input.primary, sep="\t", dtype={"gene_id": str, "gene_symbol": str})
     row = {
         "contrast": name,

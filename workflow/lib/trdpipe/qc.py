@@ -29,7 +29,7 @@ from sklearn.metrics.pairwise import euclidean_distances  # noqa: E402
 from trdpipe.checks.inputs import design_variables  # noqa: E402
 from trdpipe.common import InputError, atomic_output, format_list  # noqa: E402
 from trdpipe.io.counts import SHEET_TEXT_COLUMNS  # noqa: E402
-from trdpipe.model.deseq2 import contrast_model_matrix  # noqa: E402
+from trdpipe.model.design import contrast_model_matrix  # noqa: E402
 
 log = logging.getLogger("trd")
 
