@@ -107,3 +107,28 @@ def test_every_rule_script_belongs_to_a_rule():
     for rules in (ROOT / "workflow" / "rules").glob("*.smk"):
         used.update(re.findall(r'"\.\./scripts/(\w+)\.py"', rules.read_text()))
     assert used == script_names()
+
+
+def test_the_de_engines_import_nothing_of_the_report_or_of_figures():
+    offending = {
+        str(path.relative_to(LIB)): sorted(
+            n for n in imports(path) if n.startswith("trdpipe.report") or n.split(".")[0] == "matplotlib"
+        )
+        for path in engine_files("trdpipe/model/engines")
+    }
+    assert {k: v for k, v in offending.items() if v} == {}
+
+
+# PyDESeq2's private methods, and the replacement of its size-factor fit, that the pipeline uses
+PYDESEQ2_INTERNALS = re.compile(
+    r"_cooks_filtering|_independent_filtering|_p_value_adjustment|fit_size_factors\s*="
+)
+
+
+def test_pydeseq2_internals_are_used_inside_the_pydeseq2_engine_only():
+    engine = LIB / "trdpipe/model/engines/pydeseq2.py"
+    assert PYDESEQ2_INTERNALS.search(engine.read_text())
+    users = [
+        str(p.relative_to(LIB)) for p in engine_files("trdpipe") if PYDESEQ2_INTERNALS.search(p.read_text())
+    ]
+    assert users == ["trdpipe/model/engines/pydeseq2.py"]
