@@ -177,7 +177,7 @@ def test_report_captions_count_the_permutations_that_ran(tmp_path):
         fig.savefig(tmp_path / f"{key}.png")
         plt.close(fig)
         files[key] = tmp_path / f"{key}.png"
-    config = {"calibration": {"permutations": 30}, "deseq2": {"alpha": 0.05}}
+    config = {"calibration": {"permutations": 30}, "de": {"alpha": 0.05}}
     section = report.calibration_section("c", files, config, ROOT / "workflow/report")
     qq, histogram = (f["caption"] for f in section["figures"])
     assert "against those of 9 label permutations" in qq

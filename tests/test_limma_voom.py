@@ -16,8 +16,7 @@ from scipy.stats import spearmanr
 from conftest import ROOT
 from trdpipe.calibration.score_null import score_statistics
 from trdpipe.common import InputError
-from trdpipe.model.engines import make_engine
-from trdpipe.model.engines.limma_voom import PYLIMMA_MISSING
+from trdpipe.model.engines import check_engines_installed, make_engine
 from trdpipe.model.results import RESULT_COLUMNS
 
 REFERENCE = ROOT / "tests/data/r_limma_voom/results.tsv.gz"
@@ -116,4 +115,15 @@ def test_limma_voom_without_pylimma_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_pylimma)
     with pytest.raises(InputError) as err:
         make_engine({"engine": "limma_voom"}).fit_contrast(reference_cohort(), DESIGN, CONTRAST)
-    assert str(err.value) == PYLIMMA_MISSING
+    message = (
+        "the DE engine 'limma_voom' needs pylimma, which is not installed: pip install -r "
+        "requirements-engines.txt (pylimma is GPL-3.0-or-later, an optional extra)"
+    )
+    assert str(err.value) == message
+
+
+def test_a_configured_engine_without_its_package_stops_before_any_rule(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    check_engines_installed(["pydeseq2"], "config/config.yaml")  # not an optional package
+    with pytest.raises(InputError, match=r"^config/config.yaml: the DE engine 'limma_voom' needs pylimma"):
+        check_engines_installed(["pydeseq2", "limma_voom"], "config/config.yaml")

@@ -62,7 +62,7 @@ rule calibration_block:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
         # no lfc_shrink: the null needs the Wald statistics only (calibration.refit_permuted)
-        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
+        deseq2=de_settings(*FIT_AND_TEST_KEYS),
     script:
         "../scripts/calibration_block.py"
 
@@ -112,7 +112,7 @@ rule calibration:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings("alpha", "lfc_thresholds"),
+        deseq2=de_settings("alpha", "lfc_thresholds"),
         permutations=CALIBRATION["permutations"],
         strata=CALIBRATION["strata"],
         seed=CALIBRATION["seed"],

@@ -19,10 +19,14 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIB_DIR, os.environ.get
 # set before the engine's first import below, which would otherwise set the user's cache.
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
 from trdpipe.checks.config import check_config, resolve_shipped_paths, shipped_path
+from trdpipe.checks.deprecations import rename_deprecated_sections
 from trdpipe.io.counts import read_sample_sheet
 from trdpipe.common import InputError
 from trdpipe.ingest import decide_optional_parts
+from trdpipe.model.engines import check_engines_installed
 
+for note in rename_deprecated_sections(config):
+    logger.warning(note)
 check_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 # a deployment's config names the shipped resources/ as the repository's does
@@ -55,6 +59,12 @@ def decide_auto_parts():
 
 
 SWITCHED_OFF = decide_auto_parts()
+# an engine's optional package (pylimma) missing stops the run here, before any job
+check_engines_installed(
+    [config["de"]["engine"]]
+    + [spec["engine"] for spec in config["sensitivity"].values() if spec.get("enabled") and "engine" in spec],
+    "config, de.engine and sensitivity models",
+)
 
 CONTRASTS = list(config["contrasts"])
 # the TRD prediction is optional (predict.enabled): too small a cohort cannot be cross-validated
@@ -181,10 +191,11 @@ def resource_readmes():
     return [readme for readme in readmes if os.path.exists(readme)]
 
 
-# The deseq2 keys each rule reads, so that a changed key reruns only the rules that use it
-# (deseq2.alpha reruns DE, calibration, enrichment and the report, not qc, filter or vst).
+# The de keys each rule reads, so that a changed key reruns only the rules that use it
+# (de.alpha reruns DE, calibration, enrichment and the report, not qc, filter or vst).
 VST_KEYS = ("inference", "fit_type", "size_factors_fit_type", "vst_nsub")
 FIT_AND_TEST_KEYS = (
+    "engine",
     "inference",
     "fit_type",
     "size_factors_fit_type",
@@ -196,9 +207,9 @@ FIT_AND_TEST_KEYS = (
 )
 
 
-def deseq2_settings(*keys):
-    """The named keys of the config's deseq2 section (with the schema's defaults filled in)."""
-    return {key: config["deseq2"][key] for key in keys if key in config["deseq2"]}
+def de_settings(*keys):
+    """The named keys of the config's de section (with the schema's defaults filled in)."""
+    return {key: config["de"][key] for key in keys if key in config["de"]}
 
 
 def multiqc_enabled(settings):

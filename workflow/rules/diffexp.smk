@@ -39,7 +39,7 @@ rule deseq2:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS, "lfc_shrink", "lfc_thresholds"),
+        deseq2=de_settings(*FIT_AND_TEST_KEYS, "lfc_shrink", "lfc_thresholds"),
     script:
         "../scripts/deseq2.py"
 
@@ -63,6 +63,6 @@ rule vst:
         mem_mb=mem_mb(1000, 80),
         runtime=runtime_min(5, 2),
     params:
-        deseq2=deseq2_settings(*VST_KEYS),
+        deseq2=de_settings(*VST_KEYS),
     script:
         "../scripts/vst.py"

@@ -70,7 +70,7 @@ rule enrichment:
         top_terms=ENRICHMENT["top_terms"],
         running_score_terms=ENRICHMENT["running_score_terms"],
         similar_terms_jaccard=ENRICHMENT["similar_terms_jaccard"],
-        alpha=config["deseq2"]["alpha"],
+        alpha=config["de"]["alpha"],
     script:
         "../scripts/enrichment.py"
 
@@ -98,9 +98,7 @@ rule pathway_null:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings(
-            "inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates"
-        ),
+        deseq2=de_settings("inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates"),
         permutations=ENRICHMENT["label_permutations"],
         strata=config["calibration"]["strata"],
         seed=config["calibration"]["seed"],

@@ -49,7 +49,7 @@ rule predict:
         predict=config["predict"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
         filter=config["filter"],
-        deseq2={key: config["deseq2"][key] for key in PREDICT_VST_KEYS if key in config["deseq2"]},
+        deseq2=de_settings(*PREDICT_VST_KEYS),
         design=config["design"],
         seed=config["seed"],
     script:

@@ -98,7 +98,7 @@ rule sensitivity:
         contrast=lambda wc: config["contrasts"][wc.contrast],
         spec=lambda wc: SENSITIVITY[wc.model],
         # no lfc_shrink: the concordance compares the maximum-likelihood fold changes
-        deseq2=deseq2_settings(*FIT_AND_TEST_KEYS),
+        deseq2=de_settings(*FIT_AND_TEST_KEYS),
     script:
         "../scripts/sensitivity.py"
 

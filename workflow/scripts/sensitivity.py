@@ -18,6 +18,7 @@ from trdpipe.model.sensitivity import (
     concordance,
     group_r2,
     model_cohort,
+    model_settings,
     residual_df,
 )
 from trdpipe.model.sensitivity_figure import lfc_scatter
@@ -42,8 +43,16 @@ def main(smk) -> None:
         f"{smk.input.h5ad} with {smk.input.covariates or 'no cell covariates'}",
         cell_names,
     )
-    log.info("sensitivity model %s of %s: design %s, %d samples", model_name, name, design, cohort.n_obs)
-    table = make_engine(settings, smk.threads).fit_contrast(cohort, design, contrast).table
+    engine = make_engine(model_settings(settings, spec), smk.threads)
+    log.info(
+        "sensitivity model %s of %s: design %s, %d samples, %s",
+        model_name,
+        name,
+        design,
+        cohort.n_obs,
+        engine.method,
+    )
+    table = engine.fit_contrast(cohort, design, contrast).table
     primary = pd.read_csv(smk.input.primary, sep="\t", dtype={"gene_id": str, "gene_symbol": str})
     row = {
         "contrast": name,

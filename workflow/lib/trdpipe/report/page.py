@@ -1053,7 +1053,7 @@ def calibration_section(
     return {
         "name": name,
         "anchor": anchor_of("calibration", name),
-        "verdict": calibration_verdict(numeric, config["deseq2"]["alpha"]),
+        "verdict": calibration_verdict(numeric, config["de"]["alpha"]),
         "permutations": int(numeric["permutations"]),
         "strata": values["strata"],
         "table": table_rows(calibration_table(numeric)),
@@ -1253,7 +1253,7 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict, switched
     cell_adjusted model's), comparison (model_comparison.tsv), camera (camera.tsv), each None (or,
     camera, absent) when not run. When no set passes the lead FDR the lists are the largest effects,
     for exploration, and the pathway verdict says why gene permutation's calls are not believed."""
-    alpha, cut = config["deseq2"]["alpha"], config["enrichment"]["ora_padj"]
+    alpha, cut = config["de"]["alpha"], config["enrichment"]["ora_padj"]
     gsea = tables["gsea"]
     shown = top_terms_by_direction(gsea, N_KEY_PATHWAYS, config["enrichment"]["similar_terms_jaccard"])
     summary = pd.to_numeric(tables["calibration"].set_index("statistic")["value"], errors="coerce")
@@ -1443,12 +1443,12 @@ def render_page(context: dict, template_dir) -> str:
 
 def interactive_volcano(table: pd.DataFrame, contrast: dict, config: dict, div_id: str) -> Markup:
     """The contrast's volcano as a Plotly figure drawn in the page (every tested gene)."""
-    alpha = config["deseq2"]["alpha"]
+    alpha = config["de"]["alpha"]
     shrunk = " (shrunk)" if volcano_x_column(table) == "log2FoldChange_shrunk" else ""
     fig = volcano_figure(
         volcano_points(table, alpha),
         alpha,
-        config["deseq2"].get("lfc_thresholds", []),
+        config["de"].get("lfc_thresholds", []),
         f"{contrast['test']} vs {contrast['reference']}",
         f"log2 fold change{shrunk}, {contrast['test']} vs {contrast['reference']}",
     )
@@ -1457,7 +1457,7 @@ def interactive_volcano(table: pd.DataFrame, contrast: dict, config: dict, div_i
 
 def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.AnnData) -> list[dict]:
     """Normalised counts by group of the top genes and of the candidate genes in the data."""
-    normalised = normalised_counts(cohort, config["design"], config["deseq2"], contrast)
+    normalised = normalised_counts(cohort, config["design"], config["de"], contrast)
     levels = group_levels(cohort.obs, contrast)
     symbols = table["gene_symbol"].fillna("").astype(str)
     labels = symbols.where(symbols != "", table["gene_id"])
@@ -1509,7 +1509,7 @@ def contrast_section(
     alarmed: list[str] = (),
 ) -> dict:
     """alarmed: the sample-sheet columns of the contrast's confounding alarms, shown in the heat map."""
-    alpha, thresholds = config["deseq2"]["alpha"], config["deseq2"].get("lfc_thresholds", [])
+    alpha, thresholds = config["de"]["alpha"], config["de"].get("lfc_thresholds", [])
     table = read_tsv(files["table"])
     model = pd.read_csv(files["model"], sep="\t")
     annotations = heatmap_annotations(contrast, model, alarmed)
@@ -1679,7 +1679,7 @@ def report_context(inputs, config: dict, template_dir: Path, switched_off: list[
         "versions": versions,
         "design": config["design"],
         "filter": config["filter"],
-        "deseq2": config["deseq2"],
+        "deseq2": config["de"],
         "n_samples_in": int(filter_summary["samples in"]),
         "n_samples_flagged": int((flagged["flags"] != "").sum()),
         "n_samples_excluded": int(filter_summary["samples excluded by QC"]),

@@ -4,7 +4,9 @@ jobs that fit, not in ingest or the report.
 """
 
 import importlib
+import importlib.util
 
+from trdpipe.common import InputError
 from trdpipe.model.engines.base import DEEngine
 
 # name -> (module, class); the schema's enums of `de.engine` and a model's `engine` list these names
@@ -13,6 +15,23 @@ ENGINES = {
     "limma_voom": ("trdpipe.model.engines.limma_voom", "LimmaVoomEngine"),
 }
 DEFAULT_ENGINE = "pydeseq2"
+# engines whose package is an optional extra (requirements-engines.txt), by the package they need
+OPTIONAL_PACKAGES = {"limma_voom": "pylimma"}
+
+
+def missing_package_message(name: str) -> str:
+    package = OPTIONAL_PACKAGES[name]
+    return (
+        f"the DE engine '{name}' needs {package}, which is not installed: pip install -r "
+        f"requirements-engines.txt ({package} is GPL-3.0-or-later, an optional extra)"
+    )
+
+
+def check_engines_installed(names, where: str) -> None:
+    """Stop before any rule runs when a configured engine's optional package is missing."""
+    for name in dict.fromkeys(names):
+        if name in OPTIONAL_PACKAGES and importlib.util.find_spec(OPTIONAL_PACKAGES[name]) is None:
+            raise InputError(f"{where}: {missing_package_message(name)}")
 
 
 def engine_class(name: str) -> type[DEEngine]:

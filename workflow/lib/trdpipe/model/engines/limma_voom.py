@@ -17,14 +17,10 @@ from threadpoolctl import threadpool_limits
 
 from trdpipe.common import InputError
 from trdpipe.model.design import contrast_model_matrix
+from trdpipe.model.engines import missing_package_message
 from trdpipe.model.engines.base import ContrastFit, DEEngine, NullFit
 from trdpipe.model.results import results_table
 from trdpipe.model.sensitivity import model_design
-
-PYLIMMA_MISSING = (
-    "the DE engine 'limma_voom' needs pylimma, which is not installed: "
-    "pip install -r requirements-engines.txt (pylimma is GPL-3.0-or-later, an optional extra)"
-)
 
 
 def pylimma():
@@ -32,7 +28,7 @@ def pylimma():
     try:
         import pylimma
     except ImportError:
-        raise InputError(PYLIMMA_MISSING) from None
+        raise InputError(missing_package_message("limma_voom")) from None
     return pylimma
 
 
