@@ -43,7 +43,7 @@ def test_a_column_an_engine_cannot_fill_is_nan_and_extra_columns_follow_the_cont
 
 
 def test_every_registered_engine_is_a_de_engine_under_its_config_name():
-    assert list(ENGINES) == ["pydeseq2", "limma_voom"]
+    assert {"pydeseq2", "limma_voom"} <= set(ENGINES)
     for name in ENGINES:
         cls = engine_class(name)
         assert issubclass(cls, DEEngine) and cls.name == name and cls.method
