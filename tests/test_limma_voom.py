@@ -6,6 +6,7 @@ that fit are skipped and say so; .ci/run installs it, so CI runs them.
 
 import builtins
 import importlib.util
+from types import SimpleNamespace
 
 import anndata as ad
 import numpy as np
@@ -14,8 +15,10 @@ import pytest
 from scipy.stats import spearmanr
 
 from conftest import ROOT
+from rule_scripts import rule_script
 from trdpipe.calibration.score_null import score_statistics
-from trdpipe.common import InputError
+from trdpipe.common import InputError, write_table
+from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.engines import check_engines_installed, make_engine
 from trdpipe.model.results import RESULT_COLUMNS
 
@@ -127,3 +130,45 @@ def test_a_configured_engine_without_its_package_stops_before_any_rule(monkeypat
     check_engines_installed(["pydeseq2"], "config/config.yaml")  # not an optional package
     with pytest.raises(InputError, match=r"^config/config.yaml: the DE engine 'limma_voom' needs pylimma"):
         check_engines_installed(["pydeseq2", "limma_voom"], "config/config.yaml")
+
+
+@needs_pylimma
+def test_a_sensitivity_model_naming_limma_voom_is_a_second_opinion_on_the_primary_calls(tmp_path, fitted):
+    """The sensitivity rule's script with `engine: limma_voom` writes limma's table and its
+    concordance with the primary (PyDESeq2) table."""
+    adata, _, limma = fitted
+    cohort = adata.copy()
+    cohort.var["expressed:TRD_vs_responder"] = True
+    cohort.obs = cohort.obs.astype({"age": float})
+    cohort.write_h5ad(tmp_path / "cohort.h5ad")
+    primary = run_deseq2(adata, DESIGN, CONTRAST, {"alpha": 0.05}, 1)
+    write_table(primary, tmp_path / "primary.tsv", float_format="%.8g")
+    names = ["table", "model", "samples", "concordance", "scatter"]
+    files = ["deseq2_results.tsv", "model.tsv", "samples_used.tsv", "concordance.tsv", "lfc_scatter.png"]
+    smk = SimpleNamespace(
+        input=SimpleNamespace(
+            h5ad=str(tmp_path / "cohort.h5ad"), primary=str(tmp_path / "primary.tsv"), covariates=""
+        ),
+        output=SimpleNamespace(**{name: str(tmp_path / "out" / file) for name, file in zip(names, files)}),
+        params=SimpleNamespace(
+            design=DESIGN,
+            contrast=CONTRAST,
+            spec={"engine": "limma_voom"},
+            deseq2={"engine": "pydeseq2", "alpha": 0.05},
+        ),
+        threads=1,
+        wildcards=SimpleNamespace(contrast="TRD_vs_responder", model="second_opinion"),
+    )
+    rule_script("sensitivity").main(smk)
+    table = pd.read_csv(tmp_path / "out/deseq2_results.tsv", sep="\t", index_col="gene_id")
+    expected = limma.table.set_index("gene_id")
+    np.testing.assert_allclose(table.loc[expected.index, "stat"], expected["stat"], rtol=1e-7)
+    row = pd.read_csv(tmp_path / "out/concordance.tsv", sep="\t").iloc[0]
+    called_primary = set(primary.loc[primary["padj"] < 0.05, "gene_id"])
+    called_limma = set(expected.index[expected["padj"] < 0.05])
+    assert (row["model"], row["degs_primary"], row["degs_model"]) == (
+        "second_opinion",
+        len(called_primary),
+        len(called_limma),
+    )
+    assert row["overlap"] == len(called_primary & called_limma) > 100
