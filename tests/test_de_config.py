@@ -1,9 +1,13 @@
 """The config's `de:` section: its engine, and the `deseq2:` name it replaces, still read for one
 release with a line in the log."""
 
+import importlib.util
+
+import pytest
 import yaml
 
 from conftest import ROOT, copy_workflow, run_snakemake
+from test_outputs import jobs_after_config_change
 from trdpipe.checks.deprecations import rename_deprecated_sections
 from trdpipe.model.engines import ENGINES
 
@@ -44,3 +48,13 @@ def test_an_old_config_with_deseq2_runs_and_the_log_says_it_is_deprecated(tmp_pa
     result = run_snakemake(workdir, "--dry-run", "--configfile", "old.yaml", "--printshellcmds")
     assert DEPRECATION in result.stdout + result.stderr
     assert "deseq2" in result.stdout  # the DAG has its DE jobs
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pylimma") is None,
+    reason="pylimma is not installed (optional, GPL-3.0: pip install -r requirements-engines.txt)",
+)
+def test_a_new_engine_refits_every_model_of_the_contrast_not_qc_vst_or_prediction(toy_run, tmp_path):
+    jobs = jobs_after_config_change(toy_run, tmp_path, "  engine: pydeseq2\n", "  engine: limma_voom\n")
+    assert {"deseq2", "calibration_block", "pathway_null", "sensitivity", "report"} <= jobs
+    assert not jobs & {"ingest", "qc", "filter", "vst", "predict", "cell_composition", "camera"}

@@ -98,7 +98,9 @@ rule pathway_null:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=de_settings("inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates"),
+        deseq2=de_settings(
+            "engine", "inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates"
+        ),
         permutations=ENRICHMENT["label_permutations"],
         strata=config["calibration"]["strata"],
         seed=config["calibration"]["seed"],
