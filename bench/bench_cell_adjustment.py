@@ -75,13 +75,13 @@ def run(n_samples: int, n_genes: int, seed: int, null: bool, threads: int) -> di
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     adata, truth = simulated(n_samples, n_genes, seed, null, config)
     cells = {**config["cells"], "resource": str(ROOT / config["cells"]["resource"])}
-    result = composition(vst_cohort(adata, config["deseq2"], threads), cells, config["seed"], DESIGN)
+    result = composition(vst_cohort(adata, config["de"], threads), cells, config["seed"], DESIGN)
     names = list(result["covariates"].columns)
     spec = {"cell_scores": True}
     cohort = model_cohort(adata, spec, result["covariates"])
     design = check_model("cell_adjusted", spec, cohort.obs, DESIGN, {"c": CONTRAST}, "simulated", names)
-    primary = run_deseq2(adata, DESIGN, CONTRAST, config["deseq2"], threads).set_index("gene_id")
-    adjusted = run_deseq2(cohort, design, CONTRAST, config["deseq2"], threads).set_index("gene_id")
+    primary = run_deseq2(adata, DESIGN, CONTRAST, config["de"], threads).set_index("gene_id")
+    adjusted = run_deseq2(cohort, design, CONTRAST, config["de"], threads).set_index("gene_id")
     row = {
         "samples": n_samples,
         "genes": adata.n_vars,

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "workflow" / "lib"))
 
 from trdpipe.cells.scores import SCORE_METHODS, cell_scores, expression_by_symbol, load_markers, marker_table  # noqa: E402
 from trdpipe.io.annotation import annotate_genes, load_annotation  # noqa: E402
-from trdpipe.model.design import variance_stabilise  # noqa: E402
 from trdpipe.model.filtering import expressed_genes  # noqa: E402
+from trdpipe.model.vst import variance_stabilise  # noqa: E402
 
 MARKERS = ROOT / "resources" / "cells" / "blood_cell_markers.gmt"
 ANNOTATION = ROOT / "resources" / "annotation" / "genes.tsv.gz"

@@ -60,7 +60,7 @@ def fit_in_this_process(
 ) -> None:
     """Child process: fit one backend (then shrink the fold changes, if asked, as the deseq2 rule
     does with deseq2.lfc_shrink), save results and {seconds, shrink_seconds, peak_mib}."""
-    from trdpipe.model.design import MODEL_CLASSES, make_inference
+    from trdpipe.model.engines.pydeseq2 import MODEL_CLASSES, make_inference
 
     counts, metadata = simulate_nb_cohort(n_samples, n_genes, seed=seed, n_outliers=n_genes // 200)
     # batched: BatchedInference in batched_deseq2.dds' subclasses; default: PyDESeq2 as published

@@ -147,6 +147,7 @@ ENGINE_MODULES = (
     "trdpipe.model.design",
     "trdpipe.model.deseq2",
     "trdpipe.model.vst",
+    "trdpipe.model.engines",
 )
 
 
@@ -165,6 +166,31 @@ def test_the_report_sections_import_no_de_engine():
     assert {k: v for k, v in offending.items() if v} == {}
 
 
+def test_the_de_engines_import_nothing_of_the_report_or_of_figures():
+    offending = {
+        str(path.relative_to(LIB)): sorted(
+            n for n in imports(path) if n.startswith("trdpipe.report") or n.split(".")[0] == "matplotlib"
+        )
+        for path in engine_files("trdpipe/model/engines")
+    }
+    assert {k: v for k, v in offending.items() if v} == {}
+
+
 def test_imports_an_engine_recognises_the_fitting_modules():
     assert imports_an_engine("pydeseq2.dds") and imports_an_engine("trdpipe.model.design.fit_vst")
     assert not imports_an_engine("trdpipe.model.tables") and not imports_an_engine("trdpipe.model.designs")
+
+
+# PyDESeq2's private methods, and the replacement of its size-factor fit, that the pipeline uses
+PYDESEQ2_INTERNALS = re.compile(
+    r"_cooks_filtering|_independent_filtering|_p_value_adjustment|fit_size_factors\s*="
+)
+
+
+def test_pydeseq2_internals_are_used_inside_the_pydeseq2_engine_only():
+    engine = LIB / "trdpipe/model/engines/pydeseq2.py"
+    assert PYDESEQ2_INTERNALS.search(engine.read_text())
+    users = [
+        str(p.relative_to(LIB)) for p in engine_files("trdpipe") if PYDESEQ2_INTERNALS.search(p.read_text())
+    ]
+    assert users == ["trdpipe/model/engines/pydeseq2.py"]

@@ -294,8 +294,8 @@ def test_workflow_stops_on_a_missing_counts_file(small_workflow):
             "config key 'fitler' does not exist; valid keys: samples, counts, counts_format,",
         ),
         (
-            "deseq2={alpha: 0.05, fit: mean}",
-            "config key 'deseq2.fit' does not exist; valid keys of 'deseq2': alpha, ",
+            "de={alpha: 0.05, fit: mean}",
+            "config key 'de.fit' does not exist; valid keys of 'de': engine, alpha, ",
         ),
         (
             "counts_format=tsv",
@@ -313,19 +313,19 @@ def test_config_errors_name_the_key_and_the_choices(small_workflow, setting, exp
 
 
 def test_numbers_and_booleans_nested_in_the_command_line_config_are_read():
-    """Snakemake gives `--config deseq2={alpha: 0.1}` as {'deseq2': {'alpha': '0.1'}}."""
+    """Snakemake gives `--config de={alpha: 0.1}` as {'de': {'alpha': '0.1'}}."""
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     config.update(
         {
-            "deseq2": {"alpha": "0.1"},
+            "de": {"alpha": "0.1"},
             "seed": "7",
             "predict": {"enabled": "false", "outer_folds": "3", "c_grid": ["0.5", "1"]},
             "enrichment": {"permutations": "many"},
         }
     )
     read_command_line_text(config, schema)
-    assert config["deseq2"] == {"alpha": 0.1}
+    assert config["de"] == {"alpha": 0.1}
     assert config["predict"] == {"enabled": False, "outer_folds": 3, "c_grid": [0.5, 1]}
     assert config["seed"] == 7
     assert config_problems(config, schema) == [

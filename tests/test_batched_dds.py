@@ -22,7 +22,7 @@ from batched_deseq2 import dds as bd
 from batched_deseq2.inference import BatchedInference
 from nb_cohort import DESIGNS, simulate_nb_cohort
 from test_batched_inference import interior_genes
-from trdpipe.model.design import make_dataset, stats_class
+from trdpipe.model.engines.pydeseq2 import make_dataset, stats_class
 
 CONTRAST = ["group", "TRD", "responder"]
 ALPHA = 0.05

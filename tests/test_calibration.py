@@ -17,6 +17,7 @@ from trdpipe.calibration import permutation as cal
 from trdpipe.calibration.figures import qq_quantiles
 from trdpipe.common import InputError
 from trdpipe.model.deseq2 import run_deseq2
+from trdpipe.model.engines import pydeseq2 as pd2
 from trdpipe.model.filtering import expressed_genes
 
 DESIGN = "~ site + sex + age + group"
@@ -178,7 +179,7 @@ def test_report_captions_count_the_permutations_that_ran(tmp_path):
         fig.savefig(tmp_path / f"{key}.png")
         plt.close(fig)
         files[key] = tmp_path / f"{key}.png"
-    config = {"calibration": {"permutations": 30}, "deseq2": {"alpha": 0.05}}
+    config = {"calibration": {"permutations": 30}, "de": {"alpha": 0.05}}
     section = calibration_section.calibration_section("c", files, config, ROOT / "workflow/report")
     qq, histogram = (f["caption"] for f in section["figures"])
     assert "against those of 9 label permutations" in qq
@@ -503,8 +504,8 @@ def planted(simulation_inputs):
 
 def test_refit_with_the_observed_labels_is_the_primary_fit(planted):
     adata, _, (table, _, _) = planted
-    fitted = cal.label_independent_fit(adata, DESIGN, CONTRAST, SETTINGS)
-    refit = cal.refit_permuted(adata, adata.obs["group"], DESIGN, CONTRAST, SETTINGS, 1, fitted)
+    fitted = pd2.label_independent_fit(adata, DESIGN, CONTRAST, SETTINGS)
+    refit = pd2.refit_permuted(adata, adata.obs["group"], DESIGN, CONTRAST, SETTINGS, 1, fitted)
     primary = table.set_index("gene_id").loc[adata.var_names]
     for column in ["stat", "pvalue", "padj", "log2FoldChange"]:
         np.testing.assert_allclose(refit[column], primary[column], rtol=1e-10, err_msg=column)
@@ -518,11 +519,9 @@ CONVERGENCE_ATOL = {"stat": 3e-3, "pvalue": 2e-3, "padj": 2e-3, "log2FoldChange"
 
 def tightly_converged_refit(adata, labels, fitted) -> pd.DataFrame:
     """A cold refit with IRLS converged far below PyDESeq2's tolerance: the optimum to compare with."""
-    from trdpipe.model.deseq2 import fit_and_test
-
-    dds = cal.relabelled_dataset(adata, labels, DESIGN, CONTRAST, SETTINGS, 1, fitted)
+    dds = pd2.relabelled_dataset(adata, labels, DESIGN, CONTRAST, SETTINGS, 1, fitted)
     dds.beta_tol = 1e-13
-    table = fit_and_test(dds, CONTRAST, {**SETTINGS, "lfc_shrink": False}, adata.var)
+    table = pd2.fit_and_test(dds, CONTRAST, {**SETTINGS, "lfc_shrink": False}, adata.var)
     return table.set_index("gene_id").loc[adata.var_names]
 
 
@@ -540,10 +539,10 @@ def test_warm_started_refits_reach_the_cold_optimum(planted):
     from batched_deseq2.dds import WarmStarts
 
     adata, _, _ = planted
-    fitted = cal.label_independent_fit(adata, DESIGN, CONTRAST, SETTINGS)
-    starts = cal.observed_starts(adata, DESIGN, CONTRAST, SETTINGS, 1, fitted)
+    fitted = pd2.label_independent_fit(adata, DESIGN, CONTRAST, SETTINGS)
+    starts = pd2.observed_starts(adata, DESIGN, CONTRAST, SETTINGS, 1, fitted)
     columns = list(
-        cal.relabelled_dataset(adata, adata.obs["group"], DESIGN, CONTRAST, SETTINGS, 1, fitted)
+        pd2.relabelled_dataset(adata, adata.obs["group"], DESIGN, CONTRAST, SETTINGS, 1, fitted)
         .obsm["design_matrix"]
         .columns
     )
@@ -566,7 +565,7 @@ def test_warm_started_refits_reach_the_cold_optimum(planted):
         optimum = tightly_converged_refit(adata, labels[name], fitted)
         for start in (None, starts, another_gene):
             assert_same_optimum(
-                cal.refit_permuted(adata, labels[name], DESIGN, CONTRAST, SETTINGS, 1, fitted, start), optimum
+                pd2.refit_permuted(adata, labels[name], DESIGN, CONTRAST, SETTINGS, 1, fitted, start), optimum
             )
 
 

@@ -16,8 +16,8 @@ from test_gsea_permutation import co_expressed_cohort
 from trdpipe import simulate as sim
 from trdpipe.enrichment import camera as cam
 from trdpipe.io.genesets import read_gmt, restrict_to_universe
-from trdpipe.model.design import variance_stabilise
 from trdpipe.model.filtering import expressed_genes
+from trdpipe.model.vst import variance_stabilise
 
 R_CAMERA = ROOT / "tests/data/r_camera"  # R limma 3.54.1 camera(); make_reference.R
 TOY = ROOT / "resources/toy"

@@ -13,11 +13,19 @@ from pydeseq2.ds import DeseqStats
 
 from conftest import ROOT
 from nb_cohort import simulate_nb_cohort
-from trdpipe.calibration.permutation import label_independent_fit, refit_permuted
-from trdpipe.model.deseq2 import fit_and_test, results_table, run_deseq2, shrink_coefficient
-from trdpipe.model.design import make_dataset, make_inference, prepare_metadata, stats_class
+from trdpipe.model.deseq2 import run_deseq2
+from trdpipe.model.design import prepare_metadata, shrink_coefficient
+from trdpipe.model.engines.pydeseq2 import (
+    fit_and_test,
+    label_independent_fit,
+    make_dataset,
+    make_inference,
+    refit_permuted,
+    stats_class,
+)
 from trdpipe.model.figures import DOWN_COLOUR, UP_COLOUR, ma_plot, volcano_plot
 from trdpipe.model.filtering import contrast_cohort
+from trdpipe.model.results import results_table
 from trdpipe.model.tables import count_calls
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}

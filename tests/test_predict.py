@@ -12,7 +12,7 @@ from conftest import default_config_and, run_snakemake, small_cohort_config
 from noise_cv import coverage, null_comparison
 from trdpipe.checks.inputs import check_prediction_inputs, prediction_group_column
 from trdpipe.common import InputError
-from trdpipe.model.design import variance_stabilise
+from trdpipe.model.vst import variance_stabilise
 from trdpipe.predict import features
 from trdpipe.predict import models as prediction
 from trdpipe.predict.contrast import model_genes

@@ -620,16 +620,16 @@ def test_significant_associations():
 def contrast_checks(workdir: Path, parser: ReportParser, contrast: str, config: dict) -> None:
     """The contrast's numbers in the page equal those computed here from its result table."""
     table = read_de(workdir, contrast)
-    alpha = config["deseq2"]["alpha"]
+    alpha = config["de"]["alpha"]
     anchor = f"de-{contrast}"
     assert anchor in parser.sections
     significant = table["padj"] < alpha
     calls = as_frame(parser.tables[f"{anchor}-calls"])
-    for row, threshold in zip(calls.itertuples(), [0.0, *config["deseq2"]["lfc_thresholds"]]):
+    for row, threshold in zip(calls.itertuples(), [0.0, *config["de"]["lfc_thresholds"]]):
         big = table["log2FoldChange"].abs() >= threshold
         assert int(row.up) == (significant & big & (table["log2FoldChange"] > 0)).sum()
         assert int(row.down) == (significant & big & (table["log2FoldChange"] < 0)).sum()
-    assert len(calls) == 1 + len(config["deseq2"]["lfc_thresholds"])
+    assert len(calls) == 1 + len(config["de"]["lfc_thresholds"])
 
     top = as_frame(parser.tables[f"{anchor}-top"])
     expected = table.dropna(subset=["pvalue"]).sort_values("pvalue", kind="mergesort").head(200)
@@ -726,7 +726,7 @@ def test_toy_report_sections_and_numbers(toy_run):
         html.unescape(re.search(r'<pre id="config">(.*?)</pre>', text, re.S).group(1))
     )
     assert shown_config["design"] == config["design"]
-    assert shown_config["deseq2"]["alpha"] == config["deseq2"]["alpha"]
+    assert shown_config["de"]["alpha"] == config["de"]["alpha"]
 
     # cohort and QC tables equal the sample sheet and the filter summary
     samples = pd.read_csv(toy_run / "config/samples.tsv", sep="\t")
@@ -918,7 +918,7 @@ def test_toy_report_in_headless_chromium(toy_run):
     a click, the tables sort and search, and the page asks for nothing beyond itself."""
     page = toy_run / "results/report/report.html"
     config = yaml.safe_load((toy_run / "config/config.yaml").read_text())
-    alpha, cut = config["deseq2"]["alpha"], config["enrichment"]["ora_padj"]
+    alpha, cut = config["de"]["alpha"], config["enrichment"]["ora_padj"]
     de = read_de(toy_run, CONTRAST)
     tested = de.dropna(subset=["pvalue"])
     table = tested.head(200)

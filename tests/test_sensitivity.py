@@ -528,7 +528,7 @@ def simulated_cells(params):
     adata = ad.AnnData(X=cohort.counts.to_numpy().T.astype(np.int64), obs=obs, var=var)
     adata = adata[:, expressed_genes(np.asarray(adata.X), int(obs["group"].value_counts().min()))].copy()
     cells = {**config["cells"], "resource": str(ROOT / config["cells"]["resource"])}
-    result = composition(vst_cohort(adata, config["deseq2"], 1), cells, config["seed"], DESIGN)
+    result = composition(vst_cohort(adata, config["de"], 1), cells, config["seed"], DESIGN)
     return adata, result, config, cohort.truth_genes.set_index("gene_id")
 
 
@@ -541,7 +541,7 @@ def cell_adjusted_fit(adata, result, config):
     cohort = model_cohort(adata, spec, result["covariates"])
     design = check_model("cell_adjusted", spec, cohort.obs, DESIGN, CONTRASTS, "simulated", names)
     contrast = CONTRASTS["TRD_vs_responder"]
-    return run_deseq2(cohort, design, contrast, config["deseq2"], 1), group_r2(cohort.obs, contrast, names)
+    return run_deseq2(cohort, design, contrast, config["de"], 1), group_r2(cohort.obs, contrast, names)
 
 
 @pytest.fixture(scope="module")
@@ -556,7 +556,7 @@ def identifiable_cohort():
         cell_shifts={t: s / 2 for t, s in DEFAULT_CELL_SHIFTS.items()},
     )
     adata, result, config, truth = simulated_cells(params)
-    primary = run_deseq2(adata, DESIGN, CONTRASTS["TRD_vs_responder"], config["deseq2"], 1)
+    primary = run_deseq2(adata, DESIGN, CONTRASTS["TRD_vs_responder"], config["de"], 1)
     adjusted, r2 = cell_adjusted_fit(adata, result, config)
     return primary, adjusted, truth, r2
 

@@ -5,8 +5,8 @@ from pydeseq2.preprocessing import deseq2_norm
 
 from conftest import ROOT
 from nb_cohort import simulate_nb_cohort
-from trdpipe.model.design import fit_vst, make_dataset, trend_genes, variance_stabilise
-from trdpipe.model.vst import vst_cohort
+from trdpipe.model.engines.pydeseq2 import make_dataset
+from trdpipe.model.vst import fit_vst, trend_genes, variance_stabilise, vst_cohort
 
 
 def test_vst_keeps_samples_and_genes_and_approaches_log2_for_high_counts():

@@ -62,7 +62,7 @@ rule calibration_block:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
         # no lfc_shrink: the null needs the Wald statistics only (calibration.refit_permuted)
-        deseq2=deseq2_settings("fit_and_test"),
+        deseq2=de_settings("fit_and_test"),
     script:
         "../scripts/calibration_block.py"
 
@@ -112,7 +112,7 @@ rule calibration:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings("calls"),
+        deseq2=de_settings("calls"),
         permutations=CALIBRATION["permutations"],
         strata=CALIBRATION["strata"],
         seed=CALIBRATION["seed"],

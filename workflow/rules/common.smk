@@ -22,10 +22,14 @@ os.environ["MPLBACKEND"] = "Agg"
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
 from trdpipe.checks.config import check_config, resolve_shipped_paths, shipped_path
 from trdpipe.checks.config_keys import section_settings
+from trdpipe.checks.deprecations import rename_deprecated_sections
 from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.common import InputError
 from trdpipe.ingest import decide_optional_parts
+from trdpipe.model.engines import check_engines_installed
 
+for note in rename_deprecated_sections(config):
+    logger.warning(note)
 check_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 # a deployment's config names the shipped resources/ as the repository's does
@@ -58,6 +62,12 @@ def decide_auto_parts():
 
 
 SWITCHED_OFF = decide_auto_parts()
+# an engine's optional package (pylimma) missing stops the run here, before any job
+check_engines_installed(
+    [config["de"]["engine"]]
+    + [spec["engine"] for spec in config["sensitivity"].values() if spec.get("enabled") and "engine" in spec],
+    "config, de.engine and sensitivity models",
+)
 
 CONTRASTS = list(config["contrasts"])
 # the TRD prediction is optional (predict.enabled): too small a cohort cannot be cross-validated
@@ -184,9 +194,9 @@ def resource_readmes():
     return [readme for readme in readmes if os.path.exists(readme)]
 
 
-def deseq2_settings(*groups):
-    """The deseq2 keys of the named key groups (trdpipe.checks.config_keys), with the schema's defaults."""
-    return section_settings(config, "deseq2", *groups)
+def de_settings(*groups):
+    """The de keys of the named key groups (trdpipe.checks.config_keys), with the schema's defaults."""
+    return section_settings(config, "de", *groups)
 
 
 def multiqc_enabled(settings):

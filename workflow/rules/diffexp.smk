@@ -39,7 +39,7 @@ rule deseq2:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings("fit_and_test", "de_table"),
+        deseq2=de_settings("fit_and_test", "de_table"),
     script:
         "../scripts/deseq2.py"
 
@@ -63,6 +63,6 @@ rule vst:
         mem_mb=mem_mb(1000, 80),
         runtime=runtime_min(5, 2),
     params:
-        deseq2=deseq2_settings("vst"),
+        deseq2=de_settings("vst"),
     script:
         "../scripts/vst.py"

@@ -70,7 +70,7 @@ rule enrichment:
         top_terms=ENRICHMENT["top_terms"],
         running_score_terms=ENRICHMENT["running_score_terms"],
         similar_terms_jaccard=ENRICHMENT["similar_terms_jaccard"],
-        alpha=config["deseq2"]["alpha"],
+        alpha=config["de"]["alpha"],
     script:
         "../scripts/enrichment.py"
 
@@ -98,7 +98,7 @@ rule pathway_null:
     params:
         design=config["design"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
-        deseq2=deseq2_settings("null_fit"),
+        deseq2=de_settings("null_fit"),
         permutations=ENRICHMENT["label_permutations"],
         strata=config["calibration"]["strata"],
         seed=config["calibration"]["seed"],

@@ -45,7 +45,7 @@ rule predict:
         predict=config["predict"],
         contrast=lambda wc: config["contrasts"][wc.contrast],
         filter=config["filter"],
-        deseq2=deseq2_settings("in_fold_vst"),
+        deseq2=de_settings("in_fold_vst"),
         design=config["design"],
         seed=config["seed"],
     script:

@@ -53,7 +53,7 @@ rule qc:
         runtime=runtime_min(5, 1),
     params:
         qc=config["qc"],
-        deseq2=deseq2_settings("vst"),
+        deseq2=de_settings("vst"),
         contrasts=config["contrasts"],
         design=config["design"],
     script:

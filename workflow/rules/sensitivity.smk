@@ -100,7 +100,7 @@ rule sensitivity:
         contrast=lambda wc: config["contrasts"][wc.contrast],
         spec=lambda wc: SENSITIVITY[wc.model],
         # no lfc_shrink: the concordance compares the maximum-likelihood fold changes
-        deseq2=deseq2_settings("fit_and_test"),
+        deseq2=de_settings("fit_and_test"),
     script:
         "../scripts/sensitivity.py"
 

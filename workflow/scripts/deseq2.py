@@ -1,13 +1,14 @@
-"""Rule deseq2: differential expression of one contrast with PyDESeq2 (Wald test, BH-adjusted). The
-work is done in trdpipe.model.deseq2, the figures are drawn by trdpipe.model.figures."""
+"""Rule deseq2: differential expression of one contrast by the configured engine (de.engine; PyDESeq2's
+Wald test by default). The work is done in trdpipe.model.engines, the figures are drawn by
+trdpipe.model.figures."""
 
 import logging
 
 import anndata as ad
 
 from trdpipe.common import run_script, save_figure, write_table
-from trdpipe.model.deseq2 import fit_and_test
-from trdpipe.model.design import make_dataset, prepare_metadata
+from trdpipe.model.design import prepare_metadata
+from trdpipe.model.engines import make_engine
 from trdpipe.model.figures import ma_plot, volcano_plot
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.tables import count_calls, gene_by_sample_table
@@ -37,8 +38,10 @@ def main(smk) -> None:
     confounding = confounding_table(adata.obs, smk.params.design, name, contrast, dict(smk.config["qc"]))
     for warning in confounding_alarms(confounding):
         log.warning("confounding alarm: %s", warning)
-    dds = make_dataset(adata, smk.params.design, settings, smk.threads, contrast)
-    table = fit_and_test(dds, contrast, settings, adata.var)
+    fit = make_engine(settings, smk.threads).fit_contrast(
+        adata, smk.params.design, contrast, shrink=settings.get("lfc_shrink", False)
+    )
+    table = fit.table
     calls = count_calls(table, settings["alpha"], thresholds)
     log.info("calls at padj < %s:\n%s", settings["alpha"], calls.to_string(index=False))
     _, coding = prepare_metadata(adata.obs, smk.params.design, contrast)
@@ -46,9 +49,8 @@ def main(smk) -> None:
     write_table(coding, smk.output.model)
     # The samples the model saw (after any QC exclusion), with the covariates it used.
     write_table(adata.obs, smk.output.samples, index=True)
-    # the counts divided by the fit's size factors (R: counts(dds, normalized = TRUE))
     write_table(
-        gene_by_sample_table(dds.layers["normed_counts"], adata.obs_names, adata.var),
+        gene_by_sample_table(fit.normalised_counts, adata.obs_names, adata.var),
         smk.output.normalised,
         float_format="%.6g",
     )

@@ -6,7 +6,7 @@ import logging
 import anndata as ad
 
 from trdpipe.common import run_script, save_figure, write_table
-from trdpipe.model.design import variance_stabilise
+from trdpipe.model.vst import variance_stabilise
 from trdpipe.qc.figures import (
     association_heatmap,
     colour_covariates,

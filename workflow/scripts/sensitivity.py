@@ -1,6 +1,6 @@
 """Rule sensitivity: one sensitivity model of one contrast: the DE fit as the primary one, and its
-concordance with it. The model, its checks and the concordance are in trdpipe.model.sensitivity, the
-fit in trdpipe.model.deseq2."""
+concordance with it. The work is done in trdpipe.model.sensitivity
+and trdpipe.model.engines."""
 
 import logging
 
@@ -8,8 +8,8 @@ import anndata as ad
 import pandas as pd
 
 from trdpipe.common import read_sample_table, run_script, save_figure, write_table
-from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.design import prepare_metadata
+from trdpipe.model.engines import make_engine
 from trdpipe.model.figures import lfc_scatter
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.sensitivity import (
@@ -19,6 +19,7 @@ from trdpipe.model.sensitivity import (
     concordance,
     group_r2,
     model_cohort,
+    model_settings,
     residual_df,
 )
 
@@ -42,8 +43,16 @@ def main(smk) -> None:
         f"{smk.input.h5ad} with {smk.input.covariates or 'no cell covariates'}",
         cell_names,
     )
-    log.info("sensitivity model %s of %s: design %s, %d samples", model_name, name, design, cohort.n_obs)
-    table = run_deseq2(cohort, design, contrast, settings, smk.threads)
+    engine = make_engine(model_settings(settings, spec), smk.threads)
+    log.info(
+        "sensitivity model %s of %s: design %s, %d samples, %s",
+        model_name,
+        name,
+        design,
+        cohort.n_obs,
+        engine.method,
+    )
+    table = engine.fit_contrast(cohort, design, contrast).table
     primary = pd.read_csv(smk.input.primary, sep="\t", dtype={"gene_id": str, "gene_symbol": str})
     row = {
         "contrast": name,

@@ -10,7 +10,6 @@ the null DEG counts give the empirical FDR of the observed call list (Tusher et 
 import itertools
 import logging
 import math
-from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
@@ -300,107 +299,6 @@ def cramers_v(table: np.ndarray) -> float:
 # ---------------------------------------------------------------- refits
 
 
-@dataclass
-class SizeFactors:
-    """What DESeq2's fit_size_factors leaves, for label-independent methods (ratio, poscounts)."""
-
-    size_factors: np.ndarray
-    normed_counts: np.ndarray
-    normed_means: np.ndarray
-
-
-def label_independent_fit(
-    adata: ad.AnnData, design: str, contrast: dict, settings: dict
-) -> SizeFactors | None:
-    """Size factors and normalised counts, fitted once for all permutations. None for the
-    `iterative` method, whose size factors depend on the design (so on the labels)."""
-    from trdpipe.model.design import (
-        make_dataset,  # imported here: ingest uses this module's checks without PyDESeq2
-    )
-
-    if settings.get("size_factors_fit_type", "ratio") == "iterative":
-        return None
-    dds = make_dataset(adata, design, settings, 1, contrast)
-    dds.fit_size_factors()
-    return SizeFactors(
-        dds.obs["size_factors"].to_numpy(),
-        np.asarray(dds.layers["normed_counts"]),
-        dds.var["_normed_means"].to_numpy(),
-    )
-
-
-def pin_size_factors(dds, fitted: SizeFactors) -> None:
-    """Give a dataset the size factors fitted once; its deseq2() then skips fitting them again."""
-    dds.obs["size_factors"] = fitted.size_factors
-    dds.layers["normed_counts"] = fitted.normed_counts
-    dds.var["_normed_means"] = fitted.normed_means
-    dds.fit_size_factors = lambda *args, **kwargs: None  # the values it would compute are set
-
-
-def relabelled_dataset(
-    adata: ad.AnnData,
-    labels: pd.Series,
-    design: str,
-    contrast: dict,
-    settings: dict,
-    n_cpus: int,
-    fitted: SizeFactors | None,
-    starts=None,
-):
-    """The primary model's dataset with the contrast variable replaced by `labels`, its size
-    factors pinned to `fitted` and, with the batched backend, its gene-wise fits starting from
-    `starts` (batched_deseq2.dds.WarmStarts; None: PyDESeq2's starting points)."""
-    from batched_deseq2.dds import BatchedDeseqDataSet
-    from trdpipe.model.design import (
-        make_dataset,  # imported here: ingest uses this module's checks without PyDESeq2
-    )
-
-    obs = adata.obs.copy()
-    obs[contrast["variable"]] = labels.loc[obs.index].to_numpy()
-    dds = make_dataset(ad.AnnData(X=adata.X, obs=obs, var=adata.var), design, settings, n_cpus, contrast)
-    if fitted is not None:
-        pin_size_factors(dds, fitted)
-    if starts is not None and isinstance(dds, BatchedDeseqDataSet):
-        dds.warm_starts = starts
-    return dds
-
-
-def observed_starts(
-    adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int, fitted: SizeFactors | None
-):
-    """The fit with the observed labels (the primary fit), whose coefficients and dispersions the
-    permutation refits start from: a WarmStarts, or None with the default backend."""
-    from batched_deseq2.dds import BatchedDeseqDataSet, WarmStarts
-
-    dds = relabelled_dataset(
-        adata, adata.obs[contrast["variable"]], design, contrast, settings, n_cpus, fitted
-    )
-    if not isinstance(dds, BatchedDeseqDataSet):
-        return None
-    dds.deseq2()  # the dataset's fits only: the starts need no test
-    return WarmStarts.of(dds)
-
-
-def refit_permuted(
-    adata: ad.AnnData,
-    labels: pd.Series,
-    design: str,
-    contrast: dict,
-    settings: dict,
-    n_cpus: int,
-    fitted: SizeFactors | None,
-    starts=None,
-) -> pd.DataFrame:
-    """The primary model refitted with the contrast variable replaced by `labels`: the same samples,
-    genes, design and DESeq2 settings (shrinkage aside, which the null does not use), its fits
-    started from `starts` when given (observed_starts). One row per gene in the cohort's order."""
-    from trdpipe.model.deseq2 import fit_and_test
-
-    dds = relabelled_dataset(adata, labels, design, contrast, settings, n_cpus, fitted, starts)
-    table = fit_and_test(dds, contrast, {**settings, "lfc_shrink": False}, adata.var)
-    return table.set_index("gene_id").loc[adata.var_names]
-
-
 def block_of(scatteritem: str, permutations: list[str]) -> list[str]:
     """The permutations of block 'i-of-n': the i-th of n near-equal consecutive parts."""
     i, n = (int(part) for part in scatteritem.split("-of-"))
@@ -421,12 +319,12 @@ def fit_block(
 def _fit_block(
     adata: ad.AnnData, labels: pd.DataFrame, design: str, contrast: dict, settings: dict, n_cpus: int
 ) -> ad.AnnData:
-    fitted = label_independent_fit(adata, design, contrast, settings)
-    # warm starts: the refits' optima are the same, reached in fewer iterations
-    starts = observed_starts(adata, design, contrast, settings, n_cpus, fitted)
+    from trdpipe.model.engines import make_engine  # imported here: ingest uses this module's checks
+
+    refit = make_engine(settings, n_cpus).permutation_refits(adata, design, contrast)
     stats, layers = [], {name: [] for name in NULL_LAYERS}
     for i, name in enumerate(labels.columns, 1):
-        table = refit_permuted(adata, labels[name], design, contrast, settings, n_cpus, fitted, starts)
+        table = refit(labels[name])
         stats.append(table["stat"].to_numpy(dtype=np.float64))
         for layer in NULL_LAYERS:
             layers[layer].append(table[layer].to_numpy(dtype=np.float64))

@@ -2,7 +2,7 @@
 contrast under the model fitted without it, for the observed labels and K permutations at once.
 
 The model without the contrast's variable (the primary design minus it, on the samples of the
-contrast's two levels) is fitted once with the project's DESeq2 machinery; its means mu,
+contrast's two levels) is fitted once by the DE engine (trdpipe.model.engines; PyDESeq2 by default); its means mu,
 dispersions alpha and size factors do not depend on the labels. For the indicator x of the test
 level (a labelling), the score of the contrast's coefficient in the negative binomial GLM with
 log link (Rao's score test), gene by gene, is
@@ -27,7 +27,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from trdpipe.calibration.permutation import permute_labels
-from trdpipe.model.sensitivity import model_design
+from trdpipe.model.engines import make_engine
+from trdpipe.model.engines.base import NullFit
 
 log = logging.getLogger("trd")
 
@@ -42,36 +43,17 @@ def contrast_samples(adata: ad.AnnData, contrast: dict) -> ad.AnnData:
     return adata[levels.isin([contrast["test"], contrast["reference"]]).to_numpy()].copy()
 
 
-def fit_without_contrast(adata: ad.AnnData, design: str, contrast: dict, settings: dict, n_cpus: int):
-    """(counts, mu, dispersions, Z): the DESeq2 fit of the design minus the contrast's variable,
-    samples x genes for counts and mu."""
-    from trdpipe.model.design import make_dataset  # PyDESeq2 loads only where a model is fitted
-
-    reduced = model_design(design, {"remove": [contrast["variable"]]})
-    dds = make_dataset(adata, reduced, settings, n_cpus)
-    dds.deseq2()
-    return (
-        np.asarray(adata.X, dtype=float),
-        np.asarray(dds.obsm["_mu_LFC"], dtype=float),  # PyDESeq2's fitted means, size factors included
-        dds.var["dispersions"].to_numpy(dtype=float),
-        np.asarray(dds.obsm["design_matrix"], dtype=float),
-    )
-
-
-def score_statistics(
-    indicators: np.ndarray, counts: np.ndarray, mu: np.ndarray, dispersion: np.ndarray, z: np.ndarray
-) -> np.ndarray:
+def score_statistics(indicators: np.ndarray, fit: NullFit) -> np.ndarray:
     """U / sqrt(V) of every labelling and gene: indicators samples x labellings (1 = test level),
-    counts and mu samples x genes, dispersion per gene, z samples x covariates -> labellings x
-    genes. NaN where V is 0 (a gene the fit gives no weight)."""
+    the engine's fit without the contrast (weights and weighted residuals samples x genes, z
+    samples x covariates) -> labellings x genes. NaN where V is 0 (a gene the fit gives no
+    weight)."""
     x = indicators.astype(float)
-    residual = (counts - mu) / (1 + dispersion * mu)
-    weight = mu / (1 + dispersion * mu)
-    block = max(1, BLOCK_CELLS // max(x.shape[1] * z.shape[1], 1))
+    block = max(1, BLOCK_CELLS // max(x.shape[1] * fit.z.shape[1], 1))
     parts = []
-    for start in range(0, counts.shape[1], block):
+    for start in range(0, fit.weight.shape[1], block):
         genes = slice(start, start + block)
-        parts.append(block_statistics(x, residual[:, genes], weight[:, genes], z))
+        parts.append(block_statistics(x, fit.weighted_residual[:, genes], fit.weight[:, genes], fit.z))
     return np.concatenate(parts, axis=1)
 
 
@@ -107,13 +89,13 @@ def score_null(
     observed = adata.obs[[contrast["variable"]]].astype(str)
     indicators = pd.concat([observed, labels], axis=1).to_numpy() == contrast["test"]
     with threadpool_limits(limits=n_cpus, user_api="blas"):
-        counts, mu, dispersion, z = fit_without_contrast(adata, design, contrast, settings, n_cpus)
-        stat = score_statistics(indicators, counts, mu, dispersion, z)
+        fit = make_engine(settings, n_cpus).fit_without_contrast(adata, design, contrast)
+        stat = score_statistics(indicators, fit)
     log.info(
         "score null: %d labellings x %d genes, %d covariates in the model without %s",
         labels.shape[1],
         adata.n_vars,
-        z.shape[1],
+        fit.z.shape[1],
         contrast["variable"],
     )
     var = pd.DataFrame(

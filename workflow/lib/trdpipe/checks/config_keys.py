@@ -1,6 +1,6 @@
 """The config keys each rule receives, declared once: a section that rules read in part is split
 into named groups of keys, and a rule's params name the groups it reads, so that a changed key
-reruns only the rules that use it (deseq2.alpha reruns DE, calibration, enrichment and the report,
+reruns only the rules that use it (de.alpha reruns DE, calibration, enrichment and the report,
 not qc, filter or vst). Every other section goes to its rules whole.
 
 A key of a split section that is in no group would reach no rule, which would silently use its
@@ -8,17 +8,25 @@ default; tests/test_config_keys.py checks every key of the schema against these 
 """
 
 KEY_GROUPS = {
-    "deseq2": {
+    "de": {
         # the blind VST of qc and vst
         "vst": ("inference", "fit_type", "size_factors_fit_type", "vst_nsub"),
         # the prediction's in-fold VST: its size factors are always median of ratios
         # (trdpipe.predict.features.vst_settings), so size_factors_fit_type must not rerun it
         "in_fold_vst": ("inference", "fit_type", "vst_nsub"),
         # the fit without the contrast's coefficient that the pathway null ranks genes under
-        "null_fit": ("inference", "fit_type", "size_factors_fit_type", "refit_cooks", "min_replicates"),
+        "null_fit": (
+            "engine",
+            "inference",
+            "fit_type",
+            "size_factors_fit_type",
+            "refit_cooks",
+            "min_replicates",
+        ),
         # a DE fit and its Wald test, as the primary model, the sensitivity models and the
         # calibration's permutations make them
         "fit_and_test": (
+            "engine",
             "inference",
             "fit_type",
             "size_factors_fit_type",

@@ -34,8 +34,8 @@ from scipy.stats import t as t_distribution
 
 from trdpipe.enrichment.analysis import bh, tested_genes
 from trdpipe.io.genesets import load_collection
-from trdpipe.model.deseq2 import contrast_model_matrix
-from trdpipe.model.design import variance_stabilise
+from trdpipe.model.design import contrast_model_matrix
+from trdpipe.model.vst import variance_stabilise
 
 log = logging.getLogger("trd")
 

@@ -322,6 +322,12 @@ def pathway_survival(
     return table.sort_values([f"{fdr}_primary", "term"], kind="mergesort").reset_index(drop=True)
 
 
+def model_settings(settings: dict, spec: dict) -> dict:
+    """The DE settings of a model: the primary model's, with the model's own engine when it names
+    one (a second opinion from another engine)."""
+    return {**settings, "engine": spec["engine"]} if "engine" in spec else settings
+
+
 def model_cohort(adata: ad.AnnData, spec: dict, covariates: pd.DataFrame | None) -> ad.AnnData:
     """The model's samples, with the cell covariates joined to their metadata when it uses them."""
     adata = adata[model_samples(adata.obs, spec)].copy()

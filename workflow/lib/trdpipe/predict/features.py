@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from trdpipe.model.design import fit_vst
 from trdpipe.model.filtering import expressed_genes
+from trdpipe.model.vst import fit_vst
 
 FEATURE_SETS = ("clinical", "expression", "combined")
 
@@ -60,7 +60,7 @@ class FoldVST(BaseEstimator, TransformerMixin):
     """Gene filter, size factors and VST learnt from the training samples' raw counts.
 
     fit: genes passing edgeR's filterByExpr rule in the training samples (smallest group =
-    `group_size`), then trdpipe.model.design.fit_vst on them (PyDESeq2: geometric means and dispersion trend
+    `group_size`), then trdpipe.model.vst.fit_vst on them (PyDESeq2: geometric means and dispersion trend
     of the training samples). transform: any samples' counts, each sample's size factor from
     the training geometric means (so a test sample never influences another one or the fit).
     """

@@ -21,7 +21,7 @@ from scipy import stats
 from trdpipe.checks.inputs import design_variables
 from trdpipe.common import InputError, atomic_output, format_list
 from trdpipe.io.sample_sheet import SHEET_TEXT_COLUMNS
-from trdpipe.model.deseq2 import contrast_model_matrix
+from trdpipe.model.design import contrast_model_matrix
 
 log = logging.getLogger("trd")
 

@@ -216,8 +216,8 @@ PSEUDOCOUNT = 0.5  # as DESeq2's plotCounts: zeros are drawn on the log axis
 
 def normalised_counts(adata, design: str, settings: dict, contrast: dict) -> pd.DataFrame:
     """Counts divided by the size factors of the contrast's DE model (samples x genes): the
-    dataset the deseq2 rule fits (trdpipe.model.design.make_dataset), with its size_factors_fit_type."""
-    from trdpipe.model.design import make_dataset
+    dataset the deseq2 rule fits (trdpipe.model.engines.pydeseq2.make_dataset), with its size_factors_fit_type."""
+    from trdpipe.model.engines.pydeseq2 import make_dataset
 
     dds = make_dataset(adata, design, settings, 1, contrast)
     dds.fit_size_factors()

@@ -104,7 +104,7 @@ def calibration_section(
     return {
         "name": name,
         "anchor": anchor_of("calibration", name),
-        "verdict": calibration_verdict(numeric, config["deseq2"]["alpha"]),
+        "verdict": calibration_verdict(numeric, config["de"]["alpha"]),
         "permutations": int(numeric["permutations"]),
         "strata": values["strata"],
         "table": table_rows(calibration_table(numeric)),

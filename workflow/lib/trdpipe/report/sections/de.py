@@ -122,12 +122,12 @@ def candidate_panel(table: pd.DataFrame, alpha: float, genes: list[str]) -> pd.D
 
 def interactive_volcano(table: pd.DataFrame, contrast: dict, config: dict, div_id: str) -> Markup:
     """The contrast's volcano as a Plotly figure drawn in the page (every tested gene)."""
-    alpha = config["deseq2"]["alpha"]
+    alpha = config["de"]["alpha"]
     shrunk = " (shrunk)" if volcano_x_column(table) == "log2FoldChange_shrunk" else ""
     fig = volcano_figure(
         volcano_points(table, alpha),
         alpha,
-        config["deseq2"].get("lfc_thresholds", []),
+        config["de"].get("lfc_thresholds", []),
         f"{contrast['test']} vs {contrast['reference']}",
         f"log2 fold change{shrunk}, {contrast['test']} vs {contrast['reference']}",
     )
@@ -136,7 +136,7 @@ def interactive_volcano(table: pd.DataFrame, contrast: dict, config: dict, div_i
 
 def gene_figures(table: pd.DataFrame, contrast: dict, config: dict, cohort: ad.AnnData) -> list[dict]:
     """Normalised counts by group of the top genes and of the candidate genes in the data."""
-    normalised = normalised_counts(cohort, config["design"], config["deseq2"], contrast)
+    normalised = normalised_counts(cohort, config["design"], config["de"], contrast)
     levels = group_levels(cohort.obs, contrast)
     symbols = table["gene_symbol"].fillna("").astype(str)
     labels = symbols.where(symbols != "", table["gene_id"])
@@ -188,7 +188,7 @@ def contrast_section(
     alarmed: list[str] = (),
 ) -> dict:
     """alarmed: the sample-sheet columns of the contrast's confounding alarms, shown in the heat map."""
-    alpha, thresholds = config["deseq2"]["alpha"], config["deseq2"].get("lfc_thresholds", [])
+    alpha, thresholds = config["de"]["alpha"], config["de"].get("lfc_thresholds", [])
     table = read_tsv(files["table"])
     model = pd.read_csv(files["model"], sep="\t")
     annotations = heatmap_annotations(contrast, model, alarmed)

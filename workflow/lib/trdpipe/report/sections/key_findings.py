@@ -145,7 +145,7 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict, switched
     cell_adjusted model's), comparison (model_comparison.tsv), camera (camera.tsv), each None (or,
     camera, absent) when not run. When no set passes the lead FDR the lists are the largest effects,
     for exploration, and the pathway verdict says why gene permutation's calls are not believed."""
-    alpha, cut = config["deseq2"]["alpha"], config["enrichment"]["ora_padj"]
+    alpha, cut = config["de"]["alpha"], config["enrichment"]["ora_padj"]
     gsea = tables["gsea"]
     shown = top_terms_by_direction(gsea, N_KEY_PATHWAYS, config["enrichment"]["similar_terms_jaccard"])
     summary = pd.to_numeric(tables["calibration"].set_index("statistic")["value"], errors="coerce")

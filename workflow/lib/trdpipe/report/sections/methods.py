@@ -91,7 +91,7 @@ def build(run: Run) -> dict:
         "versions": run.software["packages"],
         "design": config["design"],
         "filter": config["filter"],
-        "deseq2": config["deseq2"],
+        "de": config["de"],
         "n_samples_in": int(summary["samples in"]),
         "qc_summary": qc_sentence(counts["flagged"], counts["excluded"], counts["kept"]),
         "n_genes_in": int(summary["genes in"]),
