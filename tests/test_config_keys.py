@@ -36,16 +36,16 @@ def test_the_rules_name_declared_groups_only():
     named = {
         (path.name, group)
         for path in RULES
-        for call in re.findall(r"deseq2_settings\(([^)]*)\)", path.read_text())
+        for call in re.findall(r"de_settings\(([^)]*)\)", path.read_text())
         for group in re.findall(r'"(\w+)"', call)
     }
-    assert sorted((rule, group) for rule, group in named if group not in KEY_GROUPS["deseq2"]) == []
+    assert sorted((rule, group) for rule, group in named if group not in KEY_GROUPS["de"]) == []
     # and no group is left that no rule reads
-    assert {group for _, group in named} == set(KEY_GROUPS["deseq2"])
+    assert {group for _, group in named} == set(KEY_GROUPS["de"])
 
 
 def test_section_settings_take_the_groups_keys_in_order_once():
-    config = {"deseq2": {"alpha": 0.05, "lfc_thresholds": [0.5, 1.0], "lfc_shrink": True, "vst_nsub": 0}}
-    settings = section_settings(config, "deseq2", "calls", "de_table")
+    config = {"de": {"alpha": 0.05, "lfc_thresholds": [0.5, 1.0], "lfc_shrink": True, "vst_nsub": 0}}
+    settings = section_settings(config, "de", "calls", "de_table")
     assert settings == {"alpha": 0.05, "lfc_thresholds": [0.5, 1.0], "lfc_shrink": True}
     assert list(settings) == ["alpha", "lfc_thresholds", "lfc_shrink"]

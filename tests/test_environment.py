@@ -42,8 +42,9 @@ def test_conda_channels_are_conda_forge_and_bioconda():
 # ---------------------------------------------------------------- what the code imports
 WORKFLOW = ROOT / "workflow"
 LOCAL = {"trdpipe", "batched_deseq2"}
-# imported only by the multiqc rule, which runs when it is installed: GPL-3.0, so not required (README)
-OPTIONAL = {"multiqc"}
+# GPL-3.0 extras, so not required (README): multiqc, imported only by the multiqc rule, which runs
+# when it is installed; pylimma, imported only by the limma_voom engine (requirements-engines.txt)
+OPTIONAL = {"multiqc", "pylimma"}
 # required, though no code imports them
 NOT_IMPORTED = {
     "snakemake-executor-plugin-slurm": "the executor of profiles/slurm",

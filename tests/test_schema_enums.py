@@ -7,7 +7,8 @@ import yaml
 from conftest import ROOT
 from trdpipe.cells.scores import SCORE_METHODS
 from trdpipe.io.counts import FORMATS, STAR_STRAND_COLUMN, STRAND_SHARES
-from trdpipe.model.design import INFERENCE_BACKENDS, MODEL_CLASSES
+from trdpipe.model.engines import ENGINES
+from trdpipe.model.engines.pydeseq2 import INFERENCE_BACKENDS, MODEL_CLASSES
 from trdpipe.predict.models import make_learner
 
 SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -26,8 +27,9 @@ CODE_ENUMS = [
     (("counts_format",), "trdpipe.io.counts.FORMATS", FORMATS),
     (("strandedness",), "trdpipe.io.counts.STAR_STRAND_COLUMN", tuple(STAR_STRAND_COLUMN)),
     (("strandedness",), "trdpipe.io.counts.STRAND_SHARES", tuple(STRAND_SHARES)),
-    (("deseq2", "inference"), "trdpipe.model.design.INFERENCE_BACKENDS", tuple(INFERENCE_BACKENDS)),
-    (("deseq2", "inference"), "trdpipe.model.design.MODEL_CLASSES", tuple(MODEL_CLASSES)),
+    (("de", "engine"), "trdpipe.model.engines.ENGINES", tuple(ENGINES)),
+    (("de", "inference"), "trdpipe.model.engines.pydeseq2.INFERENCE_BACKENDS", tuple(INFERENCE_BACKENDS)),
+    (("de", "inference"), "trdpipe.model.engines.pydeseq2.MODEL_CLASSES", tuple(MODEL_CLASSES)),
     (("cells", "method"), "trdpipe.cells.scores.SCORE_METHODS", SCORE_METHODS),
 ]
 
