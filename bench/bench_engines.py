@@ -3,7 +3,7 @@ each engine's fit_contrast, one thread, and the agreement of their calls (the "s
 
     nice -n 10 .venv/bin/python bench/bench_engines.py --samples 300 --genes 20000
 
-limma_voom needs pylimma (requirements-engines.txt).
+limma_voom needs pylimma (requirements-extras.txt).
 """
 
 import argparse

@@ -52,7 +52,7 @@ def test_an_old_config_with_deseq2_runs_and_the_log_says_it_is_deprecated(tmp_pa
 
 @pytest.mark.skipif(
     importlib.util.find_spec("pylimma") is None,
-    reason="pylimma is not installed (optional, GPL-3.0: pip install -r requirements-engines.txt)",
+    reason="pylimma is not installed (optional, GPL-3.0: pip install -r requirements-extras.txt)",
 )
 def test_a_new_engine_refits_every_model_of_the_contrast_not_qc_vst_or_prediction(toy_run, tmp_path):
     jobs = jobs_after_config_change(toy_run, tmp_path, "  engine: pydeseq2\n", "  engine: limma_voom\n")

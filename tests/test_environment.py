@@ -43,8 +43,9 @@ def test_conda_channels_are_conda_forge_and_bioconda():
 WORKFLOW = ROOT / "workflow"
 LOCAL = {"trdpipe", "batched_deseq2"}
 # GPL-3.0 extras, so not required (README): multiqc, imported only by the multiqc rule, which runs
-# when it is installed; pylimma, imported only by the limma_voom engine (requirements-engines.txt)
-OPTIONAL = {"multiqc", "pylimma"}
+# when it is installed; pylimma (the limma_voom engine) and pytximport (salmon and kallisto inputs),
+# imported only when used (requirements-extras.txt)
+OPTIONAL = {"multiqc", "pylimma", "pytximport"}
 # required, though no code imports them
 NOT_IMPORTED = {
     "snakemake-executor-plugin-slurm": "the executor of profiles/slurm",

@@ -1,6 +1,6 @@
 """The limma-voom engine (trdpipe.model.engines.limma_voom) against R limma on the toy cohort.
 
-pylimma is an optional extra (GPL-3.0-or-later, requirements-engines.txt): without it the tests
+pylimma is an optional extra (GPL-3.0-or-later, requirements-extras.txt): without it the tests
 that fit are skipped and say so; .ci/run installs it, so CI runs them.
 """
 
@@ -32,7 +32,7 @@ TOLERANCE = {"log2FoldChange": 0.02, "stat": 0.05, "log10_pvalue": 0.05, "lfcSE_
 
 needs_pylimma = pytest.mark.skipif(
     importlib.util.find_spec("pylimma") is None,
-    reason="pylimma is not installed (optional, GPL-3.0: pip install -r requirements-engines.txt)",
+    reason="pylimma is not installed (optional, GPL-3.0: pip install -r requirements-extras.txt)",
 )
 
 
@@ -120,7 +120,7 @@ def test_limma_voom_without_pylimma_says_how_to_install_it(monkeypatch):
         make_engine({"engine": "limma_voom"}).fit_contrast(reference_cohort(), DESIGN, CONTRAST)
     message = (
         "the DE engine 'limma_voom' needs pylimma, which is not installed: pip install -r "
-        "requirements-engines.txt (pylimma is GPL-3.0-or-later, an optional extra)"
+        "requirements-extras.txt (pylimma is GPL-3.0-or-later, an optional extra)"
     )
     assert str(err.value) == message
 

@@ -486,7 +486,7 @@ def test_methods_state_every_parameter_under_a_heading_per_step(tmp_path):
         "versions": {"python": "3.11.7", "snakemake": "9.1", "pydeseq2": "0.5.4", "gseapy": "1.3.1"},
         "design": "~ site + group",
         "filter": {"min_count": 10, "min_total_count": 15, "large_n": 10, "min_prop": 0.7},
-        "deseq2": {
+        "de": {
             "alpha": 0.05,
             "cooks_filter": True,
             "independent_filter": False,
@@ -1192,7 +1192,7 @@ METHODS_SETTINGS = {
     },
     "design": "~ group",
     "filter": {"min_count": 10, "min_total_count": 15, "large_n": 10, "min_prop": 0.7},
-    "deseq2": {"alpha": 0.05, "vst_nsub": 0},
+    "de": {"alpha": 0.05, "vst_nsub": 0},
     "n_samples_in": 8,
     "qc_summary": "",
     "n_genes_in": 100,
@@ -1522,7 +1522,7 @@ def key_finding_tables(tmp_path, best_low=0.62, cells=True, prediction=True) -> 
 
 
 KEY_CONFIG = {
-    "deseq2": {"alpha": 0.05},
+    "de": {"alpha": 0.05},
     "enrichment": {"ora_padj": 0.05, "similar_terms_jaccard": 0.5},
     **PREDICT_CONFIG,
 }

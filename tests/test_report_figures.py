@@ -110,7 +110,7 @@ def test_candidate_genes_come_from_the_config_and_missing_ones_are_named():
     )
     config = {
         "design": "~ group",
-        "deseq2": {"inference": "default"},
+        "de": {"inference": "default"},
         "report": {"candidate_genes": ["SYM5", "NOTHERE", "SYM2"]},
     }
     contrast = {"variable": "group", "test": "TRD", "reference": "responder"}

@@ -4,6 +4,7 @@ header, pseudoautosomal copies), transcripts the tx2gene lacks, and the library'
 import gzip
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,17 @@ def test_a_cell_that_is_not_a_number_names_file_line_and_column(tmp_path):
     assert message("kallisto", files, TX2GENE) == (
         f"{files['S3']}: line 4, column 'est_counts' of the kallisto quantification is 'NA'; expected a "
         "number >= 0."
+    )
+
+
+def test_without_the_optional_pytximport_ingest_says_how_to_install_it(monkeypatch):
+    # pytximport is GPL-3.0, an optional extra: a None in sys.modules makes its import fail
+    monkeypatch.setitem(sys.modules, "pytximport", None)
+    files = fixture_files("salmon")
+    assert message("salmon", files, TX2GENE) == (
+        f"{files['S1']}, {files['S2']}, {files['S3']}, ... (and 1 more): salmon and kallisto files are "
+        "summarised to genes with pytximport, which is not installed: pip install -r "
+        "requirements-extras.txt (pytximport is GPL-3.0, an optional extra)"
     )
 
 

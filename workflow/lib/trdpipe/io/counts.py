@@ -263,10 +263,24 @@ def is_kallisto_h5(path) -> bool:
         return False
 
 
+def pytximport_module(where: str):
+    """pytximport, or one message saying how to install it: it is GPL-3.0, so an optional extra of
+    this MIT workflow (requirements-extras.txt), needed by salmon and kallisto inputs only."""
+    try:
+        import pytximport
+        import pytximport.utils
+    except ImportError:
+        raise InputError(
+            f"{where}: salmon and kallisto files are summarised to genes with pytximport, which is not "
+            "installed: pip install -r requirements-extras.txt (pytximport is GPL-3.0, an optional extra)"
+        ) from None
+    return pytximport
+
+
 def read_kallisto_h5(path) -> pd.DataFrame:
     """kallisto's abundance.h5 as the columns of its abundance.tsv; tpm, which the file does not
     store, computed from the counts and effective lengths as kallisto and pytximport compute it."""
-    from pytximport.utils import convert_counts_to_tpm
+    convert_counts_to_tpm = pytximport_module(str(path)).utils.convert_counts_to_tpm
 
     with h5py.File(path, "r") as handle:
         missing = [name for name in KALLISTO_H5.values() if name not in handle]
@@ -663,7 +677,7 @@ class LibraryLog(logging.Filter):
 def summarise_transcripts(files: list[str], fmt: str, tx2gene: pd.DataFrame, where: str):
     """pytximport's gene-level length-scaled-TPM counts; any error of the library becomes one
     InputError naming the files."""
-    from pytximport import tximport
+    tximport = pytximport_module(where).tximport
 
     root = logging.getLogger()
     quiet = LibraryLog()

@@ -15,7 +15,7 @@ ENGINES = {
     "limma_voom": ("trdpipe.model.engines.limma_voom", "LimmaVoomEngine"),
 }
 DEFAULT_ENGINE = "pydeseq2"
-# engines whose package is an optional extra (requirements-engines.txt), by the package they need
+# engines whose package is an optional extra (requirements-extras.txt), by the package they need
 OPTIONAL_PACKAGES = {"limma_voom": "pylimma"}
 
 
@@ -23,7 +23,7 @@ def missing_package_message(name: str) -> str:
     package = OPTIONAL_PACKAGES[name]
     return (
         f"the DE engine '{name}' needs {package}, which is not installed: pip install -r "
-        f"requirements-engines.txt ({package} is GPL-3.0-or-later, an optional extra)"
+        f"requirements-extras.txt ({package} is GPL-3.0-or-later, an optional extra)"
     )
 
 

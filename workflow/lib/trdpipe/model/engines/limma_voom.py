@@ -1,5 +1,5 @@
 """The limma-voom engine: R limma's voom, lmFit and eBayes, through pylimma (a Python port of
-limma; GPL-3.0-or-later, so an optional extra: requirements-engines.txt).
+limma; GPL-3.0-or-later, so an optional extra: requirements-extras.txt).
 
 voom as R's voom(counts, design) with its defaults: log2-CPM with the column sums as library
 sizes (no TMM), precision weights from the fit's mean-variance trend; the moderated t-test of the
