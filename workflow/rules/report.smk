@@ -170,6 +170,8 @@ rule report:
     params:
         config=config,
         switched_off=SWITCHED_OFF,
+        # the sensitivity model flagged key_finding (workflow/rules/sensitivity.smk), or None
+        key_model=KEY_FINDING_MODEL,
         contrast_files=REPORT_FILES,
         sections=REPORT_SECTIONS,
     script:

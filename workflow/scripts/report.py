@@ -5,7 +5,6 @@ import logging
 from pathlib import Path
 
 from trdpipe.common import atomic_output, run_script
-from trdpipe.model.sensitivity import active_models, key_finding_model
 from trdpipe.report.inputs import ReportInputs, Run, plain_config
 from trdpipe.report.page import render_page, report_context
 
@@ -16,8 +15,7 @@ def main(smk) -> None:
     config = plain_config(smk.params.config)
     # the captions live beside the template (workflow/report/)
     template_dir = Path(smk.input.template).parent
-    key_model = key_finding_model(active_models(config["sensitivity"], config["cells"]))
-    inputs = ReportInputs(smk.input, plain_config(smk.params.contrast_files), key_model)
+    inputs = ReportInputs(smk.input, plain_config(smk.params.contrast_files), smk.params.key_model)
     run = Run(inputs, config, template_dir, list(smk.params.switched_off))
     context = report_context(run, list(smk.params.sections))
     page = render_page(context, template_dir)
