@@ -17,6 +17,7 @@ from trdpipe.genotypes.association import association_table
 from trdpipe.genotypes.eqtl import adjusted_expression, eqtl_table
 from trdpipe.genotypes.reading import check_scores, read_genotypes
 from trdpipe.genotypes.variants import analysed_variants, build_name
+from trdpipe.report.sections.genotypes import association_sentence, eqtl_sentence
 
 pysam = pytest.importorskip("pysam")
 
@@ -357,3 +358,39 @@ def test_the_genotype_rules_are_wired_and_a_bad_file_stops_them_with_its_message
     assert result.returncode != 0
     assert message in (workflow_copy / "logs" / "genotypes" / "genotypes.log").read_text()
     assert not list((workflow_copy / "results").rglob("*.tsv*"))
+
+
+# --- the report's sentences ---------------------------------------------------------------------
+
+
+def test_the_report_says_which_eqtls_and_associations_are_called():
+    eqtl = pd.DataFrame(
+        {
+            "gene": ["HTR2B", "SLC6A4", "HTR1A"],
+            "variant_id": ["rs1", "rs2", "rs3"],
+            "alt": ["T", "G", "G"],
+            "beta": [0.42, 0.01, np.nan],
+            "pvalue": [1e-8, 0.6, np.nan],
+            "padj": [2e-8, 0.6, np.nan],
+        }
+    )
+    assert eqtl_sentence(eqtl, 0.05) == (
+        "Of 2 candidate gene x variant tests, 1 has an eQTL: HTR2B with rs1 (+0.42 per T allele) at BH-adjusted "
+        "p < 0.05 (BH across the 2 tests of the table). Not tested, as the expression filter removed them: HTR1A."
+    )
+    assert eqtl_sentence(eqtl.iloc[2:], 0.05) == (
+        "No candidate gene was tested. Not tested, as the expression filter removed them: HTR1A."
+    )
+    association = pd.DataFrame(
+        {
+            "feature": ["rs1", "rs2", "prs"],
+            "odds_ratio": [np.nan, 1.1, 1.6],
+            "pvalue": [np.nan, 0.5, 0.2],
+            "padj": [np.nan, 0.5, 0.4],
+        }
+    )
+    assert association_sentence(association, CONTRAST, 0.05) == (
+        "Of 2 variants and scores tested, none is associated with TRD vs responder at BH-adjusted p < 0.05 "
+        "(BH across the 2 tests of the table). 1 could not be fitted (too rare, or separating the groups: the "
+        "table says which)."
+    )

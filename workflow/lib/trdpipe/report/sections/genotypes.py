@@ -43,6 +43,11 @@ def eqtl_sentence(table: pd.DataFrame, cut: float) -> str:
     tested = table[table["pvalue"].notna()]
     called = tested[tested["padj"] < cut]
     untested = sorted(set(table["gene"]) - set(tested["gene"]))
+    not_tested = (
+        f"Not tested, as the expression filter removed them: {join_words(untested)}." if untested else ""
+    )
+    if tested.empty:
+        return f"No candidate gene was tested. {not_tested}".strip()
     found = (
         "none has an eQTL"
         if called.empty
@@ -55,9 +60,7 @@ def eqtl_sentence(table: pd.DataFrame, cut: float) -> str:
         f"Of {len(tested)} candidate gene x variant tests, {found} at BH-adjusted p < {cut:g} "
         f"(BH across the {len(tested)} tests of the table)."
     )
-    if untested:
-        sentence += f" Not tested, as the expression filter removed them: {join_words(untested)}."
-    return sentence
+    return f"{sentence} {not_tested}".strip()
 
 
 def association_sentence(table: pd.DataFrame, contrast: dict, cut: float) -> str:
@@ -84,6 +87,11 @@ def association_sentence(table: pd.DataFrame, contrast: dict, cut: float) -> str
     return sentence
 
 
+def shown_table(table: pd.DataFrame, columns: list[str]) -> dict:
+    """The columns shown, rounded; a row without a note has an empty one, not NA."""
+    return table_rows(table[columns].round(4).assign(note=table["note"].fillna("")))
+
+
 def build(run: Run) -> dict | None:
     if not run.inputs.genotype_eqtl:
         return None
@@ -93,14 +101,14 @@ def build(run: Run) -> dict | None:
         {
             "name": name,
             "sentence": association_sentence(read_tsv(path), run.contrasts[name], cut),
-            "table": table_rows(read_tsv(path)[ASSOCIATION_SHOWN].round(4)),
+            "table": shown_table(read_tsv(path), ASSOCIATION_SHOWN),
         }
         for name, path in run.inputs.each("genotype_association").items()
     ]
     return {
         "toc": [{"anchor": "genotypes", "label": "Genotypes of candidate genes"}],
         "eqtl_sentence": eqtl_sentence(eqtl, cut),
-        "eqtl": table_rows(eqtl[EQTL_SHOWN].round(4)),
+        "eqtl": shown_table(eqtl, EQTL_SHOWN),
         "figures": [figure(run.inputs.genotype_eqtl_figure, run.template_dir, run.config)],
         "associations": associations,
     }
