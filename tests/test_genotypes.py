@@ -273,6 +273,15 @@ def test_the_planted_eqtl_is_found_and_null_variants_are_called_at_the_nominal_r
     assert (nulls["padj"] < 0.05).sum() <= 1
 
 
+def test_null_variants_are_associated_with_the_contrast_at_the_nominal_rate():
+    vst, dosages, variants = simulated_cohort(300, 200, 0.0, seed=11)
+    table = association_table(vst.obs, dosages, variants, [], DESIGN, CONTRAST, 5)
+    assert table["pvalue"].notna().all()
+    low, high = binom.interval(0.999, len(table), 0.05)
+    assert low <= (table["pvalue"] < 0.05).sum() <= high
+    assert (table["padj"] < 0.05).sum() <= 1
+
+
 def test_eqtl_and_association_equal_r_lm_and_glm():
     data = pd.read_csv(R_REFERENCE / "data.tsv", sep="\t", index_col="sample_id")
     reference = pd.read_csv(R_REFERENCE / "reference.tsv", sep="\t", index_col="model")
