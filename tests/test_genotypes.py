@@ -108,6 +108,12 @@ def test_vcf_dosages_from_gt_and_ds_and_the_absent_variant_logged(tmp_path, capl
     )
     with_ds = read(tmp_path, toy_vcf(tmp_path, with_ds=True))
     assert with_ds.dosages["rs6295"].tolist() == pytest.approx([0, 0.9, 1.8, 0.9])
+    # the list's '5' is the file's 'chr5'
+    plain = analysed_variants(
+        write_list(tmp_path / "plain.tsv", [("rs6295", "HTR1A", "5", 63962738, "hg38", "C", "G")])
+    )
+    found = read_genotypes(toy_vcf(tmp_path), "vcf", plain, sample_sheet(SAMPLES), "samples.tsv", 0.1)
+    assert found.dosages["rs6295"].tolist() == [0, 1, 2, 1]
 
 
 def test_a_dosage_table_is_read_and_its_bad_value_named(tmp_path):

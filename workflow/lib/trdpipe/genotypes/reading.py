@@ -120,8 +120,9 @@ def check_build(header, variants: pd.DataFrame, path: str, list_path: str) -> No
 
 
 def vcf_contig(vcf, chrom: str) -> str | None:
-    """The file's name of a chromosome ('chr5' or '5')."""
-    names = {plain_chrom(name): name for name in vcf.header.contigs}
+    """The file's name of a chromosome ('chr5' or '5'), among those its index holds records of (a
+    header need not declare its contigs)."""
+    names = {plain_chrom(name): name for name in vcf.index}
     return names.get(plain_chrom(chrom))
 
 
