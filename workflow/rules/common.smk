@@ -177,6 +177,14 @@ def existing_count_files(wildcards):
     return [p for p in paths if p and os.path.isfile(p)]
 
 
+def genotype_files(wildcards):
+    """The genotype file, its index and the user's variant list, those that exist: a missing one is
+    left to the rule, whose message names it and the config key."""
+    file = GENOTYPES["file"]
+    paths = [file, f"{file}.tbi", f"{file}.csi", GENOTYPES["variants"]]
+    return [p for p in paths if p and os.path.isfile(p)]
+
+
 def qc_figure(name):
     """A QC figure in results/qc/ with its caption workflow/report/{name}.rst."""
     return report(
