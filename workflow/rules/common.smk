@@ -199,8 +199,10 @@ REPORT_TEMPLATE_DIR = os.path.join(WORKFLOW_DIR, "report")
 
 
 def resource_readmes():
-    """README.md beside the annotation and the gene-set collections: provenance for the report's Methods."""
+    """README.md beside the annotation, the gene-set collections and, when genotypes are analysed, the
+    candidate-variant list: provenance for the report's Methods."""
     files = [config["annotation"], *config.get("enrichment", {}).get("collections", {}).values()]
+    files += [GENOTYPES["candidates"]] if GENOTYPES_ENABLED else []
     readmes = dict.fromkeys(os.path.join(os.path.dirname(f), "README.md") for f in files)
     return [readme for readme in readmes if os.path.exists(readme)]
 
