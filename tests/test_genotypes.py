@@ -30,6 +30,8 @@ LIST_ROWS = [
     ("rs6295", "HTR1A", "chr5", 63962738, "GRCh38", "C", "G"),
     ("rs79874540", "HTR2B", "chr2", 231109795, "GRCh38", "C", "T"),
     ("rs25531", "SLC6A4", "chr17", 30237328, "GRCh38", "A", "G"),
+    # a position and alleles not verified: found by ID in a dosage table only
+    ("rs6354", "SLC6A4", "chr17", "", "GRCh38", "", ""),
 ]
 
 
@@ -102,10 +104,12 @@ def test_vcf_dosages_from_gt_and_ds_and_the_absent_variant_logged(tmp_path, capl
     assert genotypes.dosages["rs6295"].tolist() == [0, 1, 2, 1]
     assert genotypes.dosages["rs25531"].tolist() == [2, 1, 0, 1]
     assert genotypes.variants["alt_frequency"].tolist() == [0.5, 0.5]
-    assert (
-        f"variant rs79874540 (HTR2B, chr2:231109795 C>T) of list.tsv is not in {tmp_path}/g.vcf.gz; left out."
-        in caplog.messages[-1].split("genotypes: ")[1]
-    )
+    assert caplog.messages[-2:] == [
+        f"genotypes: variant rs79874540 (HTR2B, chr2:231109795 C>T) of list.tsv is not in {tmp_path}/g.vcf.gz; "
+        "left out.",
+        "genotypes: variant rs6354 (SLC6A4) of list.tsv has no position and alleles (not verified), so it is "
+        "found only by its ID in a dosage table; left out.",
+    ]
     with_ds = read(tmp_path, toy_vcf(tmp_path, with_ds=True))
     assert with_ds.dosages["rs6295"].tolist() == pytest.approx([0, 0.9, 1.8, 0.9])
     # the list's '5' is the file's 'chr5'
@@ -118,10 +122,13 @@ def test_vcf_dosages_from_gt_and_ds_and_the_absent_variant_logged(tmp_path, capl
 
 def test_a_dosage_table_is_read_and_its_bad_value_named(tmp_path):
     table = tmp_path / "dosages.tsv"
-    table.write_text("sample_id\trs6295\tother\nS1\t0\t1\nS2\t1.5\t1\nS3\tNA\t1\nS4\t2\t1\n")
+    table.write_text(
+        "sample_id\trs6295\tother\trs6354\nS1\t0\t1\t0\nS2\t1.5\t1\t1\nS3\tNA\t1\t1\nS4\t2\t1\t0\n"
+    )
     genotypes = read(tmp_path, str(table), max_missing=0.5)
     assert genotypes.dosages["rs6295"].tolist()[:2] == [0, 1.5]
-    assert genotypes.variants["missing_rate"].tolist() == [0.25]
+    assert genotypes.variants["missing_rate"].tolist() == [0.25, 0]
+    assert genotypes.variants["variant_id"].tolist() == ["rs6295", "rs6354"]
     table.write_text("sample_id\trs6295\nS1\t0\nS2\t3\nS3\t1\nS4\t2\n")
     with pytest.raises(InputError) as err:
         read(tmp_path, str(table))
@@ -161,7 +168,7 @@ def test_a_dosage_table_is_read_and_its_bad_value_named(tmp_path):
         ),
         (
             "no variant",
-            "{vcf}: none of the 3 variants of list.tsv (and genotypes.variants) is in the file, by position "
+            "{vcf}: none of the 4 variants of list.tsv (and genotypes.variants) is in the file, by position "
             "and alleles; is it the cohort's genotype file, on the list's build?",
         ),
     ],
@@ -409,3 +416,24 @@ def test_the_report_says_which_eqtls_and_associations_are_called():
         "(BH across the 2 tests of the table). 1 could not be fitted (too rare, or separating the groups: the "
         "table says which)."
     )
+
+
+# --- the toy run ----------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_the_toys_planted_eqtl_is_found_and_its_other_variants_are_not(toy_run):
+    truth = pd.read_csv(toy_run / "resources/toy/truth_genotypes.tsv", sep="\t").set_index("variant_id")
+    eqtl = pd.read_csv(toy_run / "results/genotypes/eqtl.tsv", sep="\t").set_index("variant_id")
+    assert set(eqtl.index) == set(truth.index)
+    planted = truth.index[truth["eqtl_log2_per_allele"] != 0]
+    assert list(planted) == ["rs6295"]
+    assert eqtl.at["rs6295", "padj"] < 0.05 and eqtl.at["rs6295", "beta"] > 0
+    assert (eqtl.drop(planted)["padj"] < 0.05).sum() == 0
+    variants = pd.read_csv(toy_run / "results/genotypes/variants.tsv", sep="\t").set_index("variant_id")
+    assert variants.loc["rs6295", "source"] == "list" and (variants.drop("rs6295")["source"] == "user").all()
+    assert variants["alt_frequency"].to_numpy() == pytest.approx(
+        truth.loc[variants.index, "alt_frequency"], abs=0.12
+    )
+    association = pd.read_csv(toy_run / "results/genotypes/association/TRD_vs_responder.tsv", sep="\t")
+    assert association["feature"].tolist()[-1] == "prs" and len(association) == len(truth) + 1

@@ -82,7 +82,7 @@ def read_vcf(path: str, variants: pd.DataFrame, list_path: str) -> pd.DataFrame:
         check_build(vcf.header, variants, path, list_path)
         samples = [clean_sample_id(s) for s in vcf.header.samples]
         columns = {}
-        for variant in variants.itertuples():
+        for variant in variants[variants["pos"].notna()].itertuples():
             dosage = variant_dosage(vcf, variant, path)
             if dosage is not None:
                 columns[variant.variant_id] = dosage
@@ -249,6 +249,16 @@ def log_absent(variants: pd.DataFrame, found: pd.DataFrame, path: str, list_path
     """A variant of the list that the file lacks is logged, not fatal; none found at all is an error."""
     absent = variants[~variants["variant_id"].isin(found["variant_id"])]
     for row in absent.itertuples():
+        source = "genotypes.variants" if row.source == "user" else list_path
+        if pd.isna(row.pos):
+            log.warning(
+                "genotypes: variant %s (%s) of %s has no position and alleles (not verified), so it is "
+                "found only by its ID in a dosage table; left out.",
+                row.variant_id,
+                row.gene,
+                source,
+            )
+            continue
         log.warning(
             "genotypes: variant %s (%s, %s:%d %s>%s) of %s is not in %s; left out.",
             row.variant_id,
@@ -257,7 +267,7 @@ def log_absent(variants: pd.DataFrame, found: pd.DataFrame, path: str, list_path
             row.pos,
             row.ref,
             row.alt,
-            "genotypes.variants" if row.source == "user" else list_path,
+            source,
             path,
         )
     if found.empty:

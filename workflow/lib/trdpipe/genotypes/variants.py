@@ -43,7 +43,9 @@ def plain_chrom(chrom: str) -> str:
 def read_variant_table(path: str, source: str) -> pd.DataFrame:
     """A list of variants (TSV or CSV; columns REQUIRED_COLUMNS, others kept), checked: one row per
     variant ID, whole-number positions, single-sequence alleles of A, C, G, T, N, a known build.
-    `source` ('list' or 'user') says where a variant came from in the outputs."""
+    A variant whose position and alleles are all empty (not verified) is kept: a dosage table finds
+    it by its ID, a VCF cannot. `source` ('list' or 'user') says where a variant came from in the
+    outputs."""
     table = read_delimited(path, "variant list")
     table.columns = [c.strip() for c in table.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
@@ -58,7 +60,7 @@ def read_variant_table(path: str, source: str) -> pd.DataFrame:
         raise InputError(f"{path}: duplicated variant IDs: {format_list(duplicated)}; each must appear once.")
     for row in table.itertuples():
         _check_variant_row(row, path)
-    table["pos"] = table["pos"].astype(int)
+    table["pos"] = pd.to_numeric(table["pos"].replace("", None)).astype("Int64")
     table["source"] = source
     return table
 
@@ -67,6 +69,10 @@ def _check_variant_row(row, path) -> None:
     where = f"{path}: variant {row.variant_id}"
     if not row.gene:
         raise InputError(f"{where} names no gene; the eQTL tests a variant against its gene's expression.")
+    if build_name(row.build) is None:
+        raise InputError(f"{where}: build {row.build!r} is neither GRCh37 (hg19) nor GRCh38 (hg38).")
+    if not (row.pos or row.ref or row.alt):
+        return
     if not str(row.pos).isdigit() or int(row.pos) < 1:
         raise InputError(f"{where}: position {row.pos!r} is not a whole number of at least 1.")
     for column in ("ref", "alt"):
@@ -76,8 +82,6 @@ def _check_variant_row(row, path) -> None:
                 f"{where}: {column} allele {allele!r} is not a sequence of A, C, G, T or N; "
                 f"a multi-allelic site is one row per alternative allele."
             )
-    if build_name(row.build) is None:
-        raise InputError(f"{where}: build {row.build!r} is neither GRCh37 (hg19) nor GRCh38 (hg38).")
 
 
 def analysed_variants(list_path: str, user_path: str = "") -> pd.DataFrame:
