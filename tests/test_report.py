@@ -715,6 +715,9 @@ def test_toy_report_sections_and_numbers(toy_run):
         "cell_composition",
         *(f"sensitivity {CONTRAST}.{model}" for model in config["sensitivity"]),
         f"sensitivity_enrichment {CONTRAST}.cell_adjusted",
+        "genotypes",
+        "genotype_eqtl",
+        f"genotype_association {CONTRAST}",
         "software_versions",
     ]
     assert resources.index.tolist() == [*jobs, "all jobs"]

@@ -75,6 +75,9 @@ check_engines_installed(
 )
 
 CONTRASTS = list(config["contrasts"])
+# genotypes of candidate genes (workflow/rules/genotypes.smk): on when a genotype file is given
+GENOTYPES = config["genotypes"]
+GENOTYPES_ENABLED = bool(GENOTYPES["file"])
 # the TRD prediction is optional (predict.enabled): too small a cohort cannot be cross-validated
 PREDICTED_CONTRASTS = CONTRASTS if config["predict"]["enabled"] else []
 
@@ -216,6 +219,14 @@ def existing_count_files(wildcards):
     return [p for p in paths if p and os.path.isfile(p)]
 
 
+def genotype_files(wildcards):
+    """The genotype file, its index and the user's variant list, those that exist: a missing one is
+    left to the rule, whose message names it and the config key."""
+    file = GENOTYPES["file"]
+    paths = [file, f"{file}.tbi", f"{file}.csi", GENOTYPES["variants"]]
+    return [p for p in paths if p and os.path.isfile(p)]
+
+
 def qc_figure(name):
     """A QC figure in results/{assay_dir}qc/ with its caption workflow/report/{name}.rst."""
     return report(
@@ -230,9 +241,11 @@ REPORT_TEMPLATE_DIR = os.path.join(WORKFLOW_DIR, "report")
 
 
 def resource_readmes():
-    """README.md beside every assay's annotation and the gene-set collections: provenance for the report's Methods."""
+    """README.md beside every assay's annotation, the gene-set collections and, when genotypes are
+    analysed, the candidate-variant list: provenance for the report's Methods."""
     annotations = [settings["annotation"] for settings in ASSAY_SETTINGS.values()]
     files = [*annotations, *config.get("enrichment", {}).get("collections", {}).values()]
+    files += [GENOTYPES["candidates"]] if GENOTYPES_ENABLED else []
     readmes = dict.fromkeys(os.path.join(os.path.dirname(f), "README.md") for f in files)
     return [readme for readme in readmes if os.path.exists(readme)]
 
