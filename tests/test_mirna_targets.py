@@ -20,6 +20,7 @@ from trdpipe import simulate as sim
 from trdpipe.calibration.score_null import score_null
 from trdpipe.common import InputError
 from trdpipe.enrichment import mirna_targets as mt
+from trdpipe.io.mirna_targets import read_targets
 
 K = 199
 ALPHA = 0.05
@@ -156,7 +157,7 @@ MRNA_GENES = pd.DataFrame(
 def test_targets_match_by_versioned_ensembl_id_or_symbol(tmp_path):
     gmt = tmp_path / "targets.gmt"
     gmt.write_text("hsa-miR-1-3p\tx\tENSG00000000003.15\tTNMD\tNOTAGENE\nhsa-miR-9-5p\tx\tTSPAN6\n")
-    targets = mt.read_targets(gmt, ["hsa-miR-1-3p", "hsa-miR-2-5p"], MRNA_GENES, "small_rna")
+    targets = read_targets(gmt, ["hsa-miR-1-3p", "hsa-miR-2-5p"], MRNA_GENES, "small_rna")
     assert targets == {"hsa-miR-1-3p": ["ENSG00000000003", "ENSG00000000005"]}
 
 
@@ -164,7 +165,7 @@ def test_a_targets_gmt_naming_no_mirna_of_the_assay_stops_with_one_message(tmp_p
     gmt = tmp_path / "targets.gmt"
     gmt.write_text("miR-X\tx\tTSPAN6\n")
     with pytest.raises(InputError) as err:
-        mt.read_targets(gmt, ["hsa-miR-1-3p"], MRNA_GENES, "small_rna")
+        read_targets(gmt, ["hsa-miR-1-3p"], MRNA_GENES, "small_rna")
     assert str(err.value) == (
         f"{gmt}: the targets GMT names no miRNA of assay 'small_rna': its sets are miR-X, the "
         "assay's miRNAs hsa-miR-1-3p; expected one line per mature miRNA, named as in the assay's "
@@ -176,8 +177,35 @@ def test_a_targets_gmt_naming_no_mrna_gene_stops_with_one_message(tmp_path):
     gmt = tmp_path / "targets.gmt"
     gmt.write_text("hsa-miR-1-3p\tx\tNOTAGENE\tENSG00000999999\n")
     with pytest.raises(InputError) as err:
-        mt.read_targets(gmt, ["hsa-miR-1-3p"], MRNA_GENES, "small_rna")
+        read_targets(gmt, ["hsa-miR-1-3p"], MRNA_GENES, "small_rna")
     assert str(err.value) == (
         f"{gmt}: the targets GMT names no gene of the mRNA assay: its targets are NOTAGENE, "
         "ENSG00000999999; expected Ensembl gene ids or symbols of the mRNA count table."
+    )
+
+
+def test_the_report_says_in_one_sentence_which_mirnas_move_their_targets_the_other_way():
+    from trdpipe.report.sections.mirna_targets import targets_verdict
+
+    table = pd.DataFrame(
+        {
+            "mirna": ["miR-1", "miR-2"],
+            "mirna_direction": ["up", "down"],
+            "target_direction": ["down", "up"],
+            "n_targets": [30, 20],
+            "n_called": [12, 1],
+            "fdr_perm": [0.002, 0.6],
+        }
+    )
+    assert targets_verdict(table, "small_rna", "trd_vs_responder", 0.05) == (
+        "Of the 2 miRNAs of small_rna called in trd_vs_responder, 1 has its targets among the mRNAs "
+        "that move the opposite way more often than shuffled labels give (label-permutation FDR < 0.05): "
+        "miR-1 (up; 12 of 30 targets called down)."
+    )
+    assert targets_verdict(table.iloc[1:], "small_rna", "c", 0.05) == (
+        "Of the 1 miRNA of small_rna called in c, none has its targets among the mRNAs that move the "
+        "opposite way more often than shuffled labels give (label-permutation FDR < 0.05)."
+    )
+    assert targets_verdict(table.iloc[:0], "small_rna", "c", 0.05) == (
+        "No miRNA of small_rna is called in c, so there are no targets to test."
     )

@@ -3,9 +3,8 @@
 A miRNA represses its targets, so a miRNA called up in the test group predicts its targets down
 among the mRNA calls, and a miRNA called down predicts them up.
 
-Targets: a GMT of miRNA name -> target genes (Ensembl gene ids, versioned or not, or symbols), one
-line per mature miRNA, named as the small-RNA assay names its features. No miRNA-target resource
-found has a permissive licence (resources/mirna_targets/README.md), so the user gives the GMT.
+Targets: a GMT of miRNA name -> target genes, read by trdpipe.io.mirna_targets. No miRNA-target
+resource found has a permissive licence (resources/mirna_targets/README.md), so the user gives it.
 
 Enrichment (target_enrichment.tsv), per called miRNA (padj < alpha of the small-RNA contrast):
   universe     the mRNA genes the contrast tested (a Wald statistic and a p-value), by gene_id;
@@ -37,11 +36,9 @@ import pandas as pd
 from scipy.stats import hypergeom, rankdata
 from scipy.stats import t as student_t
 
-from trdpipe.common import InputError, format_list
+from trdpipe.common import format_list
 from trdpipe.enrichment import phenotype_permutation as perm
 from trdpipe.enrichment.analysis import bh
-from trdpipe.io.annotation import clean_ensembl_id
-from trdpipe.io.genesets import read_gmt
 
 log = logging.getLogger("trd")
 
@@ -77,57 +74,6 @@ CORRELATION_COLUMNS = [
 
 
 # ----------------------------------------------------------------------------- inputs
-def read_targets(path, mirnas, mrna_genes: pd.DataFrame, assay: str) -> dict[str, list[str]]:
-    """{miRNA: target gene_ids of the mRNA assay} from a targets GMT. A member is a gene of the
-    mRNA assay by its Ensembl id (version ignored) or its symbol; miRNAs the assay does not
-    measure are left out. mrna_genes: columns gene_id, gene_symbol (the mRNA DE table)."""
-    sets = read_gmt(path)
-    measured = [name for name in sets if name in set(map(str, mirnas))]
-    if not measured:
-        raise InputError(
-            f"{path}: the targets GMT names no miRNA of assay '{assay}': its sets are "
-            f"{format_list(list(sets), 5)}, the assay's miRNAs {format_list(list(mirnas), 5)}; "
-            "expected one line per mature miRNA, named as in the assay's count table."
-        )
-    gene_of = gene_lookup(mrna_genes)
-    targets = {name: member_genes(sets[name][1], gene_of) for name in measured}
-    if not any(targets.values()):
-        members = [g for name in measured for g in sets[name][1]]
-        raise InputError(
-            f"{path}: the targets GMT names no gene of the mRNA assay: its targets are "
-            f"{format_list(members, 5)}; expected Ensembl gene ids or symbols of the mRNA count table."
-        )
-    log.info(
-        "targets %s: %d of %d miRNAs measured by %s, %d target pairs in the mRNA assay",
-        path,
-        len(measured),
-        len(sets),
-        assay,
-        sum(map(len, targets.values())),
-    )
-    return targets
-
-
-def gene_lookup(mrna_genes: pd.DataFrame) -> dict[str, str]:
-    """gene_id of every Ensembl id (without version) and symbol of the mRNA assay; a symbol of
-    several genes goes to the first."""
-    ids = mrna_genes["gene_id"].astype(str)
-    lookup = dict(zip(mrna_genes["gene_symbol"].fillna("").astype(str), ids))
-    lookup.pop("", None)
-    lookup.update(zip(ids.map(gene_key), ids))
-    return lookup
-
-
-def gene_key(identifier: str) -> str:
-    """An Ensembl id without its version; any other name as written."""
-    return clean_ensembl_id(identifier) or identifier
-
-
-def member_genes(members: list[str], gene_of: dict[str, str]) -> list[str]:
-    found = (gene_of.get(gene_key(m)) for m in members)
-    return list(dict.fromkeys(g for g in found if g is not None))
-
-
 def called_mirnas(mirna_de: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """The small-RNA contrast's calls (padj < alpha), by gene_id (the mature miRNA name), with
     their direction."""
@@ -270,3 +216,14 @@ def spearman_pvalues(rho: np.ndarray, n: int) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         t = rho * np.sqrt((n - 2) / ((1.0 - rho) * (1.0 + rho)))
     return 2 * student_t.sf(np.abs(t), n - 2)
+
+
+def log_calls(enrichment: pd.DataFrame, fdr: float) -> None:
+    hits = enrichment[enrichment["fdr_perm"] < fdr]
+    log.info(
+        "%d called miRNAs; %d with their targets enriched among the opposite mRNA calls at fdr_perm < %g%s",
+        len(enrichment),
+        len(hits),
+        fdr,
+        f": {format_list(hits['mirna'])}" if len(hits) else "",
+    )
