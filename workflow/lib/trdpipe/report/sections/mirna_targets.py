@@ -3,6 +3,7 @@ mRNA calls? One part per contrast and small-RNA assay with a targets GMT."""
 
 import pandas as pd
 
+from trdpipe.report.embed import figure
 from trdpipe.report.inputs import Run, read_tsv
 from trdpipe.report.text import anchor_of, join_words, permutation_p_text, readable_fdrs, table_rows
 
@@ -54,7 +55,7 @@ def targets_verdict(enrichment: pd.DataFrame, assay: str, contrast: str, fdr: fl
     return f"{opening}, {len(hits)} {verb} {claim}: {join_words(named)}{more}."
 
 
-def target_part(contrast: str, assay: str, files: dict, fdr: float) -> dict:
+def target_part(contrast: str, assay: str, files: dict, fdr: float, run: Run) -> dict:
     enrichment, correlation = read_tsv(files["enrichment"]), read_tsv(files["correlation"])
     shown = enrichment[ENRICHMENT_SHOWN].head(SHOWN_ROWS)
     shown = shown.assign(
@@ -67,6 +68,7 @@ def target_part(contrast: str, assay: str, files: dict, fdr: float) -> dict:
         "enrichment": table_rows(readable_fdrs(shown, ["fdr_perm"], files["permutations"])),
         "correlation": table_rows(correlation[CORRELATION_SHOWN].head(SHOWN_ROWS)),
         "n_pairs": len(correlation),
+        "figures": [figure(files["figure"], run.template_dir, run.config)],
     }
 
 
@@ -74,7 +76,7 @@ def build(run: Run) -> dict | None:
     fdr = run.config["de"]["alpha"]
     k = run.config["enrichment"]["label_permutations"]
     parts = [
-        target_part(contrast, assay, {**files, "permutations": k}, fdr)
+        target_part(contrast, assay, {**files, "permutations": k}, fdr, run)
         for contrast in run.contrasts
         for assay, files in (run.inputs.of(contrast, "mirna_targets") or {}).items()
     ]
