@@ -155,9 +155,7 @@ rule camera:
 # contrast: the called miRNAs' targets among the mRNA calls of the opposite direction, against the
 # pathway null's label permutations; each called miRNA's correlation with its called targets.
 # Engine: workflow/lib/trdpipe/enrichment/mirna_targets.py
-TARGET_ASSAYS = [
-    name for name in EXTRA_ASSAYS if ASSAY_TYPES[name] == "small_rna" and ASSAY_SETTINGS[name].get("targets")
-]
+TARGET_ASSAYS = [name for name in EXTRA_ASSAYS if ASSAY_TYPES[name] == "small_rna" and targets_file(name)]
 
 
 def mirna_target_files(contrast):
@@ -179,7 +177,7 @@ rule mirna_targets:
         mrna_vst="results/vst/vst.h5ad",
         samples="results/de/{contrast}/samples_used.tsv",
         null="results/enrichment/{contrast}/label_null.h5ad",
-        targets=lambda wc: shipped_path(ASSAY_SETTINGS[wc.assay]["targets"], WORKFLOW_TOP),
+        targets=lambda wc: targets_file(wc.assay),
     output:
         enrichment=report(
             "results/assays/{assay}/targets/{contrast}/target_enrichment.tsv",
