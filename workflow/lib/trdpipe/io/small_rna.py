@@ -23,6 +23,7 @@ import csv
 import logging
 import re
 
+import numpy as np
 import pandas as pd
 
 from trdpipe.common import InputError, format_list
@@ -173,7 +174,7 @@ def annotate_mirnas(
     by_accession = pd.Series(annotation.index, index=annotation["accession"])
     by_accession = by_accession[~by_accession.index.duplicated()]
     ids = pd.Index([str(i).strip() for i in ids])
-    accessions = ids.map(lambda i: bool(MIMAT.match(i)))
+    accessions = np.array([bool(MIMAT.match(i)) for i in ids])
     names = pd.Index([by_accession.get(i, i) if is_acc else i for i, is_acc in zip(ids, accessions)])
     known = names.isin(annotation.index)
     if not known.any():
