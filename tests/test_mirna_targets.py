@@ -209,3 +209,36 @@ def test_the_report_says_in_one_sentence_which_mirnas_move_their_targets_the_oth
     assert targets_verdict(table.iloc[:0], "small_rna", "c", 0.05) == (
         "No miRNA of small_rna is called in c, so there are no targets to test."
     )
+
+
+def test_a_bad_targets_gmt_stops_the_small_rna_ingest_before_any_fit(tmp_path):
+    """The check runs at the assay's ingest, against its miRNAs and the mRNA annotation."""
+    from conftest import ROOT
+    from trdpipe.ingest import ingest_small_rna
+
+    data = ROOT / "tests/data/small_rna"
+    samples = [f"S{i}" for i in range(1, 9)]
+    rng = np.random.default_rng(4)
+    counts = pd.DataFrame(rng.integers(500, 5000, (6, 8)), columns=samples)
+    counts.insert(0, "miRNA", pd.read_csv(data / "mirna.tsv", sep="\t")["miRNA"])
+    counts.to_csv(tmp_path / "mirna.tsv", sep="\t", index=False)
+    sheet = pd.DataFrame({"sample_id": samples, "group": ["TRD", "responder"] * 4})
+    sheet.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
+    gmt = tmp_path / "targets.gmt"
+    gmt.write_text("hsa-miR-21-5p\tx\tNOTAGENE\n")
+    contrasts = {"TRD_vs_responder": {"variable": "group", "test": "TRD", "reference": "responder"}}
+    args = (str(tmp_path / "mirna.tsv"), str(tmp_path / "samples.tsv"), str(data / "mirna_annotation.tsv"))
+    mrna_annotation = str(ROOT / "resources/annotation/genes.tsv.gz")
+    with pytest.raises(InputError) as err:
+        ingest_small_rna(
+            *args, "~ group", contrasts, targets=str(gmt), mrna_annotation=mrna_annotation, assay="mirna"
+        )
+    assert str(err.value) == (
+        f"{gmt}: the targets GMT names no gene of the mRNA assay: its targets are NOTAGENE; expected "
+        "Ensembl gene ids or symbols of the mRNA count table."
+    )
+    gmt.write_text("hsa-miR-21-5p\tx\tTSPAN6\tENSG00000000005.6\n")
+    adata = ingest_small_rna(
+        *args, "~ group", contrasts, targets=str(gmt), mrna_annotation=mrna_annotation, assay="mirna"
+    )
+    assert str(gmt) in adata.uns["ingest"]["input_files"]
