@@ -202,6 +202,13 @@ def test_the_report_says_in_one_sentence_which_mirnas_move_their_targets_the_oth
         "that move the opposite way more often than shuffled labels give (label-permutation FDR < 0.05): "
         "miR-1 (up; 12 of 30 targets called down)."
     )
+    many = pd.concat([table.iloc[:1].assign(mirna=f"miR-{i}") for i in range(7)])
+    assert targets_verdict(many, "small_rna", "c", 0.05) == (
+        "Of the 7 miRNAs of small_rna called in c, 7 have their targets among the mRNAs that move the "
+        "opposite way more often than shuffled labels give (label-permutation FDR < 0.05): "
+        + ", ".join(f"miR-{i} (up; 12 of 30 targets called down)" for i in range(5))
+        + " and 2 more."
+    )
     assert targets_verdict(table.iloc[1:], "small_rna", "c", 0.05) == (
         "Of the 1 miRNA of small_rna called in c, none has its targets among the mRNAs that move the "
         "opposite way more often than shuffled labels give (label-permutation FDR < 0.05)."

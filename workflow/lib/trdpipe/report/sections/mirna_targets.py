@@ -40,19 +40,20 @@ def targets_verdict(enrichment: pd.DataFrame, assay: str, contrast: str, fdr: fl
         return f"No miRNA of {assay} is called in {contrast}, so there are no targets to test."
     hits = enrichment[enrichment["fdr_perm"] < fdr]
     opening = f"Of the {n} miRNA{'s' if n > 1 else ''} of {assay} called in {contrast}"
-    claim = (
-        "its targets among the mRNAs that move the opposite way more often than shuffled labels give "
+    tail = (
+        "among the mRNAs that move the opposite way more often than shuffled labels give "
         f"(label-permutation FDR < {fdr:g})"
     )
     if hits.empty:
-        return f"{opening}, none has {claim}."
+        return f"{opening}, none has its targets {tail}."
     named = [
         f"{row.mirna} ({row.mirna_direction}; {row.n_called} of {row.n_targets} targets called {row.target_direction})"
         for row in hits.head(NAMED_MIRNAS).itertuples()
     ]
-    more = f" and {len(hits) - NAMED_MIRNAS} more" if len(hits) > NAMED_MIRNAS else ""
-    verb = "has" if len(hits) == 1 else "have"
-    return f"{opening}, {len(hits)} {verb} {claim}: {join_words(named)}{more}."
+    if len(hits) > NAMED_MIRNAS:
+        named.append(f"{len(hits) - NAMED_MIRNAS} more")
+    has = "has its" if len(hits) == 1 else "have their"
+    return f"{opening}, {len(hits)} {has} targets {tail}: {join_words(named)}."
 
 
 def target_part(contrast: str, assay: str, files: dict, fdr: float, run: Run) -> dict:
