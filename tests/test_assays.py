@@ -17,6 +17,7 @@ from trdpipe.common import InputError
 from trdpipe.ingest import ingest_small_rna
 from trdpipe.io.small_rna import annotate_mirnas, detect_format, load_mirna_annotation, read_small_rna_counts
 from trdpipe.qc.metrics import run_qc
+from trdpipe.report.sections.assays import assay_finding
 
 DATA = ROOT / "tests" / "data" / "small_rna"
 ANNOTATION = DATA / "mirna_annotation.tsv"
@@ -298,3 +299,26 @@ def test_every_assay_goes_through_the_same_rules_under_its_own_folder(workflow_c
         assert {f"results/{path}", f"results/assays/smallrna/{path}"} <= planned
     # the mRNA-only steps run on the primary assay alone
     assert not [p for p in planned if "assays/smallrna/" in p and ("enrichment" in p or "sensitivity" in p)]
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def test_an_extra_assays_key_finding_counts_its_calls_and_the_calibrations_null():
+    table = pd.DataFrame(
+        {
+            "log2FoldChange": [1.2, -0.8, 0.9, 0.1],
+            "padj": [0.001, 0.01, 0.2, np.nan],
+            "pvalue": [1e-5, 1e-4, 0.01, 0.5],
+        }
+    )
+    summary = pd.DataFrame(
+        {
+            "statistic": ["permutations", "pvalue_observed_degs", "null_degs_median"],
+            "value": ["30", "0.0322581", "0"],
+        }
+    )
+    assert assay_finding("miRNAs", table, summary, 0.05, "TRD") == (
+        "2 of 4 miRNAs tested at padj < 0.05: 1 higher and 1 lower in TRD; shuffled labels called as many "
+        "or more in 3% of 30 permutations (median 0)."
+    )

@@ -50,6 +50,8 @@ REPORT_SECTIONS = [
     "qc",
     "de",
     "calibration",
+    # every assay beside the primary mRNA one (config assays:): its QC and DE
+    "assays",
     "enrichment",
     "mirna_targets",
     "prediction",
@@ -78,6 +80,20 @@ def sensitivity_files(contrast):
     }
 
 
+def extra_assay_files(name, contrast):
+    """An extra assay's files that the report shows: its QC and its DE and calibration of a contrast."""
+    files = {
+        "qc_metrics": rules.qc.output.metrics,
+        "pca": rules.qc.output.pca,
+        "library_size": rules.qc.output.library_size,
+        "detected_genes": rules.qc.output.detected_genes,
+        "table": rules.deseq2.output.table,
+        "volcano": rules.deseq2.output.volcano,
+        "calibration_summary": rules.calibration.output.summary,
+    }
+    return {key: expand(path, assay_dir=assay_dir(name), contrast=contrast)[0] for key, path in files.items()}
+
+
 def report_contrast_files(contrast):
     """The report's files of one contrast by name (trdpipe.report.inputs.ReportInputs); a step this
     run skips has none."""
@@ -87,6 +103,7 @@ def report_contrast_files(contrast):
         "volcano": f"results/de/{contrast}/volcano.png",
         "ma": f"results/de/{contrast}/ma.png",
         "sensitivity": sensitivity_files(contrast),
+        "assays": {name: extra_assay_files(name, contrast) for name in EXTRA_ASSAYS},
     }
     for name in ("gsea", "ora", "gsea_dotplot", "ora_dotplot", "running_scores"):
         files[name] = one_path(getattr(rules.enrichment.output, name), contrast)
