@@ -27,6 +27,7 @@ LAYERS = [
     "ingest",
     "provenance",
     "resources",
+    "simulate_layers",
     "simulate",
 ]
 
