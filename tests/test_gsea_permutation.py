@@ -341,8 +341,16 @@ SETTINGS = {"alpha": 0.05, "inference": "batched"}
 def cohort_anndata(params) -> ad.AnnData:
     """A simulated cohort's counts (samples x genes) with its sample sheet, genes with a mean
     count below 10 left out (as the filter step would)."""
+    return cohort_as_anndata(simulated_cohort(params))
+
+
+def simulated_cohort(params) -> sim.Cohort:
     annotation = pd.read_csv(ROOT / "resources/annotation/genes.tsv.gz", sep="\t", dtype=str)
-    cohort = sim.simulate_cohort(annotation, sim.load_gene_sets(COLLECTIONS), params)
+    return sim.simulate_cohort(annotation, sim.load_gene_sets(COLLECTIONS), params)
+
+
+def cohort_as_anndata(cohort: sim.Cohort) -> ad.AnnData:
+    """cohort_anndata of a cohort already simulated."""
     counts = cohort.counts[cohort.counts.mean(axis=1) >= 10]
     symbols = cohort.truth_genes.set_index("gene_id").loc[counts.index, "gene_symbol"]
     return ad.AnnData(

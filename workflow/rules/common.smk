@@ -102,6 +102,13 @@ def assay_setting(key):
     return lambda wildcards: ASSAY_SETTINGS[ASSAY_DIRS[wildcards.assay_dir]][key]
 
 
+def targets_file(assay):
+    """A small-RNA assay's targets GMT (assays.<name>.targets; a shipped resources/ path resolved as
+    the others), or None."""
+    path = ASSAY_SETTINGS[assay].get("targets")
+    return shipped_path(path, WORKFLOW_TOP) if path else None
+
+
 def primary_assay(pattern):
     """A rule's path pattern for the primary assay ({assay_dir} ""), its other wildcards kept."""
     return expand(pattern, assay_dir="", allow_missing=True)[0]

@@ -149,3 +149,70 @@ rule camera:
         fdr=ENRICHMENT["ora_padj"],
     script:
         "../scripts/camera.py"
+
+
+# miRNA targets across layers, per small-RNA assay with a targets GMT (assays.<name>.targets) and
+# contrast: the called miRNAs' targets among the mRNA calls of the opposite direction, against the
+# pathway null's label permutations; each called miRNA's correlation with its called targets.
+# Engine: workflow/lib/trdpipe/enrichment/mirna_targets.py
+TARGET_ASSAYS = [name for name in EXTRA_ASSAYS if ASSAY_TYPES[name] == "small_rna" and targets_file(name)]
+
+
+def mirna_target_files(contrast):
+    """The target tables of a contrast by assay, for the report's manifest."""
+    return {
+        assay: {
+            name: expand(getattr(rules.mirna_targets.output, name), assay=assay, contrast=contrast)[0]
+            for name in ("enrichment", "correlation", "figure")
+        }
+        for assay in TARGET_ASSAYS
+    }
+
+
+rule mirna_targets:
+    input:
+        mirna_de="results/assays/{assay}/de/{contrast}/deseq2_results.tsv",
+        mirna_vst="results/assays/{assay}/vst/vst.h5ad",
+        mrna_de="results/de/{contrast}/deseq2_results.tsv",
+        mrna_vst="results/vst/vst.h5ad",
+        samples="results/de/{contrast}/samples_used.tsv",
+        null="results/enrichment/{contrast}/label_null.h5ad",
+        targets=lambda wc: targets_file(wc.assay),
+    output:
+        enrichment=report(
+            "results/assays/{assay}/targets/{contrast}/target_enrichment.tsv",
+            caption="../report/mirna_target_enrichment.rst",
+            category="Across layers",
+            subcategory="{contrast}",
+        ),
+        correlation=report(
+            "results/assays/{assay}/targets/{contrast}/target_correlation.tsv",
+            caption="../report/mirna_target_correlation.rst",
+            category="Across layers",
+            subcategory="{contrast}",
+        ),
+        figure=report(
+            "results/assays/{assay}/targets/{contrast}/target_direction.png",
+            caption="../report/target_direction.rst",
+            category="Across layers",
+            subcategory="{contrast}",
+        ),
+        figure_svg="results/assays/{assay}/targets/{contrast}/target_direction.svg",
+    log:
+        "logs/mirna_targets/{assay}/{contrast}.log",
+    benchmark:
+        "results/benchmarks/mirna_targets/{assay}/{contrast}.tsv"
+    wildcard_constraints:
+        assay="|".join(map(re.escape, TARGET_ASSAYS)) or "(?!)",
+    conda:
+        "../envs/trdpipe.yml"
+    threads: 1
+    resources:
+        # the null's genes x K statistics and their permuted top lists (942 MB measured at 20,000
+        # genes x K = 1,000, bench/README.md): grows with genes x K, not samples
+        mem_mb=mem_mb(1000, 0),
+        runtime=runtime_min(5, 0),
+    params:
+        alpha=config["de"]["alpha"],
+    script:
+        "../scripts/mirna_targets.py"

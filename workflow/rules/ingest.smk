@@ -5,6 +5,9 @@ rule ingest:
         counts=existing_count_files,
         samples=config["samples"],
         annotation=assay_setting("annotation"),
+        # a small-RNA assay's targets GMT, checked against its miRNAs and the mRNA annotation
+        targets=lambda wc: targets_file(ASSAY_DIRS[wc.assay_dir]) or [],
+        mrna_annotation=config["annotation"],
     output:
         h5ad="results/{assay_dir}ingest/cohort.h5ad",
     log:
@@ -19,7 +22,9 @@ rule ingest:
         mem_mb=mem_mb(1000, 40),
         runtime=runtime_min(5, 0.5),
     params:
+        assay=lambda wc: ASSAY_DIRS[wc.assay_dir],
         assay_type=assay_setting("type"),
+        targets=lambda wc: targets_file(ASSAY_DIRS[wc.assay_dir]) or "",
         counts=assay_setting("counts"),
         design=config["design"],
         contrasts=config["contrasts"],

@@ -53,6 +53,7 @@ REPORT_SECTIONS = [
     # every assay beside the primary mRNA one (config assays:): its QC and DE
     "assays",
     "enrichment",
+    "mirna_targets",
     "prediction",
     "robustness",
     "genotypes",
@@ -116,6 +117,8 @@ def report_contrast_files(contrast):
             files[f"predict_{name}"] = one_path(getattr(rules.predict.output, name), contrast)
     if CAMERA_OUTPUTS:
         files["camera"] = one_path(rules.camera.output.table, contrast)
+    if TARGET_ASSAYS:
+        files["mirna_targets"] = mirna_target_files(contrast)
     if CELLS["enabled"]:
         files["cell_by_group"] = f"results/cells/{contrast}/scores_by_group.tsv"
         files["cell_figure"] = f"results/cells/{contrast}/scores_by_group.png"
@@ -165,6 +168,7 @@ rule report:
         + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
         + expand(rules.pathway_null.benchmark, contrast=CONTRASTS)
         + (expand(rules.camera.benchmark, contrast=CONTRASTS) if CAMERA_OUTPUTS else [])
+        + expand(rules.mirna_targets.benchmark, assay=TARGET_ASSAYS, contrast=CONTRASTS)
         + every_assay(rules.calibration_permutations.benchmark, contrast=CONTRASTS)
         + gather.calibration(
             rules.calibration_block.benchmark, contrast=CONTRASTS, assay_dir=list(ASSAY_DIRS)

@@ -19,6 +19,9 @@ def main(smk) -> None:
             smk.params.design,
             dict(smk.params.contrasts),
             smk.params.counts_format,
+            targets=smk.params.targets,
+            mrna_annotation=smk.input.mrna_annotation,
+            assay=smk.params.assay,
         )
     else:  # the primary mRNA assay, with every check of the config against the sample sheet
         for note in smk.params.switched_off:

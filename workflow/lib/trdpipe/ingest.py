@@ -33,6 +33,7 @@ from trdpipe.io.counts import (
     read_per_sample_counts,
 )
 from trdpipe.io.genesets import check_collections
+from trdpipe.io.mirna_targets import read_targets
 from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.io.small_rna import annotate_mirnas, load_mirna_annotation, read_small_rna_counts
 from trdpipe.model.sensitivity import active_models, check_model
@@ -339,11 +340,16 @@ def ingest_small_rna(
     design: str,
     contrasts: dict,
     counts_format: str = "auto",
+    targets: str = "",
+    mrna_annotation: str = "",
+    assay: str = "",
 ) -> ad.AnnData:
     """A small-RNA assay (mature miRNAs x the samples it measured): read and check it, or raise
     InputError. Samples of the sheet that it lacks are logged and left out; a sample it has that
     the sheet lacks stops the run, as in the mRNA assay. The design and the contrasts' group sizes
-    are checked on the samples it has; the mRNA assay's ingest checks the rest of the config."""
+    are checked on the samples it has; the mRNA assay's ingest checks the rest of the config. A
+    targets GMT (assays.<assay>.targets) must name some of its miRNAs and some gene of the mRNA
+    annotation (trdpipe.io.mirna_targets)."""
     sheet = read_sample_sheet(samples_path)
     annotation = load_mirna_annotation(annotation_path)
     data = read_small_rna_counts(counts_path, counts_format)
@@ -370,8 +376,10 @@ def ingest_small_rna(
     for key, value in summary.items():
         log.info("miRNA names: %s = %s", key, value)
     counts.index = var.index
+    if targets:
+        read_targets(targets, var.index, load_annotation(mrna_annotation), assay)
     adata = build_cohort(counts, sheet, var)
-    inputs = [counts_path, samples_path, annotation_path]
+    inputs = [counts_path, samples_path, annotation_path, *([targets] if targets else [])]
     adata.uns["ingest"] = {
         "counts_file": str(counts_path),
         "counts_format": data.format,

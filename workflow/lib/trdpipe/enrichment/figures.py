@@ -123,3 +123,31 @@ def running_score_figure(ranking: pd.Series, genes, row: pd.Series):
     ax3.set_ylabel("Wald stat")
     ax3.set_xlabel("gene rank")
     return fig
+
+
+def mirna_target_figure(enrichment: pd.DataFrame, fdr: float, title: str):
+    """Each called miRNA's log2 fold change against the median log2 fold change of its targets in
+    the mRNA contrast; filled where its targets are enriched among the opposite mRNA calls
+    (fdr_perm < fdr). Repressed targets put the points in the upper left and lower right."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    tested = enrichment.dropna(subset=["median_target_log2FoldChange"])
+    called = tested["fdr_perm"] < fdr
+    for mask, style, label in (
+        (called, dict(color="#b2182b"), f"targets enriched opposite (FDR < {fdr:g})"),
+        (~called, dict(facecolors="none", edgecolors="grey"), "not enriched"),
+    ):
+        ax.scatter(
+            tested.loc[mask, "mirna_log2FoldChange"],
+            tested.loc[mask, "median_target_log2FoldChange"],
+            s=28,
+            label=f"{label} ({int(mask.sum())})",
+            **style,
+        )
+    for ax_line in (ax.axhline, ax.axvline):
+        ax_line(0, color="black", lw=0.6)
+    ax.set_xlabel("miRNA log2 fold change")
+    ax.set_ylabel("median log2 fold change of its targets (mRNA)")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
