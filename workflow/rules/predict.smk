@@ -1,7 +1,20 @@
+def prediction_layers():
+    """What the predict script needs of the layers (params.layers): the primary assay's name, the
+    other assays (each with its filter and the features kept per fold) and the genotypes."""
+    n_features = config["predict"]["n_features"]
+    return {
+        "primary": "mrna",
+        "assays": [],
+        "genotypes": {"scores": [], "n_features": n_features.get("genotypes", config["predict"]["n_genes"])},
+    }
+
+
 rule predict:
     input:
         # raw counts: size factors, VST, gene filter and selection are all fitted inside the folds
         h5ad="results/filter/cohort.h5ad",
+        assays=[],
+        genotypes=[],
     output:
         comparison=report(
             "results/predict/{contrast}/model_comparison.tsv",
@@ -9,6 +22,19 @@ rule predict:
             category="Prediction",
             subcategory="{contrast}",
         ),
+        gains=report(
+            "results/predict/{contrast}/layer_gains.tsv",
+            caption="../report/layer_gains.rst",
+            category="Prediction",
+            subcategory="{contrast}",
+        ),
+        layers=report(
+            "results/predict/{contrast}/layers.png",
+            caption="../report/layers.rst",
+            category="Prediction",
+            subcategory="{contrast}",
+        ),
+        layers_svg="results/predict/{contrast}/layers.svg",
         predictions="results/predict/{contrast}/predictions.tsv",
         site="results/predict/{contrast}/site_validation.tsv",
         genes="results/predict/{contrast}/model_genes.tsv",
@@ -48,5 +74,6 @@ rule predict:
         deseq2=de_settings("in_fold_vst"),
         design=config["design"],
         seed=config["seed"],
+        layers=prediction_layers(),
     script:
         "../scripts/predict.py"

@@ -92,7 +92,7 @@ def report_contrast_files(contrast):
     for name in ("summary", "qq", "null_degs"):
         files[f"calibration_{name}"] = one_path(getattr(rules.calibration.output, name), contrast)
     if contrast in PREDICTED_CONTRASTS:
-        for name in ("comparison", "site", "genes", "roc", "calibration"):
+        for name in ("comparison", "gains", "site", "genes", "layers", "roc", "calibration"):
             files[f"predict_{name}"] = one_path(getattr(rules.predict.output, name), contrast)
     if CAMERA_OUTPUTS:
         files["camera"] = one_path(rules.camera.output.table, contrast)
