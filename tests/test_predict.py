@@ -718,7 +718,8 @@ def test_a_covariate_with_missing_values_stops_the_run_at_ingest(workflow_copy):
 def test_toy_cohort_prediction(toy_run):
     out = toy_run / "results/predict/TRD_vs_responder"
     comparison = pd.read_csv(out / "model_comparison.tsv", sep="\t")
-    assert len(comparison) == 9 and comparison["best"].sum() == 1
+    # clinical, mrna and combined with 3 learners, stacked with l2 (predict.stacked_learners)
+    assert len(comparison) == 10 and comparison["best"].sum() == 1
     best = comparison[comparison["best"]].iloc[0]
     combined = comparison[comparison["feature_set"] == "combined"].set_index("learner")
     assert 0.65 <= combined.loc["l2", "auc_mean"] <= 0.90  # the toy leaves prediction non-trivial
@@ -726,12 +727,17 @@ def test_toy_cohort_prediction(toy_run):
     assert (comparison["auc_low"] <= comparison["auc_mean"]).all()
     assert (comparison["auc_mean"] <= comparison["auc_high"]).all()
     predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
-    assert len(predictions) == 48 * 5 * 9
+    assert len(predictions) == 48 * 5 * 10
+    gains = pd.read_csv(out / "layer_gains.tsv", sep="\t").set_index(["feature_set", "learner", "reference"])
+    # the gains over clinical data are those of model_comparison; the stacked model is compared too
+    row = comparison.set_index(["feature_set", "learner"]).loc[("mrna", "l2")]
+    assert gains.loc[("mrna", "l2", "clinical"), "auc_gain"] == pytest.approx(row["auc_gain_over_clinical"])
+    assert ("stacked", "l2", "mrna") in gains.index and ("mrna", "l2", "mrna") not in gains.index
     sites = pd.read_csv(out / "site_validation.tsv", sep="\t")
     assert set(sites["site"]) == {"siteA", "siteB", "siteC", "all sites (pooled)"}
     genes = pd.read_csv(out / "model_genes.tsv", sep="\t")
     assert genes["selection_frequency"].between(0, 1).all() and genes["in_final_model"].sum() > 0
-    for figure in ("roc.png", "calibration.png"):
+    for figure in ("roc.png", "calibration.png", "layers.png"):
         assert (out / figure).stat().st_size > 5000
 
 
