@@ -22,6 +22,7 @@ LAYERS = [
     "qc",
     "cells",
     "calibration",
+    "genotypes",
     "predict",
     "report",
     "ingest",

@@ -70,6 +70,9 @@ check_engines_installed(
 )
 
 CONTRASTS = list(config["contrasts"])
+# genotypes of candidate genes (workflow/rules/genotypes.smk): on when a genotype file is given
+GENOTYPES = config["genotypes"]
+GENOTYPES_ENABLED = bool(GENOTYPES["file"])
 # the TRD prediction is optional (predict.enabled): too small a cohort cannot be cross-validated
 PREDICTED_CONTRASTS = CONTRASTS if config["predict"]["enabled"] else []
 

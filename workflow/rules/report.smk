@@ -53,6 +53,7 @@ REPORT_SECTIONS = [
     "enrichment",
     "prediction",
     "robustness",
+    "genotypes",
     "methods",
     "provenance",
 ]
@@ -99,6 +100,8 @@ def report_contrast_files(contrast):
     if CELLS["enabled"]:
         files["cell_by_group"] = f"results/cells/{contrast}/scores_by_group.tsv"
         files["cell_figure"] = f"results/cells/{contrast}/scores_by_group.png"
+    if GENOTYPES_ENABLED:
+        files["genotype_association"] = one_path(rules.genotype_association.output.table, contrast)
     return files
 
 
@@ -129,6 +132,9 @@ rule report:
         # how robust are the findings (workflow/rules/sensitivity.smk)
         cell_markers=rules.cell_composition.output.markers if CELLS["enabled"] else [],
         cell_choice=rules.cell_composition.output.choice if CELLS["enabled"] else [],
+        # genotypes of candidate genes (workflow/rules/genotypes.smk)
+        genotype_eqtl=rules.genotype_eqtl.output.table if GENOTYPES_ENABLED else [],
+        genotype_eqtl_figure=rules.genotype_eqtl.output.figure if GENOTYPES_ENABLED else [],
         readmes=resource_readmes(),
         software_versions=rules.software_versions.output.yml,
         # what every job used (Snakemake's benchmark files), tabled in the run summary
@@ -144,6 +150,12 @@ rule report:
         + ([rules.cell_composition.benchmark] if CELLS["enabled"] else [])
         + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)
         + expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS, model=ENRICHED_MODELS)
+        + (
+            [rules.genotypes.benchmark, rules.genotype_eqtl.benchmark]
+            + expand(rules.genotype_association.benchmark, contrast=CONTRASTS)
+            if GENOTYPES_ENABLED
+            else []
+        )
         + [rules.software_versions.benchmark],
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         macros=os.path.join(REPORT_TEMPLATE_DIR, "macros.j2"),

@@ -7,7 +7,7 @@ Subpackages by concern, each importing only from the ones listed before it:
 - ``io``: count formats, the sample sheet, gene identifiers and annotation, gene sets;
 - ``model``: the design, PyDESeq2 fits (through ``batched_deseq2``), filtering, VST, tables,
   sensitivity models;
-- ``qc``, ``cells``, ``calibration``, ``enrichment``, ``predict``: one concern each;
+- ``qc``, ``cells``, ``calibration``, ``enrichment``, ``genotypes``, ``predict``: one concern each;
 - ``report``: the HTML report and its figures;
 - ``provenance``, ``resources``, ``simulate``: software versions and MultiQC, the builders of
   resources/, the cohort simulator.

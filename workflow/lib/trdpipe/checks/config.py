@@ -155,3 +155,6 @@ def resolve_shipped_paths(config: dict, workflow_top) -> None:
     for name, path in collections.items():
         collections[name] = shipped_path(path, workflow_top)
     config["cells"]["resource"] = shipped_path(config["cells"]["resource"], workflow_top)
+    genotypes = config["genotypes"]
+    for key in ("file", "candidates", "variants"):
+        genotypes[key] = shipped_path(genotypes[key], workflow_top)
