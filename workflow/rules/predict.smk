@@ -1,11 +1,12 @@
 def prediction_layers():
     """What the predict script needs of the layers (params.layers): the primary assay's name, the
-    other assays (each with its filter and the features kept per fold) and the genotypes."""
-    n_features = config["predict"]["n_features"]
+    other assays (each with its filter and the features kept per fold) and the genotypes (with the
+    sample sheet's score columns); a layer not named in predict.n_features keeps predict.n_genes."""
+    n_features = lambda name: config["predict"]["n_features"].get(name, config["predict"]["n_genes"])
     return {
         "primary": "mrna",
         "assays": [],
-        "genotypes": {"scores": [], "n_features": n_features.get("genotypes", config["predict"]["n_genes"])},
+        "genotypes": {"scores": GENOTYPES["scores"], "n_features": n_features("genotypes")},
     }
 
 
@@ -14,7 +15,8 @@ rule predict:
         # raw counts: size factors, VST, gene filter and selection are all fitted inside the folds
         h5ad="results/filter/cohort.h5ad",
         assays=[],
-        genotypes=[],
+        # the candidate variants' dosages (samples x variants), when genotypes are given
+        genotypes="results/genotypes/dosages.tsv.gz" if GENOTYPES_ENABLED else [],
     output:
         comparison=report(
             "results/predict/{contrast}/model_comparison.tsv",
