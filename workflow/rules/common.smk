@@ -177,6 +177,14 @@ def existing_count_files(wildcards):
     return [p for p in paths if p and os.path.isfile(p)]
 
 
+def genotype_files(wildcards):
+    """The genotype file, its index and the user's variant list, those that exist: a missing one is
+    left to the rule, whose message names it and the config key."""
+    file = GENOTYPES["file"]
+    paths = [file, f"{file}.tbi", f"{file}.csi", GENOTYPES["variants"]]
+    return [p for p in paths if p and os.path.isfile(p)]
+
+
 def qc_figure(name):
     """A QC figure in results/qc/ with its caption workflow/report/{name}.rst."""
     return report(
@@ -191,8 +199,10 @@ REPORT_TEMPLATE_DIR = os.path.join(WORKFLOW_DIR, "report")
 
 
 def resource_readmes():
-    """README.md beside the annotation and the gene-set collections: provenance for the report's Methods."""
+    """README.md beside the annotation, the gene-set collections and, when genotypes are analysed, the
+    candidate-variant list: provenance for the report's Methods."""
     files = [config["annotation"], *config.get("enrichment", {}).get("collections", {}).values()]
+    files += [GENOTYPES["candidates"]] if GENOTYPES_ENABLED else []
     readmes = dict.fromkeys(os.path.join(os.path.dirname(f), "README.md") for f in files)
     return [readme for readme in readmes if os.path.exists(readme)]
 

@@ -20,14 +20,6 @@ GENOTYPE_OUTPUTS = (
 )
 
 
-def genotype_files(wildcards):
-    """The genotype file, its index and the user's variant list, those that exist: a missing one is
-    left to the rule, whose message names it and the config key."""
-    file = GENOTYPES["file"]
-    paths = [file, f"{file}.tbi", f"{file}.csi", GENOTYPES["variants"]]
-    return [p for p in paths if p and os.path.isfile(p)]
-
-
 rule genotypes:
     input:
         files=genotype_files,
