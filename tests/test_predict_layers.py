@@ -6,7 +6,8 @@ import logging
 import pandas as pd
 import pytest
 
-from test_predict import DESEQ2, FILTER, SETTINGS, layered_cohort
+from test_predict import DESEQ2, FILTER, SETTINGS, count_cohort, layered_cohort
+from trdpipe.predict.features import read_layers
 from trdpipe.predict.models import compare_models, cross_validate, layer_gains
 from trdpipe.report.sections.prediction import layer_sentence
 
@@ -89,3 +90,28 @@ def test_the_layer_sentence_names_what_each_layer_adds():
         "(+0.02, -0.05 to +0.09, p = 0.51) and genotypes (-0.02, -0.09 to +0.05, p = 0.6) add nothing "
         "detectable; over the mrna model, mirna adds +0.19 (+0.10 to +0.28, p = 0.003)."
     )
+
+
+def test_the_rule_s_layers_are_read_with_their_settings_and_the_sheet_s_scores(tmp_path):
+    """What the predict rule hands over: another assay's filtered cohort and the genotype dosages
+    (gzipped TSV, first column sample_id, a missing call empty), joined with the sheet's score."""
+    obs = count_cohort(0.0, n_samples=6, n_genes=5).obs.assign(prs=[0.1, -0.2, 0.3, 0.0, 1.2, -1.0])
+    count_cohort(0.5, n_samples=6, n_genes=4).write_h5ad(tmp_path / "mirna.h5ad")
+    dosages = pd.DataFrame(
+        {"sample_id": ["S00", "S01", "S02", "S04"], "rs6295": [0, 1, None, 2], "rs17110747": [2, 2, 1, 0]}
+    )
+    dosages.to_csv(tmp_path / "dosages.tsv.gz", sep="\t", index=False)
+    settings = {
+        "primary": "mrna",
+        "assays": ["mirna"],
+        "mirna": {"n_features": 3, "filter": FILTER},
+        "genotypes": {"scores": ["prs"], "n_features": 200},
+    }
+    mirna, genotypes = read_layers(settings, [tmp_path / "mirna.h5ad"], str(tmp_path / "dosages.tsv.gz"), obs)
+    assert (mirna.name, mirna.kind, mirna.n_features, mirna.filter_settings) == ("mirna", "counts", 3, FILTER)
+    assert mirna.values.shape == (6, 4) and list(mirna.values.columns) == ["g0", "g1", "g2", "g3"]
+    assert (genotypes.name, genotypes.kind, genotypes.n_features) == ("genotypes", "genotypes", 200)
+    assert list(genotypes.values.index) == ["S00", "S01", "S02", "S04"]
+    assert list(genotypes.values.columns) == ["rs6295", "rs17110747", "prs"]
+    assert genotypes.values.loc["S04", "prs"] == 1.2 and pd.isna(genotypes.values.loc["S02", "rs6295"])
+    assert read_layers({**settings, "assays": []}, [], [], obs) == []
