@@ -6,7 +6,9 @@ import yaml
 
 from conftest import ROOT
 from trdpipe.cells.scores import SCORE_METHODS
+from trdpipe.checks.assays import ASSAY_TYPES, MRNA_FORMATS, SMALL_RNA_FORMATS
 from trdpipe.io.counts import FORMATS, STAR_STRAND_COLUMN, STRAND_SHARES
+from trdpipe.io.small_rna import FORMATS as SMALL_RNA_READERS
 from trdpipe.model.engines import ENGINES
 from trdpipe.model.engines.pydeseq2 import INFERENCE_BACKENDS, MODEL_CLASSES
 from trdpipe.predict.models import make_learner
@@ -51,3 +53,10 @@ def test_every_learner_of_the_schema_is_built():
     }
     with pytest.raises(ValueError, match="unknown learner 'svm'"):
         make_learner("svm", defaults, seed=0)
+
+
+def test_an_assays_formats_and_types_are_those_the_code_reads():
+    entry = SCHEMA["properties"]["assays"]["additionalProperties"]["properties"]
+    assert (MRNA_FORMATS, SMALL_RNA_FORMATS) == (FORMATS, SMALL_RNA_READERS)
+    assert sorted(entry["counts_format"]["enum"]) == sorted(set(FORMATS) | set(SMALL_RNA_READERS))
+    assert entry["type"]["enum"] == list(ASSAY_TYPES)

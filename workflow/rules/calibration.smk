@@ -2,6 +2,7 @@
 # permuted labels -> refits of the primary model in scattered blocks -> one gathering rule.
 # Engine: workflow/lib/trdpipe/calibration/permutation.py. A local run spreads the blocks over cores, a SLURM run
 # over nodes; `--set-scatter calibration=N` changes the number of blocks, not the results.
+# Every assay is calibrated by these rules ({assay_dir}: "" or "assays/{name}/").
 
 import math
 
@@ -14,13 +15,13 @@ scattergather:
 
 rule calibration_permutations:
     input:
-        h5ad="results/filter/cohort.h5ad",
+        h5ad="results/{assay_dir}filter/cohort.h5ad",
     output:
-        labels="results/calibration/{contrast}/permuted_labels.tsv",
+        labels="results/{assay_dir}calibration/{contrast}/permuted_labels.tsv",
     log:
-        "logs/calibration_permutations/{contrast}.log",
+        "logs/{assay_dir}calibration_permutations/{contrast}.log",
     benchmark:
-        "results/benchmarks/calibration_permutations/{contrast}.tsv"
+        "results/benchmarks/{assay_dir}calibration_permutations/{contrast}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../envs/trdpipe.yml"
@@ -40,14 +41,14 @@ rule calibration_permutations:
 
 rule calibration_block:
     input:
-        h5ad="results/filter/cohort.h5ad",
-        labels="results/calibration/{contrast}/permuted_labels.tsv",
+        h5ad="results/{assay_dir}filter/cohort.h5ad",
+        labels="results/{assay_dir}calibration/{contrast}/permuted_labels.tsv",
     output:
-        h5ad="results/calibration/{contrast}/blocks/{scatteritem}.h5ad",
+        h5ad="results/{assay_dir}calibration/{contrast}/blocks/{scatteritem}.h5ad",
     log:
-        "logs/calibration_block/{contrast}_{scatteritem}.log",
+        "logs/{assay_dir}calibration_block/{contrast}_{scatteritem}.log",
     benchmark:
-        "results/benchmarks/calibration_block/{contrast}_{scatteritem}.tsv"
+        "results/benchmarks/{assay_dir}calibration_block/{contrast}_{scatteritem}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../envs/trdpipe.yml"
@@ -69,38 +70,38 @@ rule calibration_block:
 
 rule calibration:
     input:
-        h5ad="results/filter/cohort.h5ad",
-        labels="results/calibration/{contrast}/permuted_labels.tsv",
-        table="results/de/{contrast}/deseq2_results.tsv",
-        blocks=gather.calibration("results/calibration/{{contrast}}/blocks/{scatteritem}.h5ad"),
+        h5ad="results/{assay_dir}filter/cohort.h5ad",
+        labels="results/{assay_dir}calibration/{contrast}/permuted_labels.tsv",
+        table="results/{assay_dir}de/{contrast}/deseq2_results.tsv",
+        blocks=gather.calibration("results/{{assay_dir}}calibration/{{contrast}}/blocks/{scatteritem}.h5ad"),
     output:
-        null="results/calibration/{contrast}/null_statistics.h5ad",
+        null="results/{assay_dir}calibration/{contrast}/null_statistics.h5ad",
         calibrated=report(
-            "results/calibration/{contrast}/calibrated_results.tsv",
+            "results/{assay_dir}calibration/{contrast}/calibrated_results.tsv",
             caption="../report/calibrated_results.rst",
             category="Calibration",
             subcategory="{contrast}",
         ),
-        permutations="results/calibration/{contrast}/permutations.tsv",
-        summary="results/calibration/{contrast}/summary.tsv",
+        permutations="results/{assay_dir}calibration/{contrast}/permutations.tsv",
+        summary="results/{assay_dir}calibration/{contrast}/summary.tsv",
         qq=report(
-            "results/calibration/{contrast}/qq.png",
+            "results/{assay_dir}calibration/{contrast}/qq.png",
             caption="../report/qq.rst",
             category="Calibration",
             subcategory="{contrast}",
         ),
         null_degs=report(
-            "results/calibration/{contrast}/null_degs.png",
+            "results/{assay_dir}calibration/{contrast}/null_degs.png",
             caption="../report/null_degs.rst",
             category="Calibration",
             subcategory="{contrast}",
         ),
-        qq_svg="results/calibration/{contrast}/qq.svg",
-        null_degs_svg="results/calibration/{contrast}/null_degs.svg",
+        qq_svg="results/{assay_dir}calibration/{contrast}/qq.svg",
+        null_degs_svg="results/{assay_dir}calibration/{contrast}/null_degs.svg",
     log:
-        "logs/calibration/{contrast}.log",
+        "logs/{assay_dir}calibration/{contrast}.log",
     benchmark:
-        "results/benchmarks/calibration/{contrast}.tsv"
+        "results/benchmarks/{assay_dir}calibration/{contrast}.tsv"
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../envs/trdpipe.yml"

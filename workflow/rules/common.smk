@@ -20,6 +20,7 @@ os.environ["MPLBACKEND"] = "Agg"
 # source tree; every job of the run inherits the variable (workflow/lib/batched_deseq2/numba_cache.py);
 # set before the engine's first import below, which would otherwise set the user's cache.
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.abspath(os.path.join(".snakemake", "numba_cache")))
+from trdpipe.checks.assays import assay_settings, mirror_primary
 from trdpipe.checks.config import check_config, resolve_shipped_paths, shipped_path
 from trdpipe.checks.config_keys import section_settings
 from trdpipe.checks.deprecations import rename_deprecated_sections
@@ -34,6 +35,10 @@ check_config(config, os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 # a deployment's config names the shipped resources/ as the repository's does
 resolve_shipped_paths(config, WORKFLOW_TOP)
+# The count layers (config assays:, trdpipe.checks.assays), the primary mRNA assay first; its
+# settings are also the top-level keys, which the mRNA-only steps read.
+ASSAY_SETTINGS = assay_settings(config, lambda path: shipped_path(path, WORKFLOW_TOP))
+mirror_primary(config, ASSAY_SETTINGS)
 
 
 def decide_auto_parts():
@@ -77,9 +82,42 @@ GENOTYPES_ENABLED = bool(GENOTYPES["file"])
 PREDICTED_CONTRASTS = CONTRASTS if config["predict"]["enabled"] else []
 
 
+ASSAYS = list(ASSAY_SETTINGS)
+ASSAY_TYPES = {name: settings["type"] for name, settings in ASSAY_SETTINGS.items()}
+EXTRA_ASSAYS = ASSAYS[1:]
+
+
+def assay_dir(name):
+    """The folder of an assay's results under results/ (and logs/, results/benchmarks/): the
+    primary assay's are today's ("": results/qc/, results/de/...), every other one's
+    results/assays/{name}/. Rules take it as the wildcard {assay_dir}."""
+    return "" if name == ASSAYS[0] else f"assays/{name}/"
+
+
+ASSAY_DIRS = {assay_dir(name): name for name in ASSAYS}
+
+
+def assay_setting(key):
+    """A rule's params (or input) function: the setting `key` of the assay of its {assay_dir}."""
+    return lambda wildcards: ASSAY_SETTINGS[ASSAY_DIRS[wildcards.assay_dir]][key]
+
+
+def primary_assay(pattern):
+    """A rule's path pattern for the primary assay ({assay_dir} ""), its other wildcards kept."""
+    return expand(pattern, assay_dir="", allow_missing=True)[0]
+
+
+def every_assay(pattern, **wildcards):
+    """`pattern` expanded for every assay (its {assay_dir}) and the other wildcards given."""
+    return expand(pattern, assay_dir=list(ASSAY_DIRS), **wildcards)
+
+
 # Names are checked against the schema's safe pattern; escaped all the same, since '.' is allowed.
 wildcard_constraints:
     contrast="|".join(map(re.escape, CONTRASTS)),
+    # "" (the primary assay) or "assays/{name}/" of a configured assay; the group keeps the
+    # constraint from being empty, which Snakemake would read as none
+    assay_dir="(?:" + "|".join(map(re.escape, ASSAY_DIRS)) + ")",
 
 
 def _count_lines(path):
@@ -162,12 +200,16 @@ def runtime_min(base, per_million_cells):
 
 
 def existing_count_files(wildcards):
-    """Count files that exist (config counts, the sheet's counts_file column, tx2gene).
+    """Count files of the assay that exist (its counts, tx2gene; the primary's also from the
+    sheet's counts_file column).
 
     They are inputs so that a changed file reruns ingest; a missing one is left to ingest,
     whose message names the sample and the sheet (Snakemake's missing-input error does not).
     """
-    paths = [config["counts"], config["tx2gene"]]
+    settings = ASSAY_SETTINGS[ASSAY_DIRS[wildcards.assay_dir]]
+    paths = [settings["counts"], settings["tx2gene"]]
+    if wildcards.assay_dir:
+        return [p for p in paths if p and os.path.isfile(p)]
     try:
         sheet = read_sample_sheet(config["samples"])
     except InputError:
@@ -186,9 +228,9 @@ def genotype_files(wildcards):
 
 
 def qc_figure(name):
-    """A QC figure in results/qc/ with its caption workflow/report/{name}.rst."""
+    """A QC figure in results/{assay_dir}qc/ with its caption workflow/report/{name}.rst."""
     return report(
-        f"results/qc/{name}.png",
+        f"results/{{assay_dir}}qc/{name}.png",
         caption=f"../report/{name}.rst",
         category="Quality control",
     )
@@ -199,9 +241,10 @@ REPORT_TEMPLATE_DIR = os.path.join(WORKFLOW_DIR, "report")
 
 
 def resource_readmes():
-    """README.md beside the annotation, the gene-set collections and, when genotypes are analysed, the
-    candidate-variant list: provenance for the report's Methods."""
-    files = [config["annotation"], *config.get("enrichment", {}).get("collections", {}).values()]
+    """README.md beside every assay's annotation, the gene-set collections and, when genotypes are
+    analysed, the candidate-variant list: provenance for the report's Methods."""
+    annotations = [settings["annotation"] for settings in ASSAY_SETTINGS.values()]
+    files = [*annotations, *config.get("enrichment", {}).get("collections", {}).values()]
     files += [GENOTYPES["candidates"]] if GENOTYPES_ENABLED else []
     readmes = dict.fromkeys(os.path.join(os.path.dirname(f), "README.md") for f in files)
     return [readme for readme in readmes if os.path.exists(readme)]

@@ -1,34 +1,35 @@
+# DE and VST of every assay: {assay_dir} is "" for the primary assay, "assays/{name}/" for the others.
 rule deseq2:
     input:
-        h5ad="results/filter/cohort.h5ad",
+        h5ad="results/{assay_dir}filter/cohort.h5ad",
     output:
         table=report(
-            "results/de/{contrast}/deseq2_results.tsv",
+            "results/{assay_dir}de/{contrast}/deseq2_results.tsv",
             caption="../report/deseq2_results.rst",
             category="Differential expression",
             subcategory="{contrast}",
         ),
-        model="results/de/{contrast}/model.tsv",
-        samples="results/de/{contrast}/samples_used.tsv",
+        model="results/{assay_dir}de/{contrast}/model.tsv",
+        samples="results/{assay_dir}de/{contrast}/samples_used.tsv",
         volcano=report(
-            "results/de/{contrast}/volcano.png",
+            "results/{assay_dir}de/{contrast}/volcano.png",
             caption="../report/volcano.rst",
             category="Differential expression",
             subcategory="{contrast}",
         ),
         ma=report(
-            "results/de/{contrast}/ma.png",
+            "results/{assay_dir}de/{contrast}/ma.png",
             caption="../report/ma.rst",
             category="Differential expression",
             subcategory="{contrast}",
         ),
-        volcano_svg="results/de/{contrast}/volcano.svg",
-        ma_svg="results/de/{contrast}/ma.svg",
-        normalised="results/de/{contrast}/normalised_counts.tsv.gz",
+        volcano_svg="results/{assay_dir}de/{contrast}/volcano.svg",
+        ma_svg="results/{assay_dir}de/{contrast}/ma.svg",
+        normalised="results/{assay_dir}de/{contrast}/normalised_counts.tsv.gz",
     log:
-        "logs/deseq2/{contrast}.log",
+        "logs/{assay_dir}deseq2/{contrast}.log",
     benchmark:
-        "results/benchmarks/deseq2/{contrast}.tsv"
+        "results/benchmarks/{assay_dir}deseq2/{contrast}.tsv"
     conda:
         "../envs/trdpipe.yml"
     threads: threads_beside_vst_branch(2)
@@ -46,14 +47,14 @@ rule deseq2:
 
 rule vst:
     input:
-        h5ad="results/filter/cohort.h5ad",
+        h5ad="results/{assay_dir}filter/cohort.h5ad",
     output:
-        h5ad="results/vst/vst.h5ad",
-        tsv="results/vst/vst.tsv.gz",
+        h5ad="results/{assay_dir}vst/vst.h5ad",
+        tsv="results/{assay_dir}vst/vst.tsv.gz",
     log:
-        "logs/vst/vst.log",
+        "logs/{assay_dir}vst/vst.log",
     benchmark:
-        "results/benchmarks/vst/vst.tsv"
+        "results/benchmarks/{assay_dir}vst/vst.tsv"
     conda:
         "../envs/trdpipe.yml"
     # the VST is numpy on whole matrices; its one threaded part, a dispersion fit of

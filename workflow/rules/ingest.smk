@@ -1,14 +1,16 @@
+# Every assay (config assays:) is ingested by this rule: {assay_dir} is "" for the primary mRNA
+# assay (results/ingest/) and "assays/{name}/" for the others (common.smk's assay_dir).
 rule ingest:
     input:
         counts=existing_count_files,
         samples=config["samples"],
-        annotation=config["annotation"],
+        annotation=assay_setting("annotation"),
     output:
-        h5ad="results/ingest/cohort.h5ad",
+        h5ad="results/{assay_dir}ingest/cohort.h5ad",
     log:
-        "logs/ingest/ingest.log",
+        "logs/{assay_dir}ingest/ingest.log",
     benchmark:
-        "results/benchmarks/ingest/ingest.tsv"
+        "results/benchmarks/{assay_dir}ingest/ingest.tsv"
     conda:
         "../envs/trdpipe.yml"
     threads: 1
@@ -17,13 +19,14 @@ rule ingest:
         mem_mb=mem_mb(1000, 40),
         runtime=runtime_min(5, 0.5),
     params:
-        counts=config["counts"],
+        assay_type=assay_setting("type"),
+        counts=assay_setting("counts"),
         design=config["design"],
         contrasts=config["contrasts"],
-        counts_format=config["counts_format"],
-        strandedness=config["strandedness"],
-        counts_layer=config["counts_layer"],
-        tx2gene=config["tx2gene"],
+        counts_format=assay_setting("counts_format"),
+        strandedness=assay_setting("strandedness"),
+        counts_layer=assay_setting("counts_layer"),
+        tx2gene=assay_setting("tx2gene"),
         # what the Snakefile switched off (enabled: auto), for ingest's log
         switched_off=SWITCHED_OFF,
     script:

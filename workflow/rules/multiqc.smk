@@ -12,8 +12,9 @@ localrules:
 
 rule multiqc:
     input:
-        metrics=rules.qc.output.mqc_metrics,
-        flags=rules.qc.output.mqc_flags,
+        # the primary mRNA assay's QC only
+        metrics=primary_assay(rules.qc.output.mqc_metrics),
+        flags=primary_assay(rules.qc.output.mqc_flags),
     output:
         html="results/multiqc/multiqc_report.html",
         data=directory("results/multiqc/multiqc_data"),

@@ -9,28 +9,29 @@ QC_FIGURES = [
 ]
 
 
+# QC and filtering of every assay, as ingest (rules/ingest.smk): {assay_dir} "" or "assays/{name}/".
 rule qc:
     input:
-        h5ad="results/ingest/cohort.h5ad",
+        h5ad="results/{assay_dir}ingest/cohort.h5ad",
     output:
         metrics=report(
-            "results/qc/qc_metrics.tsv",
+            "results/{assay_dir}qc/qc_metrics.tsv",
             caption="../report/qc_metrics.rst",
             category="Quality control",
         ),
-        excluded="results/qc/excluded_samples.tsv",
-        limits="results/qc/qc_limits.tsv",
-        pcs="results/qc/pca_scores.tsv",
-        association="results/qc/pc_covariate_association.tsv",
+        excluded="results/{assay_dir}qc/excluded_samples.tsv",
+        limits="results/{assay_dir}qc/qc_limits.tsv",
+        pcs="results/{assay_dir}qc/pca_scores.tsv",
+        association="results/{assay_dir}qc/pc_covariate_association.tsv",
         balance=report(
-            "results/qc/covariate_balance.tsv",
+            "results/{assay_dir}qc/covariate_balance.tsv",
             caption="../report/covariate_balance.rst",
             category="Quality control",
         ),
         # every sample-sheet column against each contrast's variable, and the alarms it raises
-        confounding="results/qc/confounding.tsv",
-        mqc_metrics="results/qc/trd_qc_metrics_mqc.tsv",
-        mqc_flags="results/qc/trd_qc_flags_mqc.yaml",
+        confounding="results/{assay_dir}qc/confounding.tsv",
+        mqc_metrics="results/{assay_dir}qc/trd_qc_metrics_mqc.tsv",
+        mqc_flags="results/{assay_dir}qc/trd_qc_flags_mqc.yaml",
         pca=qc_figure("pca"),
         scree=qc_figure("scree"),
         pc_heatmap=qc_figure("pc_covariate_association"),
@@ -39,11 +40,11 @@ rule qc:
         detected_genes=qc_figure("detected_genes"),
         sex_check=qc_figure("sex_check"),
         # save_figure writes each figure as SVG too, for publication
-        svgs=expand("results/qc/{name}.svg", name=QC_FIGURES),
+        svgs=expand("results/{{assay_dir}}qc/{name}.svg", name=QC_FIGURES),
     log:
-        "logs/qc/qc.log",
+        "logs/{assay_dir}qc/qc.log",
     benchmark:
-        "results/benchmarks/qc/qc.tsv"
+        "results/benchmarks/{assay_dir}qc/qc.tsv"
     conda:
         "../envs/trdpipe.yml"
     threads: 1  # as vst: the blind VST's threaded part is short
@@ -52,7 +53,9 @@ rule qc:
         mem_mb=mem_mb(1000, 60),
         runtime=runtime_min(5, 1),
     params:
-        qc=config["qc"],
+        qc=assay_setting("qc"),
+        # the globin and sex checks are the mRNA assay's (trdpipe.qc.metrics.run_qc)
+        assay_type=assay_setting("type"),
         deseq2=de_settings("vst"),
         contrasts=config["contrasts"],
         design=config["design"],
@@ -62,15 +65,15 @@ rule qc:
 
 rule filter:
     input:
-        h5ad="results/ingest/cohort.h5ad",
-        metrics="results/qc/qc_metrics.tsv",
+        h5ad="results/{assay_dir}ingest/cohort.h5ad",
+        metrics="results/{assay_dir}qc/qc_metrics.tsv",
     output:
-        h5ad="results/filter/cohort.h5ad",
-        summary="results/filter/filter_summary.tsv",
+        h5ad="results/{assay_dir}filter/cohort.h5ad",
+        summary="results/{assay_dir}filter/filter_summary.tsv",
     log:
-        "logs/filter/filter.log",
+        "logs/{assay_dir}filter/filter.log",
     benchmark:
-        "results/benchmarks/filter/filter.tsv"
+        "results/benchmarks/{assay_dir}filter/filter.tsv"
     conda:
         "../envs/trdpipe.yml"
     threads: 1
@@ -78,7 +81,7 @@ rule filter:
         mem_mb=mem_mb(1000, 30),
         runtime=runtime_min(5, 0.5),
     params:
-        filter=config["filter"],
+        filter=assay_setting("filter"),
         contrasts=config["contrasts"],
         design=config["design"],
     script:

@@ -50,6 +50,8 @@ REPORT_SECTIONS = [
     "qc",
     "de",
     "calibration",
+    # every assay beside the primary mRNA one (config assays:): its QC and DE
+    "assays",
     "enrichment",
     "prediction",
     "robustness",
@@ -78,6 +80,20 @@ def sensitivity_files(contrast):
     }
 
 
+def extra_assay_files(name, contrast):
+    """An extra assay's files that the report shows: its QC and its DE and calibration of a contrast."""
+    files = {
+        "qc_metrics": rules.qc.output.metrics,
+        "pca": rules.qc.output.pca,
+        "library_size": rules.qc.output.library_size,
+        "detected_genes": rules.qc.output.detected_genes,
+        "table": rules.deseq2.output.table,
+        "volcano": rules.deseq2.output.volcano,
+        "calibration_summary": rules.calibration.output.summary,
+    }
+    return {key: expand(path, assay_dir=assay_dir(name), contrast=contrast)[0] for key, path in files.items()}
+
+
 def report_contrast_files(contrast):
     """The report's files of one contrast by name (trdpipe.report.inputs.ReportInputs); a step this
     run skips has none."""
@@ -87,11 +103,14 @@ def report_contrast_files(contrast):
         "volcano": f"results/de/{contrast}/volcano.png",
         "ma": f"results/de/{contrast}/ma.png",
         "sensitivity": sensitivity_files(contrast),
+        "assays": {name: extra_assay_files(name, contrast) for name in EXTRA_ASSAYS},
     }
     for name in ("gsea", "ora", "gsea_dotplot", "ora_dotplot", "running_scores"):
         files[name] = one_path(getattr(rules.enrichment.output, name), contrast)
     for name in ("summary", "qq", "null_degs"):
-        files[f"calibration_{name}"] = one_path(getattr(rules.calibration.output, name), contrast)
+        files[f"calibration_{name}"] = one_path(
+            primary_assay(getattr(rules.calibration.output, name)), contrast
+        )
     if contrast in PREDICTED_CONTRASTS:
         for name in ("comparison", "gains", "site", "genes", "layers", "roc", "calibration"):
             files[f"predict_{name}"] = one_path(getattr(rules.predict.output, name), contrast)
@@ -117,12 +136,12 @@ def manifest_paths(files):
 rule report:
     input:
         cohort="results/ingest/cohort.h5ad",
-        metrics=rules.qc.output.metrics,
-        balance=rules.qc.output.balance,
-        association=rules.qc.output.association,
-        confounding=rules.qc.output.confounding,
+        metrics=primary_assay(rules.qc.output.metrics),
+        balance=primary_assay(rules.qc.output.balance),
+        association=primary_assay(rules.qc.output.association),
+        confounding=primary_assay(rules.qc.output.confounding),
         # every figure of the QC rule, each captioned by workflow/report/<name>.rst
-        qc_figures=[path for path in rules.qc.output if path.endswith(".png")],
+        qc_figures=[primary_assay(path) for path in rules.qc.output if path.endswith(".png")],
         filter_summary="results/filter/filter_summary.tsv",
         vst="results/vst/vst.h5ad",
         # raw counts of the genes and samples each contrast was fitted on, for the per-gene plots
@@ -138,14 +157,19 @@ rule report:
         readmes=resource_readmes(),
         software_versions=rules.software_versions.output.yml,
         # what every job used (Snakemake's benchmark files), tabled in the run summary
-        benchmarks=[rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark]
-        + expand(rules.deseq2.benchmark, contrast=CONTRASTS)
+        benchmarks=every_assay(rules.ingest.benchmark)
+        + every_assay(rules.qc.benchmark)
+        + every_assay(rules.filter.benchmark)
+        + every_assay(rules.vst.benchmark)
+        + every_assay(rules.deseq2.benchmark, contrast=CONTRASTS)
         + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
         + expand(rules.pathway_null.benchmark, contrast=CONTRASTS)
         + (expand(rules.camera.benchmark, contrast=CONTRASTS) if CAMERA_OUTPUTS else [])
-        + expand(rules.calibration_permutations.benchmark, contrast=CONTRASTS)
-        + gather.calibration(rules.calibration_block.benchmark, contrast=CONTRASTS)
-        + expand(rules.calibration.benchmark, contrast=CONTRASTS)
+        + every_assay(rules.calibration_permutations.benchmark, contrast=CONTRASTS)
+        + gather.calibration(
+            rules.calibration_block.benchmark, contrast=CONTRASTS, assay_dir=list(ASSAY_DIRS)
+        )
+        + every_assay(rules.calibration.benchmark, contrast=CONTRASTS)
         + expand(rules.predict.benchmark, contrast=PREDICTED_CONTRASTS)
         + ([rules.cell_composition.benchmark] if CELLS["enabled"] else [])
         + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)

@@ -5,6 +5,7 @@ import logging
 
 import anndata as ad
 
+from trdpipe.checks.assays import MRNA
 from trdpipe.common import run_script, save_figure, write_table
 from trdpipe.model.vst import variance_stabilise
 from trdpipe.qc.figures import (
@@ -13,6 +14,7 @@ from trdpipe.qc.figures import (
     distance_heatmap,
     flagged_by,
     metric_bar_chart,
+    not_applicable_plot,
     pca_plot,
     scree_plot,
     sex_check_plot,
@@ -34,7 +36,8 @@ def main(smk) -> None:
     adata = ad.read_h5ad(smk.input.h5ad)
     settings = dict(smk.params.qc)
     vst = variance_stabilise(adata, dict(smk.params.deseq2), smk.threads)
-    results = run_qc(adata, vst, settings)
+    mrna = smk.params.assay_type == MRNA
+    results = run_qc(adata, vst, settings, mrna=mrna)
     balance = balance_tables(adata.obs, dict(smk.params.contrasts))
     log_findings(results, balance)
     # the samples the models will see: not those that qc.action exclude removes
@@ -56,7 +59,9 @@ def main(smk) -> None:
         smk.output.mqc_metrics,
         "trd_qc_metrics",
         "TRD QC metrics",
-        "Per-sample library, globin, mitochondrial and sex-check metrics.",
+        "Per-sample library, globin, mitochondrial and sex-check metrics."
+        if mrna
+        else "Per-sample library size, detected miRNAs and PCA distance.",
     )
     write_multiqc_flags(metrics, smk.output.mqc_flags, settings["action"])
 
@@ -74,10 +79,11 @@ def main(smk) -> None:
     for metric, flag, label, path in bar_charts:
         own = flagged_by(metrics["flags"], flag)
         save_figure(metric_bar_chart(metrics[metric], own, flagged & ~own, limits[flag], label, flag), path)
-    save_figure(
-        sex_check_plot(metrics, results["recorded_sex"], metrics["flags"], results["sex_genes"]),
-        smk.output.sex_check,
-    )
+    if mrna:
+        sex_check = sex_check_plot(metrics, results["recorded_sex"], metrics["flags"], results["sex_genes"])
+    else:
+        sex_check = not_applicable_plot("Sex check", "it uses mRNA genes (XIST, Y-chromosome genes)")
+    save_figure(sex_check, smk.output.sex_check)
 
 
 if "snakemake" in globals():

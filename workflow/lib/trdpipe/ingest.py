@@ -34,6 +34,7 @@ from trdpipe.io.counts import (
 )
 from trdpipe.io.genesets import check_collections
 from trdpipe.io.sample_sheet import read_sample_sheet
+from trdpipe.io.small_rna import annotate_mirnas, load_mirna_annotation, read_small_rna_counts
 from trdpipe.model.sensitivity import active_models, check_model
 
 log = logging.getLogger("trd")
@@ -327,5 +328,55 @@ def ingest(
         # two parallel arrays, not a dict keyed by path: h5ad would store 'a/b' keys as groups
         "input_files": [str(p) for p in (*inputs, samples_path, annotation_path)],
         "input_md5": [file_md5(p) for p in (*inputs, samples_path, annotation_path)],
+    }
+    return adata
+
+
+def ingest_small_rna(
+    counts_path: str,
+    samples_path: str,
+    annotation_path: str,
+    design: str,
+    contrasts: dict,
+    counts_format: str = "auto",
+) -> ad.AnnData:
+    """A small-RNA assay (mature miRNAs x the samples it measured): read and check it, or raise
+    InputError. Samples of the sheet that it lacks are logged and left out; a sample it has that
+    the sheet lacks stops the run, as in the mRNA assay. The design and the contrasts' group sizes
+    are checked on the samples it has; the mRNA assay's ingest checks the rest of the config."""
+    sheet = read_sample_sheet(samples_path)
+    annotation = load_mirna_annotation(annotation_path)
+    data = read_small_rna_counts(counts_path, counts_format)
+    log.info(
+        "counts %s read as format '%s': %d miRNAs x %d samples", counts_path, data.format, *data.counts.shape
+    )
+    for note in data.notes:
+        log.info("%s", note)
+    counts = check_counts(data.counts, str(counts_path), estimated=data.estimated)
+    counts = match_samples(counts, sheet, str(counts_path), str(samples_path), allow_missing=True)
+    check_libraries(counts, str(counts_path))
+    sheet = sheet.loc[counts.columns]
+    where = f"{samples_path} (the {len(sheet)} samples of {counts_path})"
+    stop_on_problems(
+        run_checks(
+            [
+                lambda: check_design(sheet, design, contrasts, where),
+                lambda: check_group_sizes(sheet, contrasts, where=where),
+            ]
+        ),
+        where,
+    )
+    var, summary = annotate_mirnas(counts.index, annotation, str(counts_path), annotation_path)
+    for key, value in summary.items():
+        log.info("miRNA names: %s = %s", key, value)
+    counts.index = var.index
+    adata = build_cohort(counts, sheet, var)
+    inputs = [counts_path, samples_path, annotation_path]
+    adata.uns["ingest"] = {
+        "counts_file": str(counts_path),
+        "counts_format": data.format,
+        "samples_file": str(samples_path),
+        "input_files": [str(p) for p in inputs],
+        "input_md5": [file_md5(p) for p in inputs],
     }
     return adata

@@ -135,9 +135,15 @@ def check_libraries(counts: pd.DataFrame, source: str) -> None:
 
 
 def match_samples(
-    counts: pd.DataFrame, sheet: pd.DataFrame, counts_source: str, sheet_source: str
+    counts: pd.DataFrame,
+    sheet: pd.DataFrame,
+    counts_source: str,
+    sheet_source: str,
+    allow_missing: bool = False,
 ) -> pd.DataFrame:
-    """Counts with columns in sample-sheet order; every sample must be in both files."""
+    """Counts with columns in sample-sheet order; every sample of the counts must be in the sheet,
+    and every sample of the sheet in the counts unless `allow_missing` (an extra assay, measured
+    on some of the samples: those it lacks are logged and left out)."""
     missing = [s for s in sheet.index if s not in counts.columns]
     extra = [s for s in counts.columns if s not in sheet.index]
     in_rows = [s for s in missing if s in counts.index]
@@ -147,6 +153,15 @@ def match_samples(
             f"of the sample sheet {sheet_source} that are not among its columns are row names "
             f"({format_list(in_rows, 5)}); expected one row per gene and one column per sample."
         )
+    if missing and allow_missing:
+        log.info(
+            "%d sample(s) of the sample sheet %s are not in the counts %s and are left out of this assay: %s",
+            len(missing),
+            sheet_source,
+            counts_source,
+            format_list(missing),
+        )
+        missing = []
     problems = []
     if missing:
         problems.append(
@@ -160,7 +175,7 @@ def match_samples(
         )
     if problems:
         raise InputError("; ".join(problems) + ".")
-    return counts.loc[:, sheet.index]
+    return counts.loc[:, [s for s in sheet.index if s in counts.columns]]
 
 
 def design_variables(design: str) -> list[str]:

@@ -171,7 +171,7 @@ def read_delimited(
     lines = read_lines(path, what, comments)
     if len(lines) == 1:
         raise InputError(f"{path}: the {what} has a header but no rows.")
-    delimiter = _detect_delimiter(lines[0])
+    delimiter = detect_delimiter(lines[0])
     if delimiter is None:
         raise InputError(
             f"{path}: the {what}'s header has a single column; expected columns separated by "
@@ -198,7 +198,7 @@ def _with_row_names_cell(header: str, first_row: str, delimiter: str) -> list[st
     return ["", *cells] if len(row) == len(cells) + 1 else cells
 
 
-def _detect_delimiter(header: str) -> str | None:
+def detect_delimiter(header: str) -> str | None:
     for delimiter in ("\t", ","):
         if delimiter in header:
             return delimiter
@@ -216,7 +216,7 @@ def require_columns(table: pd.DataFrame, expected: list[str], path, what: str) -
 # --- format detection --------------------------------------------------------------------------
 
 
-def _head(path: str | Path, size: int = 65536) -> bytes:
+def file_head(path: str | Path, size: int = 65536) -> bytes:
     """The first bytes of a file, decompressed when gzipped (errors are left to the readers)."""
     try:
         with open(path, "rb") as handle:
@@ -231,7 +231,7 @@ def _head(path: str | Path, size: int = 65536) -> bytes:
 
 def detect_format(path: str | Path) -> tuple[str, str]:
     """(format, why) of a count file, from its name and first lines; 'matrix' when nothing else fits."""
-    head = _head(path)
+    head = file_head(path)
     if head.startswith(HDF5_MAGIC) and is_kallisto_h5(path):
         return "kallisto", "kallisto abundance.h5 (HDF5 with aux/ids)"
     if head.startswith(HDF5_MAGIC) or str(path).endswith(".h5ad"):
@@ -317,7 +317,7 @@ def read_whole_number_matrix(path: str | Path) -> pd.DataFrame | None:
     """
     text = read_text(path)
     first_line = text.partition("\n")[0].rstrip("\r")
-    delimiter = _detect_delimiter(first_line)
+    delimiter = detect_delimiter(first_line)
     if delimiter is None or first_line.startswith("#"):
         return None
     second_line = text.split("\n", 2)[1].rstrip("\r") if text.count("\n") > 1 else ""
@@ -552,7 +552,7 @@ def read_tx2gene(path: str | Path) -> pd.DataFrame:
     by position, as nf-core/rnaseq's header-less tx2gene.tsv has them.
     """
     lines = read_lines(path, "transcript-to-gene table")
-    delimiter = _detect_delimiter(lines[0])
+    delimiter = detect_delimiter(lines[0])
     if delimiter is None:
         raise InputError(
             f"{path}: the transcript-to-gene table has a single column; expected "
@@ -779,7 +779,7 @@ SIDE_FILES = {
 
 def check_not_a_side_file(path) -> None:
     """Stop on a file a counting tool writes beside the counts, naming what it is."""
-    first = _head(path, 4096).decode("utf-8", errors="replace").lstrip("\ufeff").split("\n", 1)[0]
+    first = file_head(path, 4096).decode("utf-8", errors="replace").lstrip("\ufeff").split("\n", 1)[0]
     cells = tuple(first.rstrip("\r").split("\t"))
     for start, what in SIDE_FILES.items():
         if cells[: len(start)] == start:
@@ -787,7 +787,7 @@ def check_not_a_side_file(path) -> None:
 
 
 def _is_quant_sf(path) -> bool:
-    first_line = _head(path, 4096).decode("utf-8", errors="replace").split("\n", 1)[0]
+    first_line = file_head(path, 4096).decode("utf-8", errors="replace").split("\n", 1)[0]
     return first_line.rstrip("\r").split("\t")[:5] == SALMON_COLUMNS
 
 

@@ -270,3 +270,12 @@ def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series, 
     ax.set_title("Sex check: " + sex_call_basis(genes), fontsize=9, wrap=True)
     ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+def not_applicable_plot(what: str, why: str):
+    """A figure that says why a check was not run (the sex check of a small-RNA assay), so that
+    every assay's QC has the same files."""
+    fig, ax = plt.subplots(figsize=(5, 1.5), layout="constrained")
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{what}: not run\n{why}", ha="center", va="center", fontsize=10, wrap=True)
+    return fig

@@ -213,7 +213,8 @@ def outlier_flags(
     """
     reasons = pd.Series([[] for _ in metrics.index], index=metrics.index, dtype=object)
     rows = []
-    for flag, column, on_log, side, label in OUTLIER_CHECKS:
+    # the checks of the metrics measured (a small-RNA assay has no globin or mitochondrial genes)
+    for flag, column, on_log, side, label in [c for c in OUTLIER_CHECKS if c[1] in metrics.columns]:
         values = metrics[column].to_numpy(dtype=np.float64)
         # A zero fraction (no globin gene in the matrix) has no logarithm; it is never 'high'.
         scaled = np.log10(np.where(values > 0, values, np.nan)) if on_log else values
@@ -730,11 +731,23 @@ def write_multiqc_flags(metrics: pd.DataFrame, path, action: str) -> None:
 # --- the rule ----------------------------------------------------------------------------------
 
 
-def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict) -> dict:
-    """Every table the rule writes, from counts, their VST and the qc settings."""
-    metrics = library_metrics(adata, settings["globin_genes"])
+# the metrics of mRNA QC that a small-RNA assay does not have: globin and mitochondrial genes
+MRNA_ONLY_METRICS = ("pct_counts_mito", "pct_counts_globin")
+
+
+def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict, mrna: bool = True) -> dict:
+    """Every table the rule writes, from counts, their VST and the qc settings.
+
+    mrna: False for a small-RNA assay, whose QC is library size, detected features and the PCA
+    only (no globin, mitochondrial or sex check: those genes are mRNAs)."""
+    metrics = library_metrics(adata, settings["globin_genes"]) if mrna else small_rna_metrics(adata)
     scores, explained = top_variable_pca(vst, settings["n_top_genes"], settings["n_pcs"])
     metrics["pca_distance"] = pca_distance(scores, settings["outlier_pcs"])
+    if not mrna:
+        metrics["flags"], limits = outlier_flags(
+            metrics, settings["mad_threshold"], settings["min_relative_deviation"]
+        )
+        return qc_results(adata, metrics, limits, scores, explained, settings)
     sex = sex_scores(adata, settings["female_genes"], settings["male_genes"])
     sex["sex_score"] = one_sided_sex_score(sex, settings["sex_margin"])
     sex_genes = sex_genes_used(adata.var["gene_symbol"], settings["female_genes"], settings["male_genes"])
@@ -747,6 +760,30 @@ def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict) -> dict:
         metrics, settings["mad_threshold"], settings["min_relative_deviation"]
     )
     metrics["flags"] = combine_flags(sex_reasons, outlier_reasons)
+    return {
+        **qc_results(adata, metrics, limits, scores, explained, settings),
+        "recorded_sex": recorded,
+        "sex_genes": sex_genes,
+    }
+
+
+def small_rna_metrics(adata: ad.AnnData) -> pd.DataFrame:
+    """library_metrics without the mRNA-only ones (MRNA_ONLY_METRICS)."""
+    no_genes = pd.DataFrame({"chromosome": "", "gene_symbol": ""}, index=adata.var_names)
+    metrics = library_metrics(ad.AnnData(np.asarray(adata.X), obs=adata.obs[[]], var=no_genes), [])
+    return metrics.drop(columns=list(MRNA_ONLY_METRICS))
+
+
+def qc_results(
+    adata: ad.AnnData,
+    metrics: pd.DataFrame,
+    limits: pd.DataFrame,
+    scores: np.ndarray,
+    explained: np.ndarray,
+    settings: dict,
+) -> dict:
+    """The tables of every assay's QC: metrics with flags and exclusions, the limits, the PCs and
+    their association with the sample sheet."""
     metrics["excluded"] = (metrics["flags"] != "") & (settings["action"] == "exclude")
     pcs = pd.DataFrame(scores, index=metrics.index, columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
     return {
@@ -754,8 +791,6 @@ def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict) -> dict:
         "limits": limits,
         "pcs": pcs,
         "explained": explained,
-        "recorded_sex": recorded,
-        "sex_genes": sex_genes,
         "association": pc_covariate_association(scores, explained, adata.obs),
     }
 

@@ -52,6 +52,11 @@ class ReportInputs:
     def sensitivity(self, contrast: str) -> dict[str, dict]:
         return self.contrasts[contrast].get("sensitivity", {})
 
+    def assays(self, contrast: str) -> dict[str, dict]:
+        """Each extra assay's files of one contrast, by assay ({assay: {name: path}}; none without
+        config `assays:`)."""
+        return self.contrasts[contrast].get("assays", {})
+
     def key_finding_files(self, contrast: str) -> dict | None:
         """The files of the key findings' sensitivity model of a contrast (`key_finding: true`)."""
         return self.sensitivity(contrast).get(self.key_model) if self.key_model else None

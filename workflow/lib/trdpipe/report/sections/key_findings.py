@@ -7,6 +7,7 @@ import pandas as pd
 from trdpipe.enrichment.terms import gsea_order, lead_fdr, lead_nes, top_terms_by_direction
 from trdpipe.qc.metrics import confounding_alarms
 from trdpipe.report.inputs import Run, read_tsv
+from trdpipe.report.sections.assays import assay_findings
 from trdpipe.report.sections.calibration import calibration_verdict, with_confounding_caveat
 from trdpipe.report.sections.de import deg_counts
 from trdpipe.report.sections.enrichment import gsea_fdr_label, lead_fdr_text
@@ -206,6 +207,7 @@ def contrast_tables(run: Run, name: str) -> dict:
 def build(run: Run) -> dict:
     findings = [
         key_findings(name, contrast, contrast_tables(run, name), run.config, run.switched_off)
+        | {"assays": assay_findings(run, name)}
         for name, contrast in run.contrasts.items()
     ]
     return {"toc": [{"anchor": "key-findings", "label": "Key findings"}], "findings": findings}
