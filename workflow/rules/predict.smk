@@ -4,8 +4,12 @@ def prediction_layers():
     sample sheet's score columns); a layer not named in predict.n_features keeps predict.n_genes."""
     n_features = lambda name: config["predict"]["n_features"].get(name, config["predict"]["n_genes"])
     return {
-        "primary": "mrna",
-        "assays": [],
+        "primary": ASSAYS[0],
+        "assays": EXTRA_ASSAYS,
+        **{
+            name: {"n_features": n_features(name), "filter": ASSAY_SETTINGS[name]["filter"]}
+            for name in EXTRA_ASSAYS
+        },
         "genotypes": {"scores": GENOTYPES["scores"], "n_features": n_features("genotypes")},
     }
 
@@ -14,7 +18,8 @@ rule predict:
     input:
         # raw counts: size factors, VST, gene filter and selection are all fitted inside the folds
         h5ad="results/filter/cohort.h5ad",
-        assays=[],
+        # every other assay's filtered raw counts (config assays:), each with its own in-fold VST
+        assays=[f"results/{assay_dir(name)}filter/cohort.h5ad" for name in EXTRA_ASSAYS],
         # the candidate variants' dosages (samples x variants), when genotypes are given
         genotypes="results/genotypes/dosages.tsv.gz" if GENOTYPES_ENABLED else [],
     output:
