@@ -15,7 +15,13 @@ of this process plus the largest of its joblib workers (each worker's own peak, 
 
     .venv/bin/python bench/bench_predict.py --samples 300 --genes 20000 --threads 2
     .venv/bin/python bench/bench_predict.py --samples 300 --genes 20000 --threads 2 --permutations 0
+    .venv/bin/python bench/bench_predict.py --samples 300 --genes 20000 --mirnas 2000 --threads 2
     .venv/bin/python bench/bench_predict.py --samples 120 --genes 5000 --null --seeds 1 2 3 4 5
+
+--mirnas N adds a small-RNA layer of N features to the same samples (negative-binomial counts,
+the first 2% shifted by 0.5 log2 in TRD unless --null; filtered as the filter rule does), so the
+rule runs its layer sets too: mirna alone, combined with it, and the stacked model of
+predict.stacked_learners over clinical, mRNA and small RNA.
 
 --null simulates the cohort with SimulationParameters.null_cohort (no group effect on genes,
 cells or clinical variables, the same correlation structure) and prints, per seed, the best model's AUC interval, its permutation
@@ -33,6 +39,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -42,6 +49,7 @@ sys.path[:0] = [str(ROOT / "workflow" / "lib"), str(ROOT / "tests")]
 os.environ["MPLBACKEND"] = "Agg"
 
 from rule_scripts import rule_script  # noqa: E402
+from trdpipe.checks.config_keys import section_settings  # noqa: E402
 from trdpipe.model.filtering import expressed_genes, min_group_size  # noqa: E402
 from trdpipe.simulate import SimulationParameters, load_gene_sets, simulate_cohort  # noqa: E402
 
@@ -49,12 +57,14 @@ CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 
 
 def schema_defaults() -> dict:
-    """The config's defaults of the sections the rule reads (the schema's `default:`s)."""
+    """The config's defaults of the sections the rule reads (the schema's `default:`s); deseq2 the
+    `de` keys of the in-fold VST, as the rule's params (trdpipe.checks.config_keys)."""
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     sections = {}
-    for name in ("predict", "filter", "deseq2"):
+    for name in ("predict", "filter", "de"):
         properties = schema["properties"][name]["properties"]
         sections[name] = {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+    sections["deseq2"] = section_settings({"de": sections.pop("de")}, "de", "in_fold_vst")
     return sections
 
 
@@ -77,6 +87,23 @@ def simulated_cohort(n_samples: int, n_genes: int, seed: int, null: bool, settin
     return ad.AnnData(X=counts.to_numpy()[:, keep], obs=obs, var=var[["gene_symbol"]].fillna(""))
 
 
+def small_rna_layer(obs: pd.DataFrame, n_features: int, seed: int, null: bool, settings: dict) -> ad.AnnData:
+    """A filtered small-RNA cohort of the same samples: negative-binomial counts (log means
+    uniform on 2-10, a dispersion trend DESeq2's parametric fit can find), the first 2% of
+    features 0.5 log2 higher in TRD unless `null`."""
+    rng = np.random.default_rng(seed + 1000)
+    labels = (obs["group"] == CONTRAST["test"]).to_numpy()
+    log_mean = rng.uniform(2, 10, n_features)[None, :] + rng.normal(0, 0.2, (len(obs), 1))
+    if not null:
+        log_mean[:, : n_features // 50] += 0.5 * np.log(2) * labels[:, None]
+    mean = np.exp(log_mean)
+    shape = 1 / (0.1 + 2 / mean)
+    counts = rng.poisson(rng.gamma(shape, mean / shape))
+    keep = expressed_genes(counts, min_group_size(obs, CONTRAST), **settings["filter"])
+    var = pd.DataFrame(index=[f"hsa-miR-sim-{i}" for i in np.flatnonzero(keep)])
+    return ad.AnnData(X=counts[:, keep], obs=obs, var=var)
+
+
 def workers() -> tuple[float, float]:
     """Largest peak RSS (VmHWM, MB) among this process's children (the joblib workers), and
     their summed CPU seconds (user + system)."""
@@ -95,13 +122,24 @@ def workers() -> tuple[float, float]:
     return max(peaks, default=0.0), cpu
 
 
-def run_rule(adata: ad.AnnData, settings: dict, threads: int, outdir: Path) -> dict:
+def run_rule(
+    adata: ad.AnnData, small_rna: ad.AnnData | None, settings: dict, threads: int, outdir: Path
+) -> dict:
     h5ad = outdir / "cohort.h5ad"
     adata.write_h5ad(h5ad)
-    names = ("comparison", "predictions", "site", "genes", "null", "roc", "calibration")
-    suffix = {"roc": ".png", "calibration": ".png"}
+    assays = []
+    if small_rna is not None:
+        assays = [str(outdir / "mirna.h5ad")]
+        small_rna.write_h5ad(assays[0])
+    layers = {
+        "primary": "mrna",
+        "assays": ["mirna"] if assays else [],
+        "mirna": {"n_features": settings["predict"]["n_genes"], "filter": settings["filter"]},
+    }
+    names = ("comparison", "gains", "predictions", "site", "genes", "null", "layers", "roc", "calibration")
+    suffix = {"roc": ".png", "calibration": ".png", "layers": ".png"}
     smk = SimpleNamespace(
-        input=SimpleNamespace(h5ad=str(h5ad)),
+        input=SimpleNamespace(h5ad=str(h5ad), assays=assays, genotypes=[]),
         output={name: str(outdir / f"{name}{suffix.get(name, '.tsv')}") for name in names},
         params=SimpleNamespace(
             predict=settings["predict"],
@@ -110,6 +148,7 @@ def run_rule(adata: ad.AnnData, settings: dict, threads: int, outdir: Path) -> d
             deseq2=settings["deseq2"],
             design="~ site + sex + age + group",
             seed=20250601,
+            layers=layers,
         ),
         threads=threads,
     )
@@ -127,6 +166,7 @@ def run_rule(adata: ad.AnnData, settings: dict, threads: int, outdir: Path) -> d
         "worker_mb": worker_mb,
         "cpu_s": main_cpu + worker_cpu,
         "comparison": comparison,
+        "gains": pd.read_csv(smk.output["gains"], sep="\t"),
     }
 
 
@@ -139,6 +179,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--permutations", type=int, default=None, help="default: the config's default")
     parser.add_argument("--repeats", type=int, default=None, help="default: the config's default")
+    parser.add_argument("--mirnas", type=int, default=0, help="features of a small-RNA layer (0: none)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--null", action="store_true", help="no group effect on expression")
     args = parser.parse_args()
@@ -149,8 +190,11 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         adata = simulated_cohort(args.samples, args.genes, seed, args.null, settings)
+        small_rna = (
+            small_rna_layer(adata.obs, args.mirnas, seed, args.null, settings) if args.mirnas else None
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            result = run_rule(adata, settings, args.threads, Path(tmp))
+            result = run_rule(adata, small_rna, settings, args.threads, Path(tmp))
         comparison = result["comparison"]
         best = comparison[comparison["best"]].iloc[0]
         combined = comparison[(comparison["feature_set"] == "combined") & (comparison["learner"] == "l2")]
@@ -159,6 +203,7 @@ def main() -> None:
                 "seed": seed,
                 "samples": adata.n_obs,
                 "genes": adata.n_vars,
+                "mirnas": small_rna.n_vars if small_rna is not None else 0,
                 "threads": args.threads,
                 "permutations": settings["predict"]["permutations"],
                 "repeats": settings["predict"]["repeats"],
@@ -177,6 +222,7 @@ def main() -> None:
             }
         )
         print(comparison.drop(columns=["n_samples"]).to_string(index=False, float_format="%.3f"), flush=True)
+        print(result["gains"].to_string(index=False, float_format="%.3f"), flush=True)
     print(pd.DataFrame(rows).to_string(index=False))
 
 

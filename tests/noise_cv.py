@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from trdpipe.predict.features import Cohort
+from trdpipe.predict.features import Cohort, FoldFeatures
 from trdpipe.predict.models import (
     compare_models,
     model_grid,
@@ -21,8 +21,11 @@ from trdpipe.predict.models import (
 )
 
 
-def noise_cohort(n_samples: int, n_genes: int, n_clinical: int, seed: int) -> tuple[Cohort, np.ndarray]:
-    """A cohort of balanced labels, and its [genes | clinical] features of pure noise."""
+def noise_cohort(
+    n_samples: int, n_genes: int, n_clinical: int, n_selected: int, seed: int
+) -> tuple[Cohort, FoldFeatures]:
+    """A cohort of balanced labels, and its [genes | clinical] features of pure noise (the genes
+    the primary assay's layer, of which each fold selects `n_selected`)."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n_samples) % 2)
     cohort = Cohort(
@@ -34,22 +37,27 @@ def noise_cohort(n_samples: int, n_genes: int, n_clinical: int, seed: int) -> tu
         labels=labels,
         sites=None,
     )
-    return cohort, rng.normal(size=(n_samples, n_genes + n_clinical))
+    features = FoldFeatures(
+        values=rng.normal(size=(n_samples, n_genes + n_clinical)),
+        blocks={cohort.primary: (np.arange(n_genes), min(n_selected, n_genes))},
+        column_ids=np.concatenate([cohort.gene_ids, cohort.clinical_names]),
+        column_layers=np.array([cohort.primary] * n_genes + ["clinical"] * n_clinical),
+        n_clinical=n_clinical,
+    )
+    return cohort, features
 
 
 def null_comparison(n_samples: int, n_genes: int, settings: dict, seed: int) -> pd.DataFrame:
     """compare_models of every model's out-of-fold predictions on one noise cohort (one BLAS
     thread, as prediction.run_split: threads only slow such small fits down)."""
-    cohort, values = noise_cohort(n_samples, n_genes, 3, seed)
-    models = model_grid(settings)
+    cohort, features = noise_cohort(n_samples, n_genes, 3, settings["n_genes"], seed)
+    models = model_grid(cohort, settings)
     rows = []
     with threadpool_limits(limits=1):
         for repeat, fold, train, test in outer_splits(
             cohort.labels, settings["outer_folds"], settings["repeats"], seed
         ):
-            results = run_models(
-                values, cohort.gene_ids, 3, cohort.labels[None], train, test, models, settings, seed
-            )
+            results = run_models(features, cohort.labels[None], train, test, models, settings, seed)
             rows += prediction_rows(cohort, test, models, results, repeat=repeat, fold=fold)
     return compare_models(pd.DataFrame(rows), cohort, settings, seed)
 

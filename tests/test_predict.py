@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
@@ -48,14 +49,17 @@ SETTINGS = {
     "group_by": "auto",
     "permutations": 19,
     "bootstrap": 500,
+    "stacked_learners": [],
 }
 
 
-def count_cohort(signal: float, n_samples=60, n_genes=300, seed=3, n_signal=10) -> ad.AnnData:
+def count_cohort(signal: float, n_samples=60, n_genes=300, seed=3, n_signal=10, labels=None) -> ad.AnnData:
     """Negative-binomial counts; genes g0..g{n_signal-1} shift by `signal` (log2) in TRD, the
-    others are noise; three sites, sex and age unrelated to the group."""
+    others are noise; three sites, sex and age unrelated to the group (`labels`, 1 = TRD, drawn
+    at random unless given)."""
     rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.repeat([1, 0], n_samples // 2))
+    permuted = rng.permutation(np.repeat([1, 0], n_samples // 2))
+    labels = permuted if labels is None else labels
     log_mean = rng.uniform(3, 9, n_genes)[None, :] + rng.normal(0, 0.2, (n_samples, 1))
     log_mean[:, :n_signal] += signal * np.log(2) * labels[:, None]
     mean = np.exp(log_mean)
@@ -78,6 +82,30 @@ def count_cohort(signal: float, n_samples=60, n_genes=300, seed=3, n_signal=10) 
 
 def cohort_of(adata, group_by="site"):
     return make_cohort(adata, CONTRAST, ["sex", "age", "site"], group_by)
+
+
+def layered_cohort(mirna_signal: float, n_samples=60, seed=3, absent=(), group_by=None):
+    """Three layers of the same samples where only the small RNA carries signal: mRNA counts of
+    pure noise (300 genes), miRNA counts (80, the first 8 shifting by `mirna_signal` log2 in TRD;
+    the samples of `absent` not measured) and genotypes (10 variants of 2-allele dosage with a few
+    missing calls, and a polygenic score; all unrelated to the group)."""
+    mrna = count_cohort(0.0, n_samples, 300, seed)
+    labels = (mrna.obs["group"] == "TRD").to_numpy().astype(int)
+    mirna = count_cohort(mirna_signal, n_samples, 80, seed + 1, n_signal=8, labels=labels)
+    mirna_counts = pd.DataFrame(mirna.X, index=mrna.obs_names, columns=[f"miR-{i}" for i in range(80)])
+    rng = np.random.default_rng(seed + 2)
+    dosages = pd.DataFrame(
+        rng.binomial(2, rng.uniform(0.1, 0.5, 10), (n_samples, 10)).astype(float),
+        index=mrna.obs_names,
+        columns=[f"rs{i}" for i in range(10)],
+    )
+    dosages = dosages.mask(rng.random(dosages.shape) < 0.03)
+    dosages["prs"] = rng.normal(0, 1, n_samples)
+    layers = (
+        features.Layer("mirna", "counts", mirna_counts.drop(index=list(absent)), 20, FILTER),
+        features.Layer("genotypes", "genotypes", dosages, 20),
+    )
+    return make_cohort(mrna, CONTRAST, ["sex", "age", "site"], group_by, None, "mrna", layers)
 
 
 # ---------------------------------------------------------------- in-fold VST
@@ -117,33 +145,53 @@ def transformed_by_hand(vst, normed):
 
 
 class Spy:
-    """Records the samples every learning step is fitted on: the fold VST (size factors and
-    trend), the gene selection, the scaler (checked to get exactly its model's rows) and the
-    learner, against the outer split in progress."""
+    """Records the samples every learning step is fitted on: the fold VST of each count layer
+    (size factors and trend), the genotypes' imputation, the feature selection, the scaler
+    (checked to get exactly its model's rows), the learner and the stacked model's
+    meta-learner, against the outer split in progress; and that no fitted model predicts a
+    sample it was fitted on (the stacked model's inputs must be out of fold)."""
 
     def __init__(self, cohort, monkeypatch):
-        self.split, self.violations, self.fits = {}, [], []
-        counts_rows = {row.tobytes(): i for i, row in enumerate(np.ascontiguousarray(cohort.counts))}
+        self.split, self.violations, self.fits, self.predictions = {"fold_rows": []}, [], [], 0
+        layers = [cohort.counts] + [layer.values.to_numpy() for layer in cohort.layers]
+        sample_of_row = {
+            row.tobytes(): i for values in layers for i, row in enumerate(np.ascontiguousarray(values))
+        }
+        fitted_rows = {}
         spy = self
 
-        def fold_vst_fit(vst, counts, y=None):
-            spy.split["vst_rows"] = {counts_rows[row.tobytes()] for row in np.ascontiguousarray(counts)}
-            return original_vst_fit(vst, counts, y)
+        def fold_fit(step, original):
+            def fit(transform, values, y=None):
+                rows = {sample_of_row[row.tobytes()] for row in np.ascontiguousarray(values)}
+                spy.split["fold_rows"].append((step, rows))
+                return original(transform, values, y)
 
-        def run_models(values, gene_ids, n_clinical, label_sets, train, test, *args):
-            spy.split.update(values=values, train=set(train), test=set(test))
-            spy.check("size factors and VST trend", spy.split["vst_rows"])
-            return original_run_models(values, gene_ids, n_clinical, label_sets, train, test, *args)
+            return fit
+
+        def run_models(features, label_sets, train, test, *args):
+            spy.split.update(values=features.values, train=set(train), test=set(test))
+            for step, rows in spy.split.pop("fold_rows"):
+                spy.check(step, rows)
+            spy.split["fold_rows"] = []
+            return original_run_models(features, label_sets, train, test, *args)
 
         def top_genes(genes, labels, masks, k):
             for mask in masks:
                 spy.check("gene selection", set(np.flatnonzero(mask)))
             return original_top_genes(genes, labels, masks, k)
 
-        def fit_model(values, rows, columns, *args):
-            spy.check("learner", set(rows))
+        def fit_model(values, rows, columns, labels, learner, *args):
+            spy.check("meta-learner" if learner == prediction.META_LEARNER else "learner", set(rows))
             spy.split["expected_scaler_input"] = values[np.ix_(rows, columns)]
-            return original_fit_model(values, rows, columns, *args)
+            pipeline = original_fit_model(values, rows, columns, labels, learner, *args)
+            fitted_rows[id(pipeline)] = set(rows)
+            return pipeline
+
+        def predict_rows(pipeline, values, rows, columns):
+            spy.predictions += 1
+            if set(rows) & fitted_rows[id(pipeline)]:
+                spy.violations.append(("prediction", "of samples the model was fitted on"))
+            return original_predict_rows(pipeline, values, rows, columns)
 
         def scale_fit(scaler, X, y=None, sample_weight=None):
             spy.fits.append("scaling")
@@ -151,13 +199,15 @@ class Spy:
                 spy.violations.append(("scaling", "fitted on other rows than its model"))
             return original_scale_fit(scaler, X, y, sample_weight)
 
-        original_vst_fit, original_run_models = FoldVST.fit, prediction.run_models
+        original_run_models, original_predict_rows = prediction.run_models, prediction.predict_rows
         original_top_genes, original_fit_model = prediction.top_genes, prediction.fit_model
         original_scale_fit = StandardScaler.fit
-        monkeypatch.setattr(FoldVST, "fit", fold_vst_fit)
+        monkeypatch.setattr(FoldVST, "fit", fold_fit("size factors and VST trend", FoldVST.fit))
+        monkeypatch.setattr(SimpleImputer, "fit", fold_fit("imputation", SimpleImputer.fit))
         monkeypatch.setattr(prediction, "run_models", run_models)
         monkeypatch.setattr(prediction, "top_genes", top_genes)
         monkeypatch.setattr(prediction, "fit_model", fit_model)
+        monkeypatch.setattr(prediction, "predict_rows", predict_rows)
         monkeypatch.setattr(StandardScaler, "fit", scale_fit)
 
     def check(self, step, rows):
@@ -203,6 +253,73 @@ def test_no_learning_step_ever_sees_a_test_sample(monkeypatch, leak):
         assert {step for step, _ in spy.violations} == {expected}
 
 
+@pytest.mark.parametrize("leak", [None, "in-sample inputs", "meta-learner on test"])
+def test_the_stacked_model_never_sees_a_test_sample(monkeypatch, leak):
+    """Three layers and a stacked model: every fold transform, selection and fit of every layer
+    model and of the meta-learner stays within the outer training set, and no model predicts a
+    sample it was fitted on, so the meta-learner learns from out-of-fold probabilities only.
+    Planted leaks are reported: the layer models' refit predicting the training samples the
+    meta-learner is fitted on (in-sample inputs, the classic stacking error), and the
+    meta-learner fitted on the test samples too."""
+    cohort = layered_cohort(1.0, n_samples=40, absent=["S03"])
+    spy = Spy(cohort, monkeypatch)
+    if leak == "in-sample inputs":
+        tuned = prediction.best_params
+
+        def in_sample(values, labels, folds, columns, learner, settings, seed, out_of_fold=False):
+            params, inner = tuned(values, labels, folds, columns, learner, settings, seed, out_of_fold)
+            if out_of_fold:
+                train = np.concatenate([validation for _, validation in folds])
+                model = prediction.fit_model(
+                    values, train, columns[0], labels, learner, params, settings, seed
+                )
+                inner = [prediction.predict_rows(model, values, rows, columns[0]) for _, rows in folds]
+            return params, inner
+
+        monkeypatch.setattr(prediction, "best_params", in_sample)
+    if leak == "meta-learner on test":
+        stacked = prediction.stacked_model
+        monkeypatch.setattr(
+            prediction,
+            "stacked_model",
+            lambda features, labels, train, test, *args: stacked(
+                features, labels, np.concatenate([train, test]), test, *args
+            ),
+        )
+    settings = {**SETTINGS, "repeats": 1, "stacked_learners": ["l2"]}
+    predictions, *_ = cross_validate(cohort, settings, FILTER, DESEQ2, seed=1, n_jobs=1)
+    assert set(predictions["feature_set"]) == {
+        "clinical",
+        "mrna",
+        "mirna",
+        "genotypes",
+        "combined",
+        "stacked",
+    }
+    assert len(predictions) == 39 * 6
+    if leak is None:
+        assert spy.violations == []
+        # 4 outer splits: the VST of mrna and mirna, the imputation, a selection per layer and fit
+        # set (3 inner + the training set); five
+        # l2 models of 2 grid values x 3 inner fits + the refit (the stacked model's layer models
+        # among them: their inner fits give its inputs) and one meta-learner
+        assert [
+            spy.fits.count(step) for step in ("size factors and VST trend", "imputation", "gene selection")
+        ] == [
+            4 * 2,
+            4,
+            4 * 3 * 4,
+        ]
+        assert spy.fits.count("learner") == 4 * 5 * (2 * 3 + 1) and spy.fits.count("meta-learner") == 4
+        assert spy.predictions == 4 * (5 * (2 * 3 + 1) + 1)
+    else:
+        expected = {
+            "in-sample inputs": {"prediction"},
+            "meta-learner on test": {"meta-learner", "prediction"},
+        }
+        assert {step for step, _ in spy.violations} == expected[leak]
+
+
 # ---------------------------------------------------------------- folds and permutations
 
 
@@ -243,11 +360,9 @@ def noise_null_p(seed):
     settings = {**SETTINGS, "repeats": 1, "c_grid": [1.0]}
     splits = outer_splits(cohort.labels, settings["outer_folds"], 1, seed)
     predictions, *_ = cross_validate(cohort, settings, FILTER, DESEQ2, seed, n_jobs=1)
-    first = (
-        predictions[predictions["feature_set"] == "expression"].set_index("sample_id").loc[cohort.sample_ids]
-    )
+    first = predictions[predictions["feature_set"] == "mrna"].set_index("sample_id").loc[cohort.sample_ids]
     observed = rank_auc(first["probability"].to_numpy(), cohort.labels)[0]
-    null = permutation_null(cohort, splits, ("expression", "l2"), settings, FILTER, DESEQ2, seed, n_jobs=1)
+    null = permutation_null(cohort, splits, ("mrna", "l2"), settings, FILTER, DESEQ2, seed, n_jobs=1)
     return permutation_p(observed, null), null
 
 
@@ -257,11 +372,9 @@ def test_permutation_p_value_is_small_on_a_planted_signal():
     settings = {**SETTINGS, "repeats": 1, "c_grid": [1.0]}
     splits = outer_splits(cohort.labels, settings["outer_folds"], 1, 11)
     predictions, *_ = cross_validate(cohort, settings, FILTER, DESEQ2, 11, n_jobs=1)
-    first = (
-        predictions[predictions["feature_set"] == "expression"].set_index("sample_id").loc[cohort.sample_ids]
-    )
+    first = predictions[predictions["feature_set"] == "mrna"].set_index("sample_id").loc[cohort.sample_ids]
     observed = rank_auc(first["probability"].to_numpy(), cohort.labels)[0]
-    null = permutation_null(cohort, splits, ("expression", "l2"), settings, FILTER, DESEQ2, 11, n_jobs=1)
+    null = permutation_null(cohort, splits, ("mrna", "l2"), settings, FILTER, DESEQ2, 11, n_jobs=1)
     assert observed > 0.85
     assert permutation_p(observed, null) == pytest.approx(1 / 20)
     assert 0.35 < np.median(null) < 0.65
@@ -299,7 +412,7 @@ def synthetic_predictions(n=40, repeats=3, seed=5):
     rows = []
     for repeat in range(1, repeats + 1):
         folds = rng.permutation(np.arange(n) % 4) + 1
-        for feature_set, strength in (("clinical", 0.3), ("expression", 1.5)):
+        for feature_set, strength in (("clinical", 0.3), ("mrna", 1.5)):
             probability = 1 / (1 + np.exp(-(strength * (labels - 0.5) * 2 + rng.normal(0, 1, n))))
             rows.append(
                 pd.DataFrame(
@@ -355,7 +468,7 @@ def test_auc_brier_intervals_and_gain_equal_independent_computations():
     rng = np.random.default_rng(9)
     cases, controls = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     draws = np.hstack([rng.choice(cases, (200, len(cases))), rng.choice(controls, (200, len(controls)))])
-    for feature_set in ("clinical", "expression"):
+    for feature_set in ("clinical", "mrna"):
         m, (folds, placement_sets), row = matrix(feature_set), fold_aucs(feature_set), table.loc[feature_set]
         assert row["auc_mean"] == pytest.approx(folds.mean(), abs=1e-12)
         low, high, _ = corrected(folds, placement_sets)
@@ -371,14 +484,14 @@ def test_auc_brier_intervals_and_gain_equal_independent_computations():
         assert row["brier"] == pytest.approx(np.mean([np.mean((p - labels) ** 2) for p in m]), abs=1e-12)
         assert row["brier"] == pytest.approx(np.mean([brier_score_loss(labels, p) for p in m]), abs=1e-12)
     (expression_folds, expression_placements), (clinical_folds, clinical_placements) = (
-        fold_aucs("expression"),
+        fold_aucs("mrna"),
         fold_aucs("clinical"),
     )
     paired = [
         (e10 - c10, e01 - c01) for (e10, e01), (c10, c01) in zip(expression_placements, clinical_placements)
     ]
     gain = expression_folds - clinical_folds  # paired: the same folds
-    expression = table.loc["expression"]
+    expression = table.loc["mrna"]
     assert expression["auc_gain_over_clinical"] == pytest.approx(gain.mean(), abs=1e-12)
     assert (expression["gain_low"], expression["gain_high"], expression["gain_p"]) == pytest.approx(
         corrected(gain, paired), abs=1e-12
@@ -467,7 +580,7 @@ def test_planted_signal_is_predicted_by_expression_not_by_clinical_data_and_its_
     assert len(predictions) == 60 * 2 * 3 and set(predictions["repeat"]) == {1, 2}
     assert set(site_predictions["site"]) == {"siteA", "siteB", "siteC"}
     table = compare_models(predictions, cohort, SETTINGS, seed=1).set_index("feature_set")
-    assert table.loc["expression", "auc_mean"] > 0.9 and table.loc["combined", "auc_mean"] > 0.9
+    assert table.loc["mrna", "auc_mean"] > 0.9 and table.loc["combined", "auc_mean"] > 0.9
     assert table.loc["clinical", "auc_mean"] < 0.7  # the clinical columns carry no planted signal
     # 2 x 4 folds: the corrected t has 7 degrees of freedom
     assert table.loc["combined", "gain_low"] > 0 and table.loc["combined", "gain_p"] < 0.05
@@ -485,7 +598,7 @@ def test_noise_gives_chance_performance_with_an_interval_that_includes_one_half(
     cohort = cohort_of(adata)
     predictions, *_ = cross_validate(cohort, SETTINGS, FILTER, DESEQ2, seed=1, n_jobs=1)
     table = compare_models(predictions, cohort, SETTINGS, seed=1).set_index("feature_set")
-    for feature_set in ("expression", "combined"):
+    for feature_set in ("mrna", "combined"):
         assert table.loc[feature_set, "auc_low"] < 0.5 < table.loc[feature_set, "auc_high"]
         assert table.loc[feature_set, "auc_mean"] < 0.7
 
@@ -605,7 +718,8 @@ def test_a_covariate_with_missing_values_stops_the_run_at_ingest(workflow_copy):
 def test_toy_cohort_prediction(toy_run):
     out = toy_run / "results/predict/TRD_vs_responder"
     comparison = pd.read_csv(out / "model_comparison.tsv", sep="\t")
-    assert len(comparison) == 9 and comparison["best"].sum() == 1
+    # clinical, mrna and combined with 3 learners, stacked with l2 (predict.stacked_learners)
+    assert len(comparison) == 10 and comparison["best"].sum() == 1
     best = comparison[comparison["best"]].iloc[0]
     combined = comparison[comparison["feature_set"] == "combined"].set_index("learner")
     assert 0.65 <= combined.loc["l2", "auc_mean"] <= 0.90  # the toy leaves prediction non-trivial
@@ -613,12 +727,17 @@ def test_toy_cohort_prediction(toy_run):
     assert (comparison["auc_low"] <= comparison["auc_mean"]).all()
     assert (comparison["auc_mean"] <= comparison["auc_high"]).all()
     predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
-    assert len(predictions) == 48 * 5 * 9
+    assert len(predictions) == 48 * 5 * 10
+    gains = pd.read_csv(out / "layer_gains.tsv", sep="\t").set_index(["feature_set", "learner", "reference"])
+    # the gains over clinical data are those of model_comparison; the stacked model is compared too
+    row = comparison.set_index(["feature_set", "learner"]).loc[("mrna", "l2")]
+    assert gains.loc[("mrna", "l2", "clinical"), "auc_gain"] == pytest.approx(row["auc_gain_over_clinical"])
+    assert ("stacked", "l2", "mrna") in gains.index and ("mrna", "l2", "mrna") not in gains.index
     sites = pd.read_csv(out / "site_validation.tsv", sep="\t")
     assert set(sites["site"]) == {"siteA", "siteB", "siteC", "all sites (pooled)"}
     genes = pd.read_csv(out / "model_genes.tsv", sep="\t")
     assert genes["selection_frequency"].between(0, 1).all() and genes["in_final_model"].sum() > 0
-    for figure in ("roc.png", "calibration.png"):
+    for figure in ("roc.png", "calibration.png", "layers.png"):
         assert (out / figure).stat().st_size > 5000
 
 
@@ -697,7 +816,7 @@ def test_a_contrast_of_sites_has_no_site_held_out_validation():
 def test_prediction_figures_draw_each_feature_sets_best_learner_under_the_contrasts_title():
     labels = np.array([0, 0, 1, 1] * 3)
     rows = []
-    for feature_set in ("clinical", "expression", "combined"):
+    for feature_set in ("clinical", "mrna", "combined"):
         for learner, shift in (("logistic", 0.3), ("boosting", 0.1)):
             rows.append(
                 pd.DataFrame(
@@ -720,17 +839,34 @@ def test_prediction_figures_draw_each_feature_sets_best_learner_under_the_contra
                 "auc_high": 1.0,
                 "brier": 0.2,
             }
-            for f in ("clinical", "expression", "combined")
+            for f in ("clinical", "mrna", "combined")
             for lrn, auc in (("logistic", 0.9), ("boosting", 0.6))
         ]
     )
-    result = {"predictions": predictions, "comparison": comparison}
+    gains = pd.DataFrame(
+        [
+            (f, lrn, reference, 0.9, 0.6, 0.3, 0.1, 0.5, 0.01)
+            for f in ("mrna", "combined")
+            for lrn in ("logistic", "boosting")
+            for reference in ("clinical", "mrna")
+            if f != reference
+        ],
+        columns=prediction.GAIN_COLUMNS,
+    )
+    result = {"predictions": predictions, "comparison": comparison, "gains": gains, "primary": "mrna"}
     figures = prediction_figures(result, {"variable": "arm", "test": "drug", "reference": "placebo"})
+    aucs, added = figures["layers"].axes
+    assert figures["layers"].get_suptitle() == "Prediction of drug vs placebo: what each layer adds"
+    assert [t.get_text() for t in aucs.get_yticklabels()] == ["clinical", "mrna", "combined"]
+    assert [t.get_text() for t in added.get_legend().get_texts()] == [
+        "over the clinical model",
+        "over the mrna model",
+    ]
     roc, calibration = figures["roc"].axes[0], figures["calibration"].axes[0]
     assert roc.get_title() == "Prediction of drug vs placebo (nested cross-validation)"
     assert calibration.get_title() == "Prediction of drug vs placebo: calibration"
     assert [t.get_text() for t in roc.get_legend().get_texts()] == [
-        f"{f} (logistic): AUC 0.90 [0.80, 1.00]" for f in ("clinical", "expression", "combined")
+        f"{f} (logistic): AUC 0.90 [0.80, 1.00]" for f in ("clinical", "mrna", "combined")
     ]
     assert prediction_figures(result, CONTRAST)["roc"].axes[0].get_title() == (
         "TRD prediction (nested cross-validation)"

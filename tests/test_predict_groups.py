@@ -64,7 +64,7 @@ def expression_auc(adata: ad.AnnData, groups: str | None) -> float:
     cohort = make_cohort(adata, CONTRAST, ["sex", "age"], None, groups)
     predictions, *_ = cross_validate(cohort, GROUPED, FILTER, DESEQ2, seed=2, n_jobs=1)
     table = compare_models(predictions, cohort, GROUPED, seed=2).set_index("feature_set")
-    return float(table.loc["expression", "auc_mean"])
+    return float(table.loc["mrna", "auc_mean"])
 
 
 def test_a_subject_signal_scores_high_with_sample_wise_folds_and_chance_with_grouped_ones():
@@ -251,9 +251,9 @@ def test_the_report_states_the_grouping_and_how_the_labels_were_permuted(tmp_pat
         "samples keep)."
     )
     # the methods name the grouped contrast with its sentence
-    assert methods_section.prediction_settings({"learners": ["l2"]}, 1, [grouped])["grouped"] == [
-        {"name": "TRD_vs_responder", "grouping": grouped["grouping"]}
-    ]
+    assert methods_section.prediction_settings({"learners": ["l2"], "stacked_learners": []}, 1, [grouped])[
+        "grouped"
+    ] == [{"name": "TRD_vs_responder", "grouping": grouped["grouping"]}]
     # the subject is not in the design, so auto finds no grouping and says so
     config = {"predict": {"groups": "auto", "permutations": 20}, "design": "~ site + sex + age + group"}
     ungrouped = prediction_section.prediction_section(
@@ -263,7 +263,12 @@ def test_the_report_states_the_grouping_and_how_the_labels_were_permuted(tmp_pat
     assert ungrouped["grouping"] == (
         "Related samples: none declared or found (predict.groups), so the folds split the samples one by one."
     )
-    assert methods_section.prediction_settings({"learners": ["l2"]}, 1, [ungrouped])["grouped"] == []
+    assert (
+        methods_section.prediction_settings({"learners": ["l2"], "stacked_learners": []}, 1, [ungrouped])[
+            "grouped"
+        ]
+        == []
+    )
 
 
 def test_the_toy_report_says_its_folds_split_the_samples_one_by_one(toy_run):

@@ -25,6 +25,7 @@ from PIL import Image
 from conftest import ROOT, copy_workflow, run_snakemake
 from headless_chromium import BrowserError, chromium_path, open_page
 from trdpipe.enrichment.terms import top_terms_by_direction
+from trdpipe.predict.models import GAIN_COLUMNS
 from trdpipe.report import embed as report_embed
 from trdpipe.report import figures as report_figures
 from trdpipe.report import page as report_page
@@ -1241,6 +1242,7 @@ def test_prediction_methods_name_the_learners_folds_and_grouped_contrasts():
     predict = {
         "covariates": ["age", "sex"],
         "learners": ["l2", "hgb"],
+        "stacked_learners": ["l2"],
         "repeats": 5,
         "outer_folds": 4,
         "inner_folds": 3,
@@ -1257,6 +1259,10 @@ def test_prediction_methods_name_the_learners_folds_and_grouped_contrasts():
     assert "(seed 11)" in text and "scikit-learn 1.5" in text
     assert "5 repeats of 4-fold" in text and "3 inner stratified folds" in text and "the 200 genes" in text
     assert "(500 resamples)" in text and "40 label permutations" in text
+    assert (
+        "The stacked model (late fusion; with L2-penalised logistic regression) is a logistic regression"
+        in text
+    )
     # the grouped contrast is named with its sentence; the ungrouped one is not
     assert text.endswith(
         "StratifiedGroupKFold (each group in one fold) and the label permutations kept "
@@ -1348,7 +1354,7 @@ def test_enrichment_section(tmp_path):
 
 def prediction_files(tmp_path, best_low=0.62):
     rows = []
-    for feature_set, auc in (("clinical", 0.6), ("expression", 0.66), ("combined", 0.71)):
+    for feature_set, auc in (("clinical", 0.6), ("mrna", 0.66), ("combined", 0.71)):
         for learner, shift in (("l2", 0.0), ("hgb", -0.05)):
             rows.append(
                 {
@@ -1400,10 +1406,19 @@ def prediction_files(tmp_path, best_low=0.62):
             "selection_frequency": [1.0, 0.4],
         }
     ).to_csv(tmp_path / "model_genes.tsv", sep="\t", index=False)
-    for figure_name in ("roc", "calibration"):
+    pd.DataFrame(
+        [
+            ("mrna", "l2", "clinical", 0.66, 0.6, 0.06, -0.05, 0.16, 0.2),
+            ("combined", "l2", "clinical", 0.71, 0.6, 0.11, 0.06, 0.21, 0.04),
+        ],
+        columns=GAIN_COLUMNS,
+    ).to_csv(tmp_path / "layer_gains.tsv", sep="\t", index=False)
+    for figure_name in ("roc", "calibration", "layers"):
         Image.new("RGB", (60, 60), "white").save(tmp_path / f"{figure_name}.png")
     return {
         "comparison": tmp_path / "model_comparison.tsv",
+        "gains": tmp_path / "layer_gains.tsv",
+        "layers": tmp_path / "layers.png",
         "site": tmp_path / "site_validation.tsv",
         "genes": tmp_path / "model_genes.tsv",
         "roc": tmp_path / "roc.png",
@@ -1422,8 +1437,9 @@ def test_prediction_section(tmp_path):
     assert section["heading"] == "Prediction of TRD vs responder"
     assert section["findings"] == [
         "Best model: combined features, l2: out-of-fold AUC 0.71 (95% CI 0.62-0.81), label-permutation p = 0.0099.",
-        "Expression adds to the clinical data: combined minus clinical AUC +0.11 (95% CI +0.06 to +0.21, "
-        "corrected resampled t p = 0.04; l2).",
+        "The molecular data add to the clinical data: combined minus clinical AUC +0.11 (95% CI +0.06 to "
+        "+0.21, corrected resampled t p = 0.04; l2).",
+        "Over the clinical model (l2), mrna (+0.06, -0.05 to +0.16, p = 0.2) adds nothing detectable.",
     ]
     assert section["comparison"]["columns"][:3] == ["feature_set", "learner", "auc_mean"]
     assert len(section["comparison"]["rows"]) == 6

@@ -113,7 +113,7 @@ def report_contrast_files(contrast):
             primary_assay(getattr(rules.calibration.output, name)), contrast
         )
     if contrast in PREDICTED_CONTRASTS:
-        for name in ("comparison", "site", "genes", "roc", "calibration"):
+        for name in ("comparison", "gains", "site", "genes", "layers", "roc", "calibration"):
             files[f"predict_{name}"] = one_path(getattr(rules.predict.output, name), contrast)
     if CAMERA_OUTPUTS:
         files["camera"] = one_path(rules.camera.output.table, contrast)

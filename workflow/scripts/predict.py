@@ -1,11 +1,13 @@
-"""Rule predict: predict the contrast's test group (TRD) from clinical covariates, blood expression and
-both. The work is done in trdpipe.predict.contrast, the figures are drawn by trdpipe.predict.figures."""
+"""Rule predict: predict the contrast's test group (TRD) from clinical covariates, each molecular
+layer (the assays, the genotypes) and their combinations. The work is done in
+trdpipe.predict.contrast, the figures are drawn by trdpipe.predict.figures."""
 
 import anndata as ad
 from threadpoolctl import threadpool_limits
 
 from trdpipe.common import run_script, save_figure, write_table
 from trdpipe.predict.contrast import predict_contrast
+from trdpipe.predict.features import read_layers
 from trdpipe.predict.figures import prediction_figures
 
 
@@ -21,8 +23,10 @@ def main(smk) -> None:
             smk.params.design,
             int(smk.params.seed),
             smk.threads,
+            smk.params.layers["primary"],
+            read_layers(smk.params.layers, list(smk.input.assays), smk.input.genotypes, adata.obs),
         )
-    for key in ("comparison", "predictions", "site", "genes", "null"):
+    for key in ("comparison", "gains", "predictions", "site", "genes", "null"):
         write_table(result[key], smk.output[key], float_format="%.6g")
     for key, figure in prediction_figures(result, dict(smk.params.contrast)).items():
         save_figure(figure, smk.output[key])

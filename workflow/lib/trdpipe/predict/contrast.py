@@ -1,9 +1,12 @@
-"""Predict the contrast's test group (TRD) from clinical covariates, blood expression and both.
+"""Predict the contrast's test group (TRD) from clinical covariates, each molecular layer (the
+primary assay's blood expression, other assays, genotypes) and their combinations.
 
-Three feature sets x the configured learners in repeated nested cross-validation on the same
-outer folds; site-held-out validation; corrected resampled t intervals; a label-permutation
-p-value of the best model; calibration. Everything that learns from data is fitted inside the folds (see
-workflow/lib/trdpipe/predict/models.py); the raw counts of the filtered cohort are the input.
+The feature sets (clinical, each layer, combined, stacked) x the configured learners in repeated
+nested cross-validation on the same outer folds and the same samples; site-held-out validation;
+corrected resampled t intervals; what each layer adds over the clinical and the primary assay's
+model; a label-permutation p-value of the best model; calibration. Everything that learns from
+data is fitted inside the folds (see workflow/lib/trdpipe/predict/models.py); the raw counts of
+each assay's filtered cohort and the genotype dosages are the input.
 """
 
 import logging
@@ -13,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from trdpipe.checks.inputs import prediction_group_column, prediction_groups_column
-from trdpipe.predict.features import make_cohort
+from trdpipe.predict.features import feature_sets, make_cohort
 from trdpipe.predict.models import (
     compare_models,
     cross_validate,
+    layer_gains,
     model_grid,
     permutation_null,
     permutation_p,
@@ -66,13 +70,14 @@ def model_genes(
     was selected across the outer folds."""
     everyone = np.arange(len(cohort.labels))
     final = run_split(cohort, everyone, everyone, [model], settings, filter_settings, deseq2, seed)[0]
-    frequency = selection_frequency(model_grid(settings), splits_results, model)
+    frequency = selection_frequency(model_grid(cohort, settings), splits_results, model)
     genes = pd.Index(final["genes"]).union(frequency.index, sort=False)
     coefficient = pd.Series(final["coefficients"], index=final["genes"])
     table = pd.DataFrame(
         {
             "gene_id": genes,
             "gene_symbol": var.reindex(genes)["gene_symbol"].fillna("").to_numpy(),
+            "layer": feature_layers(cohort).reindex(genes).fillna("").to_numpy(),
             "feature_set": model[0],
             "learner": model[1],
             "in_final_model": genes.isin(final["genes"]),
@@ -86,6 +91,14 @@ def model_genes(
     return table.iloc[order].reset_index(drop=True)
 
 
+def feature_layers(cohort) -> pd.Series:
+    """The layer of every molecular feature ID of the cohort."""
+    return pd.concat(
+        [pd.Series(cohort.primary, index=cohort.gene_ids)]
+        + [pd.Series(layer.name, index=layer.values.columns.astype(str)) for layer in cohort.layers]
+    )
+
+
 def predict_contrast(
     adata: ad.AnnData,
     contrast: dict,
@@ -95,22 +108,30 @@ def predict_contrast(
     design: str,
     seed: int,
     n_jobs: int,
+    primary: str = "mrna",
+    layers: tuple = (),
 ) -> dict:
-    """Every table of the prediction of one contrast (its figures: trdpipe.predict.figures)."""
+    """Every table of the prediction of one contrast (its figures: trdpipe.predict.figures):
+    `adata` is the primary assay's filtered cohort (named `primary`), `layers` the others (Layer)."""
     covariates = [c for c in settings["covariates"] if c in adata.obs.columns]
     group_by = prediction_group_column(adata.obs, settings, design, contrast["variable"])
     groups = prediction_groups_column(adata.obs, settings, design, contrast)
-    cohort = make_cohort(adata, contrast, covariates, group_by, groups)
+    cohort = make_cohort(adata, contrast, covariates, group_by, groups, primary, layers)
     log.info(
-        "predicting %s = %s vs %s: %d samples (%d in the test group), %d genes, covariates %s, sites from %s",
+        "predicting %s = %s vs %s: %d samples (%d in the test group); features: %s; covariates %s; "
+        "sites from %s; feature sets %s",
         contrast["variable"],
         contrast["test"],
         contrast["reference"],
         len(cohort.labels),
         cohort.labels.sum(),
-        len(cohort.gene_ids),
+        ", ".join(
+            [f"{primary} {len(cohort.gene_ids)}"]
+            + [f"{layer.name} {layer.values.shape[1]}" for layer in cohort.layers]
+        ),
         ", ".join(covariates),
         group_by or "(none: no site-held-out validation)",
+        ", ".join(feature_sets(cohort, settings)),
     )
     log.info(
         "folds keep the samples of each level of %s together; label permutations: %s",
@@ -121,6 +142,7 @@ def predict_contrast(
         cohort, settings, filter_settings, deseq2, seed, n_jobs
     )
     comparison = compare_models(predictions, cohort, settings, seed)
+    gains = layer_gains(predictions, cohort)
     best = best_model(comparison)
     comparison["permutation_p"] = np.nan
     null = np.array([])
@@ -165,6 +187,8 @@ def predict_contrast(
     )
     return {
         "comparison": comparison,
+        "gains": gains,
+        "primary": cohort.primary,
         "predictions": predictions,
         "site": site,
         "genes": genes,

@@ -1,11 +1,11 @@
-"""The prediction's figures: the ROC and calibration curves of each feature set's best learner."""
+"""The prediction's figures: the layer comparison (AUC of each feature set and what it adds),
+and the ROC and calibration curves of each feature set's best learner."""
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_curve
-
-from trdpipe.predict.features import FEATURE_SETS
 
 
 def prediction_figures(result: dict, contrast: dict) -> dict:
@@ -17,6 +17,9 @@ def prediction_figures(result: dict, contrast: dict) -> dict:
         else f"Prediction of {contrast['test']} vs {contrast['reference']}"
     )
     return {
+        "layers": layer_plot(
+            result["comparison"], result["gains"], result["primary"], f"{title}: what each layer adds"
+        ),
         "roc": roc_plot(predictions, comparison, f"{title} (nested cross-validation)"),
         "calibration": calibration_plot(predictions, comparison, f"{title}: calibration"),
     }
@@ -24,7 +27,7 @@ def prediction_figures(result: dict, contrast: dict) -> dict:
 
 def best_learner_predictions(predictions: pd.DataFrame, comparison: pd.DataFrame):
     """Per feature set: its name, its best learner's comparison row and that learner's predictions."""
-    for feature_set in FEATURE_SETS:
+    for feature_set in comparison["feature_set"].unique():
         rows = comparison[comparison["feature_set"] == feature_set]
         best = rows.loc[rows["auc_mean"].idxmax()]
         chosen = predictions[
@@ -77,4 +80,45 @@ def calibration_plot(predictions: pd.DataFrame, comparison: pd.DataFrame, title:
     ax.set_ylabel("observed fraction in the test group")
     ax.set_title(title)
     ax.legend(loc="upper left", frameon=False, fontsize=7)
+    return fig
+
+
+def layer_plot(comparison: pd.DataFrame, gains: pd.DataFrame, primary: str, title: str):
+    """Left, each feature set's AUC with its 95% interval; right, its AUC gain over the clinical
+    and over the primary assay's model with theirs (layer_gains); the models of the learner of
+    the best combined model."""
+    combined = comparison[comparison["feature_set"] == "combined"]
+    learner = combined.loc[combined["auc_mean"].idxmax(), "learner"]
+    rows = comparison[comparison["learner"] == learner]
+    y = np.arange(len(rows))
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(8, 1.5 + 0.4 * len(rows)), sharey=True, layout="constrained"
+    )
+    left.errorbar(
+        rows["auc_mean"],
+        y,
+        xerr=[rows["auc_mean"] - rows["auc_low"], rows["auc_high"] - rows["auc_mean"]],
+        fmt="o",
+        c="k",
+        capsize=3,
+    )
+    left.axvline(0.5, c="0.6", lw=0.8, ls="--")
+    left.set_yticks(y, rows["feature_set"])
+    left.invert_yaxis()
+    left.set_xlabel(f"AUC, mean of the outer folds ({learner}, 95% CI)")
+    for offset, reference in ((-0.12, "clinical"), (0.12, primary)):
+        chosen = gains[(gains["learner"] == learner) & (gains["reference"] == reference)]
+        chosen = chosen.set_index("feature_set").reindex(rows["feature_set"])
+        right.errorbar(
+            chosen["auc_gain"],
+            y + offset,
+            xerr=[chosen["auc_gain"] - chosen["gain_low"], chosen["gain_high"] - chosen["auc_gain"]],
+            fmt="o",
+            capsize=3,
+            label=f"over the {reference} model",
+        )
+    right.axvline(0, c="0.6", lw=0.8, ls="--")
+    right.set_xlabel("AUC gain (paired folds, 95% CI)")
+    right.legend(frameon=False, fontsize=7)
+    fig.suptitle(title)
     return fig

@@ -35,12 +35,22 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from trdpipe.predict.features import FEATURE_SETS, Cohort, model_columns, split_features, top_genes
+from trdpipe.predict.features import (
+    Cohort,
+    FoldFeatures,
+    feature_sets,
+    model_columns,
+    split_features,
+    top_genes,
+)
 
 log = logging.getLogger("trd")
 
 
 # ---------------------------------------------------------------- learners
+
+# the stacked model's meta-learner: a logistic regression (C = 1) on the layer models' probabilities
+META_LEARNER = "stacking"
 
 
 def make_learner(name: str, settings: dict, seed: int) -> tuple[BaseEstimator, dict]:
@@ -65,6 +75,8 @@ def make_learner(name: str, settings: dict, seed: int) -> tuple[BaseEstimator, d
             ),
             {"learning_rate": list(settings["hgb_learning_rates"])},
         )
+    if name == META_LEARNER:
+        return LogisticRegression(max_iter=5000), {}
     raise ValueError(f"unknown learner {name!r}")
 
 
@@ -84,13 +96,22 @@ def fit_model(
     return pipeline.fit(values[np.ix_(rows, columns)], labels[rows])
 
 
+def predict_rows(pipeline: Pipeline, values: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """A fitted model's probability of the test group for `rows` (never rows it was fitted on)."""
+    return pipeline.predict_proba(values[np.ix_(rows, columns)])[:, 1]
+
+
 def selected_genes(
-    pipeline: Pipeline, chosen: np.ndarray, gene_ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gene IDs of a fitted model's gene columns (first), and their coefficients (NaN for trees)."""
+    pipeline: Pipeline, columns: np.ndarray, features: FoldFeatures
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IDs and layers of a fitted model's molecular columns (they come first), and their
+    coefficients (NaN for trees)."""
+    molecular = columns[features.column_layers[columns] != "clinical"]
     model = pipeline.named_steps["model"]
-    coefficients = model.coef_[0][: len(chosen)] if hasattr(model, "coef_") else np.full(len(chosen), np.nan)
-    return gene_ids[chosen], coefficients
+    coefficients = (
+        model.coef_[0][: len(molecular)] if hasattr(model, "coef_") else np.full(len(molecular), np.nan)
+    )
+    return features.column_ids[molecular], features.column_layers[molecular], coefficients
 
 
 # ---------------------------------------------------------------- folds
@@ -190,9 +211,7 @@ def inner_folds(
 
 
 def run_models(
-    values: np.ndarray,
-    gene_ids: np.ndarray,
-    n_clinical: int,
+    features: FoldFeatures,
     label_sets: np.ndarray,
     train: np.ndarray,
     test: np.ndarray,
@@ -202,39 +221,125 @@ def run_models(
     groups: np.ndarray | None = None,
 ) -> list[dict]:
     """Every (label vector, model): grid point chosen by the mean AUC of the inner folds
-    (genes selected, scaler and learner fitted on each inner fit set; each group in one inner
-    fold), then selection, scaling and the learner refitted on the whole training set and
-    applied to the test samples."""
-    n_genes = len(gene_ids)
-    k = min(settings["n_genes"], n_genes)
+    (each layer's features selected, scaler and learner fitted on each inner fit set; each group
+    in one inner fold), then selection, scaling and the learner refitted on the whole training set
+    and applied to the test samples. The stacked model combines the single-layer models of its
+    learner (stacked_model)."""
     folds = [
         inner_folds(labels, train, settings["inner_folds"], seed, groups) + [(train, test)]
         for labels in label_sets
     ]
-    masks = np.zeros((len(label_sets), len(folds[0]), values.shape[0]), dtype=bool)
+    masks = np.zeros((len(label_sets), len(folds[0]), features.values.shape[0]), dtype=bool)
     for b, label_folds in enumerate(folds):
         for j, (fit_rows, _) in enumerate(label_folds):
             masks[b, j, fit_rows] = True
-    repeated = np.repeat(label_sets, masks.shape[1], axis=0)
-    chosen = top_genes(values[:, :n_genes], repeated, masks.reshape(-1, masks.shape[2]), k).reshape(
-        len(label_sets), masks.shape[1], k
-    )
+    chosen = selected_columns(features, label_sets, masks)
+    bases = {
+        (base, learner)
+        for feature_set, learner in models
+        if feature_set == "stacked"
+        for base in stack_bases(features)
+    }
     results = []
     for b, labels in enumerate(label_sets):
-        for feature_set, learner in models:
-            columns = [
-                model_columns(feature_set, chosen[b, j], n_genes, n_clinical) for j in range(masks.shape[1])
-            ]
-            params = best_params(values, labels, folds[b][:-1], columns[:-1], learner, settings, seed)
-            pipeline = fit_model(values, train, columns[-1], labels, learner, params, settings, seed)
-            result = {
-                "probability": pipeline.predict_proba(values[np.ix_(test, columns[-1])])[:, 1],
-                "params": params,
-            }
-            if feature_set != "clinical":
-                result["genes"], result["coefficients"] = selected_genes(pipeline, chosen[b, -1], gene_ids)
-            results.append(result)
+        fitted = {}
+        for model in sorted(bases) + [m for m in models if m[0] != "stacked"]:
+            if model not in fitted:
+                columns = [
+                    model_columns(model[0], {name: c[b, j] for name, c in chosen.items()}, features)
+                    for j in range(masks.shape[1])
+                ]
+                fitted[model] = layer_model(
+                    features, labels, folds[b], columns, model, settings, seed, model in bases
+                )
+        for model in models:
+            result = (
+                stacked_model(features, labels, train, test, fitted, model[1], settings, seed)
+                if model[0] == "stacked"
+                else fitted[model]
+            )
+            results.append({key: value for key, value in result.items() if key != "out_of_fold"})
     return results
+
+
+def selected_columns(features: FoldFeatures, label_sets: np.ndarray, masks: np.ndarray) -> dict:
+    """Per layer: the columns of its k best features (ANOVA F) for every (label vector, fit set),
+    as an array label vectors x fit sets x k."""
+    repeated = np.repeat(label_sets, masks.shape[1], axis=0)
+    flat = masks.reshape(-1, masks.shape[2])
+    return {
+        name: columns[top_genes(features.values[:, columns], repeated, flat, k)].reshape(
+            len(label_sets), masks.shape[1], k
+        )
+        for name, (columns, k) in features.blocks.items()
+    }
+
+
+def stack_bases(features: FoldFeatures) -> list[str]:
+    """The single-layer models the stacked model combines: clinical and each layer."""
+    return ["clinical", *features.blocks]
+
+
+def layer_model(
+    features: FoldFeatures,
+    labels: np.ndarray,
+    folds: list[tuple],
+    columns: list[np.ndarray],
+    model: tuple,
+    settings: dict,
+    seed: int,
+    out_of_fold: bool,
+) -> dict:
+    """One feature set x learner on one outer split: tuned on the inner folds (folds[:-1]),
+    refitted on the training set (folds[-1]) and applied to its test samples; with `out_of_fold`,
+    also the tuned model's probabilities of the training samples, each from the inner fold that
+    held it out (the stacked model's inputs)."""
+    values, (train, test) = features.values, folds[-1]
+    params, inner = best_params(
+        values, labels, folds[:-1], columns[:-1], model[1], settings, seed, out_of_fold
+    )
+    pipeline = fit_model(values, train, columns[-1], labels, model[1], params, settings, seed)
+    result = {"probability": predict_rows(pipeline, values, test, columns[-1]), "params": params}
+    if out_of_fold:
+        result["out_of_fold"] = np.zeros(len(values))
+        for (_, validation_rows), probability in zip(folds[:-1], inner):
+            result["out_of_fold"][validation_rows] = probability
+    if model[0] != "clinical":
+        result["genes"], result["layers"], result["coefficients"] = selected_genes(
+            pipeline, columns[-1], features
+        )
+    return result
+
+
+def stacked_model(
+    features: FoldFeatures,
+    labels: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    fitted: dict,
+    learner: str,
+    settings: dict,
+    seed: int,
+) -> dict:
+    """Late fusion: a logistic regression fitted on the out-of-fold probabilities that each
+    single-layer model (of `learner`) gives the training samples, applied to those models'
+    probabilities of the test samples (refitted on the training set). Nothing of it sees a test
+    sample: the layer models' inner fits use inner fit rows, their refits the training rows."""
+    bases = [fitted[base, learner] for base in stack_bases(features)]
+    inputs = np.zeros((len(features.values), len(bases)))
+    for column, base in enumerate(bases):
+        inputs[train, column] = base["out_of_fold"][train]
+        inputs[test, column] = base["probability"]
+    columns = np.arange(len(bases))
+    meta = fit_model(inputs, train, columns, labels, META_LEARNER, {}, settings, seed)
+    molecular = [base for base in bases if "genes" in base]
+    return {
+        "probability": predict_rows(meta, inputs, test, columns),
+        "params": {"weights": dict(zip(stack_bases(features), meta.named_steps["model"].coef_[0].round(3)))},
+        "genes": np.concatenate([base["genes"] for base in molecular]),
+        "layers": np.concatenate([base["layers"] for base in molecular]),
+        "coefficients": np.concatenate([base["coefficients"] for base in molecular]),
+    }
 
 
 def best_params(
@@ -245,22 +350,25 @@ def best_params(
     learner: str,
     settings: dict,
     seed: int,
-) -> dict:
+    out_of_fold: bool = False,
+) -> tuple[dict, list | None]:
     """The grid point with the highest mean validation AUC over the inner folds (the first of
-    equals, as GridSearchCV); a grid of one point needs no inner fits."""
+    equals, as GridSearchCV), and its validation probabilities per inner fold when `out_of_fold`
+    (else None); a grid of one point needs no inner fits unless those are asked for."""
     _, grid = make_learner(learner, settings, seed)
     candidates = list(ParameterGrid(grid))
-    if len(candidates) == 1:
-        return candidates[0]
-    scores = []
+    if len(candidates) == 1 and not out_of_fold:
+        return candidates[0], None
+    scores, probabilities = [], []
     for params in candidates:
-        fold_auc = []
+        fold_probabilities = []
         for (fit_rows, validation_rows), fold_columns in zip(folds, columns):
             pipeline = fit_model(values, fit_rows, fold_columns, labels, learner, params, settings, seed)
-            probability = pipeline.predict_proba(values[np.ix_(validation_rows, fold_columns)])[:, 1]
-            fold_auc.append(rank_auc(probability, labels[validation_rows])[0])
-        scores.append(np.mean(fold_auc))
-    return candidates[int(np.argmax(scores))]
+            fold_probabilities.append(predict_rows(pipeline, values, validation_rows, fold_columns))
+        scores.append(np.mean([rank_auc(p, labels[v])[0] for p, (_, v) in zip(fold_probabilities, folds)]))
+        probabilities.append(fold_probabilities)
+    best = int(np.argmax(scores))
+    return candidates[best], probabilities[best] if out_of_fold else None
 
 
 def run_split(
@@ -274,28 +382,25 @@ def run_split(
     seed: int,
     label_sets: np.ndarray | None = None,
 ) -> list[dict]:
-    """One outer split: the fold VST once, then every (feature set, learner) on every label
-    vector of `label_sets` (the cohort's own labels when None). One thread (BLAS and OpenMP):
+    """One outer split: the fold transforms of the layers once, then every (feature set,
+    learner) on every label vector of `label_sets` (the cohort's own labels when None). One thread (BLAS and OpenMP):
     the splits run in parallel, and OpenMP's waiting threads slow small fits down on a busy machine."""
     with threadpool_limits(limits=1):
-        values, genes = split_features(cohort, train, settings, filter_settings, deseq2)
+        features = split_features(cohort, train, settings, filter_settings, deseq2)
         label_sets = cohort.labels[None, :] if label_sets is None else label_sets
-        return run_models(
-            values,
-            genes,
-            cohort.clinical.shape[1],
-            label_sets,
-            train,
-            test,
-            models,
-            settings,
-            seed,
-            cohort.groups,
-        )
+        return run_models(features, label_sets, train, test, models, settings, seed, cohort.groups)
 
 
-def model_grid(settings: dict) -> list[tuple]:
-    return [(feature_set, learner) for feature_set in FEATURE_SETS for learner in settings["learners"]]
+def model_grid(cohort: Cohort, settings: dict) -> list[tuple]:
+    """(feature set, learner) of every model compared: each feature set with each of
+    predict.learners, the stacked one with each of predict.stacked_learners."""
+    grid = [
+        (fs, learner)
+        for fs in feature_sets(cohort, settings)
+        if fs != "stacked"
+        for learner in settings["learners"]
+    ]
+    return grid + [("stacked", learner) for learner in settings["stacked_learners"]]
 
 
 def cross_validate(
@@ -304,7 +409,7 @@ def cross_validate(
     """Out-of-fold predictions of every model in every repeat, the same outer folds for all;
     the site-held-out predictions; the outer splits (for the permutations) and what each
     split's models selected (for the selection frequencies)."""
-    models = model_grid(settings)
+    models = model_grid(cohort, settings)
     splits = outer_splits(cohort.labels, settings["outer_folds"], settings["repeats"], seed, cohort.groups)
     sites = site_splits(cohort.sites) if cohort.sites is not None else []
     jobs = [(train, test) for *_, train, test in splits] + [(train, test) for _, train, test in sites]
@@ -551,13 +656,62 @@ def compare_models(predictions: pd.DataFrame, cohort: Cohort, settings: dict, se
 
 
 def gain_over_clinical(groups: dict, feature_set: str, learner: str, ratio: float) -> dict:
-    """Mean per-fold AUC difference from the clinical model of the same learner (paired: the
-    same outer folds and test samples), its corrected t interval and p-value."""
+    """The gain over the clinical model of the same learner (gain_over), as model_comparison's columns."""
     keys = ("auc_gain_over_clinical", "gain_low", "gain_high", "gain_p")
-    if feature_set == "clinical" or ("clinical", learner) not in groups:
+    if feature_set == "clinical":
         return dict.fromkeys(keys, np.nan)
-    folds = fold_statistics(groups[feature_set, learner], groups["clinical", learner])
-    return dict(zip(keys, corrected_t(folds["auc"], ratio, variance_floor=folds["variance"].mean())))
+    return dict(zip(keys, gain_over(groups, feature_set, learner, "clinical", ratio)))
+
+
+def gain_over(groups: dict, feature_set: str, learner: str, reference: str, ratio: float) -> tuple:
+    """Mean per-fold AUC difference from the `reference` feature set's model of the same learner
+    (paired: the same outer folds and test samples), its corrected t interval and p-value; NaN
+    when that model was not run."""
+    if (reference, learner) not in groups:
+        return (np.nan,) * 4
+    folds = fold_statistics(groups[feature_set, learner], groups[reference, learner])
+    return corrected_t(folds["auc"], ratio, variance_floor=folds["variance"].mean())
+
+
+def layer_gains(predictions: pd.DataFrame, cohort: Cohort) -> pd.DataFrame:
+    """What each feature set adds: per feature set x learner, its AUC gain over the clinical model
+    and over the primary assay's model of the same learner (gain_over), with the two AUCs."""
+    ratio = fold_size_ratio(predictions, len(cohort.labels))
+    groups = dict(iter(predictions.groupby(["feature_set", "learner"], sort=False)))
+    auc = {key: fold_statistics(group)["auc"].mean() for key, group in groups.items()}
+    rows = []
+    for reference in ("clinical", cohort.primary):
+        for feature_set, learner in groups:
+            if feature_set in ("clinical", reference) or (reference, learner) not in groups:
+                continue
+            gain, low, high, p = gain_over(groups, feature_set, learner, reference, ratio)
+            rows.append(
+                {
+                    "feature_set": feature_set,
+                    "learner": learner,
+                    "reference": reference,
+                    "auc_mean": auc[feature_set, learner],
+                    "reference_auc_mean": auc[reference, learner],
+                    "auc_gain": gain,
+                    "gain_low": low,
+                    "gain_high": high,
+                    "gain_p": p,
+                }
+            )
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+
+
+GAIN_COLUMNS = [
+    "feature_set",
+    "learner",
+    "reference",
+    "auc_mean",
+    "reference_auc_mean",
+    "auc_gain",
+    "gain_low",
+    "gain_high",
+    "gain_p",
+]
 
 
 def validate_by_site(site_predictions: pd.DataFrame, settings: dict, seed: int) -> pd.DataFrame:

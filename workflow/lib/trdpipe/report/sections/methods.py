@@ -63,6 +63,7 @@ def prediction_settings(settings: dict, seed: int, predictions: list[dict]) -> d
     return {
         **settings,
         "learners": [LEARNERS[name] for name in settings["learners"]],
+        "stacked_learners": [LEARNERS[name] for name in settings["stacked_learners"]],
         "seed": seed,
         "grouped": [{"name": p["name"], "grouping": p["grouping"]} for p in predictions if p["groups"]],
     }

@@ -35,9 +35,12 @@ def prediction_section(
     name: str, contrast: dict, files: dict, config: dict, caption_dir, obs: pd.DataFrame | None = None
 ) -> dict:
     """The model comparison, what it says (best model and whether its interval includes 0.5;
-    whether expression adds to the clinical data), site-held-out AUCs, figures and genes; with the
-    samples' sheet (`obs`), how the folds and permutations treat related samples."""
+    whether the molecular data add to the clinical data; which layer adds what), the layer
+    comparison (each feature set's gain over the clinical and the primary assay's model),
+    site-held-out AUCs, figures and genes; with the samples' sheet (`obs`), how the folds and
+    permutations treat related samples."""
     comparison = pd.read_csv(files["comparison"], sep="\t")
+    gains = pd.read_csv(files["gains"], sep="\t")
     sites = pd.read_csv(files["site"], sep="\t")
     genes = pd.read_csv(files["genes"], sep="\t", keep_default_na=False).head(N_MODEL_GENES)
     best = best_model(comparison)
@@ -50,12 +53,15 @@ def prediction_section(
         "name": name,
         "anchor": anchor_of("predict", name),
         "heading": heading,
-        "findings": prediction_findings(comparison, best, contrast, permutations),
+        "findings": prediction_findings(comparison, best, contrast, permutations)
+        + [layer_sentence(gains, primary_set(comparison), combined_learner(comparison))],
         "comparison": table_rows(shown),
+        "gains": table_rows(gains.round(3)),
+        "primary": primary_set(comparison),
         "sites": table_rows(sites.round(3)) if len(sites) else None,
         "genes": table_rows(genes),
         "genes_model": f"{genes['feature_set'].iloc[0]} / {genes['learner'].iloc[0]}" if len(genes) else "",
-        "figures": [figure(files[key], caption_dir, config) for key in ("roc", "calibration")],
+        "figures": [figure(files[key], caption_dir, config) for key in ("layers", "roc", "calibration")],
         **(
             prediction_grouping(obs, contrast, config)
             if obs is not None
@@ -118,25 +124,87 @@ def best_model(comparison: pd.DataFrame) -> pd.Series:
     return comparison[comparison["best"].astype(str) == "True"].iloc[0]
 
 
+def combined_learner(comparison: pd.DataFrame) -> str:
+    """The learner of the combined model with the highest AUC: the one whose gains the findings quote."""
+    combined = comparison[comparison["feature_set"] == "combined"]
+    return combined.loc[combined["auc_mean"].idxmax(), "learner"]
+
+
+def primary_set(comparison: pd.DataFrame) -> str:
+    """The primary assay's feature set: the first after the clinical one (feature_sets' order)."""
+    return comparison["feature_set"].drop_duplicates().iloc[1]
+
+
 def prediction_findings(
     comparison: pd.DataFrame, best: pd.Series, contrast: dict, permutations: int
 ) -> list[str]:
-    """Plain sentences: the best model (best_model_findings) and whether expression adds to the
-    clinical data (the combined model with the best learner)."""
+    """Plain sentences: the best model (best_model_findings) and whether the molecular data add
+    to the clinical data (the combined model with its best learner)."""
     sentences = best_model_findings(best, contrast["test"], permutations)
-    combined = comparison[comparison["feature_set"] == "combined"]
-    row = combined.loc[combined["auc_mean"].idxmax()]
+    row = comparison[
+        (comparison["feature_set"] == "combined") & (comparison["learner"] == combined_learner(comparison))
+    ].iloc[0]
     gain = (
         f"combined minus clinical AUC {row['auc_gain_over_clinical']:+.2f} (95% CI "
         f"{row['gain_low']:+.2f} to {row['gain_high']:+.2f}, corrected resampled t p = {row['gain_p']:.3g}; "
         f"{row['learner']})"
     )
     sentences.append(
-        f"Expression adds to the clinical data: {gain}."
+        f"The molecular data add to the clinical data: {gain}."
         if row["gain_low"] > 0
-        else f"Expression does not add detectably to the clinical data: {gain}."
+        else f"The molecular data do not add detectably to the clinical data: {gain}."
     )
     return sentences
+
+
+# the feature sets that fuse layers: their gains are in the layer table, not in the layer sentence
+FUSED = ("combined", "stacked")
+
+
+def layer_sentence(gains: pd.DataFrame, primary: str, learner: str) -> str:
+    """One sentence on which layer adds what, with `learner`'s models: each layer's AUC gain over
+    the clinical model (a gain when its 95% interval lies above 0), then which other layers add to
+    the primary assay's model."""
+    rows = gains[(gains["learner"] == learner) & ~gains["feature_set"].isin(FUSED)]
+    over_clinical = rows[rows["reference"] == "clinical"]
+    adds = over_clinical[over_clinical["gain_low"] > 0]
+    others = over_clinical[over_clinical["gain_low"] <= 0]
+    parts = [
+        ", ".join(
+            f"{r.feature_set} adds {gain_text(r, first=i == 0)}" for i, r in enumerate(adds.itertuples())
+        )
+    ]
+    if len(others):
+        verb = "adds" if len(others) == 1 else "add"
+        parts.append(
+            join_names(
+                [f"{r.feature_set} ({r.auc_gain:+.2f}, {interval_text(r)})" for r in others.itertuples()]
+            )
+            + f" {verb} nothing detectable"
+        )
+    over_primary = rows[(rows["reference"] == primary) & (rows["gain_low"] > 0)]
+    tail = ""
+    if (rows["reference"] == primary).any():
+        tail = f"; over the {primary} model, " + (
+            ", ".join(f"{r.feature_set} adds {gain_text(r)}" for r in over_primary.itertuples())
+            if len(over_primary)
+            else "no other layer adds detectably"
+        )
+    return f"Over the clinical model ({learner}), " + "; ".join(p for p in parts if p) + tail + "."
+
+
+def gain_text(row, first: bool = False) -> str:
+    if first:
+        return f"{row.auc_gain:+.2f} AUC (95% CI {interval_text(row)})"
+    return f"{row.auc_gain:+.2f} ({interval_text(row)})"
+
+
+def interval_text(row) -> str:
+    return f"{row.gain_low:+.2f} to {row.gain_high:+.2f}, p = {row.gain_p:.2g}"
+
+
+def join_names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def prediction_not_run(switched_off: list[str]) -> str:
@@ -150,6 +218,8 @@ def prediction_not_run(switched_off: list[str]) -> str:
 
 PREDICTION_FILES = {
     "comparison": "predict_comparison",
+    "gains": "predict_gains",
+    "layers": "predict_layers",
     "site": "predict_site",
     "genes": "predict_genes",
     "roc": "predict_roc",
