@@ -154,6 +154,17 @@ def test_every_job_but_the_local_rules_ran_as_a_slurm_job(cluster_run):
     assert completed == expected_job_names(remote_rules)
 
 
+def test_cohort_fits_and_calibration_blocks_scatter_as_separate_jobs(cluster_run):
+    """The toy's three sites (config cohorts: site) are fitted alone, one SLURM job each, as are
+    the calibration's blocks (30 permutations, 15 a block)."""
+    completed = [job for job in cluster_run.jobs if job.state == "COMPLETED"]
+    cohort_jobs = sorted(
+        job.comment.split("_wildcards_")[1] for job in completed if job.job_name == "meta_cohort"
+    )
+    assert cohort_jobs == [f"TRD_vs_responder_{site}" for site in ("siteA", "siteB", "siteC")]
+    assert [job.job_name for job in completed].count("calibration_block") == 2
+
+
 def test_job_ids_agree_between_snakemake_squeue_and_slurmd(cluster_run):
     # Jobs ready together are submitted in parallel, so the log's order may differ.
     ids = sorted(submitted_job_ids(cluster_run.snakemake_log), key=int)
@@ -185,6 +196,12 @@ def test_result_tables_equal_a_local_run(cluster_run, request):
         for name in ("summary.tsv", "permutations.tsv", "permuted_labels.tsv", "calibrated_results.tsv")
     }
     assert calibration <= local_tables.keys()
+    # so did the meta-analysis' per-cohort fits, gathered into its tables
+    meta = {
+        f"meta/TRD_vs_responder/{name}"
+        for name in ("meta_results.tsv", "cohorts.tsv", "concordance.tsv", "high_heterogeneity.tsv")
+    } | {f"meta/TRD_vs_responder/cohorts/{site}/deseq2_results.tsv" for site in ("siteA", "siteB", "siteC")}
+    assert meta <= local_tables.keys()
     assert cluster_tables.keys() == local_tables.keys()
     differing = [name for name in local_tables if cluster_tables[name] != local_tables[name]]
     assert differing == []

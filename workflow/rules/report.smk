@@ -53,6 +53,7 @@ REPORT_SECTIONS = [
     "enrichment",
     "prediction",
     "robustness",
+    "meta",
     "methods",
     "provenance",
 ]
@@ -96,6 +97,9 @@ def report_contrast_files(contrast):
             files[f"predict_{name}"] = one_path(getattr(rules.predict.output, name), contrast)
     if CAMERA_OUTPUTS:
         files["camera"] = one_path(rules.camera.output.table, contrast)
+    if contrast in META_CONTRASTS:
+        for name in ("table", "cohorts", "concordance", "forest_top", "forest_candidates"):
+            files[f"meta_{name}"] = one_path(getattr(rules.meta_analysis.output, name), contrast)
     if CELLS["enabled"]:
         files["cell_by_group"] = f"results/cells/{contrast}/scores_by_group.tsv"
         files["cell_figure"] = f"results/cells/{contrast}/scores_by_group.png"
@@ -144,6 +148,8 @@ rule report:
         + ([rules.cell_composition.benchmark] if CELLS["enabled"] else [])
         + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)
         + expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS, model=ENRICHED_MODELS)
+        + expand(rules.meta_cohort.benchmark, zip, **meta_jobs())
+        + expand(rules.meta_analysis.benchmark, contrast=META_CONTRASTS)
         + [rules.software_versions.benchmark],
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         macros=os.path.join(REPORT_TEMPLATE_DIR, "macros.j2"),
