@@ -1,6 +1,7 @@
 """The meta-analysis of cohorts beside the pooled model (config `cohorts`, results/meta/)."""
 
 import logging
+import re
 
 import anndata as ad
 import numpy as np
@@ -9,10 +10,10 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from conftest import ROOT
+from conftest import ROOT, run_snakemake
 from trdpipe import simulate as sim
 from trdpipe.common import InputError
-from trdpipe.ingest import log_cohorts_left_out
+from trdpipe.ingest import ingest, log_cohorts_left_out
 from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.model.cohorts import (
     check_cohorts_column,
@@ -23,7 +24,7 @@ from trdpipe.model.cohorts import (
 )
 from trdpipe.model.engines import make_engine
 from trdpipe.model.filtering import expressed_genes
-from trdpipe.model.meta import meta_table
+from trdpipe.model.meta import chance_of_high_i2, meta_table
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 DESIGN = "~ site + sex + age + group"
@@ -122,6 +123,10 @@ def test_few_genes_replicate_on_a_null_cohort(cohort_fits):
     meta = meta_table(tables, var, NOMINAL_P, K)
     assert meta["replicated"].mean() <= 0.02
     assert (meta["padj"] < 0.05).sum() <= 2
+    # high heterogeneity as often as chance gives it when the cohorts agree
+    expected = chance_of_high_i2(meta, 0.75)
+    assert 0 < expected < 0.05 * len(meta)
+    assert (meta["I2"] >= 0.75).sum() <= 2 * expected + 3
 
 
 # ---------------------------------------------------------------- bad input
@@ -180,3 +185,29 @@ def test_a_cohort_too_small_for_its_own_model_says_why(sheet):
     assert cohort_shortfall(site_c, design, CONTRAST, 4) == (
         "3 sample(s) with group = TRD, fewer than meta.min_samples_per_level (4)"
     )
+
+
+def test_ingest_stops_on_an_absent_cohorts_column_before_reading_counts():
+    with pytest.raises(InputError) as err:
+        ingest(
+            "no_such_counts.tsv",
+            SHEET,
+            ROOT / "resources/annotation/genes.tsv.gz",
+            DESIGN,
+            {"TRD_vs_responder": CONTRAST},
+            cohorts="cohort",
+        )
+    assert str(err.value) == (
+        f"{SHEET}: config cohorts names column 'cohort', which the sample sheet does not have; its "
+        "columns are group, site, sex, age, bmi, RIN, neutrophil_fraction."
+    )
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def test_each_cohort_is_a_job_of_its_own(workflow_copy):
+    """The toy (cohorts: site): one fit per site, gathered by one meta-analysis per contrast."""
+    result = run_snakemake(workflow_copy, "--dry-run", "--quiet", "rules")
+    counts = dict(re.findall(r"^(meta_\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
+    assert counts == {"meta_cohort": "3", "meta_analysis": "1"}

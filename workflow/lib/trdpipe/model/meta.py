@@ -111,7 +111,8 @@ def meta_concordance(
 ) -> pd.DataFrame:
     """One row, measure by value: the calls of the mega- and the meta-analysis, their overlap and
     log2 fold-change correlation (trdpipe.model.sensitivity.concordance), the calls of each that
-    replicate (at least k cohorts), and the genes of high heterogeneity (I^2 >= high_i2)."""
+    replicate (at least k cohorts), and the genes of high heterogeneity (I^2 >= high_i2) with the
+    number expected by chance."""
     shared = concordance(mega, meta, alpha)
     replicated = meta.set_index("gene_id")["replicated"]
     mega_calls = mega.loc[mega["padj"] < alpha, "gene_id"]
@@ -129,9 +130,19 @@ def meta_concordance(
         "meta_calls_replicated": int((meta_calls & meta["replicated"]).sum()),
         "genes_replicated": int(meta["replicated"].sum()),
         "genes_high_heterogeneity": int((meta["I2"] >= high_i2).sum()),
+        "genes_high_heterogeneity_by_chance": chance_of_high_i2(meta, high_i2),
         "meta_calls_high_heterogeneity": int((meta_calls & (meta["I2"] >= high_i2)).sum()),
     }
     return pd.DataFrame({"measure": list(measures), "value": list(measures.values())})
+
+
+def chance_of_high_i2(meta: pd.DataFrame, high_i2: float) -> float:
+    """Genes expected at I^2 >= high_i2 if every gene's cohorts agreed: I^2 >= h is Q >= df / (1 - h),
+    and Q is chi-square with df = cohorts - 1 under homogeneity."""
+    df = meta["n_cohorts"][meta["n_cohorts"] >= 2] - 1
+    if high_i2 >= 1:
+        return 0.0
+    return float(chi2.sf(df / (1 - high_i2), df).sum())
 
 
 def high_heterogeneity(meta: pd.DataFrame, mega: pd.DataFrame, high_i2: float) -> pd.DataFrame:

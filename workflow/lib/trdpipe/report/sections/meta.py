@@ -42,7 +42,9 @@ def agreement_sentence(values: pd.Series, alpha: float, high_i2: float) -> str:
         f"The meta-analysis calls {int(values['calls_meta'])} genes at padj < {alpha:g} "
         f"({int(values['calls_both'])} of them called by the pooled model too); the log2 fold changes "
         f"of the two correlate with r = {float(values['lfc_r_all']):.2f} over all genes. "
-        f"{int(values['genes_high_heterogeneity'])} genes differ between cohorts (I² ≥ {high_i2:g})."
+        f"{int(values['genes_high_heterogeneity'])} genes have high heterogeneity between cohorts "
+        f"(I² ≥ {high_i2:g}), where {float(values['genes_high_heterogeneity_by_chance']):.0f} would by "
+        "chance if the cohorts agreed on every gene."
     )
 
 
