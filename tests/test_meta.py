@@ -207,7 +207,7 @@ def test_ingest_stops_on_an_absent_cohorts_column_before_reading_counts():
 
 
 def test_each_cohort_is_a_job_of_its_own(workflow_copy):
-    """The toy (cohorts: site): one fit per site, gathered by one meta-analysis per contrast."""
-    result = run_snakemake(workflow_copy, "--dry-run", "--quiet", "rules")
+    """The toy split by site: one fit per site, gathered by one meta-analysis per contrast."""
+    result = run_snakemake(workflow_copy, "--dry-run", "--quiet", "rules", "--config", "cohorts=site")
     counts = dict(re.findall(r"^(meta_\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
     assert counts == {"meta_cohort": "3", "meta_analysis": "1"}

@@ -844,9 +844,8 @@ def test_toy_report_is_self_contained_with_every_figure(toy_run):
     assert called and {(c, d, int(r)) for c, d, r, _ in map(plot_key, plots)} == called
     # every QC figure, then per contrast volcano, MA and heat map, the counts of the top and of the
     # candidate genes, 2 enrichment dot plots and every running-score plot, the calibration's QQ plot
-    # and null-count histogram, the ROC and reliability curves, the cell scores by group, and the
-    # meta-analysis' forest plots of the top and the candidate genes (cohorts: site)
-    assert len(parser.images) == qc_figures + 3 + 2 + 2 + len(plots) + 2 + 2 + 1 + 2
+    # and null-count histogram, the ROC and reliability curves, the cell scores by group
+    assert len(parser.images) == qc_figures + 3 + 2 + 2 + len(plots) + 2 + 2 + 1
     # Plotly's library is inline, once, for the interactive volcano
     assert text.count("* plotly.js v") == 1 and 'id="de-TRD_vs_responder-volcano"' in text
     for src in parser.images:
@@ -1174,11 +1173,10 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
     assert "<h2>Prediction of siteB vs siteA: siteB_vs_siteA</h2>" in text and "TRD prediction" not in text
     # per contrast: volcano, MA, heat map, 2 per-gene count figures, 2 enrichment dot plots,
     # 2 calibration figures, ROC and reliability curves, cell scores by group; and the running-score
-    # plots of both; the meta-analysis' 2 forest plots of the TRD contrast only (each site holds one
-    # level of site, so no site is fitted for the site contrast)
+    # plots of both
     running_scores = len(list((workdir / "results/enrichment").glob("*/running_scores/*.png")))
     assert len(parser.images) == (
-        len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 2 + 2 + 1) + running_scores + 2
+        len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 2 + 2 + 1) + running_scores
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ LOCAL_RULES = {"all", "report", "software_versions"} | (
     {"multiqc"} if importlib.util.find_spec("multiqc") else set()
 )
 FORCED_FAILURE_RULE = "deseq2"
+# the toy split into its three sites: the run adds the meta-analysis, one SLURM job per site
+META_CONFIG = ("--config", "cohorts=site")
 
 
 @dataclass
@@ -105,7 +108,13 @@ def cluster_run(slurm_cluster, tmp_path_factory) -> ClusterRun:
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"))
     try:
         run_snakemake(
-            workdir, "--profile", "profiles/slurm", "--profile", str(TEST_PROFILE), timeout=RUN_TIMEOUT_S
+            workdir,
+            "--profile",
+            "profiles/slurm",
+            "--profile",
+            str(TEST_PROFILE),
+            *META_CONFIG,
+            timeout=RUN_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
         queue = subprocess.run(["squeue", "--states=all"], capture_output=True, text=True, timeout=30)
@@ -183,10 +192,18 @@ def test_memory_killed_job_is_retried_with_more_memory(cluster_run):
     assert "Trying to restart job" in cluster_run.snakemake_log
 
 
-def test_result_tables_equal_a_local_run(cluster_run, request):
+def local_run_with_meta_analysis(toy_run: Path, workdir: Path) -> Path:
+    """The local toy run with the meta-analysis added: a copy of its folder in which only the
+    meta-analysis' jobs run (no other rule reads `cohorts`)."""
+    shutil.copytree(toy_run, workdir, symlinks=True)
+    run_snakemake(workdir, *META_CONFIG, "results/meta/TRD_vs_responder/meta_results.tsv")
+    return workdir
+
+
+def test_result_tables_equal_a_local_run(cluster_run, request, tmp_path):
     # Asked for here, not as an argument: pytest would set up the session-scoped
     # local run first, even when there is no SLURM and the test is skipped.
-    local_run = request.getfixturevalue("toy_run")
+    local_run = local_run_with_meta_analysis(request.getfixturevalue("toy_run"), tmp_path / "local")
     cluster_tables = result_tables(cluster_run.workdir)
     local_tables = result_tables(local_run)
     assert "de/TRD_vs_responder/deseq2_results.tsv" in local_tables
