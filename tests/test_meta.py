@@ -175,6 +175,14 @@ def test_a_cohort_without_a_compared_level_is_left_out_and_logged(sheet, caplog)
         "cohort siteC (column site) is left out of the meta-analysis of contrast TRD_vs_responder: "
         "no sample with group = TRD"
     ]
+    caplog.clear()
+    sheet.loc[(sheet["site"] == "siteB") & (sheet["group"] == "TRD"), "group"] = "responder"
+    with caplog.at_level(logging.WARNING, logger="trd"):
+        log_cohorts_left_out(sheet, "site", {"TRD_vs_responder": CONTRAST})
+    assert caplog.messages[-1] == (
+        "contrast TRD_vs_responder has no meta-analysis: 1 cohort(s) of column site hold both of its "
+        "levels, fewer than two"
+    )
 
 
 def test_a_cohort_too_small_for_its_own_model_says_why(sheet):

@@ -34,7 +34,7 @@ from trdpipe.io.counts import (
 )
 from trdpipe.io.genesets import check_collections
 from trdpipe.io.sample_sheet import read_sample_sheet
-from trdpipe.model.cohorts import check_cohorts_column, cohorts_of_contrast
+from trdpipe.model.cohorts import check_cohorts_column, cohorts_of_contrast, meta_cohorts
 from trdpipe.model.sensitivity import active_models, check_model
 
 log = logging.getLogger("trd")
@@ -224,7 +224,8 @@ def stop_on_problems(problems: list[str], where: str) -> None:
 
 def log_cohorts_left_out(sheet: pd.DataFrame, cohorts: str, contrasts: dict) -> None:
     """A cohort without both levels of a contrast is left out of that contrast's meta-analysis:
-    logged, not an error (the Snakefile leaves out its job)."""
+    logged, not an error (the Snakefile leaves out its job); so is a contrast that keeps fewer than
+    two cohorts."""
     for name, contrast in contrasts.items() if cohorts else ():
         for cohort, reason in cohorts_of_contrast(sheet, cohorts, contrast).items():
             log.warning(
@@ -233,6 +234,15 @@ def log_cohorts_left_out(sheet: pd.DataFrame, cohorts: str, contrasts: dict) -> 
                 cohorts,
                 name,
                 reason,
+            )
+        fitted = meta_cohorts(sheet, cohorts, contrast)
+        if len(fitted) < 2:
+            log.warning(
+                "contrast %s has no meta-analysis: %d cohort(s) of column %s hold both of its levels, "
+                "fewer than two",
+                name,
+                len(fitted),
+                cohorts,
             )
 
 
