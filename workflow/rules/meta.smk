@@ -3,29 +3,13 @@
 # scattered over cores or SLURM nodes) and the cohorts are combined per gene by one gathering rule.
 # Engine: workflow/lib/trdpipe/model/cohorts.py and meta.py.
 
-from trdpipe.model.cohorts import cohorts_of_contrast, meta_cohorts
+from trdpipe.model.cohorts import cohorts_of_contrast
 
 META = config["meta"]
 COHORTS_COLUMN = config["cohorts"] or ""
 
 
-def plan_meta_analysis():
-    """contrast -> the cohorts fitted for it (those holding both compared levels). Nothing when the
-    meta-analysis is off or the sheet cannot serve it: ingest then stops with the reason."""
-    if not COHORTS_COLUMN:
-        return {}
-    try:
-        sheet = read_sample_sheet(config["samples"])
-    except InputError:
-        return {}
-    if COHORTS_COLUMN not in sheet.columns:
-        return {}
-    return {
-        name: meta_cohorts(sheet, COHORTS_COLUMN, contrast) for name, contrast in config["contrasts"].items()
-    }
-
-
-META_COHORTS = plan_meta_analysis()
+META_COHORTS = plan_meta_analysis(COHORTS_COLUMN)
 META_CONTRASTS = [name for name in CONTRASTS if len(META_COHORTS.get(name, [])) >= 2]
 META_OUTPUTS = expand(
     "results/meta/{contrast}/{name}",
@@ -37,16 +21,6 @@ META_OUTPUTS = expand(
 wildcard_constraints:
     cohort="|".join(map(re.escape, sorted({c for cohorts in META_COHORTS.values() for c in cohorts})))
     or "(?!)",
-
-
-def meta_jobs():
-    """The (contrast, cohort) pairs of the cohorts' own fits, as lists for expand(..., zip)."""
-    pairs = [(name, cohort) for name in META_CONTRASTS for cohort in META_COHORTS[name]]
-    return {"contrast": [p[0] for p in pairs], "cohort": [p[1] for p in pairs]}
-
-
-def cohort_files(pattern):
-    return lambda wc: expand(pattern, contrast=wc.contrast, cohort=META_COHORTS[wc.contrast])
 
 
 rule meta_cohort:
@@ -80,8 +54,8 @@ rule meta_cohort:
 rule meta_analysis:
     input:
         mega="results/de/{contrast}/deseq2_results.tsv",
-        tables=cohort_files(rules.meta_cohort.output.table),
-        fits=cohort_files(rules.meta_cohort.output.fit),
+        tables=cohort_files(rules.meta_cohort.output.table, META_COHORTS),
+        fits=cohort_files(rules.meta_cohort.output.fit, META_COHORTS),
     output:
         table=report(
             "results/meta/{contrast}/meta_results.tsv",

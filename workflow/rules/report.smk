@@ -148,7 +148,7 @@ rule report:
         + ([rules.cell_composition.benchmark] if CELLS["enabled"] else [])
         + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)
         + expand(rules.sensitivity_enrichment.benchmark, contrast=CONTRASTS, model=ENRICHED_MODELS)
-        + expand(rules.meta_cohort.benchmark, zip, **meta_jobs())
+        + expand(rules.meta_cohort.benchmark, zip, **meta_jobs(META_COHORTS, META_CONTRASTS))
         + expand(rules.meta_analysis.benchmark, contrast=META_CONTRASTS)
         + [rules.software_versions.benchmark],
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
