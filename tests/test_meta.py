@@ -12,6 +12,7 @@ from scipy.stats import norm
 
 from conftest import ROOT, run_snakemake
 from trdpipe import simulate as sim
+from trdpipe.calibration.permutation import calibration_strata
 from trdpipe.common import InputError
 from trdpipe.ingest import ingest, log_cohorts_left_out
 from trdpipe.io.sample_sheet import read_sample_sheet
@@ -219,3 +220,10 @@ def test_each_cohort_is_a_job_of_its_own(workflow_copy):
     result = run_snakemake(workflow_copy, "--dry-run", "--quiet", "rules", "--config", "cohorts=site")
     counts = dict(re.findall(r"^(meta_\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
     assert counts == {"meta_cohort": "3", "meta_analysis": "1"}
+
+
+def test_the_calibration_permutes_within_cohort_by_default(sheet):
+    """The cohort column is in the design (check_cohorts_column), so the calibration's default strata,
+    the design's categorical covariates, hold it: no label moves between cohorts."""
+    check_cohorts_column(sheet, "site", DESIGN, "samples.tsv")
+    assert calibration_strata(sheet, DESIGN, "group", None) == ["site", "sex"]
