@@ -8,16 +8,12 @@ fold changes per gene by random-effects inverse-variance meta-analysis: statsmod
 tau^2 and weights larger than inverse-variance ones; Paule-Mandel stops at zero.
 """
 
-import logging
-
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2, false_discovery_control, norm
 from statsmodels.stats.meta_analysis import combine_effects
 
 from trdpipe.model.sensitivity import concordance
-
-log = logging.getLogger("trd")
 
 TAU2_METHOD = "iterated"  # Paule-Mandel, in statsmodels' name
 
