@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ LOCAL_RULES = {"all", "report", "software_versions"} | (
     {"multiqc"} if importlib.util.find_spec("multiqc") else set()
 )
 FORCED_FAILURE_RULE = "deseq2"
+# the toy split into its three sites: the run adds the meta-analysis, one SLURM job per site
+META_CONFIG = ("--config", "cohorts=site")
 
 
 @dataclass
@@ -105,7 +108,13 @@ def cluster_run(slurm_cluster, tmp_path_factory) -> ClusterRun:
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"))
     try:
         run_snakemake(
-            workdir, "--profile", "profiles/slurm", "--profile", str(TEST_PROFILE), timeout=RUN_TIMEOUT_S
+            workdir,
+            "--profile",
+            "profiles/slurm",
+            "--profile",
+            str(TEST_PROFILE),
+            *META_CONFIG,
+            timeout=RUN_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
         queue = subprocess.run(["squeue", "--states=all"], capture_output=True, text=True, timeout=30)
@@ -154,6 +163,17 @@ def test_every_job_but_the_local_rules_ran_as_a_slurm_job(cluster_run):
     assert completed == expected_job_names(remote_rules)
 
 
+def test_cohort_fits_and_calibration_blocks_scatter_as_separate_jobs(cluster_run):
+    """The toy's three sites (config cohorts: site) are fitted alone, one SLURM job each, as are
+    the calibration's blocks (30 permutations, 15 a block)."""
+    completed = [job for job in cluster_run.jobs if job.state == "COMPLETED"]
+    cohort_jobs = sorted(
+        job.comment.split("_wildcards_")[1] for job in completed if job.job_name == "meta_cohort"
+    )
+    assert cohort_jobs == [f"TRD_vs_responder_{site}" for site in ("siteA", "siteB", "siteC")]
+    assert [job.job_name for job in completed].count("calibration_block") == 2
+
+
 def test_job_ids_agree_between_snakemake_squeue_and_slurmd(cluster_run):
     # Jobs ready together are submitted in parallel, so the log's order may differ.
     ids = sorted(submitted_job_ids(cluster_run.snakemake_log), key=int)
@@ -172,10 +192,18 @@ def test_memory_killed_job_is_retried_with_more_memory(cluster_run):
     assert "Trying to restart job" in cluster_run.snakemake_log
 
 
-def test_result_tables_equal_a_local_run(cluster_run, request):
+def local_run_with_meta_analysis(toy_run: Path, workdir: Path) -> Path:
+    """The local toy run with the meta-analysis added: a copy of its folder in which only the
+    meta-analysis' jobs run (no other rule reads `cohorts`)."""
+    shutil.copytree(toy_run, workdir, symlinks=True)
+    run_snakemake(workdir, *META_CONFIG, "results/meta/TRD_vs_responder/meta_results.tsv")
+    return workdir
+
+
+def test_result_tables_equal_a_local_run(cluster_run, request, tmp_path):
     # Asked for here, not as an argument: pytest would set up the session-scoped
     # local run first, even when there is no SLURM and the test is skipped.
-    local_run = request.getfixturevalue("toy_run")
+    local_run = local_run_with_meta_analysis(request.getfixturevalue("toy_run"), tmp_path / "local")
     cluster_tables = result_tables(cluster_run.workdir)
     local_tables = result_tables(local_run)
     assert "de/TRD_vs_responder/deseq2_results.tsv" in local_tables
@@ -185,6 +213,12 @@ def test_result_tables_equal_a_local_run(cluster_run, request):
         for name in ("summary.tsv", "permutations.tsv", "permuted_labels.tsv", "calibrated_results.tsv")
     }
     assert calibration <= local_tables.keys()
+    # so did the meta-analysis' per-cohort fits, gathered into its tables
+    meta = {
+        f"meta/TRD_vs_responder/{name}"
+        for name in ("meta_results.tsv", "cohorts.tsv", "concordance.tsv", "high_heterogeneity.tsv")
+    } | {f"meta/TRD_vs_responder/cohorts/{site}/deseq2_results.tsv" for site in ("siteA", "siteB", "siteC")}
+    assert meta <= local_tables.keys()
     assert cluster_tables.keys() == local_tables.keys()
     differing = [name for name in local_tables if cluster_tables[name] != local_tables[name]]
     assert differing == []

@@ -28,6 +28,7 @@ from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.common import InputError
 from trdpipe.ingest import decide_optional_parts
 from trdpipe.model.engines import check_engines_installed
+from trdpipe.model.cohorts import meta_cohorts
 
 for note in rename_deprecated_sections(config):
     logger.warning(note)
@@ -267,3 +268,29 @@ def multiqc_enabled(settings):
     if settings["enabled"] == "auto":
         return importlib.util.find_spec("multiqc") is not None
     return bool(settings["enabled"])
+
+
+def plan_meta_analysis(column):
+    """contrast -> the cohorts of `column` fitted for its meta-analysis (those holding both compared
+    levels). Nothing when the meta-analysis is off or the sheet cannot serve it: ingest then stops
+    with the reason."""
+    if not column:
+        return {}
+    try:
+        sheet = read_sample_sheet(config["samples"])
+    except InputError:
+        return {}
+    if column not in sheet.columns:
+        return {}
+    return {name: meta_cohorts(sheet, column, contrast) for name, contrast in config["contrasts"].items()}
+
+
+def meta_jobs(cohorts_by_contrast, contrasts):
+    """The (contrast, cohort) pairs of the cohorts' own fits, as lists for expand(..., zip)."""
+    pairs = [(name, cohort) for name in contrasts for cohort in cohorts_by_contrast[name]]
+    return {"contrast": [p[0] for p in pairs], "cohort": [p[1] for p in pairs]}
+
+
+def cohort_files(pattern, cohorts_by_contrast):
+    """An input function: the pattern for each cohort fitted for the job's contrast."""
+    return lambda wc: expand(pattern, contrast=wc.contrast, cohort=cohorts_by_contrast[wc.contrast])

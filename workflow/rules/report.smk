@@ -57,6 +57,7 @@ REPORT_SECTIONS = [
     "prediction",
     "robustness",
     "genotypes",
+    "meta",
     "methods",
     "provenance",
 ]
@@ -119,6 +120,9 @@ def report_contrast_files(contrast):
         files["camera"] = one_path(rules.camera.output.table, contrast)
     if TARGET_ASSAYS:
         files["mirna_targets"] = mirna_target_files(contrast)
+    if contrast in META_CONTRASTS:
+        for name in ("table", "cohorts", "concordance", "forest_top", "forest_candidates"):
+            files[f"meta_{name}"] = one_path(getattr(rules.meta_analysis.output, name), contrast)
     if CELLS["enabled"]:
         files["cell_by_group"] = f"results/cells/{contrast}/scores_by_group.tsv"
         files["cell_figure"] = f"results/cells/{contrast}/scores_by_group.png"
@@ -184,6 +188,8 @@ rule report:
             if GENOTYPES_ENABLED
             else []
         )
+        + expand(rules.meta_cohort.benchmark, zip, **meta_jobs(META_COHORTS, META_CONTRASTS))
+        + expand(rules.meta_analysis.benchmark, contrast=META_CONTRASTS)
         + [rules.software_versions.benchmark],
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         macros=os.path.join(REPORT_TEMPLATE_DIR, "macros.j2"),

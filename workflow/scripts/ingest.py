@@ -41,6 +41,7 @@ def main(smk) -> None:
             sensitivity=dict(smk.config["sensitivity"]),
             calibration=dict(smk.config["calibration"]),
             qc=dict(smk.config["qc"]),
+            cohorts=smk.config["cohorts"],
             strandedness=smk.params.strandedness,
             counts_layer=smk.params.counts_layer or "",
             tx2gene=smk.params.tx2gene or "",

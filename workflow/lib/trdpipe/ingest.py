@@ -36,6 +36,7 @@ from trdpipe.io.genesets import check_collections
 from trdpipe.io.mirna_targets import read_targets
 from trdpipe.io.sample_sheet import read_sample_sheet
 from trdpipe.io.small_rna import annotate_mirnas, load_mirna_annotation, read_small_rna_counts
+from trdpipe.model.cohorts import check_cohorts_column, cohorts_of_contrast, meta_cohorts
 from trdpipe.model.sensitivity import active_models, check_model
 
 log = logging.getLogger("trd")
@@ -168,6 +169,7 @@ def config_sheet_problems(
     calibration: dict | None,
     collections: dict,
     qc: dict | None = None,
+    cohorts: str = "",
 ) -> list[str]:
     """Every problem of the config against the sample sheet (and of the gene-set files), each
     check run even when another failed, so that one message can list them all."""
@@ -185,6 +187,8 @@ def config_sheet_problems(
     for name, spec in active_models(parts.sensitivity, cells).items():
         checks.append(lambda name=name, spec=spec: check_model(name, spec, sheet, design, contrasts, where))
     checks.append(lambda: check_collections(collections))
+    if cohorts:
+        checks.append(lambda: check_cohorts_column(sheet, cohorts, design, where))
     problems = run_checks(checks)
     # the confounding alarm needs a design and contrasts that the sheet serves
     if qc and not problems:
@@ -218,6 +222,30 @@ def stop_on_problems(problems: list[str], where: str) -> None:
             f"{len(problems)} problems of the config and the sample sheet {where}, found before any "
             f"count file was read:\n{listed}"
         )
+
+
+def log_cohorts_left_out(sheet: pd.DataFrame, cohorts: str, contrasts: dict) -> None:
+    """A cohort without both levels of a contrast is left out of that contrast's meta-analysis:
+    logged, not an error (the Snakefile leaves out its job); so is a contrast that keeps fewer than
+    two cohorts."""
+    for name, contrast in contrasts.items() if cohorts else ():
+        for cohort, reason in cohorts_of_contrast(sheet, cohorts, contrast).items():
+            log.warning(
+                "cohort %s (column %s) is left out of the meta-analysis of contrast %s: %s",
+                cohort,
+                cohorts,
+                name,
+                reason,
+            )
+        fitted = meta_cohorts(sheet, cohorts, contrast)
+        if len(fitted) < 2:
+            log.warning(
+                "contrast %s has no meta-analysis: %d cohort(s) of column %s hold both of its levels, "
+                "fewer than two",
+                name,
+                len(fitted),
+                cohorts,
+            )
 
 
 def entrez_rows_as_ensembl(
@@ -282,6 +310,7 @@ def ingest(
     sensitivity: dict | None = None,
     calibration: dict | None = None,
     qc: dict | None = None,
+    cohorts: str = "",
     **count_options,
 ) -> ad.AnnData:
     """Read and check every input; return the cohort or raise InputError.
@@ -291,6 +320,7 @@ def ingest(
     cells, sensitivity: the config's sections (markers, measured counts and models checked here);
     calibration: the config's calibration section (the strata of its label permutations);
     qc: the config's qc section (its confounding alarm, which stops the run with `confounding: stop`);
+    cohorts: the config's cohorts column (the meta-analysis; '' = none);
     count_options: strandedness, counts_layer, tx2gene (see load_counts).
     """
     sheet = read_sample_sheet(samples_path)
@@ -299,9 +329,10 @@ def ingest(
     for note in parts.notes:
         log.info("%s", note)
     problems = config_sheet_problems(
-        sheet, design, contrasts, parts, where, cells or {}, calibration, collections or {}, qc
+        sheet, design, contrasts, parts, where, cells or {}, calibration, collections or {}, qc, cohorts
     )
     stop_on_problems(problems, where)
+    log_cohorts_left_out(sheet, cohorts, contrasts)
     annotation = load_annotation(annotation_path)
     data = load_counts(counts_path, sheet, samples_path, counts_format, **count_options)
     counts_source = counts_path or f"counts_file of {samples_path}"

@@ -151,3 +151,41 @@ def lfc_scatter(primary: pd.DataFrame, model: pd.DataFrame, alpha: float, title:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, frameon=False, loc="upper left", markerscale=2)
     return fig
+
+
+def forest_plot(genes: pd.DataFrame, cohorts: list[str], contrast: dict):
+    """One panel per gene of the meta-analysis table: each cohort's log2 fold change with its 95%
+    interval, and the random-effects estimate (diamond) with I^2 in the title."""
+    n = len(genes)
+    columns = min(n, 4) or 1
+    rows = max(1, int(np.ceil(n / columns)))
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(3 * columns, 0.9 + 0.3 * (len(cohorts) + 2) * rows),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax, (_, gene) in zip(axes.flat, genes.iterrows()):
+        lfc = np.array([gene[f"log2FoldChange:{c}"] for c in cohorts], dtype=float)
+        half = 1.96 * np.array([gene[f"lfcSE:{c}"] for c in cohorts], dtype=float)
+        y = np.arange(len(cohorts), 0, -1)
+        ax.errorbar(lfc, y, xerr=half, fmt="s", ms=4, c="0.3", lw=1, capsize=2)
+        mean, width = gene["log2FoldChange"], 1.96 * gene["lfcSE"]
+        ax.fill(
+            [mean - width, mean, mean + width, mean],
+            [0, 0.25, 0, -0.25],
+            c=UP_COLOUR if mean > 0 else DOWN_COLOUR,
+        )
+        ax.axvline(0, c="0.6", lw=0.5, ls="--")
+        ax.set_yticks([*y, 0], [*cohorts, "meta"], fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(f"{gene['gene_symbol'] or gene['gene_id']}  (I² {gene['I2']:.0%})", fontsize=8)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    if not n:
+        axes.flat[0].text(0.5, 0.5, "no gene to show", ha="center", va="center", fontsize=8)
+    fig.supxlabel(
+        f"log2 fold change, {contrast['test']} vs {contrast['reference']} (95% interval)", fontsize=8
+    )
+    return fig
