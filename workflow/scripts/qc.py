@@ -13,7 +13,7 @@ from trdpipe.qc.figures import (
     colour_covariates,
     distance_heatmap,
     flagged_by,
-    metric_bar_chart,
+    metric_chart,
     not_applicable_plot,
     pca_plot,
     scree_plot,
@@ -71,14 +71,19 @@ def main(smk) -> None:
     save_figure(pca_plot(pcs.to_numpy(), explained, adata.obs, covariates, flagged), smk.output.pca)
     save_figure(scree_plot(explained), smk.output.scree)
     save_figure(association_heatmap(results["association"]), smk.output.pc_heatmap)
-    save_figure(distance_heatmap(vst, adata.obs, covariates, settings["mad_threshold"]), smk.output.distances)
+    max_labelled = settings["max_samples_labelled"]
+    save_figure(
+        distance_heatmap(vst, adata.obs, covariates, settings["mad_threshold"], max_labelled),
+        smk.output.distances,
+    )
     bar_charts = [
         ("library_size", "low_library_size", "library size", smk.output.library_size),
         ("detected_genes", "low_detected_genes", "detected genes", smk.output.detected_genes),
     ]
     for metric, flag, label, path in bar_charts:
         own = flagged_by(metrics["flags"], flag)
-        save_figure(metric_bar_chart(metrics[metric], own, flagged & ~own, limits[flag], label, flag), path)
+        chart = metric_chart(metrics[metric], own, flagged & ~own, limits[flag], label, flag, max_labelled)
+        save_figure(chart, path)
     if mrna:
         sex_check = sex_check_plot(metrics, results["recorded_sex"], metrics["flags"], results["sex_genes"])
     else:

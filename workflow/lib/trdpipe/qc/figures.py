@@ -18,6 +18,9 @@ from trdpipe.qc.metrics import (
     sheet_covariates,
 )
 
+# flagged samples named beside a metric's distribution, the furthest first (the rest are counted)
+MAX_NAMED = 12
+
 
 def annotation_codes(obs: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
     levels = sorted(obs[column].astype(str).unique())
@@ -157,7 +160,8 @@ def distance_heatmap(
     vst: np.ndarray, obs: pd.DataFrame, annotations: list[str], mad_threshold: float, max_labels: int = 100
 ):
     """Sample distances ordered by average-linkage clustering: the dendrogram above, one bar per
-    annotation (group, site, sex, ...), the matrix with colours clipped (distance_colour_limits)."""
+    annotation (group, site, sex, ...), the matrix with colours clipped (distance_colour_limits);
+    samples are named up to max_labels samples (qc.max_samples_labelled)."""
     square, tree = sample_clustering(vst)
     order = hierarchy.leaves_list(tree)
     names = obs.index[order]
@@ -232,11 +236,45 @@ def metric_bar_chart(
     if limit is not None:
         handles.append(ax.axhline(limit, ls="--", c="k", lw=0.8, label="QC limit"))
     ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    if len(values) <= 100:
-        ax.set_xticks(x, values.index, rotation=90, fontsize=6)
+    ax.set_xticks(x, values.index, rotation=90, fontsize=6)
     ax.set_ylabel(ylabel)
     ax.set_title(ylabel)
     return fig
+
+
+def metric_distribution(
+    values: pd.Series, own: pd.Series, other: pd.Series, limit: float | None, xlabel: str, flag: str
+):
+    """A metric's histogram, for a cohort too large for a bar per sample: the samples this check
+    flagged marked below the axis in red and named (the furthest from the median first), those
+    another check flagged marked in black; the MAD limit as a dashed line."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
+    ax.hist(values.to_numpy(dtype=np.float64), bins=60, color="#85929e")
+    own, others = own.to_numpy(dtype=bool), other.to_numpy(dtype=bool)
+    for hit, colour in ((others, "black"), (own, "#c0392b")):
+        ax.plot(values.to_numpy()[hit], np.zeros(hit.sum()), "|", ms=14, mew=1.2, c=colour, clip_on=False)
+    handles = [
+        plt.Line2D([], [], marker="|", ls="", c="#c0392b", label=f"flagged: {flag} ({own.sum()})"),
+        plt.Line2D([], [], marker="|", ls="", c="black", label=f"flagged by another check ({others.sum()})"),
+    ]
+    if limit is not None:
+        handles.append(ax.axvline(limit, ls="--", c="k", lw=0.8, label="QC limit"))
+    named = values[own].sub(values.median()).abs().sort_values(ascending=False).index
+    if len(named):
+        handles.append(
+            plt.Line2D([], [], ls="", label="flagged here: " + format_list(list(named), MAX_NAMED))
+        )
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("samples")
+    ax.set_title(f"{xlabel}: {len(values)} samples")
+    return fig
+
+
+def metric_chart(values, own, other, limit, label, flag, max_labelled: int):
+    """A bar per sample up to `max_labelled` samples (qc.max_samples_labelled), else the distribution."""
+    draw = metric_bar_chart if len(values) <= max_labelled else metric_distribution
+    return draw(values, own, other, limit, label, flag)
 
 
 def sex_check_plot(scores: pd.DataFrame, recorded: pd.Series, flags: pd.Series, genes: dict[str, list[str]]):

@@ -25,6 +25,15 @@ def sample_order(obs: pd.DataFrame, annotations: list[str]) -> pd.Index:
     return obs.sort_values(annotations, kind="mergesort").index
 
 
+def drawn_samples(obs: pd.DataFrame, max_samples: int, seed: int) -> pd.DataFrame:
+    """Every sample, or `max_samples` of them drawn at random (report.max_samples_drawn): a heat map
+    column per sample does not fit thousands of samples."""
+    if len(obs) <= max_samples:
+        return obs
+    drawn = np.random.default_rng(seed).choice(len(obs), size=max_samples, replace=False)
+    return obs.iloc[np.sort(drawn)]
+
+
 def heatmap_figure(zscores: pd.DataFrame, obs: pd.DataFrame, annotations: list[str], title: str):
     """Genes x samples z-scores with one colour bar per sample annotation above them."""
     n_genes = zscores.shape[0]

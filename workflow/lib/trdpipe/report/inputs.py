@@ -87,7 +87,8 @@ class Run:
 
     @functools.cached_property
     def vst(self) -> ad.AnnData:
-        return ad.read_h5ad(self.inputs.vst)
+        """On disk: the report reads the heat maps' genes and samples only."""
+        return ad.read_h5ad(self.inputs.vst, backed="r")
 
     @functools.cached_property
     def confounding(self) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from trdpipe.model.tables import count_calls
 from trdpipe.qc.metrics import alarmed_rows
 from trdpipe.report.embed import figure, figure_png, inline_png
 from trdpipe.report.figures import (
+    drawn_samples,
     gene_count_figure,
     gene_count_values,
     group_levels,
@@ -192,10 +193,13 @@ def contrast_section(
     table = read_tsv(files["table"])
     model = pd.read_csv(files["model"], sep="\t")
     annotations = heatmap_annotations(contrast, model, alarmed)
+    shown = drawn_samples(vst.obs, config["report"]["max_samples_drawn"], config["seed"])
+    # the heat map's genes and samples only: not a dense copy of the whole VST matrix
+    heatmap_genes = vst.var_names.isin(top_tested_genes(table, N_HEATMAP_GENES)["gene_id"])
     heatmap = top_gene_heatmap(
         table,
-        vst.to_df(),
-        vst.obs,
+        vst[shown.index, heatmap_genes].to_df(),
+        shown,
         N_HEATMAP_GENES,
         annotations,
         f"Top {N_HEATMAP_GENES} genes, {contrast['test']} vs {contrast['reference']}",
@@ -219,7 +223,8 @@ def contrast_section(
             inline_png(
                 figure_png(heatmap),
                 f"The {N_HEATMAP_GENES} genes with the smallest p-values: blind-VST "
-                f"expression z-scored per gene; samples ordered by {join_words(annotations)}.",
+                f"expression z-scored per gene; samples ordered by {join_words(annotations)}."
+                + drawn_note(len(shown), vst.n_obs, config["seed"]),
             ),
         ],
         "candidates": table_rows(
@@ -227,6 +232,15 @@ def contrast_section(
         ),
         "top_genes": table_rows(readable_fdrs(top_genes(table, N_TOP_GENES_TABLE), ["padj"])),
     }
+
+
+def drawn_note(shown: int, total: int, seed: int) -> str:
+    """The heat map caption's word on the samples it shows, when not all of them."""
+    if shown == total:
+        return ""
+    return (
+        f" {shown} of the {total} samples are shown, drawn at random (seed {seed}; report.max_samples_drawn)."
+    )
 
 
 def heatmap_annotations(contrast: dict, model: pd.DataFrame, alarmed: list[str]) -> list[str]:
