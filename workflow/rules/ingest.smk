@@ -5,6 +5,9 @@ rule ingest:
         counts=existing_count_files,
         samples=config["samples"],
         annotation=assay_setting("annotation"),
+        # another assay after the primary one, whose ingest checks the config against the sheet:
+        # a problem there stops the run before any assay writes its cohort
+        checked=lambda wildcards: "results/ingest/cohort.h5ad" if wildcards.assay_dir else [],
     output:
         h5ad="results/{assay_dir}ingest/cohort.h5ad",
     log:
