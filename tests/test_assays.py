@@ -352,3 +352,22 @@ def test_the_toy_mirna_layer_recovers_its_planted_calls_and_calls_nothing_under_
     assert "sex_score" not in pd.read_csv(results / "qc/qc_metrics.tsv", sep="\t").columns
     report = (toy_run / "results/report/report.html").read_text()
     assert f'data-key="assay-mirna">{len(called)} of {len(table)} miRNAs tested at padj &lt; 0.05' in report
+
+
+@pytest.mark.e2e
+def test_the_shipped_configs_other_form_plans_the_same_jobs(workflow_copy):
+    """config/config.yaml's comment writes the same two layers with both under assays:."""
+    path = workflow_copy / "config" / "config.yaml"
+    text = path.read_text()
+    commented = text[text.index("#   counts: ") : text.index("\nassays:")]
+    config = yaml.safe_load(text)
+    config.pop("assays")
+    config.update(yaml.safe_load("\n".join(line.removeprefix("# ") for line in commented.splitlines())))
+    other = workflow_copy / "config" / "other_form.yaml"
+    other.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def planned(*args):
+        result = run_snakemake(workflow_copy, "--dry-run", "--quiet", "rules", *args)
+        return result.stdout[result.stdout.index("Job stats") :]
+
+    assert planned("--configfile", str(other.relative_to(workflow_copy))) == planned()
