@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, default_config_and, run_snakemake
+from conftest import ROOT, run_snakemake
 from trdpipe.checks.assays import assay_settings
 from trdpipe.checks.inputs import match_samples
 from trdpipe.common import InputError
@@ -273,32 +273,38 @@ def test_a_bad_assays_section_gets_one_clear_message(assays, message):
 # --- wiring ------------------------------------------------------------------------------------
 
 
+def job_stats(output: str) -> str:
+    """Snakemake's table of jobs per rule, from a dry run's output."""
+    return output[output.index("Job stats") :].split("\n\n")[0]
+
+
 @pytest.mark.e2e
-def test_every_assay_goes_through_the_same_rules_under_its_own_folder(workflow_copy):
-    extra = workflow_copy / "config" / "two_layers.yaml"
-    extra.write_text(
-        yaml.safe_dump(
-            {
-                "assays": {
-                    "smallrna": {
-                        "type": "small_rna",
-                        "counts": str(DATA / "mirna.tsv"),
-                        "annotation": str(ANNOTATION),
-                    }
-                }
-            }
-        )
-    )
-    result = run_snakemake(workflow_copy, "--dry-run", *default_config_and(extra.relative_to(workflow_copy)))
+def test_every_assay_goes_through_the_same_rules_in_either_form_of_the_config(workflow_copy):
+    """The shipped config's mirna layer is planned through the same rules under its own folder,
+    and the config's commented form, both layers under assays:, plans the same jobs."""
+    result = run_snakemake(workflow_copy, "--dry-run")
     outputs = [line.split("output:")[1] for line in result.stdout.splitlines() if "output:" in line]
     planned = {path.strip() for line in outputs for path in line.split(",")}
     for step in ("ingest/cohort.h5ad", "qc/qc_metrics.tsv", "filter/cohort.h5ad", "vst/vst.h5ad"):
-        assert {f"results/{step}", f"results/assays/smallrna/{step}"} <= planned
+        assert {f"results/{step}", f"results/assays/mirna/{step}"} <= planned
     for step in ("de/{c}/deseq2_results.tsv", "calibration/{c}/summary.tsv"):
         path = step.format(c="TRD_vs_responder")
-        assert {f"results/{path}", f"results/assays/smallrna/{path}"} <= planned
+        assert {f"results/{path}", f"results/assays/mirna/{path}"} <= planned
     # the mRNA-only steps run on the primary assay alone
-    assert not [p for p in planned if "assays/smallrna/" in p and ("enrichment" in p or "sensitivity" in p)]
+    assert not [p for p in planned if "assays/mirna/" in p and ("enrichment" in p or "sensitivity" in p)]
+
+    path = workflow_copy / "config" / "config.yaml"
+    text = path.read_text()
+    commented = text[text.index("#   counts: ") : text.index("\nassays:")]
+    config = yaml.safe_load(text)
+    config.pop("assays")
+    config.update(yaml.safe_load("\n".join(line.removeprefix("# ") for line in commented.splitlines())))
+    other = workflow_copy / "config" / "other_form.yaml"
+    other.write_text(yaml.safe_dump(config, sort_keys=False))
+    other_form = run_snakemake(
+        workflow_copy, "--dry-run", "--configfile", str(other.relative_to(workflow_copy))
+    )
+    assert job_stats(other_form.stdout) == job_stats(result.stdout)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -352,22 +358,3 @@ def test_the_toy_mirna_layer_recovers_its_planted_calls_and_calls_nothing_under_
     assert "sex_score" not in pd.read_csv(results / "qc/qc_metrics.tsv", sep="\t").columns
     report = (toy_run / "results/report/report.html").read_text()
     assert f'data-key="assay-mirna">{len(called)} of {len(table)} miRNAs tested at padj &lt; 0.05' in report
-
-
-@pytest.mark.e2e
-def test_the_shipped_configs_other_form_plans_the_same_jobs(workflow_copy):
-    """config/config.yaml's comment writes the same two layers with both under assays:."""
-    path = workflow_copy / "config" / "config.yaml"
-    text = path.read_text()
-    commented = text[text.index("#   counts: ") : text.index("\nassays:")]
-    config = yaml.safe_load(text)
-    config.pop("assays")
-    config.update(yaml.safe_load("\n".join(line.removeprefix("# ") for line in commented.splitlines())))
-    other = workflow_copy / "config" / "other_form.yaml"
-    other.write_text(yaml.safe_dump(config, sort_keys=False))
-
-    def planned(*args):
-        result = run_snakemake(workflow_copy, "--dry-run", "--quiet", "rules", *args)
-        return result.stdout[result.stdout.index("Job stats") :]
-
-    assert planned("--configfile", str(other.relative_to(workflow_copy))) == planned()
