@@ -224,6 +224,18 @@ def test_an_extra_assay_takes_its_own_keys_and_the_top_level_sections_it_leaves_
     assert mirna["qc"] == config["qc"]
 
 
+def test_an_assay_switched_off_is_not_in_the_run():
+    config = top_level_config() | {
+        "assays": {
+            "mirna": {"type": "small_rna", "counts": "m.tsv", "enabled": False},
+            "other": {"type": "small_rna", "counts": "o.tsv", "enabled": True},
+        }
+    }
+    settings = assay_settings(config)
+    assert list(settings) == ["mrna", "other"]
+    assert "enabled" not in settings["other"]
+
+
 def test_the_primary_may_be_named_in_assays_and_its_keys_win():
     config = top_level_config() | {"assays": {"rna": {"type": "mrna", "counts": "genes.tsv"}}}
     settings = assay_settings(config)

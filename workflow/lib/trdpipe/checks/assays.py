@@ -68,13 +68,18 @@ def assay_settings(config: dict, resolve_path: Callable[[str], str] = str) -> di
     resolve_path: applied to every assay's counts and annotation (the shipped resources/ of a
     deployment, trdpipe.checks.config.shipped_path).
     """
-    entries = dict(config.get("assays") or {})
+    # an assay switched off (enabled: false) is not in the run
+    entries = {
+        name: entry for name, entry in (config.get("assays") or {}).items() if entry.get("enabled", True)
+    }
     primary = primary_name(entries)
     top = {key: config[key] for key in (*FILE_KEYS, *SECTIONS)}
     settings = {primary: {"type": MRNA, **top, **entries.pop(primary, {})}}
+    settings[primary].pop("enabled", None)
     check_entry(primary, settings[primary])
     for name, entry in entries.items():  # small RNA: primary_name allows one mRNA assay
         settings[name] = {**top, **SMALL_RNA_DEFAULTS, **entry}
+        settings[name].pop("enabled", None)
         check_entry(name, settings[name])
     for assay in settings.values():
         for key in ("counts", "tx2gene", "annotation"):
