@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, default_config_and, run_snakemake
+from conftest import ROOT, run_snakemake
 from trdpipe.checks.assays import assay_settings
 from trdpipe.checks.inputs import match_samples
 from trdpipe.common import InputError
@@ -224,6 +224,18 @@ def test_an_extra_assay_takes_its_own_keys_and_the_top_level_sections_it_leaves_
     assert mirna["qc"] == config["qc"]
 
 
+def test_an_assay_switched_off_is_not_in_the_run():
+    config = top_level_config() | {
+        "assays": {
+            "mirna": {"type": "small_rna", "counts": "m.tsv", "enabled": False},
+            "other": {"type": "small_rna", "counts": "o.tsv", "enabled": True},
+        }
+    }
+    settings = assay_settings(config)
+    assert list(settings) == ["mrna", "other"]
+    assert "enabled" not in settings["other"]
+
+
 def test_the_primary_may_be_named_in_assays_and_its_keys_win():
     config = top_level_config() | {"assays": {"rna": {"type": "mrna", "counts": "genes.tsv"}}}
     settings = assay_settings(config)
@@ -273,32 +285,38 @@ def test_a_bad_assays_section_gets_one_clear_message(assays, message):
 # --- wiring ------------------------------------------------------------------------------------
 
 
+def job_stats(output: str) -> str:
+    """Snakemake's table of jobs per rule, from a dry run's output."""
+    return output[output.index("Job stats") :].split("\n\n")[0]
+
+
 @pytest.mark.e2e
-def test_every_assay_goes_through_the_same_rules_under_its_own_folder(workflow_copy):
-    extra = workflow_copy / "config" / "two_layers.yaml"
-    extra.write_text(
-        yaml.safe_dump(
-            {
-                "assays": {
-                    "smallrna": {
-                        "type": "small_rna",
-                        "counts": str(DATA / "mirna.tsv"),
-                        "annotation": str(ANNOTATION),
-                    }
-                }
-            }
-        )
-    )
-    result = run_snakemake(workflow_copy, "--dry-run", *default_config_and(extra.relative_to(workflow_copy)))
+def test_every_assay_goes_through_the_same_rules_in_either_form_of_the_config(workflow_copy):
+    """The shipped config's mirna layer is planned through the same rules under its own folder,
+    and the config's commented form, both layers under assays:, plans the same jobs."""
+    result = run_snakemake(workflow_copy, "--dry-run")
     outputs = [line.split("output:")[1] for line in result.stdout.splitlines() if "output:" in line]
     planned = {path.strip() for line in outputs for path in line.split(",")}
     for step in ("ingest/cohort.h5ad", "qc/qc_metrics.tsv", "filter/cohort.h5ad", "vst/vst.h5ad"):
-        assert {f"results/{step}", f"results/assays/smallrna/{step}"} <= planned
+        assert {f"results/{step}", f"results/assays/mirna/{step}"} <= planned
     for step in ("de/{c}/deseq2_results.tsv", "calibration/{c}/summary.tsv"):
         path = step.format(c="TRD_vs_responder")
-        assert {f"results/{path}", f"results/assays/smallrna/{path}"} <= planned
+        assert {f"results/{path}", f"results/assays/mirna/{path}"} <= planned
     # the mRNA-only steps run on the primary assay alone
-    assert not [p for p in planned if "assays/smallrna/" in p and ("enrichment" in p or "sensitivity" in p)]
+    assert not [p for p in planned if "assays/mirna/" in p and ("enrichment" in p or "sensitivity" in p)]
+
+    path = workflow_copy / "config" / "config.yaml"
+    text = path.read_text()
+    commented = text[text.index("#   counts: ") : text.index("\nassays:")]
+    config = yaml.safe_load(text)
+    config.pop("assays")
+    config.update(yaml.safe_load("\n".join(line.removeprefix("# ") for line in commented.splitlines())))
+    other = workflow_copy / "config" / "other_form.yaml"
+    other.write_text(yaml.safe_dump(config, sort_keys=False))
+    other_form = run_snakemake(
+        workflow_copy, "--dry-run", "--configfile", str(other.relative_to(workflow_copy))
+    )
+    assert job_stats(other_form.stdout) == job_stats(result.stdout)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -322,3 +340,33 @@ def test_an_extra_assays_key_finding_counts_its_calls_and_the_calibrations_null(
         "2 of 4 miRNAs tested at padj < 0.05: 1 higher and 1 lower in TRD; shuffled labels called as many "
         "or more in 3% of 30 permutations (median 0)."
     )
+
+
+# --- the toy run's mirna layer (the session's toy run; no run of its own) -----------------------
+
+
+@pytest.mark.e2e
+def test_the_toy_mirna_layer_recovers_its_planted_calls_and_calls_nothing_under_shuffled_labels(toy_run):
+    truth = pd.read_csv(ROOT / "resources/toy/truth_mirna.tsv", sep="\t", index_col="mirna_id")
+    results = toy_run / "results" / "assays" / "mirna"
+    table = pd.read_csv(results / "de/TRD_vs_responder/deseq2_results.tsv", sep="\t", index_col="gene_id")
+    called = table.index[table["padj"] < 0.05]
+    planted = truth.index[truth["is_de"]]
+    assert len(called.intersection(planted)) >= 0.85 * len(planted)
+    assert len(called.difference(planted)) <= 0.15 * len(called)
+    both = called.intersection(planted)
+    assert (np.sign(table.loc[both, "log2FoldChange"]) == np.sign(truth.loc[both, "log2FoldChange"])).all()
+    summary = pd.read_csv(
+        results / "calibration/TRD_vs_responder/summary.tsv", sep="\t", index_col="statistic"
+    )
+    assert float(summary.loc["null_degs_median", "value"]) <= 1
+    # the two samples the toy's small-RNA table lacks are left out of this layer alone
+    layer, sheet = (
+        ad.read_h5ad(results / "ingest/cohort.h5ad"),
+        pd.read_csv(ROOT / "config/samples.tsv", sep="\t"),
+    )
+    assert sorted(set(sheet["sample_id"]) - set(layer.obs_names)) == ["PRM042", "PRM043"]
+    assert ad.read_h5ad(toy_run / "results/ingest/cohort.h5ad").n_obs == len(sheet)
+    assert "sex_score" not in pd.read_csv(results / "qc/qc_metrics.tsv", sep="\t").columns
+    report = (toy_run / "results/report/report.html").read_text()
+    assert f'data-key="assay-mirna">{len(called)} of {len(table)} miRNAs tested at padj &lt; 0.05' in report

@@ -721,7 +721,16 @@ def test_toy_report_sections_and_numbers(toy_run):
         f"genotype_association {CONTRAST}",
         "software_versions",
     ]
-    assert resources.index.tolist() == [*jobs, "all jobs"]
+    # the toy's small-RNA layer (config assays: mirna), its jobs labelled with the assay
+    mirna_jobs = [
+        *(f"{rule} (mirna)" for rule in ("ingest", "qc", "filter", "vst")),
+        f"deseq2 {CONTRAST} (mirna)",
+        f"calibration_permutations {CONTRAST} (mirna)",
+        f"calibration_block {CONTRAST}_1-of-2 (mirna)",
+        f"calibration_block {CONTRAST}_2-of-2 (mirna)",
+        f"calibration {CONTRAST} (mirna)",
+    ]
+    assert resources.index.tolist() == [*jobs, *mirna_jobs, "all jobs"]
     deseq2_run = pd.read_csv(toy_run / f"results/benchmarks/deseq2/{CONTRAST}.tsv", sep="\t").iloc[0]
     assert resources.loc[f"deseq2 {CONTRAST}", "wall time (s)"] == report_text.format_value(
         float(deseq2_run["s"])

@@ -115,11 +115,6 @@ def primary_assay(pattern):
     return expand(pattern, assay_dir="", allow_missing=True)[0]
 
 
-def every_assay(pattern, **wildcards):
-    """`pattern` expanded for every assay (its {assay_dir}) and the other wildcards given."""
-    return expand(pattern, assay_dir=list(ASSAY_DIRS), **wildcards)
-
-
 # Names are checked against the schema's safe pattern; escaped all the same, since '.' is allowed.
 wildcard_constraints:
     contrast="|".join(map(re.escape, CONTRASTS)),

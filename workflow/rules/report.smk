@@ -134,6 +134,24 @@ def report_contrast_files(contrast):
 REPORT_FILES = {contrast: report_contrast_files(contrast) for contrast in CONTRASTS}
 
 
+# the jobs of every extra assay (config assays:), after the primary assay's and the others
+EXTRA_ASSAY_BENCHMARKS = [
+    path
+    for name in EXTRA_ASSAYS
+    for path in expand(
+        [rules.ingest.benchmark, rules.qc.benchmark, rules.filter.benchmark, rules.vst.benchmark],
+        assay_dir=assay_dir(name),
+    )
+    + expand(
+        [rules.deseq2.benchmark, rules.calibration_permutations.benchmark],
+        assay_dir=assay_dir(name),
+        contrast=CONTRASTS,
+    )
+    + gather.calibration(rules.calibration_block.benchmark, contrast=CONTRASTS, assay_dir=assay_dir(name))
+    + expand(rules.calibration.benchmark, assay_dir=assay_dir(name), contrast=CONTRASTS)
+]
+
+
 def manifest_paths(files):
     """Every path of a manifest of nested dicts, for a rule's input."""
     for value in files.values():
@@ -164,20 +182,17 @@ rule report:
         readmes=resource_readmes(),
         software_versions=rules.software_versions.output.yml,
         # what every job used (Snakemake's benchmark files), tabled in the run summary
-        benchmarks=every_assay(rules.ingest.benchmark)
-        + every_assay(rules.qc.benchmark)
-        + every_assay(rules.filter.benchmark)
-        + every_assay(rules.vst.benchmark)
-        + every_assay(rules.deseq2.benchmark, contrast=CONTRASTS)
+        benchmarks=[
+            primary_assay(rule.benchmark) for rule in (rules.ingest, rules.qc, rules.filter, rules.vst)
+        ]
+        + expand(primary_assay(rules.deseq2.benchmark), contrast=CONTRASTS)
         + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
         + expand(rules.pathway_null.benchmark, contrast=CONTRASTS)
         + (expand(rules.camera.benchmark, contrast=CONTRASTS) if CAMERA_OUTPUTS else [])
         + expand(rules.mirna_targets.benchmark, assay=TARGET_ASSAYS, contrast=CONTRASTS)
-        + every_assay(rules.calibration_permutations.benchmark, contrast=CONTRASTS)
-        + gather.calibration(
-            rules.calibration_block.benchmark, contrast=CONTRASTS, assay_dir=list(ASSAY_DIRS)
-        )
-        + every_assay(rules.calibration.benchmark, contrast=CONTRASTS)
+        + expand(primary_assay(rules.calibration_permutations.benchmark), contrast=CONTRASTS)
+        + gather.calibration(rules.calibration_block.benchmark, contrast=CONTRASTS, assay_dir="")
+        + expand(primary_assay(rules.calibration.benchmark), contrast=CONTRASTS)
         + expand(rules.predict.benchmark, contrast=PREDICTED_CONTRASTS)
         + ([rules.cell_composition.benchmark] if CELLS["enabled"] else [])
         + expand(rules.sensitivity.benchmark, contrast=CONTRASTS, model=SENSITIVITY_MODELS)
@@ -190,7 +205,8 @@ rule report:
         )
         + expand(rules.meta_cohort.benchmark, zip, **meta_jobs(META_COHORTS, META_CONTRASTS))
         + expand(rules.meta_analysis.benchmark, contrast=META_CONTRASTS)
-        + [rules.software_versions.benchmark],
+        + [rules.software_versions.benchmark]
+        + EXTRA_ASSAY_BENCHMARKS,
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         macros=os.path.join(REPORT_TEMPLATE_DIR, "macros.j2"),
         section_templates=sorted(glob.glob(os.path.join(REPORT_TEMPLATE_DIR, "sections", "*.html.j2"))),

@@ -33,16 +33,25 @@ def input_checksums(ingest: dict) -> pd.DataFrame:
     )
 
 
+def job_label(path: Path) -> str:
+    """'deseq2 TRD_vs_responder' for results/benchmarks/deseq2/TRD_vs_responder.tsv; an extra
+    assay's job (results/benchmarks/assays/<assay>/<rule>/...) is followed by its assay, '(mirna)'."""
+    rule, name = path.parent.name, path.stem
+    label = rule if name == rule else f"{rule} {name}"
+    if path.parent.parent.parent.name == "assays":
+        label += f" ({path.parent.parent.name})"
+    return label
+
+
 def compute_resources(paths: list[str]) -> pd.DataFrame:
     """Wall time, CPU time and peak memory of every job, from Snakemake's benchmark files
     (results/benchmarks/<rule>/<name>.tsv), and their sum (the peak: the largest job's)."""
     rows = []
     for path in map(Path, paths):
-        rule, name = path.parent.name, path.stem
         measured = pd.read_csv(path, sep="\t").iloc[-1]
         rows.append(
             {
-                "job": rule if name == rule else f"{rule} {name}",
+                "job": job_label(path),
                 "wall time (s)": measured["s"],
                 "CPU time (s)": measured["cpu_time"],
                 "peak memory (MB)": measured["max_rss"],
