@@ -64,9 +64,9 @@ rule genotype_eqtl:
         ),
         figure_svg="results/genotypes/eqtl_by_genotype.svg",
     log:
-        "logs/genotypes/eqtl.log",
+        "logs/genotype_eqtl/genotype_eqtl.log",
     benchmark:
-        "results/benchmarks/genotypes/eqtl.tsv"
+        "results/benchmarks/genotype_eqtl/genotype_eqtl.tsv"
     conda:
         "../envs/trdpipe.yml"
     threads: 1
@@ -88,9 +88,9 @@ rule genotype_association:
     output:
         table="results/genotypes/association/{contrast}.tsv",
     log:
-        "logs/genotypes/association_{contrast}.log",
+        "logs/genotype_association/{contrast}.log",
     benchmark:
-        "results/benchmarks/genotypes/association_{contrast}.tsv"
+        "results/benchmarks/genotype_association/{contrast}.tsv"
     conda:
         "../envs/trdpipe.yml"
     threads: 1
