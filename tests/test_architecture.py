@@ -28,6 +28,7 @@ LAYERS = [
     "ingest",
     "provenance",
     "resources",
+    "simulate_layers",
     "simulate",
 ]
 

@@ -360,7 +360,7 @@ def test_ingest_stops_on_a_strata_column_not_in_the_sheet():
         )
     assert str(err.value) == (
         f"config calibration.strata names column(s) batch that the sample sheet {ROOT / 'config/samples.tsv'} "
-        "does not have; its columns are group, site, sex, age, bmi, RIN, neutrophil_fraction."
+        "does not have; its columns are group, site, sex, age, bmi, RIN, neutrophil_fraction, prs."
     )
 
 

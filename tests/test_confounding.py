@@ -415,8 +415,8 @@ def test_the_report_title_names_no_disease_unless_the_config_does():
 
 @pytest.mark.e2e
 def test_the_toy_run_tables_its_columns_without_an_alarm(toy_run):
-    """The toy's sites are only partly confounded with the group (siteA 15 TRD, 9 responders), bmi
-    and RIN barely: no alarm, and the report has none."""
+    """The toy's sites are only partly confounded with the group (siteA 15 TRD, 9 responders), bmi,
+    RIN and the weakly planted polygenic score barely: no alarm, and the report has none."""
     table = pd.read_csv(toy_run / "results/qc/confounding.tsv", sep="\t", keep_default_na=False)
     samples = pd.read_csv(ROOT / "config/samples.tsv", sep="\t", index_col="sample_id")
     expected = qc.confounding_table(samples, "~ site + sex + age + group", CONTRAST, TRD, SETTINGS)
@@ -430,11 +430,12 @@ def test_the_toy_run_tables_its_columns_without_an_alarm(toy_run):
             "bmi",
             "RIN",
             "neutrophil_fraction",
+            "prs",
             "design: site + sex + age",
         ]
     )
     assert table["value"].tolist() == pytest.approx(expected["value"].tolist(), rel=1e-5)
-    assert table["alarm"].tolist() == [False] * 7
+    assert table["alarm"].tolist() == [False] * 8
     page = (toy_run / "results/report/report.html").read_text(encoding="utf-8")
     assert "<title>TRD blood-transcriptome differential expression</title>" in page
     assert "Confounding alarm" not in page and "cannot detect confounding" not in page

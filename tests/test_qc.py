@@ -333,7 +333,7 @@ def test_covariate_balance_equals_independent_computation(toy_qc):
     assert (table["grouping"] == "group").all()
     for level, size in groups.size().items():
         assert rows.at[("n", "", "count"), level] == size
-    for covariate in ["age", "RIN", "neutrophil_fraction"]:
+    for covariate in ["age", "RIN", "neutrophil_fraction", "prs"]:
         trd, resp = (TOY_SAMPLES.loc[TOY_SAMPLES["group"] == g, covariate] for g in ["TRD", "responder"])
         assert rows.at[(covariate, "", "mean"), "TRD"] == pytest.approx(trd.mean(), rel=1e-5)
         assert rows.at[(covariate, "", "sd"), "responder"] == pytest.approx(resp.std(), rel=1e-5)

@@ -4,6 +4,8 @@ import pytest
 
 from conftest import ROOT
 from trdpipe import simulate as sim
+from trdpipe.resources.mirna import read_mirna_annotation
+from trdpipe.simulate_layers import read_candidates
 
 COLLECTIONS = {
     "GO_BP": ROOT / "resources/genesets/go_bp.gmt.gz",
@@ -19,11 +21,20 @@ def inputs():
 
 @pytest.fixture(scope="module")
 def toy(inputs):
-    return sim.simulate_cohort(*inputs)
+    return sim.simulate_cohort(
+        *inputs,
+        None,
+        read_mirna_annotation(ROOT / "resources/annotation/mirna.tsv.gz"),
+        read_candidates(ROOT / "resources/genotypes/candidate_variants.tsv"),
+    )
 
 
 def test_bundled_toy_cohort_is_regenerated_byte_for_byte(toy):
-    for name, payload in sim.cohort_files(toy).items():
+    files = sim.cohort_files(toy)
+    # every layer: mRNA, small RNA, genotypes (the VCF and its index too)
+    assert {"mirna_counts.tsv.gz", "truth_mirna.tsv", "mirna_targets.gmt", "genotypes.vcf.gz"} <= set(files)
+    assert {"genotypes.vcf.gz.tbi", "truth_genotypes.tsv"} <= set(files)
+    for name, payload in files.items():
         assert (ROOT / "resources/toy" / name).read_bytes() == payload, name
     assert (ROOT / "config/samples.tsv").read_bytes() == (ROOT / "resources/toy/samples.tsv").read_bytes()
 

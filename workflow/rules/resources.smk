@@ -66,3 +66,41 @@ rule build_cell_markers:
         runtime=5,
     script:
         "../scripts/build_cell_markers.py"
+
+
+# The human miRNA annotation (resources/annotation/README.md, "miRNA annotation"): miRBase 22's
+# hsa.gff3 and its families (miFam.dat, or PyOBO's mirbase.family.obo). Like build_resources it is
+# only defined when both inputs are given, so an ordinary run never rebuilds the shipped file.
+#
+#   snakemake --cores 1 -f build_mirna_annotation --config \
+#       mirbase_gff3=/path/to/hsa.gff3 mirbase_families=/path/to/mirbase.family.obo
+if config.get("mirbase_gff3") and config.get("mirbase_families"):
+
+    rule build_mirna_annotation:
+        input:
+            gff3=config["mirbase_gff3"],
+            families=config["mirbase_families"],
+        output:
+            mirna="resources/annotation/mirna.tsv.gz",
+        log:
+            "logs/build_resources/build_mirna_annotation.log",
+        conda:
+            "../envs/trdpipe.yml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        script:
+            "../scripts/build_mirna_annotation.py"
+
+else:
+
+    rule build_mirna_annotation:
+        log:
+            "logs/build_resources/build_mirna_annotation.log",
+        run:
+            raise ValueError(
+                "build_mirna_annotation needs miRBase's hsa.gff3 and its families: snakemake --cores 1 -f "
+                "build_mirna_annotation --config mirbase_gff3=.../hsa.gff3 "
+                "mirbase_families=.../miFam.dat (see resources/annotation/README.md)"
+            )

@@ -16,6 +16,8 @@ rule simulate:
 rule simulate_cohort:
     input:
         annotation=config["annotation"],
+        mirna_annotation=shipped_path("resources/annotation/mirna.tsv.gz", WORKFLOW_TOP),
+        candidate_variants=shipped_path("resources/genotypes/candidate_variants.tsv", WORKFLOW_TOP),
         gene_sets=[
             shipped_path("resources/genesets/go_bp.gmt.gz", WORKFLOW_TOP),
             shipped_path("resources/genesets/curated_trd.gmt", WORKFLOW_TOP),
@@ -27,6 +29,12 @@ rule simulate_cohort:
         truth_pathways="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_pathways.tsv",
         truth_hazards="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_hazards.tsv",
         truth_cells="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_cells.tsv",
+        mirna_counts="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/mirna_counts.tsv.gz",
+        truth_mirna="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_mirna.tsv",
+        mirna_targets="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/mirna_targets.gmt",
+        genotypes="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/genotypes.vcf.gz",
+        genotypes_index="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/genotypes.vcf.gz.tbi",
+        truth_genotypes="results/simulated/n{n_samples}_g{n_genes}_seed{seed}/truth_genotypes.tsv",
     log:
         "logs/simulate/n{n_samples}_g{n_genes}_seed{seed}.log",
     conda:

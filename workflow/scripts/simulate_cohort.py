@@ -6,7 +6,9 @@ from pathlib import Path
 import pandas as pd
 
 from trdpipe.common import run_script
+from trdpipe.resources.mirna import read_mirna_annotation
 from trdpipe.simulate import SimulationParameters, load_gene_sets, simulate_cohort, write_cohort
+from trdpipe.simulate_layers import read_candidates
 
 
 def main(smk) -> None:
@@ -17,7 +19,13 @@ def main(smk) -> None:
     )
     annotation = pd.read_csv(smk.input.annotation, sep="\t", dtype=str)
     gene_sets = load_gene_sets(dict(smk.params.collections))
-    cohort = simulate_cohort(annotation, gene_sets, params)
+    cohort = simulate_cohort(
+        annotation,
+        gene_sets,
+        params,
+        read_mirna_annotation(smk.input.mirna_annotation),
+        read_candidates(smk.input.candidate_variants),
+    )
     write_cohort(cohort, Path(smk.output.counts).parent)
 
 

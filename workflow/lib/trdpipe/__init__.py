@@ -9,8 +9,9 @@ Subpackages by concern, each importing only from the ones listed before it:
   sensitivity models;
 - ``qc``, ``cells``, ``calibration``, ``enrichment``, ``genotypes``, ``predict``: one concern each;
 - ``report``: the HTML report and its figures;
-- ``provenance``, ``resources``, ``simulate``: software versions and MultiQC, the builders of
-  resources/, the cohort simulator.
+- ``provenance``, ``resources``, ``simulate_layers``, ``simulate``: software versions and MultiQC,
+  the builders of resources/, the simulated cohort's small-RNA, genotype and score layers, the
+  cohort simulator.
 
 A concern's figures are in its ``figures`` module (``model.figures``, ``qc.figures``, ...), beside
 its computation, which never imports them. Nothing here imports the rule scripts, and

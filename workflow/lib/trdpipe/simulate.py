@@ -21,6 +21,10 @@ like real whole blood rather than like independent genes:
   signature strength (mean 1 in TRD, 0 in responders), and its cell shifts with a second,
   independent one, so group means differ as planted but no patient is classified with
   certainty, and the cell shares do not stand in for the within-cell signature.
+
+Given the miRNA annotation and the candidate-variant list, the cohort also gets a small-RNA layer,
+genotypes with a planted cis-eQTL and a polygenic score (trdpipe.simulate_layers), each drawn from
+its own random stream: the mRNA layer stays as it is without them, but for the eQTL gene's counts.
 """
 
 from dataclasses import dataclass, field
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trdpipe import simulate_layers as other_layers
 from trdpipe.common import atomic_output, deterministic_gzip
 from trdpipe.io.genesets import read_gmt
 
@@ -149,6 +154,9 @@ class SimulationParameters:
     batch_effect_sd: float = 0.5
     pathways: tuple = DEFAULT_PATHWAYS
     null_themes: tuple = DEFAULT_NULL_THEMES
+    # the small-RNA, genotype and polygenic-score layers (trdpipe.simulate_layers); their random
+    # numbers are their own, so they leave the mRNA layer as it is but for the eQTL gene
+    layers: other_layers.LayerParameters = field(default_factory=other_layers.LayerParameters)
 
     @classmethod
     def null_cohort(cls, **overrides) -> "SimulationParameters":
@@ -161,6 +169,7 @@ class SimulationParameters:
             trd_age_shift=0.0,
             trd_bmi_shift=0.0,
             site_trd_share=(0.5, 0.5, 0.5),
+            layers=other_layers.LayerParameters(prs_shift=0.0, mirna_frac_de=0.0),
         )
         return cls(**{**null, **overrides})
 
@@ -173,6 +182,12 @@ class Cohort:
     truth_pathways: pd.DataFrame
     truth_hazards: pd.DataFrame
     truth_cells: pd.DataFrame
+    # the other layers: None when simulate_cohort was given no miRNA annotation / candidate list
+    mirna_counts: pd.DataFrame | None = None  # miRNAs x samples (two of the sheet absent)
+    truth_mirna: pd.DataFrame | None = None
+    mirna_targets: list | None = None  # (mirna_id, description, [Ensembl IDs])
+    dosages: pd.DataFrame | None = None  # variants x samples
+    truth_genotypes: pd.DataFrame | None = None
 
 
 def simulate_samples(params: SimulationParameters, rng: np.random.Generator) -> pd.DataFrame:
@@ -500,9 +515,15 @@ def plant_hazards(
 
 
 def simulate_cohort(
-    annotation: pd.DataFrame, gene_sets: dict, params: SimulationParameters | None = None
+    annotation: pd.DataFrame,
+    gene_sets: dict,
+    params: SimulationParameters | None = None,
+    mirna_annotation: pd.DataFrame | None = None,
+    candidates: pd.DataFrame | None = None,
 ) -> Cohort:
-    """Simulate counts, sample sheet and ground truth for one cohort."""
+    """Simulate counts, sample sheet and ground truth for one cohort; with `mirna_annotation`
+    (resources/annotation/mirna.tsv.gz) a small-RNA layer, with `candidates`
+    (resources/genotypes/candidate_variants.tsv) genotypes and a planted cis-eQTL."""
     params = params or SimulationParameters()
     rng = np.random.default_rng(params.seed)
     samples = simulate_samples(params, rng)
@@ -532,6 +553,25 @@ def simulate_cohort(
     # Negative binomial as a gamma-Poisson mixture: variance mu + alpha * mu^2.
     shape = 1.0 / alpha[:, None]
     counts = rng.poisson(rng.gamma(shape, mu / shape))
+    # --- the other layers, each from its own random stream (trdpipe.simulate_layers) ---
+    lp, sample_ids = params.layers, samples["sample_id"].to_numpy()
+    samples["prs"] = other_layers.polygenic_score(samples, lp.prs_shift, params.seed)
+    dosages = truth_genotypes = None
+    if candidates is not None:
+        truth_genotypes = other_layers.genotype_truth(candidates, lp, params.seed)
+        dosages = other_layers.draw_dosages(truth_genotypes, sample_ids, params.seed)
+        eqtl = truth_genotypes[truth_genotypes["eqtl_log2_per_allele"] != 0]
+        for _, variant in eqtl.iterrows():
+            row = int(np.flatnonzero(genes["gene_symbol"].to_numpy() == variant["gene"])[0])
+            other_layers.plant_eqtl(
+                counts,
+                mu,
+                row,
+                dosages.loc[variant["variant_id"]].to_numpy(),
+                lp,
+                lambda mean: params.dispersion_a1 / mean + params.dispersion_a0,
+                params.seed,
+            )
     counts = pd.DataFrame(counts, index=genes["gene_id"].to_numpy(), columns=samples["sample_id"])
     counts.index.name = "gene_id"
     truth_pathways = pd.DataFrame(
@@ -540,13 +580,48 @@ def simulate_cohort(
         columns=["collection", "term", "direction", "shift"],
     )
     truth_cells = shares.round(5).rename_axis("sample_id").reset_index()
-    return Cohort(counts, samples, truth, truth_pathways, hazards, truth_cells)
+    cohort = Cohort(counts, samples, truth, truth_pathways, hazards, truth_cells)
+    cohort.dosages, cohort.truth_genotypes = dosages, truth_genotypes
+    if mirna_annotation is not None:
+        simulate_mirna_layer(cohort, mirna_annotation, strength, params)
+    return cohort
+
+
+def simulate_mirna_layer(cohort: Cohort, annotation: pd.DataFrame, strength, params) -> None:
+    """The small-RNA counts, truth and target sets of a cohort (in place)."""
+    lp = params.layers
+    mirnas = other_layers.choose_mirnas(annotation, lp, params.seed)
+    log2_share, lfc = other_layers.mirna_effects(mirnas, lp, params.seed)
+    targets, planted = other_layers.mirna_targets(mirnas, lfc, cohort.truth_genes, lp, params.seed)
+    sample_ids = cohort.samples["sample_id"].to_numpy()
+    counts, kept = other_layers.mirna_counts(log2_share, lfc, strength, sample_ids, lp, params.seed)
+    cohort.mirna_counts = pd.DataFrame(counts, index=mirnas["mirna_id"].to_numpy(), columns=sample_ids[kept])
+    cohort.mirna_counts.index.name = "mirna_id"
+    direction = np.where(lfc > 0, "up", np.where(lfc < 0, "down", "none"))
+    cohort.truth_mirna = pd.DataFrame(
+        {
+            "mirna_id": mirnas["mirna_id"],
+            "family": mirnas["family"],
+            "log2FoldChange": lfc,
+            "is_de": lfc != 0,
+            "direction": direction,
+            "n_targets": [len(t) for t in targets],
+            "n_planted_targets": planted,
+        }
+    )
+    descriptions = [
+        f"toy targets: {k} planted (true mRNA effect {'down' if d == 'up' else 'up'}), {len(t) - k} random"
+        if d != "none"
+        else f"toy targets: {len(t)} random"
+        for t, k, d in zip(targets, planted, direction)
+    ]
+    cohort.mirna_targets = list(zip(mirnas["mirna_id"], descriptions, targets))
 
 
 def cohort_files(cohort: Cohort) -> dict[str, bytes]:
     """The files of a cohort, by name, as the bytes written to disk."""
     tsv = dict(sep="\t", lineterminator="\n")
-    return {
+    files = {
         "counts.tsv.gz": deterministic_gzip(cohort.counts.to_csv(**tsv)),
         "samples.tsv": cohort.samples.to_csv(index=False, **tsv).encode(),
         "truth_genes.tsv": cohort.truth_genes.to_csv(index=False, **tsv).encode(),
@@ -554,6 +629,17 @@ def cohort_files(cohort: Cohort) -> dict[str, bytes]:
         "truth_hazards.tsv": cohort.truth_hazards.to_csv(index=False, **tsv).encode(),
         "truth_cells.tsv": cohort.truth_cells.to_csv(index=False, **tsv).encode(),
     }
+    if cohort.mirna_counts is not None:
+        files["mirna_counts.tsv.gz"] = deterministic_gzip(cohort.mirna_counts.to_csv(**tsv))
+        files["truth_mirna.tsv"] = cohort.truth_mirna.to_csv(index=False, **tsv).encode()
+        files["mirna_targets.gmt"] = other_layers.gmt_text(*zip(*cohort.mirna_targets)).encode()
+    if cohort.dosages is not None:
+        vcf, index = other_layers.bgzip_and_index(
+            other_layers.vcf_text(cohort.truth_genotypes, cohort.dosages)
+        )
+        files["genotypes.vcf.gz"], files["genotypes.vcf.gz.tbi"] = vcf, index
+        files["truth_genotypes.tsv"] = cohort.truth_genotypes.to_csv(index=False, **tsv).encode()
+    return files
 
 
 def write_cohort(cohort: Cohort, outdir: str | Path) -> None:
