@@ -322,3 +322,33 @@ def test_an_extra_assays_key_finding_counts_its_calls_and_the_calibrations_null(
         "2 of 4 miRNAs tested at padj < 0.05: 1 higher and 1 lower in TRD; shuffled labels called as many "
         "or more in 3% of 30 permutations (median 0)."
     )
+
+
+# --- the toy run's mirna layer (the session's toy run; no run of its own) -----------------------
+
+
+@pytest.mark.e2e
+def test_the_toy_mirna_layer_recovers_its_planted_calls_and_calls_nothing_under_shuffled_labels(toy_run):
+    truth = pd.read_csv(ROOT / "resources/toy/truth_mirna.tsv", sep="\t", index_col="mirna_id")
+    results = toy_run / "results" / "assays" / "mirna"
+    table = pd.read_csv(results / "de/TRD_vs_responder/deseq2_results.tsv", sep="\t", index_col="gene_id")
+    called = table.index[table["padj"] < 0.05]
+    planted = truth.index[truth["is_de"]]
+    assert len(called.intersection(planted)) >= 0.85 * len(planted)
+    assert len(called.difference(planted)) <= 0.15 * len(called)
+    both = called.intersection(planted)
+    assert (np.sign(table.loc[both, "log2FoldChange"]) == np.sign(truth.loc[both, "log2FoldChange"])).all()
+    summary = pd.read_csv(
+        results / "calibration/TRD_vs_responder/summary.tsv", sep="\t", index_col="statistic"
+    )
+    assert float(summary.loc["null_degs_median", "value"]) <= 1
+    # the two samples the toy's small-RNA table lacks are left out of this layer alone
+    layer, sheet = (
+        ad.read_h5ad(results / "ingest/cohort.h5ad"),
+        pd.read_csv(ROOT / "config/samples.tsv", sep="\t"),
+    )
+    assert sorted(set(sheet["sample_id"]) - set(layer.obs_names)) == ["PRM042", "PRM043"]
+    assert ad.read_h5ad(toy_run / "results/ingest/cohort.h5ad").n_obs == len(sheet)
+    assert "sex_score" not in pd.read_csv(results / "qc/qc_metrics.tsv", sep="\t").columns
+    report = (toy_run / "results/report/report.html").read_text()
+    assert f'data-key="assay-mirna">{len(called)} of {len(table)} miRNAs tested at padj &lt; 0.05' in report

@@ -23,7 +23,7 @@ SMALL_RNA_DEFAULTS = {
     "strandedness": "unstranded",
     "counts_layer": "",
     "tx2gene": "",
-    "annotation": "",
+    "annotation": "resources/annotation/mirna.tsv.gz",
 }
 # count formats by assay type: the mRNA ones are trdpipe.io.counts.FORMATS, the small-RNA ones
 # trdpipe.io.small_rna.FORMATS (tests/test_schema_enums.py holds the three lists together)
@@ -51,9 +51,8 @@ def primary_name(entries: dict) -> str:
 def check_entry(name: str, settings: dict) -> None:
     """An extra assay needs its counts (the primary may take them from the sample sheet's
     counts_file column), in a format of its type."""
-    for key in ("counts", "annotation"):
-        if settings["type"] == SMALL_RNA and not settings[key]:
-            raise InputError(f"config assays.{name}.{key} is empty; a small_rna assay needs its {key} file.")
+    if settings["type"] == SMALL_RNA and not settings["counts"]:
+        raise InputError(f"config assays.{name}.counts is empty; a small_rna assay needs its counts file.")
     allowed = SMALL_RNA_FORMATS if settings["type"] == SMALL_RNA else MRNA_FORMATS
     if settings["counts_format"] not in allowed:
         raise InputError(

@@ -47,7 +47,8 @@ MIRGE3_TOTAL_ROW = "miRNAtotal"
 # a mature miRNA's name: miRBase (hsa-miR-21-5p, hsa-let-7a-5p) or MirGeneDB (Hsa-Mir-21_5p)
 MATURE_NAME = re.compile(r"^[a-z]{3}-(mir|let|lin)-", re.IGNORECASE)
 MIMAT = re.compile(r"^MIMAT\d+$")
-ANNOTATION_COLUMNS = ["mirna_id", "accession", "precursor", "family"]
+# the annotation's columns read (resources/annotation/mirna.tsv.gz has these and more)
+ANNOTATION_COLUMNS = ["mirna_id", "mimat", "precursor", "family"]
 
 
 def looks_like_mirnas(names: list[str]) -> bool:
@@ -157,7 +158,12 @@ def read_small_rna_counts(path, fmt: str = "auto") -> CountData:
 def load_mirna_annotation(path) -> pd.DataFrame:
     """The mature-miRNA annotation (ANNOTATION_COLUMNS, one row per mature miRNA), by name."""
     table = read_delimited(path, "miRNA annotation")
-    require_columns(table, ANNOTATION_COLUMNS, path, "miRNA annotation")
+    missing = [c for c in ANNOTATION_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"{path}: the miRNA annotation has no column {', '.join(missing)}; its columns are "
+            f"{format_list(table.columns, 8)}, expected {', '.join(ANNOTATION_COLUMNS)}."
+        )
     table = table[ANNOTATION_COLUMNS].apply(lambda column: column.str.strip())
     repeated = table["mirna_id"][table["mirna_id"].duplicated()]
     if len(repeated):
@@ -168,10 +174,10 @@ def load_mirna_annotation(path) -> pd.DataFrame:
 def annotate_mirnas(
     ids: pd.Index, annotation: pd.DataFrame, source: str, annotation_path
 ) -> tuple[pd.DataFrame, dict]:
-    """var of the miRNAs (index: the mature name; gene_symbol, accession, precursor, family) and a
+    """var of the miRNAs (index: the mature name; gene_symbol, mimat, precursor, family) and a
     summary of the naming. MIMAT accessions become names; a miRNA the annotation lacks is kept
     with an empty family and counted in the summary."""
-    by_accession = pd.Series(annotation.index, index=annotation["accession"])
+    by_accession = pd.Series(annotation.index, index=annotation["mimat"])
     by_accession = by_accession[~by_accession.index.duplicated()]
     ids = pd.Index([str(i).strip() for i in ids])
     accessions = np.array([bool(MIMAT.match(i)) for i in ids])
