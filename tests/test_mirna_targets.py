@@ -249,3 +249,22 @@ def test_a_bad_targets_gmt_stops_the_small_rna_ingest_before_any_fit(tmp_path):
         *args, "~ group", contrasts, targets=str(gmt), mrna_annotation=mrna_annotation, assay="mirna"
     )
     assert str(gmt) in adata.uns["ingest"]["input_files"]
+
+
+def test_toy_run_recovers_the_planted_mirnas_and_their_targets_opposite(toy_run):
+    """The toy's differential miRNAs with planted targets (truth_mirna.tsv) are called with their
+    targets among the mRNA calls of the opposite direction; no other miRNA's targets are."""
+    from conftest import ROOT
+
+    truth = pd.read_csv(ROOT / "resources/toy/truth_mirna.tsv", sep="\t").set_index("mirna_id")
+    planted = truth[truth["is_de"] & (truth["n_planted_targets"] > 0)]
+    folder = toy_run / "results/assays/mirna/targets/TRD_vs_responder"
+    table = pd.read_csv(folder / "target_enrichment.tsv", sep="\t").set_index("mirna")
+    found = table[table["fdr_perm"] < ALPHA]
+    assert set(found.index) <= set(planted.index)
+    assert len(found) >= 0.8 * len(planted)
+    assert (found["mirna_direction"] == planted.loc[found.index, "direction"]).all()
+    assert (found["target_direction"] == planted.loc[found.index, "direction"].map(mt.OPPOSITE)).all()
+    # a repressed target: its correlation with its miRNA is negative, on the whole
+    correlation = pd.read_csv(folder / "target_correlation.tsv", sep="\t")
+    assert correlation["spearman_rho"].median() < 0 and (correlation["n"] == 46).all()

@@ -5,12 +5,12 @@ rule ingest:
         counts=existing_count_files,
         samples=config["samples"],
         annotation=assay_setting("annotation"),
-        # a small-RNA assay's targets GMT, checked against its miRNAs and the mRNA annotation
-        targets=lambda wc: targets_file(ASSAY_DIRS[wc.assay_dir]) or [],
-        mrna_annotation=config["annotation"],
         # another assay after the primary one, whose ingest checks the config against the sheet:
         # a problem there stops the run before any assay writes its cohort
         checked=lambda wildcards: "results/ingest/cohort.h5ad" if wildcards.assay_dir else [],
+        # a small-RNA assay's targets GMT, checked against its miRNAs and the mRNA annotation
+        targets=lambda wc: targets_file(ASSAY_DIRS[wc.assay_dir]) or [],
+        mrna_annotation=config["annotation"],
     output:
         h5ad="results/{assay_dir}ingest/cohort.h5ad",
     log:
