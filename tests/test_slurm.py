@@ -196,7 +196,7 @@ def local_run_with_meta_analysis(toy_run: Path, workdir: Path) -> Path:
     """The local toy run with the meta-analysis added: a copy of its folder in which only the
     meta-analysis' jobs run (no other rule reads `cohorts`)."""
     shutil.copytree(toy_run, workdir, symlinks=True)
-    run_snakemake(workdir, *META_CONFIG, "results/meta/TRD_vs_responder/meta_results.tsv")
+    run_snakemake(workdir, "results/meta/TRD_vs_responder/meta_results.tsv", *META_CONFIG)
     return workdir
 
 
