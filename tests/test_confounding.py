@@ -443,4 +443,4 @@ def test_the_toy_run_tables_its_columns_without_an_alarm(toy_run):
     # the quality-control section tables every row, without the (empty) warnings
     shown = re.search(r'<table id="confounding".*?</table>', page, re.S).group(0)
     assert re.findall(r"<th>([^<]+)</th>", shown) == [c for c in qc.CONFOUNDING_COLUMNS if c != "warning"]
-    assert shown.count("<tr><td>") == 7
+    assert shown.count("<tr><td>") == 8

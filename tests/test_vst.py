@@ -66,13 +66,13 @@ def test_vst_equals_r_vst_on_the_toy_cohort():
 
 def test_vst_trend_equals_r_vst_trend_on_the_toy_cohort():
     """The trend on R's 1000 genes has R's coefficients within 1%; the trend of all genes
-    (PyDESeq2's vst) misses them by 6% (a0) and 9% (a1) on the toy."""
+    (PyDESeq2's vst) misses them by 6% (a0) and 2% (a1) on the toy, both beyond that 1%."""
     adata = toy_cohort()
     expected = pd.read_csv(R_VST / "trend.tsv", sep="\t", index_col="coefficient")["value"].to_numpy()
     subset = np.asarray(fit_vst(adata, {"vst_nsub": 1000}, 1).uns["vst_trend_coeffs"])
     every_gene = np.asarray(fit_vst(adata, {"vst_nsub": 0}, 1).uns["vst_trend_coeffs"])
     np.testing.assert_allclose(subset, expected, rtol=0.01)
-    assert (np.abs(every_gene / expected - 1) > 0.05).all()
+    assert (np.abs(every_gene / expected - 1) > 0.01).all()
 
 
 def test_trend_on_a_subset_of_every_gene_is_pydeseq2s_vst():
