@@ -233,8 +233,9 @@ def ora_calls(genes, sets, stats: np.ndarray, k: int) -> tuple[bool, bool, bool]
     from scipy.stats import t as t_dist
 
     from trdpipe.enrichment import phenotype_permutation as perm
-    from trdpipe.enrichment.analysis import bh, ora_collection
+    from trdpipe.enrichment.analysis import ora_collection
     from trdpipe.io.genesets import restrict_to_universe
+    from trdpipe.model.tables import bh
 
     padj = np.column_stack([bh(2 * t_dist.sf(np.abs(column), 38)) for column in stats[:, : k + 1].T])
     collection = restrict_to_universe(
@@ -260,7 +261,8 @@ def null_cohort_calls(ks: list[int], n_cohorts: int, loading: float) -> pd.DataF
     sys.path.insert(0, str(ROOT / "tests"))
     from test_gsea_permutation import co_expressed_cohort, label_permutations, t_statistics
     from trdpipe.enrichment import phenotype_permutation as perm
-    from trdpipe.enrichment.analysis import bh, run_gsea
+    from trdpipe.enrichment.analysis import run_gsea
+    from trdpipe.model.tables import bh
 
     rows = []
     for seed in range(n_cohorts):
@@ -383,7 +385,7 @@ def measure(method: str, ranking_path: Path, out_path: Path, timeout: float) -> 
 
 
 def accuracy(null_res: pd.DataFrame, planted_res: pd.DataFrame, planted_terms: list[str]) -> dict:
-    from trdpipe.enrichment.analysis import bh  # the pipeline's BH (NaN p-values left out, as R's p.adjust)
+    from trdpipe.model.tables import bh  # the pipeline's BH (NaN p-values left out, as R's p.adjust)
 
     p_null = null_res["pvalue"].to_numpy()
     planted_res = planted_res.assign(padj=bh(planted_res["pvalue"].to_numpy()))
@@ -423,7 +425,8 @@ def agreement(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def seed_stability(ranking: pd.Series, seeds: list[int]) -> pd.DataFrame:
     """Per band of median p over seeds: sets, the SD of log2 p over seeds, the mean log2err;
     prints the calls per seed and the sets called with some seeds only."""
-    from trdpipe.enrichment.analysis import bh, run_gsea
+    from trdpipe.enrichment.analysis import run_gsea
+    from trdpipe.model.tables import bh
 
     universe = set(ranking.index)
     sets = {t: [g for g in genes if g in universe] for t, genes in gene_sets().items()}

@@ -291,7 +291,7 @@ def scores_by_group(scores: pd.DataFrame, obs: pd.DataFrame, contrast: dict) -> 
     """Each score in the test vs the reference group: means, difference, Hedges' g, Welch t-test, BH."""
     from scipy import stats
 
-    from trdpipe.enrichment.analysis import bh
+    from trdpipe.model.tables import bh
 
     labels = obs.loc[scores.index, contrast["variable"]].astype(str)
     rows = []

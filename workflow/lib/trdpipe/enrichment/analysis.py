@@ -37,11 +37,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-from scipy.stats import false_discovery_control, hypergeom
+from scipy.stats import hypergeom
 
 from trdpipe.common import InputError, format_list
 from trdpipe.enrichment import phenotype_permutation as perm
 from trdpipe.io.genesets import Collection, load_collection
+from trdpipe.model.tables import bh
 
 log = logging.getLogger("trd")
 
@@ -249,17 +250,6 @@ def warn_unestimated(res: pd.DataFrame, collection: str, permutations: int) -> N
 
 
 # ----------------------------------------------------------------------------- ORA
-def bh(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values. A NaN p-value (one fgsea could not estimate)
-    stays NaN and does not count as a test, as with R's p.adjust."""
-    pvalues = np.asarray(pvalues, dtype=float)
-    adjusted = np.full(pvalues.shape, np.nan)
-    estimated = ~np.isnan(pvalues)
-    if estimated.any():
-        adjusted[estimated] = false_discovery_control(np.clip(pvalues[estimated], 0.0, 1.0), method="bh")
-    return adjusted
-
-
 def odds_ratio(overlap: np.ndarray, size: np.ndarray, n_de: int, universe: int) -> np.ndarray:
     a = overlap.astype(float)
     b = (size - overlap).astype(float)  # in set, not DE

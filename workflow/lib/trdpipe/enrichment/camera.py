@@ -32,9 +32,10 @@ import pandas as pd
 from scipy.special import digamma, polygamma
 from scipy.stats import t as t_distribution
 
-from trdpipe.enrichment.analysis import bh, tested_genes
+from trdpipe.enrichment.analysis import tested_genes
 from trdpipe.io.genesets import load_collection
 from trdpipe.model.design import contrast_model_matrix
+from trdpipe.model.tables import bh
 from trdpipe.model.vst import variance_stabilise
 
 log = logging.getLogger("trd")

@@ -38,7 +38,7 @@ from scipy.stats import t as student_t
 
 from trdpipe.common import format_list
 from trdpipe.enrichment import phenotype_permutation as perm
-from trdpipe.enrichment.analysis import bh
+from trdpipe.model.tables import bh
 
 log = logging.getLogger("trd")
 

@@ -15,8 +15,8 @@ from statsmodels.tools.sm_exceptions import (
 )
 
 from trdpipe.checks.inputs import design_variables, formula_name
-from trdpipe.enrichment.analysis import bh
 from trdpipe.genotypes.eqtl import covariate_matrix
+from trdpipe.model.tables import bh
 
 ASSOCIATION_COLUMNS = [
     "feature",

@@ -10,8 +10,8 @@ import pandas as pd
 import statsmodels.api as sm
 from formulaic import model_matrix
 
-from trdpipe.enrichment.analysis import bh
 from trdpipe.model.design import prepare_metadata
+from trdpipe.model.tables import bh
 
 log = logging.getLogger("trd")
 

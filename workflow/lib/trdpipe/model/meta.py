@@ -10,10 +10,11 @@ tau^2 and weights larger than inverse-variance ones; Paule-Mandel stops at zero.
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2, false_discovery_control, norm
+from scipy.stats import chi2, norm
 from statsmodels.stats.meta_analysis import combine_effects
 
 from trdpipe.model.sensitivity import concordance
+from trdpipe.model.tables import bh
 
 TAU2_METHOD = "iterated"  # Paule-Mandel, in statsmodels' name
 
@@ -40,22 +41,13 @@ def combine_cohorts(lfc: pd.DataFrame, lfc_se: pd.DataFrame) -> pd.DataFrame:
     table.insert(0, "n_cohorts", n_cohorts)
     table["stat"] = table["log2FoldChange"] / table["lfcSE"]
     table["pvalue"] = 2 * norm.sf(np.abs(table["stat"]))
-    table["padj"] = bh_adjust(table["pvalue"])
+    table["padj"] = bh(table["pvalue"].to_numpy())
     df = n_cohorts - 1
     table["Q_pvalue"] = np.where(n_cohorts >= 2, chi2.sf(table["Q"], np.maximum(df, 1)), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         i2 = np.where(table["Q"] > df, (table["Q"] - df) / table["Q"], 0.0)
     table["I2"] = np.where(n_cohorts >= 2, i2, np.nan)
     return table
-
-
-def bh_adjust(pvalues: pd.Series) -> np.ndarray:
-    """Benjamini-Hochberg over the genes with a p-value; NaN stays NaN."""
-    adjusted = np.full(len(pvalues), np.nan)
-    tested = pvalues.notna().to_numpy()
-    if tested.any():
-        adjusted[tested] = false_discovery_control(pvalues.to_numpy()[tested], method="bh")
-    return adjusted
 
 
 def replication_counts(

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+from scipy.stats import false_discovery_control
 
 
 def count_calls(table: pd.DataFrame, alpha: float, thresholds: list[float]) -> pd.DataFrame:
@@ -27,3 +28,14 @@ def gene_by_sample_table(values: np.ndarray, samples, var: pd.DataFrame) -> pd.D
     table = pd.DataFrame(np.asarray(values).T, index=var.index, columns=list(samples))
     table.insert(0, "gene_symbol", var["gene_symbol"].fillna("").to_numpy())
     return table.rename_axis("gene_id").reset_index()
+
+
+def bh(pvalues: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values. A NaN p-value (one fgsea could not estimate)
+    stays NaN and does not count as a test, as with R's p.adjust."""
+    pvalues = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(pvalues.shape, np.nan)
+    estimated = ~np.isnan(pvalues)
+    if estimated.any():
+        adjusted[estimated] = false_discovery_control(np.clip(pvalues[estimated], 0.0, 1.0), method="bh")
+    return adjusted
