@@ -89,14 +89,14 @@ def default_config_and(*paths: str) -> tuple[str, ...]:
 def small_cohort_config(workdir: Path) -> tuple[str, ...]:
     """Snakemake arguments for a cohort too small for the prediction's folds, with too few genes
     for the cell markers, or without a sex column: a config file that turns the prediction, the
-    cell composition (and with it the cell-adjusted model), the sex-stratified models and the toy's
-    small-RNA layer (whose samples are the toy's) off, over the default config (a file, so that it
-    adds to the test's own --config rather than replacing it)."""
+    cell composition (and with it the cell-adjusted model), the sex-stratified models, the toy's
+    small-RNA layer and its genotypes (whose samples are the toy's) off, over the default config (a
+    file, so that it adds to the test's own --config rather than replacing it)."""
     path = workdir / "config" / "small_cohort.yaml"
     path.write_text(
         "predict:\n  enabled: false\ncells:\n  enabled: false\n"
         "sensitivity:\n  female_only: {enabled: false}\n  male_only: {enabled: false}\n"
-        "assays:\n  mirna: {enabled: false}\n"
+        "assays:\n  mirna: {enabled: false}\ngenotypes:\n  file: ''\n"
     )
     return default_config_and(path.relative_to(workdir))
 

@@ -143,7 +143,7 @@ def test_an_absent_cohorts_column_stops_with_its_name(sheet):
         check_cohorts_column(sheet, "cohort", DESIGN, "samples.tsv")
     assert str(err.value) == (
         "samples.tsv: config cohorts names column 'cohort', which the sample sheet does not have; its "
-        "columns are group, site, sex, age, bmi, RIN, neutrophil_fraction."
+        "columns are group, site, sex, age, bmi, RIN, neutrophil_fraction, prs."
     )
 
 
@@ -208,7 +208,7 @@ def test_ingest_stops_on_an_absent_cohorts_column_before_reading_counts():
         )
     assert str(err.value) == (
         f"{SHEET}: config cohorts names column 'cohort', which the sample sheet does not have; its "
-        "columns are group, site, sex, age, bmi, RIN, neutrophil_fraction."
+        "columns are group, site, sex, age, bmi, RIN, neutrophil_fraction, prs."
     )
 
 

@@ -732,6 +732,7 @@ def test_toy_report_sections_and_numbers(toy_run):
         f"calibration_block {CONTRAST}_1-of-2 (mirna)",
         f"calibration_block {CONTRAST}_2-of-2 (mirna)",
         f"calibration {CONTRAST} (mirna)",
+        f"mirna_targets {CONTRAST} (mirna)",
     ]
     assert resources.index.tolist() == [*jobs, *mirna_jobs, "all jobs"]
     deseq2_run = pd.read_csv(toy_run / f"results/benchmarks/deseq2/{CONTRAST}.tsv", sep="\t").iloc[0]
@@ -860,8 +861,10 @@ def test_toy_report_is_self_contained_with_every_figure(toy_run):
     assert called and {(c, d, int(r)) for c, d, r, _ in map(plot_key, plots)} == called
     # every QC figure, then per contrast volcano, MA and heat map, the counts of the top and of the
     # candidate genes, 2 enrichment dot plots and every running-score plot, the calibration's QQ plot
-    # and null-count histogram, the ROC and reliability curves, the cell scores by group
-    assert len(parser.images) == qc_figures + 3 + 2 + 2 + len(plots) + 2 + 2 + 1
+    # and null-count histogram, the ROC, reliability and layer-gain figures, the cell scores by
+    # group; the toy's miRNA assay (its 3 QC figures and a volcano), its targets' directions, and
+    # the candidate genes' eQTL
+    assert len(parser.images) == qc_figures + 3 + 2 + 2 + len(plots) + 2 + 3 + 1 + (3 + 1) + 1 + 1
     # Plotly's library is inline, once, for the interactive volcano
     assert text.count("* plotly.js v") == 1 and 'id="de-TRD_vs_responder-volcano"' in text
     for src in parser.images:
@@ -1188,11 +1191,16 @@ def test_report_of_two_contrasts(toy_run, tmp_path):
     assert {f"key-{CONTRAST}", "key-siteB_vs_siteA"} <= findings
     assert "<h2>Prediction of siteB vs siteA: siteB_vs_siteA</h2>" in text and "TRD prediction" not in text
     # per contrast: volcano, MA, heat map, 2 per-gene count figures, 2 enrichment dot plots,
-    # 2 calibration figures, ROC and reliability curves, cell scores by group; and the running-score
-    # plots of both
+    # 2 calibration figures, ROC, reliability and layer-gain figures, cell scores by group, the
+    # miRNA volcano and its targets' directions; and the running-score plots of both, the miRNA
+    # assay's 3 QC figures and the eQTL figure once
     running_scores = len(list((workdir / "results/enrichment").glob("*/running_scores/*.png")))
     assert len(parser.images) == (
-        len(list((workdir / "results/qc").glob("*.png"))) + 2 * (3 + 2 + 2 + 2 + 2 + 1) + running_scores
+        len(list((workdir / "results/qc").glob("*.png")))
+        + 2 * (3 + 2 + 2 + 2 + 3 + 1 + 2)
+        + running_scores
+        + 3
+        + 1
     )
 
 

@@ -60,8 +60,9 @@ class ClusterRun:
 # Opt-in to installing (apt) and starting a one-node SLURM from the test: a plain `pytest`
 # never does; .ci/run starts one before the tests.
 START_OPT_IN = "TRD_START_SLURM"
-# The toy run takes under a minute locally; through SLURM, with one memory-killed retry, a few.
-RUN_TIMEOUT_S = 360
+# The toy run (two layers, genotypes, the three sites' meta-analysis) takes about two minutes
+# locally; through SLURM, with one memory-killed retry and a job's start-up each, a few more.
+RUN_TIMEOUT_S = 900
 
 
 def _cluster(command: str) -> subprocess.CompletedProcess:

@@ -202,7 +202,7 @@ rule mirna_targets:
     log:
         "logs/mirna_targets/{assay}/{contrast}.log",
     benchmark:
-        "results/benchmarks/mirna_targets/{assay}/{contrast}.tsv"
+        "results/benchmarks/assays/{assay}/mirna_targets/{contrast}.tsv"
     wildcard_constraints:
         assay="|".join(map(re.escape, TARGET_ASSAYS)) or "(?!)",
     conda:

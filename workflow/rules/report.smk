@@ -189,7 +189,6 @@ rule report:
         + expand(rules.enrichment.benchmark, contrast=CONTRASTS)
         + expand(rules.pathway_null.benchmark, contrast=CONTRASTS)
         + (expand(rules.camera.benchmark, contrast=CONTRASTS) if CAMERA_OUTPUTS else [])
-        + expand(rules.mirna_targets.benchmark, assay=TARGET_ASSAYS, contrast=CONTRASTS)
         + expand(primary_assay(rules.calibration_permutations.benchmark), contrast=CONTRASTS)
         + gather.calibration(rules.calibration_block.benchmark, contrast=CONTRASTS, assay_dir="")
         + expand(primary_assay(rules.calibration.benchmark), contrast=CONTRASTS)
@@ -206,7 +205,8 @@ rule report:
         + expand(rules.meta_cohort.benchmark, zip, **meta_jobs(META_COHORTS, META_CONTRASTS))
         + expand(rules.meta_analysis.benchmark, contrast=META_CONTRASTS)
         + [rules.software_versions.benchmark]
-        + EXTRA_ASSAY_BENCHMARKS,
+        + EXTRA_ASSAY_BENCHMARKS
+        + expand(rules.mirna_targets.benchmark, assay=TARGET_ASSAYS, contrast=CONTRASTS),
         template=os.path.join(REPORT_TEMPLATE_DIR, "report.html.j2"),
         macros=os.path.join(REPORT_TEMPLATE_DIR, "macros.j2"),
         section_templates=sorted(glob.glob(os.path.join(REPORT_TEMPLATE_DIR, "sections", "*.html.j2"))),
