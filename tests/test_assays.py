@@ -273,8 +273,33 @@ def test_the_primary_may_be_named_in_assays_and_its_keys_win():
             "config assays.mirna.counts_format is 'salmon', which a small_rna assay cannot read; choose one of: "
             "auto, matrix, smrnaseq, mirdeep2, mirge3.",
         ),
+        (
+            {"genotypes": {"type": "small_rna", "counts": "m.tsv"}},
+            "config assays.genotypes: the name 'genotypes' is a feature set of the prediction (clinical, "
+            "combined, stacked, genotypes), whose tables name each assay's set by the assay's name; give "
+            "this assay another name.",
+        ),
+        (
+            {"clinical": {"type": "mrna"}},
+            "config assays.clinical: the name 'clinical' is a feature set of the prediction (clinical, "
+            "combined, stacked, genotypes), whose tables name each assay's set by the assay's name; give "
+            "this assay another name.",
+        ),
+        (
+            {"rna": {"type": "mrna", "targets": "t.gmt"}},
+            "config assays.rna.targets is given on an mrna assay, which does not read it; the targets GMT "
+            "(miRNAs and their target genes) belongs to the small_rna assay's entry.",
+        ),
     ],
-    ids=["two mrna", "mrna name taken", "no counts", "mrna format"],
+    ids=[
+        "two mrna",
+        "mrna name taken",
+        "no counts",
+        "mrna format",
+        "feature set name",
+        "primary named clinical",
+        "mrna targets",
+    ],
 )
 def test_a_bad_assays_section_gets_one_clear_message(assays, message):
     with pytest.raises(InputError) as err:

@@ -30,6 +30,19 @@ SMALL_RNA_DEFAULTS = {
 SMALL_RNA_ONLY_FORMATS = ("smrnaseq", "mirdeep2", "mirge3")
 SMALL_RNA_FORMATS = ("auto", "matrix", *SMALL_RNA_ONLY_FORMATS)
 MRNA_FORMATS = ("auto", "matrix", "featurecounts", "star", "htseq", "salmon", "kallisto", "h5ad")
+# the prediction's feature sets beside the assays (trdpipe.predict.features.feature_sets), whose
+# tables name an assay's set by the assay's name: an assay of one of these names would clash
+FEATURE_SET_NAMES = ("clinical", "combined", "stacked", "genotypes")
+
+
+def check_name(name: str) -> None:
+    """An assay's name is its feature set's name in the prediction tables."""
+    if name in FEATURE_SET_NAMES:
+        raise InputError(
+            f"config assays.{name}: the name '{name}' is a feature set of the prediction "
+            f"({format_list(FEATURE_SET_NAMES)}), whose tables name each assay's set by the assay's "
+            "name; give this assay another name."
+        )
 
 
 def primary_name(entries: dict) -> str:
@@ -53,6 +66,11 @@ def check_entry(name: str, settings: dict) -> None:
     counts_file column), in a format of its type."""
     if settings["type"] == SMALL_RNA and not settings["counts"]:
         raise InputError(f"config assays.{name}.counts is empty; a small_rna assay needs its counts file.")
+    if settings["type"] == MRNA and settings.get("targets"):
+        raise InputError(
+            f"config assays.{name}.targets is given on an mrna assay, which does not read it; the "
+            "targets GMT (miRNAs and their target genes) belongs to the small_rna assay's entry."
+        )
     allowed = SMALL_RNA_FORMATS if settings["type"] == SMALL_RNA else MRNA_FORMATS
     if settings["counts_format"] not in allowed:
         raise InputError(
@@ -72,6 +90,8 @@ def assay_settings(config: dict, resolve_path: Callable[[str], str] = str) -> di
     entries = {
         name: entry for name, entry in (config.get("assays") or {}).items() if entry.get("enabled", True)
     }
+    for name in entries:
+        check_name(name)
     primary = primary_name(entries)
     top = {key: config[key] for key in (*FILE_KEYS, *SECTIONS)}
     settings = {primary: {"type": MRNA, **top, **entries.pop(primary, {})}}
