@@ -12,6 +12,7 @@ import yaml
 
 from conftest import ROOT, run_snakemake
 from trdpipe.checks.assays import assay_settings
+from trdpipe.checks.config import shipped_path
 from trdpipe.checks.inputs import match_samples
 from trdpipe.common import InputError
 from trdpipe.ingest import ingest_small_rna
@@ -222,6 +223,18 @@ def test_an_extra_assay_takes_its_own_keys_and_the_top_level_sections_it_leaves_
     )
     assert mirna["filter"] == {"min_count": 5}
     assert mirna["qc"] == config["qc"]
+
+
+@pytest.mark.parametrize(
+    "entry", [{}, {"annotation": ""}, {"annotation": None}], ids=["left out", "empty", "null"]
+)
+def test_a_small_rna_assay_without_annotation_takes_the_shipped_one_from_any_folder(
+    entry, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # a deployment: config/ copied, resources/ the workflow's
+    config = top_level_config() | {"assays": {"mirna": {"type": "small_rna", "counts": "m.tsv", **entry}}}
+    settings = assay_settings(config, resolve_path=lambda path: shipped_path(path, ROOT))
+    assert settings["mirna"]["annotation"] == str(ROOT / "resources" / "annotation" / "mirna.tsv.gz")
 
 
 def test_an_assay_switched_off_is_not_in_the_run():

@@ -79,6 +79,12 @@ def check_entry(name: str, settings: dict) -> None:
         )
 
 
+def given_keys(entry: dict) -> dict:
+    """An entry's keys with a value: one left empty (`annotation:` with no value) takes its default,
+    as one left out does (a small-RNA assay's shipped annotation, say)."""
+    return {key: value for key, value in entry.items() if value not in ("", None)}
+
+
 def assay_settings(config: dict, resolve_path: Callable[[str], str] = str) -> dict[str, dict]:
     """Every assay of a validated config by name, the primary mRNA assay first, each with its
     type, FILE_KEYS and its `filter` and `qc` sections.
@@ -88,7 +94,9 @@ def assay_settings(config: dict, resolve_path: Callable[[str], str] = str) -> di
     """
     # an assay switched off (enabled: false) is not in the run
     entries = {
-        name: entry for name, entry in (config.get("assays") or {}).items() if entry.get("enabled", True)
+        name: given_keys(entry)
+        for name, entry in (config.get("assays") or {}).items()
+        if entry.get("enabled", True)
     }
     for name in entries:
         check_name(name)
