@@ -534,3 +534,9 @@ def test_library_size_bars_are_red_for_their_own_check_only():
         "flagged by another check (2)",
         "QC limit",
     ]
+
+
+@pytest.mark.parametrize("features", ["genes", "miRNAs"])
+def test_the_scree_plot_names_the_assays_features(features):
+    fig = qc_figures.scree_plot(np.array([0.5, 0.3]), features)
+    assert fig.axes[0].get_ylabel() == f"% variance (top variable {features})"

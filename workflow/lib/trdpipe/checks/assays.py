@@ -15,6 +15,8 @@ ASSAY_TYPES = (MRNA, SMALL_RNA)
 # the top-level keys that make the primary mRNA assay, and that an assay entry may set
 FILE_KEYS = ("counts", "counts_format", "strandedness", "counts_layer", "tx2gene", "annotation")
 SECTIONS = ("filter", "qc")
+# what an assay's features are called in its tables' labels, logs and figures
+FEATURE_WORDS = {MRNA: "genes", SMALL_RNA: "miRNAs"}
 # the file keys a small-RNA assay entry leaves out; its `filter:` and `qc:`, when left out, are
 # the top-level sections, and when given replace them (their left-out keys take the schema's defaults)
 SMALL_RNA_DEFAULTS = {
