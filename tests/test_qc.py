@@ -174,6 +174,14 @@ def test_a_saturated_metric_flags_only_real_outliers():
     assert limits.set_index("flag").at["low_detected_genes", "limit"] == pytest.approx(2000 / 1.1)
 
 
+def test_a_small_rna_assays_detected_flag_names_its_mirnas():
+    metrics = saturated_metrics([1000, 2000, 4000, 8000, 3000, 5000, 2500, 6000, 10])
+    reasons, _ = qc.outlier_flags(metrics, threshold=5, min_relative_deviation=0.1, features="miRNAs")
+    assert reasons["S8"] == (
+        "low_detected_genes: detected miRNAs 10 < limit 68.01 (median - 5 MAD on log10 scale)"
+    )
+
+
 def test_a_spread_metric_keeps_its_mad_limit_above_the_floor():
     metrics = saturated_metrics([1000, 2000, 4000, 8000, 3000, 5000, 2500, 6000, 10])
     reasons, _ = qc.outlier_flags(metrics, threshold=5, min_relative_deviation=0.1)
