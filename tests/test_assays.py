@@ -12,6 +12,7 @@ import yaml
 
 from conftest import ROOT, run_snakemake
 from trdpipe.checks.assays import assay_settings
+from trdpipe.checks.config import shipped_path
 from trdpipe.checks.inputs import match_samples
 from trdpipe.common import InputError
 from trdpipe.ingest import ingest_small_rna
@@ -224,6 +225,18 @@ def test_an_extra_assay_takes_its_own_keys_and_the_top_level_sections_it_leaves_
     assert mirna["qc"] == config["qc"]
 
 
+@pytest.mark.parametrize(
+    "entry", [{}, {"annotation": ""}, {"annotation": None}], ids=["left out", "empty", "null"]
+)
+def test_a_small_rna_assay_without_annotation_takes_the_shipped_one_from_any_folder(
+    entry, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # a deployment: config/ copied, resources/ the workflow's
+    config = top_level_config() | {"assays": {"mirna": {"type": "small_rna", "counts": "m.tsv", **entry}}}
+    settings = assay_settings(config, resolve_path=lambda path: shipped_path(path, ROOT))
+    assert settings["mirna"]["annotation"] == str(ROOT / "resources" / "annotation" / "mirna.tsv.gz")
+
+
 def test_an_assay_switched_off_is_not_in_the_run():
     config = top_level_config() | {
         "assays": {
@@ -273,8 +286,33 @@ def test_the_primary_may_be_named_in_assays_and_its_keys_win():
             "config assays.mirna.counts_format is 'salmon', which a small_rna assay cannot read; choose one of: "
             "auto, matrix, smrnaseq, mirdeep2, mirge3.",
         ),
+        (
+            {"genotypes": {"type": "small_rna", "counts": "m.tsv"}},
+            "config assays.genotypes: the name 'genotypes' is a feature set of the prediction (clinical, "
+            "combined, stacked, genotypes), whose tables name each assay's set by the assay's name; give "
+            "this assay another name.",
+        ),
+        (
+            {"clinical": {"type": "mrna"}},
+            "config assays.clinical: the name 'clinical' is a feature set of the prediction (clinical, "
+            "combined, stacked, genotypes), whose tables name each assay's set by the assay's name; give "
+            "this assay another name.",
+        ),
+        (
+            {"rna": {"type": "mrna", "targets": "t.gmt"}},
+            "config assays.rna.targets is given on an mrna assay, which does not read it; the targets GMT "
+            "(miRNAs and their target genes) belongs to the small_rna assay's entry.",
+        ),
     ],
-    ids=["two mrna", "mrna name taken", "no counts", "mrna format"],
+    ids=[
+        "two mrna",
+        "mrna name taken",
+        "no counts",
+        "mrna format",
+        "feature set name",
+        "primary named clinical",
+        "mrna targets",
+    ],
 )
 def test_a_bad_assays_section_gets_one_clear_message(assays, message):
     with pytest.raises(InputError) as err:

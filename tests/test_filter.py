@@ -87,6 +87,37 @@ def test_filter_cohort_drops_excluded_samples_and_silent_genes():
     assert kept.var["expressed:c"].tolist() == [True] * 4
 
 
+def test_a_small_rna_assays_summary_and_messages_name_its_mirnas():
+    """The summary's steps and the filter's message follow the assay's features (FEATURE_WORDS)."""
+    cohort, kept_all = small_cohort(), metrics([False] * 6)
+    _, summary = filter_cohort(
+        cohort, kept_all, {}, CONTRASTS, "~ group", "qc_metrics.tsv", features="miRNAs"
+    )
+    assert list(summary["step"]) == [
+        "samples in",
+        "samples excluded by QC",
+        "samples kept",
+        "miRNAs in",
+        "miRNAs removed (low counts)",
+        "miRNAs kept",
+        "miRNAs kept for c",
+    ]
+    with pytest.raises(InputError) as err:
+        filter_cohort(
+            cohort,
+            kept_all,
+            {"min_total_count": 10**9},
+            CONTRASTS,
+            "~ group",
+            "qc_metrics.tsv",
+            features="miRNAs",
+        )
+    assert str(err.value) == (
+        "config 'filter': none of the 5 miRNAs has enough counts to pass the expression filter for "
+        "contrast(s) c; lower filter.min_count or filter.min_total_count."
+    )
+
+
 def test_group_too_small_after_exclusion_stops_before_fitting():
     with pytest.raises(InputError) as err:
         filter_cohort(

@@ -8,8 +8,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import anndata as ad
+import jinja2
 import numpy as np
 import pandas as pd
 import pytest
@@ -170,6 +172,14 @@ def test_a_saturated_metric_flags_only_real_outliers():
         ]
     }
     assert limits.set_index("flag").at["low_detected_genes", "limit"] == pytest.approx(2000 / 1.1)
+
+
+def test_a_small_rna_assays_detected_flag_names_its_mirnas():
+    metrics = saturated_metrics([1000, 2000, 4000, 8000, 3000, 5000, 2500, 6000, 10])
+    reasons, _ = qc.outlier_flags(metrics, threshold=5, min_relative_deviation=0.1, features="miRNAs")
+    assert reasons["S8"] == (
+        "low_detected_genes: detected miRNAs 10 < limit 68.01 (median - 5 MAD on log10 scale)"
+    )
 
 
 def test_a_spread_metric_keeps_its_mad_limit_above_the_floor():
@@ -534,3 +544,22 @@ def test_library_size_bars_are_red_for_their_own_check_only():
         "flagged by another check (2)",
         "QC limit",
     ]
+
+
+@pytest.mark.parametrize("features", ["genes", "miRNAs"])
+def test_the_scree_plot_names_the_assays_features(features):
+    fig = qc_figures.scree_plot(np.array([0.5, 0.3]), features)
+    assert fig.axes[0].get_ylabel() == f"% variance (top variable {features})"
+
+
+@pytest.mark.parametrize("name", ["detected_genes", "pca", "scree", "sample_distances"])
+def test_a_qc_captions_words_follow_the_assay_and_nothing_else_does(name):
+    """Captions shared by every assay's QC figures say genes for mRNA and miRNAs for small RNA."""
+    caption = jinja2.Environment().from_string((ROOT / "workflow" / "report" / f"{name}.rst").read_text())
+    config = {"qc": {"max_samples_labelled": 40, "n_top_genes": 500, "mad_threshold": 5}}
+    mrna, mirna = (
+        caption.render(snakemake=SimpleNamespace(params=SimpleNamespace(assay_type=kind), config=config))
+        for kind in ("mrna", "small_rna")
+    )
+    assert "genes" in mrna.lower() and "miRNAs" not in mrna
+    assert mrna.replace("Genes", "miRNAs").replace("genes", "miRNAs") == mirna

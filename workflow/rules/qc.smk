@@ -82,6 +82,8 @@ rule filter:
         runtime=runtime_min(5, 0.5),
     params:
         filter=assay_setting("filter"),
+        # names the features in the summary: genes, or a small-RNA assay's miRNAs
+        assay_type=assay_setting("type"),
         contrasts=config["contrasts"],
         design=config["design"],
     script:

@@ -5,6 +5,7 @@ import logging
 
 import anndata as ad
 
+from trdpipe.checks.assays import FEATURE_WORDS
 from trdpipe.common import atomic_output, read_sample_table, run_script, write_table
 from trdpipe.model.filtering import filter_cohort
 
@@ -23,6 +24,7 @@ def main(smk) -> None:
         smk.input.metrics,
         # a check only: from the config, so that it redoes nothing
         dict(smk.config["predict"]),
+        features=FEATURE_WORDS[smk.params.assay_type],
     )
     log.info("filter summary:\n%s", summary.to_string(index=False))
     with atomic_output(smk.output.h5ad) as tmp:

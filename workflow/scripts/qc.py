@@ -5,7 +5,7 @@ import logging
 
 import anndata as ad
 
-from trdpipe.checks.assays import MRNA
+from trdpipe.checks.assays import FEATURE_WORDS, MRNA
 from trdpipe.common import run_script, save_figure, write_table
 from trdpipe.model.vst import variance_stabilise
 from trdpipe.qc.figures import (
@@ -37,6 +37,7 @@ def main(smk) -> None:
     settings = dict(smk.params.qc)
     vst = variance_stabilise(adata, dict(smk.params.deseq2), smk.threads)
     mrna = smk.params.assay_type == MRNA
+    features = FEATURE_WORDS[smk.params.assay_type]
     results = run_qc(adata, vst, settings, mrna=mrna)
     balance = balance_tables(adata.obs, dict(smk.params.contrasts))
     log_findings(results, balance)
@@ -69,7 +70,7 @@ def main(smk) -> None:
     limits = results["limits"].set_index("flag")["limit"]
     covariates = colour_covariates(adata.obs)
     save_figure(pca_plot(pcs.to_numpy(), explained, adata.obs, covariates, flagged), smk.output.pca)
-    save_figure(scree_plot(explained), smk.output.scree)
+    save_figure(scree_plot(explained, features), smk.output.scree)
     save_figure(association_heatmap(results["association"]), smk.output.pc_heatmap)
     max_labelled = settings["max_samples_labelled"]
     save_figure(
@@ -78,7 +79,7 @@ def main(smk) -> None:
     )
     bar_charts = [
         ("library_size", "low_library_size", "library size", smk.output.library_size),
-        ("detected_genes", "low_detected_genes", "detected genes", smk.output.detected_genes),
+        ("detected_genes", "low_detected_genes", f"detected {features}", smk.output.detected_genes),
     ]
     for metric, flag, label, path in bar_charts:
         own = flagged_by(metrics["flags"], flag)

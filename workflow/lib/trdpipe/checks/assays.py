@@ -15,6 +15,8 @@ ASSAY_TYPES = (MRNA, SMALL_RNA)
 # the top-level keys that make the primary mRNA assay, and that an assay entry may set
 FILE_KEYS = ("counts", "counts_format", "strandedness", "counts_layer", "tx2gene", "annotation")
 SECTIONS = ("filter", "qc")
+# what an assay's features are called in its tables' labels, logs and figures
+FEATURE_WORDS = {MRNA: "genes", SMALL_RNA: "miRNAs"}
 # the file keys a small-RNA assay entry leaves out; its `filter:` and `qc:`, when left out, are
 # the top-level sections, and when given replace them (their left-out keys take the schema's defaults)
 SMALL_RNA_DEFAULTS = {
@@ -30,6 +32,19 @@ SMALL_RNA_DEFAULTS = {
 SMALL_RNA_ONLY_FORMATS = ("smrnaseq", "mirdeep2", "mirge3")
 SMALL_RNA_FORMATS = ("auto", "matrix", *SMALL_RNA_ONLY_FORMATS)
 MRNA_FORMATS = ("auto", "matrix", "featurecounts", "star", "htseq", "salmon", "kallisto", "h5ad")
+# the prediction's feature sets beside the assays (trdpipe.predict.features.feature_sets), whose
+# tables name an assay's set by the assay's name: an assay of one of these names would clash
+FEATURE_SET_NAMES = ("clinical", "combined", "stacked", "genotypes")
+
+
+def check_name(name: str) -> None:
+    """An assay's name is its feature set's name in the prediction tables."""
+    if name in FEATURE_SET_NAMES:
+        raise InputError(
+            f"config assays.{name}: the name '{name}' is a feature set of the prediction "
+            f"({format_list(FEATURE_SET_NAMES)}), whose tables name each assay's set by the assay's "
+            "name; give this assay another name."
+        )
 
 
 def primary_name(entries: dict) -> str:
@@ -53,12 +68,23 @@ def check_entry(name: str, settings: dict) -> None:
     counts_file column), in a format of its type."""
     if settings["type"] == SMALL_RNA and not settings["counts"]:
         raise InputError(f"config assays.{name}.counts is empty; a small_rna assay needs its counts file.")
+    if settings["type"] == MRNA and settings.get("targets"):
+        raise InputError(
+            f"config assays.{name}.targets is given on an mrna assay, which does not read it; the "
+            "targets GMT (miRNAs and their target genes) belongs to the small_rna assay's entry."
+        )
     allowed = SMALL_RNA_FORMATS if settings["type"] == SMALL_RNA else MRNA_FORMATS
     if settings["counts_format"] not in allowed:
         raise InputError(
             f"config assays.{name}.counts_format is '{settings['counts_format']}', which a "
             f"{settings['type']} assay cannot read; choose one of: {', '.join(allowed)}."
         )
+
+
+def given_keys(entry: dict) -> dict:
+    """An entry's keys with a value: one left empty (`annotation:` with no value) takes its default,
+    as one left out does (a small-RNA assay's shipped annotation, say)."""
+    return {key: value for key, value in entry.items() if value not in ("", None)}
 
 
 def assay_settings(config: dict, resolve_path: Callable[[str], str] = str) -> dict[str, dict]:
@@ -70,8 +96,12 @@ def assay_settings(config: dict, resolve_path: Callable[[str], str] = str) -> di
     """
     # an assay switched off (enabled: false) is not in the run
     entries = {
-        name: entry for name, entry in (config.get("assays") or {}).items() if entry.get("enabled", True)
+        name: given_keys(entry)
+        for name, entry in (config.get("assays") or {}).items()
+        if entry.get("enabled", True)
     }
+    for name in entries:
+        check_name(name)
     primary = primary_name(entries)
     top = {key: config[key] for key in (*FILE_KEYS, *SECTIONS)}
     settings = {primary: {"type": MRNA, **top, **entries.pop(primary, {})}}

@@ -85,7 +85,10 @@ def filter_cohort(
     design: str,
     source: str,
     predict: dict | None = None,
+    features: str = "genes",
 ) -> tuple[ad.AnnData, pd.DataFrame]:
+    """The cohort without QC's excluded samples and the features no contrast keeps, and the summary
+    of both steps; `features` names them in the summary and messages (miRNAs for a small-RNA assay)."""
     keep_samples = samples_to_keep(metrics)
     adata = adata[adata.obs_names.isin(keep_samples)].copy()
     # Exclusions can leave a group too small or the design singular: stop before fitting.
@@ -101,7 +104,7 @@ def filter_cohort(
     empty = [name for name, keep in per_contrast.items() if not keep.any()]
     if empty:
         raise InputError(
-            f"config 'filter': none of the {adata.n_vars} genes has enough counts to pass the "
+            f"config 'filter': none of the {adata.n_vars} {features} has enough counts to pass the "
             f"expression filter for contrast(s) {format_list(empty)}; lower filter.min_count or "
             "filter.min_total_count."
         )
@@ -112,10 +115,10 @@ def filter_cohort(
                 "samples in",
                 "samples excluded by QC",
                 "samples kept",
-                "genes in",
-                "genes removed (low counts)",
-                "genes kept",
-                *(f"genes kept for {name}" for name in per_contrast),
+                f"{features} in",
+                f"{features} removed (low counts)",
+                f"{features} kept",
+                *(f"{features} kept for {name}" for name in per_contrast),
             ],
             "n": [
                 len(metrics),

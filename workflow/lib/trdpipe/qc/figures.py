@@ -109,14 +109,14 @@ def pca_plot(
     return fig
 
 
-def scree_plot(explained: np.ndarray):
+def scree_plot(explained: np.ndarray, features: str = "genes"):
     fig, ax = plt.subplots(figsize=(5, 3.8), layout="constrained")
     pcs = np.arange(1, len(explained) + 1)
     ax.bar(pcs, explained * 100, color="#5d6d7e")
     ax.plot(pcs, np.cumsum(explained) * 100, "o-", c="#c0392b", ms=3, label="cumulative")
     ax.set_xticks(pcs)
     ax.set_xlabel("principal component")
-    ax.set_ylabel("% variance (top variable genes)")
+    ax.set_ylabel(f"% variance (top variable {features})")
     ax.legend(frameon=False, fontsize=8)
     return fig
 

@@ -191,11 +191,12 @@ def mad_limits(
     return median - deviation, median + deviation, robust_sd
 
 
-# (flag, metric column, log10 scale?, harmful side, what it is) for each outlier check.
+# (flag, metric column, log10 scale?, harmful side, what it is: {features} the assay's) for each
+# outlier check.
 # Sizes and fractions vary multiplicatively between samples, so their limits are set on log10.
 OUTLIER_CHECKS = [
     ("low_library_size", "library_size", True, "low", "library size"),
-    ("low_detected_genes", "detected_genes", True, "low", "detected genes"),
+    ("low_detected_genes", "detected_genes", True, "low", "detected {features}"),
     ("high_globin", "pct_counts_globin", True, "high", "% counts in globin genes"),
     ("high_mito", "pct_counts_mito", True, "high", "% counts in mitochondrial genes"),
     ("pca_outlier", "pca_distance", False, "high", "distance from the median in VST PCA space"),
@@ -203,9 +204,10 @@ OUTLIER_CHECKS = [
 
 
 def outlier_flags(
-    metrics: pd.DataFrame, threshold: float, min_relative_deviation: float
+    metrics: pd.DataFrame, threshold: float, min_relative_deviation: float, features: str = "genes"
 ) -> tuple[pd.Series, pd.DataFrame]:
-    """A reason per sample for every metric beyond its MAD limit, and the table of limits.
+    """A reason per sample for every metric beyond its MAD limit, and the table of limits;
+    `features` names what the assay detects (genes, miRNAs) in the reasons.
 
     A limit is also at least `min_relative_deviation` from the median (a factor 1 + it on the
     log10 scale, a fraction of the median on the linear one): on a metric that saturates (detected
@@ -235,7 +237,7 @@ def outlier_flags(
         relation, sign = ("<", "-") if side == "low" else (">", "+")
         for sample in metrics.index[hit]:
             reasons[sample].append(
-                f"{flag}: {label} {metrics.at[sample, column]:.4g} {relation} limit {limit_value:.4g} "
+                f"{flag}: {label.format(features=features)} {metrics.at[sample, column]:.4g} {relation} limit {limit_value:.4g} "
                 f"(median {sign} {basis})"
             )
         rows.append(
@@ -745,7 +747,7 @@ def run_qc(adata: ad.AnnData, vst: np.ndarray, settings: dict, mrna: bool = True
     metrics["pca_distance"] = pca_distance(scores, settings["outlier_pcs"])
     if not mrna:
         metrics["flags"], limits = outlier_flags(
-            metrics, settings["mad_threshold"], settings["min_relative_deviation"]
+            metrics, settings["mad_threshold"], settings["min_relative_deviation"], features="miRNAs"
         )
         return qc_results(adata, metrics, limits, scores, explained, settings)
     sex = sex_scores(adata, settings["female_genes"], settings["male_genes"])

@@ -3,6 +3,7 @@ the calibration of its calls; and the line each gives the key findings."""
 
 import pandas as pd
 
+from trdpipe.checks.assays import FEATURE_WORDS
 from trdpipe.report.embed import figure
 from trdpipe.report.inputs import Run, read_tsv
 from trdpipe.report.sections.de import deg_counts, top_genes
@@ -10,7 +11,6 @@ from trdpipe.report.text import anchor_of, format_value, table_rows
 
 N_TOP = 10
 QC_FIGURES = ("pca", "library_size", "detected_genes")
-FEATURES = {"small_rna": "miRNAs", "mrna": "genes"}
 
 
 def chance_words(summary: pd.DataFrame) -> str:
@@ -48,7 +48,7 @@ def assay_type(run: Run, name: str) -> str:
 def assay_section(name: str, files: dict[str, dict], run: Run) -> dict:
     """One assay: QC (from any contrast's manifest: the QC files are the assay's) and DE per contrast."""
     kind = assay_type(run, name)
-    features = FEATURES[kind]
+    features = FEATURE_WORDS[kind]
     alpha = run.config["de"]["alpha"]
     first = next(iter(files.values()))
     contrasts = []
@@ -81,7 +81,7 @@ def assay_findings(run: Run, contrast: str) -> list[dict]:
         {
             "name": name,
             "finding": assay_finding(
-                FEATURES[assay_type(run, name)],
+                FEATURE_WORDS[assay_type(run, name)],
                 read_tsv(paths["table"]),
                 read_tsv(paths["calibration_summary"]),
                 alpha,
