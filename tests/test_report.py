@@ -1,7 +1,6 @@
 """The HTML report: its functions on small tables, the toy run's page against the result tables,
 the page in a real headless browser, `snakemake --report`, and a run with two contrasts."""
 
-import ast
 import base64
 import hashlib
 import html
@@ -24,6 +23,7 @@ from PIL import Image
 
 from conftest import ROOT, copy_workflow, run_snakemake
 from headless_chromium import BrowserError, chromium_path, open_page
+from report_scale import report_sections
 from trdpipe.enrichment.terms import top_terms_by_direction
 from trdpipe.predict.models import GAIN_COLUMNS
 from trdpipe.report import embed as report_embed
@@ -308,13 +308,6 @@ def test_cohort_and_balance_tables_per_compared_variable():
 def numbers(text: str) -> list[str]:
     """The numbers a sentence states, in order: what a test of report prose checks, not its wording."""
     return re.findall(r"\d+(?:\.\d+)?(?:e-?\d+)?", text)
-
-
-def report_sections() -> list[str]:
-    """REPORT_SECTIONS of workflow/rules/report.smk: the page's sections in order."""
-    rules = (ROOT / "workflow/rules/report.smk").read_text()
-    listed = re.search(r"^REPORT_SECTIONS = (\[.*?\])", rules, re.M | re.S).group(1)
-    return ast.literal_eval(listed)
 
 
 def test_each_section_is_a_module_and_a_template_part():
