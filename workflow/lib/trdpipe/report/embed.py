@@ -32,9 +32,13 @@ def caption_text(rst: str, config: dict, values: dict | None = None) -> str:
 
     The captions are Jinja templates over `snakemake.config`; rendering them here keeps
     one caption per figure for both reports. values: what the run's tables tell beyond the config
-    (the number of PCs shown), which a caption uses when defined (Snakemake's report has only the config).
+    (the number of PCs shown), which a caption uses when defined (Snakemake's report has only the config);
+    its `assay_type` is the rule's param of that name (default the mRNA assay's), which captions shared
+    by assays read for their wording.
     """
-    text = jinja2.Template(rst).render(snakemake={"config": config}, **(values or {}))
+    values = values or {}
+    params = {"assay_type": values.get("assay_type", "mrna")}
+    text = jinja2.Template(rst).render(snakemake={"config": config, "params": params}, **values)
     return " ".join(text.replace("``", "").split())
 
 

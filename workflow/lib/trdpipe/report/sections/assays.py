@@ -69,7 +69,10 @@ def assay_section(name: str, files: dict[str, dict], run: Run) -> dict:
         "type": kind,
         "anchor": anchor_of("assay", name),
         "qc": qc_summary(read_tsv(first["qc_metrics"]).set_index("sample_id"), features),
-        "qc_figures": [figure(first[key], run.template_dir, run.config) for key in QC_FIGURES],
+        "qc_figures": [
+            figure(first[key], run.template_dir, run.config, values={"assay_type": kind})
+            for key in QC_FIGURES
+        ],
         "contrasts": contrasts,
     }
 
