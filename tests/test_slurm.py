@@ -166,13 +166,13 @@ def test_every_job_but_the_local_rules_ran_as_a_slurm_job(cluster_run):
 
 def test_cohort_fits_and_calibration_blocks_scatter_as_separate_jobs(cluster_run):
     """The toy's three sites (config cohorts: site) are fitted alone, one SLURM job each, as are
-    the calibration's blocks (30 permutations, 15 a block)."""
+    the calibration's blocks (30 permutations, 15 a block, for each of the toy's two assays)."""
     completed = [job for job in cluster_run.jobs if job.state == "COMPLETED"]
     cohort_jobs = sorted(
         job.comment.split("_wildcards_")[1] for job in completed if job.job_name == "meta_cohort"
     )
     assert cohort_jobs == [f"TRD_vs_responder_{site}" for site in ("siteA", "siteB", "siteC")]
-    assert [job.job_name for job in completed].count("calibration_block") == 2
+    assert [job.job_name for job in completed].count("calibration_block") == 2 * 2
 
 
 def test_job_ids_agree_between_snakemake_squeue_and_slurmd(cluster_run):
@@ -186,10 +186,17 @@ def test_job_ids_agree_between_snakemake_squeue_and_slurmd(cluster_run):
 
 
 def test_memory_killed_job_is_retried_with_more_memory(cluster_run):
+    # the DE job of each of the toy's two assays (mRNA, miRNA) is killed once, then retried
     attempts = [job for job in cluster_run.jobs if job.job_name == FORCED_FAILURE_RULE]
-    assert [(job.state, job.min_memory) for job in attempts] == [("FAILED", "50M"), ("COMPLETED", "4000M")]
-    (first_log,) = (cluster_run.workdir / "logs" / "slurm").rglob(f"{attempts[0].job_id}.log")
-    assert "exceeded memory limit" in first_log.read_text()
+    assert sorted((job.state, job.min_memory) for job in attempts) == [
+        ("COMPLETED", "4000M"),
+        ("COMPLETED", "4000M"),
+        ("FAILED", "50M"),
+        ("FAILED", "50M"),
+    ]
+    for failed in (job for job in attempts if job.state == "FAILED"):
+        (log,) = (cluster_run.workdir / "logs" / "slurm").rglob(f"{failed.job_id}.log")
+        assert "exceeded memory limit" in log.read_text()
     assert "Trying to restart job" in cluster_run.snakemake_log
 
 
