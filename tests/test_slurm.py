@@ -35,6 +35,17 @@ LOCAL_RULES = {"all", "report", "software_versions"} | (
 FORCED_FAILURE_RULE = "deseq2"
 # the toy split into its three sites: the run adds the meta-analysis, one SLURM job per site
 META_CONFIG = ("--config", "cohorts=site")
+# The cluster run leaves out the steps that add jobs but no new way of running one (the
+# prediction, the cell scores and the sensitivity models they feed, the genotypes): each SLURM job
+# costs a Snakemake start-up inside the job and the plugin's status polling, whose interval grows
+# by 10 s while no job ends. What it keeps: a group job, both assays' rules, the calibration's
+# scattered blocks, the meta-analysis' per-cohort fits and a memory-killed retry.
+CLUSTER_CONFIG = (
+    "predict={enabled: false}",
+    "cells={enabled: false}",
+    "sensitivity={female_only: {enabled: false}, male_only: {enabled: false}}",
+    "genotypes={file: ''}",
+)
 
 
 @dataclass
@@ -60,8 +71,8 @@ class ClusterRun:
 # Opt-in to installing (apt) and starting a one-node SLURM from the test: a plain `pytest`
 # never does; .ci/run starts one before the tests.
 START_OPT_IN = "TRD_START_SLURM"
-# The toy run (two layers, genotypes, the three sites' meta-analysis) takes about two minutes
-# locally; through SLURM, with one memory-killed retry and a job's start-up each, a few more.
+# The cluster run (two layers, the three sites' meta-analysis) takes about a minute locally;
+# through SLURM, with the memory-killed retries and a job's start-up each, a few more.
 RUN_TIMEOUT_S = 900
 
 
@@ -115,6 +126,7 @@ def cluster_run(slurm_cluster, tmp_path_factory) -> ClusterRun:
             "--profile",
             str(TEST_PROFILE),
             *META_CONFIG,
+            *CLUSTER_CONFIG,
             timeout=RUN_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
@@ -227,8 +239,10 @@ def test_result_tables_equal_a_local_run(cluster_run, request, tmp_path):
         for name in ("meta_results.tsv", "cohorts.tsv", "concordance.tsv", "high_heterogeneity.tsv")
     } | {f"meta/TRD_vs_responder/cohorts/{site}/deseq2_results.tsv" for site in ("siteA", "siteB", "siteC")}
     assert meta <= local_tables.keys()
-    assert cluster_tables.keys() == local_tables.keys()
-    differing = [name for name in local_tables if cluster_tables[name] != local_tables[name]]
+    # the cluster run is the local one minus the steps CLUSTER_CONFIG leaves out
+    assert meta | calibration <= cluster_tables.keys() < local_tables.keys()
+    assert not any(name.startswith(("predict/", "genotypes/", "cells/")) for name in cluster_tables)
+    differing = [name for name in cluster_tables if cluster_tables[name] != local_tables[name]]
     assert differing == []
     null = "results/calibration/TRD_vs_responder/null_statistics.h5ad"
     cluster_null, local_null = ad.read_h5ad(cluster_run.workdir / null), ad.read_h5ad(local_run / null)
