@@ -3,6 +3,10 @@
 One run with `--profile profiles/slurm --profile tests/cluster/profile`; the
 overlay makes deseq2's first attempt ask for too little memory, so the run
 also shows SLURM killing a job and Snakemake resubmitting it with more.
+
+The run spends most of its minutes waiting on the scheduler (a job's start-up,
+the plugin's status polling), so when SLURM is already up it starts with the
+session (conftest.py's `early_cluster_run`) and the other tests run meanwhile.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, copy_workflow, result_tables, run_snakemake
+from conftest import ROOT, copy_workflow, result_tables, run_snakemake, snakemake_command
 
 pytestmark = pytest.mark.slurm
 
@@ -115,27 +120,50 @@ def squeue_jobs(job_name: str) -> list[SlurmJob]:
     return sorted(jobs, key=lambda job: int(job.job_id))
 
 
-@pytest.fixture(scope="module")
-def cluster_run(slurm_cluster, tmp_path_factory) -> ClusterRun:
-    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"))
+@dataclass
+class StartedRun:
+    workdir: Path
+    process: subprocess.Popen
+    output: Path  # Snakemake's stdout and stderr
+    deadline: float  # time.monotonic() by which it must have finished
+
+
+def cluster_is_up() -> bool:
+    return _cluster("status").returncode == 0
+
+
+def start_cluster_run(folder: Path) -> StartedRun:
+    """The toy workflow submitted to SLURM from a fresh copy in folder/workflow, in the background."""
+    workdir = copy_workflow(folder / "workflow")
+    output = folder / "snakemake.out"
+    command = snakemake_command(
+        workdir, "--profile", "profiles/slurm", "--profile", str(TEST_PROFILE), *META_CONFIG, *CLUSTER_CONFIG
+    )
+    with output.open("w") as out:
+        process = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+    return StartedRun(workdir, process, output, time.monotonic() + RUN_TIMEOUT_S)
+
+
+def finished(run: StartedRun) -> None:
+    """Wait for the run; fail with its output's end, or with squeue's, if it failed or overran."""
     try:
-        run_snakemake(
-            workdir,
-            "--profile",
-            "profiles/slurm",
-            "--profile",
-            str(TEST_PROFILE),
-            *META_CONFIG,
-            *CLUSTER_CONFIG,
-            timeout=RUN_TIMEOUT_S,
-        )
+        run.process.wait(timeout=max(run.deadline - time.monotonic(), 0))
     except subprocess.TimeoutExpired:
+        run.process.kill()
         queue = subprocess.run(["squeue", "--states=all"], capture_output=True, text=True, timeout=30)
         pytest.fail(f"the SLURM run did not finish within {RUN_TIMEOUT_S} s; squeue:\n{queue.stdout[-2000:]}")
-    (log_file,) = (workdir / ".snakemake" / "log").glob("*.snakemake.log")
+    if run.process.returncode != 0:
+        pytest.fail(f"snakemake failed ({run.process.returncode}):\n{run.output.read_text()[-6000:]}")
+
+
+@pytest.fixture(scope="module")
+def cluster_run(slurm_cluster, early_cluster_run, tmp_path_factory) -> ClusterRun:
+    run = early_cluster_run or start_cluster_run(tmp_path_factory.mktemp("slurm_run"))
+    finished(run)
+    (log_file,) = (run.workdir / ".snakemake" / "log").glob("*.snakemake.log")
     log = log_file.read_text()
     run_id = re.search(r"^SLURM run ID: (\S+)$", log, re.MULTILINE).group(1)
-    return ClusterRun(workdir, log, squeue_jobs(run_id))
+    return ClusterRun(run.workdir, log, squeue_jobs(run_id))
 
 
 def submitted_job_ids(snakemake_log: str) -> list[str]:
