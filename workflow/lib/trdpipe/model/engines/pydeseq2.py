@@ -86,9 +86,16 @@ def stats_class(settings: dict) -> type[DeseqStats]:
 
 
 def make_dataset(
-    adata: ad.AnnData, design: str, settings: dict, n_cpus: int, contrast: dict | None = None
+    adata: ad.AnnData,
+    design: str,
+    settings: dict,
+    n_cpus: int,
+    contrast: dict | None = None,
+    low_memory: bool = False,
 ) -> DeseqDataSet:
-    """A PyDESeq2 dataset of raw counts with the prepared design metadata."""
+    """A PyDESeq2 dataset of raw counts with the prepared design metadata. With `low_memory`
+    (and the batched backend), the dataset drops its samples x genes intermediates once used
+    (batched_deseq2/dds.py): for a fit that needs its results only."""
     metadata, _ = prepare_metadata(adata.obs, design, contrast)
     counts = pd.DataFrame(np.asarray(adata.X), index=adata.obs_names, columns=adata.var_names)
     dataset_class = MODEL_CLASSES[settings.get("inference", "batched")][0]
@@ -102,6 +109,9 @@ def make_dataset(
         min_replicates=settings.get("min_replicates", 7),
         inference=make_inference(n_cpus, settings.get("inference", "batched")),
         quiet=True,
+        # PyDESeq2's own class with low_memory fails on iterative size factors (its fit reads
+        # _mu_hat after dropping it); the batched one keeps it until the fold changes' IRLS
+        low_memory=low_memory and issubclass(dataset_class, BatchedDeseqDataSet),
     )
 
 
@@ -234,7 +244,7 @@ class PyDESeq2Engine(DEEngine):
     def fit_contrast(
         self, adata: ad.AnnData, design: str, contrast: dict, shrink: bool = False
     ) -> ContrastFit:
-        dds = make_dataset(adata, design, self.settings, self.n_cpus, contrast)
+        dds = make_dataset(adata, design, self.settings, self.n_cpus, contrast, low_memory=True)
         table = fit_and_test(dds, contrast, {**self.settings, "lfc_shrink": shrink}, adata.var)
         # the counts divided by the fit's size factors (R: counts(dds, normalized = TRUE))
         return ContrastFit(table, np.asarray(dds.layers["normed_counts"]))
