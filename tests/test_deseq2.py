@@ -1,7 +1,9 @@
 """DESeq2 step: helpers on small tables, and the toy run against the planted truth and PyDESeq2 itself."""
 
+import gc
 import logging
 import re
+import weakref
 
 import anndata as ad
 import numpy as np
@@ -15,6 +17,7 @@ from conftest import ROOT
 from nb_cohort import simulate_nb_cohort
 from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.design import prepare_metadata, shrink_coefficient
+from trdpipe.model.engines import pydeseq2 as pydeseq2_engine
 from trdpipe.model.engines.pydeseq2 import (
     fit_and_test,
     label_independent_fit,
@@ -280,6 +283,26 @@ def test_staged_fit_logs_every_stage_and_equals_pydeseq2s_own_run(caplog):
     assert dds.var["replaced"].any()  # the refit stage did run
     expected = results_table(stats.results_df, adata.var)
     pd.testing.assert_frame_equal(table, expected, check_exact=True)
+
+
+def test_fit_contrast_frees_its_dataset_before_it_returns(monkeypatch):
+    """The dataset (its samples x genes matrices) is not left to a later garbage collection."""
+    datasets = []
+
+    def tracked(*args, **kwargs):
+        dds = make_dataset(*args, **kwargs)
+        datasets.append(weakref.ref(dds))
+        return dds
+
+    monkeypatch.setattr(pydeseq2_engine, "make_dataset", tracked)
+    adata = small_cohort(n_outliers=8)
+    gc.disable()
+    try:
+        fit = pydeseq2_engine.PyDESeq2Engine(SETTINGS).fit_contrast(adata, "~ group", CONTRAST, shrink=True)
+    finally:
+        gc.enable()
+    assert len(datasets) == 1 and datasets[0]() is None
+    assert fit.normalised_counts.shape == adata.shape
 
 
 def test_shrinkage_adds_a_column_and_keeps_the_estimates(caplog):

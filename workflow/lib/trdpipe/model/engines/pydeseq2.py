@@ -6,6 +6,7 @@ pinned for the permutation refits, the fitted means of the score test.
 """
 
 import functools
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -247,7 +248,13 @@ class PyDESeq2Engine(DEEngine):
         dds = make_dataset(adata, design, self.settings, self.n_cpus, contrast, low_memory=True)
         table = fit_and_test(dds, contrast, {**self.settings, "lfc_shrink": shrink}, adata.var)
         # the counts divided by the fit's size factors (R: counts(dds, normalized = TRUE))
-        return ContrastFit(table, np.asarray(dds.layers["normed_counts"]))
+        normalised = np.asarray(dds.layers["normed_counts"])
+        # PyDESeq2's AnnData views of the dataset (self[:, genes]) are reference cycles that hold
+        # it, and the stage logs' wrappers too: collected now, the dataset's counts (880 MB at
+        # 6,000 x 18,364) are freed here, not at some later collection
+        del dds
+        gc.collect()
+        return ContrastFit(table, normalised)
 
     def fit_without_contrast(self, adata: ad.AnnData, design: str, contrast: dict) -> NullFit:
         """PyDESeq2's fit of the reduced design: its fitted means (size factors included) and
