@@ -15,6 +15,8 @@ from pydeseq2.ds import DeseqStats
 
 from conftest import ROOT
 from nb_cohort import simulate_nb_cohort
+from trdpipe.common import write_table
+from trdpipe.model import tables
 from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.design import prepare_metadata, shrink_coefficient
 from trdpipe.model.engines import pydeseq2 as pydeseq2_engine
@@ -29,7 +31,7 @@ from trdpipe.model.engines.pydeseq2 import (
 from trdpipe.model.figures import DOWN_COLOUR, UP_COLOUR, ma_plot, volcano_plot
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.results import results_table
-from trdpipe.model.tables import count_calls
+from trdpipe.model.tables import count_calls, gene_by_sample_table, write_gene_by_sample_table
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 # the stages the deseq2 log times, in order (without the shrinkage)
@@ -101,6 +103,21 @@ def test_count_calls_by_threshold():
     assert calls.loc[0.0, ["up", "down"]].tolist() == [2, 1]
     assert calls.loc[0.5, ["up", "down"]].tolist() == [2, 0]
     assert calls.loc[1.0, ["up", "down"]].tolist() == [1, 0]
+
+
+def test_gene_by_sample_table_written_in_blocks_is_the_whole_tables_file(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    values = rng.gamma(2.0, 50.0, size=(4, 10))
+    var = pd.DataFrame(
+        {"gene_symbol": [f"S{i}" if i % 3 else None for i in range(10)]}, index=[f"g{i}" for i in range(10)]
+    )
+    samples = ["s1", "s2", "s3", "s4"]
+    write_table(gene_by_sample_table(values, samples, var), tmp_path / "whole.tsv.gz", float_format="%.6g")
+    monkeypatch.setattr(tables, "GENES_PER_BLOCK", 3)  # 4 blocks, the last of 1 gene
+    write_gene_by_sample_table(values, samples, var, tmp_path / "blocks.tsv.gz", float_format="%.6g")
+    assert (tmp_path / "blocks.tsv.gz").read_bytes() == (tmp_path / "whole.tsv.gz").read_bytes()
+    write_gene_by_sample_table(values[:, :0], samples, var.iloc[:0], tmp_path / "none.tsv")
+    assert (tmp_path / "none.tsv").read_text() == "gene_id\tgene_symbol\ts1\ts2\ts3\ts4\n"
 
 
 @pytest.fixture(scope="module")
