@@ -203,6 +203,37 @@ def test_batched_backend_matches_published_pydeseq2():
     assert not ((called0 != called1) & ~at_threshold).any()
 
 
+@pytest.mark.parametrize("size_factors_fit_type", ["ratio", "iterative"])
+def test_low_memory_drops_the_intermediates_and_changes_no_result(size_factors_fit_type):
+    """With low_memory the fit keeps none of its samples x genes intermediates and gives the
+    same results, bit for bit; iterative size factors (which read _mu_hat after the MAP fit,
+    where PyDESeq2's low_memory drops it) still work."""
+    counts, metadata = make_cohort(COHORTS["one factor, outliers"])
+    results = []
+    for low_memory in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dds = bd.BatchedDeseqDataSet(
+                counts=counts,
+                metadata=metadata,
+                design=DESIGNS["group"],
+                size_factors_fit_type=size_factors_fit_type,
+                inference=BatchedInference(n_cpus=1),
+                quiet=True,
+                low_memory=low_memory,
+            )
+            dds.deseq2()
+            stats = bd.BatchedDeseqStats(
+                dds, contrast=CONTRAST, alpha=ALPHA, inference=dds.inference, quiet=True
+            )
+            stats.summary()
+        results.append(stats.results_df)
+    assert dds.var["refitted"].sum() >= 5
+    assert set(dds.layers) == {"normed_counts"} and set(dds.obsm) == {"design_matrix"}
+    assert not hasattr(dds, "counts_to_refit")
+    pd.testing.assert_frame_equal(results[1], results[0], check_exact=True)
+
+
 # -- paths left to PyDESeq2, the VST, the pipeline's hook ------------------------
 
 

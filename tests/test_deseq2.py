@@ -1,7 +1,9 @@
 """DESeq2 step: helpers on small tables, and the toy run against the planted truth and PyDESeq2 itself."""
 
+import gc
 import logging
 import re
+import weakref
 
 import anndata as ad
 import numpy as np
@@ -13,8 +15,11 @@ from pydeseq2.ds import DeseqStats
 
 from conftest import ROOT
 from nb_cohort import simulate_nb_cohort
+from trdpipe.common import write_table
+from trdpipe.model import tables
 from trdpipe.model.deseq2 import run_deseq2
 from trdpipe.model.design import prepare_metadata, shrink_coefficient
+from trdpipe.model.engines import pydeseq2 as pydeseq2_engine
 from trdpipe.model.engines.pydeseq2 import (
     fit_and_test,
     label_independent_fit,
@@ -26,7 +31,7 @@ from trdpipe.model.engines.pydeseq2 import (
 from trdpipe.model.figures import DOWN_COLOUR, UP_COLOUR, ma_plot, volcano_plot
 from trdpipe.model.filtering import contrast_cohort
 from trdpipe.model.results import results_table
-from trdpipe.model.tables import count_calls
+from trdpipe.model.tables import count_calls, gene_by_sample_table, write_gene_by_sample_table
 
 CONTRAST = {"variable": "group", "test": "TRD", "reference": "responder"}
 # the stages the deseq2 log times, in order (without the shrinkage)
@@ -98,6 +103,21 @@ def test_count_calls_by_threshold():
     assert calls.loc[0.0, ["up", "down"]].tolist() == [2, 1]
     assert calls.loc[0.5, ["up", "down"]].tolist() == [2, 0]
     assert calls.loc[1.0, ["up", "down"]].tolist() == [1, 0]
+
+
+def test_gene_by_sample_table_written_in_blocks_is_the_whole_tables_file(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    values = rng.gamma(2.0, 50.0, size=(4, 10))
+    var = pd.DataFrame(
+        {"gene_symbol": [f"S{i}" if i % 3 else None for i in range(10)]}, index=[f"g{i}" for i in range(10)]
+    )
+    samples = ["s1", "s2", "s3", "s4"]
+    write_table(gene_by_sample_table(values, samples, var), tmp_path / "whole.tsv.gz", float_format="%.6g")
+    monkeypatch.setattr(tables, "GENES_PER_BLOCK", 3)  # 4 blocks, the last of 1 gene
+    write_gene_by_sample_table(values, samples, var, tmp_path / "blocks.tsv.gz", float_format="%.6g")
+    assert (tmp_path / "blocks.tsv.gz").read_bytes() == (tmp_path / "whole.tsv.gz").read_bytes()
+    write_gene_by_sample_table(values[:, :0], samples, var.iloc[:0], tmp_path / "none.tsv")
+    assert (tmp_path / "none.tsv").read_text() == "gene_id\tgene_symbol\ts1\ts2\ts3\ts4\n"
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +300,26 @@ def test_staged_fit_logs_every_stage_and_equals_pydeseq2s_own_run(caplog):
     assert dds.var["replaced"].any()  # the refit stage did run
     expected = results_table(stats.results_df, adata.var)
     pd.testing.assert_frame_equal(table, expected, check_exact=True)
+
+
+def test_fit_contrast_frees_its_dataset_before_it_returns(monkeypatch):
+    """The dataset (its samples x genes matrices) is not left to a later garbage collection."""
+    datasets = []
+
+    def tracked(*args, **kwargs):
+        dds = make_dataset(*args, **kwargs)
+        datasets.append(weakref.ref(dds))
+        return dds
+
+    monkeypatch.setattr(pydeseq2_engine, "make_dataset", tracked)
+    adata = small_cohort(n_outliers=8)
+    gc.disable()
+    try:
+        fit = pydeseq2_engine.PyDESeq2Engine(SETTINGS).fit_contrast(adata, "~ group", CONTRAST, shrink=True)
+    finally:
+        gc.enable()
+    assert len(datasets) == 1 and datasets[0]() is None
+    assert fit.normalised_counts.shape == adata.shape
 
 
 def test_shrinkage_adds_a_column_and_keeps_the_estimates(caplog):

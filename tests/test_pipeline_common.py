@@ -12,9 +12,11 @@ from trdpipe.common import (
     InputError,
     atomic_directory,
     atomic_output,
+    deterministic_gzip,
     format_list,
     run_script,
     save_figure,
+    table_output,
     write_table,
 )
 
@@ -125,6 +127,17 @@ def test_gzipped_table_is_reproducible(tmp_path):
     write_table(table, tmp_path / "b.tsv.gz", float_format="%.6g")
     assert gzip.decompress((tmp_path / "a.tsv.gz").read_bytes()) == b"gene_id\ts1\ng1\t1.5\ng2\t2.25\n"
     assert (tmp_path / "a.tsv.gz").read_bytes() == (tmp_path / "b.tsv.gz").read_bytes()
+
+
+def test_a_gzipped_table_written_in_pieces_has_the_bytes_of_its_whole_text(tmp_path):
+    """table_output streams the gzip: the pieces and the flushes between them (pandas' to_csv
+    flushes) must not show in the bytes."""
+    lines = [f"g{i}\t{i * 0.37:.6g}\n" for i in range(20000)]
+    with table_output(tmp_path / "t.tsv.gz") as handle:
+        for line in lines:
+            handle.write(line)
+            handle.flush()
+    assert (tmp_path / "t.tsv.gz").read_bytes() == deterministic_gzip("".join(lines))
 
 
 def run_failing(tmp_path, main):

@@ -34,7 +34,10 @@ rule deseq2:
         "../envs/trdpipe.yml"
     threads: threads_beside_vst_branch(2)
     resources:
-        # PyDESeq2 keeps ~10 float64 samples x genes matrices (counts, mu, Cook's, hat values, ...)
+        # at most 6 samples x genes matrices of 8-byte values at once (the counts twice, normalised
+        # counts, IRLS means and hat values, Cook's distances): 5.5 GiB at 6,000 x 18,364
+        # (bench/README.md). The slope is still sized for the ~10 held before (11.9 GiB), with
+        # which the 3,000-sample peak of bench/measured_peaks.tsv was measured.
         mem_mb=mem_mb(1500, 100),
         runtime=runtime_min(10, 4),
     params:

@@ -14,6 +14,12 @@ A dataset given ``warm_starts`` (the fit of the same genes under other labels, a
 label-permutation refits have) starts its gene-wise fits from them (BatchedInference's
 starting_from); without, it fits as PyDESeq2 does.
 
+With PyDESeq2's ``low_memory``, each samples x genes intermediate is dropped once the last
+stage that reads it is done: the gene-wise fit's means before the IRLS of the fold changes
+(not after the MAP fit, as PyDESeq2 does: its iterative size factors read them after it), the
+IRLS's means and hat diagonals once Cook's distances are computed, the Cook's distances and
+PyDESeq2's copy of the refitted genes once the refit is done.
+
 Written against PyDESeq2 0.5 (requirements pin it below 0.6): the overridden methods
 follow that version's private attribute names.
 """
@@ -133,18 +139,18 @@ def robust_moments_dispersions(
     Cook's distances use. The largest trimmed variance over the design cells with 3 or more
     replicates, or over all samples when there are none."""
     three_or_more = n_or_more_replicates(design_matrix, 3).to_numpy()
-    cells = None
+    samples, cells = slice(None), None
     if three_or_more.any():
-        normed_counts_kept = normed_counts[three_or_more, :]
+        samples = three_or_more
         design = design_matrix.loc[three_or_more, :]
         cells = design.groupby(design.columns.values.tolist()).ngroup().to_numpy()
-    else:
-        normed_counts_kept = normed_counts
     variance = np.empty(normed_counts.shape[1])
 
     def fill_block(genes: slice) -> None:
-        # genes x samples, so that the sorts run along contiguous rows
-        rows = np.ascontiguousarray(normed_counts_kept[:, genes].T)
+        # the samples are selected block by block (for all genes at once, a samples x genes
+        # float64 copy: 880 MB at 6,000 x 18,364); genes x samples, so that the sorts run
+        # along contiguous rows
+        rows = np.ascontiguousarray(normed_counts[samples, genes].T)
         variance[genes] = cell_trimmed_variances(rows, cells)
 
     in_blocks(fill_block, len(variance), BLOCK_GENES, n_threads)
@@ -242,15 +248,30 @@ class BatchedDeseqDataSet(DeseqDataSet):
             super().fit_genewise_dispersions(vst)
 
     def fit_MAP_dispersions(self) -> None:  # noqa: D102
-        with self._starting_from("MAP"):
-            super().fit_MAP_dispersions()
+        # _mu_hat is kept, which PyDESeq2's low_memory drops here: the iterative size factors
+        # read it after this fit (a KeyError in PyDESeq2 0.5), the warm starts in fit_LFC too
+        low_memory, self.low_memory = self.low_memory, False
+        try:
+            with self._starting_from("MAP"):
+                super().fit_MAP_dispersions()
+        finally:
+            self.low_memory = low_memory
 
     def fit_LFC(self) -> None:  # noqa: D102
-        if self.warm_starts is None:
+        starts = None if self.warm_starts is None else self.genewise_coefficients()
+        if self.low_memory:
+            # read last just above: freed before the IRLS allocates its means and hat
+            # diagonals (each samples x genes float64, 880 MB at 6,000 x 18,364)
+            self.layers.pop("_mu_hat", None)
+        with nullcontext() if starts is None else self.inference.starting_from(irls=starts):
             super().fit_LFC()
-            return
-        with self.inference.starting_from(irls=self.genewise_coefficients()):
-            super().fit_LFC()
+
+    def refit(self) -> None:  # noqa: D102
+        super().refit()
+        if self.low_memory and hasattr(self, "counts_to_refit"):
+            # PyDESeq2's copy of the refitted genes (their counts with the outliers replaced,
+            # normalised counts, Cook's distances), which only the refit reads
+            del self.counts_to_refit
 
     def genewise_coefficients(self) -> np.ndarray:
         """The coefficients of the gene-wise IRLS fit (non-zero genes), from its means:

@@ -117,10 +117,16 @@ def _current_umask() -> int:
     return mask
 
 
+def gzip_writer(fileobj) -> gzip.GzipFile:
+    """A gzip stream into fileobj with no timestamp and no file name in the header: the same text
+    gives the same bytes (also when written in pieces)."""
+    return gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, mtime=0, compresslevel=9)
+
+
 def deterministic_gzip(text: str) -> bytes:
-    """Gzip with no timestamp and no file name in the header: the same text gives the same bytes."""
+    """The text gzipped by gzip_writer."""
     buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as handle:
+    with gzip_writer(buffer) as handle:
         handle.write(text.encode("utf-8"))
     return buffer.getvalue()
 
@@ -139,15 +145,26 @@ def read_sample_table(path, text: bool = False):
     return table.set_index(ids).rename_axis(None if ids.startswith("Unnamed: ") else ids)
 
 
+@contextlib.contextmanager
+def table_output(path: str | os.PathLike) -> Iterator[io.TextIOWrapper]:
+    """A text handle that writes ``path`` atomically; a path ending in .gz is gzipped
+    reproducibly (gzip_writer) as the text comes, not from the whole text held in memory."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as raw, contextlib.ExitStack() as stack:
+        binary = raw
+        if str(path).endswith(".gz"):
+            # the buffer stops the text's flushes: GzipFile.flush() ends a deflate block, so that
+            # the bytes would depend on when the text was flushed
+            binary = io.BufferedWriter(stack.enter_context(gzip_writer(raw)))
+        with io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
+            yield text
+
+
 def write_table(df, path, **kwargs) -> None:
     """Write a tab-separated table atomically (no index unless asked); a path ending in .gz is
-    gzipped reproducibly (deterministic_gzip), so the same table gives the same bytes."""
+    gzipped reproducibly (table_output), so the same table gives the same bytes."""
     kwargs.setdefault("index", False)
-    with atomic_output(path) as tmp:
-        if str(path).endswith(".gz"):
-            tmp.write_bytes(deterministic_gzip(df.to_csv(sep="\t", **kwargs)))
-        else:
-            df.to_csv(tmp, sep="\t", **kwargs)
+    with table_output(path) as handle:
+        df.to_csv(handle, sep="\t", **kwargs)
 
 
 # Every figure is written twice: PNG for the HTML report, SVG (vector) for publications.
