@@ -111,21 +111,22 @@ def toy_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def early_cluster_run(request, tmp_path_factory):
-    """tests/test_slurm.py's cluster run, started with the session when a slurm test is selected
-    and SLURM is already up (a SLURM the test starts itself is started later, by that test): the
-    run mostly waits on the scheduler, so the other tests run meanwhile. None otherwise."""
+    """tests/test_slurm.py's cluster run, started at the session's start when a slurm test is
+    selected and SLURM is already up (a SLURM the test starts itself is started later, by that
+    test), right after the local toy run it is compared with (which keeps both cores busy): the
+    cluster run mostly waits on the scheduler, so the other tests run meanwhile. None otherwise."""
     if not any(item.get_closest_marker("slurm") for item in request.session.items):
         yield None
         return
     import test_slurm
 
-    run = (
-        test_slurm.start_cluster_run(tmp_path_factory.mktemp("slurm_run"))
-        if test_slurm.cluster_is_up()
-        else None
-    )
+    if not test_slurm.cluster_is_up():
+        yield None
+        return
+    request.getfixturevalue("toy_run")
+    run = test_slurm.start_cluster_run(tmp_path_factory.mktemp("slurm_run"))
     yield run
-    if run is not None and run.process.poll() is None:
+    if run.process.poll() is None:
         run.process.kill()
 
 

@@ -5,8 +5,9 @@ overlay makes deseq2's first attempt ask for too little memory, so the run
 also shows SLURM killing a job and Snakemake resubmitting it with more.
 
 The run spends most of its minutes waiting on the scheduler (a job's start-up,
-the plugin's status polling), so when SLURM is already up it starts with the
-session (conftest.py's `early_cluster_run`) and the other tests run meanwhile.
+the plugin's status polling), so when SLURM is already up it starts at the
+session's start, after the local toy run (conftest.py's `early_cluster_run`),
+and the other tests run meanwhile.
 """
 
 from __future__ import annotations
