@@ -56,8 +56,8 @@ rule calibration_block:
     # from a second thread
     threads: 1
     resources:
-        # a DESeq2 fit at a time, as the deseq2 rule
-        mem_mb=mem_mb(1500, 100),
+        # one refit at a time, which drops its samples x genes intermediates once used
+        mem_mb=mem_mb(2000, 50),
         runtime=runtime_min(10, 0.5 * CALIBRATION["block_size"]),
     params:
         design=config["design"],

@@ -186,10 +186,13 @@ def relabelled_dataset(
 ):
     """The primary model's dataset with the contrast variable replaced by `labels`, its size
     factors pinned to `fitted` and, with the batched backend, its gene-wise fits starting from
-    `starts` (WarmStarts; None: PyDESeq2's starting points)."""
+    `starts` (WarmStarts; None: PyDESeq2's starting points). Its samples x genes intermediates
+    are dropped once used (low_memory): a refit needs its results only."""
     obs = adata.obs.copy()
     obs[contrast["variable"]] = labels.loc[obs.index].to_numpy()
-    dds = make_dataset(ad.AnnData(X=adata.X, obs=obs, var=adata.var), design, settings, n_cpus, contrast)
+    dds = make_dataset(
+        ad.AnnData(X=adata.X, obs=obs, var=adata.var), design, settings, n_cpus, contrast, low_memory=True
+    )
     if fitted is not None:
         pin_size_factors(dds, fitted)
     if starts is not None and isinstance(dds, BatchedDeseqDataSet):
@@ -226,6 +229,8 @@ def refit_permuted(
     started from `starts` when given (observed_starts). One row per gene in the cohort's order."""
     dds = relabelled_dataset(adata, labels, design, contrast, settings, n_cpus, fitted, starts)
     table = fit_and_test(dds, contrast, {**settings, "lfc_shrink": False}, adata.var)
+    del dds
+    gc.collect()  # the dataset's reference cycles (fit_contrast): freed before the next refit
     return table.set_index("gene_id").loc[adata.var_names]
 
 
