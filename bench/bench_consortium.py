@@ -131,6 +131,9 @@ def write_inputs(workdir: Path, n_samples: int, n_genes: int, seed: int) -> None
         "design": "~ cohort + sex + age + group",
         # the meta-analysis of the cohorts fitted one by one, beside the pooled model
         "cohorts": "cohort",
+        # the mRNA layer alone: the default config's small-RNA layer and genotypes are the toy's
+        "assays": {"mirna": {"enabled": False}},
+        "genotypes": {"file": ""},
         **SCALE_SETTINGS,
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
