@@ -381,7 +381,12 @@ def test_an_extra_assays_key_finding_counts_its_calls_and_the_calibrations_null(
     )
     assert assay_finding("miRNAs", table, summary, 0.05, "TRD") == (
         "2 of 4 miRNAs tested at padj < 0.05: 1 higher and 1 lower in TRD; shuffled labels called as many "
-        "or more in 3% of 30 permutations (median 0)."
+        "or more in 0 of 30 permutations (median 0)."
+    )
+    # p = (b + 1) / (K + 1) = 3 / 31: b = 2 permutations called as many
+    summary.loc[1, "value"] = "0.0967742"
+    assert assay_finding("miRNAs", table, summary, 0.05, "TRD").endswith(
+        "shuffled labels called as many or more in 2 of 30 permutations (median 0)."
     )
 
 

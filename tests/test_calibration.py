@@ -156,12 +156,36 @@ def test_smallest_attainable_pvalue_of_three_vs_three_is_stated():
     assert values["smallest_pvalue"] == pytest.approx(1 / 10)
     assert values["pvalue_observed_degs"] == pytest.approx(1 / 10)  # (0 + 1) / (9 + 1)
     assert calibration_section.calibration_verdict(
-        summary_values(permutations=9, pvalue_observed_degs=0.1), 0.05
+        summary_values(permutations=9, pvalue_observed_degs=0.1, all_labellings_enumerated=1), 0.05
     ) == (
         "The calibration cannot tell whether these 369 calls are chance: only 9 distinct permutations exist "
         "(the observed labelling and its mirror image left out), so no permutation p-value can fall below "
-        "1 / 10 = 0.1; shuffled labels gave as many calls or more in 10% of them."
+        "1 / 10 = 0.1; shuffled labels gave as many calls or more in 0 of the 9."
     )
+
+
+def test_too_few_permutations_drawn_from_many_are_not_called_the_only_ones():
+    """10 permutations drawn where thousands exist (the setting at 6,000 samples of an earlier README):
+    the verdict names the setting, not the design, and counts the permutations with as many calls."""
+    from trdpipe.report.sections import calibration as calibration_section
+
+    values = summary_values(permutations=10, pvalue_observed_degs=2 / 11, all_labellings_enumerated=0)
+    assert calibration_section.calibration_verdict(values, 0.05) == (
+        "The calibration cannot tell whether these 369 calls are chance: only 10 permutations were refitted "
+        "(calibration.permutations; 19 or more can reach 0.05), so no permutation p-value can fall below "
+        "1 / 11 = 0.091; shuffled labels gave as many calls or more in 1 of the 10."
+    )
+
+
+def test_the_summary_flags_are_read_as_numbers():
+    from trdpipe.report.sections import calibration as calibration_section
+
+    summary = pd.DataFrame(
+        {"statistic": ["permutations", "all_labellings_enumerated", "strata"], "value": ["9", "True", "sex"]}
+    )
+    values = calibration_section.numeric_summary(summary)
+    assert values["permutations"] == 9 and values["all_labellings_enumerated"] == 1
+    assert np.isnan(values["strata"])
 
 
 def test_report_captions_count_the_permutations_that_ran(tmp_path):
@@ -669,9 +693,9 @@ def test_calibration_verdicts():
         "1 calls in 95% of 30 permutations, and about 6% of the observed calls are expected to be false."
     )
     assert calibration_section.calibration_verdict(
-        summary_values(observed_degs=2, pvalue_observed_degs=0.2, qvalue_perm_calls=0), 0.05
+        summary_values(observed_degs=2, pvalue_observed_degs=6 / 31, qvalue_perm_calls=0), 0.05
     ) == (
-        "Chance alone could give these 2 calls: shuffled labels gave as many or more in 20% of 30 "
+        "Chance alone could give these 2 calls: shuffled labels gave as many or more in 5 of 30 "
         "permutations, so read the gene list by qvalue_perm (0 genes) rather than by padj."
     )
     assert calibration_section.calibration_verdict(
@@ -685,17 +709,17 @@ def test_calibration_verdicts():
 def test_toy_report_calibration_section(toy_run):
     from test_report import as_frame, parse_report
 
+    from trdpipe.report.sections import calibration as calibration_section
+
     text, parser = parse_report(toy_run / "results/report/report.html")
     anchor = "calibration-TRD_vs_responder"
     assert anchor in parser.sections
     summary = pd.read_csv(toy_run / "results/calibration/TRD_vs_responder/summary.tsv", sep="\t")
-    values = pd.to_numeric(summary.set_index("statistic")["value"], errors="coerce")
+    values = calibration_section.numeric_summary(summary)
     shown = as_frame(parser.tables[f"{anchor}-summary"]).set_index("statistic")["value"]
     assert shown["genes called, observed labels"] == str(int(values["observed_degs"]))
     assert shown["empirical FDR of the observed calls (SAM)"] == f"{values['empirical_fdr']:.3g}"
     assert shown["inflation lambda, observed labels"] == f"{values['observed_lambda']:.3g}"
-    from trdpipe.report.sections import calibration as calibration_section
-
     assert calibration_section.calibration_verdict(values, 0.05) in text
     for reference in ("Tusher VG", "Storey JD, Tibshirani R", "Genome Biology 23:79", "Subramanian A"):
         assert reference in text

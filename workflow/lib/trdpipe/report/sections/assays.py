@@ -6,6 +6,7 @@ import pandas as pd
 from trdpipe.checks.assays import FEATURE_WORDS
 from trdpipe.report.embed import figure
 from trdpipe.report.inputs import Run, read_tsv
+from trdpipe.report.sections.calibration import numeric_summary, permutations_with_as_many
 from trdpipe.report.sections.de import deg_counts, top_genes
 from trdpipe.report.text import anchor_of, format_value, table_rows
 
@@ -15,9 +16,9 @@ QC_FIGURES = ("pca", "library_size", "detected_genes")
 
 def chance_words(summary: pd.DataFrame) -> str:
     """How often shuffled labels called as many features: the calibration's permutation p-value."""
-    values = pd.to_numeric(summary.set_index("statistic")["value"], errors="coerce")
+    values = numeric_summary(summary)
     return (
-        f"shuffled labels called as many or more in {values['pvalue_observed_degs']:.0%} of "
+        f"shuffled labels called as many or more in {permutations_with_as_many(values)} of "
         f"{int(values['permutations'])} permutations (median {format_value(values['null_degs_median'])})"
     )
 

@@ -43,8 +43,20 @@ def calibration_table(numeric: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"statistic": list(CALIBRATION_ROWS.values()), "value": list(values.values())})
 
 
+def numeric_summary(summary: pd.DataFrame) -> pd.Series:
+    """summary.tsv's values as numbers by statistic, its true/false flags as 1/0 (text as NaN)."""
+    flags = {"True": 1, "False": 0}
+    values = summary.set_index("statistic")["value"].map(lambda value: flags.get(value, value))
+    return pd.to_numeric(values, errors="coerce")
+
+
+def permutations_with_as_many(values: pd.Series) -> int:
+    """b of the permutation p-value (b + 1) / (K + 1): the permutations that called as many genes or more."""
+    return round(float(values["pvalue_observed_degs"]) * (int(values["permutations"]) + 1)) - 1
+
+
 def calibration_verdict(values: pd.Series, alpha: float) -> str:
-    """One plain sentence: could the observed calls be chance?"""
+    """One plain sentence: could the observed calls be chance? `values` as numeric_summary gives them."""
     observed, k = int(values["observed_degs"]), int(values["permutations"])
     share, median = float(values["frac_permutations_with_degs"]), float(values["null_degs_median"])
     if observed == 0:
@@ -53,11 +65,14 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
             f"{share:.0%} of {k} permutations: there are no calls here that chance would have to explain."
         )
     if 1 / (k + 1) > 0.05:
+        if values.get("all_labellings_enumerated") == 1:
+            few = f"only {k} distinct permutations exist (the observed labelling and its mirror image left out)"
+        else:
+            few = f"only {k} permutations were refitted (calibration.permutations; 19 or more can reach 0.05)"
         return (
-            f"The calibration cannot tell whether these {observed} calls are chance: only {k} distinct "
-            f"permutations exist (the observed labelling and its mirror image left out), so no permutation "
-            f"p-value can fall below 1 / {k + 1} = {1 / (k + 1):.2g}; shuffled labels gave as many calls "
-            f"or more in {float(values['pvalue_observed_degs']):.0%} of them."
+            f"The calibration cannot tell whether these {observed} calls are chance: {few}, so no "
+            f"permutation p-value can fall below 1 / {k + 1} = {1 / (k + 1):.2g}; shuffled labels gave as "
+            f"many calls or more in {permutations_with_as_many(values)} of the {k}."
         )
     if float(values["pvalue_observed_degs"]) <= 0.05:
         return (
@@ -68,7 +83,7 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
         )
     return (
         f"Chance alone could give these {observed} calls: shuffled labels gave as many or more in "
-        f"{float(values['pvalue_observed_degs']):.0%} of {k} permutations, so read the gene list by "
+        f"{permutations_with_as_many(values)} of {k} permutations, so read the gene list by "
         f"qvalue_perm ({int(values['qvalue_perm_calls'])} genes) rather than by padj."
     )
 
@@ -98,7 +113,7 @@ def calibration_section(
     with the samples' sheet (`obs`), whether the permutations pair each subject with itself."""
     summary = pd.read_csv(files["summary"], sep="\t", keep_default_na=False, na_values=[""])
     values = summary.set_index("statistic")["value"]
-    numeric = pd.to_numeric(values, errors="coerce")
+    numeric = numeric_summary(summary)
     # the captions count the permutations that ran: all distinct ones when fewer exist than asked for
     ran = {**config, "calibration": {**config["calibration"], "permutations": int(numeric["permutations"])}}
     return {

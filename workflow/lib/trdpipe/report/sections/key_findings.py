@@ -8,7 +8,7 @@ from trdpipe.enrichment.terms import gsea_order, lead_fdr, lead_nes, top_terms_b
 from trdpipe.qc.metrics import confounding_alarms
 from trdpipe.report.inputs import Run, read_tsv
 from trdpipe.report.sections.assays import assay_findings
-from trdpipe.report.sections.calibration import calibration_verdict, with_confounding_caveat
+from trdpipe.report.sections.calibration import calibration_verdict, numeric_summary, with_confounding_caveat
 from trdpipe.report.sections.de import deg_counts
 from trdpipe.report.sections.enrichment import gsea_fdr_label, lead_fdr_text
 from trdpipe.report.sections.prediction import best_model, best_model_findings, prediction_not_run
@@ -149,7 +149,7 @@ def key_findings(name: str, contrast: dict, tables: dict, config: dict, switched
     alpha, cut = config["de"]["alpha"], config["enrichment"]["ora_padj"]
     gsea = tables["gsea"]
     shown = top_terms_by_direction(gsea, N_KEY_PATHWAYS, config["enrichment"]["similar_terms_jaccard"])
-    summary = pd.to_numeric(tables["calibration"].set_index("statistic")["value"], errors="coerce")
+    summary = numeric_summary(tables["calibration"])
     permutations = int(summary["permutations"])
     pathways = {
         direction: [
