@@ -55,7 +55,7 @@ COHORTS = {
 # prediction's repeated nested cross-validation are the costly parts (each a full fit per permutation
 # or fold); the cohort column is the prediction's held-out unit.
 SCALE_SETTINGS = {
-    "calibration": {"permutations": 10, "block_size": 5},
+    "calibration": {"permutations": 20, "block_size": 10},
     "predict": {
         "repeats": 1,
         "permutations": 0,

@@ -57,7 +57,7 @@ rule calibration_block:
     threads: 1
     resources:
         # one refit at a time, which drops its samples x genes intermediates once used
-        mem_mb=mem_mb(2000, 50),
+        mem_mb=mem_mb(1800, 40),
         runtime=runtime_min(10, 0.5 * CALIBRATION["block_size"]),
     params:
         design=config["design"],

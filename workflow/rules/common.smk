@@ -156,6 +156,8 @@ def cells_millions():
 JOB_RUNNER_MB = 400
 
 
+# Each rule's base and slope cover the peaks measured at 300, 3,000 and 6,000 samples
+# (bench/measured_peaks.tsv) with the margin of tests/test_resource_formulas.py.
 def mem_mb(base, per_million_cells):
     """Memory request: job runner + base + per-million-cells slope (counts are samples x genes), times the attempt."""
 

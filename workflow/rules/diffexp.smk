@@ -35,10 +35,9 @@ rule deseq2:
     threads: threads_beside_vst_branch(2)
     resources:
         # at most 6 samples x genes matrices of 8-byte values at once (the counts twice, normalised
-        # counts, IRLS means and hat values, Cook's distances): 5.5 GiB at 6,000 x 18,364
-        # (bench/README.md). The slope is still sized for the ~10 held before (11.9 GiB), with
-        # which the 3,000-sample peak of bench/measured_peaks.tsv was measured.
-        mem_mb=mem_mb(1500, 100),
+        # counts, IRLS means and hat values, Cook's distances): 5.3 GB at 6,000 x 18,364
+        # (bench/measured_peaks.tsv)
+        mem_mb=mem_mb(1000, 50),
         runtime=runtime_min(10, 4),
     params:
         design=config["design"],
@@ -64,7 +63,7 @@ rule vst:
     # 1000 genes (deseq2.vst_nsub), takes well under a second
     threads: 1
     resources:
-        mem_mb=mem_mb(1000, 80),
+        mem_mb=mem_mb(400, 50),
         runtime=runtime_min(5, 2),
     params:
         deseq2=de_settings("vst"),

@@ -92,7 +92,7 @@ rule pathway_null:
         "../envs/trdpipe.yml"
     threads: 1
     resources:
-        # one DESeq2 fit, then labellings x genes statistics (float64 while computed); 11.8 GB
+        # one DESeq2 fit, then labellings x genes statistics (float64 while computed); 11.7 GB
         # measured at 6,000 x 20,000 (bench/measured_peaks.tsv)
         mem_mb=mem_mb(1500, 110),
         runtime=runtime_min(10, 0.5),

@@ -72,7 +72,7 @@ rule predict:
     resources:
         # per worker: a fold's DESeq2 dataset and VST (a few copies of samples x genes float64);
         # the parent keeps the counts and the predictions
-        mem_mb=mem_mb(1500, 150),
+        mem_mb=mem_mb(3800, 108),
         runtime=runtime_min(10, 1),
     params:
         predict=config["predict"],

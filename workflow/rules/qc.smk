@@ -50,7 +50,7 @@ rule qc:
     threads: 1  # as vst: the blind VST's threaded part is short
     resources:
         # the blind VST: a few float64 samples x genes matrices
-        mem_mb=mem_mb(1000, 60),
+        mem_mb=mem_mb(400, 45),
         runtime=runtime_min(5, 1),
     params:
         qc=assay_setting("qc"),

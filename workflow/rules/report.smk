@@ -227,7 +227,7 @@ rule report:
         "../envs/trdpipe.yml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1000, 20),
+        mem_mb=mem_mb(1800, 16),
         runtime=5,
     params:
         config=config,

@@ -92,8 +92,8 @@ rule sensitivity:
         "../envs/trdpipe.yml"
     threads: threads_beside_vst_branch(2)
     resources:
-        # as deseq2: one more DE fit
-        mem_mb=mem_mb(1500, 100),
+        # as deseq2: one more DE fit, with a covariate or two more (6.3 GB at 6,000 x 20,000)
+        mem_mb=mem_mb(500, 60),
         runtime=runtime_min(10, 4),
     params:
         design=config["design"],
