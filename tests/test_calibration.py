@@ -708,7 +708,6 @@ def test_calibration_verdicts():
 
 def test_toy_report_calibration_section(toy_run):
     from test_report import as_frame, parse_report
-
     from trdpipe.report.sections import calibration as calibration_section
 
     text, parser = parse_report(toy_run / "results/report/report.html")

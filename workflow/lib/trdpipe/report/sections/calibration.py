@@ -66,7 +66,9 @@ def calibration_verdict(values: pd.Series, alpha: float) -> str:
         )
     if 1 / (k + 1) > 0.05:
         if values.get("all_labellings_enumerated") == 1:
-            few = f"only {k} distinct permutations exist (the observed labelling and its mirror image left out)"
+            few = (
+                f"only {k} distinct permutations exist (the observed labelling and its mirror image left out)"
+            )
         else:
             few = f"only {k} permutations were refitted (calibration.permutations; 19 or more can reach 0.05)"
         return (
