@@ -12,12 +12,12 @@ share, the simulator's marker model). The sample sheet names the cohort in `coho
 dropped (it is the cohort).
 
 The workflow (a copy of this checkout) runs with the default config, the design
-`~ cohort + sex + age + group`, the meta-analysis of the five cohorts (`cohorts: cohort`), and the
-calibration and prediction settings of `SCALE_SETTINGS`
-(README.md, "Large cohorts"), `snakemake --cores 2 --resources mem_mb=20000`. Its output and the
-tables (`bench_table.md`, `bench_table.tsv`, and each rule's peak in `bench_peaks.tsv`, the rows of
-`bench/measured_peaks.tsv`) are in --workdir; --collect-only rebuilds the tables
-of a finished or interrupted run.
+`~ cohort + sex + age + group`, the meta-analysis of the five cohorts (`cohorts: cohort`), the
+calibration and prediction settings of `SCALE_SETTINGS` (README.md, "Large cohorts") and
+`snakemake --cores 2 --resources mem_mb=20000`. Its output and the tables (`bench_table.md`,
+`bench_table.tsv`, and each rule's peak in `bench_peaks.tsv`, the rows of
+`bench/measured_peaks.tsv`) are in --workdir; --collect-only rebuilds the tables of a finished or
+interrupted run.
 """
 
 import argparse

@@ -15,7 +15,7 @@ QC_FIGURES = ("pca", "library_size", "detected_genes")
 
 
 def chance_words(summary: pd.DataFrame) -> str:
-    """How often shuffled labels called as many features: the calibration's permutation p-value."""
+    """How many of the calibration's permutations called as many features as the observed labels."""
     values = numeric_summary(summary)
     return (
         f"shuffled labels called as many or more in {permutations_with_as_many(values)} of "
